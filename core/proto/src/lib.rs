@@ -1,0 +1,226 @@
+//! The protocol between `berthd` (the engine) and `berth-core` (the supervisor).
+//!
+//! HTTP/1.1 with JSON bodies over the core's unix socket, so it can be read with
+//! `curl --unix-socket`. Every path starts with `/v{N}` where N is the protocol
+//! version the caller speaks; the core answers every version from
+//! [`MIN_VERSION`] to [`VERSION`]. The written form is `api-spec/core.yaml`.
+//!
+//! Rules for changing this file: add fields with `#[serde(default)]`, never
+//! rename or reuse one; retire a field by leaving it in place, documented as
+//! retired. A change that old engines cannot ignore bumps [`VERSION`].
+
+#![deny(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+pub mod attach;
+pub mod timefmt;
+
+/// The protocol version this build speaks natively.
+pub const VERSION: u32 = 1;
+/// The oldest protocol version this build still serves (core) or accepts (engine).
+pub const MIN_VERSION: u32 = 1;
+
+/// `GET /handshake` (unversioned, so that any two builds can compare notes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Handshake {
+    /// Oldest protocol version the core serves.
+    pub min_version: u32,
+    /// Newest protocol version the core serves.
+    pub max_version: u32,
+    /// The core's build version (crate version), for `docker info` and logs.
+    pub core_version: String,
+    /// "ok" when the core can run containers.
+    pub health: String,
+    /// The runtime the core uses when a request names none, as a name or path.
+    pub default_runtime: String,
+    /// Runtimes the core found working on this host, by name.
+    #[serde(default)]
+    pub runtimes: Vec<RuntimeInfo>,
+    /// Identifies the core's event log; it changes when the log starts anew
+    /// (for example after a reboot cleared the exec-root), which tells the
+    /// engine that its stored cursor no longer applies.
+    pub event_epoch: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub name: String,
+    pub path: String,
+}
+
+/// Picks the version both sides speak, or `None` when the ranges do not overlap.
+pub fn negotiate(ours: (u32, u32), theirs: (u32, u32)) -> Option<u32> {
+    let hi = ours.1.min(theirs.1);
+    let lo = ours.0.max(theirs.0);
+    (hi >= lo).then_some(hi)
+}
+
+/// `POST /v1/namespaces/{ns}/tasks`: write the bundle, start a shim and let it
+/// run `<runtime> create`. The process is created but not started, so that
+/// the caller can attach before any output is produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateTaskRequest {
+    pub id: String,
+    /// The OCI runtime spec (config.json) as JSON; `root.path` must be absolute.
+    pub spec: serde_json::Value,
+    /// Where the shim appends the container's output, in Docker's json-file format.
+    /// Empty: output is not logged (log driver "none").
+    #[serde(default)]
+    pub log_path: String,
+    /// Keep a pipe to the process's stdin open for attach clients.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close the process's stdin when the first attach client closes its input.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Allocate a terminal (the spec's `process.terminal` must agree).
+    #[serde(default)]
+    pub tty: bool,
+    /// Runtime name (`runc`, `crun`) or absolute path; empty for the core's default.
+    #[serde(default)]
+    pub runtime: String,
+}
+
+/// The state of one task as the core knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub id: String,
+    pub namespace: String,
+    pub status: TaskStatus,
+    /// The container's init process as seen from the host, 0 when none.
+    pub pid: u32,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// RFC 3339 timestamps with nanoseconds, empty when not reached yet.
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: String,
+    /// Set when the process was killed by the kernel's OOM killer.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// The shim's attach socket (see [`attach`]); empty when the task has exited.
+    #[serde(default)]
+    pub attach_socket: String,
+    /// The runtime that runs the task.
+    #[serde(default)]
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Created,
+    Running,
+    Stopped,
+}
+
+/// `POST /v1/namespaces/{ns}/tasks/{id}/kill`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KillRequest {
+    pub signal: i32,
+    /// Signal every process of the container, not only its init.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// `POST /v1/namespaces/{ns}/tasks/{id}/resize`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResizeRequest {
+    pub height: u16,
+    pub width: u16,
+}
+
+/// One entry of the core's event log, streamed by
+/// `GET /v1/events?after=SEQ` as JSON lines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    /// Increasing without gaps within one epoch; survives core restarts.
+    pub seq: u64,
+    pub epoch: String,
+    pub namespace: String,
+    pub id: String,
+    pub kind: EventKind,
+    #[serde(default)]
+    pub pid: u32,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// RFC 3339 with nanoseconds.
+    pub time: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Start,
+    Exit,
+    Delete,
+}
+
+/// The body of every error answer from the core.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Error classes; the engine maps them onto Docker's status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    NotFound,
+    AlreadyExists,
+    InvalidArgument,
+    FailedPrecondition,
+    Unavailable,
+    Internal,
+    /// A code from a newer core that this build does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::NotFound => 404,
+            ErrorCode::AlreadyExists => 409,
+            ErrorCode::InvalidArgument => 400,
+            ErrorCode::FailedPrecondition => 412,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal | ErrorCode::Unknown => 500,
+        }
+    }
+
+    pub fn from_http_status(status: u16) -> Self {
+        match status {
+            404 => ErrorCode::NotFound,
+            409 => ErrorCode::AlreadyExists,
+            400 => ErrorCode::InvalidArgument,
+            412 => ErrorCode::FailedPrecondition,
+            503 => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_picks_highest_common_version() {
+        assert_eq!(negotiate((1, 3), (2, 5)), Some(3));
+        assert_eq!(negotiate((1, 1), (1, 2)), Some(1));
+        assert_eq!(negotiate((3, 4), (1, 2)), None);
+    }
+
+    #[test]
+    fn unknown_error_codes_from_newer_cores_still_parse() {
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"code":"quota_exceeded","message":"x"}"#).unwrap();
+        assert_eq!(body.code, ErrorCode::Unknown);
+    }
+}

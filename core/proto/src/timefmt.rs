@@ -1,0 +1,48 @@
+//! RFC 3339 timestamps with nanoseconds in UTC, as Docker writes them
+//! ("2026-11-22T05:30:56.123456789Z"). Written by hand to keep a date library
+//! out of the shim (its only user besides the core); the civil-from-days conversion is Howard Hinnant's
+//! well-known algorithm.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn now() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format(d.as_secs() as i64, d.subsec_nanos())
+}
+
+pub fn format(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(format(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(format(1_795_325_456, 123_456_789), "2026-11-22T05:30:56.123456789Z");
+    }
+}

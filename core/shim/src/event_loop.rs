@@ -1,0 +1,368 @@
+//! Setting up the container and the poll loop that serves it until it exits.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use berth_proto::attach::{STDERR, STDOUT};
+use berth_runtime::{Cli, CreateOpts, Runtime};
+use nix::sys::signalfd::SignalFd;
+
+use crate::attach::{Client, HIGH_WATER};
+use crate::control::{self, Request};
+use crate::log_writer::LogWriter;
+use crate::stdio::{self, Streams};
+use crate::{exit_file, reaper, Args};
+use berth_proto::timefmt;
+
+/// How long to keep draining output after init exited: processes that left
+/// the container's pid namespace (or share the host's) may hold the pipes.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+pub struct Shim {
+    args: Args,
+    runtime: Cli,
+    init_pid: i32,
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    stdin_pending: Vec<u8>,
+    stdin_close: bool,
+    /// The pty master, kept for resize.
+    console: Option<OwnedFd>,
+    log: LogWriter,
+    attach: UnixListener,
+    control: UnixListener,
+    clients: Vec<Client>,
+    sigchld: SignalFd,
+    exit_code: Option<i32>,
+    exited_at: Option<Instant>,
+}
+
+fn runtime_of(args: &Args) -> Cli {
+    Cli::new(&args.runtime, &args.runtime_root, args.file("runtime.log"))
+}
+
+/// Removes what a failed create may have left in the runtime.
+pub fn cleanup_failed_create(args: &Args) {
+    let _ = runtime_of(args).delete(&args.id);
+    stdio::remove_socket(&args.file("attach.sock"));
+    stdio::remove_socket(&args.file("control.sock"));
+}
+
+impl Shim {
+    /// Everything up to a created (not started) container.
+    pub fn setup(args: &Args) -> Result<Shim, String> {
+        reaper::become_subreaper()?;
+        let sigchld = reaper::sigchld_fd()?;
+        std::fs::write(args.file("shim.pid"), std::process::id().to_string()).map_err(|e| format!("shim.pid: {e}"))?;
+        let log = LogWriter::open(&args.log_path).map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
+        let attach = listen(&args.file("attach.sock"))?;
+        let control = listen(&args.file("control.sock"))?;
+        let runtime = runtime_of(args);
+        let pid_file = args.file("init.pid");
+        let _ = std::fs::remove_file(&pid_file);
+
+        let (streams, console) = if args.tty {
+            let sock_path = args.file("console.sock");
+            let listener = listen(&sock_path)?;
+            let opts = CreateOpts { bundle: args.bundle.clone(), pid_file: pid_file.clone(), console_socket: Some(sock_path.clone()) };
+            let created = runtime.create_with_stdio(&args.id, &opts, Stdio::null(), Stdio::null(), Stdio::null());
+            let master = created.map_err(|e| e.to_string()).and_then(|_| stdio::receive_console(&listener));
+            stdio::remove_socket(&sock_path);
+            let master = master?;
+            let dup = master.try_clone().map_err(|e| e.to_string())?;
+            let stdin = if args.stdin { Some(master.try_clone().map_err(|e| e.to_string())?) } else { None };
+            (Streams { out: dup, err: None, stdin }, Some(master))
+        } else {
+            let (streams, child) = stdio::pipes(args.stdin)?;
+            let opts = CreateOpts { bundle: args.bundle.clone(), pid_file: pid_file.clone(), console_socket: None };
+            let stdin = child.stdin.map(Stdio::from).unwrap_or_else(Stdio::null);
+            runtime
+                .create_with_stdio(&args.id, &opts, stdin, Stdio::from(child.stdout), Stdio::from(child.stderr))
+                .map_err(|e| e.to_string())?;
+            (streams, None)
+        };
+        let init_pid: i32 = std::fs::read_to_string(&pid_file)
+            .map_err(|e| format!("read init pid: {e}"))?
+            .trim()
+            .parse()
+            .map_err(|_| "bad init pid file".to_string())?;
+
+        for fd in [Some(&streams.out), streams.err.as_ref(), streams.stdin.as_ref()].into_iter().flatten() {
+            stdio::set_nonblocking(fd.as_raw_fd());
+        }
+        Ok(Shim {
+            args: args.clone(),
+            runtime,
+            init_pid,
+            out: Some(streams.out),
+            err: streams.err,
+            stdin: streams.stdin,
+            stdin_pending: Vec::new(),
+            stdin_close: false,
+            console,
+            log,
+            attach,
+            control,
+            clients: Vec::new(),
+            sigchld,
+            exit_code: None,
+            exited_at: None,
+        })
+    }
+
+    pub fn init_pid(&self) -> i32 {
+        self.init_pid
+    }
+
+    /// The poll loop; returns once the container exited and was cleaned up.
+    pub fn run(&mut self) {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            if self.finished() {
+                break;
+            }
+            let backpressure = self.clients.iter().any(|c| c.out.len() > HIGH_WATER);
+            // Build the poll set: (fd, events, what).
+            let mut set: Vec<(RawFd, i16, Slot)> = Vec::with_capacity(8 + self.clients.len());
+            set.push((self.sigchld.as_fd().as_raw_fd(), libc::POLLIN, Slot::Signal));
+            set.push((self.attach.as_raw_fd(), libc::POLLIN, Slot::AttachListener));
+            set.push((self.control.as_raw_fd(), libc::POLLIN, Slot::ControlListener));
+            if !backpressure {
+                if let Some(fd) = &self.out {
+                    set.push((fd.as_raw_fd(), libc::POLLIN, Slot::Out));
+                }
+                if let Some(fd) = &self.err {
+                    set.push((fd.as_raw_fd(), libc::POLLIN, Slot::Err));
+                }
+            }
+            if let (Some(fd), false) = (&self.stdin, self.stdin_pending.is_empty()) {
+                set.push((fd.as_raw_fd(), libc::POLLOUT, Slot::Stdin));
+            }
+            for (i, c) in self.clients.iter().enumerate() {
+                let mut ev = 0;
+                if !c.read_closed && self.stdin_pending.len() < HIGH_WATER {
+                    ev |= libc::POLLIN;
+                }
+                if !c.out.is_empty() {
+                    ev |= libc::POLLOUT;
+                }
+                set.push((c.conn.as_raw_fd(), ev, Slot::Client(i)));
+            }
+            let mut fds: Vec<libc::pollfd> = set.iter().map(|&(fd, events, _)| libc::pollfd { fd, events, revents: 0 }).collect();
+            let timeout = if self.exited_at.is_some() { 100 } else { -1 };
+            if poll(&mut fds, timeout) <= 0 {
+                continue;
+            }
+            for (pfd, &(_, _, slot)) in fds.iter().zip(set.iter()) {
+                if pfd.revents == 0 {
+                    continue;
+                }
+                match slot {
+                    Slot::Signal => self.on_sigchld(),
+                    Slot::AttachListener => self.on_attach(),
+                    Slot::ControlListener => self.on_control(),
+                    Slot::Out => self.on_output(STDOUT, &mut buf),
+                    Slot::Err => self.on_output(STDERR, &mut buf),
+                    Slot::Stdin => self.flush_stdin(),
+                    Slot::Client(i) => self.on_client(i, pfd.revents, &mut buf),
+                }
+            }
+            self.clients.retain(|c| !c.broken);
+            if self.stdin_close && self.stdin_pending.is_empty() && self.console.is_none() {
+                self.stdin = None;
+            }
+        }
+        self.shutdown();
+    }
+
+    fn finished(&self) -> bool {
+        match self.exited_at {
+            None => false,
+            Some(at) => (self.out.is_none() && self.err.is_none()) || at.elapsed() > DRAIN_AFTER_EXIT,
+        }
+    }
+
+    fn on_sigchld(&mut self) {
+        while let Ok(Some(_)) = self.sigchld.read_signal() {}
+        if let Some(code) = reaper::reap(self.init_pid) {
+            self.exit_code = Some(code);
+            self.exited_at = Some(Instant::now());
+        }
+    }
+
+    fn on_output(&mut self, stream: u8, buf: &mut [u8]) {
+        let slot = if stream == STDERR { &mut self.err } else { &mut self.out };
+        let Some(fd) = slot else { return };
+        match nix::unistd::read(fd.as_raw_fd(), buf) {
+            Ok(0) => {
+                *slot = None;
+                self.log.flush();
+            }
+            Ok(n) => {
+                let data = &buf[..n];
+                self.log.write(stream, data);
+                for c in &mut self.clients {
+                    c.queue(stream, data);
+                }
+            }
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            // EIO: the terminal's other side is gone.
+            Err(_) => {
+                *slot = None;
+                self.log.flush();
+            }
+        }
+    }
+
+    fn on_attach(&mut self) {
+        if let Ok((conn, _)) = self.attach.accept() {
+            if let Some(mut client) = Client::accept(conn) {
+                if !client.req.stdin || self.stdin.is_none() {
+                    client.req.stdin = false;
+                }
+                self.clients.push(client);
+            }
+        }
+    }
+
+    fn on_client(&mut self, i: usize, revents: i16, buf: &mut [u8]) {
+        let stdin_open = self.stdin.is_some() && !self.stdin_close;
+        let once = self.args.stdin_once;
+        let c = &mut self.clients[i];
+        if revents & libc::POLLOUT != 0 {
+            c.flush();
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !c.read_closed {
+            match (&c.conn).read(buf) {
+                Ok(0) => {
+                    c.read_closed = true;
+                    if c.req.stdin && once {
+                        self.stdin_close = true;
+                    }
+                }
+                Ok(n) => {
+                    if c.req.stdin && stdin_open {
+                        self.stdin_pending.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => c.broken = true,
+            }
+            if !self.stdin_pending.is_empty() {
+                self.flush_stdin();
+            }
+        }
+    }
+
+    fn flush_stdin(&mut self) {
+        let Some(fd) = self.stdin.as_ref().map(|f| f.as_raw_fd()) else {
+            self.stdin_pending.clear();
+            return;
+        };
+        while !self.stdin_pending.is_empty() {
+            match nix::unistd::write(borrow(fd), &self.stdin_pending) {
+                Ok(n) => {
+                    self.stdin_pending.drain(..n);
+                }
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => {
+                    // The container closed its stdin; drop what it will never read.
+                    self.stdin_pending.clear();
+                    self.stdin = None;
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self) {
+        let Ok((conn, _)) = self.control.accept() else { return };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        if BufReader::new(&conn).read_line(&mut line).is_err() {
+            return;
+        }
+        let answer = match control::parse(line.trim()) {
+            Ok(req) => self.handle(req),
+            Err(e) => Err(e),
+        };
+        let reply = match answer {
+            Ok(()) => "ok\n".to_string(),
+            Err(e) => format!("error {}\n", e.replace('\n', " ")),
+        };
+        let _ = (&conn).write_all(reply.as_bytes());
+    }
+
+    fn handle(&mut self, req: Request) -> Result<(), String> {
+        match req {
+            Request::Start => self.runtime.start(&self.args.id).map_err(|e| e.to_string()),
+            Request::Kill { signal, all } => {
+                if self.exit_code.is_some() {
+                    return Err("container is not running".into());
+                }
+                self.runtime.kill(&self.args.id, signal, all).map_err(|e| e.to_string())
+            }
+            Request::Resize { rows, cols } => match &self.console {
+                Some(fd) => stdio::resize(fd.as_raw_fd(), rows, cols),
+                None => Err("the container has no terminal".into()),
+            },
+            Request::CloseStdin => {
+                self.stdin_close = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// After init exited: release the runtime's state, tell the world, leave.
+    fn shutdown(&mut self) {
+        self.log.flush();
+        let finished_at = timefmt::now();
+        if let Err(e) = self.runtime.delete(&self.args.id) {
+            eprintln!("berth-shim: {e}");
+        }
+        stdio::remove_socket(&self.args.file("attach.sock"));
+        stdio::remove_socket(&self.args.file("control.sock"));
+        let code = self.exit_code.unwrap_or(255);
+        if let Err(e) = exit_file::write(&self.args.state_dir, code, &finished_at) {
+            eprintln!("berth-shim: writing exit file: {e}");
+        }
+        for c in self.clients.drain(..) {
+            c.finish();
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Signal,
+    AttachListener,
+    ControlListener,
+    Out,
+    Err,
+    Stdin,
+    Client(usize),
+}
+
+fn listen(path: &std::path::Path) -> Result<UnixListener, String> {
+    let _ = std::fs::remove_file(path);
+    UnixListener::bind(path).map_err(|e| format!("listen on {}: {e}", path.display()))
+}
+
+#[allow(unsafe_code)]
+fn borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: only used for a single write on a descriptor owned by the shim
+    // that stays open for the duration of that call.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+#[allow(unsafe_code)]
+fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> i32 {
+    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd for the call.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) }
+}
+

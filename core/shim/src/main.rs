@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(berth_shim::run(std::env::args().skip(1).collect()));
+}

@@ -1,0 +1,128 @@
+//! The core's HTTP API (protocol version 1; see api-spec/core.yaml).
+//! Thin handlers over [`Tasks`] and [`EventLog`]; only this module knows HTTP.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_proto::{CreateTaskRequest, Handshake, KillRequest, ResizeRequest, TaskInfo};
+use serde::Deserialize;
+
+use crate::event_log::EventLog;
+use crate::tasks::Tasks;
+use crate::Error;
+
+#[derive(Clone)]
+struct AppState {
+    tasks: Tasks,
+    events: Arc<EventLog>,
+}
+
+pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
+    let v1 = Router::new()
+        .route("/handshake", get(handshake))
+        .route("/events", get(events_stream))
+        .route("/namespaces/{ns}/tasks", get(list).post(create))
+        .route("/namespaces/{ns}/tasks/{id}", get(inspect).delete(delete))
+        .route("/namespaces/{ns}/tasks/{id}/start", post(start))
+        .route("/namespaces/{ns}/tasks/{id}/kill", post(kill))
+        .route("/namespaces/{ns}/tasks/{id}/resize", post(resize))
+        .route("/namespaces/{ns}/tasks/{id}/close-stdin", post(close_stdin));
+    Router::new()
+        .route("/handshake", get(handshake))
+        .nest("/v1", v1)
+        .with_state(AppState { tasks, events })
+}
+
+async fn handshake(State(s): State<AppState>) -> Json<Handshake> {
+    Json(Handshake {
+        min_version: berth_proto::MIN_VERSION,
+        max_version: berth_proto::VERSION,
+        core_version: env!("CARGO_PKG_VERSION").to_string(),
+        health: "ok".into(),
+        default_runtime: s.tasks.runtimes().default_name().to_string(),
+        runtimes: s.tasks.runtimes().list(),
+        event_epoch: s.events.epoch().to_string(),
+    })
+}
+
+async fn list(State(s): State<AppState>, Path(ns): Path<String>) -> Result<Json<Vec<TaskInfo>>, Error> {
+    Ok(Json(s.tasks.list(&ns)?))
+}
+
+async fn create(State(s): State<AppState>, Path(ns): Path<String>, body: Bytes) -> Result<(StatusCode, Json<TaskInfo>), Error> {
+    let req: CreateTaskRequest = parse(&body)?;
+    Ok((StatusCode::CREATED, Json(s.tasks.create(&ns, req).await?)))
+}
+
+async fn inspect(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>) -> Result<Json<TaskInfo>, Error> {
+    Ok(Json(s.tasks.inspect(&ns, &id)?))
+}
+
+async fn start(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>) -> Result<Json<TaskInfo>, Error> {
+    Ok(Json(s.tasks.start(&ns, &id).await?))
+}
+
+async fn kill(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>, body: Bytes) -> Result<StatusCode, Error> {
+    let req: KillRequest = parse(&body)?;
+    s.tasks.kill(&ns, &id, req.signal, req.all).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn resize(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>, body: Bytes) -> Result<StatusCode, Error> {
+    let req: ResizeRequest = parse(&body)?;
+    s.tasks.resize(&ns, &id, req.height, req.width).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn close_stdin(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>) -> Result<StatusCode, Error> {
+    s.tasks.close_stdin(&ns, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>) -> Result<StatusCode, Error> {
+    s.tasks.delete(&ns, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+/// JSON lines: the retained events after the cursor, then live ones. A
+/// subscriber that falls too far behind is disconnected and resumes with its
+/// cursor, so no event is skipped silently.
+async fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> Body {
+    let (backlog, rx) = s.events.subscribe(q.after);
+    let line = |ev: &berth_proto::Event| {
+        let mut l = serde_json::to_vec(ev).unwrap_or_default();
+        l.push(b'\n');
+        Bytes::from(l)
+    };
+    let last = backlog.last().map(|e| e.seq).unwrap_or(q.after);
+    let first = futures_util::stream::iter(backlog.iter().map(line).map(Ok::<_, Infallible>).collect::<Vec<_>>());
+    let live = futures_util::stream::unfold((rx, last), move |(mut rx, last)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) if ev.seq <= last => continue,
+                Ok(ev) => {
+                    let seq = ev.seq;
+                    return Some((Ok::<_, Infallible>(line(&ev)), (rx, seq)));
+                }
+                Err(_) => return None,
+            }
+        }
+    });
+    use futures_util::StreamExt;
+    Body::from_stream(first.chain(live))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid request body: {e}")))
+}

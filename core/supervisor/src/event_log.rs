@@ -1,0 +1,123 @@
+//! The core's event log: every start, exit and delete with a sequence number
+//! that only grows, kept in `events.jsonl` in the state directory so that an
+//! engine that was away (or a core that restarted) resumes exactly where it
+//! left off. The `epoch` file names this log; a new log (after the exec-root
+//! was wiped, as by a reboot) gets a new epoch.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use berth_proto::{Event, EventKind};
+use tokio::sync::broadcast;
+
+/// Events kept for replay; an engine further behind than this re-reads task
+/// state instead (it does so at every connect anyway).
+const RETAIN: usize = 10_000;
+
+pub struct EventLog {
+    epoch: String,
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<Event>,
+}
+
+struct Inner {
+    file: std::fs::File,
+    recent: std::collections::VecDeque<Event>,
+    next_seq: u64,
+}
+
+impl EventLog {
+    pub fn open(state_dir: &Path) -> std::io::Result<EventLog> {
+        let epoch_path = state_dir.join("epoch");
+        let epoch = match std::fs::read_to_string(&epoch_path) {
+            Ok(e) if !e.trim().is_empty() => e.trim().to_string(),
+            _ => {
+                let e = format!("{:016x}", rand::random::<u64>());
+                std::fs::write(&epoch_path, &e)?;
+                e
+            }
+        };
+        let path = state_dir.join("events.jsonl");
+        let mut recent = std::collections::VecDeque::new();
+        let mut next_seq = 1;
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            // A line cut short by a kill during the write is skipped.
+            for ev in text.lines().filter_map(|l| serde_json::from_str::<Event>(l).ok()) {
+                next_seq = ev.seq + 1;
+                recent.push_back(ev);
+                if recent.len() > RETAIN {
+                    recent.pop_front();
+                }
+            }
+        }
+        let file = std::fs::File::options().create(true).append(true).open(&path)?;
+        let (live, _) = broadcast::channel(1024);
+        Ok(EventLog { epoch, inner: Mutex::new(Inner { file, recent, next_seq }), live })
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Appends an event, assigning its sequence number, and publishes it.
+    pub fn append(&self, namespace: &str, id: &str, kind: EventKind, pid: u32, exit_code: Option<i32>, time: String) -> Event {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let ev = Event {
+            seq: inner.next_seq,
+            epoch: self.epoch.clone(),
+            namespace: namespace.to_string(),
+            id: id.to_string(),
+            kind,
+            pid,
+            exit_code,
+            oom_killed: false,
+            time,
+        };
+        inner.next_seq += 1;
+        let mut line = serde_json::to_string(&ev).unwrap_or_default();
+        line.push('\n');
+        if let Err(e) = inner.file.write_all(line.as_bytes()) {
+            tracing::error!(error = %e, "writing event log");
+        }
+        inner.recent.push_back(ev.clone());
+        if inner.recent.len() > RETAIN {
+            inner.recent.pop_front();
+        }
+        let _ = self.live.send(ev.clone());
+        ev
+    }
+
+    /// Events after `after` that are still retained, plus a receiver for the
+    /// ones to come; taken under one lock so that nothing falls in between.
+    pub fn subscribe(&self, after: u64) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let backlog = inner.recent.iter().filter(|e| e.seq > after).cloned().collect();
+        (backlog, self.live.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_survives_reopen_and_replays_after_cursor() {
+        let dir = std::env::temp_dir().join(format!("berth-evlog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = EventLog::open(&dir).unwrap();
+        let epoch = log.epoch().to_string();
+        log.append("ns", "a", EventKind::Start, 10, None, "t".into());
+        log.append("ns", "a", EventKind::Exit, 10, Some(3), "t".into());
+        drop(log);
+        let log = EventLog::open(&dir).unwrap();
+        assert_eq!(log.epoch(), epoch);
+        let ev = log.append("ns", "b", EventKind::Start, 11, None, "t".into());
+        assert_eq!(ev.seq, 3);
+        let (backlog, _) = log.subscribe(1);
+        assert_eq!(backlog.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(backlog[0].exit_code, Some(3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,344 @@
+//! Tasks: one OCI bundle and one shim each, grouped in namespaces.
+//!
+//! A task's directory, `<state-dir>/tasks/<namespace>/<id>/`, is the whole
+//! truth about it: `task.json` (this module's record), `bundle/config.json`,
+//! and the shim's files (`shim.pid`, `init.pid`, sockets, `exit.json`). The
+//! in-memory map is a cache rebuilt from those directories at start-up,
+//! which is how a restarted core re-adopts running shims.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_proto::{CreateTaskRequest, EventKind, TaskInfo, TaskStatus};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::event_log::EventLog;
+use crate::pidfd::{self, PidFd};
+use crate::runtimes::Runtimes;
+use crate::{ids, shim, Error};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TaskRecord {
+    id: String,
+    namespace: String,
+    status: TaskStatus,
+    runtime: String,
+    runtime_path: PathBuf,
+    runtime_root: PathBuf,
+    #[serde(default)]
+    pid: u32,
+    #[serde(default)]
+    shim_pid: i32,
+    #[serde(default)]
+    started_at: String,
+    #[serde(default)]
+    finished_at: String,
+    #[serde(default)]
+    exit_code: Option<i32>,
+}
+
+#[derive(Clone)]
+pub struct Tasks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    shim: PathBuf,
+    runtimes: Runtimes,
+    events: Arc<EventLog>,
+    tasks: Mutex<HashMap<(String, String), TaskRecord>>,
+}
+
+#[derive(Deserialize)]
+struct ExitFile {
+    exit_code: i32,
+    finished_at: String,
+}
+
+impl Tasks {
+    pub fn new(state_dir: PathBuf, shim: PathBuf, runtimes: Runtimes, events: Arc<EventLog>) -> Tasks {
+        Tasks { inner: Arc::new(Inner { root: state_dir.join("tasks"), shim, runtimes, events, tasks: Mutex::new(HashMap::new()) }) }
+    }
+
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.inner.runtimes
+    }
+
+    fn dir(&self, ns: &str, id: &str) -> PathBuf {
+        self.inner.root.join(ns).join(id)
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), TaskRecord>> {
+        self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, ns: &str, id: &str) -> Result<TaskRecord, Error> {
+        ids::check("namespace", ns)?;
+        ids::check("task id", id)?;
+        self.map().get(&(ns.to_string(), id.to_string())).cloned().ok_or_else(|| Error::NotFound(id.to_string()))
+    }
+
+    fn save(&self, rec: &TaskRecord) {
+        let dir = self.dir(&rec.namespace, &rec.id);
+        let tmp = dir.join("task.json.tmp");
+        let body = serde_json::to_vec_pretty(rec).unwrap_or_default();
+        if let Err(e) = std::fs::write(&tmp, body).and_then(|_| std::fs::rename(&tmp, dir.join("task.json"))) {
+            warn!(id = %rec.id, error = %e, "saving task record");
+        }
+        self.map().insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
+    }
+
+    fn info(&self, rec: &TaskRecord) -> TaskInfo {
+        let attach = if rec.status == TaskStatus::Stopped {
+            String::new()
+        } else {
+            self.dir(&rec.namespace, &rec.id).join("attach.sock").display().to_string()
+        };
+        TaskInfo {
+            id: rec.id.clone(),
+            namespace: rec.namespace.clone(),
+            status: rec.status,
+            pid: rec.pid,
+            exit_code: rec.exit_code,
+            started_at: rec.started_at.clone(),
+            finished_at: rec.finished_at.clone(),
+            oom_killed: false,
+            attach_socket: attach,
+            runtime: rec.runtime.clone(),
+        }
+    }
+
+    pub fn list(&self, ns: &str) -> Result<Vec<TaskInfo>, Error> {
+        ids::check("namespace", ns)?;
+        let recs: Vec<TaskRecord> = self.map().values().filter(|r| r.namespace == ns).cloned().collect();
+        Ok(recs.iter().map(|r| self.info(r)).collect())
+    }
+
+    pub fn inspect(&self, ns: &str, id: &str) -> Result<TaskInfo, Error> {
+        Ok(self.info(&self.get(ns, id)?))
+    }
+
+    /// Writes the bundle and has a shim create the container (not started).
+    pub async fn create(&self, ns: &str, req: CreateTaskRequest) -> Result<TaskInfo, Error> {
+        ids::check("namespace", ns)?;
+        ids::check("task id", &req.id)?;
+        let (runtime, runtime_path, runtime_root) = self.inner.runtimes.resolve(&req.runtime)?;
+        let key = (ns.to_string(), req.id.clone());
+        let dir = self.dir(ns, &req.id);
+        let mut rec = TaskRecord {
+            id: req.id.clone(),
+            namespace: ns.to_string(),
+            status: TaskStatus::Created,
+            runtime,
+            runtime_path,
+            runtime_root,
+            pid: 0,
+            shim_pid: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            exit_code: None,
+        };
+        {
+            let mut map = self.map();
+            if map.contains_key(&key) {
+                return Err(Error::AlreadyExists(req.id));
+            }
+            // Reserve the id so that a concurrent create of the same id fails.
+            map.insert(key.clone(), rec.clone());
+        }
+        let result = self.create_in(&dir, &req, &mut rec).await;
+        if let Err(e) = result {
+            self.map().remove(&key);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.save(&rec);
+        self.watch(rec.namespace.clone(), rec.id.clone(), rec.shim_pid);
+        Ok(self.info(&rec))
+    }
+
+    async fn create_in(&self, dir: &Path, req: &CreateTaskRequest, rec: &mut TaskRecord) -> Result<(), Error> {
+        let bundle = dir.join("bundle");
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(&bundle)?;
+        if !req.spec.is_object() {
+            return Err(Error::InvalidArgument("spec must be a JSON object".into()));
+        }
+        std::fs::write(bundle.join("config.json"), serde_json::to_vec(&req.spec).unwrap_or_default())?;
+        std::fs::create_dir_all(&rec.runtime_root)?;
+        let pid = shim::spawn(shim::SpawnOpts {
+            shim: &self.inner.shim,
+            id: &req.id,
+            state_dir: dir,
+            bundle: &bundle,
+            runtime: &rec.runtime_path,
+            runtime_root: &rec.runtime_root,
+            log_path: &req.log_path,
+            stdin: req.stdin,
+            stdin_once: req.stdin_once,
+            tty: req.tty,
+        })
+        .await?;
+        rec.pid = pid as u32;
+        rec.shim_pid = read_pid(&dir.join("shim.pid")).unwrap_or(0);
+        Ok(())
+    }
+
+    pub async fn start(&self, ns: &str, id: &str) -> Result<TaskInfo, Error> {
+        let mut rec = self.get(ns, id)?;
+        match rec.status {
+            TaskStatus::Created => {}
+            TaskStatus::Running => return Err(Error::FailedPrecondition(format!("task {id} is already running"))),
+            TaskStatus::Stopped => return Err(Error::FailedPrecondition(format!("task {id} has exited"))),
+        }
+        shim::control(&self.dir(ns, id), "start").await?;
+        rec.status = TaskStatus::Running;
+        rec.started_at = now();
+        self.inner.events.append(ns, id, EventKind::Start, rec.pid, None, rec.started_at.clone());
+        // The shim may already have reported the exit of a very short process;
+        // never overwrite a stopped record with "running".
+        {
+            let map = self.map();
+            if let Some(cur) = map.get(&(ns.to_string(), id.to_string())) {
+                if cur.status == TaskStatus::Stopped {
+                    let mut done = cur.clone();
+                    done.started_at = rec.started_at.clone();
+                    drop(map);
+                    self.save(&done);
+                    return Ok(self.info(&done));
+                }
+            }
+        }
+        self.save(&rec);
+        Ok(self.info(&rec))
+    }
+
+    pub async fn kill(&self, ns: &str, id: &str, signal: i32, all: bool) -> Result<(), Error> {
+        let rec = self.get(ns, id)?;
+        if rec.status == TaskStatus::Stopped {
+            return Err(Error::FailedPrecondition(format!("task {id} is not running")));
+        }
+        let req = if all { format!("kill {signal} all") } else { format!("kill {signal}") };
+        shim::control(&self.dir(ns, id), &req).await
+    }
+
+    pub async fn resize(&self, ns: &str, id: &str, h: u16, w: u16) -> Result<(), Error> {
+        self.get(ns, id)?;
+        shim::control(&self.dir(ns, id), &format!("resize {h} {w}")).await
+    }
+
+    pub async fn close_stdin(&self, ns: &str, id: &str) -> Result<(), Error> {
+        self.get(ns, id)?;
+        shim::control(&self.dir(ns, id), "close-stdin").await
+    }
+
+    /// Removes a stopped task; a created one that never started is killed first.
+    pub async fn delete(&self, ns: &str, id: &str) -> Result<(), Error> {
+        let rec = self.get(ns, id)?;
+        match rec.status {
+            TaskStatus::Running => return Err(Error::FailedPrecondition(format!("task {id} is running"))),
+            TaskStatus::Created => {
+                let (_, mut rx) = self.inner.events.subscribe(u64::MAX);
+                let _ = shim::control(&self.dir(ns, id), "kill 9 all").await;
+                let wait = async {
+                    loop {
+                        match rx.recv().await {
+                            Ok(ev) if ev.id == id && ev.namespace == ns && ev.kind == EventKind::Exit => return,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                            _ => {}
+                        }
+                    }
+                };
+                if tokio::time::timeout(Duration::from_secs(10), wait).await.is_err() && self.get(ns, id)?.status != TaskStatus::Stopped {
+                    return Err(Error::Runtime(format!("task {id} did not stop")));
+                }
+            }
+            TaskStatus::Stopped => {}
+        }
+        self.map().remove(&(ns.to_string(), id.to_string()));
+        std::fs::remove_dir_all(self.dir(ns, id))?;
+        self.inner.events.append(ns, id, EventKind::Delete, rec.pid, rec.exit_code, now());
+        Ok(())
+    }
+
+    /// Follows a shim until it exits, then records the container's exit.
+    fn watch(&self, ns: String, id: String, shim_pid: i32) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            match PidFd::open(shim_pid) {
+                Ok(fd) => {
+                    if let Err(e) = fd.exited().await {
+                        warn!(%id, error = %e, "waiting for shim");
+                    }
+                }
+                Err(e) => info!(%id, error = %e, "shim already gone"),
+            }
+            this.on_shim_exit(&ns, &id);
+        });
+    }
+
+    fn on_shim_exit(&self, ns: &str, id: &str) {
+        let Ok(mut rec) = self.get(ns, id) else { return };
+        let dir = self.dir(ns, id);
+        let (code, finished) = match std::fs::read(dir.join("exit.json")).ok().and_then(|b| serde_json::from_slice::<ExitFile>(&b).ok()) {
+            Some(exit) => (exit.exit_code, exit.finished_at),
+            None => {
+                // The shim died without recording an exit (it was killed): the
+                // container has lost its monitor, so stop it rather than leave
+                // it running unobserved, as containerd does with a dead shim.
+                warn!(%id, "shim exited without an exit file; stopping the container");
+                let rt = berth_runtime::Cli::new(&rec.runtime_path, &rec.runtime_root, dir.join("runtime.log"));
+                use berth_runtime::Runtime;
+                let _ = rt.kill(id, 9, true);
+                let _ = rt.delete(id);
+                (255, now())
+            }
+        };
+        rec.status = TaskStatus::Stopped;
+        rec.exit_code = Some(code);
+        rec.finished_at = finished.clone();
+        info!(%id, exit_code = code, "task exited");
+        self.inner.events.append(ns, id, EventKind::Exit, rec.pid, Some(code), finished);
+        self.save(&rec);
+    }
+
+    /// Re-reads every task directory: running shims are watched again, exits
+    /// that happened while the core was away are recorded now.
+    pub async fn adopt_existing(&self) {
+        let Ok(namespaces) = std::fs::read_dir(&self.inner.root) else { return };
+        for ns in namespaces.flatten() {
+            let Ok(entries) = std::fs::read_dir(ns.path()) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(rec) = std::fs::read(path.join("task.json")).ok().and_then(|b| serde_json::from_slice::<TaskRecord>(&b).ok()) else {
+                    warn!(dir = %path.display(), "removing task directory without a record");
+                    let _ = std::fs::remove_dir_all(&path);
+                    continue;
+                };
+                self.map().insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
+                if rec.status == TaskStatus::Stopped {
+                    continue;
+                }
+                let alive = rec.shim_pid > 0 && pidfd::is_process_of(rec.shim_pid, "berth-shim") && pidfd::is_process_of(rec.shim_pid, &rec.id);
+                if alive {
+                    info!(id = %rec.id, shim_pid = rec.shim_pid, "re-adopted shim");
+                    self.watch(rec.namespace.clone(), rec.id.clone(), rec.shim_pid);
+                } else {
+                    self.on_shim_exit(&rec.namespace, &rec.id);
+                }
+            }
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+pub fn now() -> String {
+    berth_proto::timefmt::now()
+}
