@@ -1,0 +1,148 @@
+//! Handlers of `/containers/...`.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query as AxQuery, Request, State as AxState};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use berth_proto::attach::AttachRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use super::filters::Filters;
+use super::hijack;
+use super::query::{flag, int, Query};
+use super::{ApiVersion, State};
+use crate::containers::lifecycle::WaitCondition;
+use crate::containers::logs::LogOptions;
+use crate::error::{Error, Result};
+
+pub async fn create(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>, body: Bytes) -> Result<Response> {
+    let (id, warnings) = engine.containers.create(q.get("name").map(String::as_str), &body).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warnings": warnings }))).into_response())
+}
+
+pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let limit = int(&q, "limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    Ok(Json(engine.containers.list(flag(&q, "all"), limit, &filters).await?).into_response())
+}
+
+pub async fn inspect(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(engine.containers.inspect(&id).await?).into_response())
+}
+
+pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<StatusCode> {
+    engine.containers.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stop(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
+    engine.containers.stop(&id, int(&q, "t")?, q.get("signal").map(String::as_str)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn restart(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
+    match engine.containers.stop(&id, int(&q, "t")?, q.get("signal").map(String::as_str)).await {
+        Ok(()) | Err(Error::NotModified(_)) => {}
+        Err(e) => return Err(e),
+    }
+    engine.containers.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn kill(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
+    engine.containers.kill(&id, q.get("signal").map(String::as_str)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
+    engine.containers.remove(&id, flag(&q, "force")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The status line and headers go out at once; the body when the condition
+/// is met (clients send this before start and rely on it being registered).
+pub async fn wait(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+    let condition = WaitCondition::parse(q.get("condition").map(String::as_str).unwrap_or(""))?;
+    let done = engine.containers.wait(&id, condition).await?;
+    let body = futures_util::stream::once(async move {
+        let (code, error) = done.await;
+        let err = error.map(|m| json!({ "Message": m })).unwrap_or(serde_json::Value::Null);
+        Ok::<_, Infallible>(Bytes::from(json!({ "StatusCode": code, "Error": err }).to_string() + "\n"))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+pub async fn logs(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
+) -> Result<Response> {
+    let time = |key: &str| -> Result<i128> {
+        match q.get(key).filter(|s| !s.is_empty() && s.as_str() != "0") {
+            None => Ok(0),
+            Some(v) => crate::util::parse_time_filter(v).ok_or_else(|| Error::InvalidArgument(format!("invalid value for \"{key}\": {v}"))),
+        }
+    };
+    let tail = match q.get("tail").map(String::as_str) {
+        None | Some("") | Some("all") => None,
+        Some(n) => Some(n.parse::<i64>().map_err(|_| Error::InvalidArgument(format!("invalid value for \"tail\": {n}")))?.max(-1)),
+    };
+    let opts = LogOptions {
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+        timestamps: flag(&q, "timestamps"),
+        follow: flag(&q, "follow"),
+        tail: tail.filter(|n| *n >= 0).map(|n| n as usize),
+        since: time("since")?,
+        until: time("until")?,
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(Error::InvalidArgument("Bad parameters: you must choose at least one stream".into()));
+    }
+    let (tty, rx) = engine.containers.logs(&id, opts).await?;
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    Ok(([(header::CONTENT_TYPE, hijack::stream_content_type(tty, version))], Body::from_stream(stream)).into_response())
+}
+
+pub async fn attach(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
+    mut req: Request,
+) -> Result<Response> {
+    let c = engine.containers.prepare_attach(&id).await?;
+    if !req.headers().get(header::UPGRADE).is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"tcp")) {
+        return Err(Error::InvalidArgument("attach needs an upgraded connection (Connection: Upgrade, Upgrade: tcp)".into()));
+    }
+    let streams = AttachRequest { stdin: flag(&q, "stdin"), stdout: flag(&q, "stdout"), stderr: flag(&q, "stderr") };
+    let content_type = hijack::stream_content_type(c.tty(), version);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let containers = engine.containers.clone();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => containers.run_attach(c, streams, TokioIo::new(upgraded)).await,
+            Err(e) => tracing::debug!(error = %e, "attach upgrade failed"),
+        }
+    });
+    Ok(hijack::upgraded_response(content_type))
+}
+
+pub async fn resize(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
+    let h = int(&q, "h")?.unwrap_or(0);
+    let w = int(&q, "w")?.unwrap_or(0);
+    if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
+        return Err(Error::InvalidArgument("invalid terminal size".into()));
+    }
+    let c = engine.containers.lookup(&id).await?;
+    if !c.is_running() {
+        return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+    }
+    engine.containers.core().resize(&c.id, h as u16, w as u16).await?;
+    Ok(StatusCode::OK)
+}

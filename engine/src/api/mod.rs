@@ -1,0 +1,142 @@
+//! The Docker Engine API: routes, version prefixes, headers and errors.
+//! The only module that knows HTTP; handlers are thin and call services.
+
+pub mod containers;
+pub mod filters;
+pub mod hijack;
+pub mod images;
+pub mod query;
+pub mod stream;
+pub mod system;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Uri};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::{Extension, Router, ServiceExt};
+use tower::Layer;
+
+use crate::error::Error;
+use crate::Engine;
+
+/// Newest API version served (the docker CLI 28.2 speaks 1.50).
+pub const MAX_API_VERSION: ApiVersion = ApiVersion(1, 50);
+/// Oldest API version served, Docker's hard floor.
+pub const MIN_API_VERSION: ApiVersion = ApiVersion(1, 24);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+impl ApiVersion {
+    fn parse(s: &str) -> Option<ApiVersion> {
+        let (a, b) = s.split_once('.')?;
+        Some(ApiVersion(a.parse().ok()?, b.parse().ok()?))
+    }
+
+    /// Multiplexed (stdcopy) streams are announced by content type from 1.42.
+    pub fn announces_multiplexing(self) -> bool {
+        self >= ApiVersion(1, 42)
+    }
+}
+
+/// Set when the request's version prefix is out of range.
+#[derive(Clone)]
+struct BadVersion(String);
+
+pub type State = Arc<Engine>;
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping_head))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}", delete(containers::remove))
+        .route("/images/json", get(images::list))
+        .route("/images/load", post(images::load))
+        .route("/images/create", post(images::create))
+        .route("/images/{*name}", get(images::by_name_get).post(images::by_name_post).delete(images::remove))
+        .route("/__berth/bad-version", get(bad_version).post(bad_version).delete(bad_version).put(bad_version).head(bad_version))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(common_headers))
+        .with_state(engine)
+}
+
+/// The service berthd serves: version prefixes are stripped before routing.
+pub fn app(engine: Arc<Engine>) -> axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>> {
+    let r = router(engine);
+    let svc = tower::util::MapRequestLayer::new(strip_version as fn(Request) -> Request).layer(r);
+    svc.into_make_service()
+}
+
+/// `/v1.44/containers/json` → `/containers/json` with the version recorded;
+/// out-of-range versions are routed to a handler that answers 400 as Docker does.
+fn strip_version(mut req: Request) -> Request {
+    let path = req.uri().path().to_string();
+    let mut version = MAX_API_VERSION;
+    let mut rest = path.clone();
+    if let Some(after) = path.strip_prefix("/v") {
+        let (ver, tail) = after.split_once('/').unwrap_or((after, ""));
+        if let Some(v) = ApiVersion::parse(ver) {
+            rest = format!("/{tail}");
+            version = v;
+            let msg = if v < MIN_API_VERSION {
+                Some(format!("client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"))
+            } else if v > MAX_API_VERSION {
+                Some(format!("client version {v} is too new. Maximum supported API version is {MAX_API_VERSION}"))
+            } else {
+                None
+            };
+            if let Some(m) = msg {
+                req.extensions_mut().insert(BadVersion(m));
+                rest = "/__berth/bad-version".into();
+            }
+        }
+    }
+    req.extensions_mut().insert(version);
+    let pq = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest,
+    };
+    if let Ok(uri) = pq.parse::<Uri>() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+async fn bad_version(Extension(b): Extension<BadVersion>) -> Error {
+    Error::InvalidArgument(b.0)
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("page not found".into())
+}
+
+/// Headers Docker puts on every response; clients read Api-Version from them.
+async fn common_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static("1.50"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Server", HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")));
+    resp
+}
+

@@ -1,0 +1,160 @@
+//! `/_ping`, `/version`, `/info`.
+
+use std::collections::HashMap;
+
+use axum::extract::State as AxState;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
+use axum::Json;
+use bollard_stubs::models::{SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform};
+use serde_json::json;
+
+use super::{State, MAX_API_VERSION, MIN_API_VERSION};
+use crate::error::Result;
+
+fn ping_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    // Only the classic builder exists, so clients must not try BuildKit.
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    h.insert("Swarm", HeaderValue::from_static("inactive"));
+    h
+}
+
+pub async fn ping() -> impl IntoResponse {
+    (ping_headers(), "OK")
+}
+
+pub async fn ping_head() -> impl IntoResponse {
+    let mut h = ping_headers();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    (h, "")
+}
+
+fn kernel_version() -> String {
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+pub async fn version() -> Json<SystemVersion> {
+    let v = env!("CARGO_PKG_VERSION").to_string();
+    let arch = crate::images::go_arch().to_string();
+    Json(SystemVersion {
+        platform: Some(SystemVersionPlatform { name: "Berth Engine".into() }),
+        components: Some(vec![SystemVersionComponents {
+            name: "Engine".into(),
+            version: v.clone(),
+            details: Some(HashMap::from([
+                ("ApiVersion".to_string(), MAX_API_VERSION.to_string()),
+                ("MinAPIVersion".to_string(), MIN_API_VERSION.to_string()),
+                ("Os".to_string(), "linux".to_string()),
+                ("Arch".to_string(), arch.clone()),
+            ])),
+        }]),
+        version: Some(v),
+        api_version: Some(MAX_API_VERSION.to_string()),
+        min_api_version: Some(MIN_API_VERSION.to_string()),
+        git_commit: Some(option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").to_string()),
+        go_version: Some(String::new()),
+        os: Some("linux".into()),
+        arch: Some(arch),
+        kernel_version: Some(kernel_version()),
+        experimental: Some(false),
+        build_time: Some(String::new()),
+    })
+}
+
+fn cgroup_version() -> &'static str {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn mem_total() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())))
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
+    let (total, running, paused, stopped) = engine.containers.count_by_state().await?;
+    let images = engine.images.count().await?;
+    // Ask the core afresh (it may have been restarted with other runtimes);
+    // fall back to what it said last.
+    let core = engine.refresh_core_info().await.ok().or_else(|| engine.cached_core_info());
+    let default_runtime = engine.config.runtime.clone().or_else(|| core.as_ref().map(|h| h.default_runtime.clone())).unwrap_or_default();
+    let mut runtimes = HashMap::new();
+    for rt in core.as_ref().map(|h| h.runtimes.clone()).unwrap_or_default() {
+        runtimes.insert(rt.name.clone(), bollard_stubs::models::Runtime { path: Some(rt.path.clone()), ..Default::default() });
+    }
+    let mut info = SystemInfo {
+        id: Some(engine.id.clone()),
+        containers: Some(total as i64),
+        containers_running: Some(running as i64),
+        containers_paused: Some(paused as i64),
+        containers_stopped: Some(stopped as i64),
+        images: Some(images as i64),
+        driver: Some("overlayfs".into()),
+        driver_status: Some(vec![vec!["Backing Filesystem".into(), "overlay".into()]]),
+        docker_root_dir: Some(engine.config.data_root.display().to_string()),
+        memory_limit: Some(true),
+        swap_limit: Some(false),
+        cpu_cfs_period: Some(true),
+        cpu_cfs_quota: Some(true),
+        cpu_shares: Some(true),
+        cpu_set: Some(true),
+        pids_limit: Some(true),
+        oom_kill_disable: Some(false),
+        ipv4_forwarding: Some(false),
+        debug: Some(engine.config.log_level == "debug"),
+        nfd: Some(std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0)),
+        n_goroutines: Some(0),
+        system_time: Some(crate::util::now_rfc3339()),
+        logging_driver: Some("json-file".into()),
+        cgroup_driver: serde_json::from_value(json!("cgroupfs")).ok(),
+        cgroup_version: serde_json::from_value(json!(cgroup_version())).ok(),
+        n_events_listener: Some(0),
+        kernel_version: Some(kernel_version()),
+        operating_system: Some(os_name()),
+        os_type: Some("linux".into()),
+        architecture: Some(std::env::consts::ARCH.into()),
+        ncpu: Some(std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)),
+        mem_total: Some(mem_total()),
+        index_server_address: Some("https://index.docker.io/v1/".into()),
+        name: Some(std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()),
+        labels: Some(vec![]),
+        experimental_build: Some(false),
+        server_version: Some(env!("CARGO_PKG_VERSION").into()),
+        runtimes: Some(runtimes),
+        default_runtime: Some(default_runtime),
+        live_restore_enabled: Some(true),
+        isolation: None,
+        init_binary: Some(String::new()),
+        security_options: Some(vec!["name=seccomp,profile=unconfined".into()]),
+        warnings: Some(vec![]),
+        ..Default::default()
+    };
+    info.registry_config = serde_json::from_value(json!({
+        "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}},
+        "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+        "Mirrors": []
+    }))
+    .ok();
+    info.swarm = serde_json::from_value(json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null})).ok();
+    if let Some(h) = &core {
+        info.containerd_commit = serde_json::from_value(json!({"ID": format!("berth-core {}", h.core_version)})).ok();
+    }
+    Ok(Json(info))
+}

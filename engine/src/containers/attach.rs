@@ -1,0 +1,156 @@
+//! Attaching clients to a container's live stdio through its shim's attach
+//! socket (protocol in `berth_proto::attach`).
+//!
+//! An attach that arrives before start (as `docker run` sends it) waits in
+//! [`Pending`]; `start` connects every waiting client to the shim after the
+//! process was created and before it runs, so no output is missed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use berth_proto::attach::{parse_header, AttachRequest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use super::record::Container;
+use super::Containers;
+use crate::error::{Error, Result};
+
+type Waiter = (AttachRequest, oneshot::Sender<UnixStream>);
+
+#[derive(Default)]
+pub struct Pending {
+    waiting: Mutex<HashMap<String, Vec<Waiter>>>,
+}
+
+impl Pending {
+    fn register(&self, id: &str, req: AttachRequest) -> oneshot::Receiver<UnixStream> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_string()).or_default().push((req, tx));
+        rx
+    }
+
+    /// Connects every waiting client of `id` to the shim at `socket`.
+    pub async fn connect_all(&self, id: &str, socket: &str) {
+        let waiters = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
+        for (req, tx) in waiters {
+            if tx.is_closed() {
+                continue;
+            }
+            match connect(socket, req).await {
+                Ok(conn) => {
+                    let _ = tx.send(conn);
+                }
+                Err(e) => debug!(container_id = %id, error = %e, "connecting a waiting attach"),
+            }
+        }
+    }
+
+    /// Ends the waits of a container that goes away.
+    pub fn drop_all(&self, id: &str) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
+async fn connect(socket: &str, req: AttachRequest) -> std::io::Result<UnixStream> {
+    let mut conn = UnixStream::connect(socket).await?;
+    conn.write_all(req.to_line().as_bytes()).await?;
+    Ok(conn)
+}
+
+impl Containers {
+    /// Checks an attach before the connection is upgraded, so that errors
+    /// still go out as HTTP statuses.
+    pub async fn prepare_attach(&self, name: &str) -> Result<Container> {
+        let c = self.lookup(name).await?;
+        if !c.is_running() && c.state.status != "created" && c.state.status != "exited" {
+            return Err(Error::Conflict(format!("You cannot attach to a {} container", c.state.status)));
+        }
+        Ok(c)
+    }
+
+    /// Serves an upgraded attach connection until the container's output ends.
+    pub async fn run_attach<IO>(&self, c: Container, req: AttachRequest, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let conn = if c.is_running() {
+            self.connect_running(&c.id, req).await
+        } else {
+            let rx = self.pending.register(&c.id, req);
+            // It may have started between our look and the registration.
+            match self.lookup(&c.id).await {
+                Ok(now) if now.is_running() => self.connect_running(&c.id, req).await,
+                Ok(_) => rx.await.ok(),
+                Err(_) => None,
+            }
+        };
+        let Some(conn) = conn else {
+            let mut io = io;
+            let _ = io.shutdown().await;
+            return;
+        };
+        pump(conn, io, c.tty()).await;
+    }
+
+    async fn connect_running(&self, id: &str, req: AttachRequest) -> Option<UnixStream> {
+        let task = self.core.task(id).await.ok()?;
+        if task.attach_socket.is_empty() {
+            return None;
+        }
+        connect(&task.attach_socket, req).await.ok()
+    }
+}
+
+/// Copies shim frames to the client (unframed with a TTY) and the client's
+/// bytes to the shim's stdin, until the shim closes its side.
+async fn pump<IO>(conn: UnixStream, io: IO, tty: bool)
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut shim_r, mut shim_w) = conn.into_split();
+    let (mut client_r, mut client_w) = tokio::io::split(io);
+    let to_client = async move {
+        let mut header = [0u8; 8];
+        let mut payload = Vec::new();
+        loop {
+            if shim_r.read_exact(&mut header).await.is_err() {
+                break;
+            }
+            let (_, len) = parse_header(&header);
+            payload.resize(len, 0);
+            if shim_r.read_exact(&mut payload).await.is_err() {
+                break;
+            }
+            let written = if tty {
+                client_w.write_all(&payload).await
+            } else {
+                match client_w.write_all(&header).await {
+                    Ok(()) => client_w.write_all(&payload).await,
+                    Err(e) => Err(e),
+                }
+            };
+            if written.is_err() || client_w.flush().await.is_err() {
+                break;
+            }
+        }
+        let _ = client_w.shutdown().await;
+    };
+    let from_client = async move {
+        let _ = tokio::io::copy(&mut client_r, &mut shim_w).await;
+        // The client closed its input: tell the shim (it closes the
+        // container's stdin when the container asked for StdinOnce).
+        let _ = shim_w.shutdown().await;
+    };
+    let mut to_client = Box::pin(to_client);
+    let mut from_client = Box::pin(from_client);
+    let mut input_done = false;
+    loop {
+        tokio::select! {
+            _ = &mut to_client => break,
+            _ = &mut from_client, if !input_done => input_done = true,
+        }
+    }
+}

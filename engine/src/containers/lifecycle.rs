@@ -1,0 +1,353 @@
+//! Start, stop, kill, wait and remove.
+
+use std::time::Duration;
+
+use berth_proto::CreateTaskRequest;
+use tracing::{info, warn};
+
+use super::record::{Container, State};
+use super::{rootfs, spec, user, Change, Containers};
+use crate::core_client::CoreClient;
+use crate::error::{Error, Result};
+
+/// The cgroup parent of every container, like Docker's "/docker".
+pub const CGROUP_PARENT: &str = "/berth";
+
+/// What `POST /containers/{id}/wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<WaitCondition> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::InvalidArgument(format!("invalid condition: {other:?}"))),
+        }
+    }
+}
+
+/// Parses "KILL", "SIGKILL", "9" into a signal number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::InvalidArgument(format!("Invalid signal: {s}")));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse::<nix::sys::signal::Signal>().map(|sig| sig as i32).map_err(|_| Error::InvalidArgument(format!("Invalid signal: {s}")))
+}
+
+impl Containers {
+    /// `POST /containers/{id}/start`
+    pub async fn start(&self, name: &str) -> Result<()> {
+        let id = self.lookup(name).await?.id;
+        let lock = self.lock_of(&id);
+        let guard = lock.lock().await;
+        let mut c = self.lookup(&id).await?;
+        if c.is_running() {
+            return Err(Error::NotModified("container already started".into()));
+        }
+        match self.start_locked(&mut c).await {
+            Ok(()) => {
+                drop(guard);
+                self.notify(Change::Started(c.id.clone()));
+                Ok(())
+            }
+            Err(e) => {
+                let paths = self.paths(&c.id);
+                let _ = rootfs::unmount_rootfs(&paths);
+                c.state.error = e.to_string();
+                if c.state.exit_code == 0 {
+                    c.state.exit_code = exit_code_for_start_error(&c.state.error);
+                }
+                let _ = self.save_state(&c).await;
+                drop(guard);
+                if c.auto_remove() {
+                    let _ = self.remove(&c.id, true).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_locked(&self, c: &mut Container) -> Result<()> {
+        let paths = self.paths(&c.id);
+        // A task left from the previous run of this container is gone with it.
+        match self.core.delete_task(&c.id).await {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let image = self.store.image(&c.image_id).await?.ok_or_else(|| Error::no_such_image(&c.image_ref))?;
+        let lowers: Vec<_> = image.chains.iter().map(|ch| self.images.snapshot_fs(ch)).collect();
+        rootfs::mount_rootfs(&paths, &lowers)?;
+        let hostname = c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_string());
+        rootfs::write_etc_files(&paths, &hostname, &c.host_config.extra_hosts.clone().unwrap_or_default())?;
+        let resolved = user::resolve(&paths.rootfs(), c.config.user.as_deref().unwrap_or(""))?;
+        let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT)?;
+        let log_path = if c.log_driver() == "none" { String::new() } else { paths.log(&c.id).display().to_string() };
+        let req = CreateTaskRequest {
+            id: c.id.clone(),
+            spec: serde_json::to_value(&oci).map_err(Error::internal)?,
+            log_path,
+            stdin: c.config.open_stdin.unwrap_or(false),
+            stdin_once: c.config.stdin_once.unwrap_or(false),
+            tty: c.tty(),
+            runtime: c.host_config.runtime.clone().unwrap_or_default(),
+        };
+        let task = self.core.create_task(&req).await.map_err(|e| match e {
+            Error::Internal(m) => {
+                let msg = format!("failed to create task for container: {m}: unknown");
+                if exit_code_for_start_error(&m) != 0 {
+                    Error::InvalidArgument(msg)
+                } else {
+                    Error::Internal(msg)
+                }
+            }
+            other => other,
+        })?;
+        // Clients that attached before start are connected now, while the
+        // process is created but has not run, so they miss no output.
+        self.pending.connect_all(&c.id, &task.attach_socket).await;
+        let task = self.core.start_task(&c.id).await?;
+        c.state = State {
+            status: "running".into(),
+            running: true,
+            pid: task.pid,
+            exit_code: 0,
+            error: String::new(),
+            started_at: if task.started_at.is_empty() { crate::util::now_rfc3339() } else { task.started_at.clone() },
+            finished_at: c.state.finished_at.clone(),
+            oom_killed: false,
+        };
+        self.save_state(c).await?;
+        info!(container_id = %c.id, pid = task.pid, "container started");
+        // A process that exited at once may have been reported before we
+        // stored "running"; the core's record settles it.
+        if task.status == berth_proto::TaskStatus::Stopped {
+            self.apply_exit(c, task.exit_code.unwrap_or(255), &task.finished_at, task.oom_killed).await?;
+        }
+        Ok(())
+    }
+
+    /// Records an exit (the caller holds the container's lock).
+    pub(crate) async fn apply_exit(&self, c: &mut Container, code: i32, finished_at: &str, oom: bool) -> Result<()> {
+        c.state.running = false;
+        c.state.status = "exited".into();
+        c.state.pid = 0;
+        c.state.exit_code = code;
+        c.state.oom_killed = oom;
+        c.state.finished_at = if finished_at.is_empty() { crate::util::now_rfc3339() } else { finished_at.to_string() };
+        self.save_state(c).await?;
+        if let Err(e) = rootfs::unmount_rootfs(&self.paths(&c.id)) {
+            warn!(container_id = %c.id, error = %e, "unmounting rootfs after exit");
+        }
+        info!(container_id = %c.id, exit_code = code, "container exited");
+        self.notify(Change::Exited(c.id.clone()));
+        Ok(())
+    }
+
+    /// Waits (bounded) until `pred` holds for the container or it is gone.
+    async fn wait_for(&self, id: &str, timeout: Duration, pred: impl Fn(&Container) -> bool) -> bool {
+        let mut rx = self.subscribe();
+        let check = || async {
+            match self.lookup(id).await {
+                Ok(c) => pred(&c),
+                Err(_) => true,
+            }
+        };
+        if check().await {
+            return true;
+        }
+        let wait = async {
+            loop {
+                match rx.recv().await {
+                    Ok(ch) if ch.id() == id => {
+                        if check().await {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if check().await {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    /// `POST /containers/{id}/stop`
+    pub async fn stop(&self, name: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let c = self.lookup(name).await?;
+        if !c.is_running() {
+            return Err(Error::NotModified("container already stopped".into()));
+        }
+        let sig = match signal.filter(|s| !s.is_empty()).or(c.config.stop_signal.as_deref()) {
+            Some(s) => parse_signal(s)?,
+            None => libc::SIGTERM,
+        };
+        let secs = timeout.or(c.config.stop_timeout).unwrap_or(10);
+        info!(container_id = %c.id, signal = sig, timeout = secs, "stopping container");
+        if let Err(e) = self.core.kill(&c.id, sig, false).await {
+            if !matches!(e, Error::Conflict(_)) {
+                return Err(e);
+            }
+        }
+        let grace = if secs < 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_secs(secs as u64) };
+        if self.wait_for(&c.id, grace, |c| !c.is_running()).await {
+            return Ok(());
+        }
+        info!(container_id = %c.id, "container did not stop in time, killing it");
+        self.kill_and_wait(&c).await
+    }
+
+    async fn kill_and_wait(&self, c: &Container) -> Result<()> {
+        match self.core.kill(&c.id, libc::SIGKILL, true).await {
+            Ok(()) | Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if self.wait_for(&c.id, Duration::from_secs(30), |c| !c.is_running()).await {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!("container {} did not exit after SIGKILL", c.id)))
+        }
+    }
+
+    /// `POST /containers/{id}/kill`
+    pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.lookup(name).await?;
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
+        if !c.is_running() {
+            return Err(Error::Conflict(format!("Cannot kill container: {name}: Container {} is not running", c.id)));
+        }
+        if sig == libc::SIGKILL {
+            // Like Docker, SIGKILL returns once the container is gone.
+            return self.kill_and_wait(&c).await;
+        }
+        self.core.kill(&c.id, sig, false).await
+    }
+
+    /// `POST /containers/{id}/wait`: resolves to (exit code, error message).
+    /// The container is looked up before anything is awaited, so a 404
+    /// comes back as a status, not inside a 200 body.
+    pub async fn wait(self: &std::sync::Arc<Self>, name: &str, condition: WaitCondition) -> Result<impl std::future::Future<Output = (i64, Option<String>)> + Send + 'static> {
+        let c = self.lookup(name).await?;
+        let mut rx = self.subscribe();
+        let this = self.clone();
+        let id = c.id.clone();
+        let already = match condition {
+            WaitCondition::NotRunning => !c.is_running(),
+            _ => false,
+        };
+        Ok(async move {
+            if already {
+                return (c.state.exit_code as i64, None);
+            }
+            let mut last = c;
+            loop {
+                match rx.recv().await {
+                    Ok(Change::Exited(x)) if x == id => {
+                        if let Ok(now) = this.lookup(&id).await {
+                            last = now;
+                        }
+                        if condition != WaitCondition::Removed {
+                            return (last.state.exit_code as i64, none_if_empty(&last.state.error));
+                        }
+                    }
+                    Ok(Change::Removed(x)) if x == id => return (last.state.exit_code as i64, none_if_empty(&last.state.error)),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match this.lookup(&id).await {
+                        Ok(now) if !now.is_running() && condition != WaitCondition::Removed => {
+                            return (now.state.exit_code as i64, none_if_empty(&now.state.error));
+                        }
+                        Ok(now) => last = now,
+                        Err(_) => return (last.state.exit_code as i64, none_if_empty(&last.state.error)),
+                    },
+                    Err(_) => return (last.state.exit_code as i64, Some("engine shutting down".into())),
+                }
+            }
+        })
+    }
+
+    /// `DELETE /containers/{id}`
+    pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
+        let c = self.lookup(name).await?;
+        if c.is_running() {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.name
+                )));
+            }
+            self.kill_and_wait(&c).await?;
+        }
+        let lock = self.lock_of(&c.id);
+        let _guard = lock.lock().await;
+        self.remove_locked(&c).await
+    }
+
+    pub(crate) async fn remove_locked(&self, c: &Container) -> Result<()> {
+        match self.core.delete_task(&c.id).await {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let paths = self.paths(&c.id);
+        rootfs::unmount_rootfs(&paths)?;
+        self.pending.drop_all(&c.id);
+        if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e.into());
+            }
+        }
+        self.store.delete_container(&c.id).await?;
+        self.forget_lock(&c.id);
+        info!(container_id = %c.id, "container removed");
+        self.notify(Change::Removed(c.id.clone()));
+        Ok(())
+    }
+
+    pub fn core(&self) -> &CoreClient {
+        &self.core
+    }
+}
+
+fn none_if_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// The exit code Docker records (and the CLI returns) for a failed start.
+fn exit_code_for_start_error(msg: &str) -> i32 {
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        127
+    } else if msg.contains("permission denied") {
+        126
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("2").unwrap(), 2);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}

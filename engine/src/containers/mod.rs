@@ -1,0 +1,272 @@
+//! Containers: create, start, stop, kill, wait, remove, and the state kept
+//! for each. Knows nothing of HTTP; the `api` module calls it.
+//!
+//! A container's process belongs to berth-core (a task of the same id in
+//! the core's "berth" namespace). The engine learns about exits from the
+//! core's event stream (`monitor`), so an exit that happened while the
+//! engine was down is applied when it comes back.
+
+pub mod attach;
+pub mod lifecycle;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod record;
+pub mod rootfs;
+pub mod spec;
+pub mod user;
+pub mod view;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bollard_stubs::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::core_client::CoreClient;
+use crate::error::{Error, Result};
+use crate::images::Images;
+use crate::store::Store;
+use record::{Container, State};
+
+/// What waiters and followers hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Started(String),
+    Exited(String),
+    Removed(String),
+}
+
+impl Change {
+    pub fn id(&self) -> &str {
+        match self {
+            Change::Started(id) | Change::Exited(id) | Change::Removed(id) => id,
+        }
+    }
+}
+
+pub struct Containers {
+    pub(crate) store: Store,
+    pub(crate) images: Arc<Images>,
+    pub(crate) core: Arc<CoreClient>,
+    pub(crate) data_root: PathBuf,
+    /// `--runtime` of this berthd; empty means the core's default.
+    pub(crate) default_runtime: String,
+    /// One lock per container so that start and exit handling never interleave.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) changes: broadcast::Sender<Change>,
+    pub(crate) pending: attach::Pending,
+}
+
+impl Containers {
+    pub fn new(store: Store, images: Arc<Images>, core: Arc<CoreClient>, data_root: PathBuf, default_runtime: String) -> Containers {
+        let (changes, _) = broadcast::channel(256);
+        Containers {
+            store,
+            images,
+            core,
+            data_root,
+            default_runtime,
+            locks: Mutex::new(HashMap::new()),
+            changes,
+            pending: attach::Pending::default(),
+        }
+    }
+
+    pub(crate) fn lock_of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    pub(crate) fn forget_lock(&self, id: &str) {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    pub fn paths(&self, id: &str) -> record::Paths {
+        record::Paths::new(&self.data_root, id)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn notify(&self, change: Change) {
+        let _ = self.changes.send(change);
+    }
+
+    /// Finds a container by full id, name, or unique id prefix.
+    pub async fn lookup(&self, name_or_id: &str) -> Result<Container> {
+        if name_or_id.is_empty() {
+            return Err(Error::no_such_container(name_or_id));
+        }
+        if let Some(row) = self.store.container(name_or_id).await? {
+            return Container::from_row(row);
+        }
+        let name = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if let Some(id) = self.store.container_id_by_name(name).await? {
+            if let Some(row) = self.store.container(&id).await? {
+                return Container::from_row(row);
+            }
+        }
+        if name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let ids = self.store.container_ids_with_prefix(name_or_id).await?;
+            if ids.len() > 1 {
+                return Err(Error::InvalidArgument(format!("multiple IDs found with provided prefix: {name_or_id}")));
+            }
+            if let Some(row) = self.store.container(&ids[0..ids.len().min(1)].first().cloned().unwrap_or_default()).await? {
+                return Container::from_row(row);
+            }
+        }
+        Err(Error::no_such_container(name_or_id))
+    }
+
+    pub(crate) async fn save_state(&self, c: &Container) -> Result<()> {
+        self.store.update_container_state(&c.id, &serde_json::to_string(&c.state).map_err(Error::internal)?).await
+    }
+
+    /// `POST /containers/create`: returns the new id and warnings.
+    pub async fn create(&self, name: Option<&str>, body: &[u8]) -> Result<(String, Vec<String>)> {
+        let raw: Value = serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
+        if !raw.is_object() {
+            return Err(Error::InvalidArgument("invalid JSON: the body must be an object".into()));
+        }
+        let parsed: ContainerCreateBody = serde_json::from_value(raw.clone()).map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?;
+        let mut config: ContainerConfig = {
+            let mut c = raw.clone();
+            if let Some(m) = c.as_object_mut() {
+                m.remove("HostConfig");
+                m.remove("NetworkingConfig");
+            }
+            serde_json::from_value(c).map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?
+        };
+        let mut host_config: HostConfig = parsed.host_config.unwrap_or_default();
+        let image_ref = config.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| Error::InvalidArgument("config.Image must be set".into()))?;
+        let image = self.images.find(&image_ref).await?.ok_or_else(|| {
+            // The CLI pulls and retries on exactly this 404.
+            let shown = crate::images::reference::Reference::parse(&image_ref)
+                .map(|r| crate::images::reference::familiar(&r.with_default_tag().normalized()))
+                .unwrap_or_else(|_| image_ref.clone());
+            Error::no_such_image(&shown)
+        })?;
+        let image_config: Value = serde_json::from_str(&image.config).unwrap_or(Value::Null);
+        merge_image_defaults(&mut config, &image_config["config"]);
+        if config.entrypoint.as_ref().is_none_or(|e| e.is_empty()) && config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(Error::InvalidArgument("no command specified".into()));
+        }
+        let driver = host_config.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default();
+        if !matches!(driver.as_str(), "" | "json-file" | "none") {
+            return Err(Error::InvalidArgument(format!("logging driver {driver} is not supported; use json-file or none")));
+        }
+        if host_config.runtime.as_deref().unwrap_or("").is_empty() && !self.default_runtime.is_empty() {
+            host_config.runtime = Some(self.default_runtime.clone());
+        }
+        // Until container networks exist every container gets a network
+        // namespace of its own with only loopback, which is Docker's "none".
+        match host_config.network_mode.as_deref().unwrap_or("") {
+            "" | "default" | "none" => host_config.network_mode = Some("none".into()),
+            other => return Err(Error::InvalidArgument(format!("network mode {other:?} is not supported yet; containers run with --network none"))),
+        }
+
+        let id = crate::util::random_id();
+        if config.hostname.as_deref().unwrap_or("").is_empty() {
+            config.hostname = Some(id[..12].to_string());
+        }
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => names::validate(n)?,
+            None => self.free_generated_name().await?,
+        };
+        let c = Container {
+            id: id.clone(),
+            name: name.clone(),
+            image_id: image.id.clone(),
+            image_ref,
+            created: crate::util::now_rfc3339(),
+            config,
+            host_config,
+            state: State::created(),
+        };
+        std::fs::create_dir_all(self.paths(&id).dir)?;
+        if let Err(e) = self.store.insert_container(&c.to_row()).await {
+            let _ = std::fs::remove_dir_all(self.paths(&id).dir);
+            if e.to_string().contains("UNIQUE") {
+                let holder = self.store.container_id_by_name(&name).await?.unwrap_or_default();
+                return Err(Error::Conflict(format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+                )));
+            }
+            return Err(e);
+        }
+        tracing::info!(container_id = %id, name = %name, "container created");
+        Ok((id, vec![]))
+    }
+
+    async fn free_generated_name(&self) -> Result<String> {
+        for attempt in 0..10 {
+            let n = names::generate(attempt);
+            if self.store.container_id_by_name(&n).await?.is_none() {
+                return Ok(n);
+            }
+        }
+        Ok(format!("berth_{}", &crate::util::random_id()[..12]))
+    }
+
+    pub async fn count_by_state(&self) -> Result<(usize, usize, usize, usize)> {
+        let all = self.store.containers().await?;
+        let mut running = 0;
+        let mut stopped = 0;
+        for row in &all {
+            let s: State = serde_json::from_str(&row.state).unwrap_or_default();
+            if s.running {
+                running += 1;
+            } else {
+                stopped += 1;
+            }
+        }
+        Ok((all.len(), running, 0, stopped))
+    }
+}
+
+/// Fills what the client left out from the image's config, as Docker does:
+/// env merged by key, labels merged, Cmd/Entrypoint/WorkingDir/User/
+/// StopSignal taken from the image when not given (an Entrypoint given
+/// without Cmd drops the image's Cmd).
+fn merge_image_defaults(config: &mut ContainerConfig, image: &Value) {
+    let strings = |v: &Value| -> Option<Vec<String>> { v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()) };
+    let mut env = strings(&image["Env"]).unwrap_or_default();
+    for e in config.env.clone().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or_default().to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    config.env = Some(env);
+    let user_entrypoint = config.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
+    if !user_entrypoint {
+        config.entrypoint = strings(&image["Entrypoint"]);
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            config.cmd = strings(&image["Cmd"]);
+        }
+    }
+    if config.working_dir.as_deref().unwrap_or("").is_empty() {
+        config.working_dir = image["WorkingDir"].as_str().map(str::to_string);
+    }
+    if config.user.as_deref().unwrap_or("").is_empty() {
+        config.user = image["User"].as_str().map(str::to_string);
+    }
+    if config.stop_signal.as_deref().unwrap_or("").is_empty() {
+        config.stop_signal = image["StopSignal"].as_str().map(str::to_string);
+    }
+    let mut labels: HashMap<String, String> = image["Labels"].as_object().map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()).unwrap_or_default();
+    labels.extend(config.labels.clone().unwrap_or_default());
+    config.labels = Some(labels);
+    if let Some(ports) = image["ExposedPorts"].as_object() {
+        let mut merged = config.exposed_ports.clone().unwrap_or_default();
+        for k in ports.keys() {
+            if !merged.contains(k) {
+                merged.push(k.clone());
+            }
+        }
+        config.exposed_ports = Some(merged);
+    }
+}

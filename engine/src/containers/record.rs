@@ -1,0 +1,131 @@
+//! A container as the engine keeps it: Docker's Config and HostConfig as the
+//! client sent them (merged with the image's defaults), plus its State.
+
+use std::path::PathBuf;
+
+use bollard_stubs::models::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::ContainerRow;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct State {
+    /// created, running, paused, restarting, removing, exited, dead
+    pub status: String,
+    pub running: bool,
+    pub pid: u32,
+    pub exit_code: i32,
+    #[serde(default)]
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+impl State {
+    pub fn created() -> State {
+        State { status: "created".into(), started_at: ZERO_TIME.into(), finished_at: ZERO_TIME.into(), ..Default::default() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub id: String,
+    /// Without Docker's leading slash.
+    pub name: String,
+    pub image_id: String,
+    /// The image as the user named it.
+    pub image_ref: String,
+    pub created: String,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+}
+
+impl Container {
+    pub fn from_row(row: ContainerRow) -> Result<Container> {
+        let bad = |what: &str, e: serde_json::Error| Error::Internal(format!("stored {what} of container {} is unreadable: {e}", row.id));
+        Ok(Container {
+            config: serde_json::from_str(&row.config).map_err(|e| bad("config", e))?,
+            host_config: serde_json::from_str(&row.host_config).map_err(|e| bad("host config", e))?,
+            state: serde_json::from_str(&row.state).map_err(|e| bad("state", e))?,
+            id: row.id,
+            name: row.name,
+            image_id: row.image_id,
+            image_ref: row.image_ref,
+            created: row.created,
+        })
+    }
+
+    pub fn to_row(&self) -> ContainerRow {
+        ContainerRow {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            image_id: self.image_id.clone(),
+            image_ref: self.image_ref.clone(),
+            created: self.created.clone(),
+            config: serde_json::to_string(&self.config).unwrap_or_default(),
+            host_config: serde_json::to_string(&self.host_config).unwrap_or_default(),
+            state: serde_json::to_string(&self.state).unwrap_or_default(),
+        }
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    pub fn tty(&self) -> bool {
+        self.config.tty.unwrap_or(false)
+    }
+
+    pub fn auto_remove(&self) -> bool {
+        self.host_config.auto_remove.unwrap_or(false)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state.running
+    }
+
+    /// Entrypoint followed by Cmd: what the container runs.
+    pub fn process_args(&self) -> Vec<String> {
+        let mut args = self.config.entrypoint.clone().unwrap_or_default();
+        args.extend(self.config.cmd.clone().unwrap_or_default());
+        args
+    }
+
+    pub fn log_driver(&self) -> String {
+        self.host_config.log_config.as_ref().and_then(|l| l.typ.clone()).filter(|t| !t.is_empty()).unwrap_or_else(|| "json-file".into())
+    }
+}
+
+/// Where a container's files live under the data-root.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(data_root: &std::path::Path, id: &str) -> Paths {
+        Paths { dir: data_root.join("containers").join(id) }
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}-json.log"))
+    }
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}

@@ -1,0 +1,85 @@
+//! A container's root filesystem: an overlayfs mount of the image's layer
+//! snapshots (read-only, top layer first) under the container's own upper
+//! and work directories; plus the files Docker bind-mounts into every
+//! container (/etc/hostname, /etc/hosts, /etc/resolv.conf).
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use tracing::debug;
+
+use super::record::Paths;
+use crate::error::{Error, Result};
+
+/// Mounts the overlay at `paths.rootfs()` unless it is mounted already.
+pub fn mount_rootfs(paths: &Paths, lowers: &[PathBuf]) -> Result<()> {
+    let target = paths.rootfs();
+    for d in [&target, &paths.upper(), &paths.work()] {
+        std::fs::create_dir_all(d)?;
+    }
+    if is_mountpoint(&target) {
+        return Ok(());
+    }
+    let lower = if lowers.is_empty() {
+        // An image without layers (an empty import) still needs a lower dir.
+        let empty = paths.file("empty");
+        std::fs::create_dir_all(&empty)?;
+        empty.display().to_string()
+    } else {
+        lowers.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+    };
+    let data = format!("lowerdir={lower},upperdir={},workdir={}", paths.upper().display(), paths.work().display());
+    if data.len() >= 4096 {
+        return Err(Error::Internal(format!("too many layers for one overlay mount ({} bytes of options)", data.len())));
+    }
+    debug!(target = %target.display(), layers = lowers.len(), "mounting overlay");
+    mount(Some("overlay"), &target, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
+        .map_err(|e| Error::Internal(format!("mount overlay at {}: {e}", target.display())))
+}
+
+pub fn unmount_rootfs(paths: &Paths) -> Result<()> {
+    let target = paths.rootfs();
+    if !is_mountpoint(&target) {
+        return Ok(());
+    }
+    debug!(target = %target.display(), "unmounting overlay");
+    umount2(&target, MntFlags::MNT_DETACH).map_err(|e| Error::Internal(format!("unmount {}: {e}", target.display())))
+}
+
+/// Whether `path` is a mount point, from /proc/self/mountinfo.
+pub fn is_mountpoint(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let wanted = path.display().to_string();
+    info.lines().any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(wanted.as_str()))
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// Writes hostname, hosts and resolv.conf for the container.
+pub fn write_etc_files(paths: &Paths, hostname: &str, extra_hosts: &[String]) -> Result<()> {
+    std::fs::write(paths.file("hostname"), format!("{hostname}\n"))?;
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for h in extra_hosts {
+        if let Some((name, ip)) = h.split_once(':') {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    std::fs::write(paths.file("hosts"), hosts)?;
+    // The host's resolver config, minus loopback name servers, which would
+    // point at the container's own (empty) loopback.
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let kept: Vec<&str> = host
+        .lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            !(w.next() == Some("nameserver") && w.next().is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
+        })
+        .collect();
+    std::fs::write(paths.file("resolv.conf"), kept.join("\n") + "\n")?;
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Containers as the Docker API shows them: `docker ps` summaries and
+//! `docker inspect` documents.
+
+use std::collections::HashMap;
+
+use bollard_stubs::models::{
+    ContainerInspectResponse, ContainerState, ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, DriverData,
+    NetworkSettings,
+};
+
+use super::record::{Container, ZERO_TIME};
+use super::Containers;
+use crate::api::filters::{labels_match, Filters};
+use crate::error::{Error, Result};
+use crate::util::{human_duration, parse_rfc3339, unix_now};
+
+const STATUSES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+
+/// "Up 5 minutes", "Exited (0) 2 seconds ago", "Created".
+pub fn status_text(c: &Container) -> String {
+    let since = |t: &str| parse_rfc3339(t).map(|(s, _)| unix_now() - s).unwrap_or(0);
+    match c.state.status.as_str() {
+        "running" => format!("Up {}", human_duration(since(&c.state.started_at))),
+        "exited" if c.state.finished_at != ZERO_TIME => format!("Exited ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at))),
+        "exited" => format!("Exited ({})", c.state.exit_code),
+        "created" => "Created".into(),
+        "removing" => "Removal In Progress".into(),
+        "dead" => "Dead".into(),
+        other => other.to_string(),
+    }
+}
+
+fn command_text(c: &Container) -> String {
+    c.process_args()
+        .iter()
+        .map(|a| if a.contains(' ') { format!("\"{a}\"") } else { a.clone() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Containers {
+    /// `GET /containers/json`
+    pub async fn list(&self, all: bool, limit: Option<usize>, filters: &Filters) -> Result<Vec<ContainerSummary>> {
+        filters.only(&["id", "name", "label", "status", "ancestor", "exited", "before", "since"])?;
+        for s in filters.get("status") {
+            if !STATUSES.contains(&s.as_str()) {
+                return Err(Error::InvalidArgument(format!("invalid filter 'status={s}'")));
+            }
+        }
+        let exited: Vec<i32> = filters
+            .get("exited")
+            .iter()
+            .map(|e| e.parse::<i32>().map_err(|_| Error::InvalidArgument(format!("invalid filter 'exited={e}'"))))
+            .collect::<Result<_>>()?;
+        // Images named in ancestor= filters, as ids.
+        let mut ancestors = Vec::new();
+        for a in filters.get("ancestor") {
+            if let Some(img) = self.images.find(&a).await? {
+                ancestors.push(img.id);
+            } else {
+                ancestors.push(a.clone());
+            }
+        }
+        let all = all || !filters.get("status").is_empty() || !exited.is_empty();
+        let tags = self.store.tags().await?;
+        let mut out = Vec::new();
+        for row in self.store.containers().await? {
+            let c = Container::from_row(row)?;
+            if !all && !c.is_running() {
+                continue;
+            }
+            if !filters.get("id").is_empty() && !filters.get("id").iter().any(|p| c.id.starts_with(p.as_str())) {
+                continue;
+            }
+            if !filters.get("name").is_empty() && !filters.get("name").iter().any(|n| c.name.contains(n.trim_start_matches('/'))) {
+                continue;
+            }
+            if !filters.get("status").is_empty() && !filters.get("status").contains(&c.state.status) {
+                continue;
+            }
+            if !exited.is_empty() && (c.state.status != "exited" || !exited.contains(&c.state.exit_code)) {
+                continue;
+            }
+            if !ancestors.is_empty() && !ancestors.iter().any(|a| *a == c.image_id || *a == c.image_ref) {
+                continue;
+            }
+            if !labels_match(&filters.get("label"), c.config.labels.as_ref().unwrap_or(&HashMap::new())) {
+                continue;
+            }
+            // Show the image as the user named it while that name still
+            // points at the container's image, else the image id.
+            let named = crate::images::reference::Reference::parse(&c.image_ref)
+                .ok()
+                .map(|r| r.with_default_tag().normalized())
+                .is_some_and(|n| tags.iter().any(|(t, id)| *t == n && *id == c.image_id));
+            let image = if named { c.image_ref.clone() } else { c.image_id.clone() };
+            out.push(ContainerSummary {
+                id: Some(c.id.clone()),
+                names: Some(vec![format!("/{}", c.name)]),
+                image: Some(image),
+                image_id: Some(c.image_id.clone()),
+                command: Some(command_text(&c)),
+                created: Some(parse_rfc3339(&c.created).map(|t| t.0).unwrap_or(0)),
+                ports: Some(vec![]),
+                labels: Some(c.config.labels.clone().unwrap_or_default()),
+                state: serde_json::from_value(serde_json::Value::String(c.state.status.clone())).ok(),
+                status: Some(status_text(&c)),
+                host_config: Some(ContainerSummaryHostConfig { network_mode: c.host_config.network_mode.clone(), annotations: None }),
+                network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(HashMap::new()) }),
+                mounts: Some(vec![]),
+                ..Default::default()
+            });
+            if limit.is_some_and(|l| l > 0 && out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /containers/{id}/json`
+    pub async fn inspect(&self, name: &str) -> Result<ContainerInspectResponse> {
+        let c = self.lookup(name).await?;
+        let paths = self.paths(&c.id);
+        let args = c.process_args();
+        let image = self.store.image(&c.image_id).await?;
+        let lower = image
+            .map(|i| i.chains.iter().rev().map(|ch| self.images.snapshot_fs(ch).display().to_string()).collect::<Vec<_>>().join(":"))
+            .unwrap_or_default();
+        let graph = DriverData {
+            name: "overlayfs".into(),
+            data: HashMap::from([
+                ("LowerDir".to_string(), lower),
+                ("UpperDir".to_string(), paths.upper().display().to_string()),
+                ("WorkDir".to_string(), paths.work().display().to_string()),
+                ("MergedDir".to_string(), paths.rootfs().display().to_string()),
+            ]),
+        };
+        let log_path = if c.log_driver() == "none" { String::new() } else { paths.log(&c.id).display().to_string() };
+        Ok(ContainerInspectResponse {
+            id: Some(c.id.clone()),
+            created: Some(c.created.clone()),
+            path: Some(args.first().cloned().unwrap_or_default()),
+            args: Some(args.iter().skip(1).cloned().collect()),
+            state: Some(ContainerState {
+                status: serde_json::from_value(serde_json::Value::String(c.state.status.clone())).ok(),
+                running: Some(c.state.running),
+                paused: Some(false),
+                restarting: Some(false),
+                oom_killed: Some(c.state.oom_killed),
+                dead: Some(c.state.status == "dead"),
+                pid: Some(c.state.pid as i64),
+                exit_code: Some(c.state.exit_code as i64),
+                error: Some(c.state.error.clone()),
+                started_at: Some(c.state.started_at.clone()),
+                finished_at: Some(c.state.finished_at.clone()),
+                health: None,
+            }),
+            image: Some(c.image_id.clone()),
+            resolv_conf_path: Some(paths.file("resolv.conf").display().to_string()),
+            hostname_path: Some(paths.file("hostname").display().to_string()),
+            hosts_path: Some(paths.file("hosts").display().to_string()),
+            log_path: Some(log_path),
+            name: Some(format!("/{}", c.name)),
+            restart_count: Some(0),
+            driver: Some("overlayfs".into()),
+            platform: Some("linux".into()),
+            mount_label: Some(String::new()),
+            process_label: Some(String::new()),
+            app_armor_profile: Some(String::new()),
+            exec_ids: None,
+            host_config: Some(c.host_config.clone()),
+            graph_driver: Some(graph),
+            mounts: Some(vec![]),
+            config: Some(c.config.clone()),
+            network_settings: Some(NetworkSettings {
+                sandbox_id: Some(String::new()),
+                sandbox_key: Some(String::new()),
+                ports: Some(HashMap::new()),
+                networks: Some(HashMap::new()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! The engine's shared state, built once at start-up and handed to the API.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use berth_proto::Handshake;
+
+use crate::config::Config;
+use crate::containers::Containers;
+use crate::core_client::{CoreClient, Launcher};
+use crate::error::Result;
+use crate::images::Images;
+use crate::store::Store;
+
+pub struct Engine {
+    pub config: Config,
+    pub store: Store,
+    pub images: Arc<Images>,
+    pub containers: Arc<Containers>,
+    pub core: Arc<CoreClient>,
+    pub launcher: Arc<Launcher>,
+    pub started: Instant,
+    /// What the core said in the last handshake (runtimes, version).
+    pub core_info: RwLock<Option<Handshake>>,
+    /// A stable id for `docker info`'s ID field.
+    pub id: String,
+}
+
+impl Engine {
+    pub async fn open(config: Config) -> Result<Arc<Engine>> {
+        std::fs::create_dir_all(&config.data_root)?;
+        std::fs::create_dir_all(&config.exec_root)?;
+        let store = Store::open(&config.data_root.join("berth.db")).await?;
+        let id = match store.meta("engine_id").await? {
+            Some(id) => id,
+            None => {
+                let id = crate::util::random_id();
+                store.set_meta("engine_id", &id).await?;
+                id
+            }
+        };
+        let images = Arc::new(Images::new(store.clone(), &config.data_root)?);
+        let core = Arc::new(CoreClient::new(config.core_socket().map_err(crate::Error::InvalidArgument)?));
+        let launcher = Arc::new(Launcher::new(&config)?);
+        let containers = Arc::new(Containers::new(
+            store.clone(),
+            images.clone(),
+            core.clone(),
+            config.data_root.clone(),
+            config.runtime.clone().unwrap_or_default(),
+        ));
+        Ok(Arc::new(Engine { config, store, images, containers, core, launcher, started: Instant::now(), core_info: RwLock::new(None), id }))
+    }
+
+    /// Handshakes with the core (starting it if needed) and remembers its answer.
+    pub async fn refresh_core_info(&self) -> Result<Handshake> {
+        let h = self.launcher.ensure(&self.core).await?;
+        *self.core_info.write().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
+        Ok(h)
+    }
+
+    pub fn cached_core_info(&self) -> Option<Handshake> {
+        self.core_info.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

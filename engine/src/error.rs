@@ -1,0 +1,89 @@
+//! The engine's one error type. Each variant is an error *class*; the
+//! mapping to Docker's status codes lives in exactly one place
+//! ([`Error::status`]), and every error leaves as `{"message": "..."}` with
+//! Content-Type application/json, which is what Docker clients parse.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 404: unknown container, image, exec…
+    #[error("{0}")]
+    NotFound(String),
+    /// 400: bad parameters or bodies.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// 409: name in use, container running, image in use…
+    #[error("{0}")]
+    Conflict(String),
+    /// 304: already started, already stopped.
+    #[error("{0}")]
+    NotModified(String),
+    /// 503: berth-core is not reachable right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 501
+    #[error("{0}")]
+    NotImplemented(String),
+    /// 500: everything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::NotModified(_) => StatusCode::NOT_MODIFIED,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn no_such_container(id: &str) -> Error {
+        Error::NotFound(format!("No such container: {id}"))
+    }
+
+    pub fn no_such_image(name: &str) -> Error {
+        Error::NotFound(format!("No such image: {name}"))
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Error {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Internal(format!("database: {e}"))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::NOT_MODIFIED {
+            // A 304 carries no body.
+            return status.into_response();
+        }
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        }
+        let body = serde_json::json!({ "message": self.to_string() }).to_string();
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp
+    }
+}

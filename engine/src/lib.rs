@@ -1,0 +1,23 @@
+//! berthd: the Docker Engine API.
+//!
+//! Layers, top to bottom: `api` (HTTP, the only module that knows axum and
+//! Docker's wire details), the services `containers` and `images` (what the
+//! API asks for, knowing nothing of HTTP), `store` (the only module that
+//! knows SQL), and `core_client` (the only way to reach berth-core).
+
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod confined;
+pub mod config;
+pub mod containers;
+pub mod core_client;
+pub mod engine;
+pub mod error;
+pub mod images;
+pub mod store;
+pub mod util;
+
+pub use engine::Engine;
+pub use error::Error;

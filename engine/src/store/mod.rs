@@ -1,0 +1,222 @@
+//! Metadata in SQLite (WAL) through sqlx; the only module that knows SQL.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct ContainerRow {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub image_ref: String,
+    pub created: String,
+    pub config: String,
+    pub host_config: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageRow {
+    pub id: String,
+    pub config: String,
+    pub layers: Vec<String>,
+    pub chains: Vec<String>,
+    pub size: i64,
+    pub created: String,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    pub async fn open(path: &Path) -> Result<Store> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(Error::internal)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| Error::Internal(format!("database migration: {e}")))?;
+        Ok(Store { pool })
+    }
+
+    // ---- containers ----
+
+    pub async fn insert_container(&self, c: &ContainerRow) -> Result<()> {
+        sqlx::query("INSERT INTO containers (id, name, image_id, image_ref, created, config, host_config, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(&c.image_id)
+            .bind(&c.image_ref)
+            .bind(&c.created)
+            .bind(&c.config)
+            .bind(&c.host_config)
+            .bind(&c.state)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn update_container_state(&self, id: &str, state: &str) -> Result<()> {
+        sqlx::query("UPDATE containers SET state = ? WHERE id = ?").bind(state).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn delete_container(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM containers WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn containers(&self) -> Result<Vec<ContainerRow>> {
+        let rows = sqlx::query("SELECT id, name, image_id, image_ref, created, config, host_config, state FROM containers ORDER BY created DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(container_row).collect())
+    }
+
+    pub async fn container(&self, id: &str) -> Result<Option<ContainerRow>> {
+        let row = sqlx::query("SELECT id, name, image_id, image_ref, created, config, host_config, state FROM containers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(container_row))
+    }
+
+    pub async fn container_id_by_name(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT id FROM containers WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn container_ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+        let rows = sqlx::query("SELECT id FROM containers WHERE id LIKE ?").bind(pattern).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn containers_using_image(&self, image_id: &str) -> Result<Vec<ContainerRow>> {
+        let rows = sqlx::query("SELECT id, name, image_id, image_ref, created, config, host_config, state FROM containers WHERE image_id = ?")
+            .bind(image_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(container_row).collect())
+    }
+
+    // ---- images ----
+
+    pub async fn insert_image(&self, img: &ImageRow) -> Result<()> {
+        sqlx::query("INSERT OR IGNORE INTO images (id, config, layers, chains, size, created) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&img.id)
+            .bind(&img.config)
+            .bind(serde_json::to_string(&img.layers).unwrap_or_default())
+            .bind(serde_json::to_string(&img.chains).unwrap_or_default())
+            .bind(img.size)
+            .bind(&img.created)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn images(&self) -> Result<Vec<ImageRow>> {
+        let rows = sqlx::query("SELECT id, config, layers, chains, size, created FROM images ORDER BY created DESC").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(image_row).collect())
+    }
+
+    pub async fn image(&self, id: &str) -> Result<Option<ImageRow>> {
+        let row = sqlx::query("SELECT id, config, layers, chains, size, created FROM images WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(image_row))
+    }
+
+    pub async fn image_ids_with_prefix(&self, hex_prefix: &str) -> Result<Vec<String>> {
+        let pattern = format!("sha256:{}%", hex_prefix.replace(['%', '_'], ""));
+        let rows = sqlx::query("SELECT id FROM images WHERE id LIKE ?").bind(pattern).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Deletes an image and its tags in one transaction.
+    pub async fn delete_image(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM tags WHERE image_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM images WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- tags ----
+
+    /// Points `name` at `image_id`; returns the image it pointed at before.
+    pub async fn set_tag(&self, name: &str, image_id: &str) -> Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
+        let old: Option<String> = sqlx::query("SELECT image_id FROM tags WHERE name = ?").bind(name).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
+        sqlx::query("INSERT INTO tags (name, image_id) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id")
+            .bind(name)
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(old.filter(|o| o != image_id))
+    }
+
+    pub async fn tag(&self, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query("SELECT image_id FROM tags WHERE name = ?").bind(name).fetch_optional(&self.pool).await?.map(|r| r.get(0)))
+    }
+
+    pub async fn delete_tag(&self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM tags WHERE name = ?").bind(name).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// All tags as (name, image id).
+    pub async fn tags(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT name, image_id FROM tags ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    // ---- meta ----
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?.map(|r| r.get(0)))
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn container_row(r: &sqlx::sqlite::SqliteRow) -> ContainerRow {
+    ContainerRow {
+        id: r.get(0),
+        name: r.get(1),
+        image_id: r.get(2),
+        image_ref: r.get(3),
+        created: r.get(4),
+        config: r.get(5),
+        host_config: r.get(6),
+        state: r.get(7),
+    }
+}
+
+fn image_row(r: &sqlx::sqlite::SqliteRow) -> ImageRow {
+    let layers: String = r.get(2);
+    let chains: String = r.get(3);
+    ImageRow {
+        id: r.get(0),
+        config: r.get(1),
+        layers: serde_json::from_str(&layers).unwrap_or_default(),
+        chains: serde_json::from_str(&chains).unwrap_or_default(),
+        size: r.get(4),
+        created: r.get(5),
+    }
+}
