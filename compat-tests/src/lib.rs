@@ -1,1 +1,314 @@
-//! See tests/.
+//! Test harness: a private Berth (berthd, which starts berth-core) on its
+//! own data-root, exec-root and socket under /tmp, driven by the real docker
+//! CLI through DOCKER_HOST. [`Berth::finish`] stops everything and fails the
+//! test if any process or mount of this instance is left behind.
+//!
+//! Binaries come from `BERTH_BIN_DIR`, else target/release, else
+//! target/debug (build them first: `cargo build --release`).
+
+pub mod http;
+pub mod images;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BERTH_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    for profile in ["release", "debug"] {
+        let d = target.join(profile);
+        if d.join("berthd").is_file() && d.join("berth-core").is_file() && d.join("berth-shim").is_file() {
+            return d;
+        }
+    }
+    panic!("berthd, berth-core and berth-shim not built: run `cargo build --release` first");
+}
+
+pub struct Berth {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    berthd: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+/// What `docker` printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with everything printed unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn out(&self) -> &str {
+        self.stdout.trim_end()
+    }
+}
+
+impl Berth {
+    pub fn start() -> Berth {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Berth {
+        let root = std::env::temp_dir().join(format!("berth-test-{}-{}", std::process::id(), unique()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let mut b = Berth { socket: root.join("docker.sock"), root, berthd: None, extra_args: extra.iter().map(|s| s.to_string()).collect() };
+        b.spawn_berthd();
+        b
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.root.join("exec")
+    }
+
+    /// Starts berthd and waits until its socket answers `/_ping`.
+    pub fn spawn_berthd(&mut self) {
+        let log = std::fs::File::options().create(true).append(true).open(self.root.join("berthd.log")).unwrap();
+        let child = Command::new(bin_dir().join("berthd"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .arg("--pidfile")
+            .arg(self.root.join("berthd.pid"))
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start berthd");
+        self.berthd = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = http::request(&self.socket, "GET", "/_ping", None) {
+                if resp.status == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.berthd.as_mut().unwrap().try_wait().unwrap() {
+                panic!("berthd exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "berthd did not answer within 30 s:\n{}", self.log());
+            // Polling a socket for readiness: nothing else tells us when it listens.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn berthd_pid(&self) -> u32 {
+        self.berthd.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("berthd.log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.exec_root().join("berth-core.log")).unwrap_or_default()
+    }
+
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.root.join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .args(args);
+        cmd
+    }
+
+    /// Runs the docker CLI with no stdin.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        Run::from(self.docker_cmd(args).stdin(Stdio::null()).output().expect("run docker"))
+    }
+
+    /// Runs the docker CLI with `input` on stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        let mut child = self.docker_cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        Run::from(out)
+    }
+
+    /// Runs the docker CLI under a pseudo-terminal (util-linux `script`),
+    /// for `-t`/`-it` cases. Returns what the terminal showed.
+    pub fn docker_tty(&self, args: &str) -> Run {
+        let cmd = format!("docker {args}");
+        Run::from(
+            Command::new("script")
+                .args(["-qefc", &cmd, "/dev/null"])
+                .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+                .env("DOCKER_CONFIG", self.root.join("docker-config"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    }
+
+    pub fn load_busybox(&self) {
+        let tar = images::busybox_tar();
+        self.docker(&["load", "-i", tar.to_str().unwrap()]).ok();
+    }
+
+    pub fn api(&self, method: &str, path: &str, body: Option<&[u8]>) -> http::Response {
+        http::request(&self.socket, method, path, body).expect("request to berthd")
+    }
+
+    /// Kills berthd with SIGKILL (containers and the core stay).
+    pub fn kill_berthd(&mut self) {
+        if let Some(mut c) = self.berthd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Processes of this instance (their command line names our root).
+    pub fn processes(&self) -> Vec<(u32, String)> {
+        processes_mentioning(&self.root)
+    }
+
+    /// Mount points below our root.
+    pub fn mounts(&self) -> Vec<String> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self.root.display().to_string();
+        info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&root)).map(str::to_string).collect()
+    }
+
+    /// Stops everything, then fails if a process or mount was left behind.
+    pub fn finish(mut self) {
+        self.shutdown();
+        let procs = self.processes();
+        let mounts = self.mounts();
+        let log = self.log();
+        let _ = std::fs::remove_dir_all(&self.root);
+        assert!(procs.is_empty(), "processes left behind: {procs:?}\n{log}");
+        assert!(mounts.is_empty(), "mounts left behind: {mounts:?}\n{log}");
+    }
+
+    fn shutdown(&mut self) {
+        if self.berthd.is_some() {
+            let ids = self.docker(&["ps", "-aq"]).stdout;
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                self.docker(&args);
+            }
+        }
+        if let Some(mut c) = self.berthd.take() {
+
+            unsafe_kill(c.id() as i32, libc::SIGTERM);
+            let _ = c.wait();
+        }
+        // berth-core (and any shim still alive) by pid; wait on pidfds, since
+        // their parent is init, which reaps late.
+        for (pid, _) in self.processes() {
+            unsafe_kill(pid as i32, libc::SIGKILL);
+            wait_exit(pid as i32);
+        }
+        for m in self.mounts().iter().rev() {
+            let c = std::ffi::CString::new(m.as_str()).unwrap();
+            // SAFETY: umount2 with a valid C string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        // Best effort when a test panicked before finish().
+        self.shutdown();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn processes_mentioning(root: &Path) -> Vec<(u32, String)> {
+    let needle = root.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            out.push((pid, cmdline));
+        }
+    }
+    out
+}
+
+pub fn unsafe_kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Waits (up to 10 s) for a process that is not our child to exit, by pidfd.
+pub fn wait_exit(pid: i32) -> bool {
+    // SAFETY: pidfd_open takes plain integers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        return true; // already gone
+    }
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    // SAFETY: closing the descriptor we opened.
+    unsafe { libc::close(fd) };
+    n == 1
+}
+
+/// The parent pid of a process, from /proc.
+pub fn ppid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+}
+
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
+}
+
+/// Reads everything from a unix socket request (used by `http`).
+pub(crate) fn read_all(mut s: UnixStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    Ok(buf)
+}

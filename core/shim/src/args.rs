@@ -13,6 +13,10 @@ pub struct Args {
     pub runtime_root: PathBuf,
     /// Empty: do not log.
     pub log_path: PathBuf,
+    /// Prefix of the shim's sockets (`.attach`, `.ctl`, `.tty` are appended).
+    /// Kept apart from the state directory because a unix socket path must
+    /// fit in 108 bytes, which a deep state directory does not.
+    pub socket_base: PathBuf,
     pub stdin: bool,
     pub stdin_once: bool,
     pub tty: bool,
@@ -31,6 +35,7 @@ impl Args {
                 "--runtime" => a.runtime = value()?.into(),
                 "--runtime-root" => a.runtime_root = value()?.into(),
                 "--log-path" => a.log_path = value()?.into(),
+                "--socket-base" => a.socket_base = value()?.into(),
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,
                 "--tty" => a.tty = true,
@@ -40,6 +45,9 @@ impl Args {
         if a.id.is_empty() || a.state_dir.as_os_str().is_empty() || a.bundle.as_os_str().is_empty() || a.runtime.as_os_str().is_empty() {
             return Err("--id, --state-dir, --bundle and --runtime are required".into());
         }
+        if a.socket_base.as_os_str().is_empty() {
+            a.socket_base = a.state_dir.join("sock");
+        }
         if a.runtime_root.as_os_str().is_empty() {
             a.runtime_root = a.state_dir.join("runtime");
         }
@@ -48,6 +56,12 @@ impl Args {
 
     pub fn file(&self, name: &str) -> PathBuf {
         self.state_dir.join(name)
+    }
+
+    pub fn socket(&self, suffix: &str) -> PathBuf {
+        let mut s = self.socket_base.clone().into_os_string();
+        s.push(suffix);
+        PathBuf::from(s)
     }
 }
 

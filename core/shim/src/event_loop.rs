@@ -48,8 +48,8 @@ fn runtime_of(args: &Args) -> Cli {
 /// Removes what a failed create may have left in the runtime.
 pub fn cleanup_failed_create(args: &Args) {
     let _ = runtime_of(args).delete(&args.id);
-    stdio::remove_socket(&args.file("attach.sock"));
-    stdio::remove_socket(&args.file("control.sock"));
+    stdio::remove_socket(&args.socket(".attach"));
+    stdio::remove_socket(&args.socket(".ctl"));
 }
 
 impl Shim {
@@ -59,14 +59,17 @@ impl Shim {
         let sigchld = reaper::sigchld_fd()?;
         std::fs::write(args.file("shim.pid"), std::process::id().to_string()).map_err(|e| format!("shim.pid: {e}"))?;
         let log = LogWriter::open(&args.log_path).map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
-        let attach = listen(&args.file("attach.sock"))?;
-        let control = listen(&args.file("control.sock"))?;
+        if let Some(dir) = args.socket_base.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("socket directory: {e}"))?;
+        }
+        let attach = listen(&args.socket(".attach"))?;
+        let control = listen(&args.socket(".ctl"))?;
         let runtime = runtime_of(args);
         let pid_file = args.file("init.pid");
         let _ = std::fs::remove_file(&pid_file);
 
         let (streams, console) = if args.tty {
-            let sock_path = args.file("console.sock");
+            let sock_path = args.socket(".tty");
             let listener = listen(&sock_path)?;
             let opts = CreateOpts { bundle: args.bundle.clone(), pid_file: pid_file.clone(), console_socket: Some(sock_path.clone()) };
             let created = runtime.create_with_stdio(&args.id, &opts, Stdio::null(), Stdio::null(), Stdio::null());
@@ -325,8 +328,8 @@ impl Shim {
         if let Err(e) = self.runtime.delete(&self.args.id) {
             eprintln!("berth-shim: {e}");
         }
-        stdio::remove_socket(&self.args.file("attach.sock"));
-        stdio::remove_socket(&self.args.file("control.sock"));
+        stdio::remove_socket(&self.args.socket(".attach"));
+        stdio::remove_socket(&self.args.socket(".ctl"));
         let code = self.exit_code.unwrap_or(255);
         if let Err(e) = exit_file::write(&self.args.state_dir, code, &finished_at) {
             eprintln!("berth-shim: writing exit file: {e}");

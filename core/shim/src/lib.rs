@@ -10,7 +10,8 @@
 //!
 //! The state directory it is given holds everything another process needs to
 //! find it again: `shim.pid`, `init.pid`, `attach.sock`, `control.sock`,
-//! `exit.json`, and `shim.log` with its own diagnostics.
+//! `exit.json`, and `shim.log` with its own diagnostics; its sockets
+//! (`<base>.attach`, `<base>.ctl`) live at a short path given by the core.
 
 #![deny(unsafe_code)]
 

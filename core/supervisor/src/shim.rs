@@ -19,6 +19,7 @@ pub struct SpawnOpts<'a> {
     pub runtime: &'a Path,
     pub runtime_root: &'a Path,
     pub log_path: &'a str,
+    pub socket_base: &'a Path,
     pub stdin: bool,
     pub stdin_once: bool,
     pub tty: bool,
@@ -31,6 +32,7 @@ pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
     let mut cmd = tokio::process::Command::new(o.shim);
     cmd.arg("--id").arg(o.id).arg("--state-dir").arg(o.state_dir).arg("--bundle").arg(o.bundle);
     cmd.arg("--runtime").arg(o.runtime).arg("--runtime-root").arg(o.runtime_root);
+    cmd.arg("--socket-base").arg(o.socket_base);
     if !o.log_path.is_empty() {
         cmd.arg("--log-path").arg(o.log_path);
     }
@@ -63,9 +65,16 @@ fn parse_ready(line: &str) -> Result<i32, Error> {
     }
 }
 
+/// The shim's sockets: `base` plus a suffix.
+pub fn socket(base: &Path, suffix: &str) -> PathBuf {
+    let mut s = base.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 /// Sends one control request and returns the shim's answer.
-pub async fn control(state_dir: &Path, request: &str) -> Result<(), Error> {
-    let path: PathBuf = state_dir.join("control.sock");
+pub async fn control(socket_base: &Path, request: &str) -> Result<(), Error> {
+    let path = socket(socket_base, ".ctl");
     let conn = UnixStream::connect(&path)
         .await
         .map_err(|_| Error::FailedPrecondition("container is not running".into()))?;

@@ -32,6 +32,9 @@ struct TaskRecord {
     pid: u32,
     #[serde(default)]
     shim_pid: i32,
+    /// Prefix of the shim's sockets, short enough for a unix socket path.
+    #[serde(default)]
+    socket_base: PathBuf,
     #[serde(default)]
     started_at: String,
     #[serde(default)]
@@ -96,7 +99,7 @@ impl Tasks {
         let attach = if rec.status == TaskStatus::Stopped {
             String::new()
         } else {
-            self.dir(&rec.namespace, &rec.id).join("attach.sock").display().to_string()
+            shim::socket(&rec.socket_base, ".attach").display().to_string()
         };
         TaskInfo {
             id: rec.id.clone(),
@@ -138,6 +141,7 @@ impl Tasks {
             runtime_root,
             pid: 0,
             shim_pid: 0,
+            socket_base: self.inner.root.parent().unwrap_or(&self.inner.root).join("s").join(format!("{:016x}", rand::random::<u64>())),
             started_at: String::new(),
             finished_at: String::new(),
             exit_code: None,
@@ -178,6 +182,7 @@ impl Tasks {
             runtime: &rec.runtime_path,
             runtime_root: &rec.runtime_root,
             log_path: &req.log_path,
+            socket_base: &rec.socket_base,
             stdin: req.stdin,
             stdin_once: req.stdin_once,
             tty: req.tty,
@@ -195,7 +200,7 @@ impl Tasks {
             TaskStatus::Running => return Err(Error::FailedPrecondition(format!("task {id} is already running"))),
             TaskStatus::Stopped => return Err(Error::FailedPrecondition(format!("task {id} has exited"))),
         }
-        shim::control(&self.dir(ns, id), "start").await?;
+        shim::control(&rec.socket_base, "start").await?;
         rec.status = TaskStatus::Running;
         rec.started_at = now();
         self.inner.events.append(ns, id, EventKind::Start, rec.pid, None, rec.started_at.clone());
@@ -223,17 +228,17 @@ impl Tasks {
             return Err(Error::FailedPrecondition(format!("task {id} is not running")));
         }
         let req = if all { format!("kill {signal} all") } else { format!("kill {signal}") };
-        shim::control(&self.dir(ns, id), &req).await
+        shim::control(&rec.socket_base, &req).await
     }
 
     pub async fn resize(&self, ns: &str, id: &str, h: u16, w: u16) -> Result<(), Error> {
-        self.get(ns, id)?;
-        shim::control(&self.dir(ns, id), &format!("resize {h} {w}")).await
+        let rec = self.get(ns, id)?;
+        shim::control(&rec.socket_base, &format!("resize {h} {w}")).await
     }
 
     pub async fn close_stdin(&self, ns: &str, id: &str) -> Result<(), Error> {
-        self.get(ns, id)?;
-        shim::control(&self.dir(ns, id), "close-stdin").await
+        let rec = self.get(ns, id)?;
+        shim::control(&rec.socket_base, "close-stdin").await
     }
 
     /// Removes a stopped task; a created one that never started is killed first.
@@ -243,7 +248,7 @@ impl Tasks {
             TaskStatus::Running => return Err(Error::FailedPrecondition(format!("task {id} is running"))),
             TaskStatus::Created => {
                 let (_, mut rx) = self.inner.events.subscribe(u64::MAX);
-                let _ = shim::control(&self.dir(ns, id), "kill 9 all").await;
+                let _ = shim::control(&rec.socket_base, "kill 9 all").await;
                 let wait = async {
                     loop {
                         match rx.recv().await {
@@ -260,6 +265,10 @@ impl Tasks {
             TaskStatus::Stopped => {}
         }
         self.map().remove(&(ns.to_string(), id.to_string()));
+        // A shim that was killed could not remove its sockets itself.
+        for suffix in [".attach", ".ctl", ".tty"] {
+            let _ = std::fs::remove_file(shim::socket(&rec.socket_base, suffix));
+        }
         std::fs::remove_dir_all(self.dir(ns, id))?;
         self.inner.events.append(ns, id, EventKind::Delete, rec.pid, rec.exit_code, now());
         Ok(())

@@ -139,15 +139,19 @@ impl Images {
         };
         let mut out = Vec::new();
         for img in images {
-            let img_tags: Vec<String> = tags.get(&img.id).cloned().unwrap_or_default();
+            let mut img_tags: Vec<String> = tags.get(&img.id).cloned().unwrap_or_default();
             if let Some(d) = dangling {
                 if d != img_tags.is_empty() {
                     continue;
                 }
             }
+            // Like Docker, a reference filter also narrows the tags shown.
             let refs = filters.get("reference");
-            if !refs.is_empty() && !img_tags.iter().any(|t| refs.iter().any(|pat| reference_matches(pat, t))) {
-                continue;
+            if !refs.is_empty() {
+                img_tags.retain(|t| refs.iter().any(|pat| reference_matches(pat, t)));
+                if img_tags.is_empty() {
+                    continue;
+                }
             }
             let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
             let labels = labels_of(&config);
@@ -261,8 +265,10 @@ impl Images {
             }
             return Ok(out);
         }
+        // Deleting: every remaining tag goes with it (one named by the
+        // request may already have been reported above).
         for t in &tags {
-            if by_ref.as_deref() != Some(t.as_str()) {
+            if !out.iter().any(|o| o.untagged.as_deref() == Some(familiar(t).as_str())) {
                 out.push(untagged(t));
             }
         }

@@ -1,0 +1,93 @@
+//! Test images, made offline: the busybox image from
+//! contrib/make-busybox-image.sh, and the same image rewritten in the OCI
+//! image layout, to test both archive layouts of `docker load`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+fn images_dir() -> PathBuf {
+    let d = crate::workspace_root().join("target").join("test-images");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// busybox:latest as a classic `docker save` archive (built once).
+pub fn busybox_tar() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = images_dir().join("busybox.tar");
+        if !out.is_file() {
+            // Build under a private name, then rename: test binaries run in parallel.
+            let tmp = images_dir().join(format!("busybox.tar.{}", std::process::id()));
+            let status = Command::new(crate::workspace_root().join("contrib/make-busybox-image.sh")).arg(&tmp).status().expect("run make-busybox-image.sh");
+            assert!(status.success(), "make-busybox-image.sh failed (is busybox-static installed? run contrib/setup.sh)");
+            std::fs::rename(&tmp, &out).unwrap();
+        }
+        out
+    })
+    .clone()
+}
+
+fn digest(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// The busybox image as an OCI image layout archive (index.json, blobs),
+/// tagged `tag`.
+pub fn busybox_oci_tar(tag: &str) -> PathBuf {
+    let out = images_dir().join(format!("busybox-oci-{}-{}.tar", tag.replace([':', '/'], "_"), std::process::id()));
+    let mut ar = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
+    let mut config = Vec::new();
+    let mut layer = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        if name.ends_with("layer.tar") {
+            e.read_to_end(&mut layer).unwrap();
+        } else if name.ends_with(".json") && !name.ends_with("manifest.json") {
+            e.read_to_end(&mut config).unwrap();
+        }
+    }
+    let config_d = digest(&config);
+    let layer_d = digest(&layer);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{config_d}"), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{layer_d}"), "size": layer.len()}]
+    })
+    .to_string()
+    .into_bytes();
+    let manifest_d = digest(&manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{manifest_d}"),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": format!("docker.io/library/{tag}"), "org.opencontainers.image.ref.name": tag.split(':').nth(1).unwrap_or("latest")}
+        }]
+    })
+    .to_string()
+    .into_bytes();
+    let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json", &index);
+    add(&format!("blobs/sha256/{config_d}"), &config);
+    add(&format!("blobs/sha256/{layer_d}"), &layer);
+    add(&format!("blobs/sha256/{manifest_d}"), &manifest);
+    b.finish().unwrap();
+    out
+}
