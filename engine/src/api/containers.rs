@@ -70,8 +70,12 @@ pub async fn wait(AxState(engine): AxState<State>, Path(id): Path<String>, AxQue
     let done = engine.containers.wait(&id, condition).await?;
     let body = futures_util::stream::once(async move {
         let (code, error) = done.await;
-        let err = error.map(|m| json!({ "Message": m })).unwrap_or(serde_json::Value::Null);
-        Ok::<_, Infallible>(Bytes::from(json!({ "StatusCode": code, "Error": err }).to_string() + "\n"))
+        // "Error" is omitted when there is none, as Docker's omitempty does.
+        let mut body = json!({ "StatusCode": code });
+        if let Some(m) = error {
+            body["Error"] = json!({ "Message": m });
+        }
+        Ok::<_, Infallible>(Bytes::from(body.to_string() + "\n"))
     });
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
 }

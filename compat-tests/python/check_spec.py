@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Checks berthd's JSON answers against api-spec/engine.yaml (generated from
+the official Docker Engine API spec). Run by compat-tests/tests/spec.rs:
+
+    check_spec.py SOCKET SPEC
+
+Drives a container through create, start, inspect, list, wait and remove
+with plain HTTP over the unix socket and validates each response body
+against the response schema the spec documents for that status code.
+Exits non-zero listing every mismatch.
+"""
+import http.client
+import json
+import socket
+import sys
+
+import jsonschema
+import yaml
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost")
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def swagger_to_jsonschema(node):
+    """Swagger 2.0 has no null; fields marked x-nullable accept it."""
+    if isinstance(node, dict):
+        out = {k: swagger_to_jsonschema(v) for k, v in node.items()}
+        if node.get("x-nullable"):
+            return {"anyOf": [out, {"type": "null"}]}
+        return out
+    if isinstance(node, list):
+        return [swagger_to_jsonschema(v) for v in node]
+    return node
+
+
+def main():
+    sock, spec_path = sys.argv[1], sys.argv[2]
+    spec = yaml.safe_load(open(spec_path))
+    definitions = swagger_to_jsonschema(spec["definitions"])
+    failures = []
+
+    def call(method, path, body=None):
+        c = UnixHTTP(sock)
+        data = json.dumps(body).encode() if body is not None else None
+        c.request(method, "/v1.50" + path, body=data, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        raw = r.read()
+        return r.status, raw
+
+    def check(method, template, path, body=None, expect=None):
+        status, raw = call(method, path, body)
+        if expect is not None and status != expect:
+            failures.append(f"{method} {path}: status {status}, expected {expect}: {raw[:200]!r}")
+            return None
+        op = spec["paths"][template][method.lower()]
+        resp = op["responses"].get(status, op["responses"].get(str(status)))
+        if resp is None:
+            failures.append(f"{method} {path}: status {status} is not documented")
+            return None
+        value = json.loads(raw) if raw.strip() else None
+        schema = resp.get("schema")
+        if schema is not None and value is not None:
+            full = dict(swagger_to_jsonschema(schema))
+            full["definitions"] = definitions
+            try:
+                jsonschema.Draft4Validator(full).validate(value)
+            except jsonschema.ValidationError as e:
+                failures.append(f"{method} {path}: {e.message} at {list(e.absolute_path)}")
+        return value
+
+    check("GET", "/version", "/version", expect=200)
+    check("GET", "/info", "/info", expect=200)
+    check("GET", "/images/json", "/images/json", expect=200)
+    check("GET", "/images/{name}/json", "/images/busybox/json", expect=200)
+    check("GET", "/images/{name}/json", "/images/nosuch/json", expect=404)
+    created = check("POST", "/containers/create", "/containers/create?name=spec-check",
+                    {"Image": "busybox", "Cmd": ["sh", "-c", "exit 4"], "Labels": {"a": "b"}}, expect=201)
+    check("POST", "/containers/create", "/containers/create?name=spec-check",
+          {"Image": "busybox", "Cmd": ["true"]}, expect=409)
+    check("POST", "/containers/create", "/containers/create", {"Image": "nosuch", "Cmd": ["true"]}, expect=404)
+    cid = created["Id"] if created else "spec-check"
+    check("GET", "/containers/{id}/json", f"/containers/{cid}/json", expect=200)
+    check("POST", "/containers/{id}/start", f"/containers/{cid}/start", expect=204)
+    waited = check("POST", "/containers/{id}/wait", f"/containers/{cid}/wait", expect=200)
+    if waited and waited.get("StatusCode") != 4:
+        failures.append(f"wait returned {waited}, expected StatusCode 4")
+    check("GET", "/containers/json", "/containers/json?all=1", expect=200)
+    check("GET", "/containers/{id}/json", f"/containers/{cid}/json", expect=200)
+    check("GET", "/containers/{id}/json", "/containers/nosuch/json", expect=404)
+    check("POST", "/containers/{id}/kill", f"/containers/{cid}/kill", expect=409)
+    check("DELETE", "/containers/{id}", f"/containers/{cid}", expect=204)
+    check("DELETE", "/containers/{id}", f"/containers/{cid}", expect=404)
+
+    if failures:
+        print("\n".join(failures))
+        sys.exit(1)
+    print("all responses match api-spec/engine.yaml")
+
+
+if __name__ == "__main__":
+    main()

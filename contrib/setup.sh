@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Sets up Berth on a fresh Debian 12 machine, as root:
+#   1. installs what Berth and its tests need from Debian (and PyPI),
+#   2. builds the release binaries,
+#   3. starts berthd (which starts berth-core) on /run/berth/docker.sock,
+#   4. loads a busybox image made offline and runs `docker run --rm busybox echo hello`.
+#
+#   bash contrib/setup.sh           everything above
+#   bash contrib/setup.sh --deps    step 1 only (used by contrib/test.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "setup.sh must run as root" >&2; exit 1; }
+
+# Debian packages: the OCI runtimes, busybox for the test image, util-linux
+# for `script` (tty tests), file, curl; docker.io only when no docker CLI exists
+# (it brings one, and dockerd for side-by-side benchmarks).
+packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine)
+command -v docker >/dev/null || packages+=(docker.io)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
+# PyPI: what compat-tests/python needs to check answers against the API spec.
+python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
+
+[ "${1:-}" = "--deps" ] && exit 0
+
+echo "building release binaries (a few minutes on 2 cores)"
+cargo build --release --locked -p berth-engine -p berth-core -p berth-shim
+bin=$PWD/target/release
+
+export DOCKER_HOST=unix:///run/berth/docker.sock
+if curl -sf --unix-socket /run/berth/docker.sock http://berth/_ping >/dev/null 2>&1; then
+  echo "berthd is already running"
+else
+  mkdir -p /var/log
+  # berthd starts berth-core itself; both outlive this script.
+  setsid "$bin/berthd" >>/var/log/berthd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 300); do
+    curl -sf --unix-socket /run/berth/docker.sock http://berth/_ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -sf --unix-socket /run/berth/docker.sock http://berth/_ping >/dev/null || { echo "berthd did not start; see /var/log/berthd.log" >&2; exit 1; }
+  echo "berthd started (log: /var/log/berthd.log)"
+fi
+
+image=$PWD/target/busybox.tar
+[ -f "$image" ] || contrib/make-busybox-image.sh "$image"
+docker load -i "$image"
+docker run --rm busybox echo hello
+echo
+echo "Berth is running. Use it with:  export DOCKER_HOST=$DOCKER_HOST"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs Berth's whole test suite, as root: unit tests of every crate, then the
+# compat tests, which drive the real docker CLI against real berthd,
+# berth-core, berth-shim, runc and overlayfs. Installs missing Debian
+# packages first (contrib/setup.sh --deps).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash contrib/setup.sh --deps
+cargo build --release --locked -p berth-engine -p berth-core -p berth-shim
+export BERTH_BIN_DIR=$PWD/target/release
+cargo test --locked --workspace -- --test-threads=2
