@@ -91,3 +91,49 @@ pub fn busybox_oci_tar(tag: &str) -> PathBuf {
     b.finish().unwrap();
     out
 }
+
+/// A `docker save` archive whose only layer tries to write outside its
+/// directory: through `..`, through a symlink to `/`, and through an
+/// absolute symlink followed by a hard link. `marker` names the host file
+/// that must never appear.
+pub fn hostile_tar(dir: &std::path::Path, marker: &str) -> PathBuf {
+    fn entry(b: &mut tar::Builder<Vec<u8>>, name: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        // Raw name bytes: the builder would refuse `..`.
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    let rel_marker = marker.trim_start_matches('/');
+    let mut layer = tar::Builder::new(Vec::new());
+    entry(&mut layer, "rootlink", tar::EntryType::Symlink, b"", Some("/"));
+    entry(&mut layer, &format!("rootlink/{rel_marker}"), tar::EntryType::Regular, b"via symlink", None);
+    entry(&mut layer, &format!("../../../../../../../..{marker}"), tar::EntryType::Regular, b"via dotdot", None);
+    let layer = layer.into_inner().unwrap();
+    let diff = digest(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}}}}"#
+    );
+    let config_d = digest(config.as_bytes());
+    let manifest = format!(r#"[{{"Config":"{config_d}.json","RepoTags":["hostile:latest"],"Layers":["{diff}/layer.tar"]}}]"#);
+    let out = dir.join("hostile.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("manifest.json", manifest.as_bytes());
+    add(&format!("{config_d}.json"), config.as_bytes());
+    add(&format!("{diff}/layer.tar"), &layer);
+    b.finish().unwrap();
+    out
+}

@@ -110,3 +110,17 @@ fn image_inspect_and_missing_image() {
     assert!(r.stderr.contains("invalid reference format"), "{r:?}");
     b.finish();
 }
+
+#[test]
+fn hostile_layers_write_nothing_outside_and_store_nothing() {
+    let b = Berth::start();
+    let marker = format!("/tmp/berth-hostile-marker-{}", std::process::id());
+    let tar = images::hostile_tar(&b.root, &marker);
+    let r = b.docker(&["load", "-i", tar.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "a layer with a breakout was accepted: {r:?}");
+    assert!(r.stderr.contains("breakout"), "{r:?}");
+    assert!(!std::path::Path::new(&marker).exists(), "the layer wrote {marker} on the host");
+    assert_eq!(b.docker(&["images", "-q"]).ok().out(), "");
+    assert_eq!(std::fs::read_dir(b.data_root().join("snapshots")).unwrap().count(), 0, "a half-unpacked layer was kept");
+    b.finish();
+}

@@ -95,3 +95,16 @@ fn logs_of_a_tty_container_are_raw() {
     assert_eq!(b.docker(&["logs", "ttylog"]).ok().stdout, "hello\r\n");
     b.finish();
 }
+
+#[test]
+fn logs_follow_streams_until_the_container_exits() {
+    let b = Berth::start();
+    b.load_busybox();
+    // The container paces itself; `logs -f` must show every line and return
+    // on its own once the container has exited.
+    let id = b.docker(&["run", "-d", "busybox", "sh", "-c", "for i in 1 2 3 4; do echo tick$i; sleep 0.2; done"]).ok().out().to_string();
+    let r = b.docker(&["logs", "-f", &id]).ok();
+    assert_eq!(r.stdout, "tick1\ntick2\ntick3\ntick4\n");
+    assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}}", &id]).ok().out(), "exited");
+    b.finish();
+}

@@ -6,7 +6,8 @@
 //! container's stdout and stderr into the json-file log and to attach
 //! clients, feeds stdin, answers control requests (start, kill, resize,
 //! close stdin), and when the container's init exits it records the exit
-//! status in `exit.json` (write then rename) and exits itself.
+//! status in `exit.json` (write then rename) and exits itself. Deleting the
+//! container from the runtime is left to the core (when the task is deleted).
 //!
 //! The state directory it is given holds everything another process needs to
 //! find it again: `shim.pid`, `init.pid`, `attach.sock`, `control.sock`,

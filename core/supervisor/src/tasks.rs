@@ -54,6 +54,9 @@ struct Inner {
     runtimes: Runtimes,
     events: Arc<EventLog>,
     tasks: Mutex<HashMap<(String, String), TaskRecord>>,
+    /// Deletions still cleaning up in the background (runtime delete, task
+    /// directory); a create of the same id waits for them.
+    deleting: Mutex<HashMap<(String, String), tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Deserialize)]
@@ -64,7 +67,16 @@ struct ExitFile {
 
 impl Tasks {
     pub fn new(state_dir: PathBuf, shim: PathBuf, runtimes: Runtimes, events: Arc<EventLog>) -> Tasks {
-        Tasks { inner: Arc::new(Inner { root: state_dir.join("tasks"), shim, runtimes, events, tasks: Mutex::new(HashMap::new()) }) }
+        Tasks {
+            inner: Arc::new(Inner {
+                root: state_dir.join("tasks"),
+                shim,
+                runtimes,
+                events,
+                tasks: Mutex::new(HashMap::new()),
+                deleting: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     pub fn runtimes(&self) -> &Runtimes {
@@ -131,6 +143,10 @@ impl Tasks {
         ids::check("task id", &req.id)?;
         let (runtime, runtime_path, runtime_root) = self.inner.runtimes.resolve(&req.runtime)?;
         let key = (ns.to_string(), req.id.clone());
+        let pending_delete = self.inner.deleting.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        if let Some(handle) = pending_delete {
+            let _ = handle.await;
+        }
         let dir = self.dir(ns, &req.id);
         let mut rec = TaskRecord {
             id: req.id.clone(),
@@ -174,6 +190,8 @@ impl Tasks {
         }
         std::fs::write(bundle.join("config.json"), serde_json::to_vec(&req.spec).unwrap_or_default())?;
         std::fs::create_dir_all(&rec.runtime_root)?;
+        // Which runtime to ask for a delete, even when task.json is gone.
+        std::fs::write(dir.join("runtime"), format!("{}\n{}\n", rec.runtime_path.display(), rec.runtime_root.display()))?;
         let pid = shim::spawn(shim::SpawnOpts {
             shim: &self.inner.shim,
             id: &req.id,
@@ -264,13 +282,30 @@ impl Tasks {
             }
             TaskStatus::Stopped => {}
         }
-        self.map().remove(&(ns.to_string(), id.to_string()));
-        // A shim that was killed could not remove its sockets itself.
-        for suffix in [".attach", ".ctl", ".tty"] {
-            let _ = std::fs::remove_file(shim::socket(&rec.socket_base, suffix));
-        }
-        std::fs::remove_dir_all(self.dir(ns, id))?;
-        self.inner.events.append(ns, id, EventKind::Delete, rec.pid, rec.exit_code, now());
+        let key = (ns.to_string(), id.to_string());
+        self.map().remove(&key);
+        // The runtime's delete and the directory removal run in the
+        // background so that `docker run --rm` does not wait for them; a
+        // create of the same id waits instead. The record goes first, so a
+        // core that dies meanwhile does not resurrect the task.
+        let dir = self.dir(ns, id);
+        let _ = std::fs::remove_file(dir.join("task.json"));
+        let handle = tokio::task::spawn_blocking(move || {
+            use berth_runtime::Runtime;
+            let rt = berth_runtime::Cli::new(&rec.runtime_path, &rec.runtime_root, dir.join("runtime.log"));
+            if let Err(e) = rt.delete(&rec.id) {
+                tracing::debug!(id = %rec.id, error = %e, "runtime delete");
+            }
+            // A shim that was killed could not remove its sockets itself.
+            for suffix in [".attach", ".ctl", ".tty"] {
+                let _ = std::fs::remove_file(shim::socket(&rec.socket_base, suffix));
+            }
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                warn!(id = %rec.id, error = %e, "removing task directory");
+            }
+        });
+        self.inner.deleting.lock().unwrap_or_else(|p| p.into_inner()).insert(key, handle);
+        self.inner.events.append(ns, id, EventKind::Delete, 0, None, now());
         Ok(())
     }
 
@@ -324,7 +359,13 @@ impl Tasks {
             for entry in entries.flatten() {
                 let path = entry.path();
                 let Some(rec) = std::fs::read(path.join("task.json")).ok().and_then(|b| serde_json::from_slice::<TaskRecord>(&b).ok()) else {
+                    // A deletion that a core restart interrupted: finish it.
                     warn!(dir = %path.display(), "removing task directory without a record");
+                    if let Ok(Some((runtime, root))) = leftover_runtime(&path) {
+                        use berth_runtime::Runtime;
+                        let id = entry.file_name().to_string_lossy().into_owned();
+                        let _ = berth_runtime::Cli::new(runtime, root, path.join("runtime.log")).delete(&id);
+                    }
                     let _ = std::fs::remove_dir_all(&path);
                     continue;
                 };
@@ -342,6 +383,16 @@ impl Tasks {
             }
         }
     }
+}
+
+/// The runtime a half-deleted task used, from the shim's saved arguments.
+fn leftover_runtime(dir: &Path) -> std::io::Result<Option<(PathBuf, PathBuf)>> {
+    let Ok(text) = std::fs::read_to_string(dir.join("runtime")) else { return Ok(None) };
+    let mut lines = text.lines();
+    Ok(match (lines.next(), lines.next()) {
+        (Some(bin), Some(root)) => Some((PathBuf::from(bin), PathBuf::from(root))),
+        _ => None,
+    })
 }
 
 fn read_pid(path: &Path) -> Option<i32> {

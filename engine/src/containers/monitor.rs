@@ -112,7 +112,15 @@ async fn exited(containers: &Containers, id: &str, pid: u32, code: i32, time: &s
 /// no longer holds, and tasks that vanished (a wiped exec-root) are settled.
 async fn reconcile(containers: &Containers) -> Result<()> {
     let tasks = containers.core.tasks().await?;
-    for row in containers.store.containers().await? {
+    let rows = containers.store.containers().await?;
+    // Stopped tasks of containers that are gone (removed while the core was
+    // away) are deleted, so that their runtime state does not linger.
+    for t in tasks.iter().filter(|t| t.status == TaskStatus::Stopped) {
+        if !rows.iter().any(|r| r.id == t.id) {
+            let _ = containers.core.delete_task(&t.id).await;
+        }
+    }
+    for row in rows {
         let state: super::record::State = serde_json::from_str(&row.state).unwrap_or_default();
         if !state.running {
             continue;
