@@ -76,13 +76,7 @@ pub fn busybox_oci_tar(tag: &str) -> PathBuf {
     .to_string()
     .into_bytes();
     let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, data).unwrap();
-    };
+    let mut add = |name: &str, data: &[u8]| add_file(&mut b, name, data);
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     add("index.json", &index);
     add(&format!("blobs/sha256/{config_d}"), &config);
@@ -124,16 +118,19 @@ pub fn hostile_tar(dir: &std::path::Path, marker: &str) -> PathBuf {
     let manifest = format!(r#"[{{"Config":"{config_d}.json","RepoTags":["hostile:latest"],"Layers":["{diff}/layer.tar"]}}]"#);
     let out = dir.join("hostile.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, data).unwrap();
-    };
+    let mut add = |name: &str, data: &[u8]| add_file(&mut b, name, data);
     add("manifest.json", manifest.as_bytes());
     add(&format!("{config_d}.json"), config.as_bytes());
     add(&format!("{diff}/layer.tar"), &layer);
     b.finish().unwrap();
     out
+}
+
+/// Appends a plain file to an archive being built.
+fn add_file(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, data).unwrap();
 }

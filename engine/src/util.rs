@@ -1,21 +1,5 @@
 //! Small helpers shared by several modules.
 
-use std::path::PathBuf;
-
-/// A sibling binary of the running executable, else one on PATH.
-pub fn sibling_or_path(name: &str) -> Option<PathBuf> {
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
-}
-
 /// 64 hex characters of randomness, the shape of Docker's ids.
 pub fn random_id() -> String {
     let bytes: [u8; 32] = rand::random();

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod attach;
+pub mod locate;
 pub mod timefmt;
 
 /// The protocol version this build speaks natively.

@@ -42,7 +42,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)?;
     let shim = match &config.shim {
         Some(p) => p.clone(),
-        None => sibling_or_path("berth-shim").ok_or_else(|| anyhow::anyhow!("berth-shim not found next to berth-core or on PATH"))?,
+        None => berth_proto::locate::sibling_or_path("berth-shim").ok_or_else(|| anyhow::anyhow!("berth-shim not found next to berth-core or on PATH"))?,
     };
     let runtimes = Runtimes::detect(&config.state_dir, config.default_runtime.as_deref())?;
     info!(default_runtime = %runtimes.default_name(), "runtime selected");
@@ -73,17 +73,4 @@ async fn shutdown_signal() {
 fn set_mode(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-/// A sibling binary of the running executable, else one on PATH.
-pub fn sibling_or_path(name: &str) -> Option<PathBuf> {
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    berth_runtime::resolve(name)
 }

@@ -80,8 +80,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
+/// The router behind the version-prefix rewrite, ready for `axum::serve`.
+pub type App = axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>>;
+
 /// The service berthd serves: version prefixes are stripped before routing.
-pub fn app(engine: Arc<Engine>) -> axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>> {
+pub fn app(engine: Arc<Engine>) -> App {
     let r = router(engine);
     let svc = tower::util::MapRequestLayer::new(strip_version as fn(Request) -> Request).layer(r);
     svc.into_make_service()

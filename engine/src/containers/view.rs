@@ -177,7 +177,6 @@ impl Containers {
                 sandbox_key: Some(String::new()),
                 ports: Some(HashMap::new()),
                 networks: Some(HashMap::new()),
-                ..Default::default()
             }),
             ..Default::default()
         })

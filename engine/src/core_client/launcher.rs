@@ -36,7 +36,7 @@ impl Launcher {
             args.push("--default-runtime".into());
             args.push(rt.clone());
         }
-        Ok(Launcher { binary: crate::util::sibling_or_path("berth-core"), args, log: config.exec_root.join("berth-core.log") })
+        Ok(Launcher { binary: berth_proto::locate::sibling_or_path("berth-core"), args, log: config.exec_root.join("berth-core.log") })
     }
 
     /// Makes sure a core answers: handshake, else start one and wait for it.
