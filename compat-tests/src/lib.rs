@@ -126,6 +126,24 @@ impl Berth {
         }
     }
 
+    /// Flags for the next `spawn_berthd` (beyond the roots and socket).
+    pub fn set_extra_args(&mut self, extra: &[&str]) {
+        self.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Waits until berthd is connected to a core again: `docker info`
+    /// reports the core's version only while berthd can reach it.
+    pub fn wait_for_core(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.docker(&["info", "--format", "{{.ContainerdCommit.ID}}"]);
+            if r.code == 0 && r.out().starts_with("berth-core") && !r.out().contains("unreachable") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "berthd did not reconnect to a core within 30 s:\n{}", self.log());
+        }
+    }
+
     pub fn berthd_pid(&self) -> u32 {
         self.berthd.as_ref().map(|c| c.id()).unwrap_or(0)
     }

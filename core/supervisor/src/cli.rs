@@ -40,6 +40,9 @@ pub fn main() -> anyhow::Result<()> {
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)?;
+    // One core per state directory: two would both adopt the same shims.
+    let _lock = crate::lock::exclusive(&config.state_dir.join("core.lock"))
+        .map_err(|e| anyhow::anyhow!("another berth-core is using {}: {e}", config.state_dir.display()))?;
     let shim = match &config.shim {
         Some(p) => p.clone(),
         None => berth_proto::locate::sibling_or_path("berth-shim").ok_or_else(|| anyhow::anyhow!("berth-shim not found next to berth-core or on PATH"))?,

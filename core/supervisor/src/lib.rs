@@ -11,6 +11,7 @@ pub mod cli;
 pub mod error;
 pub mod event_log;
 pub mod ids;
+pub mod lock;
 pub mod pidfd;
 pub mod runtimes;
 pub mod shim;

@@ -91,9 +91,11 @@ fn mem_total() -> i64 {
 pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
     let (total, running, paused, stopped) = engine.containers.count_by_state().await?;
     let images = engine.images.count().await?;
-    // Ask the core afresh (it may have been restarted with other runtimes);
-    // fall back to what it said last.
-    let core = engine.refresh_core_info().await.ok().or_else(|| engine.cached_core_info());
+    // Ask the core afresh (it may have been restarted with other runtimes),
+    // without starting one: that is the monitor's job, and info must not wait.
+    let live = engine.core.handshake().await;
+    let reachable = live.is_ok();
+    let core = live.ok().or_else(|| engine.cached_core_info());
     let default_runtime = engine.config.runtime.clone().or_else(|| core.as_ref().map(|h| h.default_runtime.clone())).unwrap_or_default();
     let mut runtimes = HashMap::new();
     for rt in core.as_ref().map(|h| h.runtimes.clone()).unwrap_or_default() {
@@ -154,7 +156,11 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
     .ok();
     info.swarm = serde_json::from_value(json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null})).ok();
     if let Some(h) = &core {
-        info.containerd_commit = serde_json::from_value(json!({"ID": format!("berth-core {}", h.core_version)})).ok();
+        let id = if reachable { format!("berth-core {}", h.core_version) } else { "berth-core unreachable".to_string() };
+        info.containerd_commit = serde_json::from_value(json!({"ID": id})).ok();
+    }
+    if !reachable {
+        info.warnings = Some(vec![format!("WARNING: berth-core is not reachable at {}", engine.core.socket().display())]);
     }
     Ok(Json(info))
 }

@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 use super::CoreClient;
 
 pub struct Launcher {
+    /// Only one caller at a time may decide that no core runs and start one.
+    spawning: tokio::sync::Mutex<()>,
     binary: Option<PathBuf>,
     args: Vec<String>,
     log: PathBuf,
@@ -36,7 +38,7 @@ impl Launcher {
             args.push("--default-runtime".into());
             args.push(rt.clone());
         }
-        Ok(Launcher { binary: berth_proto::locate::sibling_or_path("berth-core"), args, log: config.exec_root.join("berth-core.log") })
+        Ok(Launcher { spawning: tokio::sync::Mutex::new(()), binary: berth_proto::locate::sibling_or_path("berth-core"), args, log: config.exec_root.join("berth-core.log") })
     }
 
     /// Makes sure a core answers: handshake, else start one and wait for it.
@@ -45,6 +47,11 @@ impl Launcher {
             Ok(h) => return Ok(h),
             Err(Error::Unavailable(msg)) if msg.contains("speaks protocol versions") => return Err(Error::Unavailable(msg)),
             Err(_) => {}
+        }
+        let _one_at_a_time = self.spawning.lock().await;
+        // Someone else may have started it while we waited for the lock.
+        if let Ok(h) = client.handshake().await {
+            return Ok(h);
         }
         self.spawn()?;
         // Wait for the new core's socket; it probes runtimes first (tens of ms).

@@ -1,0 +1,97 @@
+//! Containers outlive berthd and berth-core (the property Berth is built for).
+
+use berth_compat_tests::{wait_exit, Berth};
+
+fn pid_of(b: &Berth, name: &str) -> i32 {
+    b.docker(&["inspect", "-f", "{{.State.Pid}}", name]).ok().out().parse().unwrap()
+}
+
+fn core_pid(b: &Berth) -> i32 {
+    b.processes().into_iter().find(|(_, c)| c.contains("berth-core")).map(|(p, _)| p as i32).expect("berth-core runs")
+}
+
+#[test]
+fn containers_survive_engine_kill_and_their_exits_are_not_lost() {
+    let mut b = Berth::start();
+    b.load_busybox();
+    b.docker(&["run", "-d", "--name", "stays", "busybox", "sleep", "1000"]).ok();
+    // Exits with 7 on SIGTERM, after writing 20 MB to stderr and a line to stdout.
+    b.docker(&["run", "-d", "--name", "leaves", "busybox", "sh", "-c", "trap 'head -c 20000000 /dev/zero >&2; echo bye; exit 7' TERM; while true; do sleep 0.1; done"]).ok();
+    let stays = pid_of(&b, "stays");
+    let leaves = pid_of(&b, "leaves");
+
+    b.kill_berthd();
+    // While nobody runs berthd: the container writes 20 MB (far beyond a
+    // pipe buffer) and exits; its shim drains and records the exit.
+    berth_compat_tests::unsafe_kill(leaves, libc::SIGTERM);
+    assert!(wait_exit(leaves), "the container blocked while berthd was down");
+    b.spawn_berthd();
+
+    assert_eq!(pid_of(&b, "stays"), stays, "a running container was restarted or lost");
+    assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}}", "stays"]).ok().out(), "running");
+    let r = b.docker(&["wait", "leaves"]).ok();
+    assert_eq!(r.out(), "7");
+    let finished = b.docker(&["inspect", "-f", "{{.State.FinishedAt}}", "leaves"]).ok();
+    assert!(finished.out().starts_with("20"), "{finished:?}");
+    // Everything it wrote while berthd was down is in its log.
+    let logs = b.docker(&["logs", "leaves"]).ok();
+    assert_eq!(logs.stdout, "bye\n");
+    assert_eq!(logs.stderr.len(), 20_000_000);
+    // Every command works on the container started by the previous engine.
+    b.docker(&["stop", "-t", "1", "stays"]).ok();
+    assert_eq!(b.docker(&["inspect", "-f", "{{.State.ExitCode}}", "stays"]).ok().out(), "137");
+    b.docker(&["rm", "stays", "leaves"]).ok();
+    b.finish();
+}
+
+#[test]
+fn containers_survive_core_kill_and_the_engine_restarts_the_core() {
+    let b = Berth::start();
+    b.load_busybox();
+    b.docker(&["run", "-d", "--name", "steady", "busybox", "sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.1; done"]).ok();
+    let pid = pid_of(&b, "steady");
+    let old_core = core_pid(&b);
+    berth_compat_tests::unsafe_kill(old_core, libc::SIGKILL);
+    assert!(wait_exit(old_core));
+    // berthd notices and starts a new core, which re-adopts the shim; the
+    // stop below goes through it once berthd is connected again.
+    b.wait_for_core();
+    b.docker(&["stop", "steady"]).ok();
+    assert_ne!(core_pid(&b), old_core);
+    assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "steady"]).ok().out(), "exited 3");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || berth_compat_tests::comm(pid as u32) != "sh");
+    b.finish();
+}
+
+#[test]
+fn exits_while_both_daemons_are_down_are_recorded() {
+    let mut b = Berth::start();
+    b.load_busybox();
+    b.docker(&["run", "-d", "--name", "alone", "busybox", "sh", "-c", "trap 'echo late; exit 9' TERM; while true; do sleep 0.1; done"]).ok();
+    let pid = pid_of(&b, "alone");
+    b.kill_berthd();
+    let core = core_pid(&b);
+    berth_compat_tests::unsafe_kill(core, libc::SIGKILL);
+    assert!(wait_exit(core));
+    berth_compat_tests::unsafe_kill(pid, libc::SIGTERM);
+    assert!(wait_exit(pid));
+    b.spawn_berthd();
+    assert_eq!(b.docker(&["wait", "alone"]).ok().out(), "9");
+    assert_eq!(b.docker(&["logs", "alone"]).ok().stdout, "late\n");
+    b.finish();
+}
+
+#[test]
+fn an_engine_restarted_with_other_flags_keeps_the_containers() {
+    let mut b = Berth::start();
+    b.load_busybox();
+    b.docker(&["run", "-d", "--name", "keeper", "busybox", "sleep", "1000"]).ok();
+    let pid = pid_of(&b, "keeper");
+    b.kill_berthd();
+    b.set_extra_args(&["--log-level", "debug", "--runtime", "runc"]);
+    b.spawn_berthd();
+    assert_eq!(pid_of(&b, "keeper"), pid);
+    assert_eq!(b.docker(&["info", "--format", "{{.DefaultRuntime}}"]).ok().out(), "runc");
+    b.docker(&["rm", "-f", "keeper"]).ok();
+    b.finish();
+}
