@@ -38,6 +38,8 @@ pub struct Berth {
     pub socket: PathBuf,
     berthd: Option<Child>,
     extra_args: Vec<String>,
+    /// Where berthd is run from (it finds berth-core next to itself).
+    bin: PathBuf,
 }
 
 /// What `docker` printed.
@@ -78,7 +80,7 @@ impl Berth {
         let root = std::env::temp_dir().join(format!("berth-test-{}-{}", std::process::id(), unique()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
-        let mut b = Berth { socket: root.join("docker.sock"), root, berthd: None, extra_args: extra.iter().map(|s| s.to_string()).collect() };
+        let mut b = Berth { socket: root.join("docker.sock"), root, berthd: None, extra_args: extra.iter().map(|s| s.to_string()).collect(), bin: bin_dir() };
         b.spawn_berthd();
         b
     }
@@ -94,7 +96,9 @@ impl Berth {
     /// Starts berthd and waits until its socket answers `/_ping`.
     pub fn spawn_berthd(&mut self) {
         let log = std::fs::File::options().create(true).append(true).open(self.root.join("berthd.log")).unwrap();
-        let child = Command::new(bin_dir().join("berthd"))
+        let child = Command::new(self.bin.join("berthd"))
+            // Without a core beside it, berthd must not find one elsewhere either.
+            .env("PATH", if self.bin == bin_dir() { std::env::var("PATH").unwrap_or_default() } else { "/usr/sbin:/usr/bin:/sbin:/bin".into() })
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--data-root")
@@ -124,6 +128,15 @@ impl Berth {
             // Polling a socket for readiness: nothing else tells us when it listens.
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Runs the next berthd from a copy that has no berth-core beside it
+    /// and none on PATH, so that it cannot start a core.
+    pub fn without_core(&mut self) {
+        let alone = self.root.join("alone");
+        std::fs::create_dir_all(&alone).unwrap();
+        std::fs::copy(bin_dir().join("berthd"), alone.join("berthd")).unwrap();
+        self.bin = alone;
     }
 
     /// Flags for the next `spawn_berthd` (beyond the roots and socket).

@@ -95,3 +95,48 @@ fn an_engine_restarted_with_other_flags_keeps_the_containers() {
     b.docker(&["rm", "-f", "keeper"]).ok();
     b.finish();
 }
+
+#[test]
+fn without_a_core_requests_that_need_it_answer_503_and_the_rest_works() {
+    let mut b = Berth::start();
+    b.load_busybox();
+    b.docker(&["create", "--name", "waiting", "busybox", "true"]).ok();
+    b.kill_berthd();
+    let core = core_pid(&b);
+    berth_compat_tests::unsafe_kill(core, libc::SIGKILL);
+    assert!(wait_exit(core));
+    b.without_core();
+    b.spawn_berthd();
+    // Metadata is served from berthd's own store.
+    assert!(b.docker(&["ps", "-a"]).ok().stdout.contains("waiting"));
+    assert_eq!(b.docker(&["images", "-q"]).ok().stdout.lines().count(), 1);
+    // Starting needs the core: a clear 503, not a hang.
+    let r = b.api("POST", "/containers/waiting/start", None);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains("berth-core is not reachable"));
+    let r = b.docker(&["start", "waiting"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("berth-core is not reachable"), "{r:?}");
+    b.finish();
+}
+
+#[test]
+fn an_engine_without_a_common_protocol_version_refuses_to_start() {
+    let b = Berth::start();
+    let other = b.root.join("other");
+    let out = std::process::Command::new(berth_compat_tests::bin_dir().join("berthd"))
+        .arg("-H")
+        .arg(format!("unix://{}", other.join("d.sock").display()))
+        .arg("--data-root")
+        .arg(other.join("data"))
+        .arg("--exec-root")
+        .arg(b.exec_root())
+        .arg("--core-protocol")
+        .arg("0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("speaks protocol versions 1..=1, this berthd speaks 0..=0"), "{err}");
+    b.finish();
+}

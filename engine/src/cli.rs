@@ -7,6 +7,7 @@ use clap::Parser;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::core_client::HandshakeError;
 use crate::{api, containers, Engine};
 
 pub fn main() -> anyhow::Result<()> {
@@ -26,9 +27,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let engine = Engine::open(config.clone()).await?;
     // The first handshake (which may start the core) happens before we
-    // listen, so that the first request finds a working engine.
-    let h = engine.refresh_core_info().await?;
-    info!(core_version = %h.core_version, default_runtime = %h.default_runtime, "berth-core ready");
+    // listen, so that the first request finds a working engine. A core we
+    // cannot reach is no reason not to serve: what needs it answers 503
+    // while the monitor keeps trying. A core we cannot speak to is.
+    match engine.refresh_core_info().await {
+        Ok(h) => info!(core_version = %h.core_version, default_runtime = %h.default_runtime, "berth-core ready"),
+        Err(HandshakeError::Incompatible(msg)) => anyhow::bail!("{msg}"),
+        Err(HandshakeError::Unreachable(e)) => warn!(error = %e, "berth-core is not available yet; requests that need it answer 503"),
+    }
     tokio::spawn(containers::monitor::run(engine.containers.clone(), engine.launcher.clone()));
 
     if let Some(dir) = socket.parent() {

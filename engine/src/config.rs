@@ -33,6 +33,10 @@ pub struct Config {
     /// Group that owns the API socket; default: docker when it exists, else root.
     #[arg(short = 'G', long)]
     pub group: Option<String>,
+    /// Newest engine–core protocol version to speak (default: this build's
+    /// newest). For running an engine as an older one would, in tests.
+    #[arg(long, hide = true)]
+    pub core_protocol: Option<u32>,
 }
 
 impl Config {

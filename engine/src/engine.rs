@@ -40,7 +40,7 @@ impl Engine {
             }
         };
         let images = Arc::new(Images::new(store.clone(), &config.data_root)?);
-        let core = Arc::new(CoreClient::new(config.core_socket().map_err(crate::Error::InvalidArgument)?));
+        let core = Arc::new(CoreClient::new(config.core_socket().map_err(crate::Error::InvalidArgument)?, config.core_protocol));
         let launcher = Arc::new(Launcher::new(&config)?);
         let containers = Arc::new(Containers::new(
             store.clone(),
@@ -53,7 +53,7 @@ impl Engine {
     }
 
     /// Handshakes with the core (starting it if needed) and remembers its answer.
-    pub async fn refresh_core_info(&self) -> Result<Handshake> {
+    pub async fn refresh_core_info(&self) -> Result<Handshake, crate::core_client::HandshakeError> {
         let h = self.launcher.ensure(&self.core).await?;
         *self.core_info.write().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
         Ok(h)

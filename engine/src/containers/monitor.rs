@@ -32,6 +32,7 @@ pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
         let handshake = match launcher.ensure(&containers.core).await {
             Ok(h) => h,
             Err(e) => {
+                let e = crate::Error::from(e);
                 if link == Link::Connected {
                     warn!(error = %e, "lost berth-core");
                 }

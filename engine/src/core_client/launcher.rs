@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
-use super::CoreClient;
+use super::{CoreClient, HandshakeError};
 
 pub struct Launcher {
     /// Only one caller at a time may decide that no core runs and start one.
@@ -42,25 +42,25 @@ impl Launcher {
     }
 
     /// Makes sure a core answers: handshake, else start one and wait for it.
-    pub async fn ensure(&self, client: &CoreClient) -> Result<berth_proto::Handshake> {
+    pub async fn ensure(&self, client: &CoreClient) -> Result<berth_proto::Handshake, HandshakeError> {
         match client.handshake().await {
-            Ok(h) => return Ok(h),
-            Err(Error::Unavailable(msg)) if msg.contains("speaks protocol versions") => return Err(Error::Unavailable(msg)),
-            Err(_) => {}
+            Err(HandshakeError::Unreachable(_)) => {}
+            other => return other,
         }
         let _one_at_a_time = self.spawning.lock().await;
         // Someone else may have started it while we waited for the lock.
-        if let Ok(h) = client.handshake().await {
-            return Ok(h);
+        match client.handshake().await {
+            Err(HandshakeError::Unreachable(_)) => {}
+            other => return other,
         }
-        self.spawn()?;
+        self.spawn().map_err(HandshakeError::Unreachable)?;
         // Wait for the new core's socket; it probes runtimes first (tens of ms).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             match client.handshake().await {
-                Ok(h) => return Ok(h),
-                Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(HandshakeError::Unreachable(e)) if tokio::time::Instant::now() > deadline => return Err(HandshakeError::Unreachable(e)),
+                Err(HandshakeError::Unreachable(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => return other,
             }
         }
     }

@@ -27,15 +27,39 @@ use crate::error::{Error, Result};
 /// The namespace the Docker API's containers live in.
 pub const NAMESPACE: &str = "berth";
 
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// Nothing answers (or not properly): the core can be (re)started.
+    #[error(transparent)]
+    Unreachable(Error),
+    /// A core answers but shares no protocol version with us: starting
+    /// another would not help; this berthd must not run against it.
+    #[error("{0}")]
+    Incompatible(String),
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Error {
+        match e {
+            HandshakeError::Unreachable(e) => e,
+            HandshakeError::Incompatible(m) => Error::Unavailable(m),
+        }
+    }
+}
+
 pub struct CoreClient {
     socket: PathBuf,
+    /// Protocol versions this engine speaks (narrowed by --core-protocol).
+    range: (u32, u32),
     /// The protocol version agreed in the last handshake.
     version: AtomicU32,
 }
 
 impl CoreClient {
-    pub fn new(socket: PathBuf) -> CoreClient {
-        CoreClient { socket, version: AtomicU32::new(berth_proto::VERSION) }
+    pub fn new(socket: PathBuf, max_version: Option<u32>) -> CoreClient {
+        let max = max_version.unwrap_or(berth_proto::VERSION);
+        let min = berth_proto::MIN_VERSION.min(max);
+        CoreClient { socket, range: (min, max), version: AtomicU32::new(max) }
     }
 
     pub fn socket(&self) -> &PathBuf {
@@ -83,21 +107,26 @@ impl CoreClient {
         format!("/v{}/namespaces/{NAMESPACE}{rest}", self.version.load(Ordering::Relaxed))
     }
 
-    /// Agrees on a protocol version; fails with a message naming both sides'
-    /// versions when there is none in common.
-    pub async fn handshake(&self) -> Result<Handshake> {
-        let h: Handshake = self.call(Method::GET, "/handshake", None).await?;
-        let ours = (berth_proto::MIN_VERSION, berth_proto::VERSION);
+    /// Agrees on a protocol version. Fails with [`HandshakeError::Incompatible`]
+    /// (naming both sides' versions) when there is none in common.
+    pub async fn handshake(&self) -> Result<Handshake, HandshakeError> {
+        let h: Handshake = self.call(Method::GET, "/handshake", None).await.map_err(HandshakeError::Unreachable)?;
+        let ours = self.range;
         match berth_proto::negotiate(ours, (h.min_version, h.max_version)) {
             Some(v) => {
                 self.version.store(v, Ordering::Relaxed);
                 Ok(h)
             }
-            None => Err(Error::Unavailable(format!(
+            None => Err(HandshakeError::Incompatible(format!(
                 "berth-core {} speaks protocol versions {}..={}, this berthd speaks {}..={}",
                 h.core_version, h.min_version, h.max_version, ours.0, ours.1
             ))),
         }
+    }
+
+    /// The protocol version agreed in the last handshake.
+    pub fn version(&self) -> u32 {
+        self.version.load(Ordering::Relaxed)
     }
 
     pub async fn create_task(&self, req: &CreateTaskRequest) -> Result<TaskInfo> {
