@@ -93,6 +93,49 @@ impl Berth {
         self.root.join("exec")
     }
 
+    /// Upgrades in place: starts a second berthd with `--takeover`, which
+    /// takes the API socket from the running one; returns once the old one
+    /// has drained and exited.
+    pub fn takeover(&mut self) -> std::process::ExitStatus {
+        let mut old = self.berthd.take().expect("berthd runs");
+        self.extra_args.push("--takeover".into());
+        self.spawn_berthd();
+        self.extra_args.retain(|a| a != "--takeover");
+        old.wait().unwrap()
+    }
+
+    /// Starts berthd the way systemd's socket activation does: the socket is
+    /// bound here and passed as descriptor 3 with LISTEN_FDS and LISTEN_PID.
+    pub fn spawn_berthd_socket_activated(&mut self) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let _ = std::fs::remove_file(&self.socket);
+        let listener = std::os::unix::net::UnixListener::bind(&self.socket).unwrap();
+        let fd = listener.as_raw_fd();
+        let mut cmd = Command::new("sh");
+        // LISTEN_PID must be berthd's own pid: set it in the shell that execs it.
+        cmd.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""]).arg(self.bin.join("berthd"));
+        cmd.arg("-H").arg("unix:///nonexistent/ignored.sock");
+        cmd.arg("--data-root").arg(self.data_root()).arg("--exec-root").arg(self.exec_root());
+        let log = std::fs::File::options().create(true).append(true).open(self.root.join("berthd.log")).unwrap();
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        // SAFETY: dup2 in the child between fork and exec only touches descriptors.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.berthd = Some(cmd.spawn().unwrap());
+        drop(listener);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http::request(&self.socket, "GET", "/_ping", None).map(|r| r.status) .ok() != Some(200) {
+            assert!(Instant::now() < deadline, "socket-activated berthd did not answer:\n{}", self.log());
+        }
+    }
+
     /// Starts berthd and waits until its socket answers `/_ping`.
     pub fn spawn_berthd(&mut self) {
         let log = std::fs::File::options().create(true).append(true).open(self.root.join("berthd.log")).unwrap();

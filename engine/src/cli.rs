@@ -8,7 +8,8 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::core_client::HandshakeError;
-use crate::{api, containers, Engine};
+use crate::{api, containers, listener, Engine};
+use std::os::fd::AsRawFd;
 
 pub fn main() -> anyhow::Result<()> {
     let config = Config::parse();
@@ -37,18 +38,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tokio::spawn(containers::monitor::run(engine.containers.clone(), engine.launcher.clone()));
 
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir)?;
+    let (std_listener, source) = listener::acquire(&socket, &config.exec_root, config.takeover)?;
+    if source == listener::Source::Bound {
+        secure_socket(&socket, config.group.as_deref())?;
     }
-    let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket)?;
-    secure_socket(&socket, config.group.as_deref())?;
-    info!(socket = %socket.display(), version = env!("CARGO_PKG_VERSION"), "berthd listening");
+    std_listener.set_nonblocking(true)?;
+    let raw_listener = std_listener.as_raw_fd();
+    let listener = tokio::net::UnixListener::from_std(std_listener)?;
+    info!(socket = %socket.display(), source = ?source, version = env!("CARGO_PKG_VERSION"), "berthd listening");
+    let handover = listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
 
     let app = api::app(engine.clone());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            r = handover => if let Err(e) = r { warn!(error = %e, "handover socket failed") },
+        }
+    };
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+    // Attached clients are served to the end: their streams are not
+    // requests that graceful shutdown knows about.
+    engine.containers.streams.wait_idle().await;
     if let Some(p) = &config.pidfile {
-        let _ = std::fs::remove_file(p);
+        // A successor may have written its own pid there already.
+        if std::fs::read_to_string(p).ok().as_deref() == Some(std::process::id().to_string().as_str()) {
+            let _ = std::fs::remove_file(p);
+        }
     }
     info!("berthd stopped; containers keep running");
     Ok(())

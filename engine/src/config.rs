@@ -33,6 +33,11 @@ pub struct Config {
     /// Group that owns the API socket; default: docker when it exists, else root.
     #[arg(short = 'G', long)]
     pub group: Option<String>,
+    /// Take the API socket over from the berthd running with the same
+    /// exec-root, which then stops accepting, drains and exits: an upgrade
+    /// that refuses no connection.
+    #[arg(long)]
+    pub takeover: bool,
     /// Newest engine–core protocol version to speak (default: this build's
     /// newest). For running an engine as an older one would, in tests.
     #[arg(long, hide = true)]

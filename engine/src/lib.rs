@@ -16,6 +16,7 @@ pub mod core_client;
 pub mod engine;
 pub mod error;
 pub mod images;
+pub mod listener;
 pub mod store;
 pub mod util;
 

@@ -20,6 +20,41 @@ use crate::error::{Error, Result};
 
 type Waiter = (AttachRequest, oneshot::Sender<UnixStream>);
 
+/// Counts attach sessions in progress.
+#[derive(Default)]
+pub struct ActiveStreams {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+pub struct StreamGuard<'a>(&'a ActiveStreams);
+
+impl ActiveStreams {
+    pub fn enter(&self) -> StreamGuard<'_> {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        StreamGuard(self)
+    }
+
+    /// Resolves once no attach session is in progress.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Pending {
     waiting: Mutex<HashMap<String, Vec<Waiter>>>,
@@ -76,6 +111,7 @@ impl Containers {
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        let _active = self.streams.enter();
         let conn = if c.is_running() {
             self.connect_running(&c.id, req).await
         } else {

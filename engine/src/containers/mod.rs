@@ -58,6 +58,8 @@ pub struct Containers {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) changes: broadcast::Sender<Change>,
     pub(crate) pending: attach::Pending,
+    /// Attach sessions being served, which a draining berthd waits for.
+    pub streams: attach::ActiveStreams,
 }
 
 impl Containers {
@@ -72,6 +74,7 @@ impl Containers {
             locks: Mutex::new(HashMap::new()),
             changes,
             pending: attach::Pending::default(),
+            streams: attach::ActiveStreams::default(),
         }
     }
 
