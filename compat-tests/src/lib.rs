@@ -122,7 +122,9 @@ impl Berth {
         // SAFETY: dup2 in the child between fork and exec only touches descriptors.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(fd, 3) < 0 {
+                // dup2 onto itself would keep close-on-exec set.
+                let rc = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+                if rc < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -268,6 +270,39 @@ impl Berth {
         }
     }
 
+    /// What a reboot does to a Berth whose berthd is already gone: every
+    /// process of the instance dies, mounts go, and the exec-root (a tmpfs
+    /// on real machines) is emptied.
+    pub fn power_off(&mut self) {
+        assert!(self.berthd.is_none(), "kill berthd first");
+        // The containers: their init pids are in the core's task directories.
+        let tasks = self.exec_root().join("core/tasks/berth");
+        let ids: Vec<String> = std::fs::read_dir(&tasks).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+        for id in &ids {
+            if let Some(pid) = std::fs::read_to_string(tasks.join(id).join("init.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+                unsafe_kill(pid, libc::SIGKILL);
+                wait_exit(pid);
+            }
+        }
+        for (pid, _) in self.processes() {
+            unsafe_kill(pid as i32, libc::SIGKILL);
+            wait_exit(pid as i32);
+        }
+        // The containers themselves: children of the shims, now orphans.
+        for m in self.mounts().iter().rev() {
+            let c = std::ffi::CString::new(m.as_str()).unwrap();
+            // SAFETY: umount2 with a valid C string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        let _ = std::fs::remove_dir_all(self.exec_root());
+        // Their cgroups, which a reboot would not keep either.
+        for ctrl in std::fs::read_dir("/sys/fs/cgroup").map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default() {
+            for id in &ids {
+                let _ = std::fs::remove_dir(ctrl.join("berth").join(id));
+            }
+        }
+    }
+
     /// Processes of this instance (their command line names our root).
     pub fn processes(&self) -> Vec<(u32, String)> {
         processes_mentioning(&self.root)
@@ -307,7 +342,14 @@ impl Berth {
             let _ = c.wait();
         }
         // berth-core (and any shim still alive) by pid; wait on pidfds, since
-        // their parent is init, which reaps late.
+        // their parent is init, which reaps late. The core gets SIGTERM first
+        // so that it finishes deleting tasks.
+        for (pid, cmd) in self.processes() {
+            if cmd.contains("berth-core") {
+                unsafe_kill(pid as i32, libc::SIGTERM);
+                wait_exit(pid as i32);
+            }
+        }
         for (pid, _) in self.processes() {
             unsafe_kill(pid as i32, libc::SIGKILL);
             wait_exit(pid as i32);

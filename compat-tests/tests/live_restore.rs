@@ -137,6 +137,25 @@ fn an_engine_without_a_common_protocol_version_refuses_to_start() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("speaks protocol versions 1..=1, this berthd speaks 0..=0"), "{err}");
+    assert!(err.contains("speaks protocol versions 1..=2, this berthd speaks 0..=0"), "{err}");
+    b.finish();
+}
+
+#[test]
+fn an_engine_speaking_the_previous_protocol_works_with_the_current_core() {
+    let mut b = Berth::start();
+    b.load_busybox();
+    b.docker(&["run", "-d", "--name", "older", "busybox", "sleep", "1000"]).ok();
+    // The same core, now driven by an engine that speaks protocol 1 only.
+    b.kill_berthd();
+    b.set_extra_args(&["--core-protocol", "1"]);
+    b.spawn_berthd();
+    assert_eq!(b.docker(&["run", "--rm", "busybox", "echo", "v1"]).ok().out(), "v1");
+    b.docker(&["stop", "-t", "0", "older"]).ok();
+    assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}}", "older"]).ok().out(), "exited");
+    // Restart policies need protocol 2: refused with a clear reason.
+    let r = b.docker(&["run", "-d", "--restart", "always", "busybox", "true"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("protocol version 1"), "{r:?}");
     b.finish();
 }

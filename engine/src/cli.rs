@@ -9,6 +9,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::core_client::HandshakeError;
 use crate::{api, containers, listener, Engine};
+use std::future::IntoFuture;
 use std::os::fd::AsRawFd;
 
 pub fn main() -> anyhow::Result<()> {
@@ -49,16 +50,40 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let handover = listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
 
     let app = api::app(engine.clone());
+    // Two ways to stop: SIGTERM/SIGINT (drain for a bounded time, like
+    // dockerd) and a takeover (drain until every request and attached
+    // stream is done: they belong to users of the old process).
+    let (why_tx, why_rx) = tokio::sync::oneshot::channel();
     let stop = async move {
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            r = handover => if let Err(e) = r { warn!(error = %e, "handover socket failed") },
-        }
+        let why = tokio::select! {
+            _ = shutdown_signal() => Stop::Signal,
+            r = handover => {
+                if let Err(e) = r {
+                    warn!(error = %e, "handover socket failed");
+                }
+                Stop::Takeover
+            }
+        };
+        let _ = why_tx.send(why);
     };
-    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
-    // Attached clients are served to the end: their streams are not
-    // requests that graceful shutdown knows about.
-    engine.containers.streams.wait_idle().await;
+    let serving = axum::serve(listener, app).with_graceful_shutdown(stop).into_future();
+    tokio::pin!(serving);
+    let drained = async {
+        (&mut serving).await?;
+        // Attached clients are not requests that graceful shutdown knows about.
+        engine.containers.streams.wait_idle().await;
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::select! {
+        r = drained => r?,
+        _ = async {
+            if let Ok(Stop::Signal) = why_rx.await {
+                tokio::time::sleep(SIGNAL_DRAIN).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => warn!("requests still open after {} s; stopping anyway", SIGNAL_DRAIN.as_secs()),
+    }
     if let Some(p) = &config.pidfile {
         // A successor may have written its own pid there already.
         if std::fs::read_to_string(p).ok().as_deref() == Some(std::process::id().to_string().as_str()) {
@@ -68,6 +93,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     info!("berthd stopped; containers keep running");
     Ok(())
 }
+
+enum Stop {
+    Signal,
+    Takeover,
+}
+
+/// How long SIGTERM waits for open requests (a `docker wait` can last forever).
+const SIGNAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Mode 0660, owned by root and the docker group (or the one given), as dockerd.
 fn secure_socket(path: &Path, group: Option<&str>) -> anyhow::Result<()> {

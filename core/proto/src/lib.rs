@@ -18,7 +18,12 @@ pub mod locate;
 pub mod timefmt;
 
 /// The protocol version this build speaks natively.
-pub const VERSION: u32 = 1;
+///
+/// History: 1, the first. 2 adds restart policies carried out by the core
+/// (`CreateTaskRequest::restart`, `KillRequest::stop`, `Event::restarting`,
+/// `TaskInfo::restart_count`). A version-1 engine never sends them and
+/// never sees a task restart.
+pub const VERSION: u32 = 2;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
 
@@ -81,6 +86,39 @@ pub struct CreateTaskRequest {
     /// Runtime name (`runc`, `crun`) or absolute path; empty for the core's default.
     #[serde(default)]
     pub runtime: String,
+    /// Since version 2: restart the process when it exits, per this policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+}
+
+/// When the core restarts a task's process after it exits (Docker's
+/// `--restart`). A task stopped with `KillRequest::stop` is not restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    Always,
+    UnlessStopped,
+    /// Restart after a non-zero exit, at most `max_retries` times (0: no limit).
+    OnFailure {
+        #[serde(default)]
+        max_retries: u32,
+    },
+}
+
+impl RestartPolicy {
+    /// Whether a process that exited with `code` after `restarts` restarts
+    /// should be started again (`stopped`: a user stopped it).
+    pub fn should_restart(self, code: i32, restarts: u32, stopped: bool) -> bool {
+        if stopped {
+            return false;
+        }
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure { max_retries } => code != 0 && (max_retries == 0 || restarts < max_retries),
+        }
+    }
 }
 
 /// The state of one task as the core knows it.
@@ -107,6 +145,12 @@ pub struct TaskInfo {
     /// The runtime that runs the task.
     #[serde(default)]
     pub runtime: String,
+    /// Since version 2: how often the core restarted the process.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Since version 2: stopped, and about to be started again by its policy.
+    #[serde(default)]
+    pub restarting: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +168,9 @@ pub struct KillRequest {
     /// Signal every process of the container, not only its init.
     #[serde(default)]
     pub all: bool,
+    /// Since version 2: this is a user's stop; the restart policy no longer applies.
+    #[serde(default)]
+    pub stop: bool,
 }
 
 /// `POST /v1/namespaces/{ns}/tasks/{id}/resize`
@@ -151,6 +198,12 @@ pub struct Event {
     pub oom_killed: bool,
     /// RFC 3339 with nanoseconds.
     pub time: String,
+    /// Since version 2, on exit events: the core will start the task again.
+    #[serde(default)]
+    pub restarting: bool,
+    /// Since version 2, on start events: how often the task was restarted.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +269,28 @@ mod tests {
         assert_eq!(negotiate((1, 3), (2, 5)), Some(3));
         assert_eq!(negotiate((1, 1), (1, 2)), Some(1));
         assert_eq!(negotiate((3, 4), (1, 2)), None);
+    }
+
+    #[test]
+    fn restart_policies_follow_docker() {
+        let on_failure = RestartPolicy::OnFailure { max_retries: 2 };
+        assert!(on_failure.should_restart(1, 0, false));
+        assert!(on_failure.should_restart(1, 1, false));
+        assert!(!on_failure.should_restart(1, 2, false));
+        assert!(!on_failure.should_restart(0, 0, false));
+        assert!(RestartPolicy::Always.should_restart(0, 100, false));
+        assert!(!RestartPolicy::Always.should_restart(0, 0, true));
+        assert!(!RestartPolicy::No.should_restart(1, 0, false));
+        let json = serde_json::to_string(&on_failure).unwrap();
+        assert_eq!(json, r#"{"name":"on-failure","max_retries":2}"#);
+    }
+
+    #[test]
+    fn version_1_requests_still_parse() {
+        let req: CreateTaskRequest = serde_json::from_str(r#"{"id":"a","spec":{}}"#).unwrap();
+        assert!(req.restart.is_none());
+        let kill: KillRequest = serde_json::from_str(r#"{"signal":9}"#).unwrap();
+        assert!(!kill.stop);
     }
 
     #[test]

@@ -32,9 +32,11 @@ pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
         .route("/namespaces/{ns}/tasks/{id}/kill", post(kill))
         .route("/namespaces/{ns}/tasks/{id}/resize", post(resize))
         .route("/namespaces/{ns}/tasks/{id}/close-stdin", post(close_stdin));
+    // Version 2 only added fields; both versions share the handlers.
     Router::new()
         .route("/handshake", get(handshake))
-        .nest("/v1", v1)
+        .nest("/v1", v1.clone())
+        .nest("/v2", v1)
         .with_state(AppState { tasks, events })
 }
 
@@ -69,7 +71,7 @@ async fn start(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>
 
 async fn kill(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>, body: Bytes) -> Result<StatusCode, Error> {
     let req: KillRequest = parse(&body)?;
-    s.tasks.kill(&ns, &id, req.signal, req.all).await?;
+    s.tasks.kill(&ns, &id, req.signal, req.all, req.stop).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

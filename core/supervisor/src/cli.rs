@@ -60,8 +60,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::UnixListener::bind(&config.address)?;
     set_mode(&config.address, 0o600)?;
     info!(address = %config.address.display(), version = env!("CARGO_PKG_VERSION"), "berth-core listening");
-    let app = api::router(tasks, events);
+    let app = api::router(tasks.clone(), events);
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // Deletions run in the background; finish them rather than leave
+    // runtime state behind (a next core would clean up, but there may be none).
+    tasks.drain_deletes().await;
     Ok(())
 }
 

@@ -62,10 +62,9 @@ impl EventLog {
 
     /// Appends an event, assigning its sequence number, and publishes it.
     pub fn append(&self, namespace: &str, id: &str, kind: EventKind, pid: u32, exit_code: Option<i32>, time: String) -> Event {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let ev = Event {
-            seq: inner.next_seq,
-            epoch: self.epoch.clone(),
+        self.append_event(Event {
+            seq: 0,
+            epoch: String::new(),
             namespace: namespace.to_string(),
             id: id.to_string(),
             kind,
@@ -73,7 +72,16 @@ impl EventLog {
             exit_code,
             oom_killed: false,
             time,
-        };
+            restarting: false,
+            restart_count: 0,
+        })
+    }
+
+    /// Appends a prepared event; its `seq` and `epoch` are assigned here.
+    pub fn append_event(&self, mut ev: Event) -> Event {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        ev.seq = inner.next_seq;
+        ev.epoch = self.epoch.clone();
         inner.next_seq += 1;
         let mut line = serde_json::to_string(&ev).unwrap_or_default();
         line.push('\n');

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_proto::{CreateTaskRequest, EventKind, TaskInfo, TaskStatus};
+use berth_proto::{CreateTaskRequest, Event, EventKind, RestartPolicy, TaskInfo, TaskStatus};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -35,6 +35,28 @@ struct TaskRecord {
     /// Prefix of the shim's sockets, short enough for a unix socket path.
     #[serde(default)]
     socket_base: PathBuf,
+    /// What the shim was started with, to start it again on a restart.
+    #[serde(default)]
+    log_path: String,
+    #[serde(default)]
+    stdin: bool,
+    #[serde(default)]
+    stdin_once: bool,
+    #[serde(default)]
+    tty: bool,
+    #[serde(default)]
+    restart: Option<RestartPolicy>,
+    #[serde(default)]
+    restart_count: u32,
+    /// A user stopped the task: its restart policy no longer applies.
+    #[serde(default)]
+    stopped_by_user: bool,
+    /// Exited, and waiting for its restart.
+    #[serde(default)]
+    restarting: bool,
+    /// When the process last started, in seconds since the epoch (for back-off).
+    #[serde(default)]
+    started_unix: i64,
     #[serde(default)]
     started_at: String,
     #[serde(default)]
@@ -124,6 +146,8 @@ impl Tasks {
             oom_killed: false,
             attach_socket: attach,
             runtime: rec.runtime.clone(),
+            restart_count: rec.restart_count,
+            restarting: rec.restarting,
         }
     }
 
@@ -158,6 +182,15 @@ impl Tasks {
             pid: 0,
             shim_pid: 0,
             socket_base: self.inner.root.parent().unwrap_or(&self.inner.root).join("s").join(format!("{:016x}", rand::random::<u64>())),
+            log_path: req.log_path.clone(),
+            stdin: req.stdin,
+            stdin_once: req.stdin_once,
+            tty: req.tty,
+            restart: req.restart.filter(|r| *r != RestartPolicy::No),
+            restart_count: 0,
+            stopped_by_user: false,
+            restarting: false,
+            started_unix: 0,
             started_at: String::new(),
             finished_at: String::new(),
             exit_code: None,
@@ -192,18 +225,24 @@ impl Tasks {
         std::fs::create_dir_all(&rec.runtime_root)?;
         // Which runtime to ask for a delete, even when task.json is gone.
         std::fs::write(dir.join("runtime"), format!("{}\n{}\n", rec.runtime_path.display(), rec.runtime_root.display()))?;
+        self.spawn_shim(dir, rec).await
+    }
+
+    /// Starts the task's shim, which creates (not starts) the process.
+    async fn spawn_shim(&self, dir: &Path, rec: &mut TaskRecord) -> Result<(), Error> {
+        let _ = std::fs::remove_file(dir.join("exit.json"));
         let pid = shim::spawn(shim::SpawnOpts {
             shim: &self.inner.shim,
-            id: &req.id,
+            id: &rec.id,
             state_dir: dir,
-            bundle: &bundle,
+            bundle: &dir.join("bundle"),
             runtime: &rec.runtime_path,
             runtime_root: &rec.runtime_root,
-            log_path: &req.log_path,
+            log_path: &rec.log_path,
             socket_base: &rec.socket_base,
-            stdin: req.stdin,
-            stdin_once: req.stdin_once,
-            tty: req.tty,
+            stdin: rec.stdin,
+            stdin_once: rec.stdin_once,
+            tty: rec.tty,
         })
         .await?;
         rec.pid = pid as u32;
@@ -221,6 +260,7 @@ impl Tasks {
         shim::control(&rec.socket_base, "start").await?;
         rec.status = TaskStatus::Running;
         rec.started_at = now();
+        rec.started_unix = unix_now();
         self.inner.events.append(ns, id, EventKind::Start, rec.pid, None, rec.started_at.clone());
         // The shim may already have reported the exit of a very short process;
         // never overwrite a stopped record with "running".
@@ -240,8 +280,21 @@ impl Tasks {
         Ok(self.info(&rec))
     }
 
-    pub async fn kill(&self, ns: &str, id: &str, signal: i32, all: bool) -> Result<(), Error> {
-        let rec = self.get(ns, id)?;
+    /// Signals the task; `stop` marks it stopped by a user (no more restarts).
+    pub async fn kill(&self, ns: &str, id: &str, signal: i32, all: bool, stop: bool) -> Result<(), Error> {
+        let mut rec = self.get(ns, id)?;
+        if stop && !rec.stopped_by_user {
+            rec.stopped_by_user = true;
+            if rec.restarting {
+                // Waiting to be restarted: stopping cancels the restart and
+                // makes its last exit final.
+                rec.restarting = false;
+                self.save(&rec);
+                self.inner.events.append(ns, id, EventKind::Exit, rec.pid, rec.exit_code, rec.finished_at.clone());
+                return Ok(());
+            }
+            self.save(&rec);
+        }
         if rec.status == TaskStatus::Stopped {
             return Err(Error::FailedPrecondition(format!("task {id} is not running")));
         }
@@ -283,6 +336,7 @@ impl Tasks {
             TaskStatus::Stopped => {}
         }
         let key = (ns.to_string(), id.to_string());
+        // A pending restart sees the task gone and gives up.
         self.map().remove(&key);
         // The runtime's delete and the directory removal run in the
         // background so that `docker run --rm` does not wait for them; a
@@ -307,6 +361,14 @@ impl Tasks {
         self.inner.deleting.lock().unwrap_or_else(|p| p.into_inner()).insert(key, handle);
         self.inner.events.append(ns, id, EventKind::Delete, 0, None, now());
         Ok(())
+    }
+
+    /// Waits for deletions still cleaning up in the background (at shutdown).
+    pub async fn drain_deletes(&self) {
+        let handles: Vec<_> = self.inner.deleting.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, h)| h).collect();
+        for h in handles {
+            let _ = h.await;
+        }
     }
 
     /// Follows a shim until it exits, then records the container's exit.
@@ -344,10 +406,71 @@ impl Tasks {
         };
         rec.status = TaskStatus::Stopped;
         rec.exit_code = Some(code);
+        let ran_for = unix_now() - rec.started_unix;
         rec.finished_at = finished.clone();
-        info!(%id, exit_code = code, "task exited");
-        self.inner.events.append(ns, id, EventKind::Exit, rec.pid, Some(code), finished);
+        rec.restarting = rec.restart.is_some_and(|p| p.should_restart(code, rec.restart_count, rec.stopped_by_user));
+        info!(%id, exit_code = code, restarting = rec.restarting, "task exited");
+        let mut ev = exit_event(&rec);
+        ev.time = finished;
+        self.inner.events.append_event(ev);
         self.save(&rec);
+        if rec.restarting {
+            // Docker's back-off: 100 ms, doubling per restart, at most a
+            // minute; back to 100 ms after a run of 10 s or more.
+            let delay = if ran_for >= 10 { 100 } else { (100u64 << rec.restart_count.min(10)).min(60_000) };
+            let this = self.clone();
+            let (ns, id) = (ns.to_string(), id.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                this.restart(&ns, &id).await;
+            });
+        }
+    }
+
+    /// Starts a task's process again after it exited, per its restart policy.
+    async fn restart(&self, ns: &str, id: &str) {
+        let Ok(mut rec) = self.get(ns, id) else { return };
+        if !rec.restarting || rec.stopped_by_user {
+            return;
+        }
+        let dir = self.dir(ns, id);
+        let result = async {
+            use berth_runtime::Runtime;
+            let rt = berth_runtime::Cli::new(&rec.runtime_path, &rec.runtime_root, dir.join("runtime.log"));
+            let _ = rt.delete(id);
+            self.spawn_shim(&dir, &mut rec).await?;
+            shim::control(&rec.socket_base, "start").await
+        }
+        .await;
+        // The task may have been stopped or deleted while we restarted it.
+        let current = self.get(ns, id).ok();
+        if current.as_ref().is_none_or(|c| !c.restarting || c.stopped_by_user) {
+            if result.is_ok() {
+                let _ = shim::control(&rec.socket_base, "kill 9 all").await;
+            }
+            return;
+        }
+        match result {
+            Ok(()) => {
+                rec.status = TaskStatus::Running;
+                rec.restarting = false;
+                rec.restart_count += 1;
+                rec.started_at = now();
+                rec.started_unix = unix_now();
+                info!(%id, pid = rec.pid, restart_count = rec.restart_count, "task restarted");
+                let mut ev = start_event(&rec);
+                ev.restart_count = rec.restart_count;
+                self.inner.events.append_event(ev);
+                self.save(&rec);
+                self.watch(ns.to_string(), id.to_string(), rec.shim_pid);
+            }
+            Err(e) => {
+                warn!(%id, error = %e, "restarting task failed; giving up");
+                rec.restarting = false;
+                self.save(&rec);
+                self.inner.events.append_event(exit_event(&rec));
+            }
+        }
     }
 
     /// Re-reads every task directory: running shims are watched again, exits
@@ -370,10 +493,17 @@ impl Tasks {
                     continue;
                 };
                 self.map().insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
+                let alive = rec.shim_pid > 0 && pidfd::is_process_of(rec.shim_pid, "berth-shim") && pidfd::is_process_of(rec.shim_pid, &rec.id);
+                if rec.status == TaskStatus::Stopped && rec.restarting {
+                    // The previous core died between an exit and its restart.
+                    let this = self.clone();
+                    let (ns, id) = (rec.namespace.clone(), rec.id.clone());
+                    tokio::spawn(async move { this.restart(&ns, &id).await });
+                    continue;
+                }
                 if rec.status == TaskStatus::Stopped {
                     continue;
                 }
-                let alive = rec.shim_pid > 0 && pidfd::is_process_of(rec.shim_pid, "berth-shim") && pidfd::is_process_of(rec.shim_pid, &rec.id);
                 if alive {
                     info!(id = %rec.id, shim_pid = rec.shim_pid, "re-adopted shim");
                     self.watch(rec.namespace.clone(), rec.id.clone(), rec.shim_pid);
@@ -393,6 +523,30 @@ fn leftover_runtime(dir: &Path) -> std::io::Result<Option<(PathBuf, PathBuf)>> {
         (Some(bin), Some(root)) => Some((PathBuf::from(bin), PathBuf::from(root))),
         _ => None,
     })
+}
+
+fn exit_event(rec: &TaskRecord) -> Event {
+    Event {
+        seq: 0,
+        epoch: String::new(),
+        namespace: rec.namespace.clone(),
+        id: rec.id.clone(),
+        kind: EventKind::Exit,
+        pid: rec.pid,
+        exit_code: rec.exit_code,
+        oom_killed: false,
+        time: rec.finished_at.clone(),
+        restarting: rec.restarting,
+        restart_count: rec.restart_count,
+    }
+}
+
+fn start_event(rec: &TaskRecord) -> Event {
+    Event { kind: EventKind::Start, exit_code: None, time: rec.started_at.clone(), restarting: false, ..exit_event(rec) }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn read_pid(path: &Path) -> Option<i32> {

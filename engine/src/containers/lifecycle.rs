@@ -94,7 +94,15 @@ impl Containers {
         let resolved = user::resolve(&paths.rootfs(), c.config.user.as_deref().unwrap_or(""))?;
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT)?;
         let log_path = if c.log_driver() == "none" { String::new() } else { paths.log(&c.id).display().to_string() };
+        let restart = c.restart_policy();
+        if restart.is_some() && self.core.version() < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "the running berth-core speaks protocol version {}, which cannot carry out restart policies; upgrade berth-core",
+                self.core.version()
+            )));
+        }
         let req = CreateTaskRequest {
+            restart,
             id: c.id.clone(),
             spec: serde_json::to_value(&oci).map_err(Error::internal)?,
             log_path,
@@ -127,30 +135,35 @@ impl Containers {
             started_at: if task.started_at.is_empty() { crate::util::now_rfc3339() } else { task.started_at.clone() },
             finished_at: c.state.finished_at.clone(),
             oom_killed: false,
+            restarting: false,
+            restart_count: c.state.restart_count,
+            manually_stopped: false,
         };
         self.save_state(c).await?;
         info!(container_id = %c.id, pid = task.pid, "container started");
-        // A process that exited at once may have been reported before we
-        // stored "running"; the core's record settles it.
-        if task.status == berth_proto::TaskStatus::Stopped {
-            self.apply_exit(c, task.exit_code.unwrap_or(255), &task.finished_at, task.oom_killed).await?;
-        }
+        // A process that exits at once is handled like any other: the
+        // monitor applies its exit event (and AutoRemove) once we release
+        // the container's lock, and it finds the container "running".
         Ok(())
     }
 
-    /// Records an exit (the caller holds the container's lock).
-    pub(crate) async fn apply_exit(&self, c: &mut Container, code: i32, finished_at: &str, oom: bool) -> Result<()> {
+    /// Records an exit (the caller holds the container's lock). With
+    /// `restarting` the core will start it again: the rootfs stays mounted.
+    pub(crate) async fn apply_exit(&self, c: &mut Container, code: i32, finished_at: &str, oom: bool, restarting: bool) -> Result<()> {
         c.state.running = false;
-        c.state.status = "exited".into();
+        c.state.restarting = restarting;
+        c.state.status = if restarting { "restarting" } else { "exited" }.into();
         c.state.pid = 0;
         c.state.exit_code = code;
         c.state.oom_killed = oom;
         c.state.finished_at = if finished_at.is_empty() { crate::util::now_rfc3339() } else { finished_at.to_string() };
         self.save_state(c).await?;
-        if let Err(e) = rootfs::unmount_rootfs(&self.paths(&c.id)) {
-            warn!(container_id = %c.id, error = %e, "unmounting rootfs after exit");
+        if !restarting {
+            if let Err(e) = rootfs::unmount_rootfs(&self.paths(&c.id)) {
+                warn!(container_id = %c.id, error = %e, "unmounting rootfs after exit");
+            }
         }
-        info!(container_id = %c.id, exit_code = code, "container exited");
+        info!(container_id = %c.id, exit_code = code, restarting, "container exited");
         self.notify(Change::Exited(c.id.clone()));
         Ok(())
     }
@@ -188,9 +201,33 @@ impl Containers {
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
+    /// Remembers that a user stopped the container and tells the core, so
+    /// that its restart policy no longer applies.
+    async fn mark_stopped(&self, c: &Container, signal: i32) -> Result<()> {
+        let lock = self.lock_of(&c.id);
+        {
+            let _guard = lock.lock().await;
+            if let Ok(mut now) = self.lookup(&c.id).await {
+                now.state.manually_stopped = true;
+                self.save_state(&now).await?;
+            }
+        }
+        match self.core.kill(&c.id, signal, false, true).await {
+            // Conflict: it exited meanwhile (or was waiting for a restart,
+            // which the stop cancelled).
+            Ok(()) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST /containers/{id}/stop`
     pub async fn stop(&self, name: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
         let c = self.lookup(name).await?;
+        if c.state.restarting {
+            self.mark_stopped(&c, libc::SIGKILL).await?;
+            self.wait_for(&c.id, Duration::from_secs(10), |c| !c.state.restarting && !c.is_running()).await;
+            return Ok(());
+        }
         if !c.is_running() {
             return Err(Error::NotModified("container already stopped".into()));
         }
@@ -200,11 +237,7 @@ impl Containers {
         };
         let secs = timeout.or(c.config.stop_timeout).unwrap_or(10);
         info!(container_id = %c.id, signal = sig, timeout = secs, "stopping container");
-        if let Err(e) = self.core.kill(&c.id, sig, false).await {
-            if !matches!(e, Error::Conflict(_)) {
-                return Err(e);
-            }
-        }
+        self.mark_stopped(&c, sig).await?;
         let grace = if secs < 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_secs(secs as u64) };
         if self.wait_for(&c.id, grace, |c| !c.is_running()).await {
             return Ok(());
@@ -214,11 +247,11 @@ impl Containers {
     }
 
     async fn kill_and_wait(&self, c: &Container) -> Result<()> {
-        match self.core.kill(&c.id, libc::SIGKILL, true).await {
+        match self.core.kill(&c.id, libc::SIGKILL, true, true).await {
             Ok(()) | Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        if self.wait_for(&c.id, Duration::from_secs(30), |c| !c.is_running()).await {
+        if self.wait_for(&c.id, Duration::from_secs(30), |c| !c.is_running() && !c.state.restarting).await {
             Ok(())
         } else {
             Err(Error::Internal(format!("container {} did not exit after SIGKILL", c.id)))
@@ -229,14 +262,19 @@ impl Containers {
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<()> {
         let c = self.lookup(name).await?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
-        if !c.is_running() {
+        if !c.is_running() && !c.state.restarting {
             return Err(Error::Conflict(format!("Cannot kill container: {name}: Container {} is not running", c.id)));
         }
         if sig == libc::SIGKILL {
-            // Like Docker, SIGKILL returns once the container is gone.
-            return self.kill_and_wait(&c).await;
+            // Like Docker, SIGKILL returns once the container is gone, and
+            // a killed container is not restarted.
+            self.mark_stopped(&c, sig).await?;
+            if self.wait_for(&c.id, Duration::from_secs(30), |c| !c.is_running() && !c.state.restarting).await {
+                return Ok(());
+            }
+            return Err(Error::Internal(format!("container {} did not exit after SIGKILL", c.id)));
         }
-        self.core.kill(&c.id, sig, false).await
+        self.core.kill(&c.id, sig, false, false).await
     }
 
     /// `POST /containers/{id}/wait`: resolves to (exit code, error message).
@@ -284,7 +322,7 @@ impl Containers {
     /// `DELETE /containers/{id}`
     pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
         let c = self.lookup(name).await?;
-        if c.is_running() {
+        if c.is_running() || c.state.restarting {
             if !force {
                 return Err(Error::Conflict(format!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",

@@ -162,6 +162,19 @@ impl Containers {
         if !matches!(driver.as_str(), "" | "json-file" | "none") {
             return Err(Error::InvalidArgument(format!("logging driver {driver} is not supported; use json-file or none")));
         }
+        if let Some(p) = &host_config.restart_policy {
+            use bollard_stubs::models::RestartPolicyNameEnum as N;
+            let retries = p.maximum_retry_count.unwrap_or(0);
+            if retries < 0 {
+                return Err(Error::InvalidArgument("invalid restart policy: maximum retry count cannot be negative".into()));
+            }
+            if retries > 0 && p.name != Some(N::ON_FAILURE) {
+                return Err(Error::InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'".into()));
+            }
+            if host_config.auto_remove.unwrap_or(false) && !matches!(p.name, None | Some(N::NO) | Some(N::EMPTY)) {
+                return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+            }
+        }
         if host_config.runtime.as_deref().unwrap_or("").is_empty() && !self.default_runtime.is_empty() {
             host_config.runtime = Some(self.default_runtime.clone());
         }

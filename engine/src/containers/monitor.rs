@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proto::{Event, EventKind, TaskStatus};
+use berth_proto::{Event, EventKind, RestartPolicy, TaskStatus};
 use tracing::{debug, info, warn};
 
 use super::Containers;
@@ -84,23 +84,50 @@ async fn follow(containers: &Containers, epoch: &str) -> Result<()> {
 }
 
 async fn apply(containers: &Containers, ev: &Event) -> Result<()> {
-    if ev.kind != EventKind::Exit {
-        return Ok(());
+    match ev.kind {
+        EventKind::Exit => {
+            debug!(container_id = %ev.id, seq = ev.seq, exit_code = ?ev.exit_code, restarting = ev.restarting, "exit event");
+            exited(containers, &ev.id, ev.pid, ev.exit_code.unwrap_or(255), &ev.time, ev.oom_killed, ev.restarting).await
+        }
+        // Starts the engine asked for are recorded by `start`; these are the
+        // core's restarts.
+        EventKind::Start if ev.restart_count > 0 => restarted(containers, &ev.id, ev.pid, &ev.time, ev.restart_count).await,
+        _ => Ok(()),
     }
-    debug!(container_id = %ev.id, seq = ev.seq, exit_code = ?ev.exit_code, "exit event");
-    exited(containers, &ev.id, ev.pid, ev.exit_code.unwrap_or(255), &ev.time, ev.oom_killed).await
 }
 
-/// Applies an exit if the container is still recorded as running that pid.
-async fn exited(containers: &Containers, id: &str, pid: u32, code: i32, time: &str, oom: bool) -> Result<()> {
+/// Records a restart by the core: running again, with a new pid.
+async fn restarted(containers: &Containers, id: &str, pid: u32, time: &str, count: u32) -> Result<()> {
+    let lock = containers.lock_of(id);
+    let _guard = lock.lock().await;
+    let Ok(mut c) = containers.lookup(id).await else { return Ok(()) };
+    if c.id != id || c.state.restart_count >= count || c.state.manually_stopped {
+        return Ok(());
+    }
+    c.state.running = true;
+    c.state.restarting = false;
+    c.state.status = "running".into();
+    c.state.pid = pid;
+    c.state.started_at = time.to_string();
+    c.state.restart_count = count;
+    containers.save_state(&c).await?;
+    info!(container_id = %id, pid, restart_count = count, "container restarted by its policy");
+    containers.notify(super::Change::Started(id.to_string()));
+    Ok(())
+}
+
+/// Applies an exit if the container is still recorded as running that pid
+/// (or as waiting for a restart, which this exit ends).
+async fn exited(containers: &Containers, id: &str, pid: u32, code: i32, time: &str, oom: bool, restarting: bool) -> Result<()> {
     let lock = containers.lock_of(id);
     let guard = lock.lock().await;
     let Ok(mut c) = containers.lookup(id).await else { return Ok(()) };
-    if c.id != id || !c.is_running() || (pid != 0 && c.state.pid != 0 && c.state.pid != pid) {
+    let current = c.is_running() && (pid == 0 || c.state.pid == 0 || c.state.pid == pid);
+    if c.id != id || !(current || c.state.restarting) {
         return Ok(());
     }
-    containers.apply_exit(&mut c, code, time, oom).await?;
-    if c.auto_remove() {
+    containers.apply_exit(&mut c, code, time, oom, restarting).await?;
+    if c.auto_remove() && !restarting {
         if let Err(e) = containers.remove_locked(&c).await {
             warn!(container_id = %id, error = %e, "auto-removing container");
         }
@@ -123,17 +150,32 @@ async fn reconcile(containers: &Containers) -> Result<()> {
     }
     for row in rows {
         let state: super::record::State = serde_json::from_str(&row.state).unwrap_or_default();
-        if !state.running {
+        if !state.running && !state.restarting {
             continue;
         }
         match tasks.iter().find(|t| t.id == row.id) {
             Some(t) if t.status == TaskStatus::Stopped => {
-                exited(containers, &row.id, t.pid, t.exit_code.unwrap_or(255), &t.finished_at, t.oom_killed).await?;
+                exited(containers, &row.id, t.pid, t.exit_code.unwrap_or(255), &t.finished_at, t.oom_killed, t.restarting).await?;
+            }
+            Some(t) if t.restart_count > state.restart_count => {
+                restarted(containers, &row.id, t.pid, &t.started_at, t.restart_count).await?;
             }
             Some(_) => {}
             None => {
+                // The core has forgotten the task: its state directory was
+                // wiped, as by a reboot. Like Docker at boot, containers whose
+                // policy says so are started again.
                 warn!(container_id = %row.id, "berth-core has no task for a running container; marking it exited");
-                exited(containers, &row.id, 0, 255, "", false).await?;
+                exited(containers, &row.id, 0, 255, "", false, false).await?;
+                let c = super::record::Container::from_row(row.clone())?;
+                let comes_back = matches!(c.restart_policy(), Some(RestartPolicy::Always))
+                    || (matches!(c.restart_policy(), Some(RestartPolicy::UnlessStopped)) && !state.manually_stopped);
+                if comes_back {
+                    info!(container_id = %row.id, "starting the container again per its restart policy");
+                    if let Err(e) = containers.start(&row.id).await {
+                        warn!(container_id = %row.id, error = %e, "restarting after the core lost its task");
+                    }
+                }
             }
         }
     }

@@ -23,6 +23,15 @@ pub struct State {
     pub finished_at: String,
     #[serde(default)]
     pub oom_killed: bool,
+    /// Exited, and about to be started again by its restart policy.
+    #[serde(default)]
+    pub restarting: bool,
+    /// How often the restart policy started it again.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Stopped or killed by a user: `unless-stopped` does not bring it back.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -96,6 +105,18 @@ impl Container {
         let mut args = self.config.entrypoint.clone().unwrap_or_default();
         args.extend(self.config.cmd.clone().unwrap_or_default());
         args
+    }
+
+    /// The restart policy for the core, `None` for "no".
+    pub fn restart_policy(&self) -> Option<berth_proto::RestartPolicy> {
+        use bollard_stubs::models::RestartPolicyNameEnum as N;
+        let p = self.host_config.restart_policy.as_ref()?;
+        match p.name? {
+            N::ALWAYS => Some(berth_proto::RestartPolicy::Always),
+            N::UNLESS_STOPPED => Some(berth_proto::RestartPolicy::UnlessStopped),
+            N::ON_FAILURE => Some(berth_proto::RestartPolicy::OnFailure { max_retries: p.maximum_retry_count.unwrap_or(0).max(0) as u32 }),
+            N::NO | N::EMPTY => None,
+        }
     }
 
     pub fn log_driver(&self) -> String {

@@ -145,8 +145,9 @@ impl CoreClient {
         self.call(Method::GET, &self.path("/tasks"), None).await
     }
 
-    pub async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
-        let body = serde_json::to_vec(&KillRequest { signal, all }).map_err(Error::internal)?;
+    /// Signals a task; `stop` tells the core a user stopped it (no restart).
+    pub async fn kill(&self, id: &str, signal: i32, all: bool, stop: bool) -> Result<()> {
+        let body = serde_json::to_vec(&KillRequest { signal, all, stop }).map_err(Error::internal)?;
         self.call::<()>(Method::POST, &self.path(&format!("/tasks/{id}/kill")), Some(body)).await
     }
 
