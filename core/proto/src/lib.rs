@@ -19,10 +19,11 @@ pub mod timefmt;
 
 /// The protocol version this build speaks natively.
 ///
-/// History: 1, the first. 2 adds restart policies carried out by the core
-/// (`CreateTaskRequest::restart`, `KillRequest::stop`, `Event::restarting`,
-/// `TaskInfo::restart_count`). A version-1 engine never sends them and
-/// never sees a task restart.
+/// History: 1, the first. 2 adds restart policies and health checks carried
+/// out by the core (`CreateTaskRequest::restart` and `health`,
+/// `KillRequest::stop`, `Event::restarting`, `TaskInfo::restart_count` and
+/// `health`, `EventKind::Health`). A version-1 engine never sends them and
+/// is never sent `health` events.
 pub const VERSION: u32 = 2;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
@@ -89,6 +90,43 @@ pub struct CreateTaskRequest {
     /// Since version 2: restart the process when it exits, per this policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,
+    /// Since version 2: run this check inside the container while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+}
+
+/// A health check (Docker's HEALTHCHECK), run by the core with the
+/// runtime's `exec`, so it goes on while the engine is down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// The command, as argv (CMD-SHELL already turned into `/bin/sh -c`).
+    pub test: Vec<String>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Consecutive failures that make the task unhealthy.
+    pub retries: u32,
+    /// Failures in this time after start do not count.
+    #[serde(default)]
+    pub start_period_ms: u64,
+}
+
+/// The outcome of the checks so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthState {
+    /// starting, healthy or unhealthy
+    pub status: String,
+    pub failing_streak: u32,
+    /// The last results, oldest first (at most five).
+    #[serde(default)]
+    pub log: Vec<HealthResult>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i32,
+    pub output: String,
 }
 
 /// When the core restarts a task's process after it exits (Docker's
@@ -151,6 +189,9 @@ pub struct TaskInfo {
     /// Since version 2: stopped, and about to be started again by its policy.
     #[serde(default)]
     pub restarting: bool,
+    /// Since version 2: results of the task's health check, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +245,9 @@ pub struct Event {
     /// Since version 2, on start events: how often the task was restarted.
     #[serde(default)]
     pub restart_count: u32,
+    /// Since version 2, on health events: the new health status.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub health_status: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +256,11 @@ pub enum EventKind {
     Start,
     Exit,
     Delete,
+    /// Since version 2: the health status changed.
+    Health,
+    /// A kind from a newer core.
+    #[serde(other)]
+    Unknown,
 }
 
 /// The body of every error answer from the core.

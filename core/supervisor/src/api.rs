@@ -25,7 +25,6 @@ struct AppState {
 pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
     let v1 = Router::new()
         .route("/handshake", get(handshake))
-        .route("/events", get(events_stream))
         .route("/namespaces/{ns}/tasks", get(list).post(create))
         .route("/namespaces/{ns}/tasks/{id}", get(inspect).delete(delete))
         .route("/namespaces/{ns}/tasks/{id}/start", post(start))
@@ -35,6 +34,8 @@ pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
     // Version 2 only added fields; both versions share the handlers.
     Router::new()
         .route("/handshake", get(handshake))
+        .route("/v1/events", get(events_v1))
+        .route("/v2/events", get(events_v2))
         .nest("/v1", v1.clone())
         .nest("/v2", v1)
         .with_state(AppState { tasks, events })
@@ -100,7 +101,20 @@ struct EventsQuery {
 /// JSON lines: the retained events after the cursor, then live ones. A
 /// subscriber that falls too far behind is disconnected and resumes with its
 /// cursor, so no event is skipped silently.
-async fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> Body {
+async fn events_v1(state: State<AppState>, q: Query<EventsQuery>) -> Body {
+    events_stream(state, q, 1)
+}
+
+async fn events_v2(state: State<AppState>, q: Query<EventsQuery>) -> Body {
+    events_stream(state, q, 2)
+}
+
+/// Whether a subscriber of protocol `version` knows this kind of event.
+fn known_to(version: u32, ev: &berth_proto::Event) -> bool {
+    version >= 2 || matches!(ev.kind, berth_proto::EventKind::Start | berth_proto::EventKind::Exit | berth_proto::EventKind::Delete)
+}
+
+fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>, version: u32) -> Body {
     let (backlog, rx) = s.events.subscribe(q.after);
     let line = |ev: &berth_proto::Event| {
         let mut l = serde_json::to_vec(ev).unwrap_or_default();
@@ -108,11 +122,11 @@ async fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>) 
         Bytes::from(l)
     };
     let last = backlog.last().map(|e| e.seq).unwrap_or(q.after);
-    let first = futures_util::stream::iter(backlog.iter().map(line).map(Ok::<_, Infallible>).collect::<Vec<_>>());
+    let first = futures_util::stream::iter(backlog.iter().filter(|e| known_to(version, e)).map(line).map(Ok::<_, Infallible>).collect::<Vec<_>>());
     let live = futures_util::stream::unfold((rx, last), move |(mut rx, last)| async move {
         loop {
             match rx.recv().await {
-                Ok(ev) if ev.seq <= last => continue,
+                Ok(ev) if ev.seq <= last || !known_to(version, &ev) => continue,
                 Ok(ev) => {
                     let seq = ev.seq;
                     return Some((Ok::<_, Infallible>(line(&ev)), (rx, seq)));

@@ -74,6 +74,7 @@ impl EventLog {
             time,
             restarting: false,
             restart_count: 0,
+            health_status: String::new(),
         })
     }
 

@@ -58,6 +58,10 @@ struct TaskRecord {
     #[serde(default)]
     started_unix: i64,
     #[serde(default)]
+    health_check: Option<berth_proto::HealthCheck>,
+    #[serde(default)]
+    health: Option<berth_proto::HealthState>,
+    #[serde(default)]
     started_at: String,
     #[serde(default)]
     finished_at: String,
@@ -120,13 +124,18 @@ impl Tasks {
     }
 
     fn save(&self, rec: &TaskRecord) {
+        self.write_record(rec);
+        self.map().insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
+    }
+
+    /// Writes task.json (write, then rename).
+    fn write_record(&self, rec: &TaskRecord) {
         let dir = self.dir(&rec.namespace, &rec.id);
         let tmp = dir.join("task.json.tmp");
         let body = serde_json::to_vec_pretty(rec).unwrap_or_default();
         if let Err(e) = std::fs::write(&tmp, body).and_then(|_| std::fs::rename(&tmp, dir.join("task.json"))) {
             warn!(id = %rec.id, error = %e, "saving task record");
         }
-        self.map().insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
     }
 
     fn info(&self, rec: &TaskRecord) -> TaskInfo {
@@ -148,6 +157,7 @@ impl Tasks {
             runtime: rec.runtime.clone(),
             restart_count: rec.restart_count,
             restarting: rec.restarting,
+            health: rec.health.clone(),
         }
     }
 
@@ -191,6 +201,8 @@ impl Tasks {
             stopped_by_user: false,
             restarting: false,
             started_unix: 0,
+            health_check: req.health.clone().filter(|h| !h.test.is_empty()),
+            health: None,
             started_at: String::new(),
             finished_at: String::new(),
             exit_code: None,
@@ -277,6 +289,7 @@ impl Tasks {
             }
         }
         self.save(&rec);
+        self.begin_health_checks(&rec.namespace, &rec.id, rec.pid, rec.health_check.clone());
         Ok(self.info(&rec))
     }
 
@@ -361,6 +374,37 @@ impl Tasks {
         self.inner.deleting.lock().unwrap_or_else(|p| p.into_inner()).insert(key, handle);
         self.inner.events.append(ns, id, EventKind::Delete, 0, None, now());
         Ok(())
+    }
+
+    pub(crate) fn events(&self) -> &EventLog {
+        &self.inner.events
+    }
+
+    /// The runtime binary, its root and the task directory of a task whose
+    /// process `pid` still runs; `None` once it stopped or was replaced.
+    pub(crate) fn runtime_of_running(&self, ns: &str, id: &str, pid: u32) -> Option<(PathBuf, PathBuf, PathBuf)> {
+        let rec = self.get(ns, id).ok()?;
+        (rec.status == TaskStatus::Running && rec.pid == pid).then(|| (rec.runtime_path.clone(), rec.runtime_root.clone(), self.dir(ns, id)))
+    }
+
+    /// Updates the health of process `pid` of a task; returns the new
+    /// status when `update` says it changed.
+    pub(crate) fn set_health(&self, ns: &str, id: &str, pid: u32, update: impl FnOnce(&mut berth_proto::HealthState) -> bool) -> Option<String> {
+        // Read, change and store under the map's lock: an exit recorded
+        // meanwhile must not be overwritten by a stale "running" record.
+        let (rec, changed, status) = {
+            let mut map = self.map();
+            let rec = map.get_mut(&(ns.to_string(), id.to_string()))?;
+            if rec.pid != pid || rec.status != TaskStatus::Running {
+                return None;
+            }
+            let health = rec.health.get_or_insert_with(Default::default);
+            let changed = update(health);
+            let status = health.status.clone();
+            (rec.clone(), changed, status)
+        };
+        self.write_record(&rec);
+        changed.then_some(status)
     }
 
     /// Waits for deletions still cleaning up in the background (at shutdown).
@@ -461,8 +505,10 @@ impl Tasks {
                 let mut ev = start_event(&rec);
                 ev.restart_count = rec.restart_count;
                 self.inner.events.append_event(ev);
+                rec.health = None;
                 self.save(&rec);
                 self.watch(ns.to_string(), id.to_string(), rec.shim_pid);
+                self.begin_health_checks(&rec.namespace, &rec.id, rec.pid, rec.health_check.clone());
             }
             Err(e) => {
                 warn!(%id, error = %e, "restarting task failed; giving up");
@@ -507,6 +553,9 @@ impl Tasks {
                 if alive {
                     info!(id = %rec.id, shim_pid = rec.shim_pid, "re-adopted shim");
                     self.watch(rec.namespace.clone(), rec.id.clone(), rec.shim_pid);
+                    if rec.status == TaskStatus::Running {
+                        self.begin_health_checks(&rec.namespace, &rec.id, rec.pid, rec.health_check.clone());
+                    }
                 } else {
                     self.on_shim_exit(&rec.namespace, &rec.id);
                 }
@@ -538,6 +587,7 @@ fn exit_event(rec: &TaskRecord) -> Event {
         time: rec.finished_at.clone(),
         restarting: rec.restarting,
         restart_count: rec.restart_count,
+        health_status: String::new(),
     }
 }
 

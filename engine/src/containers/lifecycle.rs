@@ -95,14 +95,17 @@ impl Containers {
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT)?;
         let log_path = if c.log_driver() == "none" { String::new() } else { paths.log(&c.id).display().to_string() };
         let restart = c.restart_policy();
-        if restart.is_some() && self.core.version() < 2 {
+        let health = c.health_check();
+        if (restart.is_some() || health.is_some()) && self.core.version() < 2 {
             return Err(Error::InvalidArgument(format!(
-                "the running berth-core speaks protocol version {}, which cannot carry out restart policies; upgrade berth-core",
+                "the running berth-core speaks protocol version {}, which cannot carry out restart policies or health checks; upgrade berth-core",
                 self.core.version()
             )));
         }
+        let starting = health.is_some().then(|| berth_proto::HealthState { status: "starting".into(), ..Default::default() });
         let req = CreateTaskRequest {
             restart,
+            health,
             id: c.id.clone(),
             spec: serde_json::to_value(&oci).map_err(Error::internal)?,
             log_path,
@@ -138,6 +141,7 @@ impl Containers {
             restarting: false,
             restart_count: c.state.restart_count,
             manually_stopped: false,
+            health: starting,
         };
         self.save_state(c).await?;
         info!(container_id = %c.id, pid = task.pid, "container started");

@@ -273,6 +273,9 @@ fn merge_image_defaults(config: &mut ContainerConfig, image: &Value) {
     if config.stop_signal.as_deref().unwrap_or("").is_empty() {
         config.stop_signal = image["StopSignal"].as_str().map(str::to_string);
     }
+    if config.healthcheck.as_ref().is_none_or(|h| h.test.as_ref().is_none_or(|t| t.is_empty())) && image["Healthcheck"].is_object() {
+        config.healthcheck = serde_json::from_value(image["Healthcheck"].clone()).ok();
+    }
     let mut labels: HashMap<String, String> = image["Labels"].as_object().map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()).unwrap_or_default();
     labels.extend(config.labels.clone().unwrap_or_default());
     config.labels = Some(labels);

@@ -92,8 +92,22 @@ async fn apply(containers: &Containers, ev: &Event) -> Result<()> {
         // Starts the engine asked for are recorded by `start`; these are the
         // core's restarts.
         EventKind::Start if ev.restart_count > 0 => restarted(containers, &ev.id, ev.pid, &ev.time, ev.restart_count).await,
+        EventKind::Health => health_changed(containers, &ev.id, ev.pid, &ev.health_status).await,
         _ => Ok(()),
     }
+}
+
+/// Stores a new health status of the running process `pid`.
+async fn health_changed(containers: &Containers, id: &str, pid: u32, status: &str) -> Result<()> {
+    let lock = containers.lock_of(id);
+    let _guard = lock.lock().await;
+    let Ok(mut c) = containers.lookup(id).await else { return Ok(()) };
+    if !c.is_running() || c.state.pid != pid {
+        return Ok(());
+    }
+    info!(container_id = %id, status, "health status");
+    c.state.health.get_or_insert_with(Default::default).status = status.to_string();
+    containers.save_state(&c).await
 }
 
 /// Records a restart by the core: running again, with a new pid.
@@ -110,6 +124,9 @@ async fn restarted(containers: &Containers, id: &str, pid: u32, time: &str, coun
     c.state.pid = pid;
     c.state.started_at = time.to_string();
     c.state.restart_count = count;
+    if c.state.health.is_some() {
+        c.state.health = Some(berth_proto::HealthState { status: "starting".into(), ..Default::default() });
+    }
     containers.save_state(&c).await?;
     info!(container_id = %id, pid, restart_count = count, "container restarted by its policy");
     containers.notify(super::Change::Started(id.to_string()));

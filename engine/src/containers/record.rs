@@ -32,6 +32,9 @@ pub struct State {
     /// Stopped or killed by a user: `unless-stopped` does not bring it back.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Last known health (kept current by the core's health events).
+    #[serde(default)]
+    pub health: Option<berth_proto::HealthState>,
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -105,6 +108,29 @@ impl Container {
         let mut args = self.config.entrypoint.clone().unwrap_or_default();
         args.extend(self.config.cmd.clone().unwrap_or_default());
         args
+    }
+
+    /// The health check for the core, `None` when there is none (or NONE).
+    pub fn health_check(&self) -> Option<berth_proto::HealthCheck> {
+        const SECOND_NS: i64 = 1_000_000_000;
+        let h = self.config.healthcheck.as_ref()?;
+        let test = h.test.clone().unwrap_or_default();
+        let argv = match test.first().map(String::as_str) {
+            Some("CMD") => test[1..].to_vec(),
+            Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")],
+            _ => return None, // NONE, empty, or inherited and absent
+        };
+        if argv.is_empty() {
+            return None;
+        }
+        let ms = |ns: Option<i64>, default_s: i64| (ns.filter(|n| *n > 0).unwrap_or(default_s * SECOND_NS) / 1_000_000) as u64;
+        Some(berth_proto::HealthCheck {
+            test: argv,
+            interval_ms: ms(h.interval, 30),
+            timeout_ms: ms(h.timeout, 30),
+            retries: h.retries.filter(|r| *r > 0).unwrap_or(3) as u32,
+            start_period_ms: ms(h.start_period, 0),
+        })
     }
 
     /// The restart policy for the core, `None` for "no".

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use bollard_stubs::models::{
-    ContainerInspectResponse, ContainerState, ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, DriverData,
+    ContainerInspectResponse, ContainerState, Health, HealthcheckResult, ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, DriverData,
     NetworkSettings,
 };
 
@@ -20,7 +20,15 @@ const STATUSES: &[&str] = &["created", "restarting", "running", "removing", "pau
 pub fn status_text(c: &Container) -> String {
     let since = |t: &str| parse_rfc3339(t).map(|(s, _)| unix_now() - s).unwrap_or(0);
     match c.state.status.as_str() {
-        "running" => format!("Up {}", human_duration(since(&c.state.started_at))),
+        "running" => {
+            let health = match c.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", human_duration(since(&c.state.started_at)))
+        }
         "exited" if c.state.finished_at != ZERO_TIME => format!("Exited ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at))),
         "exited" => format!("Exited ({})", c.state.exit_code),
         "restarting" => format!("Restarting ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at))),
@@ -40,6 +48,20 @@ fn command_text(c: &Container) -> String {
 }
 
 impl Containers {
+    /// The health of a container: the core's current view while it runs
+    /// (streak and log change with every check), else the last one stored.
+    async fn live_health(&self, c: &Container) -> Option<berth_proto::HealthState> {
+        c.state.health.as_ref()?;
+        if c.is_running() {
+            if let Ok(task) = self.core.task(&c.id).await {
+                if task.pid == c.state.pid && task.health.is_some() {
+                    return task.health;
+                }
+            }
+        }
+        c.state.health.clone()
+    }
+
     /// `GET /containers/json`
     pub async fn list(&self, all: bool, limit: Option<usize>, filters: &Filters) -> Result<Vec<ContainerSummary>> {
         filters.only(&["id", "name", "label", "status", "ancestor", "exited", "before", "since"])?;
@@ -154,7 +176,21 @@ impl Containers {
                 error: Some(c.state.error.clone()),
                 started_at: Some(c.state.started_at.clone()),
                 finished_at: Some(c.state.finished_at.clone()),
-                health: None,
+                health: self.live_health(&c).await.map(|h| Health {
+                    status: serde_json::from_value(serde_json::Value::String(h.status.clone())).ok(),
+                    failing_streak: Some(h.failing_streak as i64),
+                    log: Some(
+                        h.log
+                            .iter()
+                            .map(|r| HealthcheckResult {
+                                start: Some(r.start.clone()),
+                                end: Some(r.end.clone()),
+                                exit_code: Some(r.exit_code as i64),
+                                output: Some(r.output.clone()),
+                            })
+                            .collect(),
+                    ),
+                }),
             }),
             image: Some(c.image_id.clone()),
             resolv_conf_path: Some(paths.file("resolv.conf").display().to_string()),
