@@ -15,6 +15,7 @@ IMPLEMENTED = {
     "/_ping": ["get", "head"],
     "/version": ["get"],
     "/info": ["get"],
+    "/events": ["get"],
     "/containers/create": ["post"],
     "/containers/json": ["get"],
     "/containers/{id}/json": ["get"],
@@ -36,6 +37,7 @@ IMPLEMENTED = {
 }
 
 NOTES = {
+    "/events": "Container events only (create, start, die, kill, stop, restart, destroy, health_status); replay is in memory.",
     "/images/create": "Only fromSrc=- (import) is served; fromImage (pull) answers 501 until registry support lands.",
     "/containers/create": "NetworkMode other than none/default answers 400 until container networks land.",
 }

@@ -15,6 +15,7 @@ pub mod containers;
 pub mod core_client;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod images;
 pub mod listener;
 pub mod store;

@@ -50,6 +50,8 @@ pub async fn restart(AxState(engine): AxState<State>, Path(id): Path<String>, Ax
         Err(e) => return Err(e),
     }
     engine.containers.start(&id).await?;
+    let c = engine.containers.lookup(&id).await?;
+    engine.containers.event(&c, "restart", &[]);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,11 @@ use axum::Json;
 use bollard_stubs::models::{SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform};
 use serde_json::json;
 
+use super::filters::{labels_match, Filters};
+use super::query::Query;
 use super::{State, MAX_API_VERSION, MIN_API_VERSION};
+use crate::error::Error;
+use crate::events::Event;
 use crate::error::Result;
 
 fn ping_headers() -> HeaderMap {
@@ -163,4 +167,55 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
         info.warnings = Some(vec![format!("WARNING: berth-core is not reachable at {}", engine.core.socket().display())]);
     }
     Ok(Json(info))
+}
+
+fn event_matches(f: &Filters, e: &Event) -> bool {
+    let any = |key: &str, ok: &dyn Fn(&str) -> bool| {
+        let wanted = f.get(key);
+        wanted.is_empty() || wanted.iter().any(|w| ok(w))
+    };
+    any("type", &|t| e.kind == t)
+        && any("event", &|a| e.action == a || e.action.starts_with(&format!("{a}:")))
+        && any("container", &|c| e.kind == "container" && (e.actor.id.starts_with(c) || e.actor.attributes.get("name").is_some_and(|n| n == c)))
+        && any("image", &|i| e.actor.attributes.get("image").is_some_and(|x| x == i))
+        && labels_match(&f.get("label"), &e.actor.attributes.clone().into_iter().collect())
+}
+
+/// `GET /events`: replays retained events from `since`, then follows live
+/// ones until `until` (if given) or until the client goes away.
+pub async fn events(AxState(engine): AxState<State>, axum::extract::Query(q): axum::extract::Query<Query>) -> Result<axum::response::Response> {
+    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    filters.only(&["type", "event", "container", "image", "label"])?;
+    let time = |key: &str| -> Result<Option<i128>> {
+        match q.get(key).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(v) => crate::util::parse_time_filter(v).map(Some).ok_or_else(|| Error::InvalidArgument(format!("invalid value for {key}: {v}"))),
+        }
+    };
+    let (since, until) = (time("since")?, time("until")?);
+    let (backlog, rx) = engine.containers.events.subscribe(since);
+    let now_nanos = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+    let line = |e: &Event| axum::body::Bytes::from(serde_json::to_string(e).unwrap_or_default() + "\n");
+    let before_until = move |e: &Event| until.is_none_or(|u| (e.time_nano as i128) <= u);
+    let replay: Vec<_> = backlog.iter().filter(|e| event_matches(&filters, e) && before_until(e)).map(line).collect();
+    let live_ends_at = until.map(|u| tokio::time::Instant::now() + std::time::Duration::from_nanos((u - now_nanos()).max(0) as u64));
+    let live = futures_util::stream::unfold((rx, filters), move |(mut rx, filters)| async move {
+        loop {
+            let next = match live_ends_at {
+                Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => return None,
+                },
+                None => rx.recv().await,
+            };
+            match next {
+                Ok(e) if event_matches(&filters, &e) && before_until(&e) => return Some((Ok::<_, std::convert::Infallible>(line(&e)), (rx, filters))),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    });
+    use futures_util::StreamExt;
+    let body = futures_util::stream::iter(replay.into_iter().map(Ok)).chain(live);
+    Ok(([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response())
 }

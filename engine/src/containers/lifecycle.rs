@@ -59,6 +59,7 @@ impl Containers {
         match self.start_locked(&mut c).await {
             Ok(()) => {
                 drop(guard);
+                self.event(&c, "start", &[]);
                 self.notify(Change::Started(c.id.clone()));
                 Ok(())
             }
@@ -168,6 +169,7 @@ impl Containers {
             }
         }
         info!(container_id = %c.id, exit_code = code, restarting, "container exited");
+        self.event(c, "die", &[("exitCode", code.to_string())]);
         self.notify(Change::Exited(c.id.clone()));
         Ok(())
     }
@@ -243,11 +245,12 @@ impl Containers {
         info!(container_id = %c.id, signal = sig, timeout = secs, "stopping container");
         self.mark_stopped(&c, sig).await?;
         let grace = if secs < 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_secs(secs as u64) };
-        if self.wait_for(&c.id, grace, |c| !c.is_running()).await {
-            return Ok(());
+        if !self.wait_for(&c.id, grace, |c| !c.is_running()).await {
+            info!(container_id = %c.id, "container did not stop in time, killing it");
+            self.kill_and_wait(&c).await?;
         }
-        info!(container_id = %c.id, "container did not stop in time, killing it");
-        self.kill_and_wait(&c).await
+        self.event(&c, "stop", &[]);
+        Ok(())
     }
 
     async fn kill_and_wait(&self, c: &Container) -> Result<()> {
@@ -269,6 +272,7 @@ impl Containers {
         if !c.is_running() && !c.state.restarting {
             return Err(Error::Conflict(format!("Cannot kill container: {name}: Container {} is not running", c.id)));
         }
+        self.event(&c, "kill", &[("signal", sig.to_string())]);
         if sig == libc::SIGKILL {
             // Like Docker, SIGKILL returns once the container is gone, and
             // a killed container is not restarted.
@@ -356,6 +360,7 @@ impl Containers {
         self.store.delete_container(&c.id).await?;
         self.forget_lock(&c.id);
         info!(container_id = %c.id, "container removed");
+        self.event(c, "destroy", &[]);
         self.notify(Change::Removed(c.id.clone()));
         Ok(())
     }

@@ -60,6 +60,7 @@ pub struct Containers {
     pub(crate) pending: attach::Pending,
     /// Attach sessions being served, which a draining berthd waits for.
     pub streams: attach::ActiveStreams,
+    pub events: Arc<crate::events::Events>,
 }
 
 impl Containers {
@@ -75,7 +76,19 @@ impl Containers {
             changes,
             pending: attach::Pending::default(),
             streams: attach::ActiveStreams::default(),
+            events: Arc::new(crate::events::Events::default()),
         }
+    }
+
+    /// A container event with Docker's attributes (name, image, labels).
+    pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let mut attrs: std::collections::BTreeMap<String, String> = c.config.labels.clone().unwrap_or_default().into_iter().collect();
+        attrs.insert("name".into(), c.name.clone());
+        attrs.insert("image".into(), c.image_ref.clone());
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone());
+        }
+        self.events.emit("container", action, &c.id, attrs);
     }
 
     pub(crate) fn lock_of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -215,6 +228,7 @@ impl Containers {
             return Err(e);
         }
         tracing::info!(container_id = %id, name = %name, "container created");
+        self.event(&c, "create", &[]);
         Ok((id, vec![]))
     }
 

@@ -107,7 +107,9 @@ async fn health_changed(containers: &Containers, id: &str, pid: u32, status: &st
     }
     info!(container_id = %id, status, "health status");
     c.state.health.get_or_insert_with(Default::default).status = status.to_string();
-    containers.save_state(&c).await
+    containers.save_state(&c).await?;
+    containers.event(&c, &format!("health_status: {status}"), &[]);
+    Ok(())
 }
 
 /// Records a restart by the core: running again, with a new pid.
@@ -129,6 +131,7 @@ async fn restarted(containers: &Containers, id: &str, pid: u32, time: &str, coun
     }
     containers.save_state(&c).await?;
     info!(container_id = %id, pid, restart_count = count, "container restarted by its policy");
+    containers.event(&c, "start", &[]);
     containers.notify(super::Change::Started(id.to_string()));
     Ok(())
 }
