@@ -364,7 +364,12 @@ impl Berth {
 
 impl Drop for Berth {
     fn drop(&mut self) {
-        // Best effort when a test panicked before finish().
+        // Best effort when a test panicked before finish(); keep the logs.
+        if std::thread::panicking() {
+            let keep = std::env::temp_dir().join(format!("{}.log", self.root.file_name().unwrap().to_string_lossy()));
+            let _ = std::fs::write(&keep, self.log());
+            eprintln!("berthd and berth-core logs kept in {}", keep.display());
+        }
         self.shutdown();
         let _ = std::fs::remove_dir_all(&self.root);
     }

@@ -38,6 +38,15 @@ impl PidFd {
     }
 }
 
+/// Sends a signal to a process.
+pub fn kill(pid: i32, signal: i32) -> std::io::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Whether `pid` is alive and its command line mentions `needle` (guards
 /// against a recycled pid when re-adopting shims).
 pub fn is_process_of(pid: i32, needle: &str) -> bool {

@@ -331,20 +331,19 @@ impl Tasks {
         match rec.status {
             TaskStatus::Running => return Err(Error::FailedPrecondition(format!("task {id} is running"))),
             TaskStatus::Created => {
-                let (_, mut rx) = self.inner.events.subscribe(u64::MAX);
+                // Never started: kill it and wait for its shim to go (by
+                // pidfd, which cannot miss an exit that already happened).
                 let _ = shim::control(&rec.socket_base, "kill 9 all").await;
-                let wait = async {
-                    loop {
-                        match rx.recv().await {
-                            Ok(ev) if ev.id == id && ev.namespace == ns && ev.kind == EventKind::Exit => return,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                            _ => {}
-                        }
-                    }
-                };
-                if tokio::time::timeout(Duration::from_secs(10), wait).await.is_err() && self.get(ns, id)?.status != TaskStatus::Stopped {
-                    return Err(Error::Runtime(format!("task {id} did not stop")));
+                if !self.shim_gone(rec.shim_pid, Duration::from_secs(10)).await {
+                    warn!(%id, shim_pid = rec.shim_pid, "shim of a created task did not exit; killing it");
+                    kill_pid(rec.shim_pid);
+                    use berth_runtime::Runtime;
+                    let rt = berth_runtime::Cli::new(&rec.runtime_path, &rec.runtime_root, self.dir(ns, id).join("runtime.log"));
+                    let _ = rt.kill(id, 9, true);
+                    self.shim_gone(rec.shim_pid, Duration::from_secs(10)).await;
                 }
+                // Record the exit now if the watcher has not yet.
+                self.on_shim_exit(ns, id);
             }
             TaskStatus::Stopped => {}
         }
@@ -415,6 +414,17 @@ impl Tasks {
         }
     }
 
+    /// Waits (bounded) until the shim process has exited.
+    async fn shim_gone(&self, shim_pid: i32, limit: Duration) -> bool {
+        if shim_pid <= 0 {
+            return true;
+        }
+        match PidFd::open(shim_pid) {
+            Ok(fd) => tokio::time::timeout(limit, fd.exited()).await.is_ok(),
+            Err(_) => true,
+        }
+    }
+
     /// Follows a shim until it exits, then records the container's exit.
     fn watch(&self, ns: String, id: String, shim_pid: i32) {
         let this = self.clone();
@@ -433,6 +443,9 @@ impl Tasks {
 
     fn on_shim_exit(&self, ns: &str, id: &str) {
         let Ok(mut rec) = self.get(ns, id) else { return };
+        if rec.status == TaskStatus::Stopped {
+            return; // recorded already (delete and the watcher may both call this)
+        }
         let dir = self.dir(ns, id);
         let (code, finished) = match std::fs::read(dir.join("exit.json")).ok().and_then(|b| serde_json::from_slice::<ExitFile>(&b).ok()) {
             Some(exit) => (exit.exit_code, exit.finished_at),
@@ -528,12 +541,21 @@ impl Tasks {
             for entry in entries.flatten() {
                 let path = entry.path();
                 let Some(rec) = std::fs::read(path.join("task.json")).ok().and_then(|b| serde_json::from_slice::<TaskRecord>(&b).ok()) else {
-                    // A deletion that a core restart interrupted: finish it.
+                    // A create or a deletion that a core restart interrupted:
+                    // nobody knows this task, so its shim (if any) and its
+                    // runtime state go.
                     warn!(dir = %path.display(), "removing task directory without a record");
+                    let id = entry.file_name().to_string_lossy().into_owned();
+                    if let Some(shim_pid) = read_pid(&path.join("shim.pid")) {
+                        if pidfd::is_process_of(shim_pid, "berth-shim") && pidfd::is_process_of(shim_pid, &id) {
+                            kill_pid(shim_pid);
+                        }
+                    }
                     if let Ok(Some((runtime, root))) = leftover_runtime(&path) {
                         use berth_runtime::Runtime;
-                        let id = entry.file_name().to_string_lossy().into_owned();
-                        let _ = berth_runtime::Cli::new(runtime, root, path.join("runtime.log")).delete(&id);
+                        let rt = berth_runtime::Cli::new(runtime, root, path.join("runtime.log"));
+                        let _ = rt.kill(&id, 9, true);
+                        let _ = rt.delete(&id);
                     }
                     let _ = std::fs::remove_dir_all(&path);
                     continue;
@@ -593,6 +615,10 @@ fn exit_event(rec: &TaskRecord) -> Event {
 
 fn start_event(rec: &TaskRecord) -> Event {
     Event { kind: EventKind::Start, exit_code: None, time: rec.started_at.clone(), restarting: false, ..exit_event(rec) }
+}
+
+fn kill_pid(pid: i32) {
+    let _ = crate::pidfd::kill(pid, libc::SIGKILL);
 }
 
 fn unix_now() -> i64 {

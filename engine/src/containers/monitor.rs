@@ -161,11 +161,27 @@ async fn exited(containers: &Containers, id: &str, pid: u32, code: i32, time: &s
 async fn reconcile(containers: &Containers) -> Result<()> {
     let tasks = containers.core.tasks().await?;
     let rows = containers.store.containers().await?;
-    // Stopped tasks of containers that are gone (removed while the core was
-    // away) are deleted, so that their runtime state does not linger.
-    for t in tasks.iter().filter(|t| t.status == TaskStatus::Stopped) {
-        if !rows.iter().any(|r| r.id == t.id) {
-            let _ = containers.core.delete_task(&t.id).await;
+    // Tasks nobody needs: stopped ones of containers that are gone (removed
+    // while the core was away), and created-but-never-started ones left by a
+    // start that berthd or the core did not finish.
+    for t in &tasks {
+        let row = rows.iter().find(|r| r.id == t.id);
+        let orphan = match t.status {
+            TaskStatus::Stopped => row.is_none(),
+            TaskStatus::Created => true,
+            TaskStatus::Running => false,
+        };
+        if !orphan {
+            continue;
+        }
+        let lock = containers.lock_of(&t.id);
+        let _guard = lock.lock().await;
+        // Re-read under the lock: a start in progress holds it.
+        if let Ok(now) = containers.core.task(&t.id).await {
+            if now.status == t.status {
+                debug!(container_id = %t.id, status = ?t.status, "deleting an orphaned task");
+                let _ = containers.core.delete_task(&t.id).await;
+            }
         }
     }
     for row in rows {
