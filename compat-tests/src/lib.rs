@@ -189,6 +189,24 @@ impl Berth {
         self.extra_args = extra.iter().map(|s| s.to_string()).collect();
     }
 
+    /// Polls `docker inspect -f FORMAT NAME` until it renders `want` (for
+    /// state the core changes on its own schedule: restarts, health).
+    pub fn inspect_until(&self, name: &str, format: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = self.docker(&["inspect", "-f", format, name]).ok().out().to_string();
+            if now == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name}: {format} is {now:?}, waited for {want:?}\n{}", self.log());
+        }
+    }
+
+    /// The host pid of a container's init.
+    pub fn pid_of(&self, name: &str) -> i32 {
+        self.docker(&["inspect", "-f", "{{.State.Pid}}", name]).ok().out().parse().unwrap()
+    }
+
     /// Waits until berthd is connected to a core again: `docker info`
     /// reports the core's version only while berthd can reach it.
     pub fn wait_for_core(&self) {
@@ -289,17 +307,21 @@ impl Berth {
             wait_exit(pid as i32);
         }
         // The containers themselves: children of the shims, now orphans.
-        for m in self.mounts().iter().rev() {
-            let c = std::ffi::CString::new(m.as_str()).unwrap();
-            // SAFETY: umount2 with a valid C string.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
+        self.unmount_all();
         let _ = std::fs::remove_dir_all(self.exec_root());
         // Their cgroups, which a reboot would not keep either.
         for ctrl in std::fs::read_dir("/sys/fs/cgroup").map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default() {
             for id in &ids {
                 let _ = std::fs::remove_dir(ctrl.join("berth").join(id));
             }
+        }
+    }
+
+    fn unmount_all(&self) {
+        for m in self.mounts().iter().rev() {
+            let c = std::ffi::CString::new(m.as_str()).unwrap();
+            // SAFETY: umount2 with a valid C string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
     }
 
@@ -354,11 +376,7 @@ impl Berth {
             unsafe_kill(pid as i32, libc::SIGKILL);
             wait_exit(pid as i32);
         }
-        for m in self.mounts().iter().rev() {
-            let c = std::ffi::CString::new(m.as_str()).unwrap();
-            // SAFETY: umount2 with a valid C string.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
+        self.unmount_all();
     }
 }
 

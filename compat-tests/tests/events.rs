@@ -9,12 +9,6 @@ fn now() -> String {
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
-fn inspect_until(b: &Berth, name: &str, format: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while b.docker(&["inspect", "-f", format, name]).ok().out() != want {
-        assert!(Instant::now() < deadline, "{name}: {format} never became {want:?}");
-    }
-}
 
 fn actions(b: &Berth, since: &str, filter: &str) -> Vec<String> {
     let until = now();
@@ -28,7 +22,7 @@ fn lifecycle_restarts_and_health_are_events() {
     b.load_busybox();
     let t0 = now();
     b.docker(&["run", "-d", "--name", "twice", "--restart", "on-failure:1", "busybox", "sh", "-c", "exit 2"]).ok();
-    inspect_until(&b, "twice", "{{.State.Status}} {{.RestartCount}}", "exited 1");
+    b.inspect_until("twice", "{{.State.Status}} {{.RestartCount}}", "exited 1");
     b.docker(&["rm", "twice"]).ok();
     assert_eq!(actions(&b, &t0, "container=twice"), vec!["create", "start", "die", "start", "die", "destroy"]);
 

@@ -4,16 +4,6 @@ use std::time::{Duration, Instant};
 
 use berth_compat_tests::Berth;
 
-fn inspect_until(b: &Berth, name: &str, format: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = b.docker(&["inspect", "-f", format, name]).ok().out().to_string();
-        if now == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name}: {format} is {now:?}, waited for {want:?}\n{}", b.log());
-    }
-}
 
 #[test]
 fn health_checks_go_on_while_berthd_is_down() {
@@ -28,7 +18,7 @@ fn health_checks_go_on_while_berthd_is_down() {
         .ok()
         .out()
         .to_string();
-    inspect_until(&b, "doc", "{{.State.Health.Status}}", "unhealthy");
+    b.inspect_until("doc", "{{.State.Health.Status}}", "unhealthy");
     assert!(b.docker(&["ps", "--format", "{{.Status}}"]).ok().out().ends_with("(unhealthy)"));
     let pid: i32 = b.docker(&["inspect", "-f", "{{.State.Pid}}", "doc"]).ok().out().parse().unwrap();
 
@@ -45,7 +35,7 @@ fn health_checks_go_on_while_berthd_is_down() {
         assert!(Instant::now() < deadline, "the core did not see the container turn healthy: {v}");
     }
     b.spawn_berthd();
-    inspect_until(&b, "doc", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "healthy 0");
+    b.inspect_until("doc", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "healthy 0");
     let log: serde_json::Value = serde_json::from_str(&b.docker(&["inspect", "-f", "{{json .State.Health.Log}}", "doc"]).ok().stdout).unwrap();
     assert_eq!(log.as_array().unwrap().last().unwrap()["ExitCode"], 0);
     assert!(b.docker(&["ps", "--format", "{{.Status}}"]).ok().out().ends_with("(healthy)"));
@@ -57,7 +47,7 @@ fn a_failing_check_reports_output_and_exit_code() {
     let b = Berth::start();
     b.load_busybox();
     b.docker(&["run", "-d", "--name", "sick", "--health-cmd", "echo nope; exit 3", "--health-interval", "100ms", "--health-retries", "1", "busybox", "sleep", "1000"]).ok();
-    inspect_until(&b, "sick", "{{.State.Health.Status}}", "unhealthy");
+    b.inspect_until("sick", "{{.State.Health.Status}}", "unhealthy");
     let log: serde_json::Value = serde_json::from_str(&b.docker(&["inspect", "-f", "{{json .State.Health.Log}}", "sick"]).ok().stdout).unwrap();
     let last = log.as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["ExitCode"], 3);

@@ -2,9 +2,6 @@
 
 use berth_compat_tests::{wait_exit, Berth};
 
-fn pid_of(b: &Berth, name: &str) -> i32 {
-    b.docker(&["inspect", "-f", "{{.State.Pid}}", name]).ok().out().parse().unwrap()
-}
 
 fn core_pid(b: &Berth) -> i32 {
     b.processes().into_iter().find(|(_, c)| c.contains("berth-core")).map(|(p, _)| p as i32).expect("berth-core runs")
@@ -17,8 +14,8 @@ fn containers_survive_engine_kill_and_their_exits_are_not_lost() {
     b.docker(&["run", "-d", "--name", "stays", "busybox", "sleep", "1000"]).ok();
     // Exits with 7 on SIGTERM, after writing 20 MB to stderr and a line to stdout.
     b.docker(&["run", "-d", "--name", "leaves", "busybox", "sh", "-c", "trap 'head -c 20000000 /dev/zero >&2; echo bye; exit 7' TERM; while true; do sleep 0.1; done"]).ok();
-    let stays = pid_of(&b, "stays");
-    let leaves = pid_of(&b, "leaves");
+    let stays = b.pid_of("stays");
+    let leaves = b.pid_of("leaves");
 
     b.kill_berthd();
     // While nobody runs berthd: the container writes 20 MB (far beyond a
@@ -27,7 +24,7 @@ fn containers_survive_engine_kill_and_their_exits_are_not_lost() {
     assert!(wait_exit(leaves), "the container blocked while berthd was down");
     b.spawn_berthd();
 
-    assert_eq!(pid_of(&b, "stays"), stays, "a running container was restarted or lost");
+    assert_eq!(b.pid_of("stays"), stays, "a running container was restarted or lost");
     assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}}", "stays"]).ok().out(), "running");
     let r = b.docker(&["wait", "leaves"]).ok();
     assert_eq!(r.out(), "7");
@@ -49,7 +46,7 @@ fn containers_survive_core_kill_and_the_engine_restarts_the_core() {
     let b = Berth::start();
     b.load_busybox();
     b.docker(&["run", "-d", "--name", "steady", "busybox", "sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.1; done"]).ok();
-    let pid = pid_of(&b, "steady");
+    let pid = b.pid_of("steady");
     let old_core = core_pid(&b);
     berth_compat_tests::unsafe_kill(old_core, libc::SIGKILL);
     assert!(wait_exit(old_core));
@@ -68,7 +65,7 @@ fn exits_while_both_daemons_are_down_are_recorded() {
     let mut b = Berth::start();
     b.load_busybox();
     b.docker(&["run", "-d", "--name", "alone", "busybox", "sh", "-c", "trap 'echo late; exit 9' TERM; while true; do sleep 0.1; done"]).ok();
-    let pid = pid_of(&b, "alone");
+    let pid = b.pid_of("alone");
     b.kill_berthd();
     let core = core_pid(&b);
     berth_compat_tests::unsafe_kill(core, libc::SIGKILL);
@@ -86,11 +83,11 @@ fn an_engine_restarted_with_other_flags_keeps_the_containers() {
     let mut b = Berth::start();
     b.load_busybox();
     b.docker(&["run", "-d", "--name", "keeper", "busybox", "sleep", "1000"]).ok();
-    let pid = pid_of(&b, "keeper");
+    let pid = b.pid_of("keeper");
     b.kill_berthd();
     b.set_extra_args(&["--log-level", "debug", "--runtime", "runc"]);
     b.spawn_berthd();
-    assert_eq!(pid_of(&b, "keeper"), pid);
+    assert_eq!(b.pid_of("keeper"), pid);
     assert_eq!(b.docker(&["info", "--format", "{{.DefaultRuntime}}"]).ok().out(), "runc");
     b.docker(&["rm", "-f", "keeper"]).ok();
     b.finish();

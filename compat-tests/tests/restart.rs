@@ -1,32 +1,13 @@
 //! Restart policies, carried out by berth-core (so also while berthd is down).
 
-use std::time::{Duration, Instant};
-
 use berth_compat_tests::{wait_exit, Berth};
-
-/// Polls `docker inspect` until `format` renders `want` (a restart is the
-/// core's doing, on its own schedule: the observable state is all we have).
-fn inspect_until(b: &Berth, name: &str, format: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = b.docker(&["inspect", "-f", format, name]).ok().out().to_string();
-        if now == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name}: {format} is {now:?}, waited for {want:?}\n{}", b.log());
-    }
-}
-
-fn pid_of(b: &Berth, name: &str) -> i32 {
-    b.docker(&["inspect", "-f", "{{.State.Pid}}", name]).ok().out().parse().unwrap()
-}
 
 #[test]
 fn on_failure_restarts_up_to_the_limit() {
     let b = Berth::start();
     b.load_busybox();
     b.docker(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3"]).ok();
-    inspect_until(&b, "flaky", "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "exited 2 3");
+    b.inspect_until("flaky", "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "exited 2 3");
     // Three runs: the first and two restarts, all in one log.
     assert_eq!(b.docker(&["logs", "flaky"]).ok().stdout, "run\nrun\nrun\n");
     // A success is not a failure: no restart.
@@ -41,13 +22,13 @@ fn always_restarts_while_berthd_is_down_and_stop_ends_it() {
     let mut b = Berth::start();
     b.load_busybox();
     b.docker(&["run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sleep", "1000"]).ok();
-    let first = pid_of(&b, "phoenix");
+    let first = b.pid_of("phoenix");
     b.kill_berthd();
     berth_compat_tests::unsafe_kill(first, libc::SIGKILL);
     assert!(wait_exit(first));
     b.spawn_berthd();
-    inspect_until(&b, "phoenix", "{{.State.Status}} {{.RestartCount}}", "running 1");
-    assert_ne!(pid_of(&b, "phoenix"), first);
+    b.inspect_until("phoenix", "{{.State.Status}} {{.RestartCount}}", "running 1");
+    assert_ne!(b.pid_of("phoenix"), first);
     // A user's stop is final.
     b.docker(&["stop", "-t", "0", "phoenix"]).ok();
     assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "phoenix"]).ok().out(), "exited 1");
@@ -69,7 +50,7 @@ fn always_containers_come_back_after_a_reboot_like_restart() {
     b.kill_berthd();
     b.power_off();
     b.spawn_berthd();
-    inspect_until(&b, "survivor", "{{.State.Status}}", "running");
+    b.inspect_until("survivor", "{{.State.Status}}", "running");
     assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}}", "stopped-one"]).ok().out(), "exited");
     assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}}", "plain"]).ok().out(), "exited");
     b.finish();
