@@ -131,8 +131,10 @@ impl Containers {
             if ids.len() > 1 {
                 return Err(Error::InvalidArgument(format!("multiple IDs found with provided prefix: {name_or_id}")));
             }
-            if let Some(row) = self.store.container(&ids[0..ids.len().min(1)].first().cloned().unwrap_or_default()).await? {
-                return Container::from_row(row);
+            if let Some(id) = ids.first() {
+                if let Some(row) = self.store.container(id).await? {
+                    return Container::from_row(row);
+                }
             }
         }
         Err(Error::no_such_container(name_or_id))

@@ -116,10 +116,6 @@ impl Images {
         let tags = self.tag_map().await?;
         let images = self.store.images().await?;
         let containers = self.store.containers().await?;
-        let created_of = |name: &str| {
-            let wanted = images.iter().find(|i| i.id == name || short(&i.id) == short(name));
-            wanted.map(|i| i.created.clone())
-        };
         let mut before = None;
         if let Some(b) = filters.get("before").first() {
             let img = self.resolve(b).await?;
@@ -130,7 +126,6 @@ impl Images {
             let img = self.resolve(s).await?;
             since = Some(img.created.clone());
         }
-        let _ = created_of;
         let dangling = match filters.get("dangling").first().map(String::as_str) {
             None => None,
             Some("true" | "1") => Some(true),
