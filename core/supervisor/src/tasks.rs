@@ -123,9 +123,24 @@ impl Tasks {
         self.map().get(&(ns.to_string(), id.to_string())).cloned().ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
+    /// Stores a whole record. Writing under the map's lock keeps the file
+    /// and the map in the same order as the changes.
     fn save(&self, rec: &TaskRecord) {
+        let mut map = self.map();
         self.write_record(rec);
-        self.map().insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
+        map.insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
+    }
+
+    /// Changes a record in place under the map's lock and stores it, so that
+    /// concurrent changes (a start and the exit of a very short process)
+    /// cannot overwrite each other. `None` when the task is gone.
+    fn update<T>(&self, ns: &str, id: &str, change: impl FnOnce(&mut TaskRecord) -> T) -> Option<(TaskRecord, T)> {
+        let mut map = self.map();
+        let rec = map.get_mut(&(ns.to_string(), id.to_string()))?;
+        let out = change(rec);
+        let copy = rec.clone();
+        self.write_record(&copy);
+        Some((copy, out))
     }
 
     /// Writes task.json (write, then rename).
@@ -263,50 +278,58 @@ impl Tasks {
     }
 
     pub async fn start(&self, ns: &str, id: &str) -> Result<TaskInfo, Error> {
-        let mut rec = self.get(ns, id)?;
+        let rec = self.get(ns, id)?;
         match rec.status {
             TaskStatus::Created => {}
             TaskStatus::Running => return Err(Error::FailedPrecondition(format!("task {id} is already running"))),
             TaskStatus::Stopped => return Err(Error::FailedPrecondition(format!("task {id} has exited"))),
         }
         shim::control(&rec.socket_base, "start").await?;
-        rec.status = TaskStatus::Running;
-        rec.started_at = now();
-        rec.started_unix = unix_now();
-        self.inner.events.append(ns, id, EventKind::Start, rec.pid, None, rec.started_at.clone());
-        // The shim may already have reported the exit of a very short process;
-        // never overwrite a stopped record with "running".
-        {
-            let map = self.map();
-            if let Some(cur) = map.get(&(ns.to_string(), id.to_string())) {
-                if cur.status == TaskStatus::Stopped {
-                    let mut done = cur.clone();
-                    done.started_at = rec.started_at.clone();
-                    drop(map);
-                    self.save(&done);
-                    return Ok(self.info(&done));
+        // A very short process may have exited (and been recorded) already:
+        // then it stays stopped, and its events stay in order.
+        let events = &self.inner.events;
+        let (rec, running) = self
+            .update(ns, id, |r| {
+                if r.started_at.is_empty() {
+                    r.started_at = now();
+                    r.started_unix = unix_now();
                 }
-            }
+                if r.status != TaskStatus::Created {
+                    return false;
+                }
+                r.status = TaskStatus::Running;
+                events.append(ns, id, EventKind::Start, r.pid, None, r.started_at.clone());
+                true
+            })
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        if running {
+            self.begin_health_checks(&rec.namespace, &rec.id, rec.pid, rec.health_check.clone());
         }
-        self.save(&rec);
-        self.begin_health_checks(&rec.namespace, &rec.id, rec.pid, rec.health_check.clone());
         Ok(self.info(&rec))
     }
 
     /// Signals the task; `stop` marks it stopped by a user (no more restarts).
     pub async fn kill(&self, ns: &str, id: &str, signal: i32, all: bool, stop: bool) -> Result<(), Error> {
         let mut rec = self.get(ns, id)?;
-        if stop && !rec.stopped_by_user {
-            rec.stopped_by_user = true;
-            if rec.restarting {
-                // Waiting to be restarted: stopping cancels the restart and
-                // makes its last exit final.
-                rec.restarting = false;
-                self.save(&rec);
-                self.inner.events.append(ns, id, EventKind::Exit, rec.pid, rec.exit_code, rec.finished_at.clone());
+        if stop {
+            let events = &self.inner.events;
+            let (now, cancelled) = self
+                .update(ns, id, |r| {
+                    r.stopped_by_user = true;
+                    // Waiting to be restarted: stopping cancels the restart
+                    // and makes its last exit final.
+                    let cancelled = r.restarting;
+                    if cancelled {
+                        r.restarting = false;
+                        events.append(ns, id, EventKind::Exit, r.pid, r.exit_code, r.finished_at.clone());
+                    }
+                    cancelled
+                })
+                .ok_or_else(|| Error::NotFound(id.to_string()))?;
+            if cancelled {
                 return Ok(());
             }
-            self.save(&rec);
+            rec = now;
         }
         if rec.status == TaskStatus::Stopped {
             return Err(Error::FailedPrecondition(format!("task {id} is not running")));
@@ -442,7 +465,7 @@ impl Tasks {
     }
 
     fn on_shim_exit(&self, ns: &str, id: &str) {
-        let Ok(mut rec) = self.get(ns, id) else { return };
+        let Ok(rec) = self.get(ns, id) else { return };
         if rec.status == TaskStatus::Stopped {
             return; // recorded already (delete and the watcher may both call this)
         }
@@ -461,16 +484,21 @@ impl Tasks {
                 (255, now())
             }
         };
-        rec.status = TaskStatus::Stopped;
-        rec.exit_code = Some(code);
+        let events = &self.inner.events;
+        let recorded = self.update(ns, id, |r| {
+            if r.status == TaskStatus::Stopped {
+                return false; // recorded by another caller meanwhile
+            }
+            r.status = TaskStatus::Stopped;
+            r.exit_code = Some(code);
+            r.finished_at = finished.clone();
+            r.restarting = r.restart.is_some_and(|p| p.should_restart(code, r.restart_count, r.stopped_by_user));
+            events.append_event(exit_event(r));
+            true
+        });
+        let Some((rec, true)) = recorded else { return };
         let ran_for = unix_now() - rec.started_unix;
-        rec.finished_at = finished.clone();
-        rec.restarting = rec.restart.is_some_and(|p| p.should_restart(code, rec.restart_count, rec.stopped_by_user));
         info!(%id, exit_code = code, restarting = rec.restarting, "task exited");
-        let mut ev = exit_event(&rec);
-        ev.time = finished;
-        self.inner.events.append_event(ev);
-        self.save(&rec);
         if rec.restarting {
             // Docker's back-off: 100 ms, doubling per restart, at most a
             // minute; back to 100 ms after a run of 10 s or more.
@@ -499,36 +527,43 @@ impl Tasks {
             shim::control(&rec.socket_base, "start").await
         }
         .await;
-        // The task may have been stopped or deleted while we restarted it.
-        let current = self.get(ns, id).ok();
-        if current.as_ref().is_none_or(|c| !c.restarting || c.stopped_by_user) {
-            if result.is_ok() {
-                let _ = shim::control(&rec.socket_base, "kill 9 all").await;
+        // Record the outcome, unless the task was stopped or deleted while we
+        // restarted it (then the new process goes too).
+        let events = &self.inner.events;
+        let new = rec.clone();
+        let ok = result.is_ok();
+        let recorded = self.update(ns, id, |r| {
+            if !r.restarting || r.stopped_by_user {
+                return false;
             }
-            return;
-        }
-        match result {
-            Ok(()) => {
-                rec.status = TaskStatus::Running;
-                rec.restarting = false;
-                rec.restart_count += 1;
-                rec.started_at = now();
-                rec.started_unix = unix_now();
+            r.restarting = false;
+            if ok {
+                r.pid = new.pid;
+                r.shim_pid = new.shim_pid;
+                r.status = TaskStatus::Running;
+                r.restart_count += 1;
+                r.started_at = now();
+                r.started_unix = unix_now();
+                r.health = None;
+                let mut ev = start_event(r);
+                ev.restart_count = r.restart_count;
+                events.append_event(ev);
+            } else {
+                events.append_event(exit_event(r));
+            }
+            true
+        });
+        match (recorded, result) {
+            (Some((rec, true)), Ok(())) => {
                 info!(%id, pid = rec.pid, restart_count = rec.restart_count, "task restarted");
-                let mut ev = start_event(&rec);
-                ev.restart_count = rec.restart_count;
-                self.inner.events.append_event(ev);
-                rec.health = None;
-                self.save(&rec);
                 self.watch(ns.to_string(), id.to_string(), rec.shim_pid);
                 self.begin_health_checks(&rec.namespace, &rec.id, rec.pid, rec.health_check.clone());
             }
-            Err(e) => {
-                warn!(%id, error = %e, "restarting task failed; giving up");
-                rec.restarting = false;
-                self.save(&rec);
-                self.inner.events.append_event(exit_event(&rec));
+            (Some((_, true)), Err(e)) => warn!(%id, error = %e, "restarting task failed; giving up"),
+            (_, Ok(())) => {
+                let _ = shim::control(&rec.socket_base, "kill 9 all").await;
             }
+            (_, Err(_)) => {}
         }
     }
 
