@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "setup.sh must run as root" >&2; exit 1; }
 
 # Debian packages: the OCI runtimes, busybox for the test image, util-linux
-# for `script` (tty tests), file, curl; docker.io only when no docker CLI exists
+# for `script` (tty tests), file, curl, docker-registry (the registry the
+# image tests push to and pull from, on 127.0.0.1); docker.io only when no docker CLI exists
 # (it brings one, and dockerd for side-by-side benchmarks).
-packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine)
+packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry)
 command -v docker >/dev/null || packages+=(docker.io)
 missing=()
 for p in "${packages[@]}"; do

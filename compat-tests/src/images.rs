@@ -134,3 +134,95 @@ fn add_file(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
     h.set_cksum();
     b.append_data(&mut h, name, data).unwrap();
 }
+
+/// The busybox image's config (parsed) and its one layer (plain tar).
+pub fn busybox_parts() -> (serde_json::Value, Vec<u8>) {
+    let mut ar = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
+    let mut config = Vec::new();
+    let mut layer = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        if name.ends_with("layer.tar") {
+            e.read_to_end(&mut layer).unwrap();
+        } else if name.ends_with(".json") && !name.ends_with("manifest.json") {
+            e.read_to_end(&mut config).unwrap();
+        }
+    }
+    (serde_json::from_slice(&config).unwrap(), layer)
+}
+
+/// A layer (plain tar) holding these regular files; a name `.wh.X` is a
+/// whiteout that deletes X from the layers below.
+pub fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// How a layer is stored in a registry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+}
+
+pub fn compress(data: &[u8], how: Compression) -> Vec<u8> {
+    match how {
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut enc, data).unwrap();
+            enc.finish().unwrap()
+        }
+        Compression::Zstd => zstd::encode_all(data, 3).unwrap(),
+    }
+}
+
+/// Puts an image into `reg` as `repo:tag` (or only by digest when `tag`
+/// is None): busybox's layer, then `extra` layers, for `arch`. Returns the
+/// manifest's (digest, bytes, media type).
+pub fn push_layered(reg: &crate::registry::Registry, repo: &str, tag: Option<&str>, arch: &str, extra: &[(Vec<u8>, Compression)]) -> (String, Vec<u8>, String) {
+    let (mut config, base) = busybox_parts();
+    let mut layers = vec![(base, Compression::Gzip)];
+    layers.extend(extra.iter().cloned());
+    let mut diff_ids = Vec::new();
+    let mut descriptors = Vec::new();
+    let oci = layers.iter().any(|(_, c)| *c == Compression::Zstd);
+    for (plain, how) in &layers {
+        diff_ids.push(crate::registry::sha256(plain));
+        let blob = compress(plain, *how);
+        let digest = reg.put_blob(repo, &blob);
+        let media_type = match (how, oci) {
+            (Compression::Zstd, _) => "application/vnd.oci.image.layer.v1.tar+zstd",
+            (Compression::Gzip, true) => "application/vnd.oci.image.layer.v1.tar+gzip",
+            (Compression::Gzip, false) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        };
+        descriptors.push(serde_json::json!({"mediaType": media_type, "digest": digest, "size": blob.len()}));
+    }
+    config["architecture"] = arch.into();
+    config["rootfs"]["diff_ids"] = diff_ids.into();
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = reg.put_blob(repo, &config);
+    let (media_type, config_type) = if oci {
+        ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.config.v1+json")
+    } else {
+        ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.container.image.v1+json")
+    };
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {"mediaType": config_type, "digest": config_digest, "size": config.len()},
+        "layers": descriptors,
+    }))
+    .unwrap();
+    let digest = crate::registry::sha256(&manifest);
+    reg.put_manifest(repo, tag.unwrap_or(&digest), media_type, &manifest);
+    (digest, manifest, media_type.to_string())
+}

@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod images;
+pub mod registry;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -18,6 +18,9 @@ pub fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    // Registries over TLS use ring's primitives (one crypto provider for
+    // the whole process; the alternative, aws-lc, needs a long C build).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(serve(config))
 }

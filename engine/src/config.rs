@@ -38,6 +38,16 @@ pub struct Config {
     /// that refuses no connection.
     #[arg(long)]
     pub takeover: bool,
+    /// Registry (host[:port] or CIDR) to speak plain HTTP to; registries on
+    /// 127.0.0.0/8 always are. Repeatable.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Layers downloaded at once per pull.
+    #[arg(long, default_value_t = 3)]
+    pub max_concurrent_downloads: usize,
+    /// Layers uploaded at once per push.
+    #[arg(long, default_value_t = 5)]
+    pub max_concurrent_uploads: usize,
     /// Newest engine–core protocol version to speak (default: this build's
     /// newest). For running an engine as an older one would, in tests.
     #[arg(long, hide = true)]

@@ -39,7 +39,12 @@ impl Engine {
                 id
             }
         };
-        let images = Arc::new(Images::new(store.clone(), &config.data_root)?);
+        let images = Arc::new(Images::new(store.clone(), &config)?);
+        // Whatever an earlier run left half-made (a pull cut short) goes now.
+        let freed = images.gc().await?;
+        if freed > 0 {
+            tracing::info!(bytes = freed, "removed unreferenced layers and blobs");
+        }
         let core = Arc::new(CoreClient::new(config.core_socket().map_err(crate::Error::InvalidArgument)?, config.core_protocol));
         let launcher = Arc::new(Launcher::new(&config)?);
         let containers = Arc::new(Containers::new(

@@ -14,6 +14,9 @@ pub enum Error {
     /// 400: bad parameters or bodies.
     #[error("{0}")]
     InvalidArgument(String),
+    /// 401: a registry refused the credentials.
+    #[error("{0}")]
+    Unauthorized(String),
     /// 409: name in use, container running, image in use…
     #[error("{0}")]
     Conflict(String),
@@ -39,6 +42,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::NotModified(_) => StatusCode::NOT_MODIFIED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query as AxQuery, State as AxState};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
@@ -12,7 +12,9 @@ use super::filters::Filters;
 use super::query::{flag, Query};
 use super::{stream, State};
 use crate::error::{Error, Result};
+use crate::images::pull::{Platform, PullRequest};
 use crate::images::reference::Reference;
+use crate::images::registry::AuthConfig;
 
 pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
@@ -27,8 +29,11 @@ pub async fn by_name_get(AxState(engine): AxState<State>, Path(rest): Path<Strin
     Err(Error::NotFound("page not found".into()))
 }
 
-/// `POST /images/{name}/tag?repo=&tag=`
-pub async fn by_name_post(AxState(engine): AxState<State>, Path(rest): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+/// `POST /images/{name}/tag?repo=&tag=`, `POST /images/{name}/push?tag=`
+pub async fn by_name_post(AxState(engine): AxState<State>, Path(rest): Path<String>, AxQuery(q): AxQuery<Query>, headers: HeaderMap) -> Result<Response> {
+    if let Some(name) = rest.strip_suffix("/push") {
+        return push(&engine, name, &q, &headers).await;
+    }
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q.get("repo").cloned().unwrap_or_default();
         if repo.is_empty() {
@@ -66,21 +71,41 @@ pub async fn load(AxState(engine): AxState<State>, body: Body) -> Result<Respons
     Ok(stream::response(&messages))
 }
 
-/// `POST /images/create`: import from the request body (`fromSrc=-`), or pull.
-pub async fn create(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>, body: Body) -> Result<Response> {
+fn registry_auth(headers: &HeaderMap) -> Result<AuthConfig> {
+    AuthConfig::from_header(headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()))
+}
+
+/// A streaming JSON-progress response that follows `progress` to its end.
+fn progress_response(progress: std::sync::Arc<crate::images::progress::Progress>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(progress.follow())).into_response()
+}
+
+/// `POST /images/create`: pull (`fromImage`), or import the request body
+/// (`fromSrc=-`).
+pub async fn create(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec<(String, String)>>, headers: HeaderMap, body: Body) -> Result<Response> {
+    let q: Query = pairs.iter().cloned().collect();
     if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
-        return Err(Error::NotImplemented(format!(
-            "pulling {image} from a registry is not supported by this Berth build yet; load the image with `docker load` instead"
-        )));
+        let tag = q.get("tag").map(String::as_str).unwrap_or("");
+        let full = match tag {
+            "" => image.clone(),
+            t if t.starts_with("sha256:") => format!("{image}@{t}"),
+            t => format!("{image}:{t}"),
+        };
+        let reference = Reference::parse(&full)?.with_default_tag();
+        let platform = match q.get("platform").filter(|p| !p.is_empty()) {
+            Some(p) => Some(Platform::parse(p)?),
+            None => None,
+        };
+        let auth = registry_auth(&headers)?;
+        let progress = engine.images.pull(PullRequest { reference, platform, auth }).await?;
+        return Ok(progress_response(progress));
     }
     match q.get("fromSrc").map(String::as_str) {
         Some("-") => {}
         Some("") | None => return Err(Error::InvalidArgument("either fromImage or fromSrc must be set".into())),
         Some(url) => return Err(Error::InvalidArgument(format!("importing from a URL ({url}) needs network access, which this engine does not use; pipe the file instead"))),
     }
-    if q.get("changes").is_some_and(|c| !c.is_empty() && c != "[]") {
-        return Err(Error::NotImplemented("import with --change is not supported yet".into()));
-    }
+    let changes: Vec<String> = pairs.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.clone()).collect();
     let reference = match q.get("repo").filter(|r| !r.is_empty()) {
         None => None,
         Some(repo) => {
@@ -92,8 +117,26 @@ pub async fn create(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>,
         }
     };
     let path = body_to_file(&engine, body).await?;
-    let result = engine.images.import(path.clone(), reference, q.get("message").map(String::as_str).unwrap_or("")).await;
+    let result = engine.images.import(path.clone(), reference, q.get("message").map(String::as_str).unwrap_or(""), &changes).await;
     let _ = tokio::fs::remove_file(&path).await;
     let id = result?;
     Ok(stream::response(&[stream::status_message(&id)]))
+}
+
+/// `POST /images/{name}/push?tag=`
+async fn push(engine: &State, name: &str, q: &Query, headers: &HeaderMap) -> Result<Response> {
+    let full = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name.to_string(),
+    };
+    let reference = Reference::parse(&full)?.with_default_tag();
+    let progress = engine.images.push(reference, registry_auth(headers)?).await?;
+    Ok(progress_response(progress))
+}
+
+/// `POST /auth`: checks credentials against the registry.
+pub async fn auth(AxState(engine): AxState<State>, body: axum::body::Bytes) -> Result<Response> {
+    let auth: AuthConfig = serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid auth configuration: {e}")))?;
+    crate::images::registry::login(&engine.images.registries, &auth).await?;
+    Ok(Json(serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" })).into_response())
 }

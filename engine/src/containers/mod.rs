@@ -68,7 +68,6 @@ impl Containers {
         let (changes, _) = broadcast::channel(256);
         Containers {
             store,
-            images,
             core,
             data_root,
             default_runtime,
@@ -76,7 +75,8 @@ impl Containers {
             changes,
             pending: attach::Pending::default(),
             streams: attach::ActiveStreams::default(),
-            events: Arc::new(crate::events::Events::default()),
+            events: images.events.clone(),
+            images,
         }
     }
 

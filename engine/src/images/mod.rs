@@ -3,19 +3,28 @@
 //!
 //! On disk (under the data-root): `snapshots/<chain-id hex>/fs` holds one
 //! unpacked layer, shared by every image whose stack reaches it; a layer is
-//! never unpacked twice. Image configs live in the database.
+//! never unpacked twice. `content/sha256/<hex>` holds the blobs the layers
+//! came as (compressed from a registry, plain tar from a load), manifests,
+//! and nothing else. Image configs live in the database.
 
 pub mod archive;
+pub mod changes;
+pub mod content;
+pub mod load;
+pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod reference;
+pub mod registry;
 pub mod unpack;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bollard_stubs::models::{ImageDeleteResponseItem, ImageInspect, ImageInspectRootFs, ImageSummary};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::store::{ImageRow, Store};
@@ -25,8 +34,18 @@ pub struct Images {
     store: Store,
     snapshots: PathBuf,
     tmp: PathBuf,
-    /// Serializes snapshot creation so that two loads never unpack the same layer.
-    unpack_lock: tokio::sync::Mutex<()>,
+    pub(crate) content: content::ContentStore,
+    pub(crate) registries: registry::Registries,
+    pub events: Arc<crate::events::Events>,
+    /// Operations that add layers hold it shared; garbage collection holds
+    /// it exclusively, so it never takes a layer that is about to be used.
+    gc_lock: tokio::sync::RwLock<()>,
+    /// Pulls under way, by reference and platform, for sharing.
+    pulls: Mutex<HashMap<String, Arc<progress::Progress>>>,
+    /// One lock per layer being fetched or unpacked.
+    layer_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    max_downloads: usize,
+    max_uploads: usize,
 }
 
 /// GOARCH spelling of this machine's architecture, as image configs use it.
@@ -46,7 +65,8 @@ fn short(id: &str) -> &str {
 }
 
 impl Images {
-    pub fn new(store: Store, data_root: &Path) -> Result<Images> {
+    pub fn new(store: Store, config: &crate::config::Config) -> Result<Images> {
+        let data_root = &config.data_root;
         let snapshots = data_root.join("snapshots");
         let tmp = data_root.join("tmp");
         std::fs::create_dir_all(&snapshots)?;
@@ -60,7 +80,64 @@ impl Images {
                 }
             }
         }
-        Ok(Images { store, snapshots, tmp, unpack_lock: tokio::sync::Mutex::new(()) })
+        Ok(Images {
+            store,
+            snapshots,
+            tmp,
+            content: content::ContentStore::new(data_root)?,
+            registries: registry::Registries::new(config.insecure_registries.clone()),
+            events: Arc::new(crate::events::Events::default()),
+            gc_lock: tokio::sync::RwLock::new(()),
+            pulls: Mutex::new(HashMap::new()),
+            layer_locks: Mutex::new(HashMap::new()),
+            max_downloads: config.max_concurrent_downloads,
+            max_uploads: config.max_concurrent_uploads,
+        })
+    }
+
+    pub fn snapshot_exists(&self, chain: &str) -> bool {
+        self.snapshot_fs(chain).is_dir()
+    }
+
+    /// Unpacked size of a snapshot, as recorded when it was made.
+    pub fn snapshot_size(&self, chain: &str) -> u64 {
+        let dir = self.snapshots.join(chain.strip_prefix("sha256:").unwrap_or(chain));
+        std::fs::read_to_string(dir.join("size")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    }
+
+    /// A fresh scratch snapshot directory (with an empty `fs`), which
+    /// [`Images::place_snapshot`] moves into place; left-overs of a crash
+    /// are deleted at the next start.
+    pub(crate) fn scratch_snapshot(&self) -> Result<PathBuf> {
+        let tmp = self.snapshots.join(format!(".tmp-{}", crate::util::random_id()));
+        std::fs::create_dir_all(tmp.join("fs"))?;
+        Ok(tmp)
+    }
+
+    /// Renames a scratch snapshot to its chain id; if another operation
+    /// made the same snapshot meanwhile, the scratch copy goes.
+    pub(crate) fn place_snapshot(&self, tmp: &Path, chain: &str) -> Result<()> {
+        let dir = self.snapshots.join(chain.strip_prefix("sha256:").unwrap_or(chain));
+        if let Err(e) = std::fs::rename(tmp, &dir) {
+            let _ = std::fs::remove_dir_all(tmp);
+            if !dir.join("fs").is_dir() {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn layer_lock(&self, chain: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.layer_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(chain.to_string()).or_default().clone()
+    }
+
+    /// An image event: `Actor.ID` is the reference or id, `name` the same.
+    pub fn image_event(&self, action: &str, name: &str) {
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("name".to_string(), name.to_string());
+        self.events.emit("image", action, name, attrs);
     }
 
     pub fn tmp_dir(&self) -> &Path {
@@ -81,7 +158,11 @@ impl Images {
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         let looks_like_id = !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         if let Ok(r) = Reference::parse(name) {
-            if let Some(id) = self.store.tag(&r.with_default_tag().normalized()).await? {
+            if let Some(d) = &r.digest {
+                if let Some(id) = self.store.repo_digest(&format!("{}@{d}", r.repository())).await? {
+                    return self.store.image(&id).await;
+                }
+            } else if let Some(id) = self.store.tag(&r.with_default_tag().normalized()).await? {
                 return self.store.image(&id).await;
             }
         }
@@ -110,10 +191,20 @@ impl Images {
         Ok(self.tag_map().await?.remove(id).unwrap_or_default())
     }
 
+    /// Familiar repo digests per image id ("127.0.0.1:5000/app@sha256:…").
+    async fn digest_map(&self) -> Result<HashMap<String, Vec<String>>> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, id) in self.store.repo_digests().await? {
+            map.entry(id).or_default().push(familiar(&name));
+        }
+        Ok(map)
+    }
+
     pub async fn list(&self, filters: &crate::api::filters::Filters, all: bool) -> Result<Vec<ImageSummary>> {
         let _ = all; // no intermediate images exist until `docker build` does
         filters.only(&["dangling", "reference", "label", "before", "since"])?;
         let tags = self.tag_map().await?;
+        let digests = self.digest_map().await?;
         let images = self.store.images().await?;
         let containers = self.store.containers().await?;
         let mut before = None;
@@ -136,7 +227,7 @@ impl Images {
         for img in images {
             let mut img_tags: Vec<String> = tags.get(&img.id).cloned().unwrap_or_default();
             if let Some(d) = dangling {
-                if d != img_tags.is_empty() {
+                if d != (img_tags.is_empty() && !digests.contains_key(&img.id)) {
                     continue;
                 }
             }
@@ -159,9 +250,9 @@ impl Images {
             let used = containers.iter().filter(|c| c.image_id == img.id).count() as i64;
             out.push(ImageSummary {
                 id: img.id.clone(),
-                parent_id: String::new(),
+                parent_id: img.parent.clone(),
                 repo_tags: img_tags.iter().map(|t| familiar(t)).collect(),
-                repo_digests: vec![],
+                repo_digests: digests.get(&img.id).cloned().unwrap_or_default(),
                 created: crate::util::parse_rfc3339(&img.created).map(|t| t.0).unwrap_or(0),
                 size: img.size,
                 shared_size: -1,
@@ -181,7 +272,7 @@ impl Images {
         let mut inspect = ImageInspect {
             id: Some(img.id.clone()),
             repo_tags: Some(tags.iter().map(|t| familiar(t)).collect()),
-            repo_digests: Some(vec![]),
+            repo_digests: Some(self.digest_map().await?.remove(&img.id).unwrap_or_default()),
             comment: Some(config["comment"].as_str().unwrap_or_default().to_string()),
             created: Some(img.created.clone()),
             author: Some(config["author"].as_str().unwrap_or_default().to_string()),
@@ -268,158 +359,43 @@ impl Images {
             }
         }
         self.store.delete_image(&img.id).await?;
-        self.prune_snapshots().await?;
+        self.gc().await?;
         out.push(ImageDeleteResponseItem { untagged: None, deleted: Some(img.id.clone()) });
         Ok(out)
     }
 
-    /// Removes snapshots that no image refers to any more.
-    async fn prune_snapshots(&self) -> Result<()> {
-        let _guard = self.unpack_lock.lock().await;
-        let used: HashSet<String> = self
-            .store
-            .images()
-            .await?
-            .iter()
-            .flat_map(|i| i.chains.iter().map(|c| c.strip_prefix("sha256:").unwrap_or(c).to_string()))
-            .collect();
+    /// Removes what no image refers to any more: snapshots, layer blobs,
+    /// manifests, and records of blobs. Returns the bytes freed. Runs at
+    /// start-up too, which is how a pull cut short by a crash is cleaned up.
+    pub async fn gc(&self) -> Result<u64> {
+        let _exclusive = self.gc_lock.write().await;
+        let images = self.store.images().await?;
+        let chains: HashSet<String> = images.iter().flat_map(|i| i.chains.iter().map(|c| c.strip_prefix("sha256:").unwrap_or(c).to_string())).collect();
+        let diffs: HashSet<&String> = images.iter().flat_map(|i| i.layers.iter()).collect();
+        let mut live: HashSet<String> = images.iter().filter(|i| !i.manifest.is_empty()).map(|i| i.manifest.clone()).collect();
+        for blob in self.store.all_layer_blobs().await? {
+            if diffs.contains(&blob.diff_id) {
+                live.insert(blob.digest);
+            } else {
+                self.store.delete_layer_blob(&blob.digest).await?;
+            }
+        }
+        let mut freed = 0;
         for e in std::fs::read_dir(&self.snapshots)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && !used.contains(&name) {
+            if !name.starts_with('.') && !chains.contains(&name) {
                 debug!(snapshot = %name, "removing unused snapshot");
+                freed += self.snapshot_size(&name);
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
-        Ok(())
-    }
-
-    /// Makes sure the snapshot of `chain` exists, unpacking `open()` if not,
-    /// and checks the unpacked layer against `expected` diff id.
-    fn ensure_snapshot(&self, chain: &str, expected: &str, open: impl FnOnce() -> Result<std::fs::File>) -> Result<u64> {
-        let dir = self.snapshots.join(chain.strip_prefix("sha256:").unwrap_or(chain));
-        if dir.join("fs").is_dir() {
-            return Ok(std::fs::read_to_string(dir.join("size")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0));
-        }
-        let tmp = self.snapshots.join(format!(".tmp-{}", crate::util::random_id()));
-        std::fs::create_dir_all(tmp.join("fs"))?;
-        let result = (|| {
-            let (diff, size) = unpack::unpack_layer(open()?, &tmp.join("fs")).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            if diff != expected {
-                return Err(Error::InvalidArgument(format!("layer digest mismatch: expected {expected}, got {diff}")));
+        for digest in self.content.list() {
+            if !live.contains(&digest) {
+                freed += self.content.size(&digest);
+                self.content.remove(&digest);
             }
-            std::fs::write(tmp.join("size"), size.to_string())?;
-            std::fs::rename(&tmp, &dir)?;
-            Ok(size)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
         }
-        result
-    }
-
-    /// `docker load`: returns the lines to report ("Loaded image: …").
-    pub async fn load(self: &std::sync::Arc<Self>, archive_path: PathBuf) -> Result<Vec<String>> {
-        let this = self.clone();
-        let _guard = self.unpack_lock.lock().await;
-        let found = tokio::task::spawn_blocking(move || this.load_blocking(&archive_path)).await.map_err(Error::internal)??;
-        let mut lines = Vec::new();
-        for (id, config, layers, chains, size, tags) in found {
-            let created = serde_json::from_slice::<Value>(&config).ok().and_then(|c| c["created"].as_str().map(str::to_string)).unwrap_or_else(crate::util::now_rfc3339);
-            self.store
-                .insert_image(&ImageRow { id: id.clone(), config: String::from_utf8_lossy(&config).into_owned(), layers, chains, size: size as i64, created })
-                .await?;
-            if tags.is_empty() {
-                lines.push(format!("Loaded image ID: {id}"));
-            }
-            for t in tags {
-                let r = Reference::parse(&t)?.with_default_tag();
-                self.store.set_tag(&r.normalized(), &id).await?;
-                lines.push(format!("Loaded image: {}", familiar(&r.normalized())));
-            }
-            info!(image = %id, "image loaded");
-        }
-        Ok(lines)
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn load_blocking(&self, archive_path: &Path) -> Result<Vec<(String, Vec<u8>, Vec<String>, Vec<String>, u64, Vec<String>)>> {
-        let scratch = self.tmp.join(format!("load-{}", crate::util::random_id()));
-        let result = (|| {
-            let file = std::fs::File::open(archive_path)?;
-            let extracted = archive::extract(unpack::decompress(file)?, &scratch)?;
-            let mut out = Vec::new();
-            for image in extracted.images()? {
-                let config: Value = serde_json::from_slice(&image.config).map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
-                let diff_ids: Vec<String> = config["rootfs"]["diff_ids"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect()).unwrap_or_default();
-                if diff_ids.len() != image.layers.len() {
-                    return Err(Error::InvalidArgument(format!("image config lists {} layers, the archive has {}", diff_ids.len(), image.layers.len())));
-                }
-                for t in &image.repo_tags {
-                    Reference::parse(t)?;
-                }
-                let chains = unpack::chain_ids(&diff_ids);
-                let mut size = 0;
-                for ((layer, diff), chain) in image.layers.iter().zip(&diff_ids).zip(&chains) {
-                    size += self.ensure_snapshot(chain, diff, || extracted.open(layer))?;
-                }
-                let id = format!("sha256:{}", hex::encode(Sha256::digest(&image.config)));
-                out.push((id, image.config, diff_ids, chains, size, image.repo_tags));
-            }
-            Ok(out)
-        })();
-        let _ = std::fs::remove_dir_all(&scratch);
-        result
-    }
-
-    /// `docker import`: one layer from a root filesystem tar; returns the image id.
-    pub async fn import(self: &std::sync::Arc<Self>, tar_path: PathBuf, reference: Option<Reference>, message: &str) -> Result<String> {
-        let this = self.clone();
-        let _guard = self.unpack_lock.lock().await;
-        let (diff, size) = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
-            let tmp = this.snapshots.join(format!(".tmp-{}", crate::util::random_id()));
-            std::fs::create_dir_all(tmp.join("fs"))?;
-            let unpacked = unpack::unpack_layer(std::fs::File::open(&tar_path)?, &tmp.join("fs")).map_err(|e| Error::InvalidArgument(e.to_string()));
-            let (diff, size) = match unpacked {
-                Ok(v) => v,
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&tmp);
-                    return Err(e);
-                }
-            };
-            let dir = this.snapshots.join(diff.strip_prefix("sha256:").unwrap_or(&diff));
-            if dir.join("fs").is_dir() {
-                let _ = std::fs::remove_dir_all(&tmp);
-            } else {
-                std::fs::write(tmp.join("size"), size.to_string())?;
-                std::fs::rename(&tmp, &dir)?;
-            }
-            Ok((diff, size))
-        })
-        .await
-        .map_err(Error::internal)??;
-        let created = crate::util::now_rfc3339();
-        let mut history = serde_json::json!({"created": created, "created_by": "", "comment": "Imported from -"});
-        if !message.is_empty() {
-            history["comment"] = Value::String(message.to_string());
-        }
-        let config = serde_json::json!({
-            "architecture": go_arch(),
-            "os": "linux",
-            "created": created,
-            "comment": message,
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [diff]},
-            "history": [history],
-        });
-        let bytes = serde_json::to_vec(&config).map_err(Error::internal)?;
-        let id = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-        self.store
-            .insert_image(&ImageRow { id: id.clone(), config: String::from_utf8_lossy(&bytes).into_owned(), layers: vec![diff.clone()], chains: vec![diff], size: size as i64, created })
-            .await?;
-        if let Some(r) = reference {
-            self.store.set_tag(&r.with_default_tag().normalized(), &id).await?;
-        }
-        Ok(id)
+        Ok(freed)
     }
 
     pub async fn count(&self) -> Result<usize> {

@@ -1,4 +1,4 @@
-//! Unpacking one layer (a tar stream, plain or gzip) into a snapshot
+//! Unpacking one layer (a tar stream, plain, gzip or zstd) into a snapshot
 //! directory, while computing its diff id (sha256 of the uncompressed tar).
 //!
 //! Every entry is created through [`Confined`], so absolute names, `..`,
@@ -71,7 +71,7 @@ pub fn decompress<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>>
         return Ok(Box::new(flate2::read::MultiGzDecoder::new(buffered)));
     }
     if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(io::Error::new(io::ErrorKind::Unsupported, "zstd-compressed layers are not supported yet"));
+        return Ok(Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?));
     }
     Ok(Box::new(buffered))
 }

@@ -28,6 +28,19 @@ pub struct ImageRow {
     pub chains: Vec<String>,
     pub size: i64,
     pub created: String,
+    /// Digest of the manifest it was pulled with ('' if none).
+    pub manifest: String,
+    /// Image it was committed or built from ('' if none).
+    pub parent: String,
+}
+
+/// A blob in the content store that holds one layer.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    pub diff_id: String,
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
 }
 
 #[derive(Clone)]
@@ -112,25 +125,27 @@ impl Store {
     // ---- images ----
 
     pub async fn insert_image(&self, img: &ImageRow) -> Result<()> {
-        sqlx::query("INSERT OR IGNORE INTO images (id, config, layers, chains, size, created) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT OR IGNORE INTO images (id, config, layers, chains, size, created, manifest, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(&img.id)
             .bind(&img.config)
             .bind(serde_json::to_string(&img.layers).unwrap_or_default())
             .bind(serde_json::to_string(&img.chains).unwrap_or_default())
             .bind(img.size)
             .bind(&img.created)
+            .bind(&img.manifest)
+            .bind(&img.parent)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     pub async fn images(&self) -> Result<Vec<ImageRow>> {
-        let rows = sqlx::query("SELECT id, config, layers, chains, size, created FROM images ORDER BY created DESC").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, config, layers, chains, size, created, manifest, parent FROM images ORDER BY created DESC").fetch_all(&self.pool).await?;
         Ok(rows.iter().map(image_row).collect())
     }
 
     pub async fn image(&self, id: &str) -> Result<Option<ImageRow>> {
-        let row = sqlx::query("SELECT id, config, layers, chains, size, created FROM images WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT id, config, layers, chains, size, created, manifest, parent FROM images WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(image_row))
     }
 
@@ -144,6 +159,7 @@ impl Store {
     pub async fn delete_image(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM tags WHERE image_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM repo_digests WHERE image_id = ?").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM images WHERE id = ?").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -177,6 +193,63 @@ impl Store {
     pub async fn tags(&self) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT name, image_id FROM tags ORDER BY name").fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Records that the pulled manifest of an image is `manifest`, unless
+    /// it already has one.
+    pub async fn set_image_manifest(&self, image_id: &str, manifest: &str) -> Result<()> {
+        sqlx::query("UPDATE images SET manifest = ? WHERE id = ? AND manifest = ''").bind(manifest).bind(image_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- repo digests ----
+
+    pub async fn add_repo_digest(&self, name: &str, image_id: &str) -> Result<()> {
+        sqlx::query("INSERT INTO repo_digests (name, image_id) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id")
+            .bind(name)
+            .bind(image_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// All repo digests as (name, image id).
+    pub async fn repo_digests(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT name, image_id FROM repo_digests ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn repo_digest(&self, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query("SELECT image_id FROM repo_digests WHERE name = ?").bind(name).fetch_optional(&self.pool).await?.map(|r| r.get(0)))
+    }
+
+    // ---- layer blobs ----
+
+    pub async fn add_layer_blob(&self, blob: &LayerBlob) -> Result<()> {
+        sqlx::query("INSERT OR IGNORE INTO layer_blobs (diff_id, digest, media_type, size) VALUES (?, ?, ?, ?)")
+            .bind(&blob.diff_id)
+            .bind(&blob.digest)
+            .bind(&blob.media_type)
+            .bind(blob.size)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every blob known to hold the layer with this diff id.
+    pub async fn layer_blobs(&self, diff_id: &str) -> Result<Vec<LayerBlob>> {
+        let rows = sqlx::query("SELECT diff_id, digest, media_type, size FROM layer_blobs WHERE diff_id = ?").bind(diff_id).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| LayerBlob { diff_id: r.get(0), digest: r.get(1), media_type: r.get(2), size: r.get(3) }).collect())
+    }
+
+    pub async fn all_layer_blobs(&self) -> Result<Vec<LayerBlob>> {
+        let rows = sqlx::query("SELECT diff_id, digest, media_type, size FROM layer_blobs").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| LayerBlob { diff_id: r.get(0), digest: r.get(1), media_type: r.get(2), size: r.get(3) }).collect())
+    }
+
+    pub async fn delete_layer_blob(&self, digest: &str) -> Result<()> {
+        sqlx::query("DELETE FROM layer_blobs WHERE digest = ?").bind(digest).execute(&self.pool).await?;
+        Ok(())
     }
 
     // ---- meta ----
@@ -218,5 +291,7 @@ fn image_row(r: &sqlx::sqlite::SqliteRow) -> ImageRow {
         chains: serde_json::from_str(&chains).unwrap_or_default(),
         size: r.get(4),
         created: r.get(5),
+        manifest: r.get(6),
+        parent: r.get(7),
     }
 }

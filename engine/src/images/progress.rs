@@ -1,0 +1,174 @@
+//! The JSON progress messages of a pull or push, as Docker's stream
+//! formatter writes them (`{"status","id","progressDetail","progress"}`,
+//! errors with `errorDetail` and the legacy `error`), kept in order so that
+//! every client following the same operation (two `docker pull`s of one
+//! image share one pull) sees the whole stream from its start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// How often a layer's byte count is reported while it moves.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+pub struct Progress {
+    messages: Mutex<Vec<Bytes>>,
+    /// Number of messages so far, and whether the operation has ended.
+    count: watch::Sender<(usize, bool)>,
+    last_detail: Mutex<HashMap<String, Instant>>,
+}
+
+impl Progress {
+    pub fn new() -> Arc<Progress> {
+        Arc::new(Progress { messages: Mutex::new(Vec::new()), count: watch::channel((0, false)).0, last_detail: Mutex::new(HashMap::new()) })
+    }
+
+    fn push(&self, v: Value) {
+        let mut line = v.to_string();
+        line.push_str("\r\n");
+        let mut msgs = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        msgs.push(Bytes::from(line));
+        let n = msgs.len();
+        drop(msgs);
+        self.count.send_modify(|c| c.0 = n);
+    }
+
+    /// `{"status": …}` for the whole operation.
+    pub fn status(&self, status: &str) {
+        self.push(json!({ "status": status }));
+    }
+
+    /// `{"status": …, "id": …}` with an empty progressDetail, for one layer.
+    pub fn layer(&self, id: &str, status: &str) {
+        self.push(json!({ "status": status, "progressDetail": {}, "id": id }));
+    }
+
+    /// `{"status": "Pulling from …", "id": tag}`: no progressDetail.
+    pub fn header(&self, id: &str, status: &str) {
+        self.push(json!({ "status": status, "id": id }));
+    }
+
+    /// A byte count for one layer, at most every [`PROGRESS_INTERVAL`]
+    /// unless `force`.
+    pub fn bytes(&self, id: &str, status: &str, current: u64, total: u64, force: bool) {
+        {
+            let mut last = self.last_detail.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if !force && last.get(id).is_some_and(|t| now.duration_since(*t) < PROGRESS_INTERVAL) {
+                return;
+            }
+            last.insert(id.to_string(), now);
+        }
+        self.push(json!({
+            "status": status,
+            "progressDetail": { "current": current, "total": total },
+            "progress": bar(current, total),
+            "id": id,
+        }));
+    }
+
+    pub fn aux(&self, aux: Value) {
+        self.push(json!({ "progressDetail": {}, "aux": aux }));
+    }
+
+    pub fn error(&self, message: &str) {
+        self.push(json!({ "errorDetail": { "message": message }, "error": message }));
+    }
+
+    pub fn finish(&self) {
+        self.count.send_modify(|c| c.1 = true);
+    }
+
+    /// Every message from the first, then new ones as they come, ending
+    /// when the operation ends.
+    pub fn follow(self: Arc<Self>) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        let rx = self.count.subscribe();
+        futures_util::stream::unfold((self, rx, 0usize), |(this, mut rx, sent)| async move {
+            loop {
+                let (n, done) = *rx.borrow_and_update();
+                if sent < n {
+                    let batch: Vec<Bytes> = this.messages.lock().unwrap_or_else(|p| p.into_inner())[sent..n].to_vec();
+                    let chunk: Vec<u8> = batch.concat();
+                    return Some((Ok(Bytes::from(chunk)), (this, rx, n)));
+                }
+                if done || rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+    }
+
+    /// The messages so far (for tests and for callers that wait to the end).
+    pub fn lines(&self) -> Vec<String> {
+        self.messages.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|b| String::from_utf8_lossy(b).trim_end().to_string()).collect()
+    }
+}
+
+/// Docker's text bar: `[=====>      ]  1.05MB/2.1MB`.
+pub fn bar(current: u64, total: u64) -> String {
+    const WIDTH: u64 = 50;
+    if total == 0 {
+        return format!("{:>8}", human_size(current));
+    }
+    let filled = (current.min(total) * WIDTH / total) as usize;
+    format!("[{}>{}] {:>8}/{}", "=".repeat(filled), " ".repeat(WIDTH as usize - filled), human_size(current), human_size(total))
+}
+
+/// Sizes with decimal units and three significant digits, as Docker's
+/// go-units HumanSize prints them ("2.15MB", "527B").
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = format!("{:.4}", v);
+    // Three significant digits, trailing zeros dropped (Go's %.4g).
+    let digits = if v >= 100.0 { 0 } else if v >= 10.0 { 1 } else { 2 };
+    let s = format!("{:.*}", digits, s.parse::<f64>().unwrap_or(v));
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    format!("{s}{}", UNITS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[test]
+    fn sizes_read_like_dockers() {
+        assert_eq!(human_size(527), "527B");
+        assert_eq!(human_size(2_150_000), "2.15MB");
+        assert_eq!(human_size(1_000), "1kB");
+        assert_eq!(human_size(33_300_000), "33.3MB");
+    }
+
+    #[test]
+    fn bar_has_fifty_columns() {
+        let b = bar(50, 100);
+        assert!(b.starts_with("[========================>"), "{b}");
+        assert_eq!(b.find(']'), Some(52));
+        assert_eq!(bar(100, 100).find(']'), Some(52));
+    }
+
+    #[tokio::test]
+    async fn a_late_follower_sees_everything() {
+        let p = Progress::new();
+        p.status("one");
+        let early = p.clone().follow();
+        p.status("two");
+        p.finish();
+        let late: Vec<_> = p.clone().follow().collect().await;
+        let early: Vec<_> = early.collect().await;
+        let text = |v: Vec<Result<Bytes, std::io::Error>>| v.into_iter().map(|b| String::from_utf8(b.unwrap().to_vec()).unwrap()).collect::<String>();
+        assert_eq!(text(late), "{\"status\":\"one\"}\r\n{\"status\":\"two\"}\r\n");
+        assert_eq!(text(early), "{\"status\":\"one\"}\r\n{\"status\":\"two\"}\r\n");
+    }
+}
