@@ -19,6 +19,7 @@ pub mod events;
 pub mod images;
 pub mod listener;
 pub mod store;
+pub mod tarball;
 pub mod util;
 
 pub use engine::Engine;

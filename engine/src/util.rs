@@ -79,3 +79,71 @@ mod tests {
         assert_eq!(human_duration(3 * 86400), "3 days");
     }
 }
+
+/// A prune filter's `until`: a timestamp as [`parse_time_filter`] reads
+/// it, or a Go duration ("24h", "1h30m", "90s") back from now.
+pub fn parse_until(s: &str) -> Option<i128> {
+    if let Some(t) = parse_time_filter(s) {
+        return Some(t);
+    }
+    let mut total: f64 = 0.0;
+    let mut num = String::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let c = rest.chars().next()?;
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            rest = &rest[1..];
+            continue;
+        }
+        let (unit, len) = ["ns", "us", "µs", "ms", "s", "m", "h"].iter().find(|u| rest.starts_with(**u)).map(|u| (*u, u.len()))?;
+        let factor = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            _ => 3600.0,
+        };
+        total += num.parse::<f64>().ok()? * factor;
+        num.clear();
+        rest = &rest[len..];
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i128;
+    Some(now - (total * 1e9) as i128)
+}
+
+#[cfg(test)]
+mod until_tests {
+    #[test]
+    fn durations_count_back_from_now() {
+        let now = super::unix_now() as i128 * 1_000_000_000;
+        let t = super::parse_until("1h30m").unwrap();
+        assert!((now - t - 5_400_000_000_000).abs() < 5_000_000_000);
+        assert_eq!(super::parse_until("1700000000"), Some(1_700_000_000_000_000_000));
+        assert!(super::parse_until("soon").is_none());
+    }
+}
+
+/// Bytes used by the files under `path` (hard links counted once), as
+/// `docker system df` reports sizes.
+pub fn dir_size(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(p: &std::path::Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+        let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+        let mut total = 0;
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            if m.is_dir() {
+                total += walk(&e.path(), seen);
+            } else if m.nlink() <= 1 || seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+        total
+    }
+    walk(path, &mut std::collections::HashSet::new())
+}

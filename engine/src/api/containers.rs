@@ -152,3 +152,15 @@ pub async fn resize(AxState(engine): AxState<State>, Path(id): Path<String>, AxQ
     engine.containers.core().resize(&c.id, h as u16, w as u16).await?;
     Ok(StatusCode::OK)
 }
+
+/// `GET /containers/{id}/export`
+pub async fn export(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
+    Ok(super::images::tar_response(engine.containers.export(&id).await?))
+}
+
+/// `POST /containers/prune`
+pub async fn prune(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let (ids, freed) = engine.containers.prune(&filters).await?;
+    Ok(Json(serde_json::json!({ "ContainersDeleted": ids, "SpaceReclaimed": freed })).into_response())
+}

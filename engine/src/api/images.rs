@@ -21,10 +21,19 @@ pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -
     Ok(Json(engine.images.list(&filters, flag(&q, "all")).await?).into_response())
 }
 
-/// `GET /images/{name}/json` (names may contain slashes).
+/// `GET /images/{name}/json`, `/history`, `/get` (names may contain slashes).
 pub async fn by_name_get(AxState(engine): AxState<State>, Path(rest): Path<String>) -> Result<Response> {
     if let Some(name) = rest.strip_suffix("/json") {
         return Ok(Json(engine.images.inspect(name).await?).into_response());
+    }
+    if let Some(name) = rest.strip_suffix("/history") {
+        return Ok(Json(engine.images.history(name).await?).into_response());
+    }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save_response(&engine, &[name.to_string()]).await;
+    }
+    if rest == "get" {
+        return Err(Error::InvalidArgument("no images to save: name them with ?names=".into()));
     }
     Err(Error::NotFound("page not found".into()))
 }
@@ -139,4 +148,61 @@ pub async fn auth(AxState(engine): AxState<State>, body: axum::body::Bytes) -> R
     let auth: AuthConfig = serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid auth configuration: {e}")))?;
     crate::images::registry::login(&engine.images.registries, &auth).await?;
     Ok(Json(serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" })).into_response())
+}
+
+/// A tar archive streamed from an open (already unlinked) scratch file.
+pub fn tar_response(file: std::fs::File) -> Response {
+    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-tar")], Body::from_stream(stream)).into_response()
+}
+
+async fn save_response(engine: &State, names: &[String]) -> Result<Response> {
+    Ok(tar_response(engine.images.save(names).await?))
+}
+
+/// `GET /images/get?names=a&names=b`
+pub async fn save(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec<(String, String)>>) -> Result<Response> {
+    let names: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "names").map(|(_, v)| v).collect();
+    save_response(&engine, &names).await
+}
+
+/// `POST /images/prune`
+pub async fn prune(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let (deleted, freed) = engine.images.prune(&filters).await?;
+    Ok(Json(serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": freed })).into_response())
+}
+
+/// `GET /distribution/{name}/json`
+pub async fn distribution(AxState(engine): AxState<State>, Path(rest): Path<String>, headers: HeaderMap) -> Result<Response> {
+    let name = rest.strip_suffix("/json").ok_or_else(|| Error::NotFound("page not found".into()))?;
+    let reference = Reference::parse(name)?.with_default_tag();
+    Ok(Json(engine.images.distribution(&reference, &registry_auth(&headers)?).await?).into_response())
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=`
+pub async fn commit(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec<(String, String)>>, body: axum::body::Bytes) -> Result<Response> {
+    let q: Query = pairs.iter().cloned().collect();
+    let container = q.get("container").cloned().unwrap_or_default();
+    let reference = match q.get("repo").filter(|r| !r.is_empty()) {
+        Some(repo) => {
+            let full = match q.get("tag").filter(|t| !t.is_empty()) {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo.clone(),
+            };
+            Some(Reference::parse(&full)?)
+        }
+        None => None,
+    };
+    let config = if body.is_empty() { None } else { Some(serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid config: {e}")))?) };
+    let req = crate::containers::snapshot::CommitRequest {
+        container,
+        reference,
+        comment: q.get("comment").cloned().unwrap_or_default(),
+        author: q.get("author").cloned().unwrap_or_default(),
+        changes: pairs.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.clone()).collect(),
+        config,
+    };
+    let id = engine.containers.commit(req).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
 }

@@ -219,3 +219,36 @@ pub async fn events(AxState(engine): AxState<State>, axum::extract::Query(q): ax
     let body = futures_util::stream::iter(replay.into_iter().map(Ok)).chain(live);
     Ok(([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response())
 }
+
+/// `GET /system/df`: images (with the size they share with others),
+/// containers (with their writable layers), and the total of all layers.
+pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Response> {
+    let (layers_size, shared) = engine.images.layer_usage().await?;
+    let mut images = Vec::new();
+    for summary in engine.images.list(&Filters::default(), true).await? {
+        let mut v = serde_json::to_value(&summary).map_err(Error::internal)?;
+        v["SharedSize"] = json!(shared.get(&summary.id).copied().unwrap_or(0));
+        images.push(v);
+    }
+    let containers = engine.containers.disk_usage().await?;
+    Ok(Json(json!({
+        "LayersSize": layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": [],
+        "BuildCache": [],
+    }))
+    .into_response())
+}
+
+/// `POST /networks/prune`. Containers run with networking "none" only
+/// (user networks do not exist yet), so there is never one to prune; the
+/// answer is the true, empty one, which `docker system prune` needs.
+pub async fn networks_prune() -> Json<serde_json::Value> {
+    Json(json!({ "NetworksDeleted": [] }))
+}
+
+/// `POST /build/prune`. There is no builder yet, hence no build cache.
+pub async fn build_prune() -> Json<serde_json::Value> {
+    Json(json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }))
+}

@@ -9,13 +9,16 @@
 
 pub mod archive;
 pub mod changes;
+pub mod commit;
 pub mod content;
+pub mod history;
 pub mod load;
 pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod save;
 pub mod unpack;
 
 use std::collections::{HashMap, HashSet};
@@ -294,17 +297,95 @@ impl Images {
         if r.digest.is_some() {
             return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
         }
-        self.store.set_tag(&r.with_default_tag().normalized(), &img.id).await?;
+        let normalized = r.with_default_tag().normalized();
+        self.store.set_tag(&normalized, &img.id).await?;
+        self.image_event("tag", &familiar(&normalized));
         Ok(())
     }
 
-    /// `docker rmi`: untag when the name is one of several tags, else delete.
+    /// `docker rmi`: untag when the name is one of several tags, else
+    /// delete; either way with Docker's untag and delete events.
     pub async fn remove(&self, name: &str, force: bool) -> Result<Vec<ImageDeleteResponseItem>> {
+        let items = self.remove_quietly(name, force).await?;
+        for item in &items {
+            if let Some(t) = &item.untagged {
+                self.image_event("untag", t);
+            }
+            if let Some(d) = &item.deleted {
+                self.image_event("delete", d);
+            }
+        }
+        Ok(items)
+    }
+
+    /// `docker image prune`: images no container uses that have no name
+    /// (or, with `dangling=false`, all of them), filtered by `until` and
+    /// `label`. Returns the deleted items and the bytes freed.
+    pub async fn prune(&self, filters: &crate::api::filters::Filters) -> Result<(Vec<ImageDeleteResponseItem>, u64)> {
+        filters.only(&["dangling", "until", "label", "label!"])?;
+        let all = match filters.get("dangling").first().map(String::as_str) {
+            None | Some("true" | "1") => false,
+            Some("false" | "0") => true,
+            Some(v) => return Err(Error::InvalidArgument(format!("Invalid filter 'dangling=[{v}]'"))),
+        };
+        let until = match filters.get("until").first() {
+            Some(u) => Some(crate::util::parse_until(u).ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?),
+            None => None,
+        };
+        let tags = self.tag_map().await?;
+        let digests = self.digest_map().await?;
+        let mut deleted = Vec::new();
+        for img in self.store.images().await? {
+            if !self.store.containers_using_image(&img.id).await?.is_empty() {
+                continue;
+            }
+            let named = tags.contains_key(&img.id) || digests.contains_key(&img.id);
+            if named && !all {
+                continue;
+            }
+            let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
+            let labels = labels_of(&config);
+            if !crate::api::filters::labels_match(&filters.get("label"), &labels) {
+                continue;
+            }
+            if filters.get("label!").iter().any(|l| crate::api::filters::labels_match(std::slice::from_ref(l), &labels)) {
+                continue;
+            }
+            let created = crate::util::parse_rfc3339(&img.created).map(|(s, n)| s as i128 * 1_000_000_000 + n as i128).unwrap_or(0);
+            if until.is_some_and(|u| created >= u) {
+                continue;
+            }
+            for t in tags.get(&img.id).into_iter().flatten() {
+                deleted.push(untagged(t));
+                self.image_event("untag", &familiar(t));
+            }
+            for d in digests.get(&img.id).into_iter().flatten() {
+                deleted.push(ImageDeleteResponseItem { untagged: Some(d.clone()), deleted: None });
+            }
+            self.store.delete_image(&img.id).await?;
+            self.image_event("delete", &img.id);
+            deleted.push(ImageDeleteResponseItem { untagged: None, deleted: Some(img.id.clone()) });
+        }
+        let freed = self.gc().await?;
+        Ok((deleted, freed))
+    }
+
+    async fn remove_quietly(&self, name: &str, force: bool) -> Result<Vec<ImageDeleteResponseItem>> {
         let img = self.resolve(name).await?;
         let tags = self.tags_of(&img.id).await?;
         let by_ref = Reference::parse(name).ok().map(|r| r.with_default_tag().normalized()).filter(|n| tags.contains(n));
         let users = self.store.containers_using_image(&img.id).await?;
         let mut out = Vec::new();
+
+        // A digest reference of an image that has other names: only it goes.
+        if let Some(r) = Reference::parse(name).ok().filter(|r| r.digest.is_some()) {
+            let full = format!("{}@{}", r.repository(), r.digest.as_deref().unwrap_or(""));
+            let digests = self.digest_map().await?.remove(&img.id).unwrap_or_default();
+            if self.store.repo_digest(&full).await?.is_some() && (!tags.is_empty() || digests.len() > 1) {
+                self.store.delete_repo_digest(&full).await?;
+                return Ok(vec![untagged(&full)]);
+            }
+        }
 
         if let Some(tag) = &by_ref {
             if tags.len() > 1 || (!users.is_empty() && force) {
@@ -358,6 +439,9 @@ impl Images {
                 out.push(untagged(t));
             }
         }
+        for d in self.digest_map().await?.remove(&img.id).unwrap_or_default() {
+            out.push(ImageDeleteResponseItem { untagged: Some(d), deleted: None });
+        }
         self.store.delete_image(&img.id).await?;
         self.gc().await?;
         out.push(ImageDeleteResponseItem { untagged: None, deleted: Some(img.id.clone()) });
@@ -396,6 +480,24 @@ impl Images {
             }
         }
         Ok(freed)
+    }
+
+    /// Total bytes of all snapshots, and per image the bytes of its layers
+    /// that other images use too (`docker system df`).
+    pub async fn layer_usage(&self) -> Result<(u64, HashMap<String, u64>)> {
+        let images = self.store.images().await?;
+        let mut users: HashMap<&String, usize> = HashMap::new();
+        for img in &images {
+            for c in &img.chains {
+                *users.entry(c).or_default() += 1;
+            }
+        }
+        let total = users.keys().map(|c| self.snapshot_size(c)).sum();
+        let shared = images
+            .iter()
+            .map(|img| (img.id.clone(), img.chains.iter().filter(|c| users.get(c).copied().unwrap_or(0) > 1).map(|c| self.snapshot_size(c)).sum()))
+            .collect();
+        Ok((total, shared))
     }
 
     pub async fn count(&self) -> Result<usize> {

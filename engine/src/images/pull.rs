@@ -505,3 +505,51 @@ mod tests {
         assert_eq!(Platform::parse("aarch64").unwrap().to_string(), "linux/arm64");
     }
 }
+
+impl Images {
+    /// `GET /distribution/{name}/json`: the registry's descriptor of the
+    /// manifest (or index) a reference names, and the platforms it covers.
+    pub async fn distribution(&self, reference: &Reference, auth: &super::registry::AuthConfig) -> Result<Value> {
+        let familiar_ref = familiar(&reference.normalized());
+        let client = self.registries.client(&reference.domain);
+        let oref = oci_reference(reference);
+        let accepted = [DOCKER_MANIFEST, OCI_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX];
+        let (bytes, digest) = client
+            .pull_manifest_raw(&oref, &auth.registry_auth(), &accepted)
+            .await
+            .map_err(|e| manifest_error(e, &familiar_ref, &reference.repository()))?;
+        check_manifest_digest(&bytes, &digest)?;
+        let m = parse_manifest(&bytes)?;
+        let media_type = if !m.media_type.is_empty() {
+            m.media_type.clone()
+        } else if m.manifests.is_some() {
+            OCI_INDEX.to_string()
+        } else {
+            OCI_MANIFEST.to_string()
+        };
+        let platforms: Vec<Value> = match &m.manifests {
+            Some(entries) => entries
+                .iter()
+                .filter_map(|e| e.platform.as_ref())
+                .map(|p| {
+                    let mut v = serde_json::json!({ "architecture": p.architecture, "os": p.os });
+                    if let Some(var) = &p.variant {
+                        v["variant"] = Value::String(var.clone());
+                    }
+                    v
+                })
+                .collect(),
+            None => {
+                let config = m.config.clone().ok_or_else(|| Error::InvalidArgument("manifest has no config".into()))?;
+                let mut data = Vec::new();
+                client.pull_blob(&oref, &oci_descriptor(&config), &mut data).await.map_err(registry_error)?;
+                let c: Value = serde_json::from_slice(&data).unwrap_or(Value::Null);
+                vec![serde_json::json!({ "architecture": c["architecture"], "os": c["os"] })]
+            }
+        };
+        Ok(serde_json::json!({
+            "Descriptor": { "mediaType": media_type, "digest": digest, "size": bytes.len() },
+            "Platforms": platforms,
+        }))
+    }
+}

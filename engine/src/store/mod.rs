@@ -213,6 +213,11 @@ impl Store {
         Ok(())
     }
 
+    pub async fn delete_repo_digest(&self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM repo_digests WHERE name = ?").bind(name).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// All repo digests as (name, image id).
     pub async fn repo_digests(&self) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT name, image_id FROM repo_digests ORDER BY name").fetch_all(&self.pool).await?;

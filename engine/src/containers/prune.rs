@@ -1,0 +1,66 @@
+//! `docker container prune` and the container half of `docker system df`.
+
+use serde_json::{json, Value};
+
+use super::Containers;
+use crate::api::filters::{labels_match, Filters};
+use crate::error::{Error, Result};
+
+impl Containers {
+    /// Removes stopped containers matching `until` and `label`; returns
+    /// their ids and the bytes their writable layers held.
+    pub async fn prune(&self, filters: &Filters) -> Result<(Vec<String>, u64)> {
+        filters.only(&["until", "label", "label!"])?;
+        let until = match filters.get("until").first() {
+            Some(u) => Some(crate::util::parse_until(u).ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?),
+            None => None,
+        };
+        let mut removed = Vec::new();
+        let mut freed = 0;
+        for row in self.store.containers().await? {
+            let c = super::record::Container::from_row(row)?;
+            if c.is_running() {
+                continue;
+            }
+            let labels = c.config.labels.clone().unwrap_or_default();
+            if !labels_match(&filters.get("label"), &labels) || filters.get("label!").iter().any(|l| labels_match(std::slice::from_ref(l), &labels)) {
+                continue;
+            }
+            let created = crate::util::parse_rfc3339(&c.created).map(|(s, n)| s as i128 * 1_000_000_000 + n as i128).unwrap_or(0);
+            if until.is_some_and(|u| created >= u) {
+                continue;
+            }
+            let size = crate::util::dir_size(&self.paths(&c.id).upper());
+            match self.remove(&c.id, false).await {
+                Ok(()) => {
+                    freed += size;
+                    removed.push(c.id.clone());
+                }
+                // Started meanwhile, or already gone: not ours to prune.
+                Err(Error::Conflict(_) | Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((removed, freed))
+    }
+
+    /// `docker system df`'s Containers list: ContainerSummary objects with
+    /// SizeRw (the writable layer) and SizeRootFs.
+    pub async fn disk_usage(&self) -> Result<Vec<Value>> {
+        let summaries = self.list(true, None, &Filters::default()).await?;
+        let mut out = Vec::new();
+        for s in summaries {
+            let id = s.id.clone().unwrap_or_default();
+            let rw = crate::util::dir_size(&self.paths(&id).upper()) as i64;
+            let image_size = match self.store.container(&id).await? {
+                Some(row) => self.store.image(&row.image_id).await?.map(|i| i.size).unwrap_or(0),
+                None => 0,
+            };
+            let mut v = serde_json::to_value(&s).map_err(Error::internal)?;
+            v["SizeRw"] = json!(rw);
+            v["SizeRootFs"] = json!(rw + image_size);
+            out.push(v);
+        }
+        Ok(out)
+    }
+}

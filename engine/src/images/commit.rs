@@ -1,0 +1,83 @@
+//! `docker commit`: a new image made of the container's image plus one
+//! layer, the container's overlay upper directory written as a tar (its
+//! whiteouts and opaque directories turned back into `.wh.` entries).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::content::sha256_digest;
+use super::Images;
+use crate::error::{Error, Result};
+use crate::store::ImageRow;
+use crate::tarball::{TreeWriter, Whiteouts};
+
+/// What a commit records besides the layer.
+pub struct CommitInfo {
+    /// The container config the image carries (Cmd, Env, Labels…).
+    pub config: Value,
+    pub container_id: String,
+    pub comment: String,
+    pub author: String,
+    /// The container's command, as `docker history` shows it.
+    pub created_by: String,
+}
+
+impl Images {
+    pub async fn commit(self: &Arc<Self>, parent: &ImageRow, upper: PathBuf, info: CommitInfo) -> Result<String> {
+        let _shared = self.gc_lock.read().await;
+        let this = self.clone();
+        let parent_layers = parent.layers.clone();
+        let (layers, chains, size, blob) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut tree = TreeWriter::new(this.content.writer()?, Whiteouts::ToAufs);
+            if upper.is_dir() {
+                tree.add_tree(&upper)?;
+            }
+            let diff = tree.finish()?.commit(None)?;
+            let mut layers = parent_layers;
+            layers.push(diff.clone());
+            let chains = super::unpack::chain_ids(&layers);
+            let chain = chains.last().cloned().unwrap_or_default();
+            let (size, blob) = this.ensure_layer(&chain, &diff, this.content.open(&diff)?)?;
+            Ok((layers, chains, size, blob))
+        })
+        .await
+        .map_err(Error::internal)??;
+        let mut config: Value = serde_json::from_str(&parent.config).unwrap_or_else(|_| json!({}));
+        let created = crate::util::now_rfc3339();
+        config["created"] = json!(created);
+        config["container"] = json!(info.container_id);
+        config["container_config"] = info.config.clone();
+        config["config"] = info.config;
+        if !info.author.is_empty() {
+            config["author"] = json!(info.author);
+        }
+        config["comment"] = json!(info.comment);
+        config["rootfs"] = json!({ "type": "layers", "diff_ids": layers });
+        let mut history = config["history"].as_array().cloned().unwrap_or_default();
+        let mut step = json!({ "created": created, "created_by": info.created_by });
+        if !info.comment.is_empty() {
+            step["comment"] = json!(info.comment);
+        }
+        if !info.author.is_empty() {
+            step["author"] = json!(info.author);
+        }
+        history.push(step);
+        config["history"] = Value::Array(history);
+        let bytes = serde_json::to_vec(&config).map_err(Error::internal)?;
+        let id = sha256_digest(&bytes);
+        let row = ImageRow {
+            id: id.clone(),
+            config: String::from_utf8_lossy(&bytes).into_owned(),
+            layers,
+            chains,
+            size: parent.size + size as i64,
+            created,
+            manifest: String::new(),
+            parent: parent.id.clone(),
+        };
+        self.record(&row, &[blob]).await?;
+        Ok(id)
+    }
+}
