@@ -34,11 +34,28 @@ IMPLEMENTED = {
     "/images/{name}/json": ["get"],
     "/images/{name}/tag": ["post"],
     "/images/{name}": ["delete"],
+    "/images/{name}/push": ["post"],
+    "/images/{name}/history": ["get"],
+    "/images/{name}/get": ["get"],
+    "/images/get": ["get"],
+    "/images/prune": ["post"],
+    "/auth": ["post"],
+    "/distribution/{name}/json": ["get"],
+    "/commit": ["post"],
+    "/containers/{id}/export": ["get"],
+    "/containers/prune": ["post"],
+    "/system/df": ["get"],
+    "/networks/prune": ["post"],
+    "/build/prune": ["post"],
 }
 
 NOTES = {
-    "/events": "Container events only (create, start, die, kill, stop, restart, destroy, health_status); replay is in memory.",
-    "/images/create": "Only fromSrc=- (import) is served; fromImage (pull) answers 501 until registry support lands.",
+    "/events": "Container events (create, start, die, kill, stop, restart, destroy, health_status, commit, export) and image events (pull, push, tag, untag, delete, load, save, import); replay is in memory.",
+    "/images/create": "fromImage pulls (Docker schema 2 and OCI, indexes by platform, gzip and zstd layers); fromSrc=- imports the body; fromSrc=<url> answers 400.",
+    "/system/df": "Answers in the pre-1.52 shape (LayersSize, Images, Containers, Volumes, BuildCache) that API 1.50 clients read.",
+    "/networks/prune": "No user networks exist yet, so nothing is ever pruned.",
+    "/build/prune": "No builder exists yet, so there is no build cache.",
+    "/commit": "The container is not paused while its layer is written.",
     "/containers/create": "NetworkMode other than none/default answers 400 until container networks land.",
 }
 

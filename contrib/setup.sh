@@ -28,8 +28,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
-# PyPI: what compat-tests/python needs to check answers against the API spec.
-python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
+# PyPI: what compat-tests/python needs (checking answers against the API
+# spec; signing tokens in the test token server).
+python3 -c 'import jsonschema, yaml, cryptography' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml cryptography
 
 [ "${1:-}" = "--deps" ] && exit 0
 

@@ -95,8 +95,19 @@ def main():
     check("GET", "/containers/{id}/json", f"/containers/{cid}/json", expect=200)
     check("GET", "/containers/{id}/json", "/containers/nosuch/json", expect=404)
     check("POST", "/containers/{id}/kill", f"/containers/{cid}/kill", expect=409)
+    committed = check("POST", "/commit", f"/commit?container={cid}&repo=spec-commit&tag=1", expect=201)
+    check("GET", "/images/{name}/history", "/images/spec-commit:1/history", expect=200)
+    check("GET", "/images/{name}/history", "/images/nosuch/history", expect=404)
+    check("GET", "/system/df", "/system/df", expect=200)
     check("DELETE", "/containers/{id}", f"/containers/{cid}", expect=204)
     check("DELETE", "/containers/{id}", f"/containers/{cid}", expect=404)
+    check("POST", "/containers/prune", "/containers/prune", expect=200)
+    if committed:
+        check("DELETE", "/images/{name}", "/images/spec-commit:1", expect=200)
+    check("POST", "/images/prune", "/images/prune", expect=200)
+    check("POST", "/networks/prune", "/networks/prune", expect=200)
+    check("POST", "/build/prune", "/build/prune", expect=200)
+    check("GET", "/distribution/{name}/json", "/distribution/127.0.0.1:1/nothing/json", expect=500)
 
     if failures:
         print("\n".join(failures))

@@ -40,18 +40,7 @@ fn digest(data: &[u8]) -> String {
 /// tagged `tag`.
 pub fn busybox_oci_tar(tag: &str) -> PathBuf {
     let out = images_dir().join(format!("busybox-oci-{}-{}.tar", tag.replace([':', '/'], "_"), std::process::id()));
-    let mut ar = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
-    let mut config = Vec::new();
-    let mut layer = Vec::new();
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().display().to_string();
-        if name.ends_with("layer.tar") {
-            e.read_to_end(&mut layer).unwrap();
-        } else if name.ends_with(".json") && !name.ends_with("manifest.json") {
-            e.read_to_end(&mut config).unwrap();
-        }
-    }
+    let (config, layer) = busybox_raw();
     let config_d = digest(&config);
     let layer_d = digest(&layer);
     let manifest = serde_json::json!({
@@ -135,8 +124,8 @@ fn add_file(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
     b.append_data(&mut h, name, data).unwrap();
 }
 
-/// The busybox image's config (parsed) and its one layer (plain tar).
-pub fn busybox_parts() -> (serde_json::Value, Vec<u8>) {
+/// The busybox image's config and its one layer (plain tar), as stored.
+fn busybox_raw() -> (Vec<u8>, Vec<u8>) {
     let mut ar = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
     let mut config = Vec::new();
     let mut layer = Vec::new();
@@ -149,6 +138,12 @@ pub fn busybox_parts() -> (serde_json::Value, Vec<u8>) {
             e.read_to_end(&mut config).unwrap();
         }
     }
+    (config, layer)
+}
+
+/// The busybox image's config (parsed) and its one layer (plain tar).
+pub fn busybox_parts() -> (serde_json::Value, Vec<u8>) {
+    let (config, layer) = busybox_raw();
     (serde_json::from_slice(&config).unwrap(), layer)
 }
 

@@ -18,6 +18,16 @@ pub struct Registry {
     dir: PathBuf,
     child: Child,
     credentials: Option<(String, String)>,
+    /// The token server of a registry with token auth.
+    token_server: Option<Child>,
+}
+
+/// How the registry checks clients.
+enum Auth {
+    None,
+    Htpasswd(String, String),
+    /// Bearer tokens from a token server (compat-tests/python/token_server.py).
+    Token(String, String),
 }
 
 pub fn sha256(data: &[u8]) -> String {
@@ -30,15 +40,21 @@ fn free_port() -> u16 {
 
 impl Registry {
     pub fn start() -> Registry {
-        Registry::spawn(None)
+        Registry::spawn(Auth::None)
     }
 
     /// A registry that wants basic auth with this user and password.
     pub fn with_htpasswd(user: &str, password: &str) -> Registry {
-        Registry::spawn(Some((user.to_string(), password.to_string())))
+        Registry::spawn(Auth::Htpasswd(user.to_string(), password.to_string()))
     }
 
-    fn spawn(credentials: Option<(String, String)>) -> Registry {
+    /// A registry that wants Bearer tokens, which a token server on
+    /// 127.0.0.1 issues to this user and password.
+    pub fn with_token_auth(user: &str, password: &str) -> Registry {
+        Registry::spawn(Auth::Token(user.to_string(), password.to_string()))
+    }
+
+    fn spawn(auth: Auth) -> Registry {
         let dir = std::env::temp_dir().join(format!("berth-registry-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let port = free_port();
@@ -47,10 +63,52 @@ impl Registry {
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.join("data").display()
         );
-        if let Some((user, password)) = &credentials {
-            let hash = bcrypt::hash(password, 4).unwrap();
-            std::fs::write(dir.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", dir.join("htpasswd").display()));
+        let mut credentials = None;
+        let mut token_server = None;
+        match auth {
+            Auth::None => {}
+            Auth::Htpasswd(user, password) => {
+                let hash = bcrypt::hash(&password, 4).unwrap();
+                std::fs::write(dir.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+                config.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", dir.join("htpasswd").display()));
+                credentials = Some((user, password));
+            }
+            Auth::Token(user, password) => {
+                let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+                let ok = Command::new("openssl")
+                    .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=berth-test-token"])
+                    .arg("-keyout")
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&cert)
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(ok.success(), "openssl could not make a certificate");
+                let token_port = free_port();
+                let script = crate::workspace_root().join("compat-tests/python/token_server.py");
+                let log = std::fs::File::create(dir.join("token.log")).unwrap();
+                let child = Command::new("python3")
+                    .arg(script)
+                    .arg(token_port.to_string())
+                    .arg(&key)
+                    .arg(&cert)
+                    .args(["berth-test-registry", "berth-test-issuer", &user, &password])
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap();
+                token_server = Some(child);
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while std::net::TcpStream::connect(("127.0.0.1", token_port)).is_err() {
+                    assert!(Instant::now() < deadline, "token server did not listen");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+                    cert.display()
+                ));
+            }
         }
         std::fs::write(dir.join("config.yml"), config).unwrap();
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
@@ -62,7 +120,7 @@ impl Registry {
             .stdin(Stdio::null())
             .spawn()
             .expect("start docker-registry (install it with contrib/setup.sh --deps)");
-        let reg = Registry { addr, dir, child, credentials };
+        let reg = Registry { addr, dir, child, credentials, token_server };
         // Ready once it accepts connections.
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&reg.addr).is_err() {
@@ -152,6 +210,10 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(t) = &mut self.token_server {
+            let _ = t.kill();
+            let _ = t.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

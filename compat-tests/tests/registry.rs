@@ -230,6 +230,32 @@ fn login_and_credentials_for_a_basic_auth_registry() {
 }
 
 #[test]
+fn token_auth_registry_with_login() {
+    let reg = Registry::with_token_auth("robot", "tok3n-pass");
+    let b = Berth::start();
+    b.load_busybox();
+    let name = format!("{}/secure/busybox:2", reg.addr);
+    b.docker(&["tag", "busybox", &name]).ok();
+
+    let anonymous = b.docker(&["push", &name]);
+    assert_ne!(anonymous.code, 0, "{anonymous:?}");
+
+    let wrong = b.docker_stdin(&["login", "-u", "robot", "--password-stdin", &reg.addr], b"nope");
+    assert_ne!(wrong.code, 0, "{wrong:?}");
+    assert!(wrong.stderr.contains("401 Unauthorized"), "{}", wrong.stderr);
+    let login = b.docker_stdin(&["login", "-u", "robot", "--password-stdin", &reg.addr], b"tok3n-pass");
+    assert_eq!(login.code, 0, "{login:?}");
+
+    let pushed = b.docker(&["push", &name]).ok();
+    assert_eq!(lines_with(&pushed.stdout, ": Pushed").len(), 1, "{}", pushed.stdout);
+    b.docker(&["rmi", &name]).ok();
+    let pulled = b.docker(&["pull", &name]).ok();
+    assert!(pulled.stdout.contains("Status: Downloaded newer image"), "{}", pulled.stdout);
+    assert_eq!(b.docker(&["run", "--rm", &name, "echo", "token"]).ok().out(), "token");
+    b.finish();
+}
+
+#[test]
 fn an_engine_killed_during_a_pull_leaves_nothing_behind() {
     let reg = Registry::start();
     let big: Vec<u8> = (0..60_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();

@@ -31,15 +31,9 @@ names=(berth)
 
 if [ $with_docker = 1 ]; then
   dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  ip link add name bench-docker0 type bridge 2>/dev/null || true
-  ip addr add 172.31.250.1/24 dev bench-docker0 2>/dev/null || true
-  ip link set bench-docker0 up
-  dockerd --data-root "$dir/data" --exec-root "$dir/exec" -H "unix://$dir/docker.sock" --pidfile "$dir/docker.pid" \
-    -b bench-docker0 --iptables=false --ip-masq=false --containerd-namespace bench --containerd-plugins-namespace bench-plugins \
-    >"$dir/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  trap 'kill $dockerd_pid 2>/dev/null; wait $dockerd_pid 2>/dev/null; ip link del bench-docker0 2>/dev/null; umount -R "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
-  for _ in $(seq 1 100); do DOCKER_HOST=unix://$dir/docker.sock docker version >/dev/null 2>&1 && break; sleep 0.2; done
+  . contrib/bench/dockerd.sh
+  trap 'kill $DOCKERD_PID 2>/dev/null; wait $DOCKERD_PID 2>/dev/null; ip link del bench-docker0 2>/dev/null; umount -R "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+  start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
   DOCKER_HOST=unix://$dir/docker.sock docker load -i "$image" >/dev/null
   cmds+=("DOCKER_HOST=unix://$dir/docker.sock docker run --rm --network none busybox true")
   names+=(docker)

@@ -72,7 +72,16 @@ impl ContentStore {
     pub fn writer(&self) -> Result<BlobWriter> {
         let path = self.ingest.join(crate::util::random_id());
         let file = File::create(&path)?;
-        Ok(BlobWriter { file: Some(io::BufWriter::with_capacity(256 * 1024, file)), path, hasher: Sha256::new(), size: 0, blobs: self.blobs.clone() })
+        Ok(BlobWriter { file: Some(io::BufWriter::with_capacity(256 * 1024, file)), path, hasher: Some(Sha256::new()), size: 0, blobs: self.blobs.clone() })
+    }
+
+    /// A writer for bytes whose digest the source checks itself (a
+    /// registry download, which fails at its end on a mismatch): it does
+    /// not hash them a second time, and commits under `digest`.
+    pub fn writer_verified_elsewhere(&self) -> Result<BlobWriter> {
+        let mut w = self.writer()?;
+        w.hasher = None;
+        Ok(w)
     }
 
     pub fn remove(&self, digest: &str) {
@@ -96,7 +105,8 @@ impl ContentStore {
 pub struct BlobWriter {
     file: Option<io::BufWriter<File>>,
     path: PathBuf,
-    hasher: Sha256,
+    /// None when the source verifies the digest itself.
+    hasher: Option<Sha256>,
     size: u64,
     blobs: PathBuf,
 }
@@ -106,13 +116,21 @@ impl BlobWriter {
         self.size
     }
 
-    /// Moves the blob into the store; with `expected`, only if it matches.
+    /// Moves the blob into the store; with `expected`, only if it matches
+    /// (a writer that does not hash needs `expected` and trusts it).
     /// Returns the digest.
     pub fn commit(mut self, expected: Option<&str>) -> Result<String> {
         let mut file = self.file.take().expect("committed once");
         file.flush()?;
         drop(file);
-        let digest = format!("sha256:{}", hex::encode(std::mem::take(&mut self.hasher).finalize()));
+        let digest = match (self.hasher.take(), expected) {
+            (Some(h), _) => format!("sha256:{}", hex::encode(h.finalize())),
+            (None, Some(e)) => e.to_string(),
+            (None, None) => {
+                let _ = std::fs::remove_file(&self.path);
+                return Err(Error::Internal("a blob written without hashing needs its digest".into()));
+            }
+        };
         let placed = match expected {
             Some(exp) if exp != digest => Err(Error::InvalidArgument(format!("digest mismatch: expected {exp}, got {digest}"))),
             _ => std::fs::rename(&self.path, self.blobs.join(digest_hex(&digest)?)).map_err(Error::from),
@@ -127,7 +145,9 @@ impl BlobWriter {
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.as_mut().expect("not committed").write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.size += n as u64;
         Ok(n)
     }

@@ -395,7 +395,9 @@ impl Images {
     /// store, decompress, unpack into a scratch snapshot, check both digests,
     /// then put blob and snapshot in place.
     fn unpack_stream(&self, reader: impl Read, chain: &str, diff_id: &str, digest: &str, media_type: &str) -> Result<LayerBlob> {
-        let mut tee = Tee { inner: reader, out: self.content.writer()? };
+        // oci-client's stream checks the blob's digest as it ends (an error
+        // there fails the unpack below), so the store need not hash again.
+        let mut tee = Tee { inner: reader, out: self.content.writer_verified_elsewhere()? };
         let tmp = self.scratch_snapshot()?;
         let result = unpack_checked(&mut tee, &tmp, diff_id, digest);
         let placed = result.and_then(|()| {

@@ -1,0 +1,21 @@
+# Sourced by the benchmarks: starts Debian's dockerd beside Berth, on its own
+# data-root, exec-root, socket and bridge, with --iptables=false so that it
+# leaves the host's firewall alone.
+#
+#   start_bench_dockerd DIR BRIDGE CIDR NAMESPACE
+# sets DOCKERD_PID and waits until unix://DIR/docker.sock answers; the caller
+# stops it (kill "$DOCKERD_PID") and removes the bridge.
+start_bench_dockerd() {
+  local dir=$1 bridge=$2 cidr=$3 ns=$4
+  mkdir -p "$dir"
+  ip link add name "$bridge" type bridge 2>/dev/null || true
+  ip addr add "$cidr" dev "$bridge" 2>/dev/null || true
+  ip link set "$bridge" up
+  dockerd --data-root "$dir/data" --exec-root "$dir/exec" -H "unix://$dir/docker.sock" --pidfile "$dir/docker.pid" \
+    -b "$bridge" --iptables=false --ip-masq=false --containerd-namespace "$ns" --containerd-plugins-namespace "$ns-plugins" \
+    >"$dir/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  for _ in $(seq 1 100); do DOCKER_HOST=unix://$dir/docker.sock docker version >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "dockerd did not come up; see $dir/dockerd.log" >&2
+  return 1
+}
