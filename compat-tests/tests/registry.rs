@@ -282,3 +282,38 @@ fn an_engine_killed_during_a_pull_leaves_nothing_behind() {
     assert_eq!(b.docker(&["run", "--rm", &name, "sh", "-c", "wc -c < /big"]).ok().out(), "60000000");
     b.finish();
 }
+
+#[test]
+fn all_tags_push_and_pull_with_image_events() {
+    let reg = Registry::start();
+    let b = Berth::start();
+    b.load_busybox();
+    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 1;
+    let repo = format!("{}/many", reg.addr);
+    for tag in ["a", "b", "c"] {
+        b.docker(&["tag", "busybox", &format!("{repo}:{tag}")]).ok();
+    }
+    let pushed = b.docker(&["push", "--all-tags", &repo]).ok();
+    for tag in ["a", "b", "c"] {
+        assert!(pushed.stdout.contains(&format!("{tag}: digest: sha256:")), "{}", pushed.stdout);
+    }
+    b.docker(&["rmi", &format!("{repo}:a"), &format!("{repo}:b"), &format!("{repo}:c")]).ok();
+    let pulled = b.docker(&["pull", "--all-tags", &repo]).ok();
+    for tag in ["a", "b", "c"] {
+        assert!(pulled.stdout.contains(&format!("{tag}: Pulling from many")), "{}", pulled.stdout);
+    }
+    let tags = b.docker(&["images", &repo, "--format", "{{.Tag}}"]).ok();
+    let mut tags: Vec<&str> = tags.stdout.lines().collect();
+    tags.sort();
+    assert_eq!(tags, ["a", "b", "c"]);
+
+    // What happened is in the event stream, as image events.
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+    let events = b
+        .docker(&["events", "--since", &t0.to_string(), "--until", &until.to_string(), "--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}}"])
+        .ok();
+    for want in [format!("tag {repo}:a"), format!("push {repo}:b"), format!("untag {repo}:c"), format!("pull {repo}:a")] {
+        assert!(events.stdout.lines().any(|l| l == want), "missing {want:?} in:\n{}", events.stdout);
+    }
+    b.finish();
+}

@@ -30,6 +30,8 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # berth-core outlives berthd by design; this one is ours to stop.
+  pkill -f "berth-core --address $dir/" 2>/dev/null || true
   ip link del bench-pull0 2>/dev/null || true
   umount -R "$dir/docker" 2>/dev/null || true
   rm -rf "$dir"

@@ -100,13 +100,18 @@ pub async fn create(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec
             t if t.starts_with("sha256:") => format!("{image}@{t}"),
             t => format!("{image}:{t}"),
         };
-        let reference = Reference::parse(&full)?.with_default_tag();
+        let reference = Reference::parse(&full)?;
         let platform = match q.get("platform").filter(|p| !p.is_empty()) {
             Some(p) => Some(Platform::parse(p)?),
             None => None,
         };
         let auth = registry_auth(&headers)?;
-        let progress = engine.images.pull(PullRequest { reference, platform, auth }).await?;
+        // No tag at all is `docker pull --all-tags`.
+        let progress = if reference.tag.is_none() && reference.digest.is_none() {
+            engine.images.pull_all_tags(reference, platform, auth).await?
+        } else {
+            engine.images.pull(PullRequest { reference, platform, auth }).await?
+        };
         return Ok(progress_response(progress));
     }
     match q.get("fromSrc").map(String::as_str) {
@@ -138,8 +143,13 @@ async fn push(engine: &State, name: &str, q: &Query, headers: &HeaderMap) -> Res
         Some(t) => format!("{name}:{t}"),
         None => name.to_string(),
     };
-    let reference = Reference::parse(&full)?.with_default_tag();
-    let progress = engine.images.push(reference, registry_auth(headers)?).await?;
+    let reference = Reference::parse(&full)?;
+    // No tag at all is `docker push --all-tags`.
+    let progress = if reference.tag.is_none() && reference.digest.is_none() {
+        engine.images.push_all_tags(reference, registry_auth(headers)?).await?
+    } else {
+        engine.images.push(reference, registry_auth(headers)?).await?
+    };
     Ok(progress_response(progress))
 }
 

@@ -31,11 +31,29 @@ impl Progress {
     fn push(&self, v: Value) {
         let mut line = v.to_string();
         line.push_str("\r\n");
+        self.relay(Bytes::from(line));
+    }
+
+    /// Messages already formatted (another operation's, being relayed).
+    pub fn relay(&self, chunk: Bytes) {
         let mut msgs = self.messages.lock().unwrap_or_else(|p| p.into_inner());
-        msgs.push(Bytes::from(line));
+        msgs.push(chunk);
         let n = msgs.len();
         drop(msgs);
         self.count.send_modify(|c| c.0 = n);
+    }
+
+    /// Relays everything `other` says until it ends; true if it ended
+    /// with an error message.
+    pub async fn relay_all(&self, other: Arc<Progress>) -> bool {
+        use futures_util::StreamExt;
+        let mut failed = false;
+        let mut s = std::pin::pin!(other.follow());
+        while let Some(Ok(chunk)) = s.next().await {
+            failed |= chunk.windows(14).any(|w| w == b"\"errorDetail\"");
+            self.relay(chunk);
+        }
+        failed
     }
 
     /// `{"status": …}` for the whole operation.

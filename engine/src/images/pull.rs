@@ -509,6 +509,42 @@ mod tests {
 }
 
 impl Images {
+    /// `docker pull --all-tags`: every tag the registry lists for the
+    /// repository, one after the other, in one progress stream.
+    pub async fn pull_all_tags(self: &Arc<Self>, repository: Reference, platform: Option<Platform>, auth: super::registry::AuthConfig) -> Result<Arc<Progress>> {
+        let client = self.registries.client(&repository.domain);
+        let listing = Reference { tag: Some("latest".into()), digest: None, ..repository.clone() };
+        let tags = client
+            .list_tags(&oci_reference(&listing), &auth.registry_auth(), None, None)
+            .await
+            .map_err(|e| manifest_error(e, &familiar(&listing.normalized()), &repository.repository()))?
+            .tags;
+        if tags.is_empty() {
+            return Err(Error::NotFound(format!("repository {} has no tags", repository.repository())));
+        }
+        let combined = Progress::new();
+        let this = self.clone();
+        let out = combined.clone();
+        tokio::spawn(async move {
+            for tag in tags {
+                let req = PullRequest { reference: Reference { tag: Some(tag), digest: None, ..repository.clone() }, platform: platform.clone(), auth: auth.clone() };
+                match this.pull(req).await {
+                    Ok(p) => {
+                        if out.relay_all(p).await {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        out.error(&e.to_string());
+                        break;
+                    }
+                }
+            }
+            out.finish();
+        });
+        Ok(combined)
+    }
+
     /// `GET /distribution/{name}/json`: the registry's descriptor of the
     /// manifest (or index) a reference names, and the platforms it covers.
     pub async fn distribution(&self, reference: &Reference, auth: &super::registry::AuthConfig) -> Result<Value> {

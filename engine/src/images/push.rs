@@ -50,6 +50,43 @@ impl Images {
         Ok(progress)
     }
 
+    /// `docker push --all-tags`: every local tag of the repository, one
+    /// after the other, in one progress stream.
+    pub async fn push_all_tags(self: &Arc<Self>, repository: Reference, auth: AuthConfig) -> Result<Arc<Progress>> {
+        let repo = repository.repository();
+        let tags: Vec<String> = self
+            .store
+            .tags()
+            .await?
+            .into_iter()
+            .filter_map(|(name, _)| name.strip_prefix(&format!("{repo}:")).map(str::to_string))
+            .collect();
+        if tags.is_empty() {
+            return Err(Error::NotFound(format!("An image does not exist locally with the tag: {}", familiar(&repo))));
+        }
+        let combined = Progress::new();
+        let this = self.clone();
+        let out = combined.clone();
+        tokio::spawn(async move {
+            for tag in tags {
+                let r = Reference { tag: Some(tag), digest: None, ..repository.clone() };
+                match this.push(r, auth.clone()).await {
+                    Ok(p) => {
+                        if out.relay_all(p).await {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        out.error(&e.to_string());
+                        break;
+                    }
+                }
+            }
+            out.finish();
+        });
+        Ok(combined)
+    }
+
     async fn run_push(self: &Arc<Self>, r: &Reference, img: &ImageRow, auth: &AuthConfig, progress: &Arc<Progress>) -> Result<()> {
         let _shared = self.gc_lock.read().await;
         let plan = self.plan_push(img).await?;

@@ -108,7 +108,7 @@ pub fn oci_reference(r: &Reference) -> oci_client::Reference {
 
 /// Docker's AuthConfig, as the CLI sends it (base64url JSON) in
 /// X-Registry-Auth and as the body of POST /auth.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct AuthConfig {
     #[serde(default)]
     pub username: String,
