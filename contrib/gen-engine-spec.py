@@ -47,6 +47,10 @@ IMPLEMENTED = {
     "/system/df": ["get"],
     "/networks/prune": ["post"],
     "/build/prune": ["post"],
+    "/containers/{id}/exec": ["post"],
+    "/exec/{id}/start": ["post"],
+    "/exec/{id}/json": ["get"],
+    "/exec/{id}/resize": ["post"],
 }
 
 NOTES = {
@@ -56,6 +60,7 @@ NOTES = {
     "/networks/prune": "No user networks exist yet, so nothing is ever pruned.",
     "/build/prune": "No builder exists yet, so there is no build cache.",
     "/commit": "The container is not paused while its layer is written.",
+    "/containers/{id}/exec": "Privileged execs answer 501 for now.",
     "/containers/create": "NetworkMode other than none/default answers 400 until container networks land.",
 }
 

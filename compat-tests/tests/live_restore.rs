@@ -134,7 +134,7 @@ fn an_engine_without_a_common_protocol_version_refuses_to_start() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("speaks protocol versions 1..=2, this berthd speaks 0..=0"), "{err}");
+    assert!(err.contains("speaks protocol versions 1..=3, this berthd speaks 0..=0"), "{err}");
     b.finish();
 }
 

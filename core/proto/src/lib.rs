@@ -23,8 +23,10 @@ pub mod timefmt;
 /// out by the core (`CreateTaskRequest::restart` and `health`,
 /// `KillRequest::stop`, `Event::restarting`, `TaskInfo::restart_count` and
 /// `health`, `EventKind::Health`). A version-1 engine never sends them and
-/// is never sent `health` events.
-pub const VERSION: u32 = 2;
+/// is never sent `health` events. 3 adds exec tasks
+/// (`CreateTaskRequest::exec_in`): a process started in a running task's
+/// container by a shim of its own.
+pub const VERSION: u32 = 3;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
 
@@ -93,6 +95,11 @@ pub struct CreateTaskRequest {
     /// Since version 2: run this check inside the container while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// Since version 3: an exec task. The process runs in this (running)
+    /// task's container, and `spec` is an OCI *process* (config.json's
+    /// `process`), not a whole spec. It starts on `start`, like a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_in: Option<String>,
 }
 
 /// A health check (Docker's HEALTHCHECK), run by the core with the
@@ -192,6 +199,9 @@ pub struct TaskInfo {
     /// Since version 2: results of the task's health check, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthState>,
+    /// Since version 3: set on exec tasks, the task they run in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_in: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,6 +88,19 @@ impl Cli {
         self.finish(cmd, "create")
     }
 
+    /// `exec --detach`: starts the process described by `opts.bundle` (a
+    /// process.json) in container `id`; returns once it runs. The process
+    /// is re-parented to the caller if it is a subreaper.
+    pub fn exec_detached_with_stdio(&self, id: &str, opts: &CreateOpts, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<(), Error> {
+        let mut cmd = self.command();
+        cmd.arg("exec").arg("--detach").arg("--process").arg(&opts.bundle).arg("--pid-file").arg(&opts.pid_file);
+        if let Some(sock) = &opts.console_socket {
+            cmd.arg("--console-socket").arg(sock);
+        }
+        cmd.arg(id).stdin(stdin).stdout(stdout).stderr(stderr);
+        self.finish(cmd, "exec")
+    }
+
     pub fn state(&self, id: &str) -> Result<serde_json::Value, Error> {
         let mut cmd = self.command();
         cmd.arg("state").arg(id);

@@ -20,6 +20,9 @@ pub struct Args {
     pub stdin: bool,
     pub stdin_once: bool,
     pub tty: bool,
+    /// Exec mode: `bundle` is a process.json to run in container `id` when
+    /// started, instead of a bundle to create container `id` from.
+    pub exec: bool,
 }
 
 impl Args {
@@ -39,6 +42,7 @@ impl Args {
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,
                 "--tty" => a.tty = true,
+                "--exec" => a.exec = true,
                 other => return Err(format!("unknown argument {other}")),
             }
         }

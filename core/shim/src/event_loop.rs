@@ -45,11 +45,55 @@ fn runtime_of(args: &Args) -> Cli {
     Cli::new(&args.runtime, &args.runtime_root, args.file("runtime.log"))
 }
 
-/// Removes what a failed create may have left in the runtime.
+/// Removes what a failed create may have left in the runtime (an exec's
+/// shim never created anything: its container is not its to delete).
 pub fn cleanup_failed_create(args: &Args) {
-    let _ = runtime_of(args).delete(&args.id);
+    if !args.exec {
+        let _ = runtime_of(args).delete(&args.id);
+    }
     stdio::remove_socket(&args.socket(".attach"));
     stdio::remove_socket(&args.socket(".ctl"));
+}
+
+/// Creates the container (or, for an exec, runs the process) with its
+/// stdio: pipes, or a terminal whose master the runtime passes back over a
+/// socket. Returns the streams, the pty master and the process's pid.
+fn launch(args: &Args, runtime: &Cli) -> Result<(Streams, Option<OwnedFd>, i32), String> {
+    let pid_file = args.file("init.pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let run = |console_socket: Option<std::path::PathBuf>, stdin: Stdio, stdout: Stdio, stderr: Stdio| {
+        let opts = CreateOpts { bundle: args.bundle.clone(), pid_file: pid_file.clone(), console_socket };
+        if args.exec {
+            runtime.exec_detached_with_stdio(&args.id, &opts, stdin, stdout, stderr)
+        } else {
+            runtime.create_with_stdio(&args.id, &opts, stdin, stdout, stderr)
+        }
+    };
+    let (streams, console) = if args.tty {
+        let sock_path = args.socket(".tty");
+        let listener = listen(&sock_path)?;
+        let created = run(Some(sock_path.clone()), Stdio::null(), Stdio::null(), Stdio::null());
+        let master = created.map_err(|e| e.to_string()).and_then(|_| stdio::receive_console(&listener));
+        stdio::remove_socket(&sock_path);
+        let master = master?;
+        let dup = master.try_clone().map_err(|e| e.to_string())?;
+        let stdin = if args.stdin { Some(master.try_clone().map_err(|e| e.to_string())?) } else { None };
+        (Streams { out: Some(dup), err: None, stdin }, Some(master))
+    } else {
+        let (streams, child) = stdio::pipes(args.stdin)?;
+        let stdin = child.stdin.map(Stdio::from).unwrap_or_else(Stdio::null);
+        run(None, stdin, Stdio::from(child.stdout), Stdio::from(child.stderr)).map_err(|e| e.to_string())?;
+        (streams, None)
+    };
+    let init_pid: i32 = std::fs::read_to_string(&pid_file)
+        .map_err(|e| format!("read init pid: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|_| "bad init pid file".to_string())?;
+    for fd in [streams.out.as_ref(), streams.err.as_ref(), streams.stdin.as_ref()].into_iter().flatten() {
+        stdio::set_nonblocking(fd.as_raw_fd());
+    }
+    Ok((streams, console, init_pid))
 }
 
 impl Shim {
@@ -65,43 +109,14 @@ impl Shim {
         let attach = listen(&args.socket(".attach"))?;
         let control = listen(&args.socket(".ctl"))?;
         let runtime = runtime_of(args);
-        let pid_file = args.file("init.pid");
-        let _ = std::fs::remove_file(&pid_file);
-
-        let (streams, console) = if args.tty {
-            let sock_path = args.socket(".tty");
-            let listener = listen(&sock_path)?;
-            let opts = CreateOpts { bundle: args.bundle.clone(), pid_file: pid_file.clone(), console_socket: Some(sock_path.clone()) };
-            let created = runtime.create_with_stdio(&args.id, &opts, Stdio::null(), Stdio::null(), Stdio::null());
-            let master = created.map_err(|e| e.to_string()).and_then(|_| stdio::receive_console(&listener));
-            stdio::remove_socket(&sock_path);
-            let master = master?;
-            let dup = master.try_clone().map_err(|e| e.to_string())?;
-            let stdin = if args.stdin { Some(master.try_clone().map_err(|e| e.to_string())?) } else { None };
-            (Streams { out: dup, err: None, stdin }, Some(master))
-        } else {
-            let (streams, child) = stdio::pipes(args.stdin)?;
-            let opts = CreateOpts { bundle: args.bundle.clone(), pid_file: pid_file.clone(), console_socket: None };
-            let stdin = child.stdin.map(Stdio::from).unwrap_or_else(Stdio::null);
-            runtime
-                .create_with_stdio(&args.id, &opts, stdin, Stdio::from(child.stdout), Stdio::from(child.stderr))
-                .map_err(|e| e.to_string())?;
-            (streams, None)
-        };
-        let init_pid: i32 = std::fs::read_to_string(&pid_file)
-            .map_err(|e| format!("read init pid: {e}"))?
-            .trim()
-            .parse()
-            .map_err(|_| "bad init pid file".to_string())?;
-
-        for fd in [Some(&streams.out), streams.err.as_ref(), streams.stdin.as_ref()].into_iter().flatten() {
-            stdio::set_nonblocking(fd.as_raw_fd());
-        }
+        // An exec's process starts on the start request, once attach
+        // clients are connected; a container is created now.
+        let (streams, console, init_pid) = if args.exec { (Streams::default(), None, 0) } else { launch(args, &runtime)? };
         Ok(Shim {
             args: args.clone(),
             runtime,
             init_pid,
-            out: Some(streams.out),
+            out: streams.out,
             err: streams.err,
             stdin: streams.stdin,
             stdin_pending: Vec::new(),
@@ -224,7 +239,7 @@ impl Shim {
     fn on_attach(&mut self) {
         if let Ok((conn, _)) = self.attach.accept() {
             if let Some(mut client) = Client::accept(conn) {
-                if !client.req.stdin || self.stdin.is_none() {
+                if !client.req.stdin || (self.stdin.is_none() && !self.exec_waiting_for_stdin()) {
                     client.req.stdin = false;
                 }
                 self.clients.push(client);
@@ -233,11 +248,17 @@ impl Shim {
     }
 
     fn on_client(&mut self, i: usize, revents: i16, buf: &mut [u8]) {
-        let stdin_open = self.stdin.is_some() && !self.stdin_close;
+        let stdin_open = (self.stdin.is_some() || self.exec_waiting_for_stdin()) && !self.stdin_close;
         let once = self.args.stdin_once;
         let c = &mut self.clients[i];
         if revents & libc::POLLOUT != 0 {
             c.flush();
+        }
+        // Hung up after its input ended: gone for good (poll would report
+        // the hang-up on every round otherwise, and the loop would spin).
+        if revents & (libc::POLLHUP | libc::POLLERR) != 0 && c.read_closed {
+            c.broken = true;
+            return;
         }
         if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !c.read_closed {
             match (&c.conn).read(buf) {
@@ -261,7 +282,15 @@ impl Shim {
         }
     }
 
+    /// An exec with stdin that has not started yet: input is kept for it.
+    fn exec_waiting_for_stdin(&self) -> bool {
+        self.args.exec && self.args.stdin && self.init_pid == 0 && self.exit_code.is_none()
+    }
+
     fn flush_stdin(&mut self) {
+        if self.exec_waiting_for_stdin() {
+            return;
+        }
         let Some(fd) = self.stdin.as_ref().map(|f| f.as_raw_fd()) else {
             self.stdin_pending.clear();
             return;
@@ -303,10 +332,14 @@ impl Shim {
 
     fn handle(&mut self, req: Request) -> Result<(), String> {
         match req {
+            Request::Start if self.args.exec => self.start_exec(),
             Request::Start => self.runtime.start(&self.args.id).map_err(|e| e.to_string()),
             Request::Kill { signal, all } => {
                 if self.exit_code.is_some() {
                     return Err("container is not running".into());
+                }
+                if self.args.exec {
+                    return self.kill_exec(signal);
                 }
                 self.runtime.kill(&self.args.id, signal, all).map_err(|e| e.to_string())
             }
@@ -319,6 +352,43 @@ impl Shim {
                 Ok(())
             }
         }
+    }
+
+    /// Runs the exec's process now that its clients are attached.
+    fn start_exec(&mut self) -> Result<(), String> {
+        if self.init_pid != 0 {
+            return Err("already started".into());
+        }
+        match launch(&self.args, &self.runtime) {
+            Ok((streams, console, pid)) => {
+                self.out = streams.out;
+                self.err = streams.err;
+                self.stdin = streams.stdin;
+                self.console = console;
+                self.init_pid = pid;
+                let _ = std::fs::write(self.args.file("init.pid"), pid.to_string());
+                self.flush_stdin();
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing ran: end as a process that could not be started.
+                self.exit_code = Some(126);
+                self.exited_at = Some(Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    /// Signals an exec's process (the runtime's kill only knows containers);
+    /// before it started there is nothing to signal and the shim just ends.
+    fn kill_exec(&mut self, signal: i32) -> Result<(), String> {
+        if self.init_pid == 0 {
+            self.exit_code = Some(128 + signal);
+            self.exited_at = Some(Instant::now());
+            return Ok(());
+        }
+        let sig = nix::sys::signal::Signal::try_from(signal).map_err(|e| e.to_string())?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.init_pid), sig).map_err(|e| e.to_string())
     }
 
     /// After init exited: tell the world and leave. The runtime's record of

@@ -11,9 +11,10 @@ use std::path::Path;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 /// Our ends of the container's streams.
+#[derive(Default)]
 pub struct Streams {
-    /// stdout pipe read end, or the pty master.
-    pub out: OwnedFd,
+    /// stdout pipe read end, or the pty master; none before an exec starts.
+    pub out: Option<OwnedFd>,
     /// stderr pipe read end; none with a terminal.
     pub err: Option<OwnedFd>,
     /// Where stdin goes: the pipe's write end, or a duplicate of the pty master.
@@ -42,7 +43,7 @@ pub fn pipes(want_stdin: bool) -> Result<(Streams, ChildEnds), String> {
         (None, None)
     };
     Ok((
-        Streams { out: out_r, err: Some(err_r), stdin: stdin_ours },
+        Streams { out: Some(out_r), err: Some(err_r), stdin: stdin_ours },
         ChildEnds { stdin: stdin_child, stdout: out_w, stderr: err_w },
     ))
 }

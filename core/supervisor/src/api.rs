@@ -31,13 +31,15 @@ pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
         .route("/namespaces/{ns}/tasks/{id}/kill", post(kill))
         .route("/namespaces/{ns}/tasks/{id}/resize", post(resize))
         .route("/namespaces/{ns}/tasks/{id}/close-stdin", post(close_stdin));
-    // Version 2 only added fields; both versions share the handlers.
+    // Versions 2 and 3 only added fields; all share the handlers.
     Router::new()
         .route("/handshake", get(handshake))
         .route("/v1/events", get(events_v1))
         .route("/v2/events", get(events_v2))
+        .route("/v3/events", get(events_v2))
         .nest("/v1", v1.clone())
-        .nest("/v2", v1)
+        .nest("/v2", v1.clone())
+        .nest("/v3", v1)
         .with_state(AppState { tasks, events })
 }
 

@@ -14,6 +14,9 @@ use crate::Error;
 pub struct SpawnOpts<'a> {
     pub shim: &'a Path,
     pub id: &'a str,
+    /// Run `bundle` (a process.json) in container `id` on start, instead of
+    /// creating container `id` from the bundle directory.
+    pub exec: bool,
     pub state_dir: &'a Path,
     pub bundle: &'a Path,
     pub runtime: &'a Path,
@@ -33,6 +36,9 @@ pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
     cmd.arg("--id").arg(o.id).arg("--state-dir").arg(o.state_dir).arg("--bundle").arg(o.bundle);
     cmd.arg("--runtime").arg(o.runtime).arg("--runtime-root").arg(o.runtime_root);
     cmd.arg("--socket-base").arg(o.socket_base);
+    if o.exec {
+        cmd.arg("--exec");
+    }
     if !o.log_path.is_empty() {
         cmd.arg("--log-path").arg(o.log_path);
     }

@@ -44,6 +44,9 @@ struct TaskRecord {
     stdin_once: bool,
     #[serde(default)]
     tty: bool,
+    /// An exec task: the task whose container the process runs in.
+    #[serde(default)]
+    exec_in: Option<String>,
     #[serde(default)]
     restart: Option<RestartPolicy>,
     #[serde(default)]
@@ -173,6 +176,7 @@ impl Tasks {
             restart_count: rec.restart_count,
             restarting: rec.restarting,
             health: rec.health.clone(),
+            exec_in: rec.exec_in.clone(),
         }
     }
 
@@ -197,6 +201,20 @@ impl Tasks {
             let _ = handle.await;
         }
         let dir = self.dir(ns, &req.id);
+        // An exec task runs with its container's runtime.
+        let (runtime, runtime_path, runtime_root) = match &req.exec_in {
+            Some(parent) => {
+                let p = self.get(ns, parent)?;
+                if p.exec_in.is_some() {
+                    return Err(Error::InvalidArgument(format!("task {parent} is an exec task")));
+                }
+                if p.status != TaskStatus::Running {
+                    return Err(Error::FailedPrecondition(format!("task {parent} is not running")));
+                }
+                (p.runtime, p.runtime_path, p.runtime_root)
+            }
+            None => (runtime, runtime_path, runtime_root),
+        };
         let mut rec = TaskRecord {
             id: req.id.clone(),
             namespace: ns.to_string(),
@@ -211,6 +229,7 @@ impl Tasks {
             stdin: req.stdin,
             stdin_once: req.stdin_once,
             tty: req.tty,
+            exec_in: req.exec_in.clone(),
             restart: req.restart.filter(|r| *r != RestartPolicy::No),
             restart_count: 0,
             stopped_by_user: false,
@@ -248,7 +267,9 @@ impl Tasks {
         if !req.spec.is_object() {
             return Err(Error::InvalidArgument("spec must be a JSON object".into()));
         }
-        std::fs::write(bundle.join("config.json"), serde_json::to_vec(&req.spec).unwrap_or_default())?;
+        // An exec task's "bundle" is its process.json.
+        let name = if req.exec_in.is_some() { "process.json" } else { "config.json" };
+        std::fs::write(bundle.join(name), serde_json::to_vec(&req.spec).unwrap_or_default())?;
         std::fs::create_dir_all(&rec.runtime_root)?;
         // Which runtime to ask for a delete, even when task.json is gone.
         std::fs::write(dir.join("runtime"), format!("{}\n{}\n", rec.runtime_path.display(), rec.runtime_root.display()))?;
@@ -258,11 +279,15 @@ impl Tasks {
     /// Starts the task's shim, which creates (not starts) the process.
     async fn spawn_shim(&self, dir: &Path, rec: &mut TaskRecord) -> Result<(), Error> {
         let _ = std::fs::remove_file(dir.join("exit.json"));
+        let exec_process = dir.join("bundle").join("process.json");
+        let bundle_dir = dir.join("bundle");
         let pid = shim::spawn(shim::SpawnOpts {
             shim: &self.inner.shim,
-            id: &rec.id,
+            // An exec's shim names the container it runs in.
+            id: rec.exec_in.as_deref().unwrap_or(&rec.id),
+            exec: rec.exec_in.is_some(),
             state_dir: dir,
-            bundle: &dir.join("bundle"),
+            bundle: if rec.exec_in.is_some() { &exec_process } else { &bundle_dir },
             runtime: &rec.runtime_path,
             runtime_root: &rec.runtime_root,
             log_path: &rec.log_path,
@@ -285,6 +310,8 @@ impl Tasks {
             TaskStatus::Stopped => return Err(Error::FailedPrecondition(format!("task {id} has exited"))),
         }
         shim::control(&rec.socket_base, "start").await?;
+        // An exec's process exists only now.
+        let exec_pid = if rec.exec_in.is_some() { read_pid(&self.dir(ns, id).join("init.pid")).map(|p| p as u32) } else { None };
         // A very short process may have exited (and been recorded) already:
         // then it stays stopped, and its events stay in order.
         let events = &self.inner.events;
@@ -293,6 +320,9 @@ impl Tasks {
                 if r.started_at.is_empty() {
                     r.started_at = now();
                     r.started_unix = unix_now();
+                }
+                if let Some(pid) = exec_pid {
+                    r.pid = pid;
                 }
                 if r.status != TaskStatus::Created {
                     return false;

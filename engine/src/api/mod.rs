@@ -2,6 +2,7 @@
 //! The only module that knows HTTP; handlers are thin and call services.
 
 pub mod containers;
+pub mod exec;
 pub mod filters;
 pub mod hijack;
 pub mod images;
@@ -78,6 +79,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/distribution/{*name}", get(images::distribution))
         .route("/commit", post(images::commit))
         .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/exec/{id}/resize", post(exec::resize))
         .route("/containers/{id}/export", get(containers::export))
         .route("/system/df", get(system::df))
         .route("/networks/prune", post(system::networks_prune))

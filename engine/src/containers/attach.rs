@@ -89,7 +89,7 @@ impl Pending {
     }
 }
 
-async fn connect(socket: &str, req: AttachRequest) -> std::io::Result<UnixStream> {
+pub(crate) async fn connect(socket: &str, req: AttachRequest) -> std::io::Result<UnixStream> {
     let mut conn = UnixStream::connect(socket).await?;
     conn.write_all(req.to_line().as_bytes()).await?;
     Ok(conn)
@@ -142,7 +142,16 @@ impl Containers {
 
 /// Copies shim frames to the client (unframed with a TTY) and the client's
 /// bytes to the shim's stdin, until the shim closes its side.
-async fn pump<IO>(conn: UnixStream, io: IO, tty: bool)
+pub(crate) async fn pump<IO>(conn: UnixStream, io: IO, tty: bool)
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    pump_then(conn, io, tty, std::future::ready(())).await
+}
+
+/// [`pump`], but the client's stream is closed only once `before_close`
+/// is done (an exec's client reads the exit code right after).
+pub(crate) async fn pump_then<IO>(conn: UnixStream, io: IO, tty: bool, before_close: impl std::future::Future<Output = ()> + Send)
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -172,6 +181,7 @@ where
                 break;
             }
         }
+        before_close.await;
         let _ = client_w.shutdown().await;
     };
     let from_client = async move {

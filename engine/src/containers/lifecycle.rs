@@ -114,6 +114,7 @@ impl Containers {
             stdin_once: c.config.stdin_once.unwrap_or(false),
             tty: c.tty(),
             runtime: c.host_config.runtime.clone().unwrap_or_default(),
+            exec_in: None,
         };
         let task = self.core.create_task(&req).await.map_err(|e| match e {
             Error::Internal(m) => {
@@ -345,6 +346,7 @@ impl Containers {
     }
 
     pub(crate) async fn remove_locked(&self, c: &Container) -> Result<()> {
+        self.exec_forget_container(&c.id).await;
         match self.core.delete_task(&c.id).await {
             Ok(()) | Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),

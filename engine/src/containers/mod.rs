@@ -7,6 +7,7 @@
 //! engine was down is applied when it comes back.
 
 pub mod attach;
+pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -63,6 +64,7 @@ pub struct Containers {
     /// Attach sessions being served, which a draining berthd waits for.
     pub streams: attach::ActiveStreams,
     pub events: Arc<crate::events::Events>,
+    pub(crate) execs: exec::Execs,
 }
 
 impl Containers {
@@ -78,6 +80,7 @@ impl Containers {
             pending: attach::Pending::default(),
             streams: attach::ActiveStreams::default(),
             events: images.events.clone(),
+            execs: exec::Execs::default(),
             images,
         }
     }

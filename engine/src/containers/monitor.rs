@@ -84,6 +84,12 @@ async fn follow(containers: &Containers, epoch: &str) -> Result<()> {
 }
 
 async fn apply(containers: &Containers, ev: &Event) -> Result<()> {
+    if containers.execs.is_exec(&ev.id) {
+        if ev.kind == EventKind::Exit {
+            containers.exec_exited(&ev.id, ev.exit_code.unwrap_or(255)).await;
+        }
+        return Ok(());
+    }
     match ev.kind {
         EventKind::Exit => {
             debug!(container_id = %ev.id, seq = ev.seq, exit_code = ?ev.exit_code, restarting = ev.restarting, "exit event");
@@ -165,6 +171,13 @@ async fn reconcile(containers: &Containers) -> Result<()> {
     // while the core was away), and created-but-never-started ones left by a
     // start that berthd or the core did not finish.
     for t in &tasks {
+        // Exec tasks: only those whose container is gone, once they ended.
+        if let Some(parent) = &t.exec_in {
+            if t.status == TaskStatus::Stopped && !rows.iter().any(|r| &r.id == parent) {
+                let _ = containers.core.delete_task(&t.id).await;
+            }
+            continue;
+        }
         let row = rows.iter().find(|r| r.id == t.id);
         let orphan = match t.status {
             TaskStatus::Stopped => row.is_none(),

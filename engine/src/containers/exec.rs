@@ -1,0 +1,285 @@
+//! `docker exec`: a process started in a running container.
+//!
+//! Each exec is a task of its own in berth-core (protocol 3, `exec_in`),
+//! run by a shim of its own: the process is a child of that shim, not of
+//! the engine or the core, so it survives engine restarts like the
+//! container does, and its exit code is recorded by the core. The engine
+//! keeps the Docker side (ExecConfig, events) in memory; the core knows
+//! whether it runs and how it ended.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use berth_proto::attach::AttachRequest;
+use berth_proto::{CreateTaskRequest, TaskInfo, TaskStatus};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::record::Container;
+use super::{rootfs, spec, user, Containers};
+use crate::error::{Error, Result};
+
+
+/// `POST /containers/{id}/exec`'s body (Docker's ExecConfig).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecConfig {
+    #[serde(default, deserialize_with = "null_default")]
+    pub attach_stdin: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub attach_stdout: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub attach_stderr: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub tty: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub cmd: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub env: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub user: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub working_dir: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub privileged: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub detach_keys: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Exec {
+    pub id: String,
+    pub container_id: String,
+    pub config: ExecConfig,
+    /// Asked to start (it may have ended since).
+    pub started: bool,
+}
+
+#[derive(Default)]
+pub struct Execs {
+    map: Mutex<HashMap<String, Exec>>,
+}
+
+impl Execs {
+    fn get(&self, id: &str) -> Option<Exec> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    pub fn is_exec(&self, id: &str) -> bool {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id)
+    }
+}
+
+/// Docker clients send `null` for fields they leave unset.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+fn no_such_exec(id: &str) -> Error {
+    Error::NotFound(format!("No such exec instance: {id}"))
+}
+
+/// What a started exec needs next: its shim's attach socket, and whether
+/// the stream is raw (a terminal) or multiplexed.
+pub struct Started {
+    pub attach_socket: String,
+    pub tty: bool,
+}
+
+impl Containers {
+    /// `POST /containers/{id}/exec`
+    pub async fn exec_create(&self, name: &str, config: ExecConfig) -> Result<String> {
+        let c = self.lookup(name).await?;
+        if !c.is_running() {
+            return Err(Error::Conflict(format!("container {} is not running", c.id)));
+        }
+        if config.cmd.is_empty() {
+            return Err(Error::InvalidArgument("No exec command specified".into()));
+        }
+        if config.privileged {
+            // runc refuses the full capability set here ("unable to apply
+            // caps: operation not permitted"); left for the security issue.
+            return Err(Error::NotImplemented("docker exec --privileged is not supported by Berth yet".into()));
+        }
+        if self.core.version() < 3 {
+            return Err(Error::NotImplemented("exec needs berth-core protocol 3; upgrade berth-core".into()));
+        }
+        let id = crate::util::random_id();
+        let command = config.cmd.join(" ");
+        self.execs.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), Exec { id: id.clone(), container_id: c.id.clone(), config, started: false });
+        self.event(&c, &format!("exec_create: {command}"), &[("execID", id.clone())]);
+        Ok(id)
+    }
+
+    /// Creates the exec's task (its shim, not yet its process). The caller
+    /// attaches to [`Started::attach_socket`] and then calls [`Containers::exec_run`].
+    pub async fn exec_prepare(&self, id: &str) -> Result<Started> {
+        let exec = {
+            let mut map = self.execs.map.lock().unwrap_or_else(|p| p.into_inner());
+            let e = map.get_mut(id).ok_or_else(|| no_such_exec(id))?;
+            if e.started {
+                return Err(Error::Conflict(format!("Error: Exec command {id} has already run")));
+            }
+            e.started = true;
+            e.clone()
+        };
+        let c = self.lookup(&exec.container_id).await?;
+        if !c.is_running() {
+            return Err(Error::Conflict(format!("container {} is not running", c.id)));
+        }
+        let process = self.exec_process(&c, &exec.config)?;
+        let req = CreateTaskRequest {
+            id: exec.id.clone(),
+            spec: process,
+            log_path: String::new(),
+            stdin: exec.config.attach_stdin,
+            stdin_once: true,
+            tty: exec.config.tty,
+            runtime: String::new(),
+            restart: None,
+            health: None,
+            exec_in: Some(c.id.clone()),
+        };
+        let task = self.core.create_task(&req).await?;
+        Ok(Started { attach_socket: task.attach_socket, tty: exec.config.tty })
+    }
+
+    /// Starts the prepared exec's process.
+    pub async fn exec_run(&self, id: &str) -> Result<TaskInfo> {
+        let exec = self.execs.get(id).ok_or_else(|| no_such_exec(id))?;
+        let task = self.core.start_task(id).await?;
+        if let Ok(c) = self.lookup(&exec.container_id).await {
+            self.event(&c, &format!("exec_start: {}", exec.config.cmd.join(" ")), &[("execID", id.to_string())]);
+        }
+        Ok(task)
+    }
+
+    /// Connects to a prepared exec, starts it, and pumps its streams to
+    /// `io` until it ends.
+    pub async fn exec_attached<IO>(&self, id: &str, started: Started, console_size: Option<[u16; 2]>, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let _active = self.streams.enter();
+        let Some(exec) = self.execs.get(id) else { return };
+        let req = AttachRequest { stdin: exec.config.attach_stdin, stdout: exec.config.attach_stdout, stderr: exec.config.attach_stderr };
+        let conn = match super::attach::connect(&started.attach_socket, req).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(exec_id = %id, error = %e, "connecting to the exec's shim");
+                return;
+            }
+        };
+        if let Err(e) = self.exec_run(id).await {
+            tracing::warn!(exec_id = %id, error = %e, "starting exec");
+            return;
+        }
+        if let Some([h, w]) = console_size {
+            let _ = self.core.resize(id, h, w).await;
+        }
+        // The output ends when the process does; the exit is recorded by
+        // the core a moment later, and clients ask for it at once.
+        let settled = async {
+            for _ in 0..200 {
+                match self.core.task(id).await {
+                    Ok(t) if t.status == TaskStatus::Running => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                    _ => return,
+                }
+            }
+        };
+        super::attach::pump_then(conn, io, started.tty, settled).await;
+    }
+
+    /// The OCI process of an exec: the container's, with the exec's
+    /// command, environment, user, working directory and terminal.
+    fn exec_process(&self, c: &Container, exec: &ExecConfig) -> Result<Value> {
+        let mut shaped = c.clone();
+        shaped.config.entrypoint = None;
+        shaped.config.cmd = Some(exec.cmd.clone());
+        shaped.config.tty = Some(exec.tty);
+        let mut env = c.config.env.clone().unwrap_or_default();
+        for e in &exec.env {
+            let key = e.split('=').next().unwrap_or("");
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        shaped.config.env = Some(env);
+        if !exec.working_dir.is_empty() {
+            shaped.config.working_dir = Some(exec.working_dir.clone());
+        }
+        let user_spec = if exec.user.is_empty() { c.config.user.clone().unwrap_or_default() } else { exec.user.clone() };
+        let paths = self.paths(&c.id);
+        if !rootfs::is_mountpoint(&paths.rootfs()) {
+            return Err(Error::Conflict(format!("container {} is not running", c.id)));
+        }
+        let resolved = user::resolve(&paths.rootfs(), &user_spec)?;
+        let hostname = c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_string());
+        let full = spec::build(&shaped, &paths, &hostname, &resolved, super::lifecycle::CGROUP_PARENT)?;
+        serde_json::to_value(full.process()).map_err(Error::internal)
+    }
+
+    /// `GET /exec/{id}/json`
+    pub async fn exec_inspect(&self, id: &str) -> Result<Value> {
+        let exec = self.execs.get(id).ok_or_else(|| no_such_exec(id))?;
+        let task = if exec.started { self.core.task(id).await.ok() } else { None };
+        let running = task.as_ref().is_some_and(|t| t.status == TaskStatus::Running);
+        let exit_code = task.as_ref().and_then(|t| if t.status == TaskStatus::Stopped { t.exit_code } else { None });
+        let cfg = &exec.config;
+        Ok(json!({
+            "ID": exec.id,
+            "Running": running,
+            "ExitCode": exit_code,
+            "ProcessConfig": {
+                "tty": cfg.tty,
+                "entrypoint": cfg.cmd.first().cloned().unwrap_or_default(),
+                "arguments": cfg.cmd.iter().skip(1).collect::<Vec<_>>(),
+                "privileged": cfg.privileged,
+                "user": cfg.user,
+            },
+            "OpenStdin": cfg.attach_stdin,
+            "OpenStderr": cfg.attach_stderr,
+            "OpenStdout": cfg.attach_stdout,
+            "CanRemove": false,
+            "ContainerID": exec.container_id,
+            "DetachKeys": cfg.detach_keys,
+            "Pid": task.as_ref().map(|t| t.pid).unwrap_or(0),
+        }))
+    }
+
+    /// `POST /exec/{id}/resize`
+    pub async fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let exec = self.execs.get(id).ok_or_else(|| no_such_exec(id))?;
+        if !exec.started {
+            return Err(Error::Conflict(format!("Exec {id} is not running")));
+        }
+        self.core.resize(id, height, width).await
+    }
+
+    /// The core saw an exec end: Docker's exec_die event.
+    pub async fn exec_exited(&self, id: &str, code: i32) {
+        let Some(exec) = self.execs.get(id) else { return };
+        if let Ok(c) = self.lookup(&exec.container_id).await {
+            self.event(&c, "exec_die", &[("execID", id.to_string()), ("exitCode", code.to_string())]);
+        }
+    }
+
+    /// Drops the execs of a removed container, in the engine and the core.
+    pub async fn exec_forget_container(&self, container_id: &str) {
+        let ids: Vec<String> = {
+            let mut map = self.execs.map.lock().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<String> = map.values().filter(|e| e.container_id == container_id).map(|e| e.id.clone()).collect();
+            for id in &ids {
+                map.remove(id);
+            }
+            ids
+        };
+        for id in ids {
+            let _ = self.core.delete_task(&id).await;
+        }
+    }
+}
