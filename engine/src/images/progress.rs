@@ -43,6 +43,36 @@ impl Progress {
         self.count.send_modify(|c| c.0 = n);
     }
 
+    /// One progress for several operations run one after the other (the
+    /// `--all-tags` forms of pull and push): `start` begins each; the first
+    /// failure ends the sequence.
+    pub fn sequence<T, F, Fut>(items: Vec<T>, start: F) -> Arc<Progress>
+    where
+        T: Send + 'static,
+        F: Fn(T) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = crate::error::Result<Arc<Progress>>> + Send,
+    {
+        let combined = Progress::new();
+        let out = combined.clone();
+        tokio::spawn(async move {
+            for item in items {
+                match start(item).await {
+                    Ok(p) => {
+                        if out.relay_all(p).await {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        out.error(&e.to_string());
+                        break;
+                    }
+                }
+            }
+            out.finish();
+        });
+        combined
+    }
+
     /// Relays everything `other` says until it ends; true if it ended
     /// with an error message.
     pub async fn relay_all(&self, other: Arc<Progress>) -> bool {

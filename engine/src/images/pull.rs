@@ -522,27 +522,12 @@ impl Images {
         if tags.is_empty() {
             return Err(Error::NotFound(format!("repository {} has no tags", repository.repository())));
         }
-        let combined = Progress::new();
         let this = self.clone();
-        let out = combined.clone();
-        tokio::spawn(async move {
-            for tag in tags {
-                let req = PullRequest { reference: Reference { tag: Some(tag), digest: None, ..repository.clone() }, platform: platform.clone(), auth: auth.clone() };
-                match this.pull(req).await {
-                    Ok(p) => {
-                        if out.relay_all(p).await {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        out.error(&e.to_string());
-                        break;
-                    }
-                }
-            }
-            out.finish();
-        });
-        Ok(combined)
+        Ok(Progress::sequence(tags, move |tag| {
+            let req = PullRequest { reference: Reference { tag: Some(tag), digest: None, ..repository.clone() }, platform: platform.clone(), auth: auth.clone() };
+            let this = this.clone();
+            async move { this.pull(req).await }
+        }))
     }
 
     /// `GET /distribution/{name}/json`: the registry's descriptor of the

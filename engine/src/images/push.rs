@@ -64,27 +64,12 @@ impl Images {
         if tags.is_empty() {
             return Err(Error::NotFound(format!("An image does not exist locally with the tag: {}", familiar(&repo))));
         }
-        let combined = Progress::new();
         let this = self.clone();
-        let out = combined.clone();
-        tokio::spawn(async move {
-            for tag in tags {
-                let r = Reference { tag: Some(tag), digest: None, ..repository.clone() };
-                match this.push(r, auth.clone()).await {
-                    Ok(p) => {
-                        if out.relay_all(p).await {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        out.error(&e.to_string());
-                        break;
-                    }
-                }
-            }
-            out.finish();
-        });
-        Ok(combined)
+        Ok(Progress::sequence(tags, move |tag| {
+            let r = Reference { tag: Some(tag), digest: None, ..repository.clone() };
+            let (this, auth) = (this.clone(), auth.clone());
+            async move { this.push(r, auth).await }
+        }))
     }
 
     async fn run_push(self: &Arc<Self>, r: &Reference, img: &ImageRow, auth: &AuthConfig, progress: &Arc<Progress>) -> Result<()> {
