@@ -51,6 +51,14 @@ IMPLEMENTED = {
     "/exec/{id}/start": ["post"],
     "/exec/{id}/json": ["get"],
     "/exec/{id}/resize": ["post"],
+    "/containers/{id}/pause": ["post"],
+    "/containers/{id}/unpause": ["post"],
+    "/containers/{id}/rename": ["post"],
+    "/containers/{id}/update": ["post"],
+    "/containers/{id}/top": ["get"],
+    "/containers/{id}/stats": ["get"],
+    "/containers/{id}/changes": ["get"],
+    "/containers/{id}/archive": ["get", "head", "put"],
 }
 
 NOTES = {
@@ -60,6 +68,9 @@ NOTES = {
     "/networks/prune": "No user networks exist yet, so nothing is ever pruned.",
     "/build/prune": "No builder exists yet, so there is no build cache.",
     "/commit": "The container is not paused while its layer is written.",
+    "/containers/{id}/archive": "Paths resolve inside the container's root (openat2 RESOLVE_IN_ROOT); a running container is paused while a tree is read. Files Docker bind-mounts (/etc/hosts, /etc/hostname, /etc/resolv.conf) read as the empty mount points.",
+    "/containers/{id}/update": "Memory, MemorySwap, MemoryReservation, NanoCpus, CpuShares, CpuPeriod, CpuQuota, CpusetCpus, CpusetMems, PidsLimit, BlkioWeight and RestartPolicy; applied live with the runtime's update.",
+    "/containers/{id}/stats": "From the container's cgroup (v1 or v2) and its network namespace's /proc/net/dev.",
     "/containers/{id}/exec": "Privileged execs answer 501 for now.",
     "/containers/create": "NetworkMode other than none/default answers 400 until container networks land.",
 }

@@ -107,6 +107,19 @@ def main():
     check("POST", "/images/prune", "/images/prune", expect=200)
     check("POST", "/networks/prune", "/networks/prune", expect=200)
     check("POST", "/build/prune", "/build/prune", expect=200)
+    running = check("POST", "/containers/create", "/containers/create?name=spec-run",
+                    {"Image": "busybox", "Cmd": ["sleep", "300"]}, expect=201)
+    rid = running["Id"] if running else "spec-run"
+    check("POST", "/containers/{id}/start", f"/containers/{rid}/start", expect=204)
+    check("GET", "/containers/{id}/top", f"/containers/{rid}/top", expect=200)
+    check("GET", "/containers/{id}/stats", f"/containers/{rid}/stats?stream=false&one-shot=true", expect=200)
+    check("GET", "/containers/{id}/changes", f"/containers/{rid}/changes", expect=200)
+    check("POST", "/containers/{id}/update", f"/containers/{rid}/update", {"Memory": 67108864}, expect=200)
+    check("POST", "/containers/{id}/pause", f"/containers/{rid}/pause", expect=204)
+    check("POST", "/containers/{id}/unpause", f"/containers/{rid}/unpause", expect=204)
+    check("POST", "/containers/{id}/rename", f"/containers/{rid}/rename?name=spec-renamed", expect=204)
+    check("GET", "/containers/{id}/archive", f"/containers/{rid}/archive?path=/nonexist", expect=404)
+    check("DELETE", "/containers/{id}", f"/containers/{rid}?force=1", expect=204)
     check("GET", "/distribution/{name}/json", "/distribution/127.0.0.1:1/nothing/json", expect=500)
 
     if failures:

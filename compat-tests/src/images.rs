@@ -23,8 +23,15 @@ pub fn busybox_tar() -> PathBuf {
         if !out.is_file() {
             // Build under a private name, then rename: test binaries run in parallel.
             let tmp = images_dir().join(format!("busybox.tar.{}", std::process::id()));
-            let status = Command::new(crate::workspace_root().join("contrib/make-busybox-image.sh")).arg(&tmp).status().expect("run make-busybox-image.sh");
-            assert!(status.success(), "make-busybox-image.sh failed (is busybox-static installed? run contrib/setup.sh)");
+            let status =
+                Command::new(crate::workspace_root().join("contrib/make-busybox-image.sh"))
+                    .arg(&tmp)
+                    .status()
+                    .expect("run make-busybox-image.sh");
+            assert!(
+                status.success(),
+                "make-busybox-image.sh failed (is busybox-static installed? run contrib/setup.sh)"
+            );
             std::fs::rename(&tmp, &out).unwrap();
         }
         out
@@ -39,7 +46,11 @@ fn digest(data: &[u8]) -> String {
 /// The busybox image as an OCI image layout archive (index.json, blobs),
 /// tagged `tag`.
 pub fn busybox_oci_tar(tag: &str) -> PathBuf {
-    let out = images_dir().join(format!("busybox-oci-{}-{}.tar", tag.replace([':', '/'], "_"), std::process::id()));
+    let out = images_dir().join(format!(
+        "busybox-oci-{}-{}.tar",
+        tag.replace([':', '/'], "_"),
+        std::process::id()
+    ));
     let (config, layer) = busybox_raw();
     let config_d = digest(&config);
     let layer_d = digest(&layer);
@@ -80,7 +91,13 @@ pub fn busybox_oci_tar(tag: &str) -> PathBuf {
 /// absolute symlink followed by a hard link. `marker` names the host file
 /// that must never appear.
 pub fn hostile_tar(dir: &std::path::Path, marker: &str) -> PathBuf {
-    fn entry(b: &mut tar::Builder<Vec<u8>>, name: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>) {
+    fn entry(
+        b: &mut tar::Builder<Vec<u8>>,
+        name: &str,
+        kind: tar::EntryType,
+        data: &[u8],
+        link: Option<&str>,
+    ) {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_size(data.len() as u64);
@@ -95,16 +112,36 @@ pub fn hostile_tar(dir: &std::path::Path, marker: &str) -> PathBuf {
     }
     let rel_marker = marker.trim_start_matches('/');
     let mut layer = tar::Builder::new(Vec::new());
-    entry(&mut layer, "rootlink", tar::EntryType::Symlink, b"", Some("/"));
-    entry(&mut layer, &format!("rootlink/{rel_marker}"), tar::EntryType::Regular, b"via symlink", None);
-    entry(&mut layer, &format!("../../../../../../../..{marker}"), tar::EntryType::Regular, b"via dotdot", None);
+    entry(
+        &mut layer,
+        "rootlink",
+        tar::EntryType::Symlink,
+        b"",
+        Some("/"),
+    );
+    entry(
+        &mut layer,
+        &format!("rootlink/{rel_marker}"),
+        tar::EntryType::Regular,
+        b"via symlink",
+        None,
+    );
+    entry(
+        &mut layer,
+        &format!("../../../../../../../..{marker}"),
+        tar::EntryType::Regular,
+        b"via dotdot",
+        None,
+    );
     let layer = layer.into_inner().unwrap();
     let diff = digest(&layer);
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}}}}"#
     );
     let config_d = digest(config.as_bytes());
-    let manifest = format!(r#"[{{"Config":"{config_d}.json","RepoTags":["hostile:latest"],"Layers":["{diff}/layer.tar"]}}]"#);
+    let manifest = format!(
+        r#"[{{"Config":"{config_d}.json","RepoTags":["hostile:latest"],"Layers":["{diff}/layer.tar"]}}]"#
+    );
     let out = dir.join("hostile.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&out).unwrap());
     let mut add = |name: &str, data: &[u8]| add_file(&mut b, name, data);
@@ -183,7 +220,13 @@ pub fn compress(data: &[u8], how: Compression) -> Vec<u8> {
 /// Puts an image into `reg` as `repo:tag` (or only by digest when `tag`
 /// is None): busybox's layer, then `extra` layers, for `arch`. Returns the
 /// manifest's (digest, bytes, media type).
-pub fn push_layered(reg: &crate::registry::Registry, repo: &str, tag: Option<&str>, arch: &str, extra: &[(Vec<u8>, Compression)]) -> (String, Vec<u8>, String) {
+pub fn push_layered(
+    reg: &crate::registry::Registry,
+    repo: &str,
+    tag: Option<&str>,
+    arch: &str,
+    extra: &[(Vec<u8>, Compression)],
+) -> (String, Vec<u8>, String) {
     let (mut config, base) = busybox_parts();
     let mut layers = vec![(base, Compression::Gzip)];
     layers.extend(extra.iter().cloned());
@@ -199,16 +242,24 @@ pub fn push_layered(reg: &crate::registry::Registry, repo: &str, tag: Option<&st
             (Compression::Gzip, true) => "application/vnd.oci.image.layer.v1.tar+gzip",
             (Compression::Gzip, false) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
         };
-        descriptors.push(serde_json::json!({"mediaType": media_type, "digest": digest, "size": blob.len()}));
+        descriptors.push(
+            serde_json::json!({"mediaType": media_type, "digest": digest, "size": blob.len()}),
+        );
     }
     config["architecture"] = arch.into();
     config["rootfs"]["diff_ids"] = diff_ids.into();
     let config = serde_json::to_vec(&config).unwrap();
     let config_digest = reg.put_blob(repo, &config);
     let (media_type, config_type) = if oci {
-        ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.config.v1+json")
+        (
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.config.v1+json",
+        )
     } else {
-        ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.container.image.v1+json")
+        (
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.container.image.v1+json",
+        )
     };
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,

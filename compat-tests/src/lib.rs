@@ -17,17 +17,25 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("BERTH_BIN_DIR") {
         return PathBuf::from(d);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
     for profile in ["release", "debug"] {
         let d = target.join(profile);
-        if d.join("berthd").is_file() && d.join("berth-core").is_file() && d.join("berth-shim").is_file() {
+        if d.join("berthd").is_file()
+            && d.join("berth-core").is_file()
+            && d.join("berth-shim").is_file()
+        {
             return d;
         }
     }
@@ -63,7 +71,11 @@ impl Run {
     /// Panics with everything printed unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "command failed\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -78,10 +90,17 @@ impl Berth {
     }
 
     pub fn start_with(extra: &[&str]) -> Berth {
-        let root = std::env::temp_dir().join(format!("berth-test-{}-{}", std::process::id(), unique()));
+        let root =
+            std::env::temp_dir().join(format!("berth-test-{}-{}", std::process::id(), unique()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
-        let mut b = Berth { socket: root.join("docker.sock"), root, berthd: None, extra_args: extra.iter().map(|s| s.to_string()).collect(), bin: bin_dir() };
+        let mut b = Berth {
+            socket: root.join("docker.sock"),
+            root,
+            berthd: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            bin: bin_dir(),
+        };
         b.spawn_berthd();
         b
     }
@@ -115,16 +134,30 @@ impl Berth {
         let fd = listener.as_raw_fd();
         let mut cmd = Command::new("sh");
         // LISTEN_PID must be berthd's own pid: set it in the shell that execs it.
-        cmd.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""]).arg(self.bin.join("berthd"));
+        cmd.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""])
+            .arg(self.bin.join("berthd"));
         cmd.arg("-H").arg("unix:///nonexistent/ignored.sock");
-        cmd.arg("--data-root").arg(self.data_root()).arg("--exec-root").arg(self.exec_root());
-        let log = std::fs::File::options().create(true).append(true).open(self.root.join("berthd.log")).unwrap();
-        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        cmd.arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root());
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.root.join("berthd.log"))
+            .unwrap();
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         // SAFETY: dup2 in the child between fork and exec only touches descriptors.
         unsafe {
             cmd.pre_exec(move || {
                 // dup2 onto itself would keep close-on-exec set.
-                let rc = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+                let rc = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
                 if rc < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -134,17 +167,36 @@ impl Berth {
         self.berthd = Some(cmd.spawn().unwrap());
         drop(listener);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http::request(&self.socket, "GET", "/_ping", None).map(|r| r.status) .ok() != Some(200) {
-            assert!(Instant::now() < deadline, "socket-activated berthd did not answer:\n{}", self.log());
+        while http::request(&self.socket, "GET", "/_ping", None)
+            .map(|r| r.status)
+            .ok()
+            != Some(200)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "socket-activated berthd did not answer:\n{}",
+                self.log()
+            );
         }
     }
 
     /// Starts berthd and waits until its socket answers `/_ping`.
     pub fn spawn_berthd(&mut self) {
-        let log = std::fs::File::options().create(true).append(true).open(self.root.join("berthd.log")).unwrap();
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.root.join("berthd.log"))
+            .unwrap();
         let child = Command::new(self.bin.join("berthd"))
             // Without a core beside it, berthd must not find one elsewhere either.
-            .env("PATH", if self.bin == bin_dir() { std::env::var("PATH").unwrap_or_default() } else { "/usr/sbin:/usr/bin:/sbin:/bin".into() })
+            .env(
+                "PATH",
+                if self.bin == bin_dir() {
+                    std::env::var("PATH").unwrap_or_default()
+                } else {
+                    "/usr/sbin:/usr/bin:/sbin:/bin".into()
+                },
+            )
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--data-root")
@@ -170,7 +222,11 @@ impl Berth {
             if let Some(status) = self.berthd.as_mut().unwrap().try_wait().unwrap() {
                 panic!("berthd exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "berthd did not answer within 30 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not answer within 30 s:\n{}",
+                self.log()
+            );
             // Polling a socket for readiness: nothing else tells us when it listens.
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -195,17 +251,29 @@ impl Berth {
     pub fn inspect_until(&self, name: &str, format: &str, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let now = self.docker(&["inspect", "-f", format, name]).ok().out().to_string();
+            let now = self
+                .docker(&["inspect", "-f", format, name])
+                .ok()
+                .out()
+                .to_string();
             if now == want {
                 return;
             }
-            assert!(Instant::now() < deadline, "{name}: {format} is {now:?}, waited for {want:?}\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {format} is {now:?}, waited for {want:?}\n{}",
+                self.log()
+            );
         }
     }
 
     /// The host pid of a container's init.
     pub fn pid_of(&self, name: &str) -> i32 {
-        self.docker(&["inspect", "-f", "{{.State.Pid}}", name]).ok().out().parse().unwrap()
+        self.docker(&["inspect", "-f", "{{.State.Pid}}", name])
+            .ok()
+            .out()
+            .parse()
+            .unwrap()
     }
 
     /// Waits until berthd is connected to a core again: `docker info`
@@ -214,10 +282,15 @@ impl Berth {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let r = self.docker(&["info", "--format", "{{.ContainerdCommit.ID}}"]);
-            if r.code == 0 && r.out().starts_with("berth-core") && !r.out().contains("unreachable") {
+            if r.code == 0 && r.out().starts_with("berth-core") && !r.out().contains("unreachable")
+            {
                 return;
             }
-            assert!(Instant::now() < deadline, "berthd did not reconnect to a core within 30 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not reconnect to a core within 30 s:\n{}",
+                self.log()
+            );
         }
     }
 
@@ -241,12 +314,23 @@ impl Berth {
 
     /// Runs the docker CLI with no stdin.
     pub fn docker(&self, args: &[&str]) -> Run {
-        Run::from(self.docker_cmd(args).stdin(Stdio::null()).output().expect("run docker"))
+        Run::from(
+            self.docker_cmd(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run docker"),
+        )
     }
 
     /// Runs the docker CLI with `input` on stdin.
     pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Run {
-        let mut child = self.docker_cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = self
+            .docker_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut stdin = child.stdin.take().unwrap();
         let data = input.to_vec();
         let writer = std::thread::spawn(move || {
@@ -296,9 +380,18 @@ impl Berth {
         assert!(self.berthd.is_none(), "kill berthd first");
         // The containers: their init pids are in the core's task directories.
         let tasks = self.exec_root().join("core/tasks/berth");
-        let ids: Vec<String> = std::fs::read_dir(&tasks).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+        let ids: Vec<String> = std::fs::read_dir(&tasks)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         for id in &ids {
-            if let Some(pid) = std::fs::read_to_string(tasks.join(id).join("init.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            if let Some(pid) = std::fs::read_to_string(tasks.join(id).join("init.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
                 unsafe_kill(pid, libc::SIGKILL);
                 wait_exit(pid);
             }
@@ -311,7 +404,10 @@ impl Berth {
         self.unmount_all();
         let _ = std::fs::remove_dir_all(self.exec_root());
         // Their cgroups, which a reboot would not keep either.
-        for ctrl in std::fs::read_dir("/sys/fs/cgroup").map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default() {
+        for ctrl in std::fs::read_dir("/sys/fs/cgroup")
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             for id in &ids {
                 let _ = std::fs::remove_dir(ctrl.join("berth").join(id));
             }
@@ -335,7 +431,11 @@ impl Berth {
     pub fn mounts(&self) -> Vec<String> {
         let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let root = self.root.display().to_string();
-        info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&root)).map(str::to_string).collect()
+        info.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Stops everything, then fails if a process or mount was left behind.
@@ -360,7 +460,6 @@ impl Berth {
             }
         }
         if let Some(mut c) = self.berthd.take() {
-
             unsafe_kill(c.id() as i32, libc::SIGTERM);
             let _ = c.wait();
         }
@@ -385,7 +484,10 @@ impl Drop for Berth {
     fn drop(&mut self) {
         // Best effort when a test panicked before finish(); keep the logs.
         if std::thread::panicking() {
-            let keep = std::env::temp_dir().join(format!("{}.log", self.root.file_name().unwrap().to_string_lossy()));
+            let keep = std::env::temp_dir().join(format!(
+                "{}.log",
+                self.root.file_name().unwrap().to_string_lossy()
+            ));
             let _ = std::fs::write(&keep, self.log());
             eprintln!("berthd and berth-core logs kept in {}", keep.display());
         }
@@ -404,8 +506,12 @@ pub fn processes_mentioning(root: &Path) -> Vec<(u32, String)> {
     let needle = root.display().to_string();
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
         if cmdline.contains(&needle) {
             out.push((pid, cmdline));
@@ -428,7 +534,11 @@ pub fn wait_exit(pid: i32) -> bool {
     if fd < 0 {
         return true; // already gone
     }
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
     // SAFETY: closing the descriptor we opened.
@@ -439,11 +549,17 @@ pub fn wait_exit(pid: i32) -> bool {
 /// The parent pid of a process, from /proc.
 pub fn ppid(pid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 pub fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// Reads everything from a unix socket request (used by `http`).

@@ -35,7 +35,11 @@ pub fn sha256(data: &[u8]) -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Registry {
@@ -55,7 +59,11 @@ impl Registry {
     }
 
     fn spawn(auth: Auth) -> Registry {
-        let dir = std::env::temp_dir().join(format!("berth-registry-{}-{}", std::process::id(), free_port()));
+        let dir = std::env::temp_dir().join(format!(
+            "berth-registry-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
@@ -70,13 +78,26 @@ impl Registry {
             Auth::Htpasswd(user, password) => {
                 let hash = bcrypt::hash(&password, 4).unwrap();
                 std::fs::write(dir.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
-                config.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", dir.join("htpasswd").display()));
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    dir.join("htpasswd").display()
+                ));
                 credentials = Some((user, password));
             }
             Auth::Token(user, password) => {
                 let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
                 let ok = Command::new("openssl")
-                    .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=berth-test-token"])
+                    .args([
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "rsa:2048",
+                        "-nodes",
+                        "-days",
+                        "1",
+                        "-subj",
+                        "/CN=berth-test-token",
+                    ])
                     .arg("-keyout")
                     .arg(&key)
                     .arg("-out")
@@ -120,11 +141,22 @@ impl Registry {
             .stdin(Stdio::null())
             .spawn()
             .expect("start docker-registry (install it with contrib/setup.sh --deps)");
-        let reg = Registry { addr, dir, child, credentials, token_server };
+        let reg = Registry {
+            addr,
+            dir,
+            child,
+            credentials,
+            token_server,
+        };
         // Ready once it accepts connections.
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&reg.addr).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not listen on {}:\n{}", reg.addr, reg.log());
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {}:\n{}",
+                reg.addr,
+                reg.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         reg
@@ -136,7 +168,10 @@ impl Registry {
 
     /// How many times a blob was downloaded (GET, not HEAD).
     pub fn blob_downloads(&self, digest: &str) -> usize {
-        self.log().lines().filter(|l| l.contains("\"GET /v2/") && l.contains(&format!("/blobs/{digest} "))).count()
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"GET /v2/") && l.contains(&format!("/blobs/{digest} ")))
+            .count()
     }
 
     fn curl(&self) -> Command {
@@ -151,34 +186,66 @@ impl Registry {
     /// Uploads a blob (POST then PUT); returns its digest.
     pub fn put_blob(&self, repo: &str, data: &[u8]) -> String {
         let digest = sha256(data);
-        let out = self.curl().args(["-X", "POST", "-D", "-", "-o", "/dev/null"]).arg(format!("http://{}/v2/{repo}/blobs/uploads/", self.addr)).output().unwrap();
-        assert!(out.status.success(), "start upload: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .curl()
+            .args(["-X", "POST", "-D", "-", "-o", "/dev/null"])
+            .arg(format!("http://{}/v2/{repo}/blobs/uploads/", self.addr))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "start upload: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let headers = String::from_utf8_lossy(&out.stdout).into_owned();
         let location = headers
             .lines()
-            .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+            .find_map(|l| {
+                l.strip_prefix("Location: ")
+                    .or_else(|| l.strip_prefix("location: "))
+            })
             .expect("upload location")
             .trim()
             .to_string();
-        let location = if location.starts_with('/') { format!("http://{}{location}", self.addr) } else { location };
+        let location = if location.starts_with('/') {
+            format!("http://{}{location}", self.addr)
+        } else {
+            location
+        };
         let sep = if location.contains('?') { '&' } else { '?' };
         let body = self.dir.join(format!("blob-{}", &digest[7..19]));
         std::fs::write(&body, data).unwrap();
         let out = self
             .curl()
-            .args(["-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary"])
+            .args([
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/octet-stream",
+                "--data-binary",
+            ])
             .arg(format!("@{}", body.display()))
             .arg(format!("{location}{sep}digest={digest}"))
             .output()
             .unwrap();
         std::fs::remove_file(&body).unwrap();
-        assert!(out.status.success(), "finish upload: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "finish upload: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         digest
     }
 
     /// Puts a manifest or index under `reference` (a tag or digest);
     /// returns its digest.
-    pub fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
         let file = self.dir.join("manifest.json");
         std::fs::write(&file, body).unwrap();
         let out = self
@@ -187,10 +254,17 @@ impl Registry {
             .arg(format!("Content-Type: {media_type}"))
             .arg("--data-binary")
             .arg(format!("@{}", file.display()))
-            .arg(format!("http://{}/v2/{repo}/manifests/{reference}", self.addr))
+            .arg(format!(
+                "http://{}/v2/{repo}/manifests/{reference}",
+                self.addr
+            ))
             .output()
             .unwrap();
-        assert!(out.status.success(), "put manifest: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "put manifest: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         sha256(body)
     }
 
@@ -198,7 +272,10 @@ impl Registry {
     /// its name: what a corrupted registry or a tampering proxy serves.
     pub fn corrupt_blob(&self, digest: &str) {
         let hex = &digest[7..];
-        let path = self.dir.join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+        let path = self.dir.join(format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ));
         let mut data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mid = data.len() / 2;
         data[mid] ^= 0xff;

@@ -15,9 +15,17 @@ fn ping_version_and_info() {
     let r = b.api("HEAD", "/_ping", None);
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
-    let v = b.docker(&["version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}"]).ok();
+    let v = b
+        .docker(&[
+            "version",
+            "--format",
+            "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
+        ])
+        .ok();
     assert_eq!(v.out(), "1.50 1.24");
-    let info = b.docker(&["info", "--format", "{{.DefaultRuntime}} {{.Driver}}"]).ok();
+    let info = b
+        .docker(&["info", "--format", "{{.DefaultRuntime}} {{.Driver}}"])
+        .ok();
     // On these hosts crun refuses the hybrid cgroup layout, so runc is chosen.
     let rt = info.out().split(' ').next().unwrap().to_string();
     assert!(rt == "runc" || rt == "crun", "{info:?}");
@@ -31,7 +39,10 @@ fn versioned_paths() {
     assert_eq!(b.api("GET", "/v1.50/containers/json", None).status, 200);
     let r = b.api("GET", "/v1.99/version", None);
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("client version 1.99 is too new"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("client version 1.99 is too new"));
     let r = b.api("GET", "/v1.12/version", None);
     assert_eq!(r.status, 400);
     assert!(r.json()["message"].as_str().unwrap().contains("is too old"));
@@ -49,16 +60,39 @@ fn errors_are_docker_json_with_the_right_status() {
     let r = b.api("POST", "/containers/create", Some(b"{not json"));
     assert_eq!(r.status, 400);
     assert_eq!(r.header("Content-Type"), Some("application/json"));
-    let r = b.api("POST", "/containers/create", Some(br#"{"Image":"busybox","Cmd":"not-a-list-but-a-string-is-fine?","Env":42}"#));
+    let r = b.api(
+        "POST",
+        "/containers/create",
+        Some(br#"{"Image":"busybox","Cmd":"not-a-list-but-a-string-is-fine?","Env":42}"#),
+    );
     assert_eq!(r.status, 400, "{}", r.text());
-    let r = b.api("POST", "/containers/create?name=a/b", Some(br#"{"Image":"busybox","Cmd":["true"]}"#));
+    let r = b.api(
+        "POST",
+        "/containers/create?name=a/b",
+        Some(br#"{"Image":"busybox","Cmd":["true"]}"#),
+    );
     assert_eq!(r.status, 400);
-    let r = b.api("POST", "/containers/create?name=dup", Some(br#"{"Image":"busybox","Cmd":["true"],"UnknownField":1}"#));
+    let r = b.api(
+        "POST",
+        "/containers/create?name=dup",
+        Some(br#"{"Image":"busybox","Cmd":["true"],"UnknownField":1}"#),
+    );
     assert_eq!(r.status, 201, "unknown fields are ignored: {}", r.text());
-    let r = b.api("POST", "/containers/create?name=dup", Some(br#"{"Image":"busybox","Cmd":["true"]}"#));
+    let r = b.api(
+        "POST",
+        "/containers/create?name=dup",
+        Some(br#"{"Image":"busybox","Cmd":["true"]}"#),
+    );
     assert_eq!(r.status, 409);
-    assert!(r.json()["message"].as_str().unwrap().contains("is already in use"));
-    let r = b.api("POST", "/containers/create", Some(br#"{"Image":"nosuch:tag","Cmd":["true"]}"#));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("is already in use"));
+    let r = b.api(
+        "POST",
+        "/containers/create",
+        Some(br#"{"Image":"nosuch:tag","Cmd":["true"]}"#),
+    );
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "No such image: nosuch:tag");
     let r = b.api("POST", "/containers/dup/start", None);

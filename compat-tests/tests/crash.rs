@@ -25,16 +25,28 @@ impl Rng {
 }
 
 fn core_pid(b: &Berth) -> Option<i32> {
-    b.processes().into_iter().find(|(_, c)| c.contains("berth-core")).map(|(p, _)| p as i32)
+    b.processes()
+        .into_iter()
+        .find(|(_, c)| c.contains("berth-core"))
+        .map(|(p, _)| p as i32)
 }
 
 #[test]
 fn random_kills_leave_consistent_state_and_no_leaks() {
-    let iterations: u64 = std::env::var("BERTH_CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
+    let iterations: u64 = std::env::var("BERTH_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
     let seed: u64 = std::env::var("BERTH_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     println!("crash test: {iterations} iterations, BERTH_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let mut b = Berth::start();
@@ -64,7 +76,16 @@ fn random_kills_leave_consistent_state_and_no_leaks() {
         let name = format!("crash{i}");
         let r = match op {
             0 => b.docker(&["run", "-d", "--name", &name, "busybox", "sleep", "1000"]),
-            1 => b.docker(&["run", "-d", "--name", &name, "busybox", "sh", "-c", &format!("exit {}", i % 7)]),
+            1 => b.docker(&[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "busybox",
+                "sh",
+                "-c",
+                &format!("exit {}", i % 7),
+            ]),
             2 => match ids.last() {
                 Some(id) => b.docker(&["stop", "-t", "0", id]),
                 None => b.docker(&["ps"]),
@@ -102,11 +123,20 @@ fn random_kills_leave_consistent_state_and_no_leaks() {
     // Settle: every record must match reality once the engine has caught up.
     let deadline = Instant::now() + Duration::from_secs(60);
     'settle: loop {
-        assert!(Instant::now() < deadline, "state did not settle:\n{}", b.log());
+        assert!(
+            Instant::now() < deadline,
+            "state did not settle:\n{}",
+            b.log()
+        );
         for id in &ids {
-            let v: serde_json::Value = serde_json::from_str(&b.docker(&["inspect", id]).ok().stdout).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&b.docker(&["inspect", id]).ok().stdout).unwrap();
             let state = &v[0]["State"];
-            let name = v[0]["Name"].as_str().unwrap().trim_start_matches('/').to_string();
+            let name = v[0]["Name"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches('/')
+                .to_string();
             let pid = state["Pid"].as_i64().unwrap();
             match state["Status"].as_str().unwrap() {
                 "running" => {
@@ -121,9 +151,15 @@ fn random_kills_leave_consistent_state_and_no_leaks() {
                     let cmd = v[0]["Config"]["Cmd"].to_string();
                     if cmd.contains("exit") {
                         // Ran to its end: its own exit code (or killed by a stop).
-                        assert!(code == (n % 7) as i64 || code == 137, "{name}: exit code {code} ({cmd})");
+                        assert!(
+                            code == (n % 7) as i64 || code == 137,
+                            "{name}: exit code {code} ({cmd})"
+                        );
                     } else {
-                        assert!(code == 137 || code == 143, "{name}: sleep ended with {code}");
+                        assert!(
+                            code == 137 || code == 143,
+                            "{name}: sleep ended with {code}"
+                        );
                     }
                 }
                 "created" => {}
@@ -137,17 +173,33 @@ fn random_kills_leave_consistent_state_and_no_leaks() {
         b.docker(&["rm", "-f", id]).ok();
     }
     assert_eq!(b.docker(&["ps", "-aq"]).ok().out(), "");
-    let shims: Vec<_> = b.processes().into_iter().filter(|(_, c)| c.contains("berth-shim")).collect();
+    let shims: Vec<_> = b
+        .processes()
+        .into_iter()
+        .filter(|(_, c)| c.contains("berth-shim"))
+        .collect();
     assert!(shims.is_empty(), "shims left: {shims:?}");
     let tasks = b.exec_root().join("core/tasks/berth");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&tasks).map(|d| d.count()).unwrap_or(0) > 0 {
-        assert!(Instant::now() < deadline, "task directories left: {:?}", std::fs::read_dir(&tasks).unwrap().flatten().map(|e| e.file_name()).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "task directories left: {:?}",
+            std::fs::read_dir(&tasks)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>()
+        );
     }
     b.finish();
     for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         for id in &all_ids {
-            assert!(!ctrl.path().join("berth").join(id).exists(), "cgroup left: {}/berth/{id}", ctrl.path().display());
+            assert!(
+                !ctrl.path().join("berth").join(id).exists(),
+                "cgroup left: {}/berth/{id}",
+                ctrl.path().display()
+            );
         }
     }
 }

@@ -9,10 +9,21 @@ fn now() -> String {
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
-
 fn actions(b: &Berth, since: &str, filter: &str) -> Vec<String> {
     let until = now();
-    let r = b.docker(&["events", "--since", since, "--until", &until, "--filter", filter, "--format", "{{.Action}}"]).ok();
+    let r = b
+        .docker(&[
+            "events",
+            "--since",
+            since,
+            "--until",
+            &until,
+            "--filter",
+            filter,
+            "--format",
+            "{{.Action}}",
+        ])
+        .ok();
     r.stdout.lines().map(str::to_string).collect()
 }
 
@@ -21,25 +32,73 @@ fn lifecycle_restarts_and_health_are_events() {
     let b = Berth::start();
     b.load_busybox();
     let t0 = now();
-    b.docker(&["run", "-d", "--name", "twice", "--restart", "on-failure:1", "busybox", "sh", "-c", "exit 2"]).ok();
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "twice",
+        "--restart",
+        "on-failure:1",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 2",
+    ])
+    .ok();
     b.inspect_until("twice", "{{.State.Status}} {{.RestartCount}}", "exited 1");
     b.docker(&["rm", "twice"]).ok();
-    assert_eq!(actions(&b, &t0, "container=twice"), vec!["create", "start", "die", "start", "die", "destroy"]);
+    assert_eq!(
+        actions(&b, &t0, "container=twice"),
+        vec!["create", "start", "die", "start", "die", "destroy"]
+    );
 
-    b.docker(&["run", "-d", "--name", "checked", "--health-cmd", "true", "--health-interval", "100ms", "busybox", "sleep", "1000"]).ok();
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "checked",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "100ms",
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
     // `ps` shows the health berthd recorded from the core's event, which is
     // when it emitted its own; inspect asks the core and may be earlier.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !b.docker(&["ps", "--filter", "name=checked", "--format", "{{.Status}}"]).ok().out().ends_with("(healthy)") {
+    while !b
+        .docker(&["ps", "--filter", "name=checked", "--format", "{{.Status}}"])
+        .ok()
+        .out()
+        .ends_with("(healthy)")
+    {
         assert!(Instant::now() < deadline, "checked never became healthy");
     }
     b.docker(&["kill", "checked"]).ok();
     let got = actions(&b, &t0, "container=checked");
-    assert_eq!(got, vec!["create", "start", "health_status: healthy", "kill", "die"]);
+    assert_eq!(
+        got,
+        vec!["create", "start", "health_status: healthy", "kill", "die"]
+    );
     // Filters by event and type.
     let dies = actions(&b, &t0, "event=die");
     assert_eq!(dies.len(), 3);
-    let r = b.docker(&["events", "--since", &t0, "--until", &now(), "--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}}"]).ok();
+    let r = b
+        .docker(&[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &now(),
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.Actor.Attributes.exitCode}}",
+        ])
+        .ok();
     assert_eq!(r.stdout.lines().collect::<Vec<_>>(), vec!["2", "2", "137"]);
     b.finish();
 }

@@ -5,7 +5,9 @@ use berth_compat_tests::{images, Berth};
 #[test]
 fn load_both_archive_layouts_and_share_layers() {
     let b = Berth::start();
-    let r = b.docker(&["load", "-i", images::busybox_tar().to_str().unwrap()]).ok();
+    let r = b
+        .docker(&["load", "-i", images::busybox_tar().to_str().unwrap()])
+        .ok();
     assert_eq!(r.out(), "Loaded image: busybox:latest");
     let oci = images::busybox_oci_tar("ocibox:1.0");
     let r = b.docker(&["load", "-i", oci.to_str().unwrap()]).ok();
@@ -15,9 +17,16 @@ fn load_both_archive_layouts_and_share_layers() {
     let ids = b.docker(&["images", "-q", "--no-trunc"]).ok();
     let unique: std::collections::HashSet<&str> = ids.stdout.lines().collect();
     assert_eq!(unique.len(), 1, "{}", ids.stdout);
-    let snapshots = std::fs::read_dir(b.data_root().join("snapshots")).unwrap().count();
+    let snapshots = std::fs::read_dir(b.data_root().join("snapshots"))
+        .unwrap()
+        .count();
     assert_eq!(snapshots, 1);
-    assert_eq!(b.docker(&["run", "--rm", "ocibox:1.0", "echo", "oci"]).ok().out(), "oci");
+    assert_eq!(
+        b.docker(&["run", "--rm", "ocibox:1.0", "echo", "oci"])
+            .ok()
+            .out(),
+        "oci"
+    );
     b.finish();
 }
 
@@ -25,10 +34,18 @@ fn load_both_archive_layouts_and_share_layers() {
 fn load_rejects_garbage_and_loses_nothing() {
     let b = Berth::start();
     b.load_busybox();
-    let r = b.docker_stdin(&["load"], b"this is not a tar archive at all, not even close............");
+    let r = b.docker_stdin(
+        &["load"],
+        b"this is not a tar archive at all, not even close............",
+    );
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Error response from daemon"), "{r:?}");
-    assert_eq!(b.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).ok().out(), "busybox:latest");
+    assert_eq!(
+        b.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .ok()
+            .out(),
+        "busybox:latest"
+    );
     b.finish();
 }
 
@@ -40,17 +57,31 @@ fn import_from_file_and_stdin() {
     let mut layer = Vec::new();
     for e in ar.entries().unwrap() {
         let mut e = e.unwrap();
-        if e.path().unwrap().display().to_string().ends_with("layer.tar") {
+        if e.path()
+            .unwrap()
+            .display()
+            .to_string()
+            .ends_with("layer.tar")
+        {
             std::io::Read::read_to_end(&mut e, &mut layer).unwrap();
         }
     }
     let file = b.root.join("rootfs.tar");
     std::fs::write(&file, &layer).unwrap();
-    let r = b.docker(&["import", file.to_str().unwrap(), "imported:file"]).ok();
+    let r = b
+        .docker(&["import", file.to_str().unwrap(), "imported:file"])
+        .ok();
     assert!(r.out().starts_with("sha256:"), "{r:?}");
-    let r = b.docker_stdin(&["import", "-", "imported:stdin"], &layer).ok();
+    let r = b
+        .docker_stdin(&["import", "-", "imported:stdin"], &layer)
+        .ok();
     assert!(r.out().starts_with("sha256:"), "{r:?}");
-    assert_eq!(b.docker(&["run", "--rm", "imported:stdin", "/bin/echo", "imported"]).ok().out(), "imported");
+    assert_eq!(
+        b.docker(&["run", "--rm", "imported:stdin", "/bin/echo", "imported"])
+            .ok()
+            .out(),
+        "imported"
+    );
     // An imported image has no command of its own.
     let r = b.docker(&["run", "--rm", "imported:file"]);
     assert_eq!(r.code, 125);
@@ -63,28 +94,74 @@ fn tag_rmi_and_conflicts() {
     let b = Berth::start();
     b.load_busybox();
     b.docker(&["tag", "busybox", "mybox:v1"]).ok();
-    b.docker(&["tag", "busybox:latest", "localhost:5000/team/box"]).ok();
-    let tags = b.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).ok();
+    b.docker(&["tag", "busybox:latest", "localhost:5000/team/box"])
+        .ok();
+    let tags = b
+        .docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok();
     let mut tags: Vec<&str> = tags.stdout.lines().collect();
     tags.sort();
-    assert_eq!(tags, vec!["busybox:latest", "localhost:5000/team/box:latest", "mybox:v1"]);
-    assert_eq!(b.docker(&["images", "--format", "{{.Repository}}", "--filter", "reference=my*"]).ok().out(), "mybox");
+    assert_eq!(
+        tags,
+        vec![
+            "busybox:latest",
+            "localhost:5000/team/box:latest",
+            "mybox:v1"
+        ]
+    );
+    assert_eq!(
+        b.docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}",
+            "--filter",
+            "reference=my*"
+        ])
+        .ok()
+        .out(),
+        "mybox"
+    );
     // Removing one of several tags only untags.
-    assert_eq!(b.docker(&["rmi", "mybox:v1"]).ok().out(), "Untagged: mybox:v1");
+    assert_eq!(
+        b.docker(&["rmi", "mybox:v1"]).ok().out(),
+        "Untagged: mybox:v1"
+    );
     // By id with several tags: refused without force.
-    let id = b.docker(&["inspect", "-f", "{{.Id}}", "busybox"]).ok().out().to_string();
+    let id = b
+        .docker(&["inspect", "-f", "{{.Id}}", "busybox"])
+        .ok()
+        .out()
+        .to_string();
     let r = b.docker(&["rmi", &id[7..19]]);
-    assert!(r.stderr.contains("must be forced") && r.stderr.contains("referenced in multiple repositories"), "{r:?}");
+    assert!(
+        r.stderr.contains("must be forced")
+            && r.stderr.contains("referenced in multiple repositories"),
+        "{r:?}"
+    );
     // In use by a container: refused.
-    b.docker(&["create", "--name", "user", "busybox", "true"]).ok();
+    b.docker(&["create", "--name", "user", "busybox", "true"])
+        .ok();
     b.docker(&["rmi", "localhost:5000/team/box"]).ok();
     let r = b.docker(&["rmi", "busybox"]);
-    assert!(r.stderr.contains("conflict") && r.stderr.contains("is using its referenced image"), "{r:?}");
+    assert!(
+        r.stderr.contains("conflict") && r.stderr.contains("is using its referenced image"),
+        "{r:?}"
+    );
     b.docker(&["rm", "user"]).ok();
     let r = b.docker(&["rmi", "busybox"]).ok();
-    assert!(r.stdout.contains("Untagged: busybox:latest") && r.stdout.contains(&format!("Deleted: {id}")), "{r:?}");
+    assert!(
+        r.stdout.contains("Untagged: busybox:latest")
+            && r.stdout.contains(&format!("Deleted: {id}")),
+        "{r:?}"
+    );
     assert_eq!(b.docker(&["images", "-q"]).ok().out(), "");
-    assert_eq!(std::fs::read_dir(b.data_root().join("snapshots")).unwrap().count(), 0, "layers of a deleted image remain");
+    assert_eq!(
+        std::fs::read_dir(b.data_root().join("snapshots"))
+            .unwrap()
+            .count(),
+        0,
+        "layers of a deleted image remain"
+    );
     let r = b.docker(&["rmi", "busybox"]);
     assert!(r.stderr.contains("No such image: busybox"), "{r:?}");
     b.finish();
@@ -94,7 +171,8 @@ fn tag_rmi_and_conflicts() {
 fn image_inspect_and_missing_image() {
     let b = Berth::start();
     b.load_busybox();
-    let v: serde_json::Value = serde_json::from_str(&b.docker(&["image", "inspect", "busybox"]).ok().stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&b.docker(&["image", "inspect", "busybox"]).ok().stdout).unwrap();
     let img = &v[0];
     assert_eq!(img["RepoTags"], serde_json::json!(["busybox:latest"]));
     assert_eq!(img["Os"], "linux");
@@ -105,7 +183,11 @@ fn image_inspect_and_missing_image() {
     // Unknown image: create answers 404, the CLI tries to pull, which fails.
     let r = b.docker(&["run", "--rm", "nosuchimage"]);
     assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("Unable to find image 'nosuchimage:latest' locally"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{r:?}"
+    );
     let r = b.docker(&["tag", "busybox", "Bad:Name"]);
     assert!(r.stderr.contains("invalid reference format"), "{r:?}");
     b.finish();
@@ -119,8 +201,17 @@ fn hostile_layers_write_nothing_outside_and_store_nothing() {
     let r = b.docker(&["load", "-i", tar.to_str().unwrap()]);
     assert_ne!(r.code, 0, "a layer with a breakout was accepted: {r:?}");
     assert!(r.stderr.contains("breakout"), "{r:?}");
-    assert!(!std::path::Path::new(&marker).exists(), "the layer wrote {marker} on the host");
+    assert!(
+        !std::path::Path::new(&marker).exists(),
+        "the layer wrote {marker} on the host"
+    );
     assert_eq!(b.docker(&["images", "-q"]).ok().out(), "");
-    assert_eq!(std::fs::read_dir(b.data_root().join("snapshots")).unwrap().count(), 0, "a half-unpacked layer was kept");
+    assert_eq!(
+        std::fs::read_dir(b.data_root().join("snapshots"))
+            .unwrap()
+            .count(),
+        0,
+        "a half-unpacked layer was kept"
+    );
     b.finish();
 }

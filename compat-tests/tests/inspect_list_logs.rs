@@ -6,14 +6,27 @@ use berth_compat_tests::Berth;
 fn ps_filters() {
     let b = Berth::start();
     b.load_busybox();
-    b.docker(&["run", "-d", "--name", "alpha", "--label", "tier=web", "busybox", "sleep", "1000"]).ok();
-    b.docker(&["run", "--name", "beta", "--label", "tier=db", "busybox", "sh", "-c", "exit 2"]);
-    b.docker(&["run", "--name", "gamma", "busybox", "true"]).ok();
-    b.docker(&["create", "--name", "delta", "busybox", "true"]).ok();
+    b.docker(&[
+        "run", "-d", "--name", "alpha", "--label", "tier=web", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    b.docker(&[
+        "run", "--name", "beta", "--label", "tier=db", "busybox", "sh", "-c", "exit 2",
+    ]);
+    b.docker(&["run", "--name", "gamma", "busybox", "true"])
+        .ok();
+    b.docker(&["create", "--name", "delta", "busybox", "true"])
+        .ok();
     let names = |args: &[&str]| {
         let mut a = vec!["ps", "--format", "{{.Names}}"];
         a.extend_from_slice(args);
-        let mut v: Vec<String> = b.docker(&a).ok().stdout.lines().map(str::to_string).collect();
+        let mut v: Vec<String> = b
+            .docker(&a)
+            .ok()
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect();
         v.sort();
         v.join(",")
     };
@@ -25,10 +38,27 @@ fn ps_filters() {
     assert_eq!(names(&["-a", "--filter", "label=tier"]), "alpha,beta");
     assert_eq!(names(&["-a", "--filter", "label=tier=db"]), "beta");
     assert_eq!(names(&["-a", "--filter", "name=gam"]), "gamma");
-    assert_eq!(names(&["-a", "--filter", "ancestor=busybox"]), "alpha,beta,delta,gamma");
-    let alpha = b.docker(&["inspect", "-f", "{{.Id}}", "alpha"]).ok().out().to_string();
-    assert_eq!(names(&["-a", "--filter", &format!("id={}", &alpha[..10])]), "alpha");
-    assert_eq!(b.docker(&["ps", "-a", "-n", "2", "-q"]).ok().stdout.lines().count(), 2);
+    assert_eq!(
+        names(&["-a", "--filter", "ancestor=busybox"]),
+        "alpha,beta,delta,gamma"
+    );
+    let alpha = b
+        .docker(&["inspect", "-f", "{{.Id}}", "alpha"])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(
+        names(&["-a", "--filter", &format!("id={}", &alpha[..10])]),
+        "alpha"
+    );
+    assert_eq!(
+        b.docker(&["ps", "-a", "-n", "2", "-q"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        2
+    );
     let r = b.docker(&["ps", "--filter", "status=bogus"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("invalid filter"), "{r:?}");
@@ -41,8 +71,12 @@ fn ps_filters() {
 fn inspect_reports_state_and_config() {
     let b = Berth::start();
     b.load_busybox();
-    b.docker(&["run", "-d", "--name", "insp", "-e", "A=1", "--label", "k=v", "busybox", "sleep", "1000"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&b.docker(&["inspect", "insp"]).ok().stdout).unwrap();
+    b.docker(&[
+        "run", "-d", "--name", "insp", "-e", "A=1", "--label", "k=v", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&b.docker(&["inspect", "insp"]).ok().stdout).unwrap();
     let c = &v[0];
     assert_eq!(c["Name"], "/insp");
     assert_eq!(c["State"]["Status"], "running");
@@ -54,8 +88,16 @@ fn inspect_reports_state_and_config() {
     assert_eq!(c["Args"], serde_json::json!(["1000"]));
     assert!(c["Image"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(c["Config"]["Image"], "busybox");
-    assert!(c["Config"]["Env"].as_array().unwrap().iter().any(|e| e == "A=1"));
-    assert!(c["Config"]["Env"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().starts_with("PATH=")));
+    assert!(c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "A=1"));
+    assert!(c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.as_str().unwrap().starts_with("PATH=")));
     assert_eq!(c["Config"]["Labels"]["k"], "v");
     assert!(c["HostConfig"].is_object());
     assert!(c["NetworkSettings"].is_object());
@@ -69,7 +111,16 @@ fn inspect_reports_state_and_config() {
 fn logs_with_streams_tail_timestamps_and_time_bounds() {
     let b = Berth::start();
     b.load_busybox();
-    b.docker(&["run", "--name", "talker", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done"]).ok();
+    b.docker(&[
+        "run",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done",
+    ])
+    .ok();
     let all = b.docker(&["logs", "talker"]).ok();
     assert_eq!(all.stdout, "out1\nout2\nout3\nout4\nout5\n");
     assert_eq!(all.stderr, "err1\nerr2\nerr3\nerr4\nerr5\n");
@@ -82,8 +133,20 @@ fn logs_with_streams_tail_timestamps_and_time_bounds() {
     let (stamp, text) = first.split_once(' ').unwrap();
     assert!(stamp.ends_with('Z') && stamp.contains('T'), "{first}");
     assert_eq!(text, "out1");
-    assert_eq!(b.docker(&["logs", "--until", "2000-01-01T00:00:00Z", "talker"]).ok().stdout, "");
-    assert_eq!(b.docker(&["logs", "--since", "2000-01-01T00:00:00Z", "talker"]).ok().stdout.lines().count(), 5);
+    assert_eq!(
+        b.docker(&["logs", "--until", "2000-01-01T00:00:00Z", "talker"])
+            .ok()
+            .stdout,
+        ""
+    );
+    assert_eq!(
+        b.docker(&["logs", "--since", "2000-01-01T00:00:00Z", "talker"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        5
+    );
     b.finish();
 }
 
@@ -91,7 +154,8 @@ fn logs_with_streams_tail_timestamps_and_time_bounds() {
 fn logs_of_a_tty_container_are_raw() {
     let b = Berth::start();
     b.load_busybox();
-    b.docker(&["run", "-t", "--name", "ttylog", "busybox", "echo", "hello"]).ok();
+    b.docker(&["run", "-t", "--name", "ttylog", "busybox", "echo", "hello"])
+        .ok();
     assert_eq!(b.docker(&["logs", "ttylog"]).ok().stdout, "hello\r\n");
     b.finish();
 }
@@ -102,9 +166,25 @@ fn logs_follow_streams_until_the_container_exits() {
     b.load_busybox();
     // The container paces itself; `logs -f` must show every line and return
     // on its own once the container has exited.
-    let id = b.docker(&["run", "-d", "busybox", "sh", "-c", "for i in 1 2 3 4; do echo tick$i; sleep 0.2; done"]).ok().out().to_string();
+    let id = b
+        .docker(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4; do echo tick$i; sleep 0.2; done",
+        ])
+        .ok()
+        .out()
+        .to_string();
     let r = b.docker(&["logs", "-f", &id]).ok();
     assert_eq!(r.stdout, "tick1\ntick2\ntick3\ntick4\n");
-    assert_eq!(b.docker(&["inspect", "-f", "{{.State.Status}}", &id]).ok().out(), "exited");
+    assert_eq!(
+        b.docker(&["inspect", "-f", "{{.State.Status}}", &id])
+            .ok()
+            .out(),
+        "exited"
+    );
     b.finish();
 }

@@ -15,7 +15,11 @@ fn responses_match_the_official_api_spec() {
         .arg(root.join("api-spec/engine.yaml"))
         .output()
         .expect("run python3");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("all responses match"), "{text}");
     b.finish();

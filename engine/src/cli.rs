@@ -15,13 +15,19 @@ use std::os::fd::AsRawFd;
 pub fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     // Registries over TLS use ring's primitives (one crypto provider for
     // the whole process; the alternative, aws-lc, needs a long C build).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(serve(config))
 }
 
@@ -36,11 +42,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // cannot reach is no reason not to serve: what needs it answers 503
     // while the monitor keeps trying. A core we cannot speak to is.
     match engine.refresh_core_info().await {
-        Ok(h) => info!(core_version = %h.core_version, default_runtime = %h.default_runtime, "berth-core ready"),
+        Ok(h) => {
+            info!(core_version = %h.core_version, default_runtime = %h.default_runtime, "berth-core ready")
+        }
         Err(HandshakeError::Incompatible(msg)) => anyhow::bail!("{msg}"),
-        Err(HandshakeError::Unreachable(e)) => warn!(error = %e, "berth-core is not available yet; requests that need it answer 503"),
+        Err(HandshakeError::Unreachable(e)) => {
+            warn!(error = %e, "berth-core is not available yet; requests that need it answer 503")
+        }
     }
-    tokio::spawn(containers::monitor::run(engine.containers.clone(), engine.launcher.clone()));
+    tokio::spawn(containers::monitor::run(
+        engine.containers.clone(),
+        engine.launcher.clone(),
+    ));
 
     let (std_listener, source) = listener::acquire(&socket, &config.exec_root, config.takeover)?;
     if source == listener::Source::Bound {
@@ -50,7 +63,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let raw_listener = std_listener.as_raw_fd();
     let listener = tokio::net::UnixListener::from_std(std_listener)?;
     info!(socket = %socket.display(), source = ?source, version = env!("CARGO_PKG_VERSION"), "berthd listening");
-    let handover = listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
+    let handover =
+        listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
 
     let app = api::app(engine.clone());
     // Two ways to stop: SIGTERM/SIGINT (drain for a bounded time, like
@@ -69,7 +83,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         let _ = why_tx.send(why);
     };
-    let serving = axum::serve(listener, app).with_graceful_shutdown(stop).into_future();
+    let serving = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .into_future();
     tokio::pin!(serving);
     let drained = async {
         (&mut serving).await?;
@@ -89,7 +105,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Some(p) = &config.pidfile {
         // A successor may have written its own pid there already.
-        if std::fs::read_to_string(p).ok().as_deref() == Some(std::process::id().to_string().as_str()) {
+        if std::fs::read_to_string(p).ok().as_deref()
+            == Some(std::process::id().to_string().as_str())
+        {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -119,7 +137,10 @@ fn secure_socket(path: &Path, group: Option<&str>) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         warn!("cannot install signal handlers");
         return std::future::pending().await;
     };

@@ -5,10 +5,18 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "berthd", version, about = "Berth: a Docker-compatible container engine")]
+#[command(
+    name = "berthd",
+    version,
+    about = "Berth: a Docker-compatible container engine"
+)]
 pub struct Config {
     /// Daemon socket to listen on (unix:///path).
-    #[arg(short = 'H', long = "host", default_value = "unix:///run/berth/docker.sock")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/berth/docker.sock"
+    )]
     pub host: String,
     /// Root of persistent state: database, images, containers.
     #[arg(long, default_value = "/var/lib/berth")]
@@ -75,7 +83,9 @@ fn parse_unix(addr: &str) -> Result<PathBuf, String> {
     match addr.strip_prefix("unix://") {
         Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
         _ if addr.starts_with('/') => Ok(PathBuf::from(addr)),
-        _ => Err(format!("unsupported address {addr:?}: only unix:///absolute/path is supported")),
+        _ => Err(format!(
+            "unsupported address {addr:?}: only unix:///absolute/path is supported"
+        )),
     }
 }
 
@@ -85,7 +95,10 @@ mod tests {
 
     #[test]
     fn hosts_parse_like_dockerd() {
-        assert_eq!(parse_unix("unix:///run/x.sock").unwrap(), PathBuf::from("/run/x.sock"));
+        assert_eq!(
+            parse_unix("unix:///run/x.sock").unwrap(),
+            PathBuf::from("/run/x.sock")
+        );
         assert!(parse_unix("tcp://0.0.0.0:2375").is_err());
         assert!(parse_unix("unix://relative").is_err());
     }

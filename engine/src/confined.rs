@@ -53,16 +53,27 @@ pub fn clean(path: &Path) -> Option<PathBuf> {
 
 impl Confined {
     pub fn open(root: &Path) -> io::Result<Confined> {
-        let fd = nix::fcntl::open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(io_err)?;
+        let fd = nix::fcntl::open(
+            root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_err)?;
         Ok(Confined { root: own(fd) })
     }
 
     fn resolve(&self, rel: &Path, flags: OFlag) -> io::Result<OwnedFd> {
-        let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        openat2(self.root.as_raw_fd(), rel, how).map(own).map_err(io_err)
+        openat2(self.root.as_raw_fd(), rel, how)
+            .map(own)
+            .map_err(io_err)
     }
 
     /// Opens the directory `rel` (resolved inside the root), creating missing
@@ -81,7 +92,11 @@ impl Confined {
                 Ok(fd) => cur = fd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     let name = comp.as_os_str();
-                    match nix::sys::stat::mkdirat(Some(cur.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
+                    match nix::sys::stat::mkdirat(
+                        Some(cur.as_raw_fd()),
+                        name,
+                        Mode::from_bits_truncate(mode),
+                    ) {
                         Ok(()) | Err(nix::Error::EEXIST) => {}
                         Err(e) => return Err(io_err(e)),
                     }
@@ -93,6 +108,12 @@ impl Confined {
         Ok(cur)
     }
 
+    /// An `O_PATH` descriptor of `rel`, every symlink (the last one too)
+    /// resolved inside the root.
+    pub fn lookup(&self, rel: &Path) -> io::Result<OwnedFd> {
+        self.resolve(rel, OFlag::O_PATH)
+    }
+
     /// Opens a file for reading, resolved inside the root.
     pub fn open_file(&self, rel: &Path) -> io::Result<File> {
         Ok(File::from(self.resolve(rel, OFlag::O_RDONLY)?))
@@ -100,7 +121,10 @@ impl Confined {
 
     /// Splits `rel` into its (created) parent directory and final name.
     pub fn parent_of(&self, rel: &Path) -> io::Result<(OwnedFd, std::ffi::OsString)> {
-        let name = rel.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no name"))?.to_os_string();
+        let name = rel
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no name"))?
+            .to_os_string();
         let parent = rel.parent().unwrap_or(Path::new(""));
         Ok((self.dir(parent, true, 0o755)?, name))
     }
@@ -119,8 +143,14 @@ mod tests {
 
     #[test]
     fn clean_refuses_to_climb_out() {
-        assert_eq!(clean(Path::new("/etc/passwd")).unwrap(), PathBuf::from("etc/passwd"));
-        assert_eq!(clean(Path::new("a/./b/../c")).unwrap(), PathBuf::from("a/c"));
+        assert_eq!(
+            clean(Path::new("/etc/passwd")).unwrap(),
+            PathBuf::from("etc/passwd")
+        );
+        assert_eq!(
+            clean(Path::new("a/./b/../c")).unwrap(),
+            PathBuf::from("a/c")
+        );
         assert!(clean(Path::new("../x")).is_none());
         assert!(clean(Path::new("a/../../x")).is_none());
     }

@@ -45,7 +45,12 @@ impl Engine {
         if freed > 0 {
             tracing::info!(bytes = freed, "removed unreferenced layers and blobs");
         }
-        let core = Arc::new(CoreClient::new(config.core_socket().map_err(crate::Error::InvalidArgument)?, config.core_protocol));
+        let core = Arc::new(CoreClient::new(
+            config
+                .core_socket()
+                .map_err(crate::Error::InvalidArgument)?,
+            config.core_protocol,
+        ));
         let launcher = Arc::new(Launcher::new(&config)?);
         let containers = Arc::new(Containers::new(
             store.clone(),
@@ -54,7 +59,17 @@ impl Engine {
             config.data_root.clone(),
             config.runtime.clone().unwrap_or_default(),
         ));
-        Ok(Arc::new(Engine { config, store, images, containers, core, launcher, started: Instant::now(), core_info: RwLock::new(None), id }))
+        Ok(Arc::new(Engine {
+            config,
+            store,
+            images,
+            containers,
+            core,
+            launcher,
+            started: Instant::now(),
+            core_info: RwLock::new(None),
+            id,
+        }))
     }
 
     /// Handshakes with the core (starting it if needed) and remembers its answer.
@@ -65,6 +80,9 @@ impl Engine {
     }
 
     pub fn cached_core_info(&self) -> Option<Handshake> {
-        self.core_info.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.core_info
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

@@ -17,6 +17,9 @@ pub enum Error {
     /// 401: a registry refused the credentials.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: not allowed on this object (a read-only root filesystem).
+    #[error("{0}")]
+    Forbidden(String),
     /// 409: name in use, container running, image in use…
     #[error("{0}")]
     Conflict(String),
@@ -42,6 +45,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::NotModified(_) => StatusCode::NOT_MODIFIED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,7 +91,10 @@ impl IntoResponse for Error {
         }
         let body = serde_json::json!({ "message": self.to_string() }).to_string();
         let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp
     }
 }

@@ -44,17 +44,26 @@ pub struct Events {
 
 impl Default for Events {
     fn default() -> Self {
-        Events { live: broadcast::channel(RECENT).0, recent: Mutex::new(VecDeque::new()) }
+        Events {
+            live: broadcast::channel(RECENT).0,
+            recent: Mutex::new(VecDeque::new()),
+        }
     }
 }
 
 impl Events {
     pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
         let ev = Event {
             kind: kind.into(),
             action: action.into(),
-            actor: Actor { id: id.into(), attributes },
+            actor: Actor {
+                id: id.into(),
+                attributes,
+            },
             scope: "local".into(),
             time: nanos / 1_000_000_000,
             time_nano: nanos,
@@ -72,7 +81,11 @@ impl Events {
     pub fn subscribe(&self, since_nanos: Option<i128>) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let backlog = match since_nanos {
-            Some(s) => recent.iter().filter(|e| e.time_nano as i128 >= s).cloned().collect(),
+            Some(s) => recent
+                .iter()
+                .filter(|e| e.time_nano as i128 >= s)
+                .cloned()
+                .collect(),
             None => Vec::new(),
         };
         (backlog, self.live.subscribe())

@@ -9,8 +9,8 @@
 
 pub mod api;
 pub mod cli;
-pub mod confined;
 pub mod config;
+pub mod confined;
 pub mod containers;
 pub mod core_client;
 pub mod engine;

@@ -31,7 +31,11 @@ pub fn handover_path(exec_root: &Path) -> PathBuf {
 }
 
 /// The API listener: from systemd, from a running berthd, or bound anew.
-pub fn acquire(socket: &Path, exec_root: &Path, takeover: bool) -> anyhow::Result<(UnixListener, Source)> {
+pub fn acquire(
+    socket: &Path,
+    exec_root: &Path,
+    takeover: bool,
+) -> anyhow::Result<(UnixListener, Source)> {
     if let Some(l) = from_systemd()? {
         return Ok((l, Source::Systemd));
     }
@@ -47,8 +51,14 @@ pub fn acquire(socket: &Path, exec_root: &Path, takeover: bool) -> anyhow::Resul
 
 /// `LISTEN_FDS`/`LISTEN_PID` (sd_listen_fds): the first passed descriptor.
 fn from_systemd() -> anyhow::Result<Option<UnixListener>> {
-    let pid_matches = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let count: u32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let pid_matches = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count: u32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     if !pid_matches || count == 0 {
         return Ok(None);
     }
@@ -60,19 +70,32 @@ fn from_systemd() -> anyhow::Result<Option<UnixListener>> {
     // SAFETY: systemd passed descriptor 3 to us for exactly this purpose and
     // nothing else in this process owns it.
     let l = unsafe { UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
-    let _ = nix::fcntl::fcntl(SD_LISTEN_FDS_START, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    let _ = nix::fcntl::fcntl(
+        SD_LISTEN_FDS_START,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
     info!("using the socket passed by systemd");
     Ok(Some(l))
 }
 
 /// Asks the running berthd for its listener.
 fn take_over(handover: &Path) -> anyhow::Result<UnixListener> {
-    let conn = UnixStream::connect(handover).map_err(|e| anyhow::anyhow!("--takeover: no running berthd answers at {}: {e}", handover.display()))?;
+    let conn = UnixStream::connect(handover).map_err(|e| {
+        anyhow::anyhow!(
+            "--takeover: no running berthd answers at {}: {e}",
+            handover.display()
+        )
+    })?;
     (&conn).write_all(b"takeover\n")?;
     let mut buf = [0u8; 256];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
     let mut fd = None;
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
@@ -80,7 +103,12 @@ fn take_over(handover: &Path) -> anyhow::Result<UnixListener> {
         }
     }
     let text = String::from_utf8_lossy(msg.iovs().next().unwrap_or_default()).into_owned();
-    let fd = fd.ok_or_else(|| anyhow::anyhow!("--takeover: the running berthd sent no socket ({})", text.trim()))?;
+    let fd = fd.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--takeover: the running berthd sent no socket ({})",
+            text.trim()
+        )
+    })?;
     info!(answer = %text.trim(), "took over the API socket");
     // SAFETY: the kernel just installed this descriptor for us.
     Ok(unsafe { UnixListener::from_raw_fd(fd) })
@@ -109,7 +137,13 @@ pub async fn serve_handover(path: PathBuf, listener: RawFd) -> anyhow::Result<()
             }
             let reply = format!("ok {}\n", std::process::id());
             let fds = [listener];
-            sendmsg::<()>(conn.as_raw_fd(), &[IoSlice::new(reply.as_bytes())], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
+            sendmsg::<()>(
+                conn.as_raw_fd(),
+                &[IoSlice::new(reply.as_bytes())],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            )?;
             Ok(true)
         })
         .await??;

@@ -36,12 +36,29 @@ impl<W: Write> TreeWriter<W> {
     pub fn new(out: W, mode: Whiteouts) -> TreeWriter<W> {
         let mut ar = tar::Builder::new(out);
         ar.follow_symlinks(false);
-        TreeWriter { ar, links: HashMap::new(), mode }
+        TreeWriter {
+            ar,
+            links: HashMap::new(),
+            mode,
+        }
     }
 
     /// Writes everything under `root` (not `root` itself), names relative.
     pub fn add_tree(&mut self, root: &Path) -> io::Result<()> {
         self.walk(root, "")
+    }
+
+    /// Writes `path` itself as `name`, and below it everything it holds
+    /// when it is a directory (`docker cp` out of a container).
+    pub fn add_named(&mut self, path: &Path, name: &str) -> io::Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        if meta.is_dir() {
+            let name = name.trim_end_matches('/');
+            self.entry(&format!("{name}/"), path, &meta)?;
+            self.walk(path, &format!("{name}/"))
+        } else {
+            self.entry(name, path, &meta)
+        }
     }
 
     pub fn finish(self) -> io::Result<W> {
@@ -58,9 +75,15 @@ impl<W: Write> TreeWriter<W> {
             let meta = std::fs::symlink_metadata(&path)?;
             let ft = meta.file_type();
             if self.mode == Whiteouts::ToAufs && ft.is_char_device() && meta.rdev() == 0 {
-                let parent = name.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default();
+                let parent = name
+                    .rsplit_once('/')
+                    .map(|(p, _)| format!("{p}/"))
+                    .unwrap_or_default();
                 let base = e.file_name();
-                self.empty_file(&format!("{parent}{WHITEOUT_PREFIX}{}", base.to_string_lossy()), &meta)?;
+                self.empty_file(
+                    &format!("{parent}{WHITEOUT_PREFIX}{}", base.to_string_lossy()),
+                    &meta,
+                )?;
                 continue;
             }
             if ft.is_dir() {
@@ -76,7 +99,21 @@ impl<W: Write> TreeWriter<W> {
         Ok(())
     }
 
+    /// The tar crate drops `./` from names, but `docker cp c:/dir/. x`
+    /// must answer `./`-prefixed names (the CLI renames the first `.`):
+    /// such names go out as a PAX `path` record, which readers prefer.
+    fn header_name<'a>(&mut self, name: &'a str) -> io::Result<&'a str> {
+        match name.strip_prefix("./") {
+            Some(rest) => {
+                self.ar.append_pax_extensions([("path", name.as_bytes())])?;
+                Ok(if rest.is_empty() { "_/" } else { rest })
+            }
+            None => Ok(name),
+        }
+    }
+
     fn entry(&mut self, name: &str, path: &Path, meta: &Metadata) -> io::Result<()> {
+        let name = self.header_name(name)?;
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
         let ft = meta.file_type();
@@ -115,12 +152,21 @@ impl<W: Write> TreeWriter<W> {
 
 /// Whether overlayfs marked this directory opaque.
 #[allow(unsafe_code)]
-fn is_opaque(dir: &Path) -> bool {
-    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else { return false };
+pub(crate) fn is_opaque(dir: &Path) -> bool {
+    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
     let mut buf = [0u8; 4];
     for name in [c"trusted.overlay.opaque", c"user.overlay.opaque"] {
         // SAFETY: both strings are NUL-terminated and buf outlives the call.
-        let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
         if n == 1 && buf[0] == b'y' {
             return true;
         }

@@ -54,7 +54,10 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -65,7 +68,10 @@ mod tests {
     fn time_filters_accept_unix_and_rfc3339() {
         assert_eq!(parse_time_filter("10"), Some(10_000_000_000));
         assert_eq!(parse_time_filter("10.5"), Some(10_500_000_000));
-        assert_eq!(parse_time_filter("1970-01-01T00:00:10Z"), Some(10_000_000_000));
+        assert_eq!(
+            parse_time_filter("1970-01-01T00:00:10Z"),
+            Some(10_000_000_000)
+        );
         assert_eq!(parse_time_filter("yesterday"), None);
     }
 
@@ -96,7 +102,10 @@ pub fn parse_until(s: &str) -> Option<i128> {
             rest = &rest[1..];
             continue;
         }
-        let (unit, len) = ["ns", "us", "µs", "ms", "s", "m", "h"].iter().find(|u| rest.starts_with(**u)).map(|u| (*u, u.len()))?;
+        let (unit, len) = ["ns", "us", "µs", "ms", "s", "m", "h"]
+            .iter()
+            .find(|u| rest.starts_with(**u))
+            .map(|u| (*u, u.len()))?;
         let factor = match unit {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -112,7 +121,10 @@ pub fn parse_until(s: &str) -> Option<i128> {
     if !num.is_empty() {
         return None;
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i128;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as i128;
     Some(now - (total * 1e9) as i128)
 }
 
@@ -123,7 +135,10 @@ mod until_tests {
         let now = super::unix_now() as i128 * 1_000_000_000;
         let t = super::parse_until("1h30m").unwrap();
         assert!((now - t - 5_400_000_000_000).abs() < 5_000_000_000);
-        assert_eq!(super::parse_until("1700000000"), Some(1_700_000_000_000_000_000));
+        assert_eq!(
+            super::parse_until("1700000000"),
+            Some(1_700_000_000_000_000_000)
+        );
         assert!(super::parse_until("soon").is_none());
     }
 }
@@ -133,10 +148,14 @@ mod until_tests {
 pub fn dir_size(path: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     fn walk(p: &std::path::Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
-        let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
         let mut total = 0;
         for e in rd.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
             if m.is_dir() {
                 total += walk(&e.path(), seen);
             } else if m.nlink() <= 1 || seen.insert((m.dev(), m.ino())) {

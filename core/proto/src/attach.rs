@@ -74,7 +74,11 @@ mod tests {
 
     #[test]
     fn request_line_round_trips() {
-        let r = AttachRequest { stdin: true, stdout: true, stderr: false };
+        let r = AttachRequest {
+            stdin: true,
+            stdout: true,
+            stderr: false,
+        };
         let line = r.to_line();
         assert_eq!(AttachRequest::parse(line.trim_end()), Some(r));
         assert_eq!(AttachRequest::parse("stdout=yes"), None);

@@ -25,8 +25,9 @@ pub mod timefmt;
 /// `health`, `EventKind::Health`). A version-1 engine never sends them and
 /// is never sent `health` events. 3 adds exec tasks
 /// (`CreateTaskRequest::exec_in`): a process started in a running task's
-/// container by a shim of its own.
-pub const VERSION: u32 = 3;
+/// container by a shim of its own. 4 adds pause, resume and update of a
+/// running task (`UpdateTaskRequest`, `TaskInfo::paused`).
+pub const VERSION: u32 = 4;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
 
@@ -161,7 +162,9 @@ impl RestartPolicy {
         match self {
             RestartPolicy::No => false,
             RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
-            RestartPolicy::OnFailure { max_retries } => code != 0 && (max_retries == 0 || restarts < max_retries),
+            RestartPolicy::OnFailure { max_retries } => {
+                code != 0 && (max_retries == 0 || restarts < max_retries)
+            }
         }
     }
 }
@@ -202,6 +205,9 @@ pub struct TaskInfo {
     /// Since version 3: set on exec tasks, the task they run in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_in: Option<String>,
+    /// Since version 4: the task's processes are frozen (`pause`).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +228,19 @@ pub struct KillRequest {
     /// Since version 2: this is a user's stop; the restart policy no longer applies.
     #[serde(default)]
     pub stop: bool,
+}
+
+/// `POST /v4/namespaces/{ns}/tasks/{id}/update`: changes a task's limits
+/// and restart policy. Absent fields are left as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateTaskRequest {
+    /// OCI `linux.resources` as `runc update --resources` reads them; only
+    /// the fields present change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<serde_json::Value>,
+    /// The new restart policy (`No` clears it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
 }
 
 /// `POST /v1/namespaces/{ns}/tasks/{id}/resize`

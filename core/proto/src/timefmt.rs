@@ -6,7 +6,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn now() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format(d.as_secs() as i64, d.subsec_nanos())
 }
 
@@ -43,6 +45,9 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(format(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(format(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(format(1_795_325_456, 123_456_789), "2026-11-22T05:30:56.123456789Z");
+        assert_eq!(
+            format(1_795_325_456, 123_456_789),
+            "2026-11-22T05:30:56.123456789Z"
+        );
     }
 }

@@ -4,10 +4,17 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot run {binary}: {source}")]
-    Spawn { binary: PathBuf, source: std::io::Error },
+    Spawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
     /// The runtime ran and failed; `message` is its own explanation.
     #[error("runtime {command} failed (exit status {status}): {message}")]
-    CommandFailed { command: &'static str, status: i32, message: String },
+    CommandFailed {
+        command: &'static str,
+        status: i32,
+        message: String,
+    },
     #[error("unexpected runtime output: {0}")]
     BadOutput(String),
     #[error("{0}")]

@@ -47,25 +47,43 @@ pub struct Cli {
 }
 
 impl Cli {
-    pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>, log: impl Into<PathBuf>) -> Self {
-        Cli { binary: binary.into(), root: root.into(), log: log.into() }
+    pub fn new(
+        binary: impl Into<PathBuf>,
+        root: impl Into<PathBuf>,
+        log: impl Into<PathBuf>,
+    ) -> Self {
+        Cli {
+            binary: binary.into(),
+            root: root.into(),
+            log: log.into(),
+        }
     }
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("--root").arg(&self.root).arg("--log").arg(&self.log).arg("--log-format").arg("json");
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(&self.log)
+            .arg("--log-format")
+            .arg("json");
         cmd
     }
 
     /// Runs a command with null stdio and turns a failure into an error that
     /// carries the runtime's own message.
     fn run(&self, mut cmd: Command, what: &'static str) -> Result<(), Error> {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         self.finish(cmd, what)
     }
 
     fn finish(&self, mut cmd: Command, what: &'static str) -> Result<(), Error> {
-        let out = cmd.output().map_err(|e| Error::Spawn { binary: self.binary.clone(), source: e })?;
+        let out = cmd.output().map_err(|e| Error::Spawn {
+            binary: self.binary.clone(),
+            source: e,
+        })?;
         if out.status.success() {
             return Ok(());
         }
@@ -73,14 +91,29 @@ impl Cli {
         if message.is_empty() {
             message = String::from_utf8_lossy(&out.stderr).trim().to_string();
         }
-        Err(Error::CommandFailed { command: what, status: out.status.code().unwrap_or(-1), message })
+        Err(Error::CommandFailed {
+            command: what,
+            status: out.status.code().unwrap_or(-1),
+            message,
+        })
     }
 
     /// `create` with the given stdio, which the container's process inherits
     /// when it has no terminal.
-    pub fn create_with_stdio(&self, id: &str, opts: &CreateOpts, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<(), Error> {
+    pub fn create_with_stdio(
+        &self,
+        id: &str,
+        opts: &CreateOpts,
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<(), Error> {
         let mut cmd = self.command();
-        cmd.arg("create").arg("--bundle").arg(&opts.bundle).arg("--pid-file").arg(&opts.pid_file);
+        cmd.arg("create")
+            .arg("--bundle")
+            .arg(&opts.bundle)
+            .arg("--pid-file")
+            .arg(&opts.pid_file);
         if let Some(sock) = &opts.console_socket {
             cmd.arg("--console-socket").arg(sock);
         }
@@ -91,9 +124,21 @@ impl Cli {
     /// `exec --detach`: starts the process described by `opts.bundle` (a
     /// process.json) in container `id`; returns once it runs. The process
     /// is re-parented to the caller if it is a subreaper.
-    pub fn exec_detached_with_stdio(&self, id: &str, opts: &CreateOpts, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<(), Error> {
+    pub fn exec_detached_with_stdio(
+        &self,
+        id: &str,
+        opts: &CreateOpts,
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<(), Error> {
         let mut cmd = self.command();
-        cmd.arg("exec").arg("--detach").arg("--process").arg(&opts.bundle).arg("--pid-file").arg(&opts.pid_file);
+        cmd.arg("exec")
+            .arg("--detach")
+            .arg("--process")
+            .arg(&opts.bundle)
+            .arg("--pid-file")
+            .arg(&opts.pid_file);
         if let Some(sock) = &opts.console_socket {
             cmd.arg("--console-socket").arg(sock);
         }
@@ -101,10 +146,38 @@ impl Cli {
         self.finish(cmd, "exec")
     }
 
+    /// `pause`: freezes every process of the container (cgroup freezer).
+    pub fn pause(&self, id: &str) -> Result<(), Error> {
+        let mut cmd = self.command();
+        cmd.arg("pause").arg(id);
+        self.run(cmd, "pause")
+    }
+
+    /// `resume`: thaws what `pause` froze.
+    pub fn resume(&self, id: &str) -> Result<(), Error> {
+        let mut cmd = self.command();
+        cmd.arg("resume").arg(id);
+        self.run(cmd, "resume")
+    }
+
+    /// `update --resources FILE`: applies OCI `linux.resources` (JSON in
+    /// `resources_file`) to a running container's cgroup.
+    pub fn update(&self, id: &str, resources_file: &Path) -> Result<(), Error> {
+        let mut cmd = self.command();
+        cmd.arg("update")
+            .arg("--resources")
+            .arg(resources_file)
+            .arg(id);
+        self.run(cmd, "update")
+    }
+
     pub fn state(&self, id: &str) -> Result<serde_json::Value, Error> {
         let mut cmd = self.command();
         cmd.arg("state").arg(id);
-        let out = cmd.output().map_err(|e| Error::Spawn { binary: self.binary.clone(), source: e })?;
+        let out = cmd.output().map_err(|e| Error::Spawn {
+            binary: self.binary.clone(),
+            source: e,
+        })?;
         if !out.status.success() {
             return Err(Error::CommandFailed {
                 command: "state",
@@ -164,8 +237,11 @@ pub fn resolve(name_or_path: &str) -> Option<PathBuf> {
         let p = PathBuf::from(name_or_path);
         return p.is_file().then_some(p);
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path).map(|d| d.join(name_or_path)).find(|p| p.is_file())
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name_or_path))
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -182,7 +258,10 @@ mod tests {
             "{\"level\":\"warning\",\"msg\":\"w\"}\n{\"level\":\"error\",\"msg\":\"exec: \\\"nosuch\\\": executable file not found in $PATH\"}\n{\"level\":\"info\",\"msg\":\"i\"}\n",
         )
         .unwrap();
-        assert_eq!(last_log_error(&log).unwrap(), "exec: \"nosuch\": executable file not found in $PATH");
+        assert_eq!(
+            last_log_error(&log).unwrap(),
+            "exec: \"nosuch\": executable file not found in $PATH"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -38,7 +38,10 @@ pub fn runtime_works(binary: &Path, work: &Path) -> Result<(), Error> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| Error::Spawn { binary: binary.to_path_buf(), source: e });
+        .map_err(|e| Error::Spawn {
+            binary: binary.to_path_buf(),
+            source: e,
+        });
     let result = match out {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => {
@@ -46,7 +49,11 @@ pub fn runtime_works(binary: &Path, work: &Path) -> Result<(), Error> {
             if message.is_empty() {
                 message = String::from_utf8_lossy(&out.stderr).trim().to_string();
             }
-            Err(Error::CommandFailed { command: "run", status: out.status.code().unwrap_or(-1), message })
+            Err(Error::CommandFailed {
+                command: "run",
+                status: out.status.code().unwrap_or(-1),
+                message,
+            })
         }
         Err(e) => Err(e),
     };
@@ -72,7 +79,8 @@ pub fn detect(work: &Path) -> (Option<(String, PathBuf)>, Vec<String>) {
 }
 
 fn probe_spec(id: &str) -> serde_json::Value {
-    let mut mounts = vec![serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"})];
+    let mut mounts =
+        vec![serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"})];
     for dir in ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
         if Path::new(dir).exists() {
             mounts.push(serde_json::json!({

@@ -30,7 +30,11 @@ impl Args {
         let mut a = Args::default();
         let mut it = argv.iter();
         while let Some(key) = it.next() {
-            let mut value = || it.next().cloned().ok_or_else(|| format!("{key} needs a value"));
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{key} needs a value"))
+            };
             match key.as_str() {
                 "--id" => a.id = value()?,
                 "--state-dir" => a.state_dir = value()?.into(),
@@ -46,7 +50,11 @@ impl Args {
                 other => return Err(format!("unknown argument {other}")),
             }
         }
-        if a.id.is_empty() || a.state_dir.as_os_str().is_empty() || a.bundle.as_os_str().is_empty() || a.runtime.as_os_str().is_empty() {
+        if a.id.is_empty()
+            || a.state_dir.as_os_str().is_empty()
+            || a.bundle.as_os_str().is_empty()
+            || a.runtime.as_os_str().is_empty()
+        {
             return Err("--id, --state-dir, --bundle and --runtime are required".into());
         }
         if a.socket_base.as_os_str().is_empty() {
@@ -79,7 +87,18 @@ mod tests {
 
     #[test]
     fn parses_required_and_flags() {
-        let a = Args::parse(&v(&["--id", "c1", "--state-dir", "/s", "--bundle", "/b", "--runtime", "/usr/sbin/runc", "--tty"])).unwrap();
+        let a = Args::parse(&v(&[
+            "--id",
+            "c1",
+            "--state-dir",
+            "/s",
+            "--bundle",
+            "/b",
+            "--runtime",
+            "/usr/sbin/runc",
+            "--tty",
+        ]))
+        .unwrap();
         assert_eq!(a.id, "c1");
         assert!(a.tty && !a.stdin);
         assert_eq!(a.runtime_root, PathBuf::from("/s/runtime"));

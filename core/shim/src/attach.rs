@@ -38,7 +38,13 @@ impl Client {
         }
         let req = AttachRequest::parse(std::str::from_utf8(&line).ok()?)?;
         conn.set_nonblocking(true).ok()?;
-        Some(Client { conn, req, out: Vec::new(), read_closed: false, broken: false })
+        Some(Client {
+            conn,
+            req,
+            out: Vec::new(),
+            read_closed: false,
+            broken: false,
+        })
     }
 
     pub fn wants(&self, stream: u8) -> bool {
@@ -53,7 +59,8 @@ impl Client {
         if self.broken || !self.wants(stream) {
             return;
         }
-        self.out.extend_from_slice(&frame_header(stream, data.len()));
+        self.out
+            .extend_from_slice(&frame_header(stream, data.len()));
         self.out.extend_from_slice(data);
         self.flush();
     }

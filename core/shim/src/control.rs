@@ -34,9 +34,24 @@ mod tests {
     #[test]
     fn parses_requests() {
         assert_eq!(parse("start"), Ok(Request::Start));
-        assert_eq!(parse("kill 9 all"), Ok(Request::Kill { signal: 9, all: true }));
-        assert_eq!(parse("kill 15"), Ok(Request::Kill { signal: 15, all: false }));
-        assert_eq!(parse("resize 24 80"), Ok(Request::Resize { rows: 24, cols: 80 }));
+        assert_eq!(
+            parse("kill 9 all"),
+            Ok(Request::Kill {
+                signal: 9,
+                all: true
+            })
+        );
+        assert_eq!(
+            parse("kill 15"),
+            Ok(Request::Kill {
+                signal: 15,
+                all: false
+            })
+        );
+        assert_eq!(
+            parse("resize 24 80"),
+            Ok(Request::Resize { rows: 24, cols: 80 })
+        );
         assert!(parse("kill x").is_err());
         assert!(parse("reboot").is_err());
     }

@@ -40,7 +40,11 @@ pub fn detach(args: &Args) -> Result<Half, String> {
 /// Points stdin/stdout at /dev/null and stderr at `shim.log`, so that nothing
 /// keeps berth-core's pipe open and diagnostics land next to the task.
 fn redirect_stdio(args: &Args) -> Result<(), String> {
-    let null = File::options().read(true).write(true).open("/dev/null").map_err(|e| e.to_string())?;
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| e.to_string())?;
     let log = File::options()
         .create(true)
         .append(true)

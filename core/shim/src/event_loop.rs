@@ -61,28 +61,57 @@ pub fn cleanup_failed_create(args: &Args) {
 fn launch(args: &Args, runtime: &Cli) -> Result<(Streams, Option<OwnedFd>, i32), String> {
     let pid_file = args.file("init.pid");
     let _ = std::fs::remove_file(&pid_file);
-    let run = |console_socket: Option<std::path::PathBuf>, stdin: Stdio, stdout: Stdio, stderr: Stdio| {
-        let opts = CreateOpts { bundle: args.bundle.clone(), pid_file: pid_file.clone(), console_socket };
-        if args.exec {
-            runtime.exec_detached_with_stdio(&args.id, &opts, stdin, stdout, stderr)
-        } else {
-            runtime.create_with_stdio(&args.id, &opts, stdin, stdout, stderr)
-        }
-    };
+    let run =
+        |console_socket: Option<std::path::PathBuf>, stdin: Stdio, stdout: Stdio, stderr: Stdio| {
+            let opts = CreateOpts {
+                bundle: args.bundle.clone(),
+                pid_file: pid_file.clone(),
+                console_socket,
+            };
+            if args.exec {
+                runtime.exec_detached_with_stdio(&args.id, &opts, stdin, stdout, stderr)
+            } else {
+                runtime.create_with_stdio(&args.id, &opts, stdin, stdout, stderr)
+            }
+        };
     let (streams, console) = if args.tty {
         let sock_path = args.socket(".tty");
         let listener = listen(&sock_path)?;
-        let created = run(Some(sock_path.clone()), Stdio::null(), Stdio::null(), Stdio::null());
-        let master = created.map_err(|e| e.to_string()).and_then(|_| stdio::receive_console(&listener));
+        let created = run(
+            Some(sock_path.clone()),
+            Stdio::null(),
+            Stdio::null(),
+            Stdio::null(),
+        );
+        let master = created
+            .map_err(|e| e.to_string())
+            .and_then(|_| stdio::receive_console(&listener));
         stdio::remove_socket(&sock_path);
         let master = master?;
         let dup = master.try_clone().map_err(|e| e.to_string())?;
-        let stdin = if args.stdin { Some(master.try_clone().map_err(|e| e.to_string())?) } else { None };
-        (Streams { out: Some(dup), err: None, stdin }, Some(master))
+        let stdin = if args.stdin {
+            Some(master.try_clone().map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        (
+            Streams {
+                out: Some(dup),
+                err: None,
+                stdin,
+            },
+            Some(master),
+        )
     } else {
         let (streams, child) = stdio::pipes(args.stdin)?;
         let stdin = child.stdin.map(Stdio::from).unwrap_or_else(Stdio::null);
-        run(None, stdin, Stdio::from(child.stdout), Stdio::from(child.stderr)).map_err(|e| e.to_string())?;
+        run(
+            None,
+            stdin,
+            Stdio::from(child.stdout),
+            Stdio::from(child.stderr),
+        )
+        .map_err(|e| e.to_string())?;
         (streams, None)
     };
     let init_pid: i32 = std::fs::read_to_string(&pid_file)
@@ -90,7 +119,14 @@ fn launch(args: &Args, runtime: &Cli) -> Result<(Streams, Option<OwnedFd>, i32),
         .trim()
         .parse()
         .map_err(|_| "bad init pid file".to_string())?;
-    for fd in [streams.out.as_ref(), streams.err.as_ref(), streams.stdin.as_ref()].into_iter().flatten() {
+    for fd in [
+        streams.out.as_ref(),
+        streams.err.as_ref(),
+        streams.stdin.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         stdio::set_nonblocking(fd.as_raw_fd());
     }
     Ok((streams, console, init_pid))
@@ -101,8 +137,10 @@ impl Shim {
     pub fn setup(args: &Args) -> Result<Shim, String> {
         reaper::become_subreaper()?;
         let sigchld = reaper::sigchld_fd()?;
-        std::fs::write(args.file("shim.pid"), std::process::id().to_string()).map_err(|e| format!("shim.pid: {e}"))?;
-        let log = LogWriter::open(&args.log_path).map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
+        std::fs::write(args.file("shim.pid"), std::process::id().to_string())
+            .map_err(|e| format!("shim.pid: {e}"))?;
+        let log = LogWriter::open(&args.log_path)
+            .map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
         if let Some(dir) = args.socket_base.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("socket directory: {e}"))?;
         }
@@ -111,7 +149,11 @@ impl Shim {
         let runtime = runtime_of(args);
         // An exec's process starts on the start request, once attach
         // clients are connected; a container is created now.
-        let (streams, console, init_pid) = if args.exec { (Streams::default(), None, 0) } else { launch(args, &runtime)? };
+        let (streams, console, init_pid) = if args.exec {
+            (Streams::default(), None, 0)
+        } else {
+            launch(args, &runtime)?
+        };
         Ok(Shim {
             args: args.clone(),
             runtime,
@@ -148,7 +190,11 @@ impl Shim {
             let mut set: Vec<(RawFd, i16, Slot)> = Vec::with_capacity(8 + self.clients.len());
             set.push((self.sigchld.as_fd().as_raw_fd(), libc::POLLIN, Slot::Signal));
             set.push((self.attach.as_raw_fd(), libc::POLLIN, Slot::AttachListener));
-            set.push((self.control.as_raw_fd(), libc::POLLIN, Slot::ControlListener));
+            set.push((
+                self.control.as_raw_fd(),
+                libc::POLLIN,
+                Slot::ControlListener,
+            ));
             if !backpressure {
                 if let Some(fd) = &self.out {
                     set.push((fd.as_raw_fd(), libc::POLLIN, Slot::Out));
@@ -170,7 +216,14 @@ impl Shim {
                 }
                 set.push((c.conn.as_raw_fd(), ev, Slot::Client(i)));
             }
-            let mut fds: Vec<libc::pollfd> = set.iter().map(|&(fd, events, _)| libc::pollfd { fd, events, revents: 0 }).collect();
+            let mut fds: Vec<libc::pollfd> = set
+                .iter()
+                .map(|&(fd, events, _)| libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                })
+                .collect();
             let timeout = if self.exited_at.is_some() { 100 } else { -1 };
             if poll(&mut fds, timeout) <= 0 {
                 continue;
@@ -200,7 +253,9 @@ impl Shim {
     fn finished(&self) -> bool {
         match self.exited_at {
             None => false,
-            Some(at) => (self.out.is_none() && self.err.is_none()) || at.elapsed() > DRAIN_AFTER_EXIT,
+            Some(at) => {
+                (self.out.is_none() && self.err.is_none()) || at.elapsed() > DRAIN_AFTER_EXIT
+            }
         }
     }
 
@@ -213,7 +268,11 @@ impl Shim {
     }
 
     fn on_output(&mut self, stream: u8, buf: &mut [u8]) {
-        let slot = if stream == STDERR { &mut self.err } else { &mut self.out };
+        let slot = if stream == STDERR {
+            &mut self.err
+        } else {
+            &mut self.out
+        };
         let Some(fd) = slot else { return };
         match nix::unistd::read(fd.as_raw_fd(), buf) {
             Ok(0) => {
@@ -248,7 +307,8 @@ impl Shim {
     }
 
     fn on_client(&mut self, i: usize, revents: i16, buf: &mut [u8]) {
-        let stdin_open = (self.stdin.is_some() || self.exec_waiting_for_stdin()) && !self.stdin_close;
+        let stdin_open =
+            (self.stdin.is_some() || self.exec_waiting_for_stdin()) && !self.stdin_close;
         let once = self.args.stdin_once;
         let c = &mut self.clients[i];
         if revents & libc::POLLOUT != 0 {
@@ -273,7 +333,9 @@ impl Shim {
                         self.stdin_pending.extend_from_slice(&buf[..n]);
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => c.broken = true,
             }
             if !self.stdin_pending.is_empty() {
@@ -312,7 +374,9 @@ impl Shim {
     }
 
     fn on_control(&mut self) {
-        let Ok((conn, _)) = self.control.accept() else { return };
+        let Ok((conn, _)) = self.control.accept() else {
+            return;
+        };
         let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
         let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
         let mut line = String::new();
@@ -341,7 +405,9 @@ impl Shim {
                 if self.args.exec {
                     return self.kill_exec(signal);
                 }
-                self.runtime.kill(&self.args.id, signal, all).map_err(|e| e.to_string())
+                self.runtime
+                    .kill(&self.args.id, signal, all)
+                    .map_err(|e| e.to_string())
             }
             Request::Resize { rows, cols } => match &self.console {
                 Some(fd) => stdio::resize(fd.as_raw_fd(), rows, cols),
@@ -388,7 +454,8 @@ impl Shim {
             return Ok(());
         }
         let sig = nix::sys::signal::Signal::try_from(signal).map_err(|e| e.to_string())?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.init_pid), sig).map_err(|e| e.to_string())
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.init_pid), sig)
+            .map_err(|e| e.to_string())
     }
 
     /// After init exited: tell the world and leave. The runtime's record of
@@ -438,4 +505,3 @@ fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> i32 {
     // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd for the call.
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) }
 }
-

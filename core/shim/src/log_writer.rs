@@ -28,9 +28,18 @@ impl LogWriter {
             None
         } else {
             use std::os::unix::fs::OpenOptionsExt;
-            Some(File::options().create(true).append(true).mode(0o640).open(path)?)
+            Some(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .mode(0o640)
+                    .open(path)?,
+            )
         };
-        Ok(LogWriter { file, partial: [Vec::new(), Vec::new()] })
+        Ok(LogWriter {
+            file,
+            partial: [Vec::new(), Vec::new()],
+        })
     }
 
     /// Takes output of `stream` (1 stdout, 2 stderr) as it was read.
@@ -107,7 +116,10 @@ mod tests {
     #[test]
     fn entries_are_valid_docker_json_lines() {
         let e = format_entry(2, b"a \"q\" \\ \t\x01\n", "T");
-        assert_eq!(e, "{\"log\":\"a \\\"q\\\" \\\\ \\t\\u0001\\n\",\"stream\":\"stderr\",\"time\":\"T\"}\n");
+        assert_eq!(
+            e,
+            "{\"log\":\"a \\\"q\\\" \\\\ \\t\\u0001\\n\",\"stream\":\"stderr\",\"time\":\"T\"}\n"
+        );
     }
 
     #[test]
@@ -123,7 +135,11 @@ mod tests {
         assert!(before.contains("\"log\":\"two\\n\""));
         w.flush();
         let after = std::fs::read_to_string(&path).unwrap();
-        assert!(after.lines().last().unwrap().starts_with("{\"log\":\"three\",\"stream\":\"stdout\""));
+        assert!(after
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("{\"log\":\"three\",\"stream\":\"stdout\""));
         let long = vec![b'x'; MAX_PARTIAL + 10];
         w.write(2, &long);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);

@@ -15,8 +15,10 @@ pub fn become_subreaper() -> Result<(), String> {
 pub fn sigchld_fd() -> Result<SignalFd, String> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(|e| format!("block SIGCHLD: {e}"))?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(|e| format!("signalfd: {e}"))
+    mask.thread_block()
+        .map_err(|e| format!("block SIGCHLD: {e}"))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("signalfd: {e}"))
 }
 
 /// Reaps every exited child; returns the exit code of `init` when it was

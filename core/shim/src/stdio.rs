@@ -43,20 +43,35 @@ pub fn pipes(want_stdin: bool) -> Result<(Streams, ChildEnds), String> {
         (None, None)
     };
     Ok((
-        Streams { out: Some(out_r), err: Some(err_r), stdin: stdin_ours },
-        ChildEnds { stdin: stdin_child, stdout: out_w, stderr: err_w },
+        Streams {
+            out: Some(out_r),
+            err: Some(err_r),
+            stdin: stdin_ours,
+        },
+        ChildEnds {
+            stdin: stdin_child,
+            stdout: out_w,
+            stderr: err_w,
+        },
     ))
 }
 
 /// Accepts the runtime's connection on the console socket and takes the pty
 /// master it sends (SCM_RIGHTS).
 pub fn receive_console(listener: &UnixListener) -> Result<OwnedFd, String> {
-    let (conn, _) = listener.accept().map_err(|e| format!("console socket accept: {e}"))?;
+    let (conn, _) = listener
+        .accept()
+        .map_err(|e| format!("console socket accept: {e}"))?;
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| format!("console socket recvmsg: {e}"))?;
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("console socket recvmsg: {e}"))?;
     for c in msg.cmsgs().map_err(|e| format!("console socket: {e}"))? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(&fd) = fds.first() {
@@ -81,7 +96,12 @@ pub fn set_nonblocking(fd: RawFd) {
 
 /// Sets the terminal size of the pty behind `fd`.
 pub fn resize(fd: RawFd, rows: u16, cols: u16) -> Result<(), String> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize struct that lives for the call.
     let rc = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
     if rc < 0 {

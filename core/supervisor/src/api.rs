@@ -1,4 +1,4 @@
-//! The core's HTTP API (protocol version 1; see api-spec/core.yaml).
+//! The core's HTTP API (protocol versions 1 to 4; see api-spec/core.yaml).
 //! Thin handlers over [`Tasks`] and [`EventLog`]; only this module knows HTTP.
 
 use std::convert::Infallible;
@@ -9,7 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use berth_proto::{CreateTaskRequest, Handshake, KillRequest, ResizeRequest, TaskInfo};
+use berth_proto::{
+    CreateTaskRequest, Handshake, KillRequest, ResizeRequest, TaskInfo, UpdateTaskRequest,
+};
 use serde::Deserialize;
 
 use crate::event_log::EventLog;
@@ -31,15 +33,22 @@ pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
         .route("/namespaces/{ns}/tasks/{id}/kill", post(kill))
         .route("/namespaces/{ns}/tasks/{id}/resize", post(resize))
         .route("/namespaces/{ns}/tasks/{id}/close-stdin", post(close_stdin));
-    // Versions 2 and 3 only added fields; all share the handlers.
+    // Versions 2 and 3 only added fields; 4 added routes.
+    let v4 = v1
+        .clone()
+        .route("/namespaces/{ns}/tasks/{id}/pause", post(pause))
+        .route("/namespaces/{ns}/tasks/{id}/resume", post(resume))
+        .route("/namespaces/{ns}/tasks/{id}/update", post(update));
     Router::new()
         .route("/handshake", get(handshake))
         .route("/v1/events", get(events_v1))
         .route("/v2/events", get(events_v2))
         .route("/v3/events", get(events_v2))
+        .route("/v4/events", get(events_v2))
         .nest("/v1", v1.clone())
         .nest("/v2", v1.clone())
         .nest("/v3", v1)
+        .nest("/v4", v4)
         .with_state(AppState { tasks, events })
 }
 
@@ -55,41 +64,93 @@ async fn handshake(State(s): State<AppState>) -> Json<Handshake> {
     })
 }
 
-async fn list(State(s): State<AppState>, Path(ns): Path<String>) -> Result<Json<Vec<TaskInfo>>, Error> {
+async fn list(
+    State(s): State<AppState>,
+    Path(ns): Path<String>,
+) -> Result<Json<Vec<TaskInfo>>, Error> {
     Ok(Json(s.tasks.list(&ns)?))
 }
 
-async fn create(State(s): State<AppState>, Path(ns): Path<String>, body: Bytes) -> Result<(StatusCode, Json<TaskInfo>), Error> {
+async fn create(
+    State(s): State<AppState>,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<TaskInfo>), Error> {
     let req: CreateTaskRequest = parse(&body)?;
     Ok((StatusCode::CREATED, Json(s.tasks.create(&ns, req).await?)))
 }
 
-async fn inspect(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>) -> Result<Json<TaskInfo>, Error> {
+async fn inspect(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+) -> Result<Json<TaskInfo>, Error> {
     Ok(Json(s.tasks.inspect(&ns, &id)?))
 }
 
-async fn start(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>) -> Result<Json<TaskInfo>, Error> {
+async fn start(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+) -> Result<Json<TaskInfo>, Error> {
     Ok(Json(s.tasks.start(&ns, &id).await?))
 }
 
-async fn kill(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>, body: Bytes) -> Result<StatusCode, Error> {
+async fn kill(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, Error> {
     let req: KillRequest = parse(&body)?;
-    s.tasks.kill(&ns, &id, req.signal, req.all, req.stop).await?;
+    s.tasks
+        .kill(&ns, &id, req.signal, req.all, req.stop)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn resize(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>, body: Bytes) -> Result<StatusCode, Error> {
+async fn resize(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, Error> {
     let req: ResizeRequest = parse(&body)?;
     s.tasks.resize(&ns, &id, req.height, req.width).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn close_stdin(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>) -> Result<StatusCode, Error> {
+async fn close_stdin(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+) -> Result<StatusCode, Error> {
     s.tasks.close_stdin(&ns, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete(State(s): State<AppState>, Path((ns, id)): Path<(String, String)>) -> Result<StatusCode, Error> {
+async fn pause(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+) -> Result<Json<TaskInfo>, Error> {
+    Ok(Json(s.tasks.set_paused(&ns, &id, true).await?))
+}
+
+async fn resume(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+) -> Result<Json<TaskInfo>, Error> {
+    Ok(Json(s.tasks.set_paused(&ns, &id, false).await?))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<TaskInfo>, Error> {
+    let req: UpdateTaskRequest = parse(&body)?;
+    Ok(Json(s.tasks.update_task(&ns, &id, req).await?))
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Path((ns, id)): Path<(String, String)>,
+) -> Result<StatusCode, Error> {
     s.tasks.delete(&ns, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -113,7 +174,13 @@ async fn events_v2(state: State<AppState>, q: Query<EventsQuery>) -> Body {
 
 /// Whether a subscriber of protocol `version` knows this kind of event.
 fn known_to(version: u32, ev: &berth_proto::Event) -> bool {
-    version >= 2 || matches!(ev.kind, berth_proto::EventKind::Start | berth_proto::EventKind::Exit | berth_proto::EventKind::Delete)
+    version >= 2
+        || matches!(
+            ev.kind,
+            berth_proto::EventKind::Start
+                | berth_proto::EventKind::Exit
+                | berth_proto::EventKind::Delete
+        )
 }
 
 fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>, version: u32) -> Body {
@@ -124,7 +191,14 @@ fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>, versio
         Bytes::from(l)
     };
     let last = backlog.last().map(|e| e.seq).unwrap_or(q.after);
-    let first = futures_util::stream::iter(backlog.iter().filter(|e| known_to(version, e)).map(line).map(Ok::<_, Infallible>).collect::<Vec<_>>());
+    let first = futures_util::stream::iter(
+        backlog
+            .iter()
+            .filter(|e| known_to(version, e))
+            .map(line)
+            .map(Ok::<_, Infallible>)
+            .collect::<Vec<_>>(),
+    );
     let live = futures_util::stream::unfold((rx, last), move |(mut rx, last)| async move {
         loop {
             match rx.recv().await {
@@ -142,5 +216,6 @@ fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>, versio
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Error::InvalidArgument(format!("invalid request body: {e}")))
 }

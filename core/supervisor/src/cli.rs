@@ -31,21 +31,32 @@ pub struct Config {
 pub fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(serve(config))
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)?;
     // One core per state directory: two would both adopt the same shims.
-    let _lock = crate::lock::exclusive(&config.state_dir.join("core.lock"))
-        .map_err(|e| anyhow::anyhow!("another berth-core is using {}: {e}", config.state_dir.display()))?;
+    let _lock = crate::lock::exclusive(&config.state_dir.join("core.lock")).map_err(|e| {
+        anyhow::anyhow!(
+            "another berth-core is using {}: {e}",
+            config.state_dir.display()
+        )
+    })?;
     let shim = match &config.shim {
         Some(p) => p.clone(),
-        None => berth_proto::locate::sibling_or_path("berth-shim").ok_or_else(|| anyhow::anyhow!("berth-shim not found next to berth-core or on PATH"))?,
+        None => berth_proto::locate::sibling_or_path("berth-shim")
+            .ok_or_else(|| anyhow::anyhow!("berth-shim not found next to berth-core or on PATH"))?,
     };
     let runtimes = Runtimes::detect(&config.state_dir, config.default_runtime.as_deref())?;
     info!(default_runtime = %runtimes.default_name(), "runtime selected");
@@ -61,7 +72,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     set_mode(&config.address, 0o600)?;
     info!(address = %config.address.display(), version = env!("CARGO_PKG_VERSION"), "berth-core listening");
     let app = api::router(tasks.clone(), events);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     // Deletions run in the background; finish them rather than leave
     // runtime state behind (a next core would clean up, but there may be none).
     tasks.drain_deletes().await;

@@ -43,7 +43,10 @@ impl EventLog {
         let mut next_seq = 1;
         if let Ok(text) = std::fs::read_to_string(&path) {
             // A line cut short by a kill during the write is skipped.
-            for ev in text.lines().filter_map(|l| serde_json::from_str::<Event>(l).ok()) {
+            for ev in text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+            {
                 next_seq = ev.seq + 1;
                 recent.push_back(ev);
                 if recent.len() > RETAIN {
@@ -51,9 +54,20 @@ impl EventLog {
                 }
             }
         }
-        let file = std::fs::File::options().create(true).append(true).open(&path)?;
+        let file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&path)?;
         let (live, _) = broadcast::channel(1024);
-        Ok(EventLog { epoch, inner: Mutex::new(Inner { file, recent, next_seq }), live })
+        Ok(EventLog {
+            epoch,
+            inner: Mutex::new(Inner {
+                file,
+                recent,
+                next_seq,
+            }),
+            live,
+        })
     }
 
     pub fn epoch(&self) -> &str {
@@ -61,7 +75,15 @@ impl EventLog {
     }
 
     /// Appends an event, assigning its sequence number, and publishes it.
-    pub fn append(&self, namespace: &str, id: &str, kind: EventKind, pid: u32, exit_code: Option<i32>, time: String) -> Event {
+    pub fn append(
+        &self,
+        namespace: &str,
+        id: &str,
+        kind: EventKind,
+        pid: u32,
+        exit_code: Option<i32>,
+        time: String,
+    ) -> Event {
         self.append_event(Event {
             seq: 0,
             epoch: String::new(),
@@ -101,7 +123,12 @@ impl EventLog {
     /// ones to come; taken under one lock so that nothing falls in between.
     pub fn subscribe(&self, after: u64) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let backlog = inner.recent.iter().filter(|e| e.seq > after).cloned().collect();
+        let backlog = inner
+            .recent
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect();
         (backlog, self.live.subscribe())
     }
 }
@@ -125,7 +152,10 @@ mod tests {
         let ev = log.append("ns", "b", EventKind::Start, 11, None, "t".into());
         assert_eq!(ev.seq, 3);
         let (backlog, _) = log.subscribe(1);
-        assert_eq!(backlog.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            backlog.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
         assert_eq!(backlog[0].exit_code, Some(3));
         std::fs::remove_dir_all(&dir).unwrap();
     }

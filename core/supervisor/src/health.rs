@@ -22,7 +22,12 @@ const MAX_OUTPUT: usize = 4096;
 const MAX_LOG: usize = 5;
 
 /// Applies one result to the state; returns whether the status changed.
-pub fn record(state: &mut HealthState, check: &HealthCheck, result: HealthResult, in_start_period: bool) -> bool {
+pub fn record(
+    state: &mut HealthState,
+    check: &HealthCheck,
+    result: HealthResult,
+    in_start_period: bool,
+) -> bool {
     let before = state.status.clone();
     if result.exit_code == 0 {
         state.status = "healthy".into();
@@ -43,7 +48,13 @@ pub fn record(state: &mut HealthState, check: &HealthCheck, result: HealthResult
 impl Tasks {
     /// Starts the check loop of a running task (process `pid`) that has a
     /// health check; the loop ends when that process is gone.
-    pub(crate) fn begin_health_checks(&self, ns: &str, id: &str, pid: u32, check: Option<HealthCheck>) {
+    pub(crate) fn begin_health_checks(
+        &self,
+        ns: &str,
+        id: &str,
+        pid: u32,
+        check: Option<HealthCheck>,
+    ) {
         let Some(check) = check else { return };
         let (ns, id) = (ns.to_string(), id.to_string());
         let this = self.clone();
@@ -58,11 +69,14 @@ impl Tasks {
             loop {
                 tokio::time::sleep(Duration::from_millis(check.interval_ms.max(10))).await;
                 // Stop when the task stopped, was restarted (new pid) or deleted.
-                let Some((runtime, root, dir)) = this.runtime_of_running(&ns, &id, pid) else { return };
+                let Some((runtime, root, dir)) = this.runtime_of_running(&ns, &id, pid) else {
+                    return;
+                };
                 let result = run_check(&runtime, &root, &dir, &id, &check).await;
                 debug!(%id, exit_code = result.exit_code, "health check");
                 let in_start = started.elapsed() < Duration::from_millis(check.start_period_ms);
-                let changed = this.set_health(&ns, &id, pid, |h| record(h, &check, result, in_start));
+                let changed =
+                    this.set_health(&ns, &id, pid, |h| record(h, &check, result, in_start));
                 if let Some(status) = changed {
                     info!(%id, %status, "health status changed");
                     this.events().append_event(Event {
@@ -86,26 +100,64 @@ impl Tasks {
 }
 
 /// Runs the check once with its timeout.
-async fn run_check(runtime: &std::path::Path, root: &std::path::Path, dir: &std::path::Path, id: &str, check: &HealthCheck) -> HealthResult {
+async fn run_check(
+    runtime: &std::path::Path,
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    id: &str,
+    check: &HealthCheck,
+) -> HealthResult {
     let start = now();
     let mut cmd = tokio::process::Command::new(runtime);
-    cmd.arg("--root").arg(root).arg("--log").arg(dir.join("health-runtime.log")).arg("exec").arg(id).args(&check.test);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.arg("--root")
+        .arg(root)
+        .arg("--log")
+        .arg(dir.join("health-runtime.log"))
+        .arg("exec")
+        .arg(id)
+        .args(&check.test);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let outcome = async {
         let mut child = cmd.spawn()?;
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let (mut so, mut se) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-        let (_, _, status) = tokio::join!(so.read_to_end(&mut out), se.read_to_end(&mut err), child.wait());
+        let (mut so, mut se) = (
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        let (_, _, status) = tokio::join!(
+            so.read_to_end(&mut out),
+            se.read_to_end(&mut err),
+            child.wait()
+        );
         out.extend_from_slice(&err);
         Ok::<_, std::io::Error>((status?.code().unwrap_or(1), out))
     };
-    let (exit_code, output) = match tokio::time::timeout(Duration::from_millis(check.timeout_ms.max(10)), outcome).await {
-        Ok(Ok((code, out))) => (code, String::from_utf8_lossy(&out[..out.len().min(MAX_OUTPUT)]).into_owned()),
+    let (exit_code, output) = match tokio::time::timeout(
+        Duration::from_millis(check.timeout_ms.max(10)),
+        outcome,
+    )
+    .await
+    {
+        Ok(Ok((code, out))) => (
+            code,
+            String::from_utf8_lossy(&out[..out.len().min(MAX_OUTPUT)]).into_owned(),
+        ),
         Ok(Err(e)) => (-1, format!("cannot run the health check: {e}")),
-        Err(_) => (-1, format!("Health check exceeded timeout ({}ms)", check.timeout_ms)),
+        Err(_) => (
+            -1,
+            format!("Health check exceeded timeout ({}ms)", check.timeout_ms),
+        ),
     };
-    HealthResult { start, end: now(), exit_code, output }
+    HealthResult {
+        start,
+        end: now(),
+        exit_code,
+        output,
+    }
 }
 
 #[cfg(test)]
@@ -113,16 +165,28 @@ mod tests {
     use super::*;
 
     fn check(retries: u32) -> HealthCheck {
-        HealthCheck { test: vec!["true".into()], interval_ms: 10, timeout_ms: 10, retries, start_period_ms: 0 }
+        HealthCheck {
+            test: vec!["true".into()],
+            interval_ms: 10,
+            timeout_ms: 10,
+            retries,
+            start_period_ms: 0,
+        }
     }
 
     fn result(code: i32) -> HealthResult {
-        HealthResult { exit_code: code, ..Default::default() }
+        HealthResult {
+            exit_code: code,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn docker_rules() {
-        let mut s = HealthState { status: "starting".into(), ..Default::default() };
+        let mut s = HealthState {
+            status: "starting".into(),
+            ..Default::default()
+        };
         assert!(!record(&mut s, &check(2), result(1), false));
         assert_eq!((s.status.as_str(), s.failing_streak), ("starting", 1));
         assert!(record(&mut s, &check(2), result(1), false));
@@ -137,7 +201,10 @@ mod tests {
 
     #[test]
     fn start_period_failures_do_not_count() {
-        let mut s = HealthState { status: "starting".into(), ..Default::default() };
+        let mut s = HealthState {
+            status: "starting".into(),
+            ..Default::default()
+        };
         record(&mut s, &check(1), result(1), true);
         assert_eq!((s.status.as_str(), s.failing_streak), ("starting", 0));
     }

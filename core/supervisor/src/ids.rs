@@ -7,7 +7,9 @@ pub fn check(kind: &str, id: &str) -> Result<(), Error> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if ok {
         Ok(())
     } else {

@@ -8,7 +8,11 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 pub fn exclusive(path: &Path) -> std::io::Result<File> {
-    let f = File::options().create(true).truncate(false).write(true).open(path)?;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
     // SAFETY: flock on a descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {

@@ -32,7 +32,8 @@ impl PidFd {
     pub async fn exited(self) -> std::io::Result<()> {
         // SAFETY: PidFd owns its descriptor and returns the same one from
         // as_raw_fd for as long as the AsyncFd holds it.
-        let fd = unsafe { AsyncFd::register_with_interest(self, tokio::io::Interest::READABLE) }.map_err(std::io::Error::from)?;
+        let fd = unsafe { AsyncFd::register_with_interest(self, tokio::io::Interest::READABLE) }
+            .map_err(std::io::Error::from)?;
         let _guard = fd.readable().await?;
         Ok(())
     }

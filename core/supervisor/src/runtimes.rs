@@ -22,22 +22,34 @@ impl Runtimes {
             if let Some(path) = berth_runtime::resolve(name) {
                 match berth_runtime::probe::runtime_works(&path, &probe_dir) {
                     Ok(()) => working.push((name.to_string(), path)),
-                    Err(e) => info!(runtime = name, error = %e, "runtime does not work on this host"),
+                    Err(e) => {
+                        info!(runtime = name, error = %e, "runtime does not work on this host")
+                    }
                 }
             }
         }
         let _ = std::fs::remove_dir_all(&probe_dir);
         let default = match explicit.filter(|s| !s.is_empty()) {
             Some(name) => {
-                let path = berth_runtime::resolve(name).ok_or_else(|| anyhow::anyhow!("runtime {name} not found"))?;
+                let path = berth_runtime::resolve(name)
+                    .ok_or_else(|| anyhow::anyhow!("runtime {name} not found"))?;
                 if !working.iter().any(|(_, p)| p == &path) {
-                    warn!(runtime = name, "the chosen runtime did not pass the probe on this host");
+                    warn!(
+                        runtime = name,
+                        "the chosen runtime did not pass the probe on this host"
+                    );
                 }
                 (display_name(name), path)
             }
-            None => working.first().cloned().ok_or_else(|| anyhow::anyhow!("no working OCI runtime found (tried crun, runc)"))?,
+            None => working.first().cloned().ok_or_else(|| {
+                anyhow::anyhow!("no working OCI runtime found (tried crun, runc)")
+            })?,
         };
-        Ok(Runtimes { default, working, state_dir: state_dir.to_path_buf() })
+        Ok(Runtimes {
+            default,
+            working,
+            state_dir: state_dir.to_path_buf(),
+        })
     }
 
     pub fn default_name(&self) -> &str {
@@ -45,7 +57,13 @@ impl Runtimes {
     }
 
     pub fn list(&self) -> Vec<berth_proto::RuntimeInfo> {
-        self.working.iter().map(|(n, p)| berth_proto::RuntimeInfo { name: n.clone(), path: p.display().to_string() }).collect()
+        self.working
+            .iter()
+            .map(|(n, p)| berth_proto::RuntimeInfo {
+                name: n.clone(),
+                path: p.display().to_string(),
+            })
+            .collect()
     }
 
     /// Resolves a requested runtime to (name, binary, state root).
@@ -53,8 +71,9 @@ impl Runtimes {
         let (name, path) = if requested.is_empty() {
             self.default.clone()
         } else {
-            let path = berth_runtime::resolve(requested)
-                .ok_or_else(|| Error::InvalidArgument(format!("unknown or invalid runtime name: {requested}")))?;
+            let path = berth_runtime::resolve(requested).ok_or_else(|| {
+                Error::InvalidArgument(format!("unknown or invalid runtime name: {requested}"))
+            })?;
             (display_name(requested), path)
         };
         let root = self.state_dir.join("runtime").join(&name);
@@ -63,5 +82,8 @@ impl Runtimes {
 }
 
 fn display_name(requested: &str) -> String {
-    Path::new(requested).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| requested.to_string())
+    Path::new(requested)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| requested.to_string())
 }

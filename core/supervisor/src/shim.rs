@@ -33,8 +33,16 @@ pub struct SpawnOpts<'a> {
 /// our child; it reports "ok <init pid>" or "error <message>" on the pipe.
 pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
     let mut cmd = tokio::process::Command::new(o.shim);
-    cmd.arg("--id").arg(o.id).arg("--state-dir").arg(o.state_dir).arg("--bundle").arg(o.bundle);
-    cmd.arg("--runtime").arg(o.runtime).arg("--runtime-root").arg(o.runtime_root);
+    cmd.arg("--id")
+        .arg(o.id)
+        .arg("--state-dir")
+        .arg(o.state_dir)
+        .arg("--bundle")
+        .arg(o.bundle);
+    cmd.arg("--runtime")
+        .arg(o.runtime)
+        .arg("--runtime-root")
+        .arg(o.runtime_root);
     cmd.arg("--socket-base").arg(o.socket_base);
     if o.exec {
         cmd.arg("--exec");
@@ -42,20 +50,34 @@ pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
     if !o.log_path.is_empty() {
         cmd.arg("--log-path").arg(o.log_path);
     }
-    for (on, flag) in [(o.stdin, "--stdin"), (o.stdin_once, "--stdin-once"), (o.tty, "--tty")] {
+    for (on, flag) in [
+        (o.stdin, "--stdin"),
+        (o.stdin_once, "--stdin-once"),
+        (o.tty, "--tty"),
+    ] {
         if on {
             cmd.arg(flag);
         }
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     debug!(id = o.id, "spawning shim");
-    let mut child = cmd.spawn().map_err(|e| Error::Runtime(format!("cannot start {}: {e}", o.shim.display())))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Runtime(format!("cannot start {}: {e}", o.shim.display())))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut line = String::new();
-    let read = tokio::time::timeout(Duration::from_secs(60), BufReader::new(stdout).read_line(&mut line)).await;
+    let read = tokio::time::timeout(
+        Duration::from_secs(60),
+        BufReader::new(stdout).read_line(&mut line),
+    )
+    .await;
     let _ = child.wait().await;
     match read {
-        Err(_) => Err(Error::Runtime("timed out waiting for the shim to create the container".into())),
+        Err(_) => Err(Error::Runtime(
+            "timed out waiting for the shim to create the container".into(),
+        )),
         Ok(Err(e)) => Err(Error::Runtime(format!("reading from shim: {e}"))),
         Ok(Ok(_)) => parse_ready(line.trim_end()),
     }
@@ -63,11 +85,15 @@ pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
 
 fn parse_ready(line: &str) -> Result<i32, Error> {
     if let Some(pid) = line.strip_prefix("ok ") {
-        return pid.parse().map_err(|_| Error::Runtime(format!("bad shim answer {line:?}")));
+        return pid
+            .parse()
+            .map_err(|_| Error::Runtime(format!("bad shim answer {line:?}")));
     }
     match line.strip_prefix("error ") {
         Some(msg) => Err(Error::Runtime(msg.to_string())),
-        None => Err(Error::Runtime("the shim exited without creating the container".into())),
+        None => Err(Error::Runtime(
+            "the shim exited without creating the container".into(),
+        )),
     }
 }
 
@@ -87,14 +113,20 @@ pub async fn control(socket_base: &Path, request: &str) -> Result<(), Error> {
     let (r, mut w) = conn.into_split();
     w.write_all(format!("{request}\n").as_bytes()).await?;
     let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(30), BufReader::new(r).read_line(&mut line))
-        .await
-        .map_err(|_| Error::Runtime(format!("shim did not answer {request:?}")))??;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        BufReader::new(r).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| Error::Runtime(format!("shim did not answer {request:?}")))??;
     let line = line.trim_end();
     if line == "ok" {
         return Ok(());
     }
-    let msg = line.strip_prefix("error ").unwrap_or("the shim closed the connection").to_string();
+    let msg = line
+        .strip_prefix("error ")
+        .unwrap_or("the shim closed the connection")
+        .to_string();
     if msg.contains("not running") {
         return Err(Error::FailedPrecondition(msg));
     }
@@ -108,7 +140,9 @@ mod tests {
     #[test]
     fn readiness_lines() {
         assert_eq!(parse_ready("ok 1234").unwrap(), 1234);
-        assert!(matches!(parse_ready("error exec: nope"), Err(Error::Runtime(m)) if m == "exec: nope"));
+        assert!(
+            matches!(parse_ready("error exec: nope"), Err(Error::Runtime(m)) if m == "exec: nope")
+        );
         assert!(parse_ready("").is_err());
     }
 }

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_proto::{CreateTaskRequest, Event, EventKind, RestartPolicy, TaskInfo, TaskStatus};
+use berth_proto::{
+    CreateTaskRequest, Event, EventKind, RestartPolicy, TaskInfo, TaskStatus, UpdateTaskRequest,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -70,6 +72,9 @@ struct TaskRecord {
     finished_at: String,
     #[serde(default)]
     exit_code: Option<i32>,
+    /// Frozen by `pause`; cleared by `resume` and at exit.
+    #[serde(default)]
+    paused: bool,
 }
 
 #[derive(Clone)]
@@ -95,7 +100,12 @@ struct ExitFile {
 }
 
 impl Tasks {
-    pub fn new(state_dir: PathBuf, shim: PathBuf, runtimes: Runtimes, events: Arc<EventLog>) -> Tasks {
+    pub fn new(
+        state_dir: PathBuf,
+        shim: PathBuf,
+        runtimes: Runtimes,
+        events: Arc<EventLog>,
+    ) -> Tasks {
         Tasks {
             inner: Arc::new(Inner {
                 root: state_dir.join("tasks"),
@@ -123,7 +133,10 @@ impl Tasks {
     fn get(&self, ns: &str, id: &str) -> Result<TaskRecord, Error> {
         ids::check("namespace", ns)?;
         ids::check("task id", id)?;
-        self.map().get(&(ns.to_string(), id.to_string())).cloned().ok_or_else(|| Error::NotFound(id.to_string()))
+        self.map()
+            .get(&(ns.to_string(), id.to_string()))
+            .cloned()
+            .ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
     /// Stores a whole record. Writing under the map's lock keeps the file
@@ -137,7 +150,12 @@ impl Tasks {
     /// Changes a record in place under the map's lock and stores it, so that
     /// concurrent changes (a start and the exit of a very short process)
     /// cannot overwrite each other. `None` when the task is gone.
-    fn update<T>(&self, ns: &str, id: &str, change: impl FnOnce(&mut TaskRecord) -> T) -> Option<(TaskRecord, T)> {
+    fn update<T>(
+        &self,
+        ns: &str,
+        id: &str,
+        change: impl FnOnce(&mut TaskRecord) -> T,
+    ) -> Option<(TaskRecord, T)> {
         let mut map = self.map();
         let rec = map.get_mut(&(ns.to_string(), id.to_string()))?;
         let out = change(rec);
@@ -151,7 +169,9 @@ impl Tasks {
         let dir = self.dir(&rec.namespace, &rec.id);
         let tmp = dir.join("task.json.tmp");
         let body = serde_json::to_vec_pretty(rec).unwrap_or_default();
-        if let Err(e) = std::fs::write(&tmp, body).and_then(|_| std::fs::rename(&tmp, dir.join("task.json"))) {
+        if let Err(e) =
+            std::fs::write(&tmp, body).and_then(|_| std::fs::rename(&tmp, dir.join("task.json")))
+        {
             warn!(id = %rec.id, error = %e, "saving task record");
         }
     }
@@ -160,7 +180,9 @@ impl Tasks {
         let attach = if rec.status == TaskStatus::Stopped {
             String::new()
         } else {
-            shim::socket(&rec.socket_base, ".attach").display().to_string()
+            shim::socket(&rec.socket_base, ".attach")
+                .display()
+                .to_string()
         };
         TaskInfo {
             id: rec.id.clone(),
@@ -177,12 +199,18 @@ impl Tasks {
             restarting: rec.restarting,
             health: rec.health.clone(),
             exec_in: rec.exec_in.clone(),
+            paused: rec.paused,
         }
     }
 
     pub fn list(&self, ns: &str) -> Result<Vec<TaskInfo>, Error> {
         ids::check("namespace", ns)?;
-        let recs: Vec<TaskRecord> = self.map().values().filter(|r| r.namespace == ns).cloned().collect();
+        let recs: Vec<TaskRecord> = self
+            .map()
+            .values()
+            .filter(|r| r.namespace == ns)
+            .cloned()
+            .collect();
         Ok(recs.iter().map(|r| self.info(r)).collect())
     }
 
@@ -196,7 +224,12 @@ impl Tasks {
         ids::check("task id", &req.id)?;
         let (runtime, runtime_path, runtime_root) = self.inner.runtimes.resolve(&req.runtime)?;
         let key = (ns.to_string(), req.id.clone());
-        let pending_delete = self.inner.deleting.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        let pending_delete = self
+            .inner
+            .deleting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
         if let Some(handle) = pending_delete {
             let _ = handle.await;
         }
@@ -206,10 +239,14 @@ impl Tasks {
             Some(parent) => {
                 let p = self.get(ns, parent)?;
                 if p.exec_in.is_some() {
-                    return Err(Error::InvalidArgument(format!("task {parent} is an exec task")));
+                    return Err(Error::InvalidArgument(format!(
+                        "task {parent} is an exec task"
+                    )));
                 }
                 if p.status != TaskStatus::Running {
-                    return Err(Error::FailedPrecondition(format!("task {parent} is not running")));
+                    return Err(Error::FailedPrecondition(format!(
+                        "task {parent} is not running"
+                    )));
                 }
                 (p.runtime, p.runtime_path, p.runtime_root)
             }
@@ -224,7 +261,13 @@ impl Tasks {
             runtime_root,
             pid: 0,
             shim_pid: 0,
-            socket_base: self.inner.root.parent().unwrap_or(&self.inner.root).join("s").join(format!("{:016x}", rand::random::<u64>())),
+            socket_base: self
+                .inner
+                .root
+                .parent()
+                .unwrap_or(&self.inner.root)
+                .join("s")
+                .join(format!("{:016x}", rand::random::<u64>())),
             log_path: req.log_path.clone(),
             stdin: req.stdin,
             stdin_once: req.stdin_once,
@@ -240,6 +283,7 @@ impl Tasks {
             started_at: String::new(),
             finished_at: String::new(),
             exit_code: None,
+            paused: false,
         };
         {
             let mut map = self.map();
@@ -260,7 +304,12 @@ impl Tasks {
         Ok(self.info(&rec))
     }
 
-    async fn create_in(&self, dir: &Path, req: &CreateTaskRequest, rec: &mut TaskRecord) -> Result<(), Error> {
+    async fn create_in(
+        &self,
+        dir: &Path,
+        req: &CreateTaskRequest,
+        rec: &mut TaskRecord,
+    ) -> Result<(), Error> {
         let bundle = dir.join("bundle");
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(&bundle)?;
@@ -268,11 +317,25 @@ impl Tasks {
             return Err(Error::InvalidArgument("spec must be a JSON object".into()));
         }
         // An exec task's "bundle" is its process.json.
-        let name = if req.exec_in.is_some() { "process.json" } else { "config.json" };
-        std::fs::write(bundle.join(name), serde_json::to_vec(&req.spec).unwrap_or_default())?;
+        let name = if req.exec_in.is_some() {
+            "process.json"
+        } else {
+            "config.json"
+        };
+        std::fs::write(
+            bundle.join(name),
+            serde_json::to_vec(&req.spec).unwrap_or_default(),
+        )?;
         std::fs::create_dir_all(&rec.runtime_root)?;
         // Which runtime to ask for a delete, even when task.json is gone.
-        std::fs::write(dir.join("runtime"), format!("{}\n{}\n", rec.runtime_path.display(), rec.runtime_root.display()))?;
+        std::fs::write(
+            dir.join("runtime"),
+            format!(
+                "{}\n{}\n",
+                rec.runtime_path.display(),
+                rec.runtime_root.display()
+            ),
+        )?;
         self.spawn_shim(dir, rec).await
     }
 
@@ -287,7 +350,11 @@ impl Tasks {
             id: rec.exec_in.as_deref().unwrap_or(&rec.id),
             exec: rec.exec_in.is_some(),
             state_dir: dir,
-            bundle: if rec.exec_in.is_some() { &exec_process } else { &bundle_dir },
+            bundle: if rec.exec_in.is_some() {
+                &exec_process
+            } else {
+                &bundle_dir
+            },
             runtime: &rec.runtime_path,
             runtime_root: &rec.runtime_root,
             log_path: &rec.log_path,
@@ -306,12 +373,22 @@ impl Tasks {
         let rec = self.get(ns, id)?;
         match rec.status {
             TaskStatus::Created => {}
-            TaskStatus::Running => return Err(Error::FailedPrecondition(format!("task {id} is already running"))),
-            TaskStatus::Stopped => return Err(Error::FailedPrecondition(format!("task {id} has exited"))),
+            TaskStatus::Running => {
+                return Err(Error::FailedPrecondition(format!(
+                    "task {id} is already running"
+                )))
+            }
+            TaskStatus::Stopped => {
+                return Err(Error::FailedPrecondition(format!("task {id} has exited")))
+            }
         }
         shim::control(&rec.socket_base, "start").await?;
         // An exec's process exists only now.
-        let exec_pid = if rec.exec_in.is_some() { read_pid(&self.dir(ns, id).join("init.pid")).map(|p| p as u32) } else { None };
+        let exec_pid = if rec.exec_in.is_some() {
+            read_pid(&self.dir(ns, id).join("init.pid")).map(|p| p as u32)
+        } else {
+            None
+        };
         // A very short process may have exited (and been recorded) already:
         // then it stays stopped, and its events stay in order.
         let events = &self.inner.events;
@@ -339,7 +416,14 @@ impl Tasks {
     }
 
     /// Signals the task; `stop` marks it stopped by a user (no more restarts).
-    pub async fn kill(&self, ns: &str, id: &str, signal: i32, all: bool, stop: bool) -> Result<(), Error> {
+    pub async fn kill(
+        &self,
+        ns: &str,
+        id: &str,
+        signal: i32,
+        all: bool,
+        stop: bool,
+    ) -> Result<(), Error> {
         let mut rec = self.get(ns, id)?;
         if stop {
             let events = &self.inner.events;
@@ -351,7 +435,14 @@ impl Tasks {
                     let cancelled = r.restarting;
                     if cancelled {
                         r.restarting = false;
-                        events.append(ns, id, EventKind::Exit, r.pid, r.exit_code, r.finished_at.clone());
+                        events.append(
+                            ns,
+                            id,
+                            EventKind::Exit,
+                            r.pid,
+                            r.exit_code,
+                            r.finished_at.clone(),
+                        );
                     }
                     cancelled
                 })
@@ -362,10 +453,107 @@ impl Tasks {
             rec = now;
         }
         if rec.status == TaskStatus::Stopped {
-            return Err(Error::FailedPrecondition(format!("task {id} is not running")));
+            return Err(Error::FailedPrecondition(format!(
+                "task {id} is not running"
+            )));
         }
-        let req = if all { format!("kill {signal} all") } else { format!("kill {signal}") };
-        shim::control(&rec.socket_base, &req).await
+        let req = if all {
+            format!("kill {signal} all")
+        } else {
+            format!("kill {signal}")
+        };
+        shim::control(&rec.socket_base, &req).await?;
+        // A frozen process cannot act on SIGKILL: thaw it so that it dies,
+        // as Docker does when killing a paused container. Some runtimes
+        // (runc 1.1) thaw it themselves, so a failed resume is no error.
+        if rec.paused && signal == 9 {
+            let rt = self.runtime_cli(&rec);
+            let target = rec.id.clone();
+            let _ = tokio::task::spawn_blocking(move || rt.resume(&target)).await;
+            self.update(ns, id, |r| r.paused = false);
+        }
+        Ok(())
+    }
+
+    /// Freezes (`true`) or thaws every process of a running task.
+    pub async fn set_paused(&self, ns: &str, id: &str, paused: bool) -> Result<TaskInfo, Error> {
+        let rec = self.get(ns, id)?;
+        if rec.status != TaskStatus::Running {
+            return Err(Error::FailedPrecondition(format!(
+                "task {id} is not running"
+            )));
+        }
+        if rec.exec_in.is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "task {id} is an exec; pause the task it runs in"
+            )));
+        }
+        let rt = self.runtime_cli(&rec);
+        let target = rec.id.clone();
+        tokio::task::spawn_blocking(move || {
+            if paused {
+                rt.pause(&target)
+            } else {
+                rt.resume(&target)
+            }
+        })
+        .await
+        .map_err(|e| Error::Runtime(e.to_string()))?
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+        let (rec, ()) = self
+            .update(ns, id, |r| {
+                r.paused = paused && r.status == TaskStatus::Running
+            })
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        Ok(self.info(&rec))
+    }
+
+    /// Applies new limits (`runc update`) and/or a new restart policy.
+    pub async fn update_task(
+        &self,
+        ns: &str,
+        id: &str,
+        req: UpdateTaskRequest,
+    ) -> Result<TaskInfo, Error> {
+        let rec = self.get(ns, id)?;
+        if let Some(resources) = req
+            .resources
+            .filter(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            if rec.status != TaskStatus::Running {
+                return Err(Error::FailedPrecondition(format!(
+                    "task {id} is not running"
+                )));
+            }
+            let file = self.dir(ns, id).join("resources.json");
+            std::fs::write(
+                &file,
+                serde_json::to_vec(&resources)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+            )?;
+            let rt = self.runtime_cli(&rec);
+            let target = rec.id.clone();
+            tokio::task::spawn_blocking(move || rt.update(&target, &file))
+                .await
+                .map_err(|e| Error::Runtime(e.to_string()))?
+                .map_err(|e| Error::Runtime(e.to_string()))?;
+        }
+        let (rec, ()) = self
+            .update(ns, id, |r| {
+                if let Some(p) = req.restart {
+                    r.restart = Some(p).filter(|p| *p != RestartPolicy::No);
+                }
+            })
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        Ok(self.info(&rec))
+    }
+
+    fn runtime_cli(&self, rec: &TaskRecord) -> berth_runtime::Cli {
+        berth_runtime::Cli::new(
+            &rec.runtime_path,
+            &rec.runtime_root,
+            self.dir(&rec.namespace, &rec.id).join("runtime.log"),
+        )
     }
 
     pub async fn resize(&self, ns: &str, id: &str, h: u16, w: u16) -> Result<(), Error> {
@@ -382,7 +570,9 @@ impl Tasks {
     pub async fn delete(&self, ns: &str, id: &str) -> Result<(), Error> {
         let rec = self.get(ns, id)?;
         match rec.status {
-            TaskStatus::Running => return Err(Error::FailedPrecondition(format!("task {id} is running"))),
+            TaskStatus::Running => {
+                return Err(Error::FailedPrecondition(format!("task {id} is running")))
+            }
             TaskStatus::Created => {
                 // Never started: kill it and wait for its shim to go (by
                 // pidfd, which cannot miss an exit that already happened).
@@ -391,7 +581,11 @@ impl Tasks {
                     warn!(%id, shim_pid = rec.shim_pid, "shim of a created task did not exit; killing it");
                     kill_pid(rec.shim_pid);
                     use berth_runtime::Runtime;
-                    let rt = berth_runtime::Cli::new(&rec.runtime_path, &rec.runtime_root, self.dir(ns, id).join("runtime.log"));
+                    let rt = berth_runtime::Cli::new(
+                        &rec.runtime_path,
+                        &rec.runtime_root,
+                        self.dir(ns, id).join("runtime.log"),
+                    );
                     let _ = rt.kill(id, 9, true);
                     self.shim_gone(rec.shim_pid, Duration::from_secs(10)).await;
                 }
@@ -411,7 +605,11 @@ impl Tasks {
         let _ = std::fs::remove_file(dir.join("task.json"));
         let handle = tokio::task::spawn_blocking(move || {
             use berth_runtime::Runtime;
-            let rt = berth_runtime::Cli::new(&rec.runtime_path, &rec.runtime_root, dir.join("runtime.log"));
+            let rt = berth_runtime::Cli::new(
+                &rec.runtime_path,
+                &rec.runtime_root,
+                dir.join("runtime.log"),
+            );
             if let Err(e) = rt.delete(&rec.id) {
                 tracing::debug!(id = %rec.id, error = %e, "runtime delete");
             }
@@ -423,8 +621,14 @@ impl Tasks {
                 warn!(id = %rec.id, error = %e, "removing task directory");
             }
         });
-        self.inner.deleting.lock().unwrap_or_else(|p| p.into_inner()).insert(key, handle);
-        self.inner.events.append(ns, id, EventKind::Delete, 0, None, now());
+        self.inner
+            .deleting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, handle);
+        self.inner
+            .events
+            .append(ns, id, EventKind::Delete, 0, None, now());
         Ok(())
     }
 
@@ -434,14 +638,31 @@ impl Tasks {
 
     /// The runtime binary, its root and the task directory of a task whose
     /// process `pid` still runs; `None` once it stopped or was replaced.
-    pub(crate) fn runtime_of_running(&self, ns: &str, id: &str, pid: u32) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    pub(crate) fn runtime_of_running(
+        &self,
+        ns: &str,
+        id: &str,
+        pid: u32,
+    ) -> Option<(PathBuf, PathBuf, PathBuf)> {
         let rec = self.get(ns, id).ok()?;
-        (rec.status == TaskStatus::Running && rec.pid == pid).then(|| (rec.runtime_path.clone(), rec.runtime_root.clone(), self.dir(ns, id)))
+        (rec.status == TaskStatus::Running && rec.pid == pid).then(|| {
+            (
+                rec.runtime_path.clone(),
+                rec.runtime_root.clone(),
+                self.dir(ns, id),
+            )
+        })
     }
 
     /// Updates the health of process `pid` of a task; returns the new
     /// status when `update` says it changed.
-    pub(crate) fn set_health(&self, ns: &str, id: &str, pid: u32, update: impl FnOnce(&mut berth_proto::HealthState) -> bool) -> Option<String> {
+    pub(crate) fn set_health(
+        &self,
+        ns: &str,
+        id: &str,
+        pid: u32,
+        update: impl FnOnce(&mut berth_proto::HealthState) -> bool,
+    ) -> Option<String> {
         // Read, change and store under the map's lock: an exit recorded
         // meanwhile must not be overwritten by a stale "running" record.
         let (rec, changed, status) = {
@@ -461,7 +682,14 @@ impl Tasks {
 
     /// Waits for deletions still cleaning up in the background (at shutdown).
     pub async fn drain_deletes(&self) {
-        let handles: Vec<_> = self.inner.deleting.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, h)| h).collect();
+        let handles: Vec<_> = self
+            .inner
+            .deleting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
         for h in handles {
             let _ = h.await;
         }
@@ -500,14 +728,21 @@ impl Tasks {
             return; // recorded already (delete and the watcher may both call this)
         }
         let dir = self.dir(ns, id);
-        let (code, finished) = match std::fs::read(dir.join("exit.json")).ok().and_then(|b| serde_json::from_slice::<ExitFile>(&b).ok()) {
+        let (code, finished) = match std::fs::read(dir.join("exit.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ExitFile>(&b).ok())
+        {
             Some(exit) => (exit.exit_code, exit.finished_at),
             None => {
                 // The shim died without recording an exit (it was killed): the
                 // container has lost its monitor, so stop it rather than leave
                 // it running unobserved, as containerd does with a dead shim.
                 warn!(%id, "shim exited without an exit file; stopping the container");
-                let rt = berth_runtime::Cli::new(&rec.runtime_path, &rec.runtime_root, dir.join("runtime.log"));
+                let rt = berth_runtime::Cli::new(
+                    &rec.runtime_path,
+                    &rec.runtime_root,
+                    dir.join("runtime.log"),
+                );
                 use berth_runtime::Runtime;
                 let _ = rt.kill(id, 9, true);
                 let _ = rt.delete(id);
@@ -520,9 +755,12 @@ impl Tasks {
                 return false; // recorded by another caller meanwhile
             }
             r.status = TaskStatus::Stopped;
+            r.paused = false;
             r.exit_code = Some(code);
             r.finished_at = finished.clone();
-            r.restarting = r.restart.is_some_and(|p| p.should_restart(code, r.restart_count, r.stopped_by_user));
+            r.restarting = r
+                .restart
+                .is_some_and(|p| p.should_restart(code, r.restart_count, r.stopped_by_user));
             events.append_event(exit_event(r));
             true
         });
@@ -532,7 +770,11 @@ impl Tasks {
         if rec.restarting {
             // Docker's back-off: 100 ms, doubling per restart, at most a
             // minute; back to 100 ms after a run of 10 s or more.
-            let delay = if ran_for >= 10 { 100 } else { (100u64 << rec.restart_count.min(10)).min(60_000) };
+            let delay = if ran_for >= 10 {
+                100
+            } else {
+                (100u64 << rec.restart_count.min(10)).min(60_000)
+            };
             let this = self.clone();
             let (ns, id) = (ns.to_string(), id.to_string());
             tokio::spawn(async move {
@@ -544,14 +786,20 @@ impl Tasks {
 
     /// Starts a task's process again after it exited, per its restart policy.
     async fn restart(&self, ns: &str, id: &str) {
-        let Ok(mut rec) = self.get(ns, id) else { return };
+        let Ok(mut rec) = self.get(ns, id) else {
+            return;
+        };
         if !rec.restarting || rec.stopped_by_user {
             return;
         }
         let dir = self.dir(ns, id);
         let result = async {
             use berth_runtime::Runtime;
-            let rt = berth_runtime::Cli::new(&rec.runtime_path, &rec.runtime_root, dir.join("runtime.log"));
+            let rt = berth_runtime::Cli::new(
+                &rec.runtime_path,
+                &rec.runtime_root,
+                dir.join("runtime.log"),
+            );
             let _ = rt.delete(id);
             self.spawn_shim(&dir, &mut rec).await?;
             shim::control(&rec.socket_base, "start").await
@@ -587,9 +835,16 @@ impl Tasks {
             (Some((rec, true)), Ok(())) => {
                 info!(%id, pid = rec.pid, restart_count = rec.restart_count, "task restarted");
                 self.watch(ns.to_string(), id.to_string(), rec.shim_pid);
-                self.begin_health_checks(&rec.namespace, &rec.id, rec.pid, rec.health_check.clone());
+                self.begin_health_checks(
+                    &rec.namespace,
+                    &rec.id,
+                    rec.pid,
+                    rec.health_check.clone(),
+                );
             }
-            (Some((_, true)), Err(e)) => warn!(%id, error = %e, "restarting task failed; giving up"),
+            (Some((_, true)), Err(e)) => {
+                warn!(%id, error = %e, "restarting task failed; giving up")
+            }
             (_, Ok(())) => {
                 let _ = shim::control(&rec.socket_base, "kill 9 all").await;
             }
@@ -600,19 +855,28 @@ impl Tasks {
     /// Re-reads every task directory: running shims are watched again, exits
     /// that happened while the core was away are recorded now.
     pub async fn adopt_existing(&self) {
-        let Ok(namespaces) = std::fs::read_dir(&self.inner.root) else { return };
+        let Ok(namespaces) = std::fs::read_dir(&self.inner.root) else {
+            return;
+        };
         for ns in namespaces.flatten() {
-            let Ok(entries) = std::fs::read_dir(ns.path()) else { continue };
+            let Ok(entries) = std::fs::read_dir(ns.path()) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
-                let Some(rec) = std::fs::read(path.join("task.json")).ok().and_then(|b| serde_json::from_slice::<TaskRecord>(&b).ok()) else {
+                let Some(rec) = std::fs::read(path.join("task.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<TaskRecord>(&b).ok())
+                else {
                     // A create or a deletion that a core restart interrupted:
                     // nobody knows this task, so its shim (if any) and its
                     // runtime state go.
                     warn!(dir = %path.display(), "removing task directory without a record");
                     let id = entry.file_name().to_string_lossy().into_owned();
                     if let Some(shim_pid) = read_pid(&path.join("shim.pid")) {
-                        if pidfd::is_process_of(shim_pid, "berth-shim") && pidfd::is_process_of(shim_pid, &id) {
+                        if pidfd::is_process_of(shim_pid, "berth-shim")
+                            && pidfd::is_process_of(shim_pid, &id)
+                        {
                             kill_pid(shim_pid);
                         }
                     }
@@ -625,8 +889,11 @@ impl Tasks {
                     let _ = std::fs::remove_dir_all(&path);
                     continue;
                 };
-                self.map().insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
-                let alive = rec.shim_pid > 0 && pidfd::is_process_of(rec.shim_pid, "berth-shim") && pidfd::is_process_of(rec.shim_pid, &rec.id);
+                self.map()
+                    .insert((rec.namespace.clone(), rec.id.clone()), rec.clone());
+                let alive = rec.shim_pid > 0
+                    && pidfd::is_process_of(rec.shim_pid, "berth-shim")
+                    && pidfd::is_process_of(rec.shim_pid, &rec.id);
                 if rec.status == TaskStatus::Stopped && rec.restarting {
                     // The previous core died between an exit and its restart.
                     let this = self.clone();
@@ -641,7 +908,12 @@ impl Tasks {
                     info!(id = %rec.id, shim_pid = rec.shim_pid, "re-adopted shim");
                     self.watch(rec.namespace.clone(), rec.id.clone(), rec.shim_pid);
                     if rec.status == TaskStatus::Running {
-                        self.begin_health_checks(&rec.namespace, &rec.id, rec.pid, rec.health_check.clone());
+                        self.begin_health_checks(
+                            &rec.namespace,
+                            &rec.id,
+                            rec.pid,
+                            rec.health_check.clone(),
+                        );
                     }
                 } else {
                     self.on_shim_exit(&rec.namespace, &rec.id);
@@ -653,7 +925,9 @@ impl Tasks {
 
 /// The runtime a half-deleted task used, from the shim's saved arguments.
 fn leftover_runtime(dir: &Path) -> std::io::Result<Option<(PathBuf, PathBuf)>> {
-    let Ok(text) = std::fs::read_to_string(dir.join("runtime")) else { return Ok(None) };
+    let Ok(text) = std::fs::read_to_string(dir.join("runtime")) else {
+        return Ok(None);
+    };
     let mut lines = text.lines();
     Ok(match (lines.next(), lines.next()) {
         (Some(bin), Some(root)) => Some((PathBuf::from(bin), PathBuf::from(root))),
@@ -679,7 +953,13 @@ fn exit_event(rec: &TaskRecord) -> Event {
 }
 
 fn start_event(rec: &TaskRecord) -> Event {
-    Event { kind: EventKind::Start, exit_code: None, time: rec.started_at.clone(), restarting: false, ..exit_event(rec) }
+    Event {
+        kind: EventKind::Start,
+        exit_code: None,
+        time: rec.started_at.clone(),
+        restarting: false,
+        ..exit_event(rec)
+    }
 }
 
 fn kill_pid(pid: i32) {
@@ -687,7 +967,10 @@ fn kill_pid(pid: i32) {
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn read_pid(path: &Path) -> Option<i32> {

@@ -19,15 +19,32 @@ use crate::containers::lifecycle::WaitCondition;
 use crate::containers::logs::LogOptions;
 use crate::error::{Error, Result};
 
-pub async fn create(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>, body: Bytes) -> Result<Response> {
-    let (id, warnings) = engine.containers.create(q.get("name").map(String::as_str), &body).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warnings": warnings }))).into_response())
+pub async fn create(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+    body: Bytes,
+) -> Result<Response> {
+    let (id, warnings) = engine
+        .containers
+        .create(q.get("name").map(String::as_str), &body)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "Id": id, "Warnings": warnings })),
+    )
+        .into_response())
 }
 
 pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     let limit = int(&q, "limit")?.filter(|l| *l > 0).map(|l| l as usize);
-    Ok(Json(engine.containers.list(flag(&q, "all"), limit, &filters).await?).into_response())
+    Ok(Json(
+        engine
+            .containers
+            .list(flag(&q, "all"), limit, &filters)
+            .await?,
+    )
+    .into_response())
 }
 
 pub async fn inspect(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
@@ -39,13 +56,28 @@ pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>) -> R
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn stop(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
-    engine.containers.stop(&id, int(&q, "t")?, q.get("signal").map(String::as_str)).await?;
+pub async fn stop(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<StatusCode> {
+    engine
+        .containers
+        .stop(&id, int(&q, "t")?, q.get("signal").map(String::as_str))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn restart(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
-    match engine.containers.stop(&id, int(&q, "t")?, q.get("signal").map(String::as_str)).await {
+pub async fn restart(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<StatusCode> {
+    match engine
+        .containers
+        .stop(&id, int(&q, "t")?, q.get("signal").map(String::as_str))
+        .await
+    {
         Ok(()) | Err(Error::NotModified(_)) => {}
         Err(e) => return Err(e),
     }
@@ -55,19 +87,34 @@ pub async fn restart(AxState(engine): AxState<State>, Path(id): Path<String>, Ax
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn kill(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
-    engine.containers.kill(&id, q.get("signal").map(String::as_str)).await?;
+pub async fn kill(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<StatusCode> {
+    engine
+        .containers
+        .kill(&id, q.get("signal").map(String::as_str))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn remove(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
+pub async fn remove(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<StatusCode> {
     engine.containers.remove(&id, flag(&q, "force")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The status line and headers go out at once; the body when the condition
 /// is met (clients send this before start and rely on it being registered).
-pub async fn wait(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+pub async fn wait(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<Response> {
     let condition = WaitCondition::parse(q.get("condition").map(String::as_str).unwrap_or(""))?;
     let done = engine.containers.wait(&id, condition).await?;
     let body = futures_util::stream::once(async move {
@@ -79,7 +126,11 @@ pub async fn wait(AxState(engine): AxState<State>, Path(id): Path<String>, AxQue
         }
         Ok::<_, Infallible>(Bytes::from(body.to_string() + "\n"))
     });
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 pub async fn logs(
@@ -91,12 +142,17 @@ pub async fn logs(
     let time = |key: &str| -> Result<i128> {
         match q.get(key).filter(|s| !s.is_empty() && s.as_str() != "0") {
             None => Ok(0),
-            Some(v) => crate::util::parse_time_filter(v).ok_or_else(|| Error::InvalidArgument(format!("invalid value for \"{key}\": {v}"))),
+            Some(v) => crate::util::parse_time_filter(v)
+                .ok_or_else(|| Error::InvalidArgument(format!("invalid value for \"{key}\": {v}"))),
         }
     };
     let tail = match q.get("tail").map(String::as_str) {
         None | Some("") | Some("all") => None,
-        Some(n) => Some(n.parse::<i64>().map_err(|_| Error::InvalidArgument(format!("invalid value for \"tail\": {n}")))?.max(-1)),
+        Some(n) => Some(
+            n.parse::<i64>()
+                .map_err(|_| Error::InvalidArgument(format!("invalid value for \"tail\": {n}")))?
+                .max(-1),
+        ),
     };
     let opts = LogOptions {
         stdout: flag(&q, "stdout"),
@@ -108,11 +164,22 @@ pub async fn logs(
         until: time("until")?,
     };
     if !opts.stdout && !opts.stderr {
-        return Err(Error::InvalidArgument("Bad parameters: you must choose at least one stream".into()));
+        return Err(Error::InvalidArgument(
+            "Bad parameters: you must choose at least one stream".into(),
+        ));
     }
     let (tty, rx) = engine.containers.logs(&id, opts).await?;
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
-    Ok(([(header::CONTENT_TYPE, hijack::stream_content_type(tty, version))], Body::from_stream(stream)).into_response())
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            hijack::stream_content_type(tty, version),
+        )],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 pub async fn attach(
@@ -123,23 +190,41 @@ pub async fn attach(
     mut req: Request,
 ) -> Result<Response> {
     let c = engine.containers.prepare_attach(&id).await?;
-    if !req.headers().get(header::UPGRADE).is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"tcp")) {
-        return Err(Error::InvalidArgument("attach needs an upgraded connection (Connection: Upgrade, Upgrade: tcp)".into()));
+    if !req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"tcp"))
+    {
+        return Err(Error::InvalidArgument(
+            "attach needs an upgraded connection (Connection: Upgrade, Upgrade: tcp)".into(),
+        ));
     }
-    let streams = AttachRequest { stdin: flag(&q, "stdin"), stdout: flag(&q, "stdout"), stderr: flag(&q, "stderr") };
+    let streams = AttachRequest {
+        stdin: flag(&q, "stdin"),
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+    };
     let content_type = hijack::stream_content_type(c.tty(), version);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let containers = engine.containers.clone();
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => containers.run_attach(c, streams, TokioIo::new(upgraded)).await,
+            Ok(upgraded) => {
+                containers
+                    .run_attach(c, streams, TokioIo::new(upgraded))
+                    .await
+            }
             Err(e) => tracing::debug!(error = %e, "attach upgrade failed"),
         }
     });
     Ok(hijack::upgraded_response(content_type))
 }
 
-pub async fn resize(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
+pub async fn resize(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<StatusCode> {
     let h = int(&q, "h")?.unwrap_or(0);
     let w = int(&q, "w")?.unwrap_or(0);
     if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
@@ -147,20 +232,119 @@ pub async fn resize(AxState(engine): AxState<State>, Path(id): Path<String>, AxQ
     }
     let c = engine.containers.lookup(&id).await?;
     if !c.is_running() {
-        return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+        return Err(Error::Conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
     }
-    engine.containers.core().resize(&c.id, h as u16, w as u16).await?;
+    engine
+        .containers
+        .core()
+        .resize(&c.id, h as u16, w as u16)
+        .await?;
     Ok(StatusCode::OK)
 }
 
 /// `GET /containers/{id}/export`
 pub async fn export(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
-    Ok(super::images::tar_response(engine.containers.export(&id).await?))
+    Ok(super::images::tar_response(
+        engine.containers.export(&id).await?,
+    ))
 }
 
 /// `POST /containers/prune`
-pub async fn prune(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+pub async fn prune(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     let (ids, freed) = engine.containers.prune(&filters).await?;
-    Ok(Json(serde_json::json!({ "ContainersDeleted": ids, "SpaceReclaimed": freed })).into_response())
+    Ok(
+        Json(serde_json::json!({ "ContainersDeleted": ids, "SpaceReclaimed": freed }))
+            .into_response(),
+    )
+}
+
+/// `POST /containers/{id}/pause`
+pub async fn pause(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<StatusCode> {
+    engine.containers.pause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/unpause`
+pub async fn unpause(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    engine.containers.unpause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/rename?name=`
+pub async fn rename(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<StatusCode> {
+    engine
+        .containers
+        .rename(&id, q.get("name").map(String::as_str).unwrap_or(""))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/update`
+pub async fn update(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    let warnings = engine.containers.update(&id, &body).await?;
+    Ok(Json(json!({ "Warnings": warnings })).into_response())
+}
+
+/// `GET /containers/{id}/top?ps_args=`
+pub async fn top(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<Response> {
+    let top = engine
+        .containers
+        .top(&id, q.get("ps_args").map(String::as_str).unwrap_or(""))
+        .await?;
+    Ok(Json(json!({ "Titles": top.titles, "Processes": top.processes })).into_response())
+}
+
+/// `GET /containers/{id}/changes`
+pub async fn changes(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
+    let changes: Vec<_> = engine
+        .containers
+        .diff(&id)
+        .await?
+        .into_iter()
+        .map(|c| json!({ "Path": c.path, "Kind": c.kind }))
+        .collect();
+    Ok(Json(changes).into_response())
+}
+
+/// `GET /containers/{id}/stats?stream=&one-shot=`: JSON documents, one a second.
+pub async fn stats(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<Response> {
+    let stream = q.get("stream").is_none_or(|_| flag(&q, "stream"));
+    let rx = engine
+        .containers
+        .stats(&id, stream, flag(&q, "one-shot"))
+        .await?;
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }

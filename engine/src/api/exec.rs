@@ -15,8 +15,13 @@ use super::{ApiVersion, State};
 use crate::containers::exec::ExecConfig;
 use crate::error::{Error, Result};
 
-pub async fn create(AxState(engine): AxState<State>, Path(id): Path<String>, body: Bytes) -> Result<Response> {
-    let config: ExecConfig = serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid exec config: {e}")))?;
+pub async fn create(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    let config: ExecConfig = serde_json::from_slice(&body)
+        .map_err(|e| Error::InvalidArgument(format!("invalid exec config: {e}")))?;
     let exec_id = engine.containers.exec_create(&id, config).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))).into_response())
 }
@@ -32,11 +37,26 @@ struct StartBody {
 
 /// `POST /exec/{id}/start`: detached, hijacked (what the CLI does), or
 /// with the stream as the response body (what some SDKs do).
-pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>, Extension(version): Extension<ApiVersion>, mut req: Request) -> Result<Response> {
-    let upgrade = req.headers().get(header::UPGRADE).is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"tcp"));
+pub async fn start(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    Extension(version): Extension<ApiVersion>,
+    mut req: Request,
+) -> Result<Response> {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"tcp"));
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let raw = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20).await.map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let body: StartBody = if raw.is_empty() { StartBody::default() } else { serde_json::from_slice(&raw).map_err(|e| Error::InvalidArgument(format!("invalid exec start body: {e}")))? };
+    let raw = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
+        .await
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let body: StartBody = if raw.is_empty() {
+        StartBody::default()
+    } else {
+        serde_json::from_slice(&raw)
+            .map_err(|e| Error::InvalidArgument(format!("invalid exec start body: {e}")))?
+    };
     let started = engine.containers.exec_prepare(&id).await?;
     let size = body.console_size.filter(|s| s[0] > 0 && s[1] > 0);
     if body.detach {
@@ -51,7 +71,11 @@ pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>, Exte
     if let Some(on_upgrade) = on_upgrade {
         tokio::spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => containers.exec_attached(&id, started, size, TokioIo::new(upgraded)).await,
+                Ok(upgraded) => {
+                    containers
+                        .exec_attached(&id, started, size, TokioIo::new(upgraded))
+                        .await
+                }
                 Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
             }
         });
@@ -61,19 +85,31 @@ pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>, Exte
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move { containers.exec_attached(&id, started, size, ours).await });
     let stream = tokio_util::io::ReaderStream::new(theirs);
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Body::from_stream(stream)).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 pub async fn inspect(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
     Ok(Json(engine.containers.exec_inspect(&id).await?).into_response())
 }
 
-pub async fn resize(AxState(engine): AxState<State>, Path(id): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<StatusCode> {
+pub async fn resize(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<StatusCode> {
     let h = int(&q, "h")?.unwrap_or(0);
     let w = int(&q, "w")?.unwrap_or(0);
     if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
         return Err(Error::InvalidArgument("invalid terminal size".into()));
     }
-    engine.containers.exec_resize(&id, h as u16, w as u16).await?;
+    engine
+        .containers
+        .exec_resize(&id, h as u16, w as u16)
+        .await?;
     Ok(StatusCode::OK)
 }

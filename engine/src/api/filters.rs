@@ -10,14 +10,26 @@ pub struct Filters(HashMap<String, Vec<String>>);
 
 impl Filters {
     pub fn parse(raw: Option<&str>) -> Result<Filters> {
-        let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(Filters::default()) };
-        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| Error::InvalidArgument(format!("invalid filter: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| Error::InvalidArgument("invalid filter: not an object".into()))?;
+        let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+            return Ok(Filters::default());
+        };
+        let v: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| Error::InvalidArgument(format!("invalid filter: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::InvalidArgument("invalid filter: not an object".into()))?;
         let mut out = HashMap::new();
         for (k, vals) in obj {
             let list: Vec<String> = match vals {
-                serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-                serde_json::Value::Object(m) => m.iter().filter(|(_, on)| on.as_bool().unwrap_or(false)).map(|(k, _)| k.clone()).collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                serde_json::Value::Object(m) => m
+                    .iter()
+                    .filter(|(_, on)| on.as_bool().unwrap_or(false))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
                 _ => return Err(Error::InvalidArgument(format!("invalid filter '{k}'"))),
             };
             out.insert(k.clone(), list);

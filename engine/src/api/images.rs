@@ -22,7 +22,10 @@ pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -
 }
 
 /// `GET /images/{name}/json`, `/history`, `/get` (names may contain slashes).
-pub async fn by_name_get(AxState(engine): AxState<State>, Path(rest): Path<String>) -> Result<Response> {
+pub async fn by_name_get(
+    AxState(engine): AxState<State>,
+    Path(rest): Path<String>,
+) -> Result<Response> {
     if let Some(name) = rest.strip_suffix("/json") {
         return Ok(Json(engine.images.inspect(name).await?).into_response());
     }
@@ -33,38 +36,58 @@ pub async fn by_name_get(AxState(engine): AxState<State>, Path(rest): Path<Strin
         return save_response(&engine, &[name.to_string()]).await;
     }
     if rest == "get" {
-        return Err(Error::InvalidArgument("no images to save: name them with ?names=".into()));
+        return Err(Error::InvalidArgument(
+            "no images to save: name them with ?names=".into(),
+        ));
     }
     Err(Error::NotFound("page not found".into()))
 }
 
 /// `POST /images/{name}/tag?repo=&tag=`, `POST /images/{name}/push?tag=`
-pub async fn by_name_post(AxState(engine): AxState<State>, Path(rest): Path<String>, AxQuery(q): AxQuery<Query>, headers: HeaderMap) -> Result<Response> {
+pub async fn by_name_post(
+    AxState(engine): AxState<State>,
+    Path(rest): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+    headers: HeaderMap,
+) -> Result<Response> {
     if let Some(name) = rest.strip_suffix("/push") {
         return push(&engine, name, &q, &headers).await;
     }
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q.get("repo").cloned().unwrap_or_default();
         if repo.is_empty() {
-            return Err(Error::InvalidArgument("repository name must have at least one component".into()));
+            return Err(Error::InvalidArgument(
+                "repository name must have at least one component".into(),
+            ));
         }
-        engine.images.tag(name, &repo, q.get("tag").map(String::as_str).unwrap_or("")).await?;
+        engine
+            .images
+            .tag(name, &repo, q.get("tag").map(String::as_str).unwrap_or(""))
+            .await?;
         return Ok(StatusCode::CREATED.into_response());
     }
     Err(Error::NotFound("page not found".into()))
 }
 
-pub async fn remove(AxState(engine): AxState<State>, Path(name): Path<String>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+pub async fn remove(
+    AxState(engine): AxState<State>,
+    Path(name): Path<String>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<Response> {
     Ok(Json(engine.images.remove(&name, flag(&q, "force")).await?).into_response())
 }
 
 /// Streams a request body to a scratch file (archives can be large).
 async fn body_to_file(engine: &State, body: Body) -> Result<std::path::PathBuf> {
-    let path = engine.images.tmp_dir().join(format!("upload-{}", crate::util::random_id()));
+    let path = engine
+        .images
+        .tmp_dir()
+        .join(format!("upload-{}", crate::util::random_id()));
     let mut file = tokio::fs::File::create(&path).await?;
     let mut data = body.into_data_stream();
     while let Some(chunk) = data.next().await {
-        let chunk = chunk.map_err(|e| Error::InvalidArgument(format!("reading request body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| Error::InvalidArgument(format!("reading request body: {e}")))?;
         file.write_all(&chunk).await?;
     }
     file.flush().await?;
@@ -76,7 +99,10 @@ pub async fn load(AxState(engine): AxState<State>, body: Body) -> Result<Respons
     let result = engine.images.load(path.clone()).await;
     let _ = tokio::fs::remove_file(&path).await;
     let lines = result?;
-    let messages: Vec<_> = lines.iter().map(|l| stream::stream_message(&format!("{l}\n"))).collect();
+    let messages: Vec<_> = lines
+        .iter()
+        .map(|l| stream::stream_message(&format!("{l}\n")))
+        .collect();
     Ok(stream::response(&messages))
 }
 
@@ -86,12 +112,22 @@ fn registry_auth(headers: &HeaderMap) -> Result<AuthConfig> {
 
 /// A streaming JSON-progress response that follows `progress` to its end.
 fn progress_response(progress: std::sync::Arc<crate::images::progress::Progress>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(progress.follow())).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(progress.follow()),
+    )
+        .into_response()
 }
 
 /// `POST /images/create`: pull (`fromImage`), or import the request body
 /// (`fromSrc=-`).
-pub async fn create(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec<(String, String)>>, headers: HeaderMap, body: Body) -> Result<Response> {
+pub async fn create(
+    AxState(engine): AxState<State>,
+    AxQuery(pairs): AxQuery<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let q: Query = pairs.iter().cloned().collect();
     if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
         let tag = q.get("tag").map(String::as_str).unwrap_or("");
@@ -108,9 +144,19 @@ pub async fn create(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec
         let auth = registry_auth(&headers)?;
         // No tag at all is `docker pull --all-tags`.
         let progress = if reference.tag.is_none() && reference.digest.is_none() {
-            engine.images.pull_all_tags(reference, platform, auth).await?
+            engine
+                .images
+                .pull_all_tags(reference, platform, auth)
+                .await?
         } else {
-            engine.images.pull(PullRequest { reference, platform, auth }).await?
+            engine
+                .images
+                .pull(PullRequest {
+                    reference,
+                    platform,
+                    auth,
+                })
+                .await?
         };
         return Ok(progress_response(progress));
     }
@@ -119,7 +165,11 @@ pub async fn create(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec
         Some("") | None => return Err(Error::InvalidArgument("either fromImage or fromSrc must be set".into())),
         Some(url) => return Err(Error::InvalidArgument(format!("importing from a URL ({url}) needs network access, which this engine does not use; pipe the file instead"))),
     }
-    let changes: Vec<String> = pairs.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.clone()).collect();
+    let changes: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "changes")
+        .map(|(_, v)| v.clone())
+        .collect();
     let reference = match q.get("repo").filter(|r| !r.is_empty()) {
         None => None,
         Some(repo) => {
@@ -131,7 +181,15 @@ pub async fn create(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec
         }
     };
     let path = body_to_file(&engine, body).await?;
-    let result = engine.images.import(path.clone(), reference, q.get("message").map(String::as_str).unwrap_or(""), &changes).await;
+    let result = engine
+        .images
+        .import(
+            path.clone(),
+            reference,
+            q.get("message").map(String::as_str).unwrap_or(""),
+            &changes,
+        )
+        .await;
     let _ = tokio::fs::remove_file(&path).await;
     let id = result?;
     Ok(stream::response(&[stream::status_message(&id)]))
@@ -146,24 +204,40 @@ async fn push(engine: &State, name: &str, q: &Query, headers: &HeaderMap) -> Res
     let reference = Reference::parse(&full)?;
     // No tag at all is `docker push --all-tags`.
     let progress = if reference.tag.is_none() && reference.digest.is_none() {
-        engine.images.push_all_tags(reference, registry_auth(headers)?).await?
+        engine
+            .images
+            .push_all_tags(reference, registry_auth(headers)?)
+            .await?
     } else {
-        engine.images.push(reference, registry_auth(headers)?).await?
+        engine
+            .images
+            .push(reference, registry_auth(headers)?)
+            .await?
     };
     Ok(progress_response(progress))
 }
 
 /// `POST /auth`: checks credentials against the registry.
 pub async fn auth(AxState(engine): AxState<State>, body: axum::body::Bytes) -> Result<Response> {
-    let auth: AuthConfig = serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid auth configuration: {e}")))?;
+    let auth: AuthConfig = serde_json::from_slice(&body)
+        .map_err(|e| Error::InvalidArgument(format!("invalid auth configuration: {e}")))?;
     crate::images::registry::login(&engine.images.registries, &auth).await?;
-    Ok(Json(serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" })).into_response())
+    Ok(
+        Json(serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" }))
+            .into_response(),
+    )
 }
 
 /// A tar archive streamed from an open (already unlinked) scratch file.
 pub fn tar_response(file: std::fs::File) -> Response {
-    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-tar")], Body::from_stream(stream)).into_response()
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn save_response(engine: &State, names: &[String]) -> Result<Response> {
@@ -171,27 +245,56 @@ async fn save_response(engine: &State, names: &[String]) -> Result<Response> {
 }
 
 /// `GET /images/get?names=a&names=b`
-pub async fn save(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec<(String, String)>>) -> Result<Response> {
-    let names: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "names").map(|(_, v)| v).collect();
+pub async fn save(
+    AxState(engine): AxState<State>,
+    AxQuery(pairs): AxQuery<Vec<(String, String)>>,
+) -> Result<Response> {
+    let names: Vec<String> = pairs
+        .into_iter()
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v)
+        .collect();
     save_response(&engine, &names).await
 }
 
 /// `POST /images/prune`
-pub async fn prune(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+pub async fn prune(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     let (deleted, freed) = engine.images.prune(&filters).await?;
-    Ok(Json(serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": freed })).into_response())
+    Ok(
+        Json(serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": freed }))
+            .into_response(),
+    )
 }
 
 /// `GET /distribution/{name}/json`
-pub async fn distribution(AxState(engine): AxState<State>, Path(rest): Path<String>, headers: HeaderMap) -> Result<Response> {
-    let name = rest.strip_suffix("/json").ok_or_else(|| Error::NotFound("page not found".into()))?;
+pub async fn distribution(
+    AxState(engine): AxState<State>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let name = rest
+        .strip_suffix("/json")
+        .ok_or_else(|| Error::NotFound("page not found".into()))?;
     let reference = Reference::parse(name)?.with_default_tag();
-    Ok(Json(engine.images.distribution(&reference, &registry_auth(&headers)?).await?).into_response())
+    Ok(Json(
+        engine
+            .images
+            .distribution(&reference, &registry_auth(&headers)?)
+            .await?,
+    )
+    .into_response())
 }
 
 /// `POST /commit?container=&repo=&tag=&comment=&author=&changes=`
-pub async fn commit(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec<(String, String)>>, body: axum::body::Bytes) -> Result<Response> {
+pub async fn commit(
+    AxState(engine): AxState<State>,
+    AxQuery(pairs): AxQuery<Vec<(String, String)>>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
     let q: Query = pairs.iter().cloned().collect();
     let container = q.get("container").cloned().unwrap_or_default();
     let reference = match q.get("repo").filter(|r| !r.is_empty()) {
@@ -204,13 +307,24 @@ pub async fn commit(AxState(engine): AxState<State>, AxQuery(pairs): AxQuery<Vec
         }
         None => None,
     };
-    let config = if body.is_empty() { None } else { Some(serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid config: {e}")))?) };
+    let config = if body.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&body)
+                .map_err(|e| Error::InvalidArgument(format!("invalid config: {e}")))?,
+        )
+    };
     let req = crate::containers::snapshot::CommitRequest {
         container,
         reference,
         comment: q.get("comment").cloned().unwrap_or_default(),
         author: q.get("author").cloned().unwrap_or_default(),
-        changes: pairs.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.clone()).collect(),
+        changes: pairs
+            .iter()
+            .filter(|(k, _)| k == "changes")
+            .map(|(_, v)| v.clone())
+            .collect(),
         config,
     };
     let id = engine.containers.commit(req).await?;

@@ -1,6 +1,7 @@
 //! The Docker Engine API: routes, version prefixes, headers and errors.
 //! The only module that knows HTTP; handlers are thin and call services.
 
+pub mod archive;
 pub mod containers;
 pub mod exec;
 pub mod filters;
@@ -71,6 +72,17 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/update", post(containers::update))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
         .route("/containers/{id}", delete(containers::remove))
         .route("/auth", post(images::auth))
         .route("/images/json", get(images::list))
@@ -89,15 +101,28 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/build/prune", post(system::build_prune))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::create))
-        .route("/images/{*name}", get(images::by_name_get).post(images::by_name_post).delete(images::remove))
-        .route("/__berth/bad-version", get(bad_version).post(bad_version).delete(bad_version).put(bad_version).head(bad_version))
+        .route(
+            "/images/{*name}",
+            get(images::by_name_get)
+                .post(images::by_name_post)
+                .delete(images::remove),
+        )
+        .route(
+            "/__berth/bad-version",
+            get(bad_version)
+                .post(bad_version)
+                .delete(bad_version)
+                .put(bad_version)
+                .head(bad_version),
+        )
         .fallback(not_found)
         .layer(axum::middleware::map_response(common_headers))
         .with_state(engine)
 }
 
 /// The router behind the version-prefix rewrite, ready for `axum::serve`.
-pub type App = axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>>;
+pub type App =
+    axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>>;
 
 /// The service berthd serves: version prefixes are stripped before routing.
 pub fn app(engine: Arc<Engine>) -> App {
@@ -155,7 +180,9 @@ async fn common_headers(mut resp: Response) -> Response {
     h.insert("Api-Version", HeaderValue::from_static("1.50"));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
-    h.insert("Server", HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
     resp
 }
-

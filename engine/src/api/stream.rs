@@ -28,5 +28,10 @@ pub fn error_message(text: &str) -> Value {
 /// A complete JSON message stream as a 200 response.
 pub fn response(messages: &[Value]) -> Response {
     let body: String = messages.iter().map(line).collect();
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response()
 }

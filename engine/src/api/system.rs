@@ -6,20 +6,28 @@ use axum::extract::State as AxState;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
 use axum::Json;
-use bollard_stubs::models::{SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform};
+use bollard_stubs::models::{
+    SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
+};
 use serde_json::json;
 
 use super::filters::{labels_match, Filters};
 use super::query::Query;
 use super::{State, MAX_API_VERSION, MIN_API_VERSION};
 use crate::error::Error;
-use crate::events::Event;
 use crate::error::Result;
+use crate::events::Event;
 
 fn ping_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     // Only the classic builder exists, so clients must not try BuildKit.
     h.insert("Builder-Version", HeaderValue::from_static("1"));
@@ -38,14 +46,18 @@ pub async fn ping_head() -> impl IntoResponse {
 }
 
 fn kernel_version() -> String {
-    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub async fn version() -> Json<SystemVersion> {
     let v = env!("CARGO_PKG_VERSION").to_string();
     let arch = crate::images::go_arch().to_string();
     Json(SystemVersion {
-        platform: Some(SystemVersionPlatform { name: "Berth Engine".into() }),
+        platform: Some(SystemVersionPlatform {
+            name: "Berth Engine".into(),
+        }),
         components: Some(vec![SystemVersionComponents {
             name: "Engine".into(),
             version: v.clone(),
@@ -59,7 +71,11 @@ pub async fn version() -> Json<SystemVersion> {
         version: Some(v),
         api_version: Some(MAX_API_VERSION.to_string()),
         min_api_version: Some(MIN_API_VERSION.to_string()),
-        git_commit: Some(option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").to_string()),
+        git_commit: Some(
+            option_env!("BERTH_GIT_COMMIT")
+                .unwrap_or("unknown")
+                .to_string(),
+        ),
         go_version: Some(String::new()),
         os: Some("linux".into()),
         arch: Some(arch),
@@ -80,14 +96,24 @@ fn cgroup_version() -> &'static str {
 fn os_name() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
         .unwrap_or_else(|| "Linux".into())
 }
 
 fn mem_total() -> i64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            })
+        })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
@@ -100,10 +126,25 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
     let live = engine.core.handshake().await;
     let reachable = live.is_ok();
     let core = live.ok().or_else(|| engine.cached_core_info());
-    let default_runtime = engine.config.runtime.clone().or_else(|| core.as_ref().map(|h| h.default_runtime.clone())).unwrap_or_default();
+    let default_runtime = engine
+        .config
+        .runtime
+        .clone()
+        .or_else(|| core.as_ref().map(|h| h.default_runtime.clone()))
+        .unwrap_or_default();
     let mut runtimes = HashMap::new();
-    for rt in core.as_ref().map(|h| h.runtimes.clone()).unwrap_or_default() {
-        runtimes.insert(rt.name.clone(), bollard_stubs::models::Runtime { path: Some(rt.path.clone()), ..Default::default() });
+    for rt in core
+        .as_ref()
+        .map(|h| h.runtimes.clone())
+        .unwrap_or_default()
+    {
+        runtimes.insert(
+            rt.name.clone(),
+            bollard_stubs::models::Runtime {
+                path: Some(rt.path.clone()),
+                ..Default::default()
+            },
+        );
     }
     let mut info = SystemInfo {
         id: Some(engine.id.clone()),
@@ -125,7 +166,11 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
         oom_kill_disable: Some(false),
         ipv4_forwarding: Some(false),
         debug: Some(engine.config.log_level == "debug"),
-        nfd: Some(std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0)),
+        nfd: Some(
+            std::fs::read_dir("/proc/self/fd")
+                .map(|d| d.count() as i64)
+                .unwrap_or(0),
+        ),
         n_goroutines: Some(0),
         system_time: Some(crate::util::now_rfc3339()),
         logging_driver: Some("json-file".into()),
@@ -136,10 +181,18 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
         operating_system: Some(os_name()),
         os_type: Some("linux".into()),
         architecture: Some(std::env::consts::ARCH.into()),
-        ncpu: Some(std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)),
+        ncpu: Some(
+            std::thread::available_parallelism()
+                .map(|n| n.get() as i64)
+                .unwrap_or(1),
+        ),
         mem_total: Some(mem_total()),
         index_server_address: Some("https://index.docker.io/v1/".into()),
-        name: Some(std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()),
+        name: Some(
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+        ),
         labels: Some(vec![]),
         experimental_build: Some(false),
         server_version: Some(env!("CARGO_PKG_VERSION").into()),
@@ -160,11 +213,18 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
     .ok();
     info.swarm = serde_json::from_value(json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null})).ok();
     if let Some(h) = &core {
-        let id = if reachable { format!("berth-core {}", h.core_version) } else { "berth-core unreachable".to_string() };
+        let id = if reachable {
+            format!("berth-core {}", h.core_version)
+        } else {
+            "berth-core unreachable".to_string()
+        };
         info.containerd_commit = serde_json::from_value(json!({"ID": id})).ok();
     }
     if !reachable {
-        info.warnings = Some(vec![format!("WARNING: berth-core is not reachable at {}", engine.core.socket().display())]);
+        info.warnings = Some(vec![format!(
+            "WARNING: berth-core is not reachable at {}",
+            engine.core.socket().display()
+        )]);
     }
     Ok(Json(info))
 }
@@ -175,30 +235,59 @@ fn event_matches(f: &Filters, e: &Event) -> bool {
         wanted.is_empty() || wanted.iter().any(|w| ok(w))
     };
     any("type", &|t| e.kind == t)
-        && any("event", &|a| e.action == a || e.action.starts_with(&format!("{a}:")))
-        && any("container", &|c| e.kind == "container" && (e.actor.id.starts_with(c) || e.actor.attributes.get("name").is_some_and(|n| n == c)))
-        && any("image", &|i| e.actor.attributes.get("image").is_some_and(|x| x == i))
-        && labels_match(&f.get("label"), &e.actor.attributes.clone().into_iter().collect())
+        && any("event", &|a| {
+            e.action == a || e.action.starts_with(&format!("{a}:"))
+        })
+        && any("container", &|c| {
+            e.kind == "container"
+                && (e.actor.id.starts_with(c)
+                    || e.actor.attributes.get("name").is_some_and(|n| n == c))
+        })
+        && any("image", &|i| {
+            e.actor.attributes.get("image").is_some_and(|x| x == i)
+        })
+        && labels_match(
+            &f.get("label"),
+            &e.actor.attributes.clone().into_iter().collect(),
+        )
 }
 
 /// `GET /events`: replays retained events from `since`, then follows live
 /// ones until `until` (if given) or until the client goes away.
-pub async fn events(AxState(engine): AxState<State>, axum::extract::Query(q): axum::extract::Query<Query>) -> Result<axum::response::Response> {
+pub async fn events(
+    AxState(engine): AxState<State>,
+    axum::extract::Query(q): axum::extract::Query<Query>,
+) -> Result<axum::response::Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     filters.only(&["type", "event", "container", "image", "label"])?;
     let time = |key: &str| -> Result<Option<i128>> {
         match q.get(key).filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(v) => crate::util::parse_time_filter(v).map(Some).ok_or_else(|| Error::InvalidArgument(format!("invalid value for {key}: {v}"))),
+            Some(v) => crate::util::parse_time_filter(v)
+                .map(Some)
+                .ok_or_else(|| Error::InvalidArgument(format!("invalid value for {key}: {v}"))),
         }
     };
     let (since, until) = (time("since")?, time("until")?);
     let (backlog, rx) = engine.containers.events.subscribe(since);
-    let now_nanos = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
-    let line = |e: &Event| axum::body::Bytes::from(serde_json::to_string(e).unwrap_or_default() + "\n");
+    let now_nanos = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0)
+    };
+    let line =
+        |e: &Event| axum::body::Bytes::from(serde_json::to_string(e).unwrap_or_default() + "\n");
     let before_until = move |e: &Event| until.is_none_or(|u| (e.time_nano as i128) <= u);
-    let replay: Vec<_> = backlog.iter().filter(|e| event_matches(&filters, e) && before_until(e)).map(line).collect();
-    let live_ends_at = until.map(|u| tokio::time::Instant::now() + std::time::Duration::from_nanos((u - now_nanos()).max(0) as u64));
+    let replay: Vec<_> = backlog
+        .iter()
+        .filter(|e| event_matches(&filters, e) && before_until(e))
+        .map(line)
+        .collect();
+    let live_ends_at = until.map(|u| {
+        tokio::time::Instant::now()
+            + std::time::Duration::from_nanos((u - now_nanos()).max(0) as u64)
+    });
     let live = futures_util::stream::unfold((rx, filters), move |(mut rx, filters)| async move {
         loop {
             let next = match live_ends_at {
@@ -209,7 +298,9 @@ pub async fn events(AxState(engine): AxState<State>, axum::extract::Query(q): ax
                 None => rx.recv().await,
             };
             match next {
-                Ok(e) if event_matches(&filters, &e) && before_until(&e) => return Some((Ok::<_, std::convert::Infallible>(line(&e)), (rx, filters))),
+                Ok(e) if event_matches(&filters, &e) && before_until(&e) => {
+                    return Some((Ok::<_, std::convert::Infallible>(line(&e)), (rx, filters)))
+                }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return None,
             }
@@ -217,7 +308,11 @@ pub async fn events(AxState(engine): AxState<State>, axum::extract::Query(q): ax
     });
     use futures_util::StreamExt;
     let body = futures_util::stream::iter(replay.into_iter().map(Ok)).chain(live);
-    Ok(([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// `GET /system/df`: images (with the size they share with others),

@@ -49,7 +49,12 @@ impl ActiveStreams {
 
 impl Drop for StreamGuard<'_> {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
             self.0.idle.notify_waiters();
         }
     }
@@ -63,13 +68,23 @@ pub struct Pending {
 impl Pending {
     fn register(&self, id: &str, req: AttachRequest) -> oneshot::Receiver<UnixStream> {
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_string()).or_default().push((req, tx));
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .push((req, tx));
         rx
     }
 
     /// Connects every waiting client of `id` to the shim at `socket`.
     pub async fn connect_all(&self, id: &str, socket: &str) {
-        let waiters = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
+        let waiters = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .unwrap_or_default();
         for (req, tx) in waiters {
             if tx.is_closed() {
                 continue;
@@ -85,7 +100,10 @@ impl Pending {
 
     /// Ends the waits of a container that goes away.
     pub fn drop_all(&self, id: &str) {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 
@@ -101,7 +119,10 @@ impl Containers {
     pub async fn prepare_attach(&self, name: &str) -> Result<Container> {
         let c = self.lookup(name).await?;
         if !c.is_running() && c.state.status != "created" && c.state.status != "exited" {
-            return Err(Error::Conflict(format!("You cannot attach to a {} container", c.state.status)));
+            return Err(Error::Conflict(format!(
+                "You cannot attach to a {} container",
+                c.state.status
+            )));
         }
         Ok(c)
     }
@@ -151,8 +172,12 @@ where
 
 /// [`pump`], but the client's stream is closed only once `before_close`
 /// is done (an exec's client reads the exit code right after).
-pub(crate) async fn pump_then<IO>(conn: UnixStream, io: IO, tty: bool, before_close: impl std::future::Future<Output = ()> + Send)
-where
+pub(crate) async fn pump_then<IO>(
+    conn: UnixStream,
+    io: IO,
+    tty: bool,
+    before_close: impl std::future::Future<Output = ()> + Send,
+) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut shim_r, mut shim_w) = conn.into_split();

@@ -20,7 +20,6 @@ use super::record::Container;
 use super::{rootfs, spec, user, Containers};
 use crate::error::{Error, Result};
 
-
 /// `POST /containers/{id}/exec`'s body (Docker's ExecConfig).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -63,11 +62,18 @@ pub struct Execs {
 
 impl Execs {
     fn get(&self, id: &str) -> Option<Exec> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     pub fn is_exec(&self, id: &str) -> bool {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id)
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
     }
 }
 
@@ -96,7 +102,16 @@ impl Containers {
     pub async fn exec_create(&self, name: &str, config: ExecConfig) -> Result<String> {
         let c = self.lookup(name).await?;
         if !c.is_running() {
-            return Err(Error::Conflict(format!("container {} is not running", c.id)));
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        if c.state.status == "paused" {
+            return Err(Error::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
         }
         if config.cmd.is_empty() {
             return Err(Error::InvalidArgument("No exec command specified".into()));
@@ -104,15 +119,31 @@ impl Containers {
         if config.privileged {
             // runc refuses the full capability set here ("unable to apply
             // caps: operation not permitted"); left for the security issue.
-            return Err(Error::NotImplemented("docker exec --privileged is not supported by Berth yet".into()));
+            return Err(Error::NotImplemented(
+                "docker exec --privileged is not supported by Berth yet".into(),
+            ));
         }
-        if self.core.version() < 3 {
-            return Err(Error::NotImplemented("exec needs berth-core protocol 3; upgrade berth-core".into()));
-        }
+        self.core.needs(3, "exec")?;
         let id = crate::util::random_id();
         let command = config.cmd.join(" ");
-        self.execs.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), Exec { id: id.clone(), container_id: c.id.clone(), config, started: false });
-        self.event(&c, &format!("exec_create: {command}"), &[("execID", id.clone())]);
+        self.execs
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id.clone(),
+                Exec {
+                    id: id.clone(),
+                    container_id: c.id.clone(),
+                    config,
+                    started: false,
+                },
+            );
+        self.event(
+            &c,
+            &format!("exec_create: {command}"),
+            &[("execID", id.clone())],
+        );
         Ok(id)
     }
 
@@ -123,14 +154,25 @@ impl Containers {
             let mut map = self.execs.map.lock().unwrap_or_else(|p| p.into_inner());
             let e = map.get_mut(id).ok_or_else(|| no_such_exec(id))?;
             if e.started {
-                return Err(Error::Conflict(format!("Error: Exec command {id} has already run")));
+                return Err(Error::Conflict(format!(
+                    "Error: Exec command {id} has already run"
+                )));
             }
             e.started = true;
             e.clone()
         };
         let c = self.lookup(&exec.container_id).await?;
         if !c.is_running() {
-            return Err(Error::Conflict(format!("container {} is not running", c.id)));
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        if c.state.status == "paused" {
+            return Err(Error::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
         }
         let process = self.exec_process(&c, &exec.config)?;
         let req = CreateTaskRequest {
@@ -146,7 +188,10 @@ impl Containers {
             exec_in: Some(c.id.clone()),
         };
         let task = self.core.create_task(&req).await?;
-        Ok(Started { attach_socket: task.attach_socket, tty: exec.config.tty })
+        Ok(Started {
+            attach_socket: task.attach_socket,
+            tty: exec.config.tty,
+        })
     }
 
     /// Starts the prepared exec's process.
@@ -154,20 +199,35 @@ impl Containers {
         let exec = self.execs.get(id).ok_or_else(|| no_such_exec(id))?;
         let task = self.core.start_task(id).await?;
         if let Ok(c) = self.lookup(&exec.container_id).await {
-            self.event(&c, &format!("exec_start: {}", exec.config.cmd.join(" ")), &[("execID", id.to_string())]);
+            self.event(
+                &c,
+                &format!("exec_start: {}", exec.config.cmd.join(" ")),
+                &[("execID", id.to_string())],
+            );
         }
         Ok(task)
     }
 
     /// Connects to a prepared exec, starts it, and pumps its streams to
     /// `io` until it ends.
-    pub async fn exec_attached<IO>(&self, id: &str, started: Started, console_size: Option<[u16; 2]>, io: IO)
-    where
+    pub async fn exec_attached<IO>(
+        &self,
+        id: &str,
+        started: Started,
+        console_size: Option<[u16; 2]>,
+        io: IO,
+    ) where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let _active = self.streams.enter();
-        let Some(exec) = self.execs.get(id) else { return };
-        let req = AttachRequest { stdin: exec.config.attach_stdin, stdout: exec.config.attach_stdout, stderr: exec.config.attach_stderr };
+        let Some(exec) = self.execs.get(id) else {
+            return;
+        };
+        let req = AttachRequest {
+            stdin: exec.config.attach_stdin,
+            stdout: exec.config.attach_stdout,
+            stderr: exec.config.attach_stderr,
+        };
         let conn = match super::attach::connect(&started.attach_socket, req).await {
             Ok(conn) => conn,
             Err(e) => {
@@ -187,7 +247,9 @@ impl Containers {
         let settled = async {
             for _ in 0..200 {
                 match self.core.task(id).await {
-                    Ok(t) if t.status == TaskStatus::Running => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                    Ok(t) if t.status == TaskStatus::Running => {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await
+                    }
                     _ => return,
                 }
             }
@@ -212,23 +274,52 @@ impl Containers {
         if !exec.working_dir.is_empty() {
             shaped.config.working_dir = Some(exec.working_dir.clone());
         }
-        let user_spec = if exec.user.is_empty() { c.config.user.clone().unwrap_or_default() } else { exec.user.clone() };
+        let user_spec = if exec.user.is_empty() {
+            c.config.user.clone().unwrap_or_default()
+        } else {
+            exec.user.clone()
+        };
         let paths = self.paths(&c.id);
         if !rootfs::is_mountpoint(&paths.rootfs()) {
-            return Err(Error::Conflict(format!("container {} is not running", c.id)));
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
         }
         let resolved = user::resolve(&paths.rootfs(), &user_spec)?;
-        let hostname = c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_string());
-        let full = spec::build(&shaped, &paths, &hostname, &resolved, super::lifecycle::CGROUP_PARENT)?;
+        let hostname = c
+            .config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| c.id[..12].to_string());
+        let full = spec::build(
+            &shaped,
+            &paths,
+            &hostname,
+            &resolved,
+            super::lifecycle::CGROUP_PARENT,
+        )?;
         serde_json::to_value(full.process()).map_err(Error::internal)
     }
 
     /// `GET /exec/{id}/json`
     pub async fn exec_inspect(&self, id: &str) -> Result<Value> {
         let exec = self.execs.get(id).ok_or_else(|| no_such_exec(id))?;
-        let task = if exec.started { self.core.task(id).await.ok() } else { None };
-        let running = task.as_ref().is_some_and(|t| t.status == TaskStatus::Running);
-        let exit_code = task.as_ref().and_then(|t| if t.status == TaskStatus::Stopped { t.exit_code } else { None });
+        let task = if exec.started {
+            self.core.task(id).await.ok()
+        } else {
+            None
+        };
+        let running = task
+            .as_ref()
+            .is_some_and(|t| t.status == TaskStatus::Running);
+        let exit_code = task.as_ref().and_then(|t| {
+            if t.status == TaskStatus::Stopped {
+                t.exit_code
+            } else {
+                None
+            }
+        });
         let cfg = &exec.config;
         Ok(json!({
             "ID": exec.id,
@@ -262,9 +353,15 @@ impl Containers {
 
     /// The core saw an exec end: Docker's exec_die event.
     pub async fn exec_exited(&self, id: &str, code: i32) {
-        let Some(exec) = self.execs.get(id) else { return };
+        let Some(exec) = self.execs.get(id) else {
+            return;
+        };
         if let Ok(c) = self.lookup(&exec.container_id).await {
-            self.event(&c, "exec_die", &[("execID", id.to_string()), ("exitCode", code.to_string())]);
+            self.event(
+                &c,
+                "exec_die",
+                &[("execID", id.to_string()), ("exitCode", code.to_string())],
+            );
         }
     }
 
@@ -272,7 +369,11 @@ impl Containers {
     pub async fn exec_forget_container(&self, container_id: &str) {
         let ids: Vec<String> = {
             let mut map = self.execs.map.lock().unwrap_or_else(|p| p.into_inner());
-            let ids: Vec<String> = map.values().filter(|e| e.container_id == container_id).map(|e| e.id.clone()).collect();
+            let ids: Vec<String> = map
+                .values()
+                .filter(|e| e.container_id == container_id)
+                .map(|e| e.id.clone())
+                .collect();
             for id in &ids {
                 map.remove(id);
             }

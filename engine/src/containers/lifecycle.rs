@@ -27,7 +27,9 @@ impl WaitCondition {
             "" | "not-running" => Ok(WaitCondition::NotRunning),
             "next-exit" => Ok(WaitCondition::NextExit),
             "removed" => Ok(WaitCondition::Removed),
-            other => Err(Error::InvalidArgument(format!("invalid condition: {other:?}"))),
+            other => Err(Error::InvalidArgument(format!(
+                "invalid condition: {other:?}"
+            ))),
         }
     }
 }
@@ -42,8 +44,14 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         return Err(Error::InvalidArgument(format!("Invalid signal: {s}")));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<nix::sys::signal::Signal>().map(|sig| sig as i32).map_err(|_| Error::InvalidArgument(format!("Invalid signal: {s}")))
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| Error::InvalidArgument(format!("Invalid signal: {s}")))
 }
 
 impl Containers {
@@ -87,14 +95,34 @@ impl Containers {
             Ok(()) | Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        let image = self.store.image(&c.image_id).await?.ok_or_else(|| Error::no_such_image(&c.image_ref))?;
-        let lowers: Vec<_> = image.chains.iter().map(|ch| self.images.snapshot_fs(ch)).collect();
+        let image = self
+            .store
+            .image(&c.image_id)
+            .await?
+            .ok_or_else(|| Error::no_such_image(&c.image_ref))?;
+        let lowers: Vec<_> = image
+            .chains
+            .iter()
+            .map(|ch| self.images.snapshot_fs(ch))
+            .collect();
         rootfs::mount_rootfs(&paths, &lowers)?;
-        let hostname = c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_string());
-        rootfs::write_etc_files(&paths, &hostname, &c.host_config.extra_hosts.clone().unwrap_or_default())?;
+        let hostname = c
+            .config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| c.id[..12].to_string());
+        rootfs::write_etc_files(
+            &paths,
+            &hostname,
+            &c.host_config.extra_hosts.clone().unwrap_or_default(),
+        )?;
         let resolved = user::resolve(&paths.rootfs(), c.config.user.as_deref().unwrap_or(""))?;
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT)?;
-        let log_path = if c.log_driver() == "none" { String::new() } else { paths.log(&c.id).display().to_string() };
+        let log_path = if c.log_driver() == "none" {
+            String::new()
+        } else {
+            paths.log(&c.id).display().to_string()
+        };
         let restart = c.restart_policy();
         let health = c.health_check();
         if (restart.is_some() || health.is_some()) && self.core.version() < 2 {
@@ -103,7 +131,10 @@ impl Containers {
                 self.core.version()
             )));
         }
-        let starting = health.is_some().then(|| berth_proto::HealthState { status: "starting".into(), ..Default::default() });
+        let starting = health.is_some().then(|| berth_proto::HealthState {
+            status: "starting".into(),
+            ..Default::default()
+        });
         let req = CreateTaskRequest {
             restart,
             health,
@@ -137,7 +168,11 @@ impl Containers {
             pid: task.pid,
             exit_code: 0,
             error: String::new(),
-            started_at: if task.started_at.is_empty() { crate::util::now_rfc3339() } else { task.started_at.clone() },
+            started_at: if task.started_at.is_empty() {
+                crate::util::now_rfc3339()
+            } else {
+                task.started_at.clone()
+            },
             finished_at: c.state.finished_at.clone(),
             oom_killed: false,
             restarting: false,
@@ -155,14 +190,25 @@ impl Containers {
 
     /// Records an exit (the caller holds the container's lock). With
     /// `restarting` the core will start it again: the rootfs stays mounted.
-    pub(crate) async fn apply_exit(&self, c: &mut Container, code: i32, finished_at: &str, oom: bool, restarting: bool) -> Result<()> {
+    pub(crate) async fn apply_exit(
+        &self,
+        c: &mut Container,
+        code: i32,
+        finished_at: &str,
+        oom: bool,
+        restarting: bool,
+    ) -> Result<()> {
         c.state.running = false;
         c.state.restarting = restarting;
         c.state.status = if restarting { "restarting" } else { "exited" }.into();
         c.state.pid = 0;
         c.state.exit_code = code;
         c.state.oom_killed = oom;
-        c.state.finished_at = if finished_at.is_empty() { crate::util::now_rfc3339() } else { finished_at.to_string() };
+        c.state.finished_at = if finished_at.is_empty() {
+            crate::util::now_rfc3339()
+        } else {
+            finished_at.to_string()
+        };
         self.save_state(c).await?;
         if !restarting {
             if let Err(e) = rootfs::unmount_rootfs(&self.paths(&c.id)) {
@@ -176,7 +222,12 @@ impl Containers {
     }
 
     /// Waits (bounded) until `pred` holds for the container or it is gone.
-    async fn wait_for(&self, id: &str, timeout: Duration, pred: impl Fn(&Container) -> bool) -> bool {
+    async fn wait_for(
+        &self,
+        id: &str,
+        timeout: Duration,
+        pred: impl Fn(&Container) -> bool,
+    ) -> bool {
         let mut rx = self.subscribe();
         let check = || async {
             match self.lookup(id).await {
@@ -232,20 +283,30 @@ impl Containers {
         let c = self.lookup(name).await?;
         if c.state.restarting {
             self.mark_stopped(&c, libc::SIGKILL).await?;
-            self.wait_for(&c.id, Duration::from_secs(10), |c| !c.state.restarting && !c.is_running()).await;
+            self.wait_for(&c.id, Duration::from_secs(10), |c| {
+                !c.state.restarting && !c.is_running()
+            })
+            .await;
             return Ok(());
         }
         if !c.is_running() {
             return Err(Error::NotModified("container already stopped".into()));
         }
-        let sig = match signal.filter(|s| !s.is_empty()).or(c.config.stop_signal.as_deref()) {
+        let sig = match signal
+            .filter(|s| !s.is_empty())
+            .or(c.config.stop_signal.as_deref())
+        {
             Some(s) => parse_signal(s)?,
             None => libc::SIGTERM,
         };
         let secs = timeout.or(c.config.stop_timeout).unwrap_or(10);
         info!(container_id = %c.id, signal = sig, timeout = secs, "stopping container");
         self.mark_stopped(&c, sig).await?;
-        let grace = if secs < 0 { Duration::from_secs(u64::MAX / 4) } else { Duration::from_secs(secs as u64) };
+        let grace = if secs < 0 {
+            Duration::from_secs(u64::MAX / 4)
+        } else {
+            Duration::from_secs(secs as u64)
+        };
         if !self.wait_for(&c.id, grace, |c| !c.is_running()).await {
             info!(container_id = %c.id, "container did not stop in time, killing it");
             self.kill_and_wait(&c).await?;
@@ -259,10 +320,18 @@ impl Containers {
             Ok(()) | Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        if self.wait_for(&c.id, Duration::from_secs(30), |c| !c.is_running() && !c.state.restarting).await {
+        if self
+            .wait_for(&c.id, Duration::from_secs(30), |c| {
+                !c.is_running() && !c.state.restarting
+            })
+            .await
+        {
             Ok(())
         } else {
-            Err(Error::Internal(format!("container {} did not exit after SIGKILL", c.id)))
+            Err(Error::Internal(format!(
+                "container {} did not exit after SIGKILL",
+                c.id
+            )))
         }
     }
 
@@ -271,17 +340,28 @@ impl Containers {
         let c = self.lookup(name).await?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
         if !c.is_running() && !c.state.restarting {
-            return Err(Error::Conflict(format!("Cannot kill container: {name}: Container {} is not running", c.id)));
+            return Err(Error::Conflict(format!(
+                "Cannot kill container: {name}: Container {} is not running",
+                c.id
+            )));
         }
         self.event(&c, "kill", &[("signal", sig.to_string())]);
         if sig == libc::SIGKILL {
             // Like Docker, SIGKILL returns once the container is gone, and
             // a killed container is not restarted.
             self.mark_stopped(&c, sig).await?;
-            if self.wait_for(&c.id, Duration::from_secs(30), |c| !c.is_running() && !c.state.restarting).await {
+            if self
+                .wait_for(&c.id, Duration::from_secs(30), |c| {
+                    !c.is_running() && !c.state.restarting
+                })
+                .await
+            {
                 return Ok(());
             }
-            return Err(Error::Internal(format!("container {} did not exit after SIGKILL", c.id)));
+            return Err(Error::Internal(format!(
+                "container {} did not exit after SIGKILL",
+                c.id
+            )));
         }
         self.core.kill(&c.id, sig, false, false).await
     }
@@ -289,7 +369,11 @@ impl Containers {
     /// `POST /containers/{id}/wait`: resolves to (exit code, error message).
     /// The container is looked up before anything is awaited, so a 404
     /// comes back as a status, not inside a 200 body.
-    pub async fn wait(self: &std::sync::Arc<Self>, name: &str, condition: WaitCondition) -> Result<impl std::future::Future<Output = (i64, Option<String>)> + Send + 'static> {
+    pub async fn wait(
+        self: &std::sync::Arc<Self>,
+        name: &str,
+        condition: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = (i64, Option<String>)> + Send + 'static> {
         let c = self.lookup(name).await?;
         let mut rx = self.subscribe();
         let this = self.clone();
@@ -310,19 +394,40 @@ impl Containers {
                             last = now;
                         }
                         if condition != WaitCondition::Removed {
-                            return (last.state.exit_code as i64, none_if_empty(&last.state.error));
+                            return (
+                                last.state.exit_code as i64,
+                                none_if_empty(&last.state.error),
+                            );
                         }
                     }
-                    Ok(Change::Removed(x)) if x == id => return (last.state.exit_code as i64, none_if_empty(&last.state.error)),
+                    Ok(Change::Removed(x)) if x == id => {
+                        return (
+                            last.state.exit_code as i64,
+                            none_if_empty(&last.state.error),
+                        )
+                    }
                     Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match this.lookup(&id).await {
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match this
+                        .lookup(&id)
+                        .await
+                    {
                         Ok(now) if !now.is_running() && condition != WaitCondition::Removed => {
                             return (now.state.exit_code as i64, none_if_empty(&now.state.error));
                         }
                         Ok(now) => last = now,
-                        Err(_) => return (last.state.exit_code as i64, none_if_empty(&last.state.error)),
+                        Err(_) => {
+                            return (
+                                last.state.exit_code as i64,
+                                none_if_empty(&last.state.error),
+                            )
+                        }
                     },
-                    Err(_) => return (last.state.exit_code as i64, Some("engine shutting down".into())),
+                    Err(_) => {
+                        return (
+                            last.state.exit_code as i64,
+                            Some("engine shutting down".into()),
+                        )
+                    }
                 }
             }
         })

@@ -39,10 +39,16 @@ struct Entry {
 impl Containers {
     /// Returns whether the container has a TTY (raw stream) and the receiver
     /// of the encoded output.
-    pub async fn logs(&self, name: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<Bytes>)> {
+    pub async fn logs(
+        &self,
+        name: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<Bytes>)> {
         let c = self.lookup(name).await?;
         if c.log_driver() == "none" {
-            return Err(Error::InvalidArgument("configured logging driver does not support reading".into()));
+            return Err(Error::InvalidArgument(
+                "configured logging driver does not support reading".into(),
+            ));
         }
         let path = self.paths(&c.id).log(&c.id);
         let tty = c.tty();
@@ -89,8 +95,17 @@ impl Containers {
 }
 
 /// Sends entries from `offset` on; returns the offset reached (only whole lines).
-fn read_from(path: &PathBuf, offset: u64, opts: &LogOptions, tty: bool, tx: &mpsc::Sender<Bytes>, apply_tail: bool) -> u64 {
-    let Ok(mut file) = std::fs::File::open(path) else { return offset };
+fn read_from(
+    path: &PathBuf,
+    offset: u64,
+    opts: &LogOptions,
+    tty: bool,
+    tx: &mpsc::Sender<Bytes>,
+    apply_tail: bool,
+) -> u64 {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return offset;
+    };
     if file.seek(SeekFrom::Start(offset)).is_err() {
         return offset;
     }
@@ -109,7 +124,9 @@ fn read_from(path: &PathBuf, offset: u64, opts: &LogOptions, tty: bool, tx: &mps
             Ok(_) if line.last() != Some(&b'\n') => break, // a line still being written
             Ok(n) => pos += n as u64,
         }
-        let Ok(entry) = serde_json::from_slice::<Entry>(&line) else { continue };
+        let Ok(entry) = serde_json::from_slice::<Entry>(&line) else {
+            continue;
+        };
         let stream = if entry.stream == "stderr" { 2u8 } else { 1u8 };
         if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
             continue;

@@ -7,16 +7,25 @@
 //! engine was down is applied when it comes back.
 
 pub mod attach;
+pub mod cgroup;
+pub mod copy;
+pub mod diff;
 pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
-pub mod record;
+pub mod pause;
 pub mod prune;
+pub mod record;
+pub mod rename;
+pub mod resources;
 pub mod rootfs;
 pub mod snapshot;
 pub mod spec;
+pub mod stats;
+pub mod top;
+pub mod update;
 pub mod user;
 pub mod view;
 
@@ -68,7 +77,13 @@ pub struct Containers {
 }
 
 impl Containers {
-    pub fn new(store: Store, images: Arc<Images>, core: Arc<CoreClient>, data_root: PathBuf, default_runtime: String) -> Containers {
+    pub fn new(
+        store: Store,
+        images: Arc<Images>,
+        core: Arc<CoreClient>,
+        data_root: PathBuf,
+        default_runtime: String,
+    ) -> Containers {
         let (changes, _) = broadcast::channel(256);
         Containers {
             store,
@@ -87,7 +102,13 @@ impl Containers {
 
     /// A container event with Docker's attributes (name, image, labels).
     pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
-        let mut attrs: std::collections::BTreeMap<String, String> = c.config.labels.clone().unwrap_or_default().into_iter().collect();
+        let mut attrs: std::collections::BTreeMap<String, String> = c
+            .config
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         attrs.insert("name".into(), c.name.clone());
         attrs.insert("image".into(), c.image_ref.clone());
         for (k, v) in extra {
@@ -102,7 +123,10 @@ impl Containers {
     }
 
     pub(crate) fn forget_lock(&self, id: &str) {
-        self.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub fn paths(&self, id: &str) -> record::Paths {
@@ -134,7 +158,9 @@ impl Containers {
         if name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             let ids = self.store.container_ids_with_prefix(name_or_id).await?;
             if ids.len() > 1 {
-                return Err(Error::InvalidArgument(format!("multiple IDs found with provided prefix: {name_or_id}")));
+                return Err(Error::InvalidArgument(format!(
+                    "multiple IDs found with provided prefix: {name_or_id}"
+                )));
             }
             if let Some(id) = ids.first() {
                 if let Some(row) = self.store.container(id).await? {
@@ -146,26 +172,40 @@ impl Containers {
     }
 
     pub(crate) async fn save_state(&self, c: &Container) -> Result<()> {
-        self.store.update_container_state(&c.id, &serde_json::to_string(&c.state).map_err(Error::internal)?).await
+        self.store
+            .update_container_state(
+                &c.id,
+                &serde_json::to_string(&c.state).map_err(Error::internal)?,
+            )
+            .await
     }
 
     /// `POST /containers/create`: returns the new id and warnings.
     pub async fn create(&self, name: Option<&str>, body: &[u8]) -> Result<(String, Vec<String>)> {
-        let raw: Value = serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
+        let raw: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
         if !raw.is_object() {
-            return Err(Error::InvalidArgument("invalid JSON: the body must be an object".into()));
+            return Err(Error::InvalidArgument(
+                "invalid JSON: the body must be an object".into(),
+            ));
         }
-        let parsed: ContainerCreateBody = serde_json::from_value(raw.clone()).map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?;
+        let parsed: ContainerCreateBody = serde_json::from_value(raw.clone())
+            .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?;
         let mut config: ContainerConfig = {
             let mut c = raw.clone();
             if let Some(m) = c.as_object_mut() {
                 m.remove("HostConfig");
                 m.remove("NetworkingConfig");
             }
-            serde_json::from_value(c).map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?
+            serde_json::from_value(c)
+                .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?
         };
         let mut host_config: HostConfig = parsed.host_config.unwrap_or_default();
-        let image_ref = config.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| Error::InvalidArgument("config.Image must be set".into()))?;
+        let image_ref = config
+            .image
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::InvalidArgument("config.Image must be set".into()))?;
         let image = self.images.find(&image_ref).await?.ok_or_else(|| {
             // The CLI pulls and retries on exactly this 404.
             let shown = crate::images::reference::Reference::parse(&image_ref)
@@ -175,35 +215,55 @@ impl Containers {
         })?;
         let image_config: Value = serde_json::from_str(&image.config).unwrap_or(Value::Null);
         merge_image_defaults(&mut config, &image_config["config"]);
-        if config.entrypoint.as_ref().is_none_or(|e| e.is_empty()) && config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+        if config.entrypoint.as_ref().is_none_or(|e| e.is_empty())
+            && config.cmd.as_ref().is_none_or(|c| c.is_empty())
+        {
             return Err(Error::InvalidArgument("no command specified".into()));
         }
-        let driver = host_config.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default();
+        let driver = host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.clone())
+            .unwrap_or_default();
         if !matches!(driver.as_str(), "" | "json-file" | "none") {
-            return Err(Error::InvalidArgument(format!("logging driver {driver} is not supported; use json-file or none")));
+            return Err(Error::InvalidArgument(format!(
+                "logging driver {driver} is not supported; use json-file or none"
+            )));
         }
         if let Some(p) = &host_config.restart_policy {
             use bollard_stubs::models::RestartPolicyNameEnum as N;
             let retries = p.maximum_retry_count.unwrap_or(0);
             if retries < 0 {
-                return Err(Error::InvalidArgument("invalid restart policy: maximum retry count cannot be negative".into()));
+                return Err(Error::InvalidArgument(
+                    "invalid restart policy: maximum retry count cannot be negative".into(),
+                ));
             }
             if retries > 0 && p.name != Some(N::ON_FAILURE) {
                 return Err(Error::InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'".into()));
             }
-            if host_config.auto_remove.unwrap_or(false) && !matches!(p.name, None | Some(N::NO) | Some(N::EMPTY)) {
-                return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+            if host_config.auto_remove.unwrap_or(false)
+                && !matches!(p.name, None | Some(N::NO) | Some(N::EMPTY))
+            {
+                return Err(Error::InvalidArgument(
+                    "can't create 'AutoRemove' container with restart policy".into(),
+                ));
             }
         }
-        if host_config.runtime.as_deref().unwrap_or("").is_empty() && !self.default_runtime.is_empty() {
+        if host_config.runtime.as_deref().unwrap_or("").is_empty()
+            && !self.default_runtime.is_empty()
+        {
             host_config.runtime = Some(self.default_runtime.clone());
         }
         // Until container networks exist every container gets a network
         // namespace of its own with only loopback, which is Docker's "none".
         match host_config.network_mode.as_deref().unwrap_or("") {
             "" | "default" | "none" => host_config.network_mode = Some("none".into()),
-            other => return Err(Error::InvalidArgument(format!("network mode {other:?} is not supported yet; containers run with --network none"))),
+            other => return Err(Error::InvalidArgument(format!(
+                "network mode {other:?} is not supported yet; containers run with --network none"
+            ))),
         }
+
+        let warnings = resources::check(&mut host_config)?;
 
         let id = crate::util::random_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
@@ -227,7 +287,11 @@ impl Containers {
         if let Err(e) = self.store.insert_container(&c.to_row()).await {
             let _ = std::fs::remove_dir_all(self.paths(&id).dir);
             if e.to_string().contains("UNIQUE") {
-                let holder = self.store.container_id_by_name(&name).await?.unwrap_or_default();
+                let holder = self
+                    .store
+                    .container_id_by_name(&name)
+                    .await?
+                    .unwrap_or_default();
                 return Err(Error::Conflict(format!(
                     "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
                 )));
@@ -236,7 +300,7 @@ impl Containers {
         }
         tracing::info!(container_id = %id, name = %name, "container created");
         self.event(&c, "create", &[]);
-        Ok((id, vec![]))
+        Ok((id, warnings))
     }
 
     async fn free_generated_name(&self) -> Result<String> {
@@ -270,7 +334,13 @@ impl Containers {
 /// StopSignal taken from the image when not given (an Entrypoint given
 /// without Cmd drops the image's Cmd).
 fn merge_image_defaults(config: &mut ContainerConfig, image: &Value) {
-    let strings = |v: &Value| -> Option<Vec<String>> { v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()) };
+    let strings = |v: &Value| -> Option<Vec<String>> {
+        v.as_array().map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+    };
     let mut env = strings(&image["Env"]).unwrap_or_default();
     for e in config.env.clone().unwrap_or_default() {
         let key = e.split('=').next().unwrap_or_default().to_string();
@@ -294,10 +364,22 @@ fn merge_image_defaults(config: &mut ContainerConfig, image: &Value) {
     if config.stop_signal.as_deref().unwrap_or("").is_empty() {
         config.stop_signal = image["StopSignal"].as_str().map(str::to_string);
     }
-    if config.healthcheck.as_ref().is_none_or(|h| h.test.as_ref().is_none_or(|t| t.is_empty())) && image["Healthcheck"].is_object() {
+    if config
+        .healthcheck
+        .as_ref()
+        .is_none_or(|h| h.test.as_ref().is_none_or(|t| t.is_empty()))
+        && image["Healthcheck"].is_object()
+    {
         config.healthcheck = serde_json::from_value(image["Healthcheck"].clone()).ok();
     }
-    let mut labels: HashMap<String, String> = image["Labels"].as_object().map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()).unwrap_or_default();
+    let mut labels: HashMap<String, String> = image["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
     labels.extend(config.labels.clone().unwrap_or_default());
     config.labels = Some(labels);
     if let Some(ports) = image["ExposedPorts"].as_object() {

@@ -58,7 +58,11 @@ pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
 async fn follow(containers: &Containers, epoch: &str) -> Result<()> {
     let store = &containers.store;
     let mut cursor: u64 = match store.meta(EPOCH_KEY).await?.as_deref() {
-        Some(e) if e == epoch => store.meta(CURSOR_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0),
+        Some(e) if e == epoch => store
+            .meta(CURSOR_KEY)
+            .await?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
         _ => {
             // A new event log (the exec-root was wiped): start from its beginning.
             store.set_meta(EPOCH_KEY, epoch).await?;
@@ -86,18 +90,31 @@ async fn follow(containers: &Containers, epoch: &str) -> Result<()> {
 async fn apply(containers: &Containers, ev: &Event) -> Result<()> {
     if containers.execs.is_exec(&ev.id) {
         if ev.kind == EventKind::Exit {
-            containers.exec_exited(&ev.id, ev.exit_code.unwrap_or(255)).await;
+            containers
+                .exec_exited(&ev.id, ev.exit_code.unwrap_or(255))
+                .await;
         }
         return Ok(());
     }
     match ev.kind {
         EventKind::Exit => {
             debug!(container_id = %ev.id, seq = ev.seq, exit_code = ?ev.exit_code, restarting = ev.restarting, "exit event");
-            exited(containers, &ev.id, ev.pid, ev.exit_code.unwrap_or(255), &ev.time, ev.oom_killed, ev.restarting).await
+            exited(
+                containers,
+                &ev.id,
+                ev.pid,
+                ev.exit_code.unwrap_or(255),
+                &ev.time,
+                ev.oom_killed,
+                ev.restarting,
+            )
+            .await
         }
         // Starts the engine asked for are recorded by `start`; these are the
         // core's restarts.
-        EventKind::Start if ev.restart_count > 0 => restarted(containers, &ev.id, ev.pid, &ev.time, ev.restart_count).await,
+        EventKind::Start if ev.restart_count > 0 => {
+            restarted(containers, &ev.id, ev.pid, &ev.time, ev.restart_count).await
+        }
         EventKind::Health => health_changed(containers, &ev.id, ev.pid, &ev.health_status).await,
         _ => Ok(()),
     }
@@ -107,7 +124,9 @@ async fn apply(containers: &Containers, ev: &Event) -> Result<()> {
 async fn health_changed(containers: &Containers, id: &str, pid: u32, status: &str) -> Result<()> {
     let lock = containers.lock_of(id);
     let _guard = lock.lock().await;
-    let Ok(mut c) = containers.lookup(id).await else { return Ok(()) };
+    let Ok(mut c) = containers.lookup(id).await else {
+        return Ok(());
+    };
     if !c.is_running() || c.state.pid != pid {
         return Ok(());
     }
@@ -119,10 +138,18 @@ async fn health_changed(containers: &Containers, id: &str, pid: u32, status: &st
 }
 
 /// Records a restart by the core: running again, with a new pid.
-async fn restarted(containers: &Containers, id: &str, pid: u32, time: &str, count: u32) -> Result<()> {
+async fn restarted(
+    containers: &Containers,
+    id: &str,
+    pid: u32,
+    time: &str,
+    count: u32,
+) -> Result<()> {
     let lock = containers.lock_of(id);
     let _guard = lock.lock().await;
-    let Ok(mut c) = containers.lookup(id).await else { return Ok(()) };
+    let Ok(mut c) = containers.lookup(id).await else {
+        return Ok(());
+    };
     if c.id != id || c.state.restart_count >= count || c.state.manually_stopped {
         return Ok(());
     }
@@ -133,7 +160,10 @@ async fn restarted(containers: &Containers, id: &str, pid: u32, time: &str, coun
     c.state.started_at = time.to_string();
     c.state.restart_count = count;
     if c.state.health.is_some() {
-        c.state.health = Some(berth_proto::HealthState { status: "starting".into(), ..Default::default() });
+        c.state.health = Some(berth_proto::HealthState {
+            status: "starting".into(),
+            ..Default::default()
+        });
     }
     containers.save_state(&c).await?;
     info!(container_id = %id, pid, restart_count = count, "container restarted by its policy");
@@ -144,15 +174,27 @@ async fn restarted(containers: &Containers, id: &str, pid: u32, time: &str, coun
 
 /// Applies an exit if the container is still recorded as running that pid
 /// (or as waiting for a restart, which this exit ends).
-async fn exited(containers: &Containers, id: &str, pid: u32, code: i32, time: &str, oom: bool, restarting: bool) -> Result<()> {
+async fn exited(
+    containers: &Containers,
+    id: &str,
+    pid: u32,
+    code: i32,
+    time: &str,
+    oom: bool,
+    restarting: bool,
+) -> Result<()> {
     let lock = containers.lock_of(id);
     let guard = lock.lock().await;
-    let Ok(mut c) = containers.lookup(id).await else { return Ok(()) };
+    let Ok(mut c) = containers.lookup(id).await else {
+        return Ok(());
+    };
     let current = c.is_running() && (pid == 0 || c.state.pid == 0 || c.state.pid == pid);
     if c.id != id || !(current || c.state.restarting) {
         return Ok(());
     }
-    containers.apply_exit(&mut c, code, time, oom, restarting).await?;
+    containers
+        .apply_exit(&mut c, code, time, oom, restarting)
+        .await?;
     if c.auto_remove() && !restarting {
         if let Err(e) = containers.remove_locked(&c).await {
             warn!(container_id = %id, error = %e, "auto-removing container");
@@ -204,7 +246,16 @@ async fn reconcile(containers: &Containers) -> Result<()> {
         }
         match tasks.iter().find(|t| t.id == row.id) {
             Some(t) if t.status == TaskStatus::Stopped => {
-                exited(containers, &row.id, t.pid, t.exit_code.unwrap_or(255), &t.finished_at, t.oom_killed, t.restarting).await?;
+                exited(
+                    containers,
+                    &row.id,
+                    t.pid,
+                    t.exit_code.unwrap_or(255),
+                    &t.finished_at,
+                    t.oom_killed,
+                    t.restarting,
+                )
+                .await?;
             }
             Some(t) if t.restart_count > state.restart_count => {
                 restarted(containers, &row.id, t.pid, &t.started_at, t.restart_count).await?;
@@ -218,7 +269,8 @@ async fn reconcile(containers: &Containers) -> Result<()> {
                 exited(containers, &row.id, 0, 255, "", false, false).await?;
                 let c = super::record::Container::from_row(row.clone())?;
                 let comes_back = matches!(c.restart_policy(), Some(RestartPolicy::Always))
-                    || (matches!(c.restart_policy(), Some(RestartPolicy::UnlessStopped)) && !state.manually_stopped);
+                    || (matches!(c.restart_policy(), Some(RestartPolicy::UnlessStopped))
+                        && !state.manually_stopped);
                 if comes_back {
                     info!(container_id = %row.id, "starting the container again per its restart policy");
                     if let Err(e) = containers.start(&row.id).await {

@@ -9,21 +9,52 @@ pub fn validate(name: &str) -> Result<String> {
     let ok = n.len() >= 2
         && n.len() <= 255
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !ok {
-        return Err(Error::InvalidArgument(format!("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+        return Err(Error::InvalidArgument(format!(
+            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
     }
     Ok(n.to_string())
 }
 
 const LEFT: &[&str] = &[
-    "admiring", "brave", "calm", "clever", "dazzling", "eager", "elegant", "focused", "gallant", "happy", "jolly", "keen", "kind", "lucid",
-    "modest", "nifty", "optimistic", "peaceful", "quirky", "relaxed", "serene", "sharp", "stoic", "tender", "upbeat", "vibrant", "wizardly",
-    "youthful", "zealous", "bold",
+    "admiring",
+    "brave",
+    "calm",
+    "clever",
+    "dazzling",
+    "eager",
+    "elegant",
+    "focused",
+    "gallant",
+    "happy",
+    "jolly",
+    "keen",
+    "kind",
+    "lucid",
+    "modest",
+    "nifty",
+    "optimistic",
+    "peaceful",
+    "quirky",
+    "relaxed",
+    "serene",
+    "sharp",
+    "stoic",
+    "tender",
+    "upbeat",
+    "vibrant",
+    "wizardly",
+    "youthful",
+    "zealous",
+    "bold",
 ];
 const RIGHT: &[&str] = &[
-    "babbage", "curie", "darwin", "euler", "fermat", "galileo", "hopper", "hypatia", "kepler", "lovelace", "meitner", "newton", "noether",
-    "pascal", "ritchie", "shannon", "tesla", "thompson", "turing", "wozniak", "yalow", "zuse", "bohr", "dijkstra", "feynman", "goodall",
+    "babbage", "curie", "darwin", "euler", "fermat", "galileo", "hopper", "hypatia", "kepler",
+    "lovelace", "meitner", "newton", "noether", "pascal", "ritchie", "shannon", "tesla",
+    "thompson", "turing", "wozniak", "yalow", "zuse", "bohr", "dijkstra", "feynman", "goodall",
     "knuth", "lamport", "mccarthy", "torvalds",
 ];
 

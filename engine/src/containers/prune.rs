@@ -12,7 +12,10 @@ impl Containers {
     pub async fn prune(&self, filters: &Filters) -> Result<(Vec<String>, u64)> {
         filters.only(&["until", "label", "label!"])?;
         let until = match filters.get("until").first() {
-            Some(u) => Some(crate::util::parse_until(u).ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?),
+            Some(u) => Some(
+                crate::util::parse_until(u)
+                    .ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?,
+            ),
             None => None,
         };
         let mut removed = Vec::new();
@@ -23,10 +26,17 @@ impl Containers {
                 continue;
             }
             let labels = c.config.labels.clone().unwrap_or_default();
-            if !labels_match(&filters.get("label"), &labels) || filters.get("label!").iter().any(|l| labels_match(std::slice::from_ref(l), &labels)) {
+            if !labels_match(&filters.get("label"), &labels)
+                || filters
+                    .get("label!")
+                    .iter()
+                    .any(|l| labels_match(std::slice::from_ref(l), &labels))
+            {
                 continue;
             }
-            let created = crate::util::parse_rfc3339(&c.created).map(|(s, n)| s as i128 * 1_000_000_000 + n as i128).unwrap_or(0);
+            let created = crate::util::parse_rfc3339(&c.created)
+                .map(|(s, n)| s as i128 * 1_000_000_000 + n as i128)
+                .unwrap_or(0);
             if until.is_some_and(|u| created >= u) {
                 continue;
             }
@@ -53,7 +63,12 @@ impl Containers {
             let id = s.id.clone().unwrap_or_default();
             let rw = crate::util::dir_size(&self.paths(&id).upper()) as i64;
             let image_size = match self.store.container(&id).await? {
-                Some(row) => self.store.image(&row.image_id).await?.map(|i| i.size).unwrap_or(0),
+                Some(row) => self
+                    .store
+                    .image(&row.image_id)
+                    .await?
+                    .map(|i| i.size)
+                    .unwrap_or(0),
                 None => 0,
             };
             let mut v = serde_json::to_value(&s).map_err(Error::internal)?;

@@ -41,7 +41,12 @@ pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 impl State {
     pub fn created() -> State {
-        State { status: "created".into(), started_at: ZERO_TIME.into(), finished_at: ZERO_TIME.into(), ..Default::default() }
+        State {
+            status: "created".into(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -61,10 +66,16 @@ pub struct Container {
 
 impl Container {
     pub fn from_row(row: ContainerRow) -> Result<Container> {
-        let bad = |what: &str, e: serde_json::Error| Error::Internal(format!("stored {what} of container {} is unreadable: {e}", row.id));
+        let bad = |what: &str, e: serde_json::Error| {
+            Error::Internal(format!(
+                "stored {what} of container {} is unreadable: {e}",
+                row.id
+            ))
+        };
         Ok(Container {
             config: serde_json::from_str(&row.config).map_err(|e| bad("config", e))?,
-            host_config: serde_json::from_str(&row.host_config).map_err(|e| bad("host config", e))?,
+            host_config: serde_json::from_str(&row.host_config)
+                .map_err(|e| bad("host config", e))?,
             state: serde_json::from_str(&row.state).map_err(|e| bad("state", e))?,
             id: row.id,
             name: row.name,
@@ -123,7 +134,9 @@ impl Container {
         if argv.is_empty() {
             return None;
         }
-        let ms = |ns: Option<i64>, default_s: i64| (ns.filter(|n| *n > 0).unwrap_or(default_s * SECOND_NS) / 1_000_000) as u64;
+        let ms = |ns: Option<i64>, default_s: i64| {
+            (ns.filter(|n| *n > 0).unwrap_or(default_s * SECOND_NS) / 1_000_000) as u64
+        };
         Some(berth_proto::HealthCheck {
             test: argv,
             interval_ms: ms(h.interval, 30),
@@ -140,13 +153,20 @@ impl Container {
         match p.name? {
             N::ALWAYS => Some(berth_proto::RestartPolicy::Always),
             N::UNLESS_STOPPED => Some(berth_proto::RestartPolicy::UnlessStopped),
-            N::ON_FAILURE => Some(berth_proto::RestartPolicy::OnFailure { max_retries: p.maximum_retry_count.unwrap_or(0).max(0) as u32 }),
+            N::ON_FAILURE => Some(berth_proto::RestartPolicy::OnFailure {
+                max_retries: p.maximum_retry_count.unwrap_or(0).max(0) as u32,
+            }),
             N::NO | N::EMPTY => None,
         }
     }
 
     pub fn log_driver(&self) -> String {
-        self.host_config.log_config.as_ref().and_then(|l| l.typ.clone()).filter(|t| !t.is_empty()).unwrap_or_else(|| "json-file".into())
+        self.host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "json-file".into())
     }
 }
 
@@ -158,7 +178,9 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(data_root: &std::path::Path, id: &str) -> Paths {
-        Paths { dir: data_root.join("containers").join(id) }
+        Paths {
+            dir: data_root.join("containers").join(id),
+        }
     }
     pub fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")

@@ -26,15 +26,33 @@ pub fn mount_rootfs(paths: &Paths, lowers: &[PathBuf]) -> Result<()> {
         std::fs::create_dir_all(&empty)?;
         empty.display().to_string()
     } else {
-        lowers.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+        lowers
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
     };
-    let data = format!("lowerdir={lower},upperdir={},workdir={}", paths.upper().display(), paths.work().display());
+    let data = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        paths.upper().display(),
+        paths.work().display()
+    );
     if data.len() >= 4096 {
-        return Err(Error::Internal(format!("too many layers for one overlay mount ({} bytes of options)", data.len())));
+        return Err(Error::Internal(format!(
+            "too many layers for one overlay mount ({} bytes of options)",
+            data.len()
+        )));
     }
     debug!(target = %target.display(), layers = lowers.len(), "mounting overlay");
-    mount(Some("overlay"), &target, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
-        .map_err(|e| Error::Internal(format!("mount overlay at {}: {e}", target.display())))
+    mount(
+        Some("overlay"),
+        &target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| Error::Internal(format!("mount overlay at {}: {e}", target.display())))
 }
 
 pub fn unmount_rootfs(paths: &Paths) -> Result<()> {
@@ -43,18 +61,25 @@ pub fn unmount_rootfs(paths: &Paths) -> Result<()> {
         return Ok(());
     }
     debug!(target = %target.display(), "unmounting overlay");
-    umount2(&target, MntFlags::MNT_DETACH).map_err(|e| Error::Internal(format!("unmount {}: {e}", target.display())))
+    umount2(&target, MntFlags::MNT_DETACH)
+        .map_err(|e| Error::Internal(format!("unmount {}: {e}", target.display())))
 }
 
 /// Whether `path` is a mount point, from /proc/self/mountinfo.
 pub fn is_mountpoint(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     let wanted = path.display().to_string();
-    info.lines().any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(wanted.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(wanted.as_str()))
 }
 
 fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Writes hostname, hosts and resolv.conf for the container.
@@ -77,7 +102,9 @@ pub fn write_etc_files(paths: &Paths, hostname: &str, extra_hosts: &[String]) ->
         .lines()
         .filter(|l| {
             let mut w = l.split_whitespace();
-            !(w.next() == Some("nameserver") && w.next().is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
+            !(w.next() == Some("nameserver")
+                && w.next()
+                    .is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
         })
         .collect();
     std::fs::write(paths.file("resolv.conf"), kept.join("\n") + "\n")?;

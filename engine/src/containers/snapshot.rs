@@ -28,15 +28,31 @@ impl Containers {
         let c = self.lookup(&req.container).await?;
         let lock = self.lock_of(&c.id);
         let _held = lock.lock().await;
-        let parent = self.store.image(&c.image_id).await?.ok_or_else(|| Error::no_such_image(&c.image_ref))?;
-        let mut config = match req.config.filter(|v| v.as_object().is_some_and(|o| !o.is_empty())) {
+        let parent = self
+            .store
+            .image(&c.image_id)
+            .await?
+            .ok_or_else(|| Error::no_such_image(&c.image_ref))?;
+        let mut config = match req
+            .config
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        {
             Some(v) => v,
             None => serde_json::to_value(&c.config).map_err(Error::internal)?,
         };
         crate::images::changes::apply(&mut config, &req.changes)?;
         let created_by = c.process_args().join(" ");
-        let info = CommitInfo { config, container_id: c.id.clone(), comment: req.comment, author: req.author, created_by };
-        let id = self.images.commit(&parent, self.paths(&c.id).upper(), info).await?;
+        let info = CommitInfo {
+            config,
+            container_id: c.id.clone(),
+            comment: req.comment,
+            author: req.author,
+            created_by,
+        };
+        let id = self
+            .images
+            .commit(&parent, self.paths(&c.id).upper(), info)
+            .await?;
         if let Some(r) = req.reference {
             let normalized = r.with_default_tag().normalized();
             self.store.set_tag(&normalized, &id).await?;
@@ -56,15 +72,29 @@ impl Containers {
         let paths = self.paths(&c.id);
         let mounted_here = !rootfs::is_mountpoint(&paths.rootfs());
         if mounted_here {
-            let image = self.store.image(&c.image_id).await?.ok_or_else(|| Error::no_such_image(&c.image_ref))?;
-            let lowers: Vec<_> = image.chains.iter().map(|ch| self.images.snapshot_fs(ch)).collect();
+            let image = self
+                .store
+                .image(&c.image_id)
+                .await?
+                .ok_or_else(|| Error::no_such_image(&c.image_ref))?;
+            let lowers: Vec<_> = image
+                .chains
+                .iter()
+                .map(|ch| self.images.snapshot_fs(ch))
+                .collect();
             rootfs::mount_rootfs(&paths, &lowers)?;
         }
         let root = paths.rootfs();
-        let out = self.images.tmp_dir().join(format!("export-{}", crate::util::random_id()));
+        let out = self
+            .images
+            .tmp_dir()
+            .join(format!("export-{}", crate::util::random_id()));
         let out2 = out.clone();
         let written = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
-            let mut tree = TreeWriter::new(std::io::BufWriter::new(std::fs::File::create(&out2)?), Whiteouts::Keep);
+            let mut tree = TreeWriter::new(
+                std::io::BufWriter::new(std::fs::File::create(&out2)?),
+                Whiteouts::Keep,
+            );
             tree.add_tree(&root)?;
             std::io::Write::flush(&mut tree.finish()?)?;
             Ok(std::fs::File::open(&out2)?)

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder,
+    Spec, SpecBuilder, UserBuilder,
 };
 
 use super::record::{Container, Paths};
@@ -48,7 +49,13 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("building the OCI spec: {e}"))
@@ -65,7 +72,10 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount>
 }
 
 fn caps(names: &[&str]) -> Result<HashSet<Capability>> {
-    names.iter().map(|n| serde_json::from_value(serde_json::Value::String(n.to_string())).map_err(err)).collect()
+    names
+        .iter()
+        .map(|n| serde_json::from_value(serde_json::Value::String(n.to_string())).map_err(err))
+        .collect()
 }
 
 /// The environment: the container's, plus PATH and HOSTNAME (and TERM with
@@ -74,7 +84,10 @@ pub fn environment(c: &Container, hostname: &str) -> Vec<String> {
     let mut env = c.config.env.clone().unwrap_or_default();
     let has = |env: &[String], key: &str| env.iter().any(|e| e.split('=').next() == Some(key));
     if !has(&env, "PATH") {
-        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     if !has(&env, "HOSTNAME") {
         env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
@@ -85,18 +98,38 @@ pub fn environment(c: &Container, hostname: &str) -> Vec<String> {
     env
 }
 
-pub fn build(c: &Container, paths: &Paths, hostname: &str, user: &ResolvedUser, cgroup_parent: &str) -> Result<Spec> {
+pub fn build(
+    c: &Container,
+    paths: &Paths,
+    hostname: &str,
+    user: &ResolvedUser,
+    cgroup_parent: &str,
+) -> Result<Spec> {
     let args = c.process_args();
     if args.is_empty() {
         return Err(Error::InvalidArgument("no command specified".into()));
     }
     let mut env = environment(c, hostname);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", if user.home.is_empty() { "/" } else { &user.home }));
+        env.push(format!(
+            "HOME={}",
+            if user.home.is_empty() {
+                "/"
+            } else {
+                &user.home
+            }
+        ));
     }
-    let cwd = c.config.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+    let cwd = c
+        .config
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
     if !cwd.starts_with('/') {
-        return Err(Error::InvalidArgument(format!("the working directory '{cwd}' is invalid, it needs to be an absolute path")));
+        return Err(Error::InvalidArgument(format!(
+            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        )));
     }
     let default_caps = caps(DEFAULT_CAPS)?;
     let process = ProcessBuilder::default()
@@ -126,30 +159,99 @@ pub fn build(c: &Container, paths: &Paths, hostname: &str, user: &ResolvedUser, 
 
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"])?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"])?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+        )?,
     ];
-    for (dest, file) in [("/etc/resolv.conf", "resolv.conf"), ("/etc/hostname", "hostname"), ("/etc/hosts", "hosts")] {
+    for (dest, file) in [
+        ("/etc/resolv.conf", "resolv.conf"),
+        ("/etc/hostname", "hostname"),
+        ("/etc/hosts", "hosts"),
+    ] {
         let src = paths.file(file);
-        mounts.push(mount(dest, "bind", &src.display().to_string(), &["rbind", "rprivate"])?);
+        mounts.push(mount(
+            dest,
+            "bind",
+            &src.display().to_string(),
+            &["rbind", "rprivate"],
+        )?);
     }
 
     let mut namespaces = Vec::new();
-    for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Network, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount] {
-        namespaces.push(LinuxNamespaceBuilder::default().typ(t).build().map_err(err)?);
+    for t in [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ] {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(t)
+                .build()
+                .map_err(err)?,
+        );
     }
     if cgroup_v2_only() {
-        namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Cgroup).build().map_err(err)?);
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Cgroup)
+                .build()
+                .map_err(err)?,
+        );
     }
 
     // Deny every device, then allow Docker's default set (runc adds the
     // standard /dev nodes on top).
-    let dev = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default().allow(allow).typ(typ).access(access);
+    let dev = |allow: bool,
+               typ: LinuxDeviceType,
+               major: Option<i64>,
+               minor: Option<i64>,
+               access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
         if let Some(m) = major {
             b = b.major(m);
         }
@@ -175,15 +277,37 @@ pub fn build(c: &Container, paths: &Paths, hostname: &str, user: &ResolvedUser, 
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(Path::new(cgroup_parent).join(&c.id))
-        .masked_paths(MASKED_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .readonly_paths(READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .resources(LinuxResourcesBuilder::default().devices(devices).build().map_err(err)?)
+        .masked_paths(
+            MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .resources({
+            let mut r: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(super::resources::oci_resources(&c.host_config))
+                    .map_err(err)?;
+            r.set_devices(Some(devices));
+            r
+        })
         .build()
         .map_err(err)?;
 
     SpecBuilder::default()
         .version("1.0.2")
-        .root(RootBuilder::default().path(paths.rootfs()).readonly(c.host_config.readonly_rootfs.unwrap_or(false)).build().map_err(err)?)
+        .root(
+            RootBuilder::default()
+                .path(paths.rootfs())
+                .readonly(c.host_config.readonly_rootfs.unwrap_or(false))
+                .build()
+                .map_err(err)?,
+        )
         .hostname(hostname)
         .process(process)
         .mounts(mounts)

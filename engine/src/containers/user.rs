@@ -36,22 +36,41 @@ pub fn resolve_with(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let entries: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .collect();
     let (uid, mut gid, name, home) = if user.is_empty() {
         (0, 0, "root".to_string(), "/root".to_string())
     } else if let Ok(uid) = user.parse::<u32>() {
         match entries.iter().find(|f| f[2].parse() == Ok(uid)) {
-            Some(f) => (uid, f[3].parse().unwrap_or(0), f[0].to_string(), f[5].to_string()),
+            Some(f) => (
+                uid,
+                f[3].parse().unwrap_or(0),
+                f[0].to_string(),
+                f[5].to_string(),
+            ),
             None => (uid, 0, String::new(), "/".to_string()),
         }
     } else {
-        let f = entries
-            .iter()
-            .find(|f| f[0] == user)
-            .ok_or_else(|| Error::InvalidArgument(format!("unable to find user {user}: no matching entries in passwd file")))?;
-        (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0), f[0].to_string(), f[5].to_string())
+        let f = entries.iter().find(|f| f[0] == user).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            ))
+        })?;
+        (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            f[0].to_string(),
+            f[5].to_string(),
+        )
     };
-    let groups: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
     if let Some(g) = grp.filter(|g| !g.is_empty()) {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
@@ -59,15 +78,29 @@ pub fn resolve_with(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
                 .iter()
                 .find(|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| Error::InvalidArgument(format!("unable to find group {g}: no matching entries in group file")))?,
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
         };
     }
     let additional_gids = if name.is_empty() || grp.is_some() {
         vec![]
     } else {
-        groups.iter().filter(|f| f[3].split(',').any(|m| m == name)).filter_map(|f| f[2].parse().ok()).filter(|g| *g != gid).collect()
+        groups
+            .iter()
+            .filter(|f| f[3].split(',').any(|m| m == name))
+            .filter_map(|f| f[2].parse().ok())
+            .filter(|g| *g != gid)
+            .collect()
     };
-    Ok(ResolvedUser { uid, gid, additional_gids, home })
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
 }
 
 #[cfg(test)]
@@ -81,9 +114,23 @@ mod tests {
     fn names_and_numbers() {
         assert_eq!(resolve_with("", PASSWD, GROUP).unwrap().uid, 0);
         let app = resolve_with("app", PASSWD, GROUP).unwrap();
-        assert_eq!((app.uid, app.gid, app.additional_gids.clone()), (1000, 1000, vec![50]));
+        assert_eq!(
+            (app.uid, app.gid, app.additional_gids.clone()),
+            (1000, 1000, vec![50])
+        );
         assert_eq!(resolve_with("1000:staff", PASSWD, GROUP).unwrap().gid, 50);
-        assert_eq!(resolve_with("4242", PASSWD, GROUP).unwrap(), ResolvedUser { uid: 4242, gid: 0, additional_gids: vec![], home: "/".into() });
-        assert!(resolve_with("nosuch", PASSWD, GROUP).unwrap_err().to_string().contains("no matching entries in passwd file"));
+        assert_eq!(
+            resolve_with("4242", PASSWD, GROUP).unwrap(),
+            ResolvedUser {
+                uid: 4242,
+                gid: 0,
+                additional_gids: vec![],
+                home: "/".into()
+            }
+        );
+        assert!(resolve_with("nosuch", PASSWD, GROUP)
+            .unwrap_err()
+            .to_string()
+            .contains("no matching entries in passwd file"));
     }
 }

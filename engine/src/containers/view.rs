@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use bollard_stubs::models::{
-    ContainerInspectResponse, ContainerState, Health, HealthcheckResult, ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, DriverData,
-    NetworkSettings,
+    ContainerInspectResponse, ContainerState, ContainerSummary, ContainerSummaryHostConfig,
+    ContainerSummaryNetworkSettings, DriverData, Health, HealthcheckResult, NetworkSettings,
 };
 
 use super::record::{Container, ZERO_TIME};
@@ -14,7 +14,15 @@ use crate::api::filters::{labels_match, Filters};
 use crate::error::{Error, Result};
 use crate::util::{human_duration, parse_rfc3339, unix_now};
 
-const STATUSES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+const STATUSES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
 
 /// "Up 5 minutes", "Exited (0) 2 seconds ago", "Created".
 pub fn status_text(c: &Container) -> String {
@@ -29,9 +37,18 @@ pub fn status_text(c: &Container) -> String {
             };
             format!("Up {}{health}", human_duration(since(&c.state.started_at)))
         }
-        "exited" if c.state.finished_at != ZERO_TIME => format!("Exited ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at))),
+        "paused" => format!("Up {} (Paused)", human_duration(since(&c.state.started_at))),
+        "exited" if c.state.finished_at != ZERO_TIME => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            human_duration(since(&c.state.finished_at))
+        ),
         "exited" => format!("Exited ({})", c.state.exit_code),
-        "restarting" => format!("Restarting ({}) {} ago", c.state.exit_code, human_duration(since(&c.state.finished_at))),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human_duration(since(&c.state.finished_at))
+        ),
         "created" => "Created".into(),
         "removing" => "Removal In Progress".into(),
         "dead" => "Dead".into(),
@@ -42,7 +59,13 @@ pub fn status_text(c: &Container) -> String {
 fn command_text(c: &Container) -> String {
     c.process_args()
         .iter()
-        .map(|a| if a.contains(' ') { format!("\"{a}\"") } else { a.clone() })
+        .map(|a| {
+            if a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                a.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -63,17 +86,29 @@ impl Containers {
     }
 
     /// `GET /containers/json`
-    pub async fn list(&self, all: bool, limit: Option<usize>, filters: &Filters) -> Result<Vec<ContainerSummary>> {
-        filters.only(&["id", "name", "label", "status", "ancestor", "exited", "before", "since"])?;
+    pub async fn list(
+        &self,
+        all: bool,
+        limit: Option<usize>,
+        filters: &Filters,
+    ) -> Result<Vec<ContainerSummary>> {
+        filters.only(&[
+            "id", "name", "label", "status", "ancestor", "exited", "before", "since",
+        ])?;
         for s in filters.get("status") {
             if !STATUSES.contains(&s.as_str()) {
-                return Err(Error::InvalidArgument(format!("invalid filter 'status={s}'")));
+                return Err(Error::InvalidArgument(format!(
+                    "invalid filter 'status={s}'"
+                )));
             }
         }
         let exited: Vec<i32> = filters
             .get("exited")
             .iter()
-            .map(|e| e.parse::<i32>().map_err(|_| Error::InvalidArgument(format!("invalid filter 'exited={e}'"))))
+            .map(|e| {
+                e.parse::<i32>()
+                    .map_err(|_| Error::InvalidArgument(format!("invalid filter 'exited={e}'")))
+            })
             .collect::<Result<_>>()?;
         // Images named in ancestor= filters, as ids.
         let mut ancestors = Vec::new();
@@ -92,22 +127,42 @@ impl Containers {
             if !all && !c.is_running() {
                 continue;
             }
-            if !filters.get("id").is_empty() && !filters.get("id").iter().any(|p| c.id.starts_with(p.as_str())) {
+            if !filters.get("id").is_empty()
+                && !filters
+                    .get("id")
+                    .iter()
+                    .any(|p| c.id.starts_with(p.as_str()))
+            {
                 continue;
             }
-            if !filters.get("name").is_empty() && !filters.get("name").iter().any(|n| c.name.contains(n.trim_start_matches('/'))) {
+            if !filters.get("name").is_empty()
+                && !filters
+                    .get("name")
+                    .iter()
+                    .any(|n| c.name.contains(n.trim_start_matches('/')))
+            {
                 continue;
             }
-            if !filters.get("status").is_empty() && !filters.get("status").contains(&c.state.status) {
+            if !filters.get("status").is_empty() && !filters.get("status").contains(&c.state.status)
+            {
                 continue;
             }
-            if !exited.is_empty() && (c.state.status != "exited" || !exited.contains(&c.state.exit_code)) {
+            if !exited.is_empty()
+                && (c.state.status != "exited" || !exited.contains(&c.state.exit_code))
+            {
                 continue;
             }
-            if !ancestors.is_empty() && !ancestors.iter().any(|a| *a == c.image_id || *a == c.image_ref) {
+            if !ancestors.is_empty()
+                && !ancestors
+                    .iter()
+                    .any(|a| *a == c.image_id || *a == c.image_ref)
+            {
                 continue;
             }
-            if !labels_match(&filters.get("label"), c.config.labels.as_ref().unwrap_or(&HashMap::new())) {
+            if !labels_match(
+                &filters.get("label"),
+                c.config.labels.as_ref().unwrap_or(&HashMap::new()),
+            ) {
                 continue;
             }
             // Show the image as the user named it while that name still
@@ -116,7 +171,11 @@ impl Containers {
                 .ok()
                 .map(|r| r.with_default_tag().normalized())
                 .is_some_and(|n| tags.iter().any(|(t, id)| *t == n && *id == c.image_id));
-            let image = if named { c.image_ref.clone() } else { c.image_id.clone() };
+            let image = if named {
+                c.image_ref.clone()
+            } else {
+                c.image_id.clone()
+            };
             out.push(ContainerSummary {
                 id: Some(c.id.clone()),
                 names: Some(vec![format!("/{}", c.name)]),
@@ -126,10 +185,16 @@ impl Containers {
                 created: Some(parse_rfc3339(&c.created).map(|t| t.0).unwrap_or(0)),
                 ports: Some(vec![]),
                 labels: Some(c.config.labels.clone().unwrap_or_default()),
-                state: serde_json::from_value(serde_json::Value::String(c.state.status.clone())).ok(),
+                state: serde_json::from_value(serde_json::Value::String(c.state.status.clone()))
+                    .ok(),
                 status: Some(status_text(&c)),
-                host_config: Some(ContainerSummaryHostConfig { network_mode: c.host_config.network_mode.clone(), annotations: None }),
-                network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(HashMap::new()) }),
+                host_config: Some(ContainerSummaryHostConfig {
+                    network_mode: c.host_config.network_mode.clone(),
+                    annotations: None,
+                }),
+                network_settings: Some(ContainerSummaryNetworkSettings {
+                    networks: Some(HashMap::new()),
+                }),
                 mounts: Some(vec![]),
                 ..Default::default()
             });
@@ -147,7 +212,14 @@ impl Containers {
         let args = c.process_args();
         let image = self.store.image(&c.image_id).await?;
         let lower = image
-            .map(|i| i.chains.iter().rev().map(|ch| self.images.snapshot_fs(ch).display().to_string()).collect::<Vec<_>>().join(":"))
+            .map(|i| {
+                i.chains
+                    .iter()
+                    .rev()
+                    .map(|ch| self.images.snapshot_fs(ch).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
             .unwrap_or_default();
         let graph = DriverData {
             name: "overlayfs".into(),
@@ -155,19 +227,27 @@ impl Containers {
                 ("LowerDir".to_string(), lower),
                 ("UpperDir".to_string(), paths.upper().display().to_string()),
                 ("WorkDir".to_string(), paths.work().display().to_string()),
-                ("MergedDir".to_string(), paths.rootfs().display().to_string()),
+                (
+                    "MergedDir".to_string(),
+                    paths.rootfs().display().to_string(),
+                ),
             ]),
         };
-        let log_path = if c.log_driver() == "none" { String::new() } else { paths.log(&c.id).display().to_string() };
+        let log_path = if c.log_driver() == "none" {
+            String::new()
+        } else {
+            paths.log(&c.id).display().to_string()
+        };
         Ok(ContainerInspectResponse {
             id: Some(c.id.clone()),
             created: Some(c.created.clone()),
             path: Some(args.first().cloned().unwrap_or_default()),
             args: Some(args.iter().skip(1).cloned().collect()),
             state: Some(ContainerState {
-                status: serde_json::from_value(serde_json::Value::String(c.state.status.clone())).ok(),
+                status: serde_json::from_value(serde_json::Value::String(c.state.status.clone()))
+                    .ok(),
                 running: Some(c.state.running),
-                paused: Some(false),
+                paused: Some(c.state.status == "paused"),
                 restarting: Some(c.state.restarting),
                 oom_killed: Some(c.state.oom_killed),
                 dead: Some(c.state.status == "dead"),
@@ -177,7 +257,8 @@ impl Containers {
                 started_at: Some(c.state.started_at.clone()),
                 finished_at: Some(c.state.finished_at.clone()),
                 health: self.live_health(&c).await.map(|h| Health {
-                    status: serde_json::from_value(serde_json::Value::String(h.status.clone())).ok(),
+                    status: serde_json::from_value(serde_json::Value::String(h.status.clone()))
+                        .ok(),
                     failing_streak: Some(h.failing_streak as i64),
                     log: Some(
                         h.log

@@ -38,11 +38,19 @@ impl Launcher {
             args.push("--default-runtime".into());
             args.push(rt.clone());
         }
-        Ok(Launcher { spawning: tokio::sync::Mutex::new(()), binary: berth_proto::locate::sibling_or_path("berth-core"), args, log: config.exec_root.join("berth-core.log") })
+        Ok(Launcher {
+            spawning: tokio::sync::Mutex::new(()),
+            binary: berth_proto::locate::sibling_or_path("berth-core"),
+            args,
+            log: config.exec_root.join("berth-core.log"),
+        })
     }
 
     /// Makes sure a core answers: handshake, else start one and wait for it.
-    pub async fn ensure(&self, client: &CoreClient) -> Result<berth_proto::Handshake, HandshakeError> {
+    pub async fn ensure(
+        &self,
+        client: &CoreClient,
+    ) -> Result<berth_proto::Handshake, HandshakeError> {
         match client.handshake().await {
             Err(HandshakeError::Unreachable(_)) => {}
             other => return other,
@@ -58,16 +66,25 @@ impl Launcher {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             match client.handshake().await {
-                Err(HandshakeError::Unreachable(e)) if tokio::time::Instant::now() > deadline => return Err(HandshakeError::Unreachable(e)),
-                Err(HandshakeError::Unreachable(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(HandshakeError::Unreachable(e)) if tokio::time::Instant::now() > deadline => {
+                    return Err(HandshakeError::Unreachable(e))
+                }
+                Err(HandshakeError::Unreachable(_)) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
                 other => return other,
             }
         }
     }
 
     fn spawn(&self) -> Result<()> {
-        let binary = self.binary.clone().ok_or_else(|| Error::Unavailable("berth-core not found next to berthd or on PATH".into()))?;
-        let log = std::fs::File::options().create(true).append(true).open(&self.log)?;
+        let binary = self.binary.clone().ok_or_else(|| {
+            Error::Unavailable("berth-core not found next to berthd or on PATH".into())
+        })?;
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let mut cmd = tokio::process::Command::new(&binary);
         cmd.args(&self.args)
             .stdin(Stdio::null())
@@ -75,7 +92,9 @@ impl Launcher {
             .stderr(log)
             .process_group(0)
             .kill_on_drop(false);
-        let mut child = cmd.spawn().map_err(|e| Error::Unavailable(format!("cannot start {}: {e}", binary.display())))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Unavailable(format!("cannot start {}: {e}", binary.display())))?;
         info!(pid = child.id(), binary = %binary.display(), "started berth-core");
         tokio::spawn(async move {
             match child.wait().await {

@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use berth_proto::{CreateTaskRequest, ErrorBody, ErrorCode, Event, Handshake, KillRequest, ResizeRequest, TaskInfo};
+use berth_proto::{
+    CreateTaskRequest, ErrorBody, ErrorCode, Event, Handshake, KillRequest, ResizeRequest,
+    TaskInfo, UpdateTaskRequest,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -59,7 +62,11 @@ impl CoreClient {
     pub fn new(socket: PathBuf, max_version: Option<u32>) -> CoreClient {
         let max = max_version.unwrap_or(berth_proto::VERSION);
         let min = berth_proto::MIN_VERSION.min(max);
-        CoreClient { socket, range: (min, max), version: AtomicU32::new(max) }
+        CoreClient {
+            socket,
+            range: (min, max),
+            version: AtomicU32::new(max),
+        }
     }
 
     pub fn socket(&self) -> &PathBuf {
@@ -67,12 +74,25 @@ impl CoreClient {
     }
 
     fn unavailable(&self, e: impl std::fmt::Display) -> Error {
-        Error::Unavailable(format!("berth-core is not reachable at {}: {e}", self.socket.display()))
+        Error::Unavailable(format!(
+            "berth-core is not reachable at {}: {e}",
+            self.socket.display()
+        ))
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>, timeout: Duration) -> Result<hyper::Response<Incoming>> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| self.unavailable(e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| self.unavailable(e))?;
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<hyper::Response<Incoming>> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.unavailable(e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -88,10 +108,22 @@ impl CoreClient {
             .map_err(|e| self.unavailable(e))
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T> {
-        let resp = self.send(method, path, body, Duration::from_secs(90)).await?;
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T> {
+        let resp = self
+            .send(method, path, body, Duration::from_secs(90))
+            .await?;
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| self.unavailable(e))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.unavailable(e))?
+            .to_bytes();
         if !status.is_success() {
             let err: ErrorBody = serde_json::from_slice(&bytes).unwrap_or(ErrorBody {
                 code: ErrorCode::from_http_status(status.as_u16()),
@@ -99,18 +131,29 @@ impl CoreClient {
             });
             return Err(map_error(err));
         }
-        let bytes = if bytes.is_empty() { Bytes::from_static(b"null") } else { bytes };
-        serde_json::from_slice(&bytes).map_err(|e| Error::Internal(format!("bad answer from berth-core: {e}")))
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("bad answer from berth-core: {e}")))
     }
 
     fn path(&self, rest: &str) -> String {
-        format!("/v{}/namespaces/{NAMESPACE}{rest}", self.version.load(Ordering::Relaxed))
+        format!(
+            "/v{}/namespaces/{NAMESPACE}{rest}",
+            self.version.load(Ordering::Relaxed)
+        )
     }
 
     /// Agrees on a protocol version. Fails with [`HandshakeError::Incompatible`]
     /// (naming both sides' versions) when there is none in common.
     pub async fn handshake(&self) -> Result<Handshake, HandshakeError> {
-        let h: Handshake = self.call(Method::GET, "/handshake", None).await.map_err(HandshakeError::Unreachable)?;
+        let h: Handshake = self
+            .call(Method::GET, "/handshake", None)
+            .await
+            .map_err(HandshakeError::Unreachable)?;
         let ours = self.range;
         match berth_proto::negotiate(ours, (h.min_version, h.max_version)) {
             Some(v) => {
@@ -130,15 +173,26 @@ impl CoreClient {
     }
 
     pub async fn create_task(&self, req: &CreateTaskRequest) -> Result<TaskInfo> {
-        self.call(Method::POST, &self.path("/tasks"), Some(serde_json::to_vec(req).map_err(Error::internal)?)).await
+        self.call(
+            Method::POST,
+            &self.path("/tasks"),
+            Some(serde_json::to_vec(req).map_err(Error::internal)?),
+        )
+        .await
     }
 
     pub async fn start_task(&self, id: &str) -> Result<TaskInfo> {
-        self.call(Method::POST, &self.path(&format!("/tasks/{id}/start")), None).await
+        self.call(
+            Method::POST,
+            &self.path(&format!("/tasks/{id}/start")),
+            None,
+        )
+        .await
     }
 
     pub async fn task(&self, id: &str) -> Result<TaskInfo> {
-        self.call(Method::GET, &self.path(&format!("/tasks/{id}")), None).await
+        self.call(Method::GET, &self.path(&format!("/tasks/{id}")), None)
+            .await
     }
 
     pub async fn tasks(&self) -> Result<Vec<TaskInfo>> {
@@ -147,27 +201,82 @@ impl CoreClient {
 
     /// Signals a task; `stop` tells the core a user stopped it (no restart).
     pub async fn kill(&self, id: &str, signal: i32, all: bool, stop: bool) -> Result<()> {
-        let body = serde_json::to_vec(&KillRequest { signal, all, stop }).map_err(Error::internal)?;
-        self.call::<()>(Method::POST, &self.path(&format!("/tasks/{id}/kill")), Some(body)).await
+        let body =
+            serde_json::to_vec(&KillRequest { signal, all, stop }).map_err(Error::internal)?;
+        self.call::<()>(
+            Method::POST,
+            &self.path(&format!("/tasks/{id}/kill")),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
         let body = serde_json::to_vec(&ResizeRequest { height, width }).map_err(Error::internal)?;
-        self.call::<()>(Method::POST, &self.path(&format!("/tasks/{id}/resize")), Some(body)).await
+        self.call::<()>(
+            Method::POST,
+            &self.path(&format!("/tasks/{id}/resize")),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Fails unless the agreed protocol has `what` (added in `version`).
+    pub fn needs(&self, version: u32, what: &str) -> Result<()> {
+        if self.version() < version {
+            return Err(Error::NotImplemented(format!(
+                "{what} needs core protocol {version}, but the running berth-core speaks {}; restart berth-core with this build",
+                self.version()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Freezes (`true`) or thaws a task's processes (protocol 4).
+    pub async fn set_paused(&self, id: &str, paused: bool) -> Result<TaskInfo> {
+        self.needs(4, "pause")?;
+        let verb = if paused { "pause" } else { "resume" };
+        self.call(
+            Method::POST,
+            &self.path(&format!("/tasks/{id}/{verb}")),
+            None,
+        )
+        .await
+    }
+
+    /// New limits and/or restart policy for a task (protocol 4).
+    pub async fn update_task(&self, id: &str, req: &UpdateTaskRequest) -> Result<TaskInfo> {
+        self.needs(4, "update")?;
+        let body = serde_json::to_vec(req).map_err(Error::internal)?;
+        self.call(
+            Method::POST,
+            &self.path(&format!("/tasks/{id}/update")),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn delete_task(&self, id: &str) -> Result<()> {
-        self.call::<()>(Method::DELETE, &self.path(&format!("/tasks/{id}")), None).await
+        self.call::<()>(Method::DELETE, &self.path(&format!("/tasks/{id}")), None)
+            .await
     }
 
     /// Opens the event stream after `after`; lines arrive as the core writes them.
     pub async fn events(&self, after: u64) -> Result<EventStream> {
-        let path = format!("/v{}/events?after={after}", self.version.load(Ordering::Relaxed));
-        let resp = self.send(Method::GET, &path, None, Duration::from_secs(10)).await?;
+        let path = format!(
+            "/v{}/events?after={after}",
+            self.version.load(Ordering::Relaxed)
+        );
+        let resp = self
+            .send(Method::GET, &path, None, Duration::from_secs(10))
+            .await?;
         if !resp.status().is_success() {
             return Err(self.unavailable(format!("events: status {}", resp.status())));
         }
-        Ok(EventStream { body: resp.into_body(), buf: Vec::new() })
+        Ok(EventStream {
+            body: resp.into_body(),
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -193,7 +302,10 @@ impl EventStream {
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                return Some(serde_json::from_slice(&line).map_err(|e| Error::Internal(format!("bad event from berth-core: {e}"))));
+                return Some(
+                    serde_json::from_slice(&line)
+                        .map_err(|e| Error::Internal(format!("bad event from berth-core: {e}"))),
+                );
             }
             match self.body.frame().await {
                 Some(Ok(frame)) => {

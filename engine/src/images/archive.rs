@@ -44,7 +44,8 @@ pub fn extract(archive: impl Read, dir: &Path) -> Result<Extracted> {
     for entry in ar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let raw = entry.path().map_err(bad)?.into_owned();
-        let rel = clean(&raw).ok_or_else(|| bad(format!("path {} leaves the archive", raw.display())))?;
+        let rel =
+            clean(&raw).ok_or_else(|| bad(format!("path {} leaves the archive", raw.display())))?;
         if rel.as_os_str().is_empty() {
             continue;
         }
@@ -59,25 +60,40 @@ pub fn extract(archive: impl Read, dir: &Path) -> Result<Extracted> {
             let mut f = std::fs::File::create(&target)?;
             std::io::copy(&mut entry, &mut f)?;
         } else if kind.is_symlink() || kind.is_hard_link() {
-            let link = entry.link_name().map_err(bad)?.ok_or_else(|| bad("link without target"))?.into_owned();
+            let link = entry
+                .link_name()
+                .map_err(bad)?
+                .ok_or_else(|| bad("link without target"))?
+                .into_owned();
             // Symlinks are relative to their directory, hard links to the archive root.
-            let joined = if kind.is_symlink() && !link.is_absolute() { rel.parent().unwrap_or(Path::new("")).join(&link) } else { link.clone() };
-            let resolved = clean(&joined).ok_or_else(|| bad(format!("link {} leaves the archive", raw.display())))?;
+            let joined = if kind.is_symlink() && !link.is_absolute() {
+                rel.parent().unwrap_or(Path::new("")).join(&link)
+            } else {
+                link.clone()
+            };
+            let resolved = clean(&joined)
+                .ok_or_else(|| bad(format!("link {} leaves the archive", raw.display())))?;
             links.insert(rel, resolved);
         }
     }
-    Ok(Extracted { dir: dir.to_path_buf(), links })
+    Ok(Extracted {
+        dir: dir.to_path_buf(),
+        links,
+    })
 }
 
 impl Extracted {
     /// Opens an archive member, following the archive's own links.
     pub fn open(&self, rel: &Path) -> Result<std::fs::File> {
-        let mut cur = clean(rel).ok_or_else(|| bad(format!("path {} leaves the archive", rel.display())))?;
+        let mut cur =
+            clean(rel).ok_or_else(|| bad(format!("path {} leaves the archive", rel.display())))?;
         for _ in 0..16 {
             match self.links.get(&cur) {
                 Some(next) => cur = next.clone(),
                 None => {
-                    return std::fs::File::open(self.dir.join(&cur)).map_err(|_| bad(format!("{} is missing from the archive", rel.display())));
+                    return std::fs::File::open(self.dir.join(&cur)).map_err(|_| {
+                        bad(format!("{} is missing from the archive", rel.display()))
+                    });
                 }
             }
         }
@@ -115,19 +131,27 @@ impl Extracted {
             #[serde(rename = "Layers", default)]
             layers: Vec<String>,
         }
-        let manifest: Vec<Entry> = serde_json::from_slice(&self.read(Path::new("manifest.json"), 16 << 20)?).map_err(|e| bad(format!("manifest.json: {e}")))?;
+        let manifest: Vec<Entry> =
+            serde_json::from_slice(&self.read(Path::new("manifest.json"), 16 << 20)?)
+                .map_err(|e| bad(format!("manifest.json: {e}")))?;
         manifest
             .into_iter()
             .map(|e| {
                 let config = self.read(Path::new(&e.config), 64 << 20)?;
                 check_named_digest(&e.config, &config)?;
-                Ok(ArchiveImage { config, layers: e.layers.iter().map(PathBuf::from).collect(), repo_tags: e.repo_tags.unwrap_or_default() })
+                Ok(ArchiveImage {
+                    config,
+                    layers: e.layers.iter().map(PathBuf::from).collect(),
+                    repo_tags: e.repo_tags.unwrap_or_default(),
+                })
             })
             .collect()
     }
 
     fn blob_path(digest: &str) -> Result<PathBuf> {
-        let (algo, hex) = digest.split_once(':').ok_or_else(|| bad(format!("bad digest {digest}")))?;
+        let (algo, hex) = digest
+            .split_once(':')
+            .ok_or_else(|| bad(format!("bad digest {digest}")))?;
         if algo != "sha256" || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad(format!("bad digest {digest}")));
         }
@@ -136,7 +160,10 @@ impl Extracted {
 
     fn blob(&self, digest: &str) -> Result<Vec<u8>> {
         let data = self.read(&Self::blob_path(digest)?, 64 << 20)?;
-        let actual = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)));
+        let actual = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data))
+        );
         if actual != digest {
             return Err(bad(format!("blob {digest} has digest {actual}")));
         }
@@ -144,13 +171,21 @@ impl Extracted {
     }
 
     fn oci_images(&self) -> Result<Vec<ArchiveImage>> {
-        let index: serde_json::Value = serde_json::from_slice(&self.read(Path::new("index.json"), 16 << 20)?).map_err(|e| bad(format!("index.json: {e}")))?;
+        let index: serde_json::Value =
+            serde_json::from_slice(&self.read(Path::new("index.json"), 16 << 20)?)
+                .map_err(|e| bad(format!("index.json: {e}")))?;
         let mut out = Vec::new();
         for desc in index["manifests"].as_array().cloned().unwrap_or_default() {
             let annotations = &desc["annotations"];
-            let name = annotations["io.containerd.image.name"].as_str().map(str::to_string).or_else(|| {
-                annotations["org.opencontainers.image.ref.name"].as_str().filter(|r| r.contains(':') || r.contains('/')).map(str::to_string)
-            });
+            let name = annotations["io.containerd.image.name"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| {
+                    annotations["org.opencontainers.image.ref.name"]
+                        .as_str()
+                        .filter(|r| r.contains(':') || r.contains('/'))
+                        .map(str::to_string)
+                });
             let manifest = self.resolve_manifest(desc["digest"].as_str().unwrap_or_default(), 0)?;
             let config = self.blob(manifest["config"]["digest"].as_str().unwrap_or_default())?;
             let layers = manifest["layers"]
@@ -160,7 +195,11 @@ impl Extracted {
                 .iter()
                 .map(|l| Self::blob_path(l["digest"].as_str().unwrap_or_default()))
                 .collect::<Result<Vec<_>>>()?;
-            out.push(ArchiveImage { config, layers, repo_tags: name.into_iter().collect() });
+            out.push(ArchiveImage {
+                config,
+                layers,
+                repo_tags: name.into_iter().collect(),
+            });
         }
         Ok(out)
     }
@@ -171,8 +210,11 @@ impl Extracted {
         if depth > 4 {
             return Err(bad("indexes nested too deeply"));
         }
-        let doc: serde_json::Value = serde_json::from_slice(&self.blob(digest)?).map_err(|e| bad(format!("manifest {digest}: {e}")))?;
-        let Some(list) = doc["manifests"].as_array() else { return Ok(doc) };
+        let doc: serde_json::Value = serde_json::from_slice(&self.blob(digest)?)
+            .map_err(|e| bad(format!("manifest {digest}: {e}")))?;
+        let Some(list) = doc["manifests"].as_array() else {
+            return Ok(doc);
+        };
         let arch = super::go_arch();
         let pick = list
             .iter()
@@ -187,7 +229,10 @@ impl Extracted {
 /// A config named after its digest ("<hex>.json" or "blobs/sha256/<hex>")
 /// must hash to that digest.
 fn check_named_digest(name: &str, data: &[u8]) -> Result<()> {
-    let stem = Path::new(name).file_name().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = Path::new(name)
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     let hex = stem.strip_suffix(".json").unwrap_or(stem);
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data));

@@ -30,12 +30,19 @@ fn pairs(args: &str, what: &str) -> Result<Vec<(String, String)>> {
         return Err(bad(format!("{what} requires at least one argument")));
     }
     if !words[0].contains('=') {
-        let (k, v) = args.trim().split_once(char::is_whitespace).ok_or_else(|| bad(format!("{what} requires at least two arguments")))?;
+        let (k, v) = args
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| bad(format!("{what} requires at least two arguments")))?;
         return Ok(vec![(k.to_string(), v.trim().to_string())]);
     }
     words
         .into_iter()
-        .map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| bad(format!("{what} names can not be blank: {w}"))))
+        .map(|w| {
+            w.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| bad(format!("{what} names can not be blank: {w}")))
+        })
         .collect()
 }
 
@@ -91,8 +98,15 @@ pub fn apply(config: &mut Value, changes: &[String]) -> Result<()> {
         *config = json!({});
     }
     let cfg = config.as_object_mut().expect("object");
-    for change in changes.iter().flat_map(|c| c.lines()).map(str::trim).filter(|c| !c.is_empty()) {
-        let (instr, args) = change.split_once(char::is_whitespace).unwrap_or((change, ""));
+    for change in changes
+        .iter()
+        .flat_map(|c| c.lines())
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        let (instr, args) = change
+            .split_once(char::is_whitespace)
+            .unwrap_or((change, ""));
         let args = args.trim();
         match instr.to_ascii_uppercase().as_str() {
             "CMD" => {
@@ -104,7 +118,9 @@ pub fn apply(config: &mut Value, changes: &[String]) -> Result<()> {
             "ENV" => {
                 for (k, v) in pairs(args, "ENV")? {
                     let env = cfg.entry("Env").or_insert_with(|| json!([]));
-                    let list = env.as_array_mut().ok_or_else(|| bad("Env is not a list".into()))?;
+                    let list = env
+                        .as_array_mut()
+                        .ok_or_else(|| bad("Env is not a list".into()))?;
                     let prefix = format!("{k}=");
                     list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
                     list.push(Value::String(format!("{k}={v}")));
@@ -117,9 +133,15 @@ pub fn apply(config: &mut Value, changes: &[String]) -> Result<()> {
             }
             "EXPOSE" => {
                 for port in split_words(args) {
-                    let port = if port.contains('/') { port.to_lowercase() } else { format!("{port}/tcp") };
+                    let port = if port.contains('/') {
+                        port.to_lowercase()
+                    } else {
+                        format!("{port}/tcp")
+                    };
                     let (num, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
-                    if num.split('-').any(|n| n.parse::<u16>().is_err()) || !matches!(proto, "tcp" | "udp" | "sctp") {
+                    if num.split('-').any(|n| n.parse::<u16>().is_err())
+                        || !matches!(proto, "tcp" | "udp" | "sctp")
+                    {
                         return Err(bad(format!("invalid containerPort: {num}")));
                     }
                     object(cfg, "ExposedPorts").insert(port.clone(), json!({}));
@@ -135,7 +157,11 @@ pub fn apply(config: &mut Value, changes: &[String]) -> Result<()> {
                 }
             }
             "WORKDIR" => {
-                let dir = if args.starts_with('/') { args.to_string() } else { format!("/{args}") };
+                let dir = if args.starts_with('/') {
+                    args.to_string()
+                } else {
+                    format!("/{args}")
+                };
                 cfg.insert("WorkingDir".into(), Value::String(dir));
             }
             "USER" => {

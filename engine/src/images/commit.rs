@@ -25,7 +25,12 @@ pub struct CommitInfo {
 }
 
 impl Images {
-    pub async fn commit(self: &Arc<Self>, parent: &ImageRow, upper: PathBuf, info: CommitInfo) -> Result<String> {
+    pub async fn commit(
+        self: &Arc<Self>,
+        parent: &ImageRow,
+        upper: PathBuf,
+        info: CommitInfo,
+    ) -> Result<String> {
         let _shared = self.gc_lock.read().await;
         let this = self.clone();
         let parent_layers = parent.layers.clone();

@@ -24,7 +24,11 @@ pub fn digest_hex(digest: &str) -> Result<&str> {
     let hex = digest
         .strip_prefix("sha256:")
         .ok_or_else(|| Error::InvalidArgument(format!("unsupported digest algorithm: {digest}")))?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(Error::InvalidArgument(format!("invalid digest: {digest}")));
     }
     Ok(hex)
@@ -54,11 +58,13 @@ impl ContentStore {
     }
 
     pub fn open(&self, digest: &str) -> Result<File> {
-        File::open(self.path(digest)?).map_err(|e| Error::NotFound(format!("content {digest}: {e}")))
+        File::open(self.path(digest)?)
+            .map_err(|e| Error::NotFound(format!("content {digest}: {e}")))
     }
 
     pub fn read(&self, digest: &str) -> Result<Vec<u8>> {
-        std::fs::read(self.path(digest)?).map_err(|e| Error::NotFound(format!("content {digest}: {e}")))
+        std::fs::read(self.path(digest)?)
+            .map_err(|e| Error::NotFound(format!("content {digest}: {e}")))
     }
 
     /// Stores small content (manifests, configs) and returns its digest.
@@ -72,7 +78,13 @@ impl ContentStore {
     pub fn writer(&self) -> Result<BlobWriter> {
         let path = self.ingest.join(crate::util::random_id());
         let file = File::create(&path)?;
-        Ok(BlobWriter { file: Some(io::BufWriter::with_capacity(256 * 1024, file)), path, hasher: Some(Sha256::new()), size: 0, blobs: self.blobs.clone() })
+        Ok(BlobWriter {
+            file: Some(io::BufWriter::with_capacity(256 * 1024, file)),
+            path,
+            hasher: Some(Sha256::new()),
+            size: 0,
+            blobs: self.blobs.clone(),
+        })
     }
 
     /// A writer for bytes whose digest the source checks itself (a
@@ -93,12 +105,20 @@ impl ContentStore {
     /// Digests of every stored blob.
     pub fn list(&self) -> Vec<String> {
         std::fs::read_dir(&self.blobs)
-            .map(|rd| rd.flatten().map(|e| format!("sha256:{}", e.file_name().to_string_lossy())).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| format!("sha256:{}", e.file_name().to_string_lossy()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     pub fn size(&self, digest: &str) -> u64 {
-        self.path(digest).ok().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()).unwrap_or(0)
+        self.path(digest)
+            .ok()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 }
 
@@ -128,12 +148,17 @@ impl BlobWriter {
             (None, Some(e)) => e.to_string(),
             (None, None) => {
                 let _ = std::fs::remove_file(&self.path);
-                return Err(Error::Internal("a blob written without hashing needs its digest".into()));
+                return Err(Error::Internal(
+                    "a blob written without hashing needs its digest".into(),
+                ));
             }
         };
         let placed = match expected {
-            Some(exp) if exp != digest => Err(Error::InvalidArgument(format!("digest mismatch: expected {exp}, got {digest}"))),
-            _ => std::fs::rename(&self.path, self.blobs.join(digest_hex(&digest)?)).map_err(Error::from),
+            Some(exp) if exp != digest => Err(Error::InvalidArgument(format!(
+                "digest mismatch: expected {exp}, got {digest}"
+            ))),
+            _ => std::fs::rename(&self.path, self.blobs.join(digest_hex(&digest)?))
+                .map_err(Error::from),
         };
         if placed.is_err() {
             let _ = std::fs::remove_file(&self.path);
@@ -187,7 +212,12 @@ mod tests {
         let wrong = format!("sha256:{}", "0".repeat(64));
         assert!(w.commit(Some(&wrong)).is_err());
         assert!(store.list().is_empty());
-        assert_eq!(std::fs::read_dir(dir.join("content/ingest")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.join("content/ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
         let d = store.put(b"hello").unwrap();
         assert_eq!(d, sha256_digest(b"hello"));
         assert_eq!(store.read(&d).unwrap(), b"hello");

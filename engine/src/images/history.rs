@@ -12,11 +12,21 @@ impl Images {
     pub async fn history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>> {
         let img = self.resolve(name).await?;
         let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
-        let tags: Vec<String> = self.tags_of(&img.id).await?.iter().map(|t| familiar(t)).collect();
+        let tags: Vec<String> = self
+            .tags_of(&img.id)
+            .await?
+            .iter()
+            .map(|t| familiar(t))
+            .collect();
         let steps: Vec<Value> = config["history"].as_array().cloned().unwrap_or_default();
         let mut out = Vec::new();
         let mut layer = 0usize;
-        let time = |v: &Value| v.as_str().and_then(crate::util::parse_rfc3339).map(|t| t.0).unwrap_or(0);
+        let time = |v: &Value| {
+            v.as_str()
+                .and_then(crate::util::parse_rfc3339)
+                .map(|t| t.0)
+                .unwrap_or(0)
+        };
         if steps.is_empty() {
             // No history recorded: one line per layer.
             for chain in &img.chains {
@@ -35,7 +45,11 @@ impl Images {
             let size = if empty {
                 0
             } else {
-                let s = img.chains.get(layer).map(|c| self.snapshot_size(c)).unwrap_or(0);
+                let s = img
+                    .chains
+                    .get(layer)
+                    .map(|c| self.snapshot_size(c))
+                    .unwrap_or(0);
                 layer += 1;
                 s as i64
             };

@@ -56,17 +56,29 @@ impl Images {
     /// Makes sure the snapshot of `chain` exists (unpacking the layer if
     /// not, checked against the diff id `expected`) and that the layer's
     /// blob is in the content store; returns the unpacked size and the blob.
-    pub(crate) fn ensure_layer(&self, chain: &str, expected: &str, layer: std::fs::File) -> Result<(u64, LayerBlob)> {
-        let mut tee = Tee { inner: layer, out: self.content.writer()?, head: Vec::new() };
+    pub(crate) fn ensure_layer(
+        &self,
+        chain: &str,
+        expected: &str,
+        layer: std::fs::File,
+    ) -> Result<(u64, LayerBlob)> {
+        let mut tee = Tee {
+            inner: layer,
+            out: self.content.writer()?,
+            head: Vec::new(),
+        };
         if self.snapshot_exists(chain) {
             std::io::copy(&mut tee, &mut std::io::sink())?;
         } else {
             let tmp = self.scratch_snapshot()?;
             let unpacked = (|| {
-                let (diff, size) = unpack::unpack_layer(&mut tee, &tmp.join("fs")).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                let (diff, size) = unpack::unpack_layer(&mut tee, &tmp.join("fs"))
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
                 std::io::copy(&mut tee, &mut std::io::sink())?;
                 if diff != expected {
-                    return Err(Error::InvalidArgument(format!("layer digest mismatch: expected {expected}, got {diff}")));
+                    return Err(Error::InvalidArgument(format!(
+                        "layer digest mismatch: expected {expected}, got {diff}"
+                    )));
                 }
                 std::fs::write(tmp.join("size"), size.to_string())?;
                 Ok(())
@@ -83,9 +95,19 @@ impl Images {
         let size = tee.out.size() as i64;
         let digest = tee.out.commit(None)?;
         if media_type == OCI_LAYER_TAR && digest != expected {
-            return Err(Error::InvalidArgument(format!("layer digest mismatch: expected {expected}, got {digest}")));
+            return Err(Error::InvalidArgument(format!(
+                "layer digest mismatch: expected {expected}, got {digest}"
+            )));
         }
-        Ok((self.snapshot_size(chain), LayerBlob { diff_id: expected.to_string(), digest, media_type, size }))
+        Ok((
+            self.snapshot_size(chain),
+            LayerBlob {
+                diff_id: expected.to_string(),
+                digest,
+                media_type,
+                size,
+            },
+        ))
     }
 
     /// Records a loaded, imported or committed image and its layer blobs.
@@ -100,7 +122,9 @@ impl Images {
     pub async fn load(self: &Arc<Self>, archive_path: PathBuf) -> Result<Vec<String>> {
         let this = self.clone();
         let _shared = self.gc_lock.read().await;
-        let found = tokio::task::spawn_blocking(move || this.load_blocking(&archive_path)).await.map_err(Error::internal)??;
+        let found = tokio::task::spawn_blocking(move || this.load_blocking(&archive_path))
+            .await
+            .map_err(Error::internal)??;
         let mut lines = Vec::new();
         for loaded in found {
             self.record(&loaded.row, &loaded.blobs).await?;
@@ -122,16 +146,30 @@ impl Images {
     }
 
     fn load_blocking(&self, archive_path: &Path) -> Result<Vec<Loaded>> {
-        let scratch = self.tmp_dir().join(format!("load-{}", crate::util::random_id()));
+        let scratch = self
+            .tmp_dir()
+            .join(format!("load-{}", crate::util::random_id()));
         let result = (|| {
             let file = std::fs::File::open(archive_path)?;
             let extracted = archive::extract(unpack::decompress(file)?, &scratch)?;
             let mut out = Vec::new();
             for image in extracted.images()? {
-                let config: Value = serde_json::from_slice(&image.config).map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
-                let diff_ids: Vec<String> = config["rootfs"]["diff_ids"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect()).unwrap_or_default();
+                let config: Value = serde_json::from_slice(&image.config)
+                    .map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
+                let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|d| d.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 if diff_ids.len() != image.layers.len() {
-                    return Err(Error::InvalidArgument(format!("image config lists {} layers, the archive has {}", diff_ids.len(), image.layers.len())));
+                    return Err(Error::InvalidArgument(format!(
+                        "image config lists {} layers, the archive has {}",
+                        diff_ids.len(),
+                        image.layers.len()
+                    )));
                 }
                 for t in &image.repo_tags {
                     Reference::parse(t)?;
@@ -144,7 +182,10 @@ impl Images {
                     size += s;
                     blobs.push(blob);
                 }
-                let created = config["created"].as_str().map(str::to_string).unwrap_or_else(crate::util::now_rfc3339);
+                let created = config["created"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(crate::util::now_rfc3339);
                 let row = ImageRow {
                     id: sha256_digest(&image.config),
                     config: String::from_utf8_lossy(&image.config).into_owned(),
@@ -155,7 +196,11 @@ impl Images {
                     manifest: String::new(),
                     parent: String::new(),
                 };
-                out.push(Loaded { row, tags: image.repo_tags, blobs });
+                out.push(Loaded {
+                    row,
+                    tags: image.repo_tags,
+                    blobs,
+                });
             }
             Ok(out)
         })();
@@ -165,21 +210,36 @@ impl Images {
 
     /// `docker import`: one layer from a root filesystem tar, with the
     /// Dockerfile-style `changes` applied to its config; returns the image id.
-    pub async fn import(self: &Arc<Self>, tar_path: PathBuf, reference: Option<Reference>, message: &str, changes: &[String]) -> Result<String> {
+    pub async fn import(
+        self: &Arc<Self>,
+        tar_path: PathBuf,
+        reference: Option<Reference>,
+        message: &str,
+        changes: &[String],
+    ) -> Result<String> {
         let mut container_config = serde_json::json!({});
         super::changes::apply(&mut container_config, changes)?;
         let this = self.clone();
         let _shared = self.gc_lock.read().await;
-        let (diff, size, blob) = tokio::task::spawn_blocking(move || -> Result<(String, u64, LayerBlob)> {
-            // The diff id is only known after reading the tar once.
-            let (diff, _) = unpack::HashingReader::new(unpack::decompress(std::fs::File::open(&tar_path)?)?).finish()?;
-            let (size, blob) = this.ensure_layer(&diff, &diff, std::fs::File::open(&tar_path)?)?;
-            Ok((diff, size, blob))
-        })
-        .await
-        .map_err(Error::internal)??;
+        let (diff, size, blob) =
+            tokio::task::spawn_blocking(move || -> Result<(String, u64, LayerBlob)> {
+                // The diff id is only known after reading the tar once.
+                let (diff, _) = unpack::HashingReader::new(unpack::decompress(
+                    std::fs::File::open(&tar_path)?,
+                )?)
+                .finish()?;
+                let (size, blob) =
+                    this.ensure_layer(&diff, &diff, std::fs::File::open(&tar_path)?)?;
+                Ok((diff, size, blob))
+            })
+            .await
+            .map_err(Error::internal)??;
         let created = crate::util::now_rfc3339();
-        let comment = if message.is_empty() { "Imported from -" } else { message };
+        let comment = if message.is_empty() {
+            "Imported from -"
+        } else {
+            message
+        };
         let config = serde_json::json!({
             "architecture": go_arch(),
             "os": "linux",
@@ -203,7 +263,9 @@ impl Images {
         };
         self.record(&row, &[blob]).await?;
         if let Some(r) = reference {
-            self.store.set_tag(&r.with_default_tag().normalized(), &id).await?;
+            self.store
+                .set_tag(&r.with_default_tag().normalized(), &id)
+                .await?;
         }
         self.image_event("import", &id);
         Ok(id)

@@ -25,7 +25,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bollard_stubs::models::{ImageDeleteResponseItem, ImageInspect, ImageInspectRootFs, ImageSummary};
+use bollard_stubs::models::{
+    ImageDeleteResponseItem, ImageInspect, ImageInspectRootFs, ImageSummary,
+};
 use serde_json::Value;
 use tracing::debug;
 
@@ -104,15 +106,22 @@ impl Images {
 
     /// Unpacked size of a snapshot, as recorded when it was made.
     pub fn snapshot_size(&self, chain: &str) -> u64 {
-        let dir = self.snapshots.join(chain.strip_prefix("sha256:").unwrap_or(chain));
-        std::fs::read_to_string(dir.join("size")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+        let dir = self
+            .snapshots
+            .join(chain.strip_prefix("sha256:").unwrap_or(chain));
+        std::fs::read_to_string(dir.join("size"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// A fresh scratch snapshot directory (with an empty `fs`), which
     /// [`Images::place_snapshot`] moves into place; left-overs of a crash
     /// are deleted at the next start.
     pub(crate) fn scratch_snapshot(&self) -> Result<PathBuf> {
-        let tmp = self.snapshots.join(format!(".tmp-{}", crate::util::random_id()));
+        let tmp = self
+            .snapshots
+            .join(format!(".tmp-{}", crate::util::random_id()));
         std::fs::create_dir_all(tmp.join("fs"))?;
         Ok(tmp)
     }
@@ -120,7 +129,9 @@ impl Images {
     /// Renames a scratch snapshot to its chain id; if another operation
     /// made the same snapshot meanwhile, the scratch copy goes.
     pub(crate) fn place_snapshot(&self, tmp: &Path, chain: &str) -> Result<()> {
-        let dir = self.snapshots.join(chain.strip_prefix("sha256:").unwrap_or(chain));
+        let dir = self
+            .snapshots
+            .join(chain.strip_prefix("sha256:").unwrap_or(chain));
         if let Err(e) = std::fs::rename(tmp, &dir) {
             let _ = std::fs::remove_dir_all(tmp);
             if !dir.join("fs").is_dir() {
@@ -149,20 +160,32 @@ impl Images {
 
     /// The unpacked layer directory of a chain id.
     pub fn snapshot_fs(&self, chain: &str) -> PathBuf {
-        self.snapshots.join(chain.strip_prefix("sha256:").unwrap_or(chain)).join("fs")
+        self.snapshots
+            .join(chain.strip_prefix("sha256:").unwrap_or(chain))
+            .join("fs")
     }
 
     /// Finds an image by full or short id or by reference; 404 otherwise.
     pub async fn resolve(&self, name: &str) -> Result<ImageRow> {
-        self.find(name).await?.ok_or_else(|| Error::no_such_image(name))
+        self.find(name)
+            .await?
+            .ok_or_else(|| Error::no_such_image(name))
     }
 
     pub async fn find(&self, name: &str) -> Result<Option<ImageRow>> {
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        let looks_like_id = !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        let looks_like_id = !hex.is_empty()
+            && hex.len() <= 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         if let Ok(r) = Reference::parse(name) {
             if let Some(d) = &r.digest {
-                if let Some(id) = self.store.repo_digest(&format!("{}@{d}", r.repository())).await? {
+                if let Some(id) = self
+                    .store
+                    .repo_digest(&format!("{}@{d}", r.repository()))
+                    .await?
+                {
                     return self.store.image(&id).await;
                 }
             } else if let Some(id) = self.store.tag(&r.with_default_tag().normalized()).await? {
@@ -172,7 +195,9 @@ impl Images {
         if looks_like_id && (name.starts_with("sha256:") || hex.len() >= 4 || hex.len() == 64) {
             let ids = self.store.image_ids_with_prefix(hex).await?;
             if ids.len() > 1 {
-                return Err(Error::InvalidArgument(format!("multiple images found with provided prefix: {hex}")));
+                return Err(Error::InvalidArgument(format!(
+                    "multiple images found with provided prefix: {hex}"
+                )));
             }
             if let Some(id) = ids.first() {
                 return self.store.image(id).await;
@@ -203,7 +228,11 @@ impl Images {
         Ok(map)
     }
 
-    pub async fn list(&self, filters: &crate::api::filters::Filters, all: bool) -> Result<Vec<ImageSummary>> {
+    pub async fn list(
+        &self,
+        filters: &crate::api::filters::Filters,
+        all: bool,
+    ) -> Result<Vec<ImageSummary>> {
         let _ = all; // no intermediate images exist until `docker build` does
         filters.only(&["dangling", "reference", "label", "before", "since"])?;
         let tags = self.tag_map().await?;
@@ -224,7 +253,11 @@ impl Images {
             None => None,
             Some("true" | "1") => Some(true),
             Some("false" | "0") => Some(false),
-            Some(v) => return Err(Error::InvalidArgument(format!("Invalid filter 'dangling=[{v}]'"))),
+            Some(v) => {
+                return Err(Error::InvalidArgument(format!(
+                    "Invalid filter 'dangling=[{v}]'"
+                )))
+            }
         };
         let mut out = Vec::new();
         for img in images {
@@ -247,7 +280,9 @@ impl Images {
             if !crate::api::filters::labels_match(&filters.get("label"), &labels) {
                 continue;
             }
-            if before.as_ref().is_some_and(|b| img.created >= *b) || since.as_ref().is_some_and(|s| img.created <= *s) {
+            if before.as_ref().is_some_and(|b| img.created >= *b)
+                || since.as_ref().is_some_and(|s| img.created <= *s)
+            {
                 continue;
             }
             let used = containers.iter().filter(|c| c.image_id == img.id).count() as i64;
@@ -256,7 +291,9 @@ impl Images {
                 parent_id: img.parent.clone(),
                 repo_tags: img_tags.iter().map(|t| familiar(t)).collect(),
                 repo_digests: digests.get(&img.id).cloned().unwrap_or_default(),
-                created: crate::util::parse_rfc3339(&img.created).map(|t| t.0).unwrap_or(0),
+                created: crate::util::parse_rfc3339(&img.created)
+                    .map(|t| t.0)
+                    .unwrap_or(0),
                 size: img.size,
                 shared_size: -1,
                 labels,
@@ -279,10 +316,18 @@ impl Images {
             comment: Some(config["comment"].as_str().unwrap_or_default().to_string()),
             created: Some(img.created.clone()),
             author: Some(config["author"].as_str().unwrap_or_default().to_string()),
-            architecture: Some(config["architecture"].as_str().unwrap_or(go_arch()).to_string()),
+            architecture: Some(
+                config["architecture"]
+                    .as_str()
+                    .unwrap_or(go_arch())
+                    .to_string(),
+            ),
             os: Some(config["os"].as_str().unwrap_or("linux").to_string()),
             size: Some(img.size),
-            root_fs: Some(ImageInspectRootFs { typ: "layers".into(), layers: Some(img.layers.clone()) }),
+            root_fs: Some(ImageInspectRootFs {
+                typ: "layers".into(),
+                layers: Some(img.layers.clone()),
+            }),
             ..Default::default()
         };
         inspect.config = serde_json::from_value(config["config"].clone()).ok();
@@ -292,10 +337,16 @@ impl Images {
 
     pub async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<()> {
         let img = self.resolve(source).await?;
-        let full = if tag.is_empty() { repo.to_string() } else { format!("{repo}:{tag}") };
+        let full = if tag.is_empty() {
+            repo.to_string()
+        } else {
+            format!("{repo}:{tag}")
+        };
         let r = Reference::parse(&full)?;
         if r.digest.is_some() {
-            return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
+            return Err(Error::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
         }
         let normalized = r.with_default_tag().normalized();
         self.store.set_tag(&normalized, &img.id).await?;
@@ -321,15 +372,25 @@ impl Images {
     /// `docker image prune`: images no container uses that have no name
     /// (or, with `dangling=false`, all of them), filtered by `until` and
     /// `label`. Returns the deleted items and the bytes freed.
-    pub async fn prune(&self, filters: &crate::api::filters::Filters) -> Result<(Vec<ImageDeleteResponseItem>, u64)> {
+    pub async fn prune(
+        &self,
+        filters: &crate::api::filters::Filters,
+    ) -> Result<(Vec<ImageDeleteResponseItem>, u64)> {
         filters.only(&["dangling", "until", "label", "label!"])?;
         let all = match filters.get("dangling").first().map(String::as_str) {
             None | Some("true" | "1") => false,
             Some("false" | "0") => true,
-            Some(v) => return Err(Error::InvalidArgument(format!("Invalid filter 'dangling=[{v}]'"))),
+            Some(v) => {
+                return Err(Error::InvalidArgument(format!(
+                    "Invalid filter 'dangling=[{v}]'"
+                )))
+            }
         };
         let until = match filters.get("until").first() {
-            Some(u) => Some(crate::util::parse_until(u).ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?),
+            Some(u) => Some(
+                crate::util::parse_until(u)
+                    .ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?,
+            ),
             None => None,
         };
         let tags = self.tag_map().await?;
@@ -348,10 +409,16 @@ impl Images {
             if !crate::api::filters::labels_match(&filters.get("label"), &labels) {
                 continue;
             }
-            if filters.get("label!").iter().any(|l| crate::api::filters::labels_match(std::slice::from_ref(l), &labels)) {
+            if filters
+                .get("label!")
+                .iter()
+                .any(|l| crate::api::filters::labels_match(std::slice::from_ref(l), &labels))
+            {
                 continue;
             }
-            let created = crate::util::parse_rfc3339(&img.created).map(|(s, n)| s as i128 * 1_000_000_000 + n as i128).unwrap_or(0);
+            let created = crate::util::parse_rfc3339(&img.created)
+                .map(|(s, n)| s as i128 * 1_000_000_000 + n as i128)
+                .unwrap_or(0);
             if until.is_some_and(|u| created >= u) {
                 continue;
             }
@@ -360,20 +427,33 @@ impl Images {
                 self.image_event("untag", &familiar(t));
             }
             for d in digests.get(&img.id).into_iter().flatten() {
-                deleted.push(ImageDeleteResponseItem { untagged: Some(d.clone()), deleted: None });
+                deleted.push(ImageDeleteResponseItem {
+                    untagged: Some(d.clone()),
+                    deleted: None,
+                });
             }
             self.store.delete_image(&img.id).await?;
             self.image_event("delete", &img.id);
-            deleted.push(ImageDeleteResponseItem { untagged: None, deleted: Some(img.id.clone()) });
+            deleted.push(ImageDeleteResponseItem {
+                untagged: None,
+                deleted: Some(img.id.clone()),
+            });
         }
         let freed = self.gc().await?;
         Ok((deleted, freed))
     }
 
-    async fn remove_quietly(&self, name: &str, force: bool) -> Result<Vec<ImageDeleteResponseItem>> {
+    async fn remove_quietly(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
         let img = self.resolve(name).await?;
         let tags = self.tags_of(&img.id).await?;
-        let by_ref = Reference::parse(name).ok().map(|r| r.with_default_tag().normalized()).filter(|n| tags.contains(n));
+        let by_ref = Reference::parse(name)
+            .ok()
+            .map(|r| r.with_default_tag().normalized())
+            .filter(|n| tags.contains(n));
         let users = self.store.containers_using_image(&img.id).await?;
         let mut out = Vec::new();
 
@@ -381,7 +461,9 @@ impl Images {
         if let Some(r) = Reference::parse(name).ok().filter(|r| r.digest.is_some()) {
             let full = format!("{}@{}", r.repository(), r.digest.as_deref().unwrap_or(""));
             let digests = self.digest_map().await?.remove(&img.id).unwrap_or_default();
-            if self.store.repo_digest(&full).await?.is_some() && (!tags.is_empty() || digests.len() > 1) {
+            if self.store.repo_digest(&full).await?.is_some()
+                && (!tags.is_empty() || digests.len() > 1)
+            {
                 self.store.delete_repo_digest(&full).await?;
                 return Ok(vec![untagged(&full)]);
             }
@@ -408,7 +490,10 @@ impl Images {
             )));
         }
         if let Some(user) = users.first() {
-            let running = serde_json::from_str::<Value>(&user.state).ok().and_then(|s| s["Running"].as_bool()).unwrap_or(false);
+            let running = serde_json::from_str::<Value>(&user.state)
+                .ok()
+                .and_then(|s| s["Running"].as_bool())
+                .unwrap_or(false);
             if running {
                 return Err(Error::Conflict(format!(
                     "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
@@ -435,16 +520,25 @@ impl Images {
         // Deleting: every remaining tag goes with it (one named by the
         // request may already have been reported above).
         for t in &tags {
-            if !out.iter().any(|o| o.untagged.as_deref() == Some(familiar(t).as_str())) {
+            if !out
+                .iter()
+                .any(|o| o.untagged.as_deref() == Some(familiar(t).as_str()))
+            {
                 out.push(untagged(t));
             }
         }
         for d in self.digest_map().await?.remove(&img.id).unwrap_or_default() {
-            out.push(ImageDeleteResponseItem { untagged: Some(d), deleted: None });
+            out.push(ImageDeleteResponseItem {
+                untagged: Some(d),
+                deleted: None,
+            });
         }
         self.store.delete_image(&img.id).await?;
         self.gc().await?;
-        out.push(ImageDeleteResponseItem { untagged: None, deleted: Some(img.id.clone()) });
+        out.push(ImageDeleteResponseItem {
+            untagged: None,
+            deleted: Some(img.id.clone()),
+        });
         Ok(out)
     }
 
@@ -454,9 +548,20 @@ impl Images {
     pub async fn gc(&self) -> Result<u64> {
         let _exclusive = self.gc_lock.write().await;
         let images = self.store.images().await?;
-        let chains: HashSet<String> = images.iter().flat_map(|i| i.chains.iter().map(|c| c.strip_prefix("sha256:").unwrap_or(c).to_string())).collect();
+        let chains: HashSet<String> = images
+            .iter()
+            .flat_map(|i| {
+                i.chains
+                    .iter()
+                    .map(|c| c.strip_prefix("sha256:").unwrap_or(c).to_string())
+            })
+            .collect();
         let diffs: HashSet<&String> = images.iter().flat_map(|i| i.layers.iter()).collect();
-        let mut live: HashSet<String> = images.iter().filter(|i| !i.manifest.is_empty()).map(|i| i.manifest.clone()).collect();
+        let mut live: HashSet<String> = images
+            .iter()
+            .filter(|i| !i.manifest.is_empty())
+            .map(|i| i.manifest.clone())
+            .collect();
         for blob in self.store.all_layer_blobs().await? {
             if diffs.contains(&blob.diff_id) {
                 live.insert(blob.digest);
@@ -495,7 +600,16 @@ impl Images {
         let total = users.keys().map(|c| self.snapshot_size(c)).sum();
         let shared = images
             .iter()
-            .map(|img| (img.id.clone(), img.chains.iter().filter(|c| users.get(c).copied().unwrap_or(0) > 1).map(|c| self.snapshot_size(c)).sum()))
+            .map(|img| {
+                (
+                    img.id.clone(),
+                    img.chains
+                        .iter()
+                        .filter(|c| users.get(c).copied().unwrap_or(0) > 1)
+                        .map(|c| self.snapshot_size(c))
+                        .sum(),
+                )
+            })
             .collect();
         Ok((total, shared))
     }
@@ -506,13 +620,20 @@ impl Images {
 }
 
 fn untagged(normalized: &str) -> ImageDeleteResponseItem {
-    ImageDeleteResponseItem { untagged: Some(familiar(normalized)), deleted: None }
+    ImageDeleteResponseItem {
+        untagged: Some(familiar(normalized)),
+        deleted: None,
+    }
 }
 
 pub fn labels_of(config: &Value) -> HashMap<String, String> {
     config["config"]["Labels"]
         .as_object()
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -544,10 +665,22 @@ mod tests {
 
     #[test]
     fn reference_filter_globs() {
-        assert!(reference_matches("busybox", "docker.io/library/busybox:latest"));
-        assert!(reference_matches("busy*", "docker.io/library/busybox:latest"));
-        assert!(reference_matches("busybox:lat*", "docker.io/library/busybox:latest"));
-        assert!(!reference_matches("alpine", "docker.io/library/busybox:latest"));
+        assert!(reference_matches(
+            "busybox",
+            "docker.io/library/busybox:latest"
+        ));
+        assert!(reference_matches(
+            "busy*",
+            "docker.io/library/busybox:latest"
+        ));
+        assert!(reference_matches(
+            "busybox:lat*",
+            "docker.io/library/busybox:latest"
+        ));
+        assert!(!reference_matches(
+            "alpine",
+            "docker.io/library/busybox:latest"
+        ));
         assert!(!glob("*", "a/b"));
     }
 }

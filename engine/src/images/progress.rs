@@ -25,7 +25,11 @@ pub struct Progress {
 
 impl Progress {
     pub fn new() -> Arc<Progress> {
-        Arc::new(Progress { messages: Mutex::new(Vec::new()), count: watch::channel((0, false)).0, last_detail: Mutex::new(HashMap::new()) })
+        Arc::new(Progress {
+            messages: Mutex::new(Vec::new()),
+            count: watch::channel((0, false)).0,
+            last_detail: Mutex::new(HashMap::new()),
+        })
     }
 
     fn push(&self, v: Value) {
@@ -107,7 +111,11 @@ impl Progress {
         {
             let mut last = self.last_detail.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
-            if !force && last.get(id).is_some_and(|t| now.duration_since(*t) < PROGRESS_INTERVAL) {
+            if !force
+                && last
+                    .get(id)
+                    .is_some_and(|t| now.duration_since(*t) < PROGRESS_INTERVAL)
+            {
                 return;
             }
             last.insert(id.to_string(), now);
@@ -140,7 +148,8 @@ impl Progress {
             loop {
                 let (n, done) = *rx.borrow_and_update();
                 if sent < n {
-                    let batch: Vec<Bytes> = this.messages.lock().unwrap_or_else(|p| p.into_inner())[sent..n].to_vec();
+                    let batch: Vec<Bytes> =
+                        this.messages.lock().unwrap_or_else(|p| p.into_inner())[sent..n].to_vec();
                     let chunk: Vec<u8> = batch.concat();
                     return Some((Ok(Bytes::from(chunk)), (this, rx, n)));
                 }
@@ -153,7 +162,12 @@ impl Progress {
 
     /// The messages so far (for tests and for callers that wait to the end).
     pub fn lines(&self) -> Vec<String> {
-        self.messages.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|b| String::from_utf8_lossy(b).trim_end().to_string()).collect()
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).trim_end().to_string())
+            .collect()
     }
 }
 
@@ -164,7 +178,13 @@ pub fn bar(current: u64, total: u64) -> String {
         return format!("{:>8}", human_size(current));
     }
     let filled = (current.min(total) * WIDTH / total) as usize;
-    format!("[{}>{}] {:>8}/{}", "=".repeat(filled), " ".repeat(WIDTH as usize - filled), human_size(current), human_size(total))
+    format!(
+        "[{}>{}] {:>8}/{}",
+        "=".repeat(filled),
+        " ".repeat(WIDTH as usize - filled),
+        human_size(current),
+        human_size(total)
+    )
 }
 
 /// Sizes with decimal units and three significant digits, as Docker's
@@ -179,9 +199,19 @@ pub fn human_size(n: u64) -> String {
     }
     let s = format!("{:.4}", v);
     // Three significant digits, trailing zeros dropped (Go's %.4g).
-    let digits = if v >= 100.0 { 0 } else if v >= 10.0 { 1 } else { 2 };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
     let s = format!("{:.*}", digits, s.parse::<f64>().unwrap_or(v));
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
     format!("{s}{}", UNITS[i])
 }
 
@@ -215,8 +245,18 @@ mod tests {
         p.finish();
         let late: Vec<_> = p.clone().follow().collect().await;
         let early: Vec<_> = early.collect().await;
-        let text = |v: Vec<Result<Bytes, std::io::Error>>| v.into_iter().map(|b| String::from_utf8(b.unwrap().to_vec()).unwrap()).collect::<String>();
-        assert_eq!(text(late), "{\"status\":\"one\"}\r\n{\"status\":\"two\"}\r\n");
-        assert_eq!(text(early), "{\"status\":\"one\"}\r\n{\"status\":\"two\"}\r\n");
+        let text = |v: Vec<Result<Bytes, std::io::Error>>| {
+            v.into_iter()
+                .map(|b| String::from_utf8(b.unwrap().to_vec()).unwrap())
+                .collect::<String>()
+        };
+        assert_eq!(
+            text(late),
+            "{\"status\":\"one\"}\r\n{\"status\":\"two\"}\r\n"
+        );
+        assert_eq!(
+            text(early),
+            "{\"status\":\"one\"}\r\n{\"status\":\"two\"}\r\n"
+        );
     }
 }

@@ -61,13 +61,21 @@ pub struct Platform {
 impl Platform {
     /// This machine's platform.
     pub fn host() -> Platform {
-        Platform { os: "linux".into(), architecture: super::go_arch().into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: super::go_arch().into(),
+            variant: None,
+        }
     }
 
     /// "linux/arm64/v8", "linux/amd64", "arm64" (os defaults to linux).
     pub fn parse(s: &str) -> Result<Platform> {
         let parts: Vec<&str> = s.trim().split('/').collect();
-        let bad = || Error::InvalidArgument(format!("\"{s}\": unknown operating system or architecture: invalid argument"));
+        let bad = || {
+            Error::InvalidArgument(format!(
+                "\"{s}\": unknown operating system or architecture: invalid argument"
+            ))
+        };
         let (os, arch, variant) = match parts.as_slice() {
             [a] if !a.is_empty() => ("linux", *a, None),
             [o, a] => (*o, *a, None),
@@ -82,7 +90,11 @@ impl Platform {
             "aarch64" => "arm64",
             a => a,
         };
-        Ok(Platform { os: os.to_lowercase(), architecture: arch.to_string(), variant })
+        Ok(Platform {
+            os: os.to_lowercase(),
+            architecture: arch.to_string(),
+            variant,
+        })
     }
 
     fn matches(&self, other: &Platform) -> bool {
@@ -90,7 +102,9 @@ impl Platform {
             ("arm64", Some("v8")) => None,
             (_, v) => v.map(str::to_string),
         };
-        self.os == other.os && self.architecture == other.architecture && (self.variant.is_none() || norm(self) == norm(other))
+        self.os == other.os
+            && self.architecture == other.architecture
+            && (self.variant.is_none() || norm(self) == norm(other))
     }
 }
 
@@ -136,7 +150,14 @@ impl Images {
     /// a failure before that is returned as the error itself, which the API
     /// answers with a status code as Docker does.
     pub async fn pull(self: &Arc<Self>, req: PullRequest) -> Result<Arc<Progress>> {
-        let key = format!("{}|{}", req.reference.normalized(), req.platform.as_ref().map(|p| p.to_string()).unwrap_or_default());
+        let key = format!(
+            "{}|{}",
+            req.reference.normalized(),
+            req.platform
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default()
+        );
         let (progress, started) = {
             let mut pulls = self.pulls.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(p) = pulls.get(&key) {
@@ -150,7 +171,10 @@ impl Images {
             tokio::spawn(async move {
                 let mut started = Some(tx);
                 let result = this.run_pull(&req, &p, &mut started).await;
-                this.pulls.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                this.pulls
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
                 match result {
                     Ok(()) => {}
                     Err(e) => match started.take() {
@@ -177,7 +201,12 @@ impl Images {
         }
     }
 
-    async fn run_pull(self: &Arc<Self>, req: &PullRequest, progress: &Arc<Progress>, started: &mut Option<tokio::sync::oneshot::Sender<Result<()>>>) -> Result<()> {
+    async fn run_pull(
+        self: &Arc<Self>,
+        req: &PullRequest,
+        progress: &Arc<Progress>,
+        started: &mut Option<tokio::sync::oneshot::Sender<Result<()>>>,
+    ) -> Result<()> {
         // A garbage collection must not take layers this pull has unpacked
         // but not yet recorded.
         let _gc = self.gc_lock.read().await;
@@ -186,43 +215,77 @@ impl Images {
         let client = self.registries.client(&r.domain);
         let oref = oci_reference(r);
         let auth = req.auth.registry_auth();
-        let accepted = [DOCKER_MANIFEST, OCI_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX];
-        let (top_bytes, top_digest) = client.pull_manifest_raw(&oref, &auth, &accepted).await.map_err(|e| manifest_error(e, &familiar_ref, &r.repository()))?;
+        let accepted = [
+            DOCKER_MANIFEST,
+            OCI_MANIFEST,
+            DOCKER_MANIFEST_LIST,
+            OCI_INDEX,
+        ];
+        let (top_bytes, top_digest) = client
+            .pull_manifest_raw(&oref, &auth, &accepted)
+            .await
+            .map_err(|e| manifest_error(e, &familiar_ref, &r.repository()))?;
         check_manifest_digest(&top_bytes, &top_digest)?;
         let top: Manifest = parse_manifest(&top_bytes)?;
 
-        let (manifest, manifest_bytes, manifest_digest) = if top.manifests.is_some() || is_index(&top.media_type) {
-            let wanted = req.platform.clone().unwrap_or_else(Platform::host);
-            let entries = top.manifests.clone().unwrap_or_default();
-            let chosen = entries
-                .iter()
-                .find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
-                .ok_or_else(|| Error::NotFound(format!("no matching manifest for {wanted} in the manifest list entries")))?;
-            let by_digest = Reference { tag: None, digest: Some(chosen.digest.clone()), ..r.clone() };
-            let (bytes, digest) = client
-                .pull_manifest_raw(&oci_reference(&by_digest), &auth, &[DOCKER_MANIFEST, OCI_MANIFEST])
-                .await
-                .map_err(|e| manifest_error(e, &familiar_ref, &r.repository()))?;
-            check_manifest_digest(&bytes, &digest)?;
-            if digest != chosen.digest {
-                return Err(Error::InvalidArgument(format!("manifest digest mismatch: expected {}, got {digest}", chosen.digest)));
-            }
-            (parse_manifest(&bytes)?, bytes, digest)
-        } else {
-            (top, top_bytes.clone(), top_digest.clone())
-        };
+        let (manifest, manifest_bytes, manifest_digest) =
+            if top.manifests.is_some() || is_index(&top.media_type) {
+                let wanted = req.platform.clone().unwrap_or_else(Platform::host);
+                let entries = top.manifests.clone().unwrap_or_default();
+                let chosen = entries
+                    .iter()
+                    .find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
+                    .ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "no matching manifest for {wanted} in the manifest list entries"
+                        ))
+                    })?;
+                let by_digest = Reference {
+                    tag: None,
+                    digest: Some(chosen.digest.clone()),
+                    ..r.clone()
+                };
+                let (bytes, digest) = client
+                    .pull_manifest_raw(
+                        &oci_reference(&by_digest),
+                        &auth,
+                        &[DOCKER_MANIFEST, OCI_MANIFEST],
+                    )
+                    .await
+                    .map_err(|e| manifest_error(e, &familiar_ref, &r.repository()))?;
+                check_manifest_digest(&bytes, &digest)?;
+                if digest != chosen.digest {
+                    return Err(Error::InvalidArgument(format!(
+                        "manifest digest mismatch: expected {}, got {digest}",
+                        chosen.digest
+                    )));
+                }
+                (parse_manifest(&bytes)?, bytes, digest)
+            } else {
+                (top, top_bytes.clone(), top_digest.clone())
+            };
         if manifest.schema_version != 2 {
             return Err(Error::InvalidArgument(format!(
                 "unsupported manifest schema version {} for {familiar_ref}: only Docker schema 2 and OCI manifests can be pulled",
                 manifest.schema_version
             )));
         }
-        let config_desc = manifest.config.clone().ok_or_else(|| Error::InvalidArgument("manifest has no config".into()))?;
+        let config_desc = manifest
+            .config
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument("manifest has no config".into()))?;
         if config_desc.size > MAX_CONFIG_SIZE {
-            return Err(Error::InvalidArgument(format!("image config of {} bytes is too large", config_desc.size)));
+            return Err(Error::InvalidArgument(format!(
+                "image config of {} bytes is too large",
+                config_desc.size
+            )));
         }
 
-        let header_id = r.tag.clone().or_else(|| r.digest.clone()).unwrap_or_else(|| "latest".into());
+        let header_id = r
+            .tag
+            .clone()
+            .or_else(|| r.digest.clone())
+            .unwrap_or_else(|| "latest".into());
         progress.header(&header_id, &format!("Pulling from {}", r.path));
         if let Some(tx) = started.take() {
             let _ = tx.send(Ok(()));
@@ -230,14 +293,32 @@ impl Images {
 
         // The config: small, fetched whole and checked against its digest.
         let mut config_bytes = Vec::new();
-        client.pull_blob(&oref, &oci_descriptor(&config_desc), &mut config_bytes).await.map_err(registry_error)?;
+        client
+            .pull_blob(&oref, &oci_descriptor(&config_desc), &mut config_bytes)
+            .await
+            .map_err(registry_error)?;
         if sha256_digest(&config_bytes) != config_desc.digest {
-            return Err(Error::InvalidArgument(format!("config digest mismatch for {}", config_desc.digest)));
+            return Err(Error::InvalidArgument(format!(
+                "config digest mismatch for {}",
+                config_desc.digest
+            )));
         }
-        let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
-        let diff_ids: Vec<String> = config["rootfs"]["diff_ids"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let config: Value = serde_json::from_slice(&config_bytes)
+            .map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
+        let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         if diff_ids.len() != manifest.layers.len() {
-            return Err(Error::InvalidArgument(format!("image config lists {} layers, the manifest {}", diff_ids.len(), manifest.layers.len())));
+            return Err(Error::InvalidArgument(format!(
+                "image config lists {} layers, the manifest {}",
+                diff_ids.len(),
+                manifest.layers.len()
+            )));
         }
         let chains = unpack::chain_ids(&diff_ids);
         let image_id = config_desc.digest.clone();
@@ -284,7 +365,9 @@ impl Images {
                         }
                     }
                 };
-                let r = this.fetch_layer(client, oref, &desc, &diff, &chain, &id, &progress, &cancel).await;
+                let r = this
+                    .fetch_layer(client, oref, &desc, &diff, &chain, &id, &progress, &cancel)
+                    .await;
                 drop(permit);
                 if let Err(e) = r {
                     // The first failure is the one to report; the rest are
@@ -302,7 +385,10 @@ impl Images {
         }
 
         let size: u64 = chains.iter().map(|c| self.snapshot_size(c)).sum();
-        let created = config["created"].as_str().map(str::to_string).unwrap_or_else(crate::util::now_rfc3339);
+        let created = config["created"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(crate::util::now_rfc3339);
         self.content.put(&manifest_bytes)?;
         self.store
             .insert_image(&ImageRow {
@@ -316,8 +402,12 @@ impl Images {
                 parent: String::new(),
             })
             .await?;
-        self.store.set_image_manifest(&image_id, &manifest_digest).await?;
-        self.store.add_repo_digest(&format!("{}@{top_digest}", r.repository()), &image_id).await?;
+        self.store
+            .set_image_manifest(&image_id, &manifest_digest)
+            .await?;
+        self.store
+            .add_repo_digest(&format!("{}@{top_digest}", r.repository()), &image_id)
+            .await?;
         let mut tag_changed = false;
         if r.tag.is_some() {
             let previous = self.store.tag(&r.normalized()).await?;
@@ -328,7 +418,9 @@ impl Images {
         if existed && !tag_changed {
             progress.status(&format!("Status: Image is up to date for {familiar_ref}"));
         } else {
-            progress.status(&format!("Status: Downloaded newer image for {familiar_ref}"));
+            progress.status(&format!(
+                "Status: Downloaded newer image for {familiar_ref}"
+            ));
         }
         self.image_event("pull", &familiar_ref);
         info!(reference = %familiar_ref, image = %image_id, "pulled");
@@ -356,13 +448,32 @@ impl Images {
             return Ok(());
         }
         super::content::digest_hex(&desc.digest)?;
-        let blob = client.pull_blob_stream(oref, &oci_descriptor(desc)).await.map_err(registry_error)?;
+        let blob = client
+            .pull_blob_stream(oref, &oci_descriptor(desc))
+            .await
+            .map_err(registry_error)?;
         let total = desc.size.max(0) as u64;
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(64);
         let worker = {
             let this = self.clone();
-            let (chain, diff_id, digest, media_type) = (chain.to_string(), diff_id.to_string(), desc.digest.clone(), desc.media_type.clone());
-            tokio::task::spawn_blocking(move || this.unpack_stream(ChannelReader { rx, current: Bytes::new() }, &chain, &diff_id, &digest, &media_type))
+            let (chain, diff_id, digest, media_type) = (
+                chain.to_string(),
+                diff_id.to_string(),
+                desc.digest.clone(),
+                desc.media_type.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                this.unpack_stream(
+                    ChannelReader {
+                        rx,
+                        current: Bytes::new(),
+                    },
+                    &chain,
+                    &diff_id,
+                    &digest,
+                    &media_type,
+                )
+            })
         };
         let mut stream = blob.stream;
         let mut current = 0u64;
@@ -394,10 +505,20 @@ impl Images {
     /// The blocking half of [`Images::fetch_layer`]: tee into the content
     /// store, decompress, unpack into a scratch snapshot, check both digests,
     /// then put blob and snapshot in place.
-    fn unpack_stream(&self, reader: impl Read, chain: &str, diff_id: &str, digest: &str, media_type: &str) -> Result<LayerBlob> {
+    fn unpack_stream(
+        &self,
+        reader: impl Read,
+        chain: &str,
+        diff_id: &str,
+        digest: &str,
+        media_type: &str,
+    ) -> Result<LayerBlob> {
         // oci-client's stream checks the blob's digest as it ends (an error
         // there fails the unpack below), so the store need not hash again.
-        let mut tee = Tee { inner: reader, out: self.content.writer_verified_elsewhere()? };
+        let mut tee = Tee {
+            inner: reader,
+            out: self.content.writer_verified_elsewhere()?,
+        };
         let tmp = self.scratch_snapshot()?;
         let result = unpack_checked(&mut tee, &tmp, diff_id, digest);
         let placed = result.and_then(|()| {
@@ -410,7 +531,11 @@ impl Images {
             Ok(size) => Ok(LayerBlob {
                 diff_id: diff_id.to_string(),
                 digest: digest.to_string(),
-                media_type: if media_type.is_empty() { DOCKER_LAYER_GZIP.to_string() } else { media_type.to_string() },
+                media_type: if media_type.is_empty() {
+                    DOCKER_LAYER_GZIP.to_string()
+                } else {
+                    media_type.to_string()
+                },
                 size: size as i64,
             }),
             Err(e) => {
@@ -422,12 +547,21 @@ impl Images {
 }
 
 /// Unpacks into `<tmp>/fs`, reads the source to its end, and checks the diff id.
-fn unpack_checked(source: &mut impl Read, tmp: &std::path::Path, diff_id: &str, digest: &str) -> Result<()> {
-    let (diff, size) = unpack::unpack_layer(&mut *source, &tmp.join("fs")).map_err(|e| Error::InvalidArgument(format!("layer {digest}: {e}")))?;
+fn unpack_checked(
+    source: &mut impl Read,
+    tmp: &std::path::Path,
+    diff_id: &str,
+    digest: &str,
+) -> Result<()> {
+    let (diff, size) = unpack::unpack_layer(&mut *source, &tmp.join("fs"))
+        .map_err(|e| Error::InvalidArgument(format!("layer {digest}: {e}")))?;
     // Whatever follows the compressed stream still counts for the digest.
-    io::copy(source, &mut io::sink()).map_err(|e| Error::InvalidArgument(format!("layer {digest}: {e}")))?;
+    io::copy(source, &mut io::sink())
+        .map_err(|e| Error::InvalidArgument(format!("layer {digest}: {e}")))?;
     if diff != diff_id {
-        return Err(Error::InvalidArgument(format!("layer {digest}: diff id mismatch: expected {diff_id}, got {diff}")));
+        return Err(Error::InvalidArgument(format!(
+            "layer {digest}: diff id mismatch: expected {diff_id}, got {diff}"
+        )));
     }
     std::fs::write(tmp.join("size"), size.to_string())?;
     Ok(())
@@ -441,19 +575,27 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
     if bytes.len() > MAX_MANIFEST_SIZE {
         return Err(Error::InvalidArgument("manifest too large".into()));
     }
-    serde_json::from_slice(bytes).map_err(|e| Error::InvalidArgument(format!("invalid manifest: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::InvalidArgument(format!("invalid manifest: {e}")))
 }
 
 fn check_manifest_digest(bytes: &[u8], digest: &str) -> Result<()> {
     let actual = sha256_digest(bytes);
     if digest.starts_with("sha256:") && actual != digest {
-        return Err(Error::InvalidArgument(format!("manifest digest mismatch: expected {digest}, got {actual}")));
+        return Err(Error::InvalidArgument(format!(
+            "manifest digest mismatch: expected {digest}, got {actual}"
+        )));
     }
     Ok(())
 }
 
 pub fn oci_descriptor(d: &Descriptor) -> OciDescriptor {
-    OciDescriptor { media_type: d.media_type.clone(), digest: d.digest.clone(), size: d.size, ..Default::default() }
+    OciDescriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.clone(),
+        size: d.size,
+        ..Default::default()
+    }
 }
 
 /// Reads the chunks an async task sends; an error chunk is the stream's error.
@@ -467,7 +609,9 @@ impl Read for ChannelReader {
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
                 Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => return Err(io::Error::new(e.kind(), format!("download failed: {e}"))),
+                Some(Err(e)) => {
+                    return Err(io::Error::new(e.kind(), format!("download failed: {e}")))
+                }
                 None => return Ok(0),
             }
         }
@@ -499,32 +643,73 @@ mod tests {
     #[test]
     fn platforms_parse_and_match() {
         let arm = Platform::parse("linux/arm64/v8").unwrap();
-        assert!(arm.matches(&Platform { os: "linux".into(), architecture: "arm64".into(), variant: None }));
+        assert!(arm.matches(&Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: None
+        }));
         let amd = Platform::parse("linux/amd64").unwrap();
-        assert!(amd.matches(&Platform { os: "linux".into(), architecture: "amd64".into(), variant: None }));
-        assert!(!amd.matches(&Platform { os: "linux".into(), architecture: "arm64".into(), variant: None }));
+        assert!(amd.matches(&Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None
+        }));
+        assert!(!amd.matches(&Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: None
+        }));
         assert!(Platform::parse("linux/").is_err());
-        assert_eq!(Platform::parse("aarch64").unwrap().to_string(), "linux/arm64");
+        assert_eq!(
+            Platform::parse("aarch64").unwrap().to_string(),
+            "linux/arm64"
+        );
     }
 }
 
 impl Images {
     /// `docker pull --all-tags`: every tag the registry lists for the
     /// repository, one after the other, in one progress stream.
-    pub async fn pull_all_tags(self: &Arc<Self>, repository: Reference, platform: Option<Platform>, auth: super::registry::AuthConfig) -> Result<Arc<Progress>> {
+    pub async fn pull_all_tags(
+        self: &Arc<Self>,
+        repository: Reference,
+        platform: Option<Platform>,
+        auth: super::registry::AuthConfig,
+    ) -> Result<Arc<Progress>> {
         let client = self.registries.client(&repository.domain);
-        let listing = Reference { tag: Some("latest".into()), digest: None, ..repository.clone() };
+        let listing = Reference {
+            tag: Some("latest".into()),
+            digest: None,
+            ..repository.clone()
+        };
         let tags = client
             .list_tags(&oci_reference(&listing), &auth.registry_auth(), None, None)
             .await
-            .map_err(|e| manifest_error(e, &familiar(&listing.normalized()), &repository.repository()))?
+            .map_err(|e| {
+                manifest_error(
+                    e,
+                    &familiar(&listing.normalized()),
+                    &repository.repository(),
+                )
+            })?
             .tags;
         if tags.is_empty() {
-            return Err(Error::NotFound(format!("repository {} has no tags", repository.repository())));
+            return Err(Error::NotFound(format!(
+                "repository {} has no tags",
+                repository.repository()
+            )));
         }
         let this = self.clone();
         Ok(Progress::sequence(tags, move |tag| {
-            let req = PullRequest { reference: Reference { tag: Some(tag), digest: None, ..repository.clone() }, platform: platform.clone(), auth: auth.clone() };
+            let req = PullRequest {
+                reference: Reference {
+                    tag: Some(tag),
+                    digest: None,
+                    ..repository.clone()
+                },
+                platform: platform.clone(),
+                auth: auth.clone(),
+            };
             let this = this.clone();
             async move { this.pull(req).await }
         }))
@@ -532,11 +717,20 @@ impl Images {
 
     /// `GET /distribution/{name}/json`: the registry's descriptor of the
     /// manifest (or index) a reference names, and the platforms it covers.
-    pub async fn distribution(&self, reference: &Reference, auth: &super::registry::AuthConfig) -> Result<Value> {
+    pub async fn distribution(
+        &self,
+        reference: &Reference,
+        auth: &super::registry::AuthConfig,
+    ) -> Result<Value> {
         let familiar_ref = familiar(&reference.normalized());
         let client = self.registries.client(&reference.domain);
         let oref = oci_reference(reference);
-        let accepted = [DOCKER_MANIFEST, OCI_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX];
+        let accepted = [
+            DOCKER_MANIFEST,
+            OCI_MANIFEST,
+            DOCKER_MANIFEST_LIST,
+            OCI_INDEX,
+        ];
         let (bytes, digest) = client
             .pull_manifest_raw(&oref, &auth.registry_auth(), &accepted)
             .await
@@ -563,9 +757,15 @@ impl Images {
                 })
                 .collect(),
             None => {
-                let config = m.config.clone().ok_or_else(|| Error::InvalidArgument("manifest has no config".into()))?;
+                let config = m
+                    .config
+                    .clone()
+                    .ok_or_else(|| Error::InvalidArgument("manifest has no config".into()))?;
                 let mut data = Vec::new();
-                client.pull_blob(&oref, &oci_descriptor(&config), &mut data).await.map_err(registry_error)?;
+                client
+                    .pull_blob(&oref, &oci_descriptor(&config), &mut data)
+                    .await
+                    .map_err(registry_error)?;
                 let c: Value = serde_json::from_slice(&data).unwrap_or(Value::Null);
                 vec![serde_json::json!({ "architecture": c["architecture"], "os": c["os"] })]
             }

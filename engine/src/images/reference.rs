@@ -29,7 +29,12 @@ impl Reference {
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
                 let (algo, hex) = d.split_once(':').ok_or_else(|| invalid(s))?;
-                if algo != "sha256" || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                if algo != "sha256"
+                    || hex.len() != 64
+                    || !hex
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                {
                     return Err(invalid(s));
                 }
                 (r, Some(d.to_string()))
@@ -39,14 +44,20 @@ impl Reference {
         // A tag follows the last ':' that comes after the last '/'.
         let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
         let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_string()),
+            ),
             None => (rest, None),
         };
         if let Some(t) = &tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                && t.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
             if !ok {
                 return Err(invalid(s));
             }
@@ -55,20 +66,35 @@ impl Reference {
             return Err(invalid(s));
         }
         let (domain, path) = match name.split_once('/') {
-            Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => (first.to_string(), rest.to_string()),
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), rest.to_string())
+            }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
         };
         if !valid_domain(&domain) {
             return Err(invalid(s));
         }
         if path.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(Error::InvalidArgument(format!("invalid reference format: repository name ({path}) must be lowercase")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid reference format: repository name ({path}) must be lowercase"
+            )));
         }
         if !path.split('/').all(valid_component) {
             return Err(invalid(s));
         }
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("library/{path}") } else { path };
-        Ok(Reference { domain, path, tag, digest })
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
+        Ok(Reference {
+            domain,
+            path,
+            tag,
+            digest,
+        })
     }
 
     /// The repository, fully qualified ("docker.io/library/busybox").
@@ -129,7 +155,10 @@ fn valid_domain(d: &str) -> bool {
         }
         None => d,
     };
-    !host.is_empty() && host.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    !host.is_empty()
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
@@ -163,24 +192,55 @@ mod tests {
 
     #[test]
     fn normalizes_like_docker() {
-        assert_eq!(Reference::parse("busybox").unwrap().normalized(), "docker.io/library/busybox:latest");
-        assert_eq!(Reference::parse("user/app:1.0").unwrap().normalized(), "docker.io/user/app:1.0");
-        assert_eq!(Reference::parse("localhost:5000/a/b:t").unwrap().normalized(), "localhost:5000/a/b:t");
+        assert_eq!(
+            Reference::parse("busybox").unwrap().normalized(),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            Reference::parse("user/app:1.0").unwrap().normalized(),
+            "docker.io/user/app:1.0"
+        );
+        assert_eq!(
+            Reference::parse("localhost:5000/a/b:t")
+                .unwrap()
+                .normalized(),
+            "localhost:5000/a/b:t"
+        );
         let d = format!("busybox@sha256:{}", "a".repeat(64));
-        assert_eq!(Reference::parse(&d).unwrap().normalized(), format!("docker.io/library/busybox@sha256:{}", "a".repeat(64)));
+        assert_eq!(
+            Reference::parse(&d).unwrap().normalized(),
+            format!("docker.io/library/busybox@sha256:{}", "a".repeat(64))
+        );
     }
 
     #[test]
     fn familiar_names() {
-        assert_eq!(familiar("docker.io/library/busybox:latest"), "busybox:latest");
+        assert_eq!(
+            familiar("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
         assert_eq!(familiar("docker.io/user/app:1"), "user/app:1");
         assert_eq!(familiar("localhost:5000/app:1"), "localhost:5000/app:1");
-        assert_eq!(familiar_repository("localhost:5000/app:1"), "localhost:5000/app");
+        assert_eq!(
+            familiar_repository("localhost:5000/app:1"),
+            "localhost:5000/app"
+        );
     }
 
     #[test]
     fn rejects_bad_references() {
-        for bad in ["", "UPPER", "a::b", "a:", "-a", "a/../b", "a b", "busybox@sha256:xyz", ":tag", "a:-x"] {
+        for bad in [
+            "",
+            "UPPER",
+            "a::b",
+            "a:",
+            "-a",
+            "a/../b",
+            "a b",
+            "busybox@sha256:xyz",
+            ":tag",
+            "a:-x",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -42,7 +42,10 @@ impl Registries {
             return true;
         }
         self.insecure.iter().any(|entry| {
-            let entry = entry.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
+            let entry = entry
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .trim_end_matches('/');
             if entry == domain || entry == host {
                 return true;
             }
@@ -55,7 +58,11 @@ impl Registries {
 
     /// A client for one registry; `platform` picks from manifest lists.
     pub fn client(&self, domain: &str) -> oci_client::Client {
-        let protocol = if self.is_insecure(domain) { ClientProtocol::HttpsExcept(vec![domain.to_string()]) } else { ClientProtocol::Https };
+        let protocol = if self.is_insecure(domain) {
+            ClientProtocol::HttpsExcept(vec![domain.to_string()])
+        } else {
+            ClientProtocol::Https
+        };
         oci_client::Client::new(ClientConfig {
             protocol,
             // Berth selects the platform itself (it reports which one).
@@ -68,28 +75,49 @@ impl Registries {
 
     /// The base URL of a registry's API ("http://127.0.0.1:5000").
     pub fn base_url(&self, domain: &str) -> String {
-        let host = if domain == "docker.io" { DOCKER_HUB_REGISTRY } else { domain };
-        let scheme = if self.is_insecure(domain) { "http" } else { "https" };
+        let host = if domain == "docker.io" {
+            DOCKER_HUB_REGISTRY
+        } else {
+            domain
+        };
+        let scheme = if self.is_insecure(domain) {
+            "http"
+        } else {
+            "https"
+        };
         format!("{scheme}://{host}")
     }
 }
 
 fn host_of(domain: &str) -> &str {
     if domain.starts_with('[') {
-        return domain.split_once(']').map(|(h, _)| &h[1..]).unwrap_or(domain);
+        return domain
+            .split_once(']')
+            .map(|(h, _)| &h[1..])
+            .unwrap_or(domain);
     }
     domain.rsplit_once(':').map(|(h, _)| h).unwrap_or(domain)
 }
 
 fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
-    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,
@@ -98,11 +126,24 @@ fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
 
 /// The reference in oci-client's terms.
 pub fn oci_reference(r: &Reference) -> oci_client::Reference {
-    let registry = if r.domain == "docker.io" { DOCKER_HUB_REGISTRY.to_string() } else { r.domain.clone() };
+    let registry = if r.domain == "docker.io" {
+        DOCKER_HUB_REGISTRY.to_string()
+    } else {
+        r.domain.clone()
+    };
     match (&r.tag, &r.digest) {
-        (Some(t), Some(d)) => oci_client::Reference::with_tag_and_digest(registry, r.path.clone(), t.clone(), d.clone()),
+        (Some(t), Some(d)) => oci_client::Reference::with_tag_and_digest(
+            registry,
+            r.path.clone(),
+            t.clone(),
+            d.clone(),
+        ),
         (_, Some(d)) => oci_client::Reference::with_digest(registry, r.path.clone(), d.clone()),
-        (t, None) => oci_client::Reference::with_tag(registry, r.path.clone(), t.clone().unwrap_or_else(|| "latest".into())),
+        (t, None) => oci_client::Reference::with_tag(
+            registry,
+            r.path.clone(),
+            t.clone().unwrap_or_else(|| "latest".into()),
+        ),
     }
 }
 
@@ -128,21 +169,29 @@ pub struct AuthConfig {
 impl AuthConfig {
     /// Decodes X-Registry-Auth; a missing or empty header is anonymous.
     pub fn from_header(header: Option<&str>) -> Result<AuthConfig, Error> {
-        let Some(h) = header.map(str::trim).filter(|h| !h.is_empty() && *h != "e30=" && *h != "e30") else {
+        let Some(h) = header
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && *h != "e30=" && *h != "e30")
+        else {
             return Ok(AuthConfig::default());
         };
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(h.trim_end_matches('='))
             .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
-            .map_err(|_| Error::InvalidArgument("invalid X-Registry-Auth header: not base64".into()))?;
-        serde_json::from_slice(&raw).map_err(|e| Error::InvalidArgument(format!("invalid X-Registry-Auth header: {e}")))
+            .map_err(|_| {
+                Error::InvalidArgument("invalid X-Registry-Auth header: not base64".into())
+            })?;
+        serde_json::from_slice(&raw)
+            .map_err(|e| Error::InvalidArgument(format!("invalid X-Registry-Auth header: {e}")))
     }
 
     pub fn credentials(&self) -> Option<(String, String)> {
         if !self.username.is_empty() {
             return Some((self.username.clone(), self.password.clone()));
         }
-        let decoded = base64::engine::general_purpose::STANDARD.decode(&self.auth).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&self.auth)
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (u, p) = text.split_once(':')?;
         Some((u.to_string(), p.to_string()))
@@ -162,7 +211,17 @@ impl AuthConfig {
 /// The registry's own words from an error envelope ("manifest unknown: …").
 fn envelope_text(e: &OciDistributionError) -> Option<String> {
     if let OciDistributionError::RegistryError { envelope, .. } = e {
-        let parts: Vec<String> = envelope.errors.iter().map(|x| format!("{}: {}", code_str(&x.code).to_lowercase().replace('_', " "), x.message)).collect();
+        let parts: Vec<String> = envelope
+            .errors
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}: {}",
+                    code_str(&x.code).to_lowercase().replace('_', " "),
+                    x.message
+                )
+            })
+            .collect();
         return Some(parts.join(", "));
     }
     None
@@ -170,12 +229,18 @@ fn envelope_text(e: &OciDistributionError) -> Option<String> {
 
 /// "MANIFEST_UNKNOWN" and the like, as the registry sent it.
 fn code_str(code: &oci_client::errors::OciErrorCode) -> String {
-    serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn is_code(e: &OciDistributionError, code: &str) -> bool {
     match e {
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| code_str(&x.code).eq_ignore_ascii_case(code)),
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|x| code_str(&x.code).eq_ignore_ascii_case(code)),
         _ => false,
     }
 }
@@ -186,12 +251,18 @@ pub fn manifest_error(e: OciDistributionError, familiar_ref: &str, repo: &str) -
         OciDistributionError::ServerError { code, .. } => Some(*code),
         _ => None,
     };
-    if matches!(e, OciDistributionError::ImageManifestNotFoundError(_)) || is_code(&e, "MANIFEST_UNKNOWN") || status == Some(404) {
+    if matches!(e, OciDistributionError::ImageManifestNotFoundError(_))
+        || is_code(&e, "MANIFEST_UNKNOWN")
+        || status == Some(404)
+    {
         let why = envelope_text(&e).unwrap_or_else(|| "manifest unknown".into());
         return Error::NotFound(format!("manifest for {familiar_ref} not found: {why}"));
     }
     if is_code(&e, "NAME_UNKNOWN") {
-        return Error::NotFound(format!("repository {repo} not found: {}", envelope_text(&e).unwrap_or_default()));
+        return Error::NotFound(format!(
+            "repository {repo} not found: {}",
+            envelope_text(&e).unwrap_or_default()
+        ));
     }
     registry_error(e)
 }
@@ -200,18 +271,32 @@ pub fn manifest_error(e: OciDistributionError, familiar_ref: &str, repo: &str) -
 /// Docker: a 401 would make the CLI prompt for a password mid-pull.
 pub fn registry_error(e: OciDistributionError) -> Error {
     match &e {
-        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => {
             Error::Internal(format!("unauthorized: authentication required ({e})"))
         }
-        _ if is_code(&e, "UNAUTHORIZED") || is_code(&e, "DENIED") => {
-            Error::Internal(format!("unauthorized: {}", envelope_text(&e).unwrap_or_default()))
+        _ if is_code(&e, "UNAUTHORIZED") || is_code(&e, "DENIED") => Error::Internal(format!(
+            "unauthorized: {}",
+            envelope_text(&e).unwrap_or_default()
+        )),
+        OciDistributionError::ServerError { code: 401, url, .. } => {
+            Error::Internal(format!("unauthorized: authentication required ({url})"))
         }
-        OciDistributionError::ServerError { code: 401, url, .. } => Error::Internal(format!("unauthorized: authentication required ({url})")),
-        OciDistributionError::RequestError(re) if re.status() == Some(reqwest::StatusCode::UNAUTHORIZED) => {
-            Error::Internal(format!("unauthorized: authentication required ({})", re.url().map(|u| u.as_str()).unwrap_or("")))
+        OciDistributionError::RequestError(re)
+            if re.status() == Some(reqwest::StatusCode::UNAUTHORIZED) =>
+        {
+            Error::Internal(format!(
+                "unauthorized: authentication required ({})",
+                re.url().map(|u| u.as_str()).unwrap_or("")
+            ))
         }
-        OciDistributionError::RequestError(re) if re.status() == Some(reqwest::StatusCode::FORBIDDEN) => {
-            Error::Internal(format!("denied: requested access to the resource is denied ({})", re.url().map(|u| u.as_str()).unwrap_or("")))
+        OciDistributionError::RequestError(re)
+            if re.status() == Some(reqwest::StatusCode::FORBIDDEN) =>
+        {
+            Error::Internal(format!(
+                "denied: requested access to the resource is denied ({})",
+                re.url().map(|u| u.as_str()).unwrap_or("")
+            ))
         }
         OciDistributionError::RequestError(re) => Error::Internal(describe_request_error(re)),
         _ => Error::Internal(e.to_string()),
@@ -240,26 +325,59 @@ pub async fn login(registries: &Registries, auth: &AuthConfig) -> Result<(), Err
     let Some((user, pass)) = auth.credentials() else {
         return Err(Error::Unauthorized("login attempt without username".into()));
     };
-    let client = reqwest::Client::builder().user_agent(concat!("berth/", env!("CARGO_PKG_VERSION"))).build().map_err(Error::internal)?;
-    let first = client.get(&url).send().await.map_err(|e| Error::Internal(describe_request_error(&e)))?;
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(Error::internal)?;
+    let first = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| Error::Internal(describe_request_error(&e)))?;
     if first.status().is_success() {
         return Ok(()); // a registry without authentication accepts anyone
     }
-    let failed = |status: reqwest::StatusCode| Error::Unauthorized(format!("login attempt to {url} failed with status: {status}"));
+    let failed = |status: reqwest::StatusCode| {
+        Error::Unauthorized(format!(
+            "login attempt to {url} failed with status: {status}"
+        ))
+    };
     if first.status() != reqwest::StatusCode::UNAUTHORIZED {
         return Err(failed(first.status()));
     }
-    let challenge = first.headers().get(reqwest::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let resp = if let Some(params) = challenge.strip_prefix("Bearer ").or_else(|| challenge.strip_prefix("bearer ")) {
+    let challenge = first
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let resp = if let Some(params) = challenge
+        .strip_prefix("Bearer ")
+        .or_else(|| challenge.strip_prefix("bearer "))
+    {
         let params = challenge_params(params);
-        let realm = params.iter().find(|(k, _)| k == "realm").map(|(_, v)| v.clone()).ok_or_else(|| failed(first.status()))?;
-        let mut req = client.get(&realm).basic_auth(&user, Some(&pass)).query(&[("account", user.as_str()), ("client_id", "berth")]);
+        let realm = params
+            .iter()
+            .find(|(k, _)| k == "realm")
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| failed(first.status()))?;
+        let mut req = client
+            .get(&realm)
+            .basic_auth(&user, Some(&pass))
+            .query(&[("account", user.as_str()), ("client_id", "berth")]);
         if let Some((_, service)) = params.iter().find(|(k, _)| k == "service") {
             req = req.query(&[("service", service.as_str())]);
         }
-        req.send().await.map_err(|e| Error::Internal(describe_request_error(&e)))?
+        req.send()
+            .await
+            .map_err(|e| Error::Internal(describe_request_error(&e)))?
     } else {
-        client.get(&url).basic_auth(&user, Some(&pass)).send().await.map_err(|e| Error::Internal(describe_request_error(&e)))?
+        client
+            .get(&url)
+            .basic_auth(&user, Some(&pass))
+            .send()
+            .await
+            .map_err(|e| Error::Internal(describe_request_error(&e)))?
     };
     if resp.status().is_success() {
         Ok(())
@@ -274,7 +392,9 @@ pub fn server_domain(address: &str) -> String {
     if a.is_empty() || a.contains("index.docker.io") || a == "docker.io" {
         return "docker.io".into();
     }
-    let a = a.trim_start_matches("https://").trim_start_matches("http://");
+    let a = a
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
     a.split('/').next().unwrap_or(a).to_string()
 }
 
@@ -283,7 +403,9 @@ fn challenge_params(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else { break };
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
         let key = key.trim().trim_start_matches(',').trim().to_string();
         let (value, tail) = if let Some(q) = after.strip_prefix('"') {
             match q.split_once('"') {
@@ -321,17 +443,25 @@ mod tests {
     #[test]
     fn auth_header_decodes_both_base64_flavours() {
         let json = r#"{"username":"u","password":"p?>","serveraddress":"127.0.0.1:5000"}"#;
-        for engine in [base64::engine::general_purpose::URL_SAFE, base64::engine::general_purpose::STANDARD] {
+        for engine in [
+            base64::engine::general_purpose::URL_SAFE,
+            base64::engine::general_purpose::STANDARD,
+        ] {
             let a = AuthConfig::from_header(Some(&engine.encode(json))).unwrap();
             assert_eq!(a.credentials(), Some(("u".into(), "p?>".into())));
         }
-        assert!(matches!(AuthConfig::from_header(None).unwrap().registry_auth(), RegistryAuth::Anonymous));
+        assert!(matches!(
+            AuthConfig::from_header(None).unwrap().registry_auth(),
+            RegistryAuth::Anonymous
+        ));
         assert!(AuthConfig::from_header(Some("!!!")).is_err());
     }
 
     #[test]
     fn bearer_challenge_parameters() {
-        let p = challenge_params(r#"realm="https://auth.example/token",service="registry.example",scope="a,b""#);
+        let p = challenge_params(
+            r#"realm="https://auth.example/token",service="registry.example",scope="a,b""#,
+        );
         assert_eq!(p[0], ("realm".into(), "https://auth.example/token".into()));
         assert_eq!(p[1], ("service".into(), "registry.example".into()));
         assert_eq!(p[2], ("scope".into(), "a,b".into()));

@@ -37,14 +37,26 @@ impl Images {
         let all_tags = self.store.tags().await?;
         for name in names {
             // A bare repository name saves every tag of it, as Docker does.
-            let parsed = Reference::parse(name).ok().filter(|r| r.tag.is_none() && r.digest.is_none());
+            let parsed = Reference::parse(name)
+                .ok()
+                .filter(|r| r.tag.is_none() && r.digest.is_none());
             let repo_tags: Vec<(String, String)> = match &parsed {
-                Some(r) => all_tags.iter().filter(|(t, _)| familiar_repository(t) == familiar_repository(&r.clone().with_default_tag().normalized())).cloned().collect(),
+                Some(r) => all_tags
+                    .iter()
+                    .filter(|(t, _)| {
+                        familiar_repository(t)
+                            == familiar_repository(&r.clone().with_default_tag().normalized())
+                    })
+                    .cloned()
+                    .collect(),
                 None => Vec::new(),
             };
             let picks: Vec<(ImageRow, Option<String>)> = if repo_tags.is_empty() {
                 let img = self.resolve(name).await?;
-                let tag = Reference::parse(name).ok().filter(|r| r.digest.is_none()).map(|r| r.with_default_tag().normalized());
+                let tag = Reference::parse(name)
+                    .ok()
+                    .filter(|r| r.digest.is_none())
+                    .map(|r| r.with_default_tag().normalized());
                 let tag = tag.filter(|t| all_tags.iter().any(|(n, id)| n == t && *id == img.id));
                 vec![(img, tag)]
             } else {
@@ -72,14 +84,25 @@ impl Images {
                         .find(|b| b.media_type == OCI_LAYER_TAR && self.content.exists(&b.digest))
                         .or_else(|| stored.iter().find(|b| self.content.exists(&b.digest)))
                         .cloned()
-                        .ok_or_else(|| Error::NotFound(format!("layer {diff} of {} has no stored archive", img.id)))?;
+                        .ok_or_else(|| {
+                            Error::NotFound(format!(
+                                "layer {diff} of {} has no stored archive",
+                                img.id
+                            ))
+                        })?;
                     blobs.push(blob);
                 }
-                entries.push(Entry { image: img, names: tag.into_iter().collect(), blobs });
+                entries.push(Entry {
+                    image: img,
+                    names: tag.into_iter().collect(),
+                    blobs,
+                });
             }
         }
         let this = self.clone();
-        let path = self.tmp_dir().join(format!("save-{}", crate::util::random_id()));
+        let path = self
+            .tmp_dir()
+            .join(format!("save-{}", crate::util::random_id()));
         let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
             let result = this.write_archive(&entries, &path);
             let opened = result.and_then(|()| Ok(std::fs::File::open(&path)?));
@@ -97,7 +120,8 @@ impl Images {
     fn write_archive(&self, entries: &[Entry], path: &Path) -> Result<()> {
         let mut ar = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(path)?));
         let mut written: HashSet<String> = HashSet::new();
-        let mut layer_sizes: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut layer_sizes: std::collections::HashMap<String, u64> =
+            std::collections::HashMap::new();
         let mut manifest_json = Vec::new();
         let mut index = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -123,7 +147,8 @@ impl Images {
                     }
                 };
                 layer_paths.push(name);
-                descriptors.push(json!({ "mediaType": OCI_LAYER_TAR, "digest": diff, "size": size }));
+                descriptors
+                    .push(json!({ "mediaType": OCI_LAYER_TAR, "digest": diff, "size": size }));
             }
             let manifest = serde_json::to_vec(&json!({
                 "schemaVersion": 2,
@@ -135,12 +160,18 @@ impl Images {
             let manifest_digest = sha256_digest(&manifest);
             let manifest_hex = digest_hex(&manifest_digest)?.to_string();
             if written.insert(manifest_hex.clone()) {
-                add(&mut ar, &format!("blobs/sha256/{manifest_hex}"), Some(&manifest))?;
+                add(
+                    &mut ar,
+                    &format!("blobs/sha256/{manifest_hex}"),
+                    Some(&manifest),
+                )?;
             }
             let desc = |name: Option<&str>| {
                 let mut d = json!({ "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len() });
                 if let Some(n) = name {
-                    let full = Reference::parse(n).map(|r| r.with_default_tag().normalized()).unwrap_or_else(|_| n.to_string());
+                    let full = Reference::parse(n)
+                        .map(|r| r.with_default_tag().normalized())
+                        .unwrap_or_else(|_| n.to_string());
                     d["annotations"] = json!({
                         "io.containerd.image.name": full,
                         "org.opencontainers.image.ref.name": n.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest"),
@@ -154,37 +185,69 @@ impl Images {
             for n in &e.names {
                 index.push(desc(Some(n)));
                 if let Some((repo, tag)) = n.rsplit_once(':').filter(|(r, _)| !r.is_empty()) {
-                    repositories.entry(repo.to_string()).or_default().insert(tag.to_string(), config_hex.clone());
+                    repositories
+                        .entry(repo.to_string())
+                        .or_default()
+                        .insert(tag.to_string(), config_hex.clone());
                 }
             }
             manifest_json.push(json!({ "Config": format!("blobs/sha256/{config_hex}"), "RepoTags": e.names, "Layers": layer_paths }));
         }
         let index = json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": index });
-        add(&mut ar, "index.json", Some(&serde_json::to_vec(&index).map_err(Error::internal)?))?;
-        add(&mut ar, "manifest.json", Some(&serde_json::to_vec(&Value::Array(manifest_json)).map_err(Error::internal)?))?;
-        add(&mut ar, "oci-layout", Some(br#"{"imageLayoutVersion":"1.0.0"}"#))?;
-        add(&mut ar, "repositories", Some(&serde_json::to_vec(&repositories).map_err(Error::internal)?))?;
+        add(
+            &mut ar,
+            "index.json",
+            Some(&serde_json::to_vec(&index).map_err(Error::internal)?),
+        )?;
+        add(
+            &mut ar,
+            "manifest.json",
+            Some(&serde_json::to_vec(&Value::Array(manifest_json)).map_err(Error::internal)?),
+        )?;
+        add(
+            &mut ar,
+            "oci-layout",
+            Some(br#"{"imageLayoutVersion":"1.0.0"}"#),
+        )?;
+        add(
+            &mut ar,
+            "repositories",
+            Some(&serde_json::to_vec(&repositories).map_err(Error::internal)?),
+        )?;
         ar.into_inner()?.flush()?;
         Ok(())
     }
 
     /// Appends a layer as a plain tar, decompressing a stored compressed
     /// blob into scratch space first (a tar entry needs its size up front).
-    fn append_plain_layer<W: Write>(&self, ar: &mut tar::Builder<W>, name: &str, blob: &LayerBlob, diff: &str) -> Result<u64> {
+    fn append_plain_layer<W: Write>(
+        &self,
+        ar: &mut tar::Builder<W>,
+        name: &str,
+        blob: &LayerBlob,
+        diff: &str,
+    ) -> Result<u64> {
         if blob.media_type == OCI_LAYER_TAR {
             let f = self.content.open(&blob.digest)?;
             let len = f.metadata()?.len();
             append_reader(ar, name, len, f)?;
             return Ok(len);
         }
-        let scratch: PathBuf = self.tmp_dir().join(format!("layer-{}", crate::util::random_id()));
+        let scratch: PathBuf = self
+            .tmp_dir()
+            .join(format!("layer-{}", crate::util::random_id()));
         let result = (|| {
             let mut out = std::fs::File::create(&scratch)?;
-            let mut hashing = super::unpack::HashingReader::new(super::unpack::decompress(self.content.open(&blob.digest)?)?);
+            let mut hashing = super::unpack::HashingReader::new(super::unpack::decompress(
+                self.content.open(&blob.digest)?,
+            )?);
             let len = std::io::copy(&mut hashing, &mut out)?;
             let (got, _) = hashing.finish()?;
             if got != diff {
-                return Err(Error::Internal(format!("stored layer {} does not match its diff id {diff}", blob.digest)));
+                return Err(Error::Internal(format!(
+                    "stored layer {} does not match its diff id {diff}",
+                    blob.digest
+                )));
             }
             append_reader(ar, name, len, std::fs::File::open(&scratch)?)?;
             Ok(len)
@@ -194,7 +257,12 @@ impl Images {
     }
 }
 
-fn append_reader<W: Write>(ar: &mut tar::Builder<W>, name: &str, len: u64, data: impl Read) -> Result<()> {
+fn append_reader<W: Write>(
+    ar: &mut tar::Builder<W>,
+    name: &str,
+    len: u64,
+    data: impl Read,
+) -> Result<()> {
     let mut h = tar::Header::new_ustar();
     h.set_size(len);
     h.set_mode(0o644);

@@ -31,6 +31,9 @@ pub enum UnpackError {
     Invalid(String),
     #[error("layer path {0:?} escapes the layer root (breakout)")]
     Breakout(PathBuf),
+    /// Refused as `docker cp` refuses it; the message is the user's.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -44,13 +47,20 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// Reads to the end (tar padding included) and returns "sha256:<hex>".
     pub fn finish(mut self) -> io::Result<(String, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((format!("sha256:{}", hex::encode(self.hasher.finalize())), self.count))
+        Ok((
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.count,
+        ))
     }
 }
 
@@ -71,7 +81,9 @@ pub fn decompress<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>>
         return Ok(Box::new(flate2::read::MultiGzDecoder::new(buffered)));
     }
     if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Ok(Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?));
+        return Ok(Box::new(zstd::stream::read::Decoder::with_buffer(
+            buffered,
+        )?));
     }
     Ok(Box::new(buffered))
 }
@@ -85,16 +97,64 @@ pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<(String, u64), Unp
         let mut archive = tar::Archive::new(&mut hashing);
         archive.set_ignore_zeros(false);
         let root = Confined::open(dest)?;
-        for entry in archive.entries().map_err(|e| UnpackError::Invalid(e.to_string()))? {
+        for entry in archive
+            .entries()
+            .map_err(|e| UnpackError::Invalid(e.to_string()))?
+        {
             let mut entry = entry.map_err(|e| UnpackError::Invalid(e.to_string()))?;
-            apply_entry(&root, &mut entry)?;
+            apply_entry(&root, &mut entry, &ApplyOptions::LAYER)?;
         }
     }
     Ok(hashing.finish()?)
 }
 
-fn apply_entry<R: Read>(root: &Confined, entry: &mut tar::Entry<R>) -> Result<(), UnpackError> {
-    let raw = entry.path().map_err(|e| UnpackError::Invalid(e.to_string()))?.into_owned();
+/// How tar entries are applied: as an image layer, or as `docker cp` does.
+pub struct ApplyOptions {
+    /// `.wh.` names are whiteouts (layers), not plain files (cp).
+    pub whiteouts: bool,
+    /// Every entry gets this owner instead of the archive's (cp without -a).
+    pub owner: Option<(u32, u32)>,
+    /// Refuse to replace a directory with a non-directory and back (cp).
+    pub no_overwrite_dir_non_dir: bool,
+}
+
+impl ApplyOptions {
+    pub const LAYER: ApplyOptions = ApplyOptions {
+        whiteouts: true,
+        owner: None,
+        no_overwrite_dir_non_dir: false,
+    };
+}
+
+/// Applies a plain tar stream below `root` with `opts` (`docker cp` into a
+/// container); returns how many entries were written.
+pub fn extract(
+    reader: impl Read,
+    root: &Confined,
+    opts: &ApplyOptions,
+) -> Result<u64, UnpackError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut n = 0;
+    for entry in archive
+        .entries()
+        .map_err(|e| UnpackError::Invalid(e.to_string()))?
+    {
+        let mut entry = entry.map_err(|e| UnpackError::Invalid(e.to_string()))?;
+        apply_entry(root, &mut entry, opts)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn apply_entry<R: Read>(
+    root: &Confined,
+    entry: &mut tar::Entry<R>,
+    opts: &ApplyOptions,
+) -> Result<(), UnpackError> {
+    let raw = entry
+        .path()
+        .map_err(|e| UnpackError::Invalid(e.to_string()))?
+        .into_owned();
     let rel = clean(&raw).ok_or_else(|| UnpackError::Breakout(raw.clone()))?;
     if rel.as_os_str().is_empty() {
         return Ok(()); // the root itself ("./")
@@ -103,36 +163,68 @@ fn apply_entry<R: Read>(root: &Confined, entry: &mut tar::Entry<R>) -> Result<()
     let name_bytes = name.as_bytes();
 
     // Whiteouts.
-    if name_bytes == OPAQUE.as_bytes() {
+    if opts.whiteouts && name_bytes == OPAQUE.as_bytes() {
         let dir = root.dir(rel.parent().unwrap_or(Path::new("")), true, 0o755)?;
         set_opaque(&dir)?;
         return Ok(());
     }
-    if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+    if let Some(hidden) = name_bytes
+        .strip_prefix(WHITEOUT_PREFIX.as_bytes())
+        .filter(|_| opts.whiteouts)
+    {
         let (dir, _) = root.parent_of(&rel)?;
         let hidden = OsStr::from_bytes(hidden);
         remove_existing(&dir, hidden)?;
-        nix::sys::stat::mknodat(Some(dir.as_raw_fd()), hidden, SFlag::S_IFCHR, Mode::empty(), 0).map_err(errno)?;
+        nix::sys::stat::mknodat(
+            Some(dir.as_raw_fd()),
+            hidden,
+            SFlag::S_IFCHR,
+            Mode::empty(),
+            0,
+        )
+        .map_err(errno)?;
         return Ok(());
     }
 
     let header = entry.header().clone();
     let kind = header.entry_type();
     let mode = header.mode().unwrap_or(0o644) & 0o7777;
-    let uid = header.uid().unwrap_or(0) as u32;
-    let gid = header.gid().unwrap_or(0) as u32;
+    let (uid, gid) = opts.owner.unwrap_or((
+        header.uid().unwrap_or(0) as u32,
+        header.gid().unwrap_or(0) as u32,
+    ));
     let mtime = header.mtime().unwrap_or(0) as i64;
     let (dir, name) = root.parent_of(&rel)?;
     let dfd = Some(dir.as_raw_fd());
 
+    if opts.no_overwrite_dir_non_dir {
+        if let Ok(st) = nix::sys::stat::fstatat(dfd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+        {
+            let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            if is_dir != kind.is_dir() {
+                let what = if is_dir {
+                    "cannot overwrite directory {} with non-directory"
+                } else {
+                    "cannot overwrite non-directory {} with directory"
+                };
+                return Err(UnpackError::Refused(
+                    what.replace("{}", &format!("{:?}", Path::new("/").join(&rel))),
+                ));
+            }
+        }
+    }
     if kind.is_dir() {
         match nix::sys::stat::fstatat(dfd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
             Ok(_) => {
                 remove_existing(&dir, &name)?;
-                nix::sys::stat::mkdirat(dfd, name.as_os_str(), Mode::from_bits_truncate(mode)).map_err(errno)?;
+                nix::sys::stat::mkdirat(dfd, name.as_os_str(), Mode::from_bits_truncate(mode))
+                    .map_err(errno)?;
             }
-            Err(_) => nix::sys::stat::mkdirat(dfd, name.as_os_str(), Mode::from_bits_truncate(mode)).map_err(errno)?,
+            Err(_) => {
+                nix::sys::stat::mkdirat(dfd, name.as_os_str(), Mode::from_bits_truncate(mode))
+                    .map_err(errno)?
+            }
         }
     } else {
         remove_existing(&dir, &name)?;
@@ -140,20 +232,38 @@ fn apply_entry<R: Read>(root: &Confined, entry: &mut tar::Entry<R>) -> Result<()
             let fd = nix::fcntl::openat(
                 dfd,
                 name.as_os_str(),
-                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )
             .map_err(errno)?;
             let mut file = std::fs::File::from(own(fd));
             io::copy(entry, &mut file)?;
         } else if kind.is_symlink() {
-            let target = entry.link_name().map_err(|e| UnpackError::Invalid(e.to_string()))?.ok_or_else(|| UnpackError::Invalid("symlink without target".into()))?;
+            let target = entry
+                .link_name()
+                .map_err(|e| UnpackError::Invalid(e.to_string()))?
+                .ok_or_else(|| UnpackError::Invalid("symlink without target".into()))?;
             nix::unistd::symlinkat(target.as_os_str(), dfd, name.as_os_str()).map_err(errno)?;
         } else if kind.is_hard_link() {
-            let target = entry.link_name().map_err(|e| UnpackError::Invalid(e.to_string()))?.ok_or_else(|| UnpackError::Invalid("hard link without target".into()))?;
-            let target_rel = clean(&target).ok_or_else(|| UnpackError::Breakout(target.to_path_buf()))?;
+            let target = entry
+                .link_name()
+                .map_err(|e| UnpackError::Invalid(e.to_string()))?
+                .ok_or_else(|| UnpackError::Invalid("hard link without target".into()))?;
+            let target_rel =
+                clean(&target).ok_or_else(|| UnpackError::Breakout(target.to_path_buf()))?;
             let (tdir, tname) = root.parent_of(&target_rel)?;
-            nix::unistd::linkat(Some(tdir.as_raw_fd()), tname.as_os_str(), dfd, name.as_os_str(), AtFlags::empty()).map_err(errno)?;
+            nix::unistd::linkat(
+                Some(tdir.as_raw_fd()),
+                tname.as_os_str(),
+                dfd,
+                name.as_os_str(),
+                AtFlags::empty(),
+            )
+            .map_err(errno)?;
             return Ok(()); // a hard link shares the target's metadata
         } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
             let sflag = if kind.is_character_special() {
@@ -165,7 +275,14 @@ fn apply_entry<R: Read>(root: &Confined, entry: &mut tar::Entry<R>) -> Result<()
             };
             let major = header.device_major().ok().flatten().unwrap_or(0) as u64;
             let minor = header.device_minor().ok().flatten().unwrap_or(0) as u64;
-            nix::sys::stat::mknodat(dfd, name.as_os_str(), sflag, Mode::from_bits_truncate(mode), libc::makedev(major as u32, minor as u32)).map_err(errno)?;
+            nix::sys::stat::mknodat(
+                dfd,
+                name.as_os_str(),
+                sflag,
+                Mode::from_bits_truncate(mode),
+                libc::makedev(major as u32, minor as u32),
+            )
+            .map_err(errno)?;
         } else {
             // PAX headers and GNU long names are handled by the tar reader;
             // anything else (sockets, unknown types) is skipped as Docker does.
@@ -173,12 +290,31 @@ fn apply_entry<R: Read>(root: &Confined, entry: &mut tar::Entry<R>) -> Result<()
         }
     }
     // Ownership first: chown clears set-id bits, chmod restores them.
-    nix::unistd::fchownat(dfd, name.as_os_str(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)?;
+    nix::unistd::fchownat(
+        dfd,
+        name.as_os_str(),
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(errno)?;
     if !kind.is_symlink() {
-        nix::sys::stat::fchmodat(dfd, name.as_os_str(), Mode::from_bits_truncate(mode), nix::sys::stat::FchmodatFlags::FollowSymlink).map_err(errno)?;
+        nix::sys::stat::fchmodat(
+            dfd,
+            name.as_os_str(),
+            Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(errno)?;
     }
     let t = TimeSpec::new(mtime, 0);
-    let _ = nix::sys::stat::utimensat(dfd, name.as_os_str(), &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink);
+    let _ = nix::sys::stat::utimensat(
+        dfd,
+        name.as_os_str(),
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    );
     Ok(())
 }
 
@@ -186,8 +322,15 @@ fn apply_entry<R: Read>(root: &Confined, entry: &mut tar::Entry<R>) -> Result<()
 fn remove_existing(dir: &std::os::fd::OwnedFd, name: &OsStr) -> io::Result<()> {
     match nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Err(_) => Ok(()),
-        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => std::fs::remove_dir_all(fd_path(dir, name)),
-        Ok(_) => nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(|e| io::Error::from_raw_os_error(e as i32)),
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+            std::fs::remove_dir_all(fd_path(dir, name))
+        }
+        Ok(_) => nix::unistd::unlinkat(
+            Some(dir.as_raw_fd()),
+            name,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        )
+        .map_err(|e| io::Error::from_raw_os_error(e as i32)),
     }
 }
 
@@ -200,10 +343,19 @@ fn set_opaque(dir: &std::os::fd::OwnedFd) -> io::Result<()> {
 
 #[allow(unsafe_code)]
 fn xattr_set(file: &std::fs::File, name: &str, value: &[u8]) -> io::Result<()> {
-    let cname = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: valid descriptor, NUL-terminated name and a value buffer that
     // lives for the call.
-    let rc = unsafe { libc::fsetxattr(file.as_raw_fd(), cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    let rc = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            cname.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -228,7 +380,10 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     for d in diff_ids {
         let next = match out.last() {
             None => d.clone(),
-            Some(prev) => format!("sha256:{}", hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))),
+            Some(prev) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
+            ),
         };
         out.push(next);
     }
@@ -270,7 +425,10 @@ mod tests {
     #[test]
     fn plain_files_and_diff_id() {
         let d = tmp("plain");
-        let t = tar_with(&[("dir/", tar::EntryType::Directory, b"", None), ("dir/f", tar::EntryType::Regular, b"hi", None)]);
+        let t = tar_with(&[
+            ("dir/", tar::EntryType::Directory, b"", None),
+            ("dir/f", tar::EntryType::Regular, b"hi", None),
+        ]);
         let (diff, size) = unpack_layer(&t[..], &d.join("root")).unwrap();
         assert_eq!(std::fs::read(d.join("root/dir/f")).unwrap(), b"hi");
         assert_eq!(diff, format!("sha256:{}", hex::encode(Sha256::digest(&t))));
@@ -282,7 +440,10 @@ mod tests {
     fn dotdot_is_a_breakout() {
         let d = tmp("dotdot");
         let t = tar_with(&[("../escape", tar::EntryType::Regular, b"x", None)]);
-        assert!(matches!(unpack_layer(&t[..], &d.join("root")), Err(UnpackError::Breakout(_))));
+        assert!(matches!(
+            unpack_layer(&t[..], &d.join("root")),
+            Err(UnpackError::Breakout(_))
+        ));
         assert!(!d.join("escape").exists());
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -297,7 +458,12 @@ mod tests {
         let t = tar_with(&[
             ("link", tar::EntryType::Symlink, b"", Some(&out)),
             ("link/planted", tar::EntryType::Regular, b"x", None),
-            ("hard", tar::EntryType::Link, b"", Some(&format!("{out}/secret"))),
+            (
+                "hard",
+                tar::EntryType::Link,
+                b"",
+                Some(&format!("{out}/secret")),
+            ),
         ]);
         let r = unpack_layer(&t[..], &d.join("root"));
         assert!(!outside.join("planted").exists(), "wrote through a symlink");
@@ -310,7 +476,10 @@ mod tests {
     #[test]
     fn whiteouts_become_overlay_whiteouts() {
         let d = tmp("wh");
-        let t = tar_with(&[("a/.wh.gone", tar::EntryType::Regular, b"", None), ("b/.wh..wh..opq", tar::EntryType::Regular, b"", None)]);
+        let t = tar_with(&[
+            ("a/.wh.gone", tar::EntryType::Regular, b"", None),
+            ("b/.wh..wh..opq", tar::EntryType::Regular, b"", None),
+        ]);
         unpack_layer(&t[..], &d.join("root")).unwrap();
         use std::os::unix::fs::FileTypeExt;
         let meta = std::fs::symlink_metadata(d.join("root/a/gone")).unwrap();
@@ -323,6 +492,12 @@ mod tests {
         let diffs = vec!["sha256:a".to_string(), "sha256:b".to_string()];
         let c = chain_ids(&diffs);
         assert_eq!(c[0], "sha256:a");
-        assert_eq!(c[1], format!("sha256:{}", hex::encode(Sha256::digest(b"sha256:a sha256:b"))));
+        assert_eq!(
+            c[1],
+            format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(b"sha256:a sha256:b"))
+            )
+        );
     }
 }

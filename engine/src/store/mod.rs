@@ -56,8 +56,14 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| Error::Internal(format!("database migration: {e}")))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Internal(format!("database migration: {e}")))?;
         Ok(Store { pool })
     }
 
@@ -79,12 +85,38 @@ impl Store {
     }
 
     pub async fn update_container_state(&self, id: &str, state: &str) -> Result<()> {
-        sqlx::query("UPDATE containers SET state = ? WHERE id = ?").bind(state).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE containers SET state = ? WHERE id = ?")
+            .bind(state)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Renames; a name held by another container fails with a UNIQUE error.
+    pub async fn rename_container(&self, id: &str, name: &str) -> Result<()> {
+        sqlx::query("UPDATE containers SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn update_container_host_config(&self, id: &str, host_config: &str) -> Result<()> {
+        sqlx::query("UPDATE containers SET host_config = ? WHERE id = ?")
+            .bind(host_config)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub async fn delete_container(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM containers WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM containers WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -104,13 +136,19 @@ impl Store {
     }
 
     pub async fn container_id_by_name(&self, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT id FROM containers WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT id FROM containers WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
     pub async fn container_ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
-        let rows = sqlx::query("SELECT id FROM containers WHERE id LIKE ?").bind(pattern).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id FROM containers WHERE id LIKE ?")
+            .bind(pattern)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -151,16 +189,28 @@ impl Store {
 
     pub async fn image_ids_with_prefix(&self, hex_prefix: &str) -> Result<Vec<String>> {
         let pattern = format!("sha256:{}%", hex_prefix.replace(['%', '_'], ""));
-        let rows = sqlx::query("SELECT id FROM images WHERE id LIKE ?").bind(pattern).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id FROM images WHERE id LIKE ?")
+            .bind(pattern)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Deletes an image and its tags in one transaction.
     pub async fn delete_image(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM tags WHERE image_id = ?").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM repo_digests WHERE image_id = ?").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM images WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM tags WHERE image_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM repo_digests WHERE image_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM images WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -170,7 +220,11 @@ impl Store {
     /// Points `name` at `image_id`; returns the image it pointed at before.
     pub async fn set_tag(&self, name: &str, image_id: &str) -> Result<Option<String>> {
         let mut tx = self.pool.begin().await?;
-        let old: Option<String> = sqlx::query("SELECT image_id FROM tags WHERE name = ?").bind(name).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
+        let old: Option<String> = sqlx::query("SELECT image_id FROM tags WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get(0));
         sqlx::query("INSERT INTO tags (name, image_id) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id")
             .bind(name)
             .bind(image_id)
@@ -181,24 +235,37 @@ impl Store {
     }
 
     pub async fn tag(&self, name: &str) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT image_id FROM tags WHERE name = ?").bind(name).fetch_optional(&self.pool).await?.map(|r| r.get(0)))
+        Ok(sqlx::query("SELECT image_id FROM tags WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
     }
 
     pub async fn delete_tag(&self, name: &str) -> Result<()> {
-        sqlx::query("DELETE FROM tags WHERE name = ?").bind(name).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM tags WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// All tags as (name, image id).
     pub async fn tags(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT name, image_id FROM tags ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT name, image_id FROM tags ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Records that the pulled manifest of an image is `manifest`, unless
     /// it already has one.
     pub async fn set_image_manifest(&self, image_id: &str, manifest: &str) -> Result<()> {
-        sqlx::query("UPDATE images SET manifest = ? WHERE id = ? AND manifest = ''").bind(manifest).bind(image_id).execute(&self.pool).await?;
+        sqlx::query("UPDATE images SET manifest = ? WHERE id = ? AND manifest = ''")
+            .bind(manifest)
+            .bind(image_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -214,18 +281,29 @@ impl Store {
     }
 
     pub async fn delete_repo_digest(&self, name: &str) -> Result<()> {
-        sqlx::query("DELETE FROM repo_digests WHERE name = ?").bind(name).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM repo_digests WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// All repo digests as (name, image id).
     pub async fn repo_digests(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT name, image_id FROM repo_digests ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT name, image_id FROM repo_digests ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub async fn repo_digest(&self, name: &str) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT image_id FROM repo_digests WHERE name = ?").bind(name).fetch_optional(&self.pool).await?.map(|r| r.get(0)))
+        Ok(
+            sqlx::query("SELECT image_id FROM repo_digests WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.get(0)),
+        )
     }
 
     // ---- layer blobs ----
@@ -243,24 +321,54 @@ impl Store {
 
     /// Every blob known to hold the layer with this diff id.
     pub async fn layer_blobs(&self, diff_id: &str) -> Result<Vec<LayerBlob>> {
-        let rows = sqlx::query("SELECT diff_id, digest, media_type, size FROM layer_blobs WHERE diff_id = ?").bind(diff_id).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| LayerBlob { diff_id: r.get(0), digest: r.get(1), media_type: r.get(2), size: r.get(3) }).collect())
+        let rows = sqlx::query(
+            "SELECT diff_id, digest, media_type, size FROM layer_blobs WHERE diff_id = ?",
+        )
+        .bind(diff_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LayerBlob {
+                diff_id: r.get(0),
+                digest: r.get(1),
+                media_type: r.get(2),
+                size: r.get(3),
+            })
+            .collect())
     }
 
     pub async fn all_layer_blobs(&self) -> Result<Vec<LayerBlob>> {
-        let rows = sqlx::query("SELECT diff_id, digest, media_type, size FROM layer_blobs").fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| LayerBlob { diff_id: r.get(0), digest: r.get(1), media_type: r.get(2), size: r.get(3) }).collect())
+        let rows = sqlx::query("SELECT diff_id, digest, media_type, size FROM layer_blobs")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LayerBlob {
+                diff_id: r.get(0),
+                digest: r.get(1),
+                media_type: r.get(2),
+                size: r.get(3),
+            })
+            .collect())
     }
 
     pub async fn delete_layer_blob(&self, digest: &str) -> Result<()> {
-        sqlx::query("DELETE FROM layer_blobs WHERE digest = ?").bind(digest).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM layer_blobs WHERE digest = ?")
+            .bind(digest)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     // ---- meta ----
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?.map(|r| r.get(0)))
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
