@@ -78,6 +78,13 @@ pub struct CreateTaskRequest {
     /// Empty: output is not logged (log driver "none").
     #[serde(default)]
     pub log_path: String,
+    /// Since version 4: rotate the log when it reaches this many bytes
+    /// (0: never), keeping at most `log_max_files` files in all (Docker's
+    /// json-file `max-size` and `max-file`).
+    #[serde(default)]
+    pub log_max_size: u64,
+    #[serde(default)]
+    pub log_max_files: u32,
     /// Keep a pipe to the process's stdin open for attach clients.
     #[serde(default)]
     pub stdin: bool,

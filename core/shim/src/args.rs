@@ -13,6 +13,9 @@ pub struct Args {
     pub runtime_root: PathBuf,
     /// Empty: do not log.
     pub log_path: PathBuf,
+    /// Rotate the log at this size (0: never), keeping this many files.
+    pub log_max_size: u64,
+    pub log_max_files: u32,
     /// Prefix of the shim's sockets (`.attach`, `.ctl`, `.tty` are appended).
     /// Kept apart from the state directory because a unix socket path must
     /// fit in 108 bytes, which a deep state directory does not.
@@ -42,6 +45,16 @@ impl Args {
                 "--runtime" => a.runtime = value()?.into(),
                 "--runtime-root" => a.runtime_root = value()?.into(),
                 "--log-path" => a.log_path = value()?.into(),
+                "--log-max-size" => {
+                    a.log_max_size = value()?
+                        .parse()
+                        .map_err(|_| "--log-max-size needs a number")?
+                }
+                "--log-max-files" => {
+                    a.log_max_files = value()?
+                        .parse()
+                        .map_err(|_| "--log-max-files needs a number")?
+                }
                 "--socket-base" => a.socket_base = value()?.into(),
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,

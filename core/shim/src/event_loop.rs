@@ -139,7 +139,7 @@ impl Shim {
         let sigchld = reaper::sigchld_fd()?;
         std::fs::write(args.file("shim.pid"), std::process::id().to_string())
             .map_err(|e| format!("shim.pid: {e}"))?;
-        let log = LogWriter::open(&args.log_path)
+        let log = LogWriter::open(&args.log_path, args.log_max_size, args.log_max_files)
             .map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
         if let Some(dir) = args.socket_base.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("socket directory: {e}"))?;
@@ -180,7 +180,8 @@ impl Shim {
 
     /// The poll loop; returns once the container exited and was cleaned up.
     pub fn run(&mut self) {
-        let mut buf = vec![0u8; 32 * 1024];
+        // Pages are only touched when a read fills them.
+        let mut buf = vec![0u8; 256 * 1024];
         loop {
             if self.finished() {
                 break;

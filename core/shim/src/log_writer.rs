@@ -3,12 +3,14 @@
 //!
 //! Like Docker, output is cut into entries at newlines; a line longer than
 //! [`MAX_PARTIAL`] is written in pieces without a trailing newline, and what
-//! is left when a stream closes is written as it is. Each entry goes out in
-//! one `write(2)` on an O_APPEND file, so readers never see half an entry.
+//! is left when a stream closes is written as it is. The entries of one
+//! read of the container's output go out together in one `write(2)` on an
+//! O_APPEND file: whole entries only, so readers never see half of one, and
+//! one system call per read rather than per line.
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_proto::timefmt;
 
@@ -17,29 +19,67 @@ pub const MAX_PARTIAL: usize = 16 * 1024;
 
 pub struct LogWriter {
     file: Option<File>,
+    path: PathBuf,
+    /// Bytes in the current file, and where it is rotated (0: never).
+    size: u64,
+    max_size: u64,
+    /// Files kept in all, the current one included.
+    max_files: u32,
     /// Bytes of an unfinished line, per stream (0 = stdout, 1 = stderr).
     partial: [Vec<u8>; 2],
+    /// Whole entries not written yet: everything one read produced goes out
+    /// in one write(2), not one per line (a chatty container writes
+    /// millions of lines).
+    out: Vec<u8>,
+    /// The time of the output being handled: lines that arrived in one
+    /// read share it.
+    time: String,
 }
 
 impl LogWriter {
-    /// Opens (creating) the log; an empty path means "do not log".
-    pub fn open(path: &Path) -> std::io::Result<LogWriter> {
-        let file = if path.as_os_str().is_empty() {
-            None
+    /// Opens (creating) the log; an empty path means "do not log". With
+    /// `max_size`, the log is rotated as Docker's json-file rotates it:
+    /// `<log>.1` is the newest old file, `<log>.<max_files - 1>` the oldest.
+    pub fn open(path: &Path, max_size: u64, max_files: u32) -> std::io::Result<LogWriter> {
+        let (file, size) = if path.as_os_str().is_empty() {
+            (None, 0)
         } else {
-            use std::os::unix::fs::OpenOptionsExt;
-            Some(
-                File::options()
-                    .create(true)
-                    .append(true)
-                    .mode(0o640)
-                    .open(path)?,
-            )
+            let f = open_append(path)?;
+            let size = f.metadata()?.len();
+            (Some(f), size)
         };
         Ok(LogWriter {
             file,
+            path: path.to_path_buf(),
+            size,
+            max_size,
+            max_files: max_files.max(1),
             partial: [Vec::new(), Vec::new()],
+            out: Vec::new(),
+            time: String::new(),
         })
+    }
+
+    /// Moves the full log aside (dropping the oldest) and starts a new one.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
+        if self.max_files < 2 {
+            self.file = Some(
+                File::options()
+                    .write(true)
+                    .truncate(true)
+                    .open(&self.path)?,
+            );
+            self.file = Some(open_append(&self.path)?);
+        } else {
+            for n in (1..self.max_files - 1).rev() {
+                let _ = std::fs::rename(numbered(n), numbered(n + 1));
+            }
+            std::fs::rename(&self.path, numbered(1))?;
+            self.file = Some(open_append(&self.path)?);
+        }
+        self.size = 0;
+        Ok(())
     }
 
     /// Takes output of `stream` (1 stdout, 2 stderr) as it was read.
@@ -47,71 +87,209 @@ impl LogWriter {
         if self.file.is_none() {
             return;
         }
+        self.time = timefmt::now();
+        // Lines end at '\n', which is never inside a UTF-8 sequence: when
+        // the whole read is valid, so is every line of it.
+        let valid = std::str::from_utf8(data).is_ok();
+        self.out.reserve(data.len() + data.len() / 2 + 128);
         let idx = usize::from(stream == 2);
-        while let Some(pos) = data.iter().position(|&b| b == b'\n') {
-            let mut line = std::mem::take(&mut self.partial[idx]);
-            line.extend_from_slice(&data[..=pos]);
-            self.entry(stream, &line);
+        while let Some(pos) = memchr::memchr(b'\n', data) {
+            if self.partial[idx].is_empty() {
+                self.add(stream, &data[..=pos], valid);
+            } else {
+                let mut line = std::mem::take(&mut self.partial[idx]);
+                line.extend_from_slice(&data[..=pos]);
+                self.add(stream, &line, false);
+            }
             data = &data[pos + 1..];
         }
         self.partial[idx].extend_from_slice(data);
         while self.partial[idx].len() >= MAX_PARTIAL {
             let rest = self.partial[idx].split_off(MAX_PARTIAL);
             let piece = std::mem::replace(&mut self.partial[idx], rest);
-            self.entry(stream, &piece);
+            self.add(stream, &piece, false);
         }
+        self.write_out();
     }
 
     /// Writes out unfinished lines (at stream close or exit).
     pub fn flush(&mut self) {
+        if self.file.is_none() {
+            return;
+        }
+        self.time = timefmt::now();
         for (idx, stream) in [(0, 1u8), (1, 2u8)] {
             let piece = std::mem::take(&mut self.partial[idx]);
             if !piece.is_empty() {
-                self.entry(stream, &piece);
+                self.add(stream, &piece, false);
             }
+        }
+        self.write_out();
+    }
+
+    /// Adds an entry; with rotation, a file is rotated before the entry
+    /// that would take it over the size limit, as Docker does.
+    fn add(&mut self, stream: u8, text: &[u8], valid: bool) {
+        let before = self.out.len();
+        append_entry(&mut self.out, stream, text, &self.time, valid);
+        if self.max_size > 0
+            && self.size + self.out.len() as u64 > self.max_size
+            && self.size + before as u64 > 0
+        {
+            let entry = self.out.split_off(before);
+            self.write_buffered();
+            if let Err(e) = self.rotate() {
+                eprintln!("berth-shim: rotating log: {e}");
+            }
+            self.out = entry;
         }
     }
 
-    fn entry(&mut self, stream: u8, text: &[u8]) {
-        let line = format_entry(stream, text, &timefmt::now());
+    fn write_buffered(&mut self) {
         if let Some(f) = &mut self.file {
-            if let Err(e) = f.write_all(line.as_bytes()) {
-                eprintln!("berth-shim: writing log: {e}");
+            if !self.out.is_empty() {
+                if let Err(e) = f.write_all(&self.out) {
+                    eprintln!("berth-shim: writing log: {e}");
+                }
+                self.size += self.out.len() as u64;
             }
         }
+        self.out.clear();
     }
-}
 
-pub fn format_entry(stream: u8, text: &[u8], time: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 64);
-    out.push_str("{\"log\":\"");
-    escape_into(&String::from_utf8_lossy(text), &mut out);
-    out.push_str("\",\"stream\":\"");
-    out.push_str(if stream == 2 { "stderr" } else { "stdout" });
-    out.push_str("\",\"time\":\"");
-    out.push_str(time);
-    out.push_str("\"}\n");
-    out
-}
-
-/// JSON string escaping (RFC 8259): quote, backslash and control characters.
-fn escape_into(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    fn write_out(&mut self) {
+        self.write_buffered();
+        self.out.clear();
+        // A burst can grow the buffer a lot; do not keep that forever.
+        if self.out.capacity() > 4 << 20 {
+            self.out = Vec::new();
         }
     }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// One entry as a line of JSON (invalid UTF-8 becomes U+FFFD, as in
+/// Docker); `valid`: the caller knows `text` is UTF-8.
+pub fn append_entry(out: &mut Vec<u8>, stream: u8, text: &[u8], time: &str, valid: bool) {
+    out.extend_from_slice(b"{\"log\":\"");
+    if valid || std::str::from_utf8(text).is_ok() {
+        escape_into(text, out);
+    } else {
+        escape_into(String::from_utf8_lossy(text).as_bytes(), out);
+    }
+    out.extend_from_slice(if stream == 2 {
+        b"\",\"stream\":\"stderr\",\"time\":\""
+    } else {
+        b"\",\"stream\":\"stdout\",\"time\":\""
+    });
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+#[cfg(test)]
+fn format_entry(stream: u8, text: &[u8], time: &str) -> String {
+    let mut out = Vec::with_capacity(text.len() + 64);
+    append_entry(&mut out, stream, text, time, false);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// JSON string escaping (RFC 8259) of valid UTF-8: quote, backslash and
+/// control characters; runs of other bytes are copied as they are.
+fn escape_into(s: &[u8], out: &mut Vec<u8>) {
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        // Eight bytes at a time while none needs escaping: this loop is
+        // where a chatty container's shim spends its time.
+        if let Some(chunk) = s.get(i..i + 8) {
+            if !needs_escape(u64::from_le_bytes(chunk.try_into().unwrap_or_default())) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = s[i];
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&s[start..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
+/// Whether any of 8 bytes is below 0x20, a quote or a backslash (the
+/// classic "has a zero byte" bit trick, applied three times).
+fn needs_escape(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+    below_space || zero_in(x ^ (ONES * b'"' as u64)) || zero_in(x ^ (ONES * b'\\' as u64))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_runs_escape_like_short_ones() {
+        for text in [
+            "plain ascii text, longer than eight",
+            "x\"yyyyyyyy\\zzzzzzzz\u{1}é€ and \t tabs\n",
+            "12345678\n",
+        ] {
+            let mut fast = Vec::new();
+            escape_into(text.as_bytes(), &mut fast);
+            let want = serde_json_like(text);
+            assert_eq!(String::from_utf8(fast).unwrap(), want, "{text:?}");
+        }
+    }
+
+    /// The escaping rules, one character at a time.
+    fn serde_json_like(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                '"' => "\\\"".to_string(),
+                '\\' => "\\\\".to_string(),
+                '\n' => "\\n".to_string(),
+                '\r' => "\\r".to_string(),
+                '\t' => "\\t".to_string(),
+                c if (c as u32) < 0x20 => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    }
 
     #[test]
     fn entries_are_valid_docker_json_lines() {
@@ -127,7 +305,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-shim-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c-json.log");
-        let mut w = LogWriter::open(&path).unwrap();
+        let mut w = LogWriter::open(&path, 0, 1).unwrap();
         w.write(1, b"one\ntw");
         w.write(1, b"o\nthree");
         let before = std::fs::read_to_string(&path).unwrap();

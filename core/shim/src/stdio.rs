@@ -32,10 +32,19 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
+/// Output pipes of 1 MiB (the default 64 KiB makes a chatty container
+/// wait on the shim every few lines); best effort, the limit is
+/// /proc/sys/fs/pipe-max-size.
+fn widen(fd: &OwnedFd) {
+    let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+}
+
 /// Pipes for a container without a terminal.
 pub fn pipes(want_stdin: bool) -> Result<(Streams, ChildEnds), String> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    widen(&out_r);
+    widen(&err_r);
     let (stdin_ours, stdin_child) = if want_stdin {
         let (r, w) = pipe()?;
         (Some(w), Some(r))

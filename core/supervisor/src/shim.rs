@@ -22,6 +22,8 @@ pub struct SpawnOpts<'a> {
     pub runtime: &'a Path,
     pub runtime_root: &'a Path,
     pub log_path: &'a str,
+    pub log_max_size: u64,
+    pub log_max_files: u32,
     pub socket_base: &'a Path,
     pub stdin: bool,
     pub stdin_once: bool,
@@ -49,6 +51,11 @@ pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
     }
     if !o.log_path.is_empty() {
         cmd.arg("--log-path").arg(o.log_path);
+        if o.log_max_size > 0 {
+            cmd.arg("--log-max-size").arg(o.log_max_size.to_string());
+            cmd.arg("--log-max-files")
+                .arg(o.log_max_files.max(1).to_string());
+        }
     }
     for (on, flag) in [
         (o.stdin, "--stdin"),

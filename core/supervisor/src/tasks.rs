@@ -41,6 +41,10 @@ struct TaskRecord {
     #[serde(default)]
     log_path: String,
     #[serde(default)]
+    log_max_size: u64,
+    #[serde(default)]
+    log_max_files: u32,
+    #[serde(default)]
     stdin: bool,
     #[serde(default)]
     stdin_once: bool,
@@ -269,6 +273,8 @@ impl Tasks {
                 .join("s")
                 .join(format!("{:016x}", rand::random::<u64>())),
             log_path: req.log_path.clone(),
+            log_max_size: req.log_max_size,
+            log_max_files: req.log_max_files,
             stdin: req.stdin,
             stdin_once: req.stdin_once,
             tty: req.tty,
@@ -358,6 +364,8 @@ impl Tasks {
             runtime: &rec.runtime_path,
             runtime_root: &rec.runtime_root,
             log_path: &rec.log_path,
+            log_max_size: rec.log_max_size,
+            log_max_files: rec.log_max_files,
             socket_base: &rec.socket_base,
             stdin: rec.stdin,
             stdin_once: rec.stdin_once,

@@ -162,6 +162,7 @@ pub async fn logs(
         tail: tail.filter(|n| *n >= 0).map(|n| n as usize),
         since: time("since")?,
         until: time("until")?,
+        details: flag(&q, "details"),
     };
     if !opts.stdout && !opts.stderr {
         return Err(Error::InvalidArgument(

@@ -176,6 +176,8 @@ impl Containers {
         }
         let process = self.exec_process(&c, &exec.config)?;
         let req = CreateTaskRequest {
+            log_max_size: 0,
+            log_max_files: 0,
             id: exec.id.clone(),
             spec: process,
             log_path: String::new(),

@@ -141,6 +141,8 @@ impl Containers {
             id: c.id.clone(),
             spec: serde_json::to_value(&oci).map_err(Error::internal)?,
             log_path,
+            log_max_size: c.log_rotation().0,
+            log_max_files: c.log_rotation().1,
             stdin: c.config.open_stdin.unwrap_or(false),
             stdin_once: c.config.stdin_once.unwrap_or(false),
             tty: c.tty(),

@@ -1,12 +1,18 @@
 //! Reading a container's json-file log for `docker logs`.
 //!
 //! Lines are decoded and filtered in a blocking thread and handed over a
-//! bounded channel, so a large log is streamed rather than loaded whole;
-//! `--tail N` keeps only the last N entries in memory.
+//! bounded channel in batches of frames, so a large log is streamed rather
+//! than loaded whole. Berth's own entries (`{"log":…,"stream":…,"time":…}`
+//! in that order) are decoded without a JSON parser; anything else goes
+//! through serde. `--tail N` reads the file backwards from its end to find
+//! where the last N entries start, so it costs what it shows, not the
+//! file's size.
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,14 +33,12 @@ pub struct LogOptions {
     /// Nanoseconds since the epoch; 0 = unbounded.
     pub since: i128,
     pub until: i128,
+    /// `--details`: the log's extra attributes before each line.
+    pub details: bool,
 }
 
-#[derive(Deserialize)]
-struct Entry {
-    log: String,
-    stream: String,
-    time: String,
-}
+/// Frames are sent in batches of about this size.
+const BATCH: usize = 64 * 1024;
 
 impl Containers {
     /// Returns whether the container has a TTY (raw stream) and the receiver
@@ -52,16 +56,36 @@ impl Containers {
         }
         let path = self.paths(&c.id).log(&c.id);
         let tty = c.tty();
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = mpsc::channel(16);
         let mut changes = self.subscribe();
         let id = c.id.clone();
         let running = c.is_running();
         let store = self.store.clone();
+        let details = if opts.details {
+            Some(details_of(&c))
+        } else {
+            None
+        };
         tokio::task::spawn_blocking(move || {
-            let mut offset = read_from(&path, 0, &opts, tty, &tx, true);
-            if !opts.follow || !running {
+            let mut out = Sender {
+                tx,
+                buf: Vec::with_capacity(BATCH),
+                tty,
+                opts: &opts,
+                details: details.as_deref(),
+                merge: true,
+                open: None,
+            };
+            // Rotated files first, oldest to newest; then the live one.
+            let mut offset = 0;
+            for (file, start) in plan(&path, &opts) {
+                offset = read_from(&file, start, &mut out);
+            }
+            let mut inode = inode_of(&path);
+            if !out.flush() || !opts.follow || !running {
                 return;
             }
+            out.merge = false;
             // Follow: read what was appended until the container stops.
             let rt = tokio::runtime::Handle::current();
             loop {
@@ -71,11 +95,28 @@ impl Containers {
                         _ = tokio::time::sleep(Duration::from_millis(100)) => false,
                     }
                 });
-                if tx.is_closed() {
+                if out.tx.is_closed() {
                     return;
                 }
-                offset = read_from(&path, offset, &opts, tty, &tx, false);
-                if stopped {
+                // Rotated meanwhile: finish the file we were reading (now
+                // `.N`), then the newer rotated ones, then the live one.
+                let now = inode_of(&path);
+                if now != inode {
+                    let moved_to = (1..64)
+                        .map(|n| rotated(&path, n))
+                        .take_while(|f| f.exists())
+                        .position(|f| inode.is_some() && inode_of(&f) == inode);
+                    if let Some(i) = moved_to {
+                        read_from(&rotated(&path, i as u32 + 1), offset, &mut out);
+                        for n in (1..=i as u32).rev() {
+                            read_from(&rotated(&path, n), 0, &mut out);
+                        }
+                    }
+                    inode = now;
+                    offset = 0;
+                }
+                offset = read_from(&path, offset, &mut out);
+                if !out.flush() || stopped {
                     return;
                 }
                 let still = rt
@@ -85,7 +126,8 @@ impl Containers {
                     .and_then(|r| serde_json::from_str::<super::record::State>(&r.state).ok())
                     .is_some_and(|s| s.running);
                 if !still {
-                    read_from(&path, offset, &opts, tty, &tx, false);
+                    read_from(&path, offset, &mut out);
+                    out.flush();
                     return;
                 }
             }
@@ -94,28 +136,148 @@ impl Containers {
     }
 }
 
-/// Sends entries from `offset` on; returns the offset reached (only whole lines).
-fn read_from(
-    path: &PathBuf,
-    offset: u64,
-    opts: &LogOptions,
+/// Docker's `--details`: the attributes named by the log options `labels`
+/// and `env`, as `key=value` pairs joined by commas.
+fn details_of(c: &super::record::Container) -> String {
+    let opts = c
+        .host_config
+        .log_config
+        .as_ref()
+        .and_then(|l| l.config.clone())
+        .unwrap_or_default();
+    let mut attrs: Vec<(String, String)> = Vec::new();
+    let labels = c.config.labels.clone().unwrap_or_default();
+    for key in opts
+        .get("labels")
+        .map(|s| s.split(',').collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if let Some(v) = labels.get(key) {
+            attrs.push((key.to_string(), v.clone()));
+        }
+    }
+    let env = c.config.env.clone().unwrap_or_default();
+    for key in opts
+        .get("env")
+        .map(|s| s.split(',').collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if let Some(v) = env.iter().find_map(|e| e.strip_prefix(&format!("{key}="))) {
+            attrs.push((key.to_string(), v.to_string()));
+        }
+    }
+    attrs.sort();
+    attrs
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_escape(k), url_escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Encodes entries into frames and sends them in batches.
+///
+/// While reading what the log already holds, consecutive entries of one
+/// stream share a frame (`merge`). The bytes per stream are the same as
+/// Docker's one frame per entry, but the docker CLI writes each frame with
+/// a system call of its own: on a log of millions of lines that is most of
+/// the time `docker logs` takes. Followed output keeps one frame per entry.
+struct Sender<'a> {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
     tty: bool,
-    tx: &mpsc::Sender<Bytes>,
-    apply_tail: bool,
-) -> u64 {
-    let Ok(mut file) = std::fs::File::open(path) else {
+    opts: &'a LogOptions,
+    details: Option<&'a str>,
+    merge: bool,
+    /// The frame still open for more entries: its stream and where its
+    /// header is in `buf`.
+    open: Option<(u8, usize)>,
+}
+
+impl Sender<'_> {
+    /// Adds an entry if it passes the filters; false when the client left.
+    fn push(&mut self, e: &Entry) -> bool {
+        if !wanted(e, self.opts) {
+            return true;
+        }
+        let mut len = e.log.len();
+        if self.opts.timestamps {
+            len += e.time.len() + 1;
+        }
+        if let Some(d) = self.details {
+            len += d.len() + 1;
+        }
+        if !self.tty {
+            match self.open {
+                Some((stream, at)) if self.merge && stream == e.stream => {
+                    let total = self.buf.len() - at - 8 + len;
+                    self.buf[at..at + 8]
+                        .copy_from_slice(&berth_proto::attach::frame_header(stream, total));
+                }
+                _ => {
+                    self.open = Some((e.stream, self.buf.len()));
+                    self.buf
+                        .extend_from_slice(&berth_proto::attach::frame_header(e.stream, len));
+                }
+            }
+        }
+        if self.opts.timestamps {
+            self.buf.extend_from_slice(e.time.as_bytes());
+            self.buf.push(b' ');
+        }
+        if let Some(d) = self.details {
+            self.buf.extend_from_slice(d.as_bytes());
+            self.buf.push(b' ');
+        }
+        self.buf.extend_from_slice(&e.log);
+        self.buf.len() < BATCH || self.flush()
+    }
+
+    /// Sends what is batched; false when the client left.
+    fn flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return !self.tx.is_closed();
+        }
+        self.open = None;
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH)));
+        self.tx.blocking_send(chunk).is_ok()
+    }
+}
+
+fn wanted(e: &Entry, opts: &LogOptions) -> bool {
+    if (e.stream == 1 && !opts.stdout) || (e.stream == 2 && !opts.stderr) {
+        return false;
+    }
+    if opts.since > 0 || opts.until > 0 {
+        let t = crate::util::parse_time_filter(&e.time).unwrap_or(0);
+        if (opts.since > 0 && t < opts.since) || (opts.until > 0 && t > opts.until) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Sends entries from `offset` on; returns the offset reached (only whole lines).
+fn read_from(path: &Path, offset: u64, out: &mut Sender) -> u64 {
+    let Ok(mut file) = File::open(path) else {
         return offset;
     };
     if file.seek(SeekFrom::Start(offset)).is_err() {
         return offset;
     }
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut pos = offset;
-    let mut tail: VecDeque<Bytes> = VecDeque::new();
-    let limit = if apply_tail { opts.tail } else { None };
-    if limit == Some(0) {
-        return pos;
-    }
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -124,55 +286,288 @@ fn read_from(
             Ok(_) if line.last() != Some(&b'\n') => break, // a line still being written
             Ok(n) => pos += n as u64,
         }
-        let Ok(entry) = serde_json::from_slice::<Entry>(&line) else {
-            continue;
-        };
-        let stream = if entry.stream == "stderr" { 2u8 } else { 1u8 };
-        if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
-            continue;
-        }
-        if opts.since > 0 || opts.until > 0 {
-            let t = crate::util::parse_time_filter(&entry.time).unwrap_or(0);
-            if (opts.since > 0 && t < opts.since) || (opts.until > 0 && t > opts.until) {
-                continue;
+        if let Some(e) = Entry::parse(&line) {
+            if !out.push(&e) {
+                break;
             }
-        }
-        let mut text = Vec::with_capacity(entry.log.len() + 40);
-        if opts.timestamps {
-            text.extend_from_slice(entry.time.as_bytes());
-            text.push(b' ');
-        }
-        text.extend_from_slice(entry.log.as_bytes());
-        let chunk = encode(stream, &text, tty);
-        match limit {
-            Some(n) => {
-                tail.push_back(chunk);
-                if tail.len() > n {
-                    tail.pop_front();
-                }
-            }
-            None => {
-                if tx.blocking_send(chunk).is_err() {
-                    return pos;
-                }
-            }
-        }
-    }
-    for chunk in tail {
-        if tx.blocking_send(chunk).is_err() {
-            break;
         }
     }
     pos
 }
 
-/// stdcopy framing without a TTY, raw bytes with one.
-pub fn encode(stream: u8, data: &[u8], tty: bool) -> Bytes {
-    if tty {
-        return Bytes::copy_from_slice(data);
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    PathBuf::from(format!("{}.{n}", path.display()))
+}
+
+fn inode_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// The files to read and where to start in each: the rotated ones (`.N`
+/// oldest … `.1`), then the live log; with `--tail`, only as far back as
+/// the last N wanted entries reach.
+fn plan(path: &Path, opts: &LogOptions) -> Vec<(PathBuf, u64)> {
+    let mut files = vec![path.to_path_buf()];
+    for n in 1.. {
+        let f = rotated(path, n);
+        if !f.exists() {
+            break;
+        }
+        files.push(f);
     }
-    let mut out = Vec::with_capacity(data.len() + 8);
-    out.extend_from_slice(&berth_proto::attach::frame_header(stream, data.len()));
-    out.extend_from_slice(data);
-    Bytes::from(out)
+    // Newest first here.
+    let Some(mut left) = opts.tail else {
+        return files.into_iter().rev().map(|f| (f, 0)).collect();
+    };
+    let mut out = Vec::new();
+    for f in files {
+        let (start, found) = tail_start(&f, left, opts).unwrap_or((0, 0));
+        out.push((f, start));
+        left -= found.min(left);
+        if left == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Where reading must start for the last `n` wanted entries of one file,
+/// and how many it has of them (fewer than `n`: it starts at 0). The file
+/// is read backwards in blocks from its end (an unfinished last line is
+/// not an entry yet).
+fn tail_start(path: &Path, n: usize, opts: &LogOptions) -> Option<(u64, usize)> {
+    let file = File::open(path).ok()?;
+    let mut end = file.metadata().ok()?.len();
+    if n == 0 {
+        return Some((end, 0));
+    }
+    let mut block = 64 * 1024u64;
+    let mut found = 0;
+    let mut first_pass = true;
+    loop {
+        let start = end.saturating_sub(block);
+        // Lines are at most a few tens of KiB: a block of 64 MiB without
+        // two newlines is not a json-file log.
+        if block > 64 << 20 {
+            return None;
+        }
+        let mut buf = vec![0u8; (end - start) as usize];
+        file.read_exact_at(&mut buf, start).ok()?;
+        // Newline positions in the block; a line is whole when the byte
+        // before it is a newline too, or the file starts there.
+        let newlines: Vec<usize> = memchr::memchr_iter(b'\n', &buf).collect();
+        if newlines.is_empty() || (newlines.len() == 1 && start > 0) {
+            if start == 0 {
+                return Some((0, found));
+            }
+            block *= 2; // one line longer than the block
+            continue;
+        }
+        let last = *newlines.last()?;
+        if first_pass && last + 1 < buf.len() {
+            // Drop the unfinished last line.
+            buf.truncate(last + 1);
+        }
+        first_pass = false;
+        let mut line_end = last + 1;
+        for idx in (0..newlines.len()).rev() {
+            let line_start = if idx == 0 {
+                if start > 0 {
+                    break;
+                }
+                0
+            } else {
+                newlines[idx - 1] + 1
+            };
+            if line_start >= line_end {
+                continue;
+            }
+            if let Some(e) = Entry::parse(&buf[line_start..line_end]) {
+                if wanted(&e, opts) {
+                    found += 1;
+                    if found == n {
+                        return Some((start + line_start as u64, found));
+                    }
+                }
+            }
+            line_end = line_start;
+        }
+        if start == 0 {
+            return Some((0, found));
+        }
+        // Continue before the first whole line of this block.
+        end = start + newlines[0] as u64 + 1;
+        block = 64 * 1024;
+    }
+}
+
+/// One decoded log entry.
+struct Entry<'a> {
+    stream: u8,
+    log: Cow<'a, [u8]>,
+    time: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct JsonEntry {
+    log: String,
+    stream: String,
+    time: String,
+}
+
+impl<'a> Entry<'a> {
+    fn parse(line: &'a [u8]) -> Option<Entry<'a>> {
+        Self::parse_fast(line).or_else(|| {
+            let j: JsonEntry = serde_json::from_slice(line).ok()?;
+            Some(Entry {
+                stream: if j.stream == "stderr" { 2 } else { 1 },
+                log: Cow::Owned(j.log.into_bytes()),
+                time: Cow::Owned(j.time),
+            })
+        })
+    }
+
+    /// The shim's own layout; `None` for anything else.
+    fn parse_fast(line: &'a [u8]) -> Option<Entry<'a>> {
+        let rest = line.strip_prefix(b"{\"log\":\"")?;
+        let (log, used) = unescape(rest)?;
+        let rest = rest[used..].strip_prefix(b",\"stream\":\"")?;
+        let (stream, rest) = if let Some(r) = rest.strip_prefix(b"stdout\"") {
+            (1, r)
+        } else {
+            (2, rest.strip_prefix(b"stderr\"")?)
+        };
+        let rest = rest.strip_prefix(b",\"time\":\"")?;
+        let end = memchr::memchr(b'"', rest)?;
+        if !rest[end..].starts_with(b"\"}") {
+            return None;
+        }
+        let time = std::str::from_utf8(&rest[..end]).ok()?;
+        Some(Entry {
+            stream,
+            log,
+            time: Cow::Borrowed(time),
+        })
+    }
+}
+
+/// Decodes a JSON string body up to its closing quote; returns it and the
+/// bytes consumed (the quote included). Borrowed when it has no escapes.
+fn unescape(s: &[u8]) -> Option<(Cow<'_, [u8]>, usize)> {
+    let first = memchr::memchr2(b'"', b'\\', s)?;
+    if s[first] == b'"' {
+        return Some((Cow::Borrowed(&s[..first]), first + 1));
+    }
+    let mut out = s[..first].to_vec();
+    let mut i = first;
+    loop {
+        match *s.get(i)? {
+            b'"' => return Some((Cow::Owned(out), i + 1)),
+            b'\\' => {
+                let c = *s.get(i + 1)?;
+                i += 2;
+                match c {
+                    b'n' => out.push(b'\n'),
+                    b't' => out.push(b'\t'),
+                    b'r' => out.push(b'\r'),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'/' | b'\\' | b'"' => out.push(c),
+                    b'u' => {
+                        let hex = |at: usize| {
+                            std::str::from_utf8(s.get(at..at + 4)?)
+                                .ok()
+                                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                        };
+                        let mut cp = hex(i)?;
+                        i += 4;
+                        if (0xD800..0xDC00).contains(&cp) && s.get(i..i + 2) == Some(b"\\u") {
+                            let low = hex(i + 2)?;
+                            cp = 0x10000
+                                + ((cp - 0xD800) << 10)
+                                + (low.wrapping_sub(0xDC00) & 0x3FF);
+                            i += 6;
+                        }
+                        let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                        out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+                    }
+                    _ => return None,
+                }
+            }
+            _ => {
+                let next = memchr::memchr2(b'"', b'\\', &s[i..])? + i;
+                out.extend_from_slice(&s[i..next]);
+                i = next;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> LogOptions {
+        LogOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fast_and_slow_decoding_agree() {
+        let lines: &[&[u8]] = &[
+            br#"{"log":"plain\n","stream":"stdout","time":"2026-01-01T00:00:00.000000001Z"}"#,
+            br#"{"log":"q\"b\\t\t\u0001\u00e9\ud83d\ude00\n","stream":"stderr","time":"T"}"#,
+            br#"{"stream":"stdout","log":"other order\n","time":"T"}"#,
+        ];
+        for line in lines {
+            let fast = Entry::parse(line).unwrap();
+            let slow: JsonEntry = serde_json::from_slice(line).unwrap();
+            assert_eq!(fast.log.as_ref(), slow.log.as_bytes());
+            assert_eq!(fast.time, slow.time);
+            assert_eq!(fast.stream, if slow.stream == "stderr" { 2 } else { 1 });
+        }
+    }
+
+    #[test]
+    fn tail_starts_at_the_last_entries() {
+        let dir = std::env::temp_dir().join(format!("berth-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let mut text = String::new();
+        for i in 0..5000 {
+            let stream = if i % 2 == 0 { "stdout" } else { "stderr" };
+            text.push_str(&format!(
+                "{{\"log\":\"line {i}\\n\",\"stream\":\"{stream}\",\"time\":\"T\"}}\n"
+            ));
+        }
+        text.push_str("{\"log\":\"unfinished");
+        std::fs::write(&path, &text).unwrap();
+        let start = tail_start(&path, 3, &opts()).unwrap().0;
+        assert!(text[start as usize..].starts_with("{\"log\":\"line 4997\\n\""));
+        let stdout_only = LogOptions {
+            stderr: false,
+            ..opts()
+        };
+        let start = tail_start(&path, 2, &stdout_only).unwrap().0;
+        assert!(text[start as usize..].starts_with("{\"log\":\"line 4996\\n\""));
+        assert_eq!(tail_start(&path, 100_000, &opts()), Some((0, 5000)));
+        // One entry longer than a read block, ending the file.
+        let long = format!(
+            "{{\"log\":\"{}\\n\",\"stream\":\"stdout\",\"time\":\"T\"}}\n",
+            "x".repeat(200_000)
+        );
+        std::fs::write(
+            &path,
+            format!("{}{long}", &text[..text.rfind('\n').unwrap() + 1]),
+        )
+        .unwrap();
+        let start = tail_start(&path, 1, &opts()).unwrap().0 as usize;
+        assert_eq!(std::fs::read_to_string(&path).unwrap()[start..], long);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

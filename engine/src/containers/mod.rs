@@ -12,6 +12,7 @@ pub mod copy;
 pub mod diff;
 pub mod exec;
 pub mod lifecycle;
+pub mod log_opts;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -230,6 +231,14 @@ impl Containers {
                 "logging driver {driver} is not supported; use json-file or none"
             )));
         }
+        log_opts::check(
+            &driver,
+            &host_config
+                .log_config
+                .as_ref()
+                .and_then(|l| l.config.clone())
+                .unwrap_or_default(),
+        )?;
         if let Some(p) = &host_config.restart_policy {
             use bollard_stubs::models::RestartPolicyNameEnum as N;
             let retries = p.maximum_retry_count.unwrap_or(0);
@@ -258,9 +267,11 @@ impl Containers {
         // namespace of its own with only loopback, which is Docker's "none".
         match host_config.network_mode.as_deref().unwrap_or("") {
             "" | "default" | "none" => host_config.network_mode = Some("none".into()),
-            other => return Err(Error::InvalidArgument(format!(
+            other => {
+                return Err(Error::InvalidArgument(format!(
                 "network mode {other:?} is not supported yet; containers run with --network none"
-            ))),
+            )))
+            }
         }
 
         let warnings = resources::check(&mut host_config)?;

@@ -160,6 +160,17 @@ impl Container {
         }
     }
 
+    /// (max size, files kept) of json-file rotation; checked at create.
+    pub fn log_rotation(&self) -> (u64, u32) {
+        let opts = self
+            .host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.config.clone())
+            .unwrap_or_default();
+        super::log_opts::rotation(&opts).unwrap_or((0, 1))
+    }
+
     pub fn log_driver(&self) -> String {
         self.host_config
             .log_config

@@ -1,0 +1,129 @@
+//! `docker logs` beyond the basics: rotation (`--log-opt max-size` and
+//! `max-file`) with `--tail` and `--follow` across rotated files,
+//! `--details`, stdout and stderr kept apart, and log options Docker
+//! refuses.
+
+use berth_compat_tests::Berth;
+
+/// Asserts `text` is `line-A` … `line-B` without a gap and returns (A, B).
+fn consecutive(text: &str) -> (u32, u32) {
+    let nums: Vec<u32> = text
+        .lines()
+        .map(|l| {
+            l.strip_prefix("line-")
+                .unwrap_or_else(|| panic!("{l:?}"))
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(!nums.is_empty());
+    for w in nums.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "a gap in {nums:?}");
+    }
+    (nums[0], *nums.last().unwrap())
+}
+
+#[test]
+fn rotated_logs_are_read_in_order_and_followed_across_rotations() {
+    let b = Berth::start();
+    b.load_busybox();
+    let rot = ["--log-opt", "max-size=1k", "--log-opt", "max-file=3"];
+    let mut args = vec!["run", "--name", "burst"];
+    args.extend(rot);
+    args.extend([
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 1 300); do echo line-$i; done",
+    ]);
+    b.docker(&args).ok();
+    let id = b
+        .docker(&["inspect", "-f", "{{.Id}}", "burst"])
+        .ok()
+        .out()
+        .to_string();
+    let dir = b.data_root().join("containers").join(&id);
+    let log = |suffix: &str| dir.join(format!("{id}-json.log{suffix}"));
+    assert!(
+        log(".1").exists() && log(".2").exists() && !log(".3").exists(),
+        "rotation keeps 3 files in all"
+    );
+    assert!(std::fs::metadata(log("")).unwrap().len() < 2048);
+    let all = b.docker(&["logs", "burst"]).ok();
+    let (first, last) = consecutive(&all.stdout);
+    assert!(first > 1 && last == 300, "{first}..{last}");
+    assert_eq!(
+        consecutive(&b.docker(&["logs", "--tail", "20", "burst"]).ok().stdout),
+        (281, 300)
+    );
+
+    // Followed from the start while it rotates: nothing lost, nothing twice.
+    let mut args = vec!["run", "-d", "--name", "slow"];
+    args.extend(rot);
+    args.extend([
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 1 120); do echo line-$i; sleep 0.01; done",
+    ]);
+    b.docker(&args).ok();
+    let followed = b.docker(&["logs", "-f", "slow"]).ok();
+    let (_, last) = consecutive(&followed.stdout);
+    assert_eq!(last, 120);
+    b.docker(&["rm", "burst", "slow"]).ok();
+    b.finish();
+}
+
+#[test]
+fn details_streams_and_refused_options() {
+    let b = Berth::start();
+    b.load_busybox();
+    b.docker(&[
+        "run",
+        "--name",
+        "detailed",
+        "--label",
+        "team=blue",
+        "--log-opt",
+        "labels=team",
+        "-e",
+        "TIER=web",
+        "--log-opt",
+        "env=TIER",
+        "busybox",
+        "sh",
+        "-c",
+        "echo o1; echo e1 >&2; echo o2; echo o3; echo e2 >&2",
+    ])
+    .ok();
+    let both = b.docker(&["logs", "detailed"]).ok();
+    assert_eq!(both.stdout, "o1\no2\no3\n");
+    assert_eq!(both.stderr, "e1\ne2\n");
+    let details = b.docker(&["logs", "--details", "detailed"]).ok();
+    assert_eq!(
+        details.stdout,
+        "TIER=web,team=blue o1\nTIER=web,team=blue o2\nTIER=web,team=blue o3\n"
+    );
+    let ts = b.docker(&["logs", "-t", "--tail", "1", "detailed"]).ok();
+    // The last entry of either stream: e2, on stderr.
+    assert_eq!(ts.stdout, "");
+    let (stamp, text) = ts.stderr.trim_end().split_once(' ').unwrap();
+    assert!(stamp.ends_with('Z') && stamp.len() == 30, "{stamp}");
+    assert_eq!(text, "e2");
+
+    let bad = b.docker(&["run", "--log-opt", "bogus=1", "busybox", "true"]);
+    assert!(
+        bad.stderr
+            .contains("unknown log opt 'bogus' for json-file log driver"),
+        "{}",
+        bad.stderr
+    );
+    let size = b.docker(&["run", "--log-opt", "max-size=lots", "busybox", "true"]);
+    assert!(
+        size.stderr.contains("invalid max-size: lots"),
+        "{}",
+        size.stderr
+    );
+    b.docker(&["rm", "detailed"]).ok();
+    b.finish();
+}
