@@ -102,3 +102,38 @@ fn lifecycle_restarts_and_health_are_events() {
     assert_eq!(r.stdout.lines().collect::<Vec<_>>(), vec!["2", "2", "137"]);
     b.finish();
 }
+
+#[test]
+fn events_are_replayed_across_engine_restarts() {
+    let mut b = Berth::start();
+    b.load_busybox();
+    let t0 = now();
+    b.docker(&["run", "--name", "before", "busybox", "true"])
+        .ok();
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "dies-while-down",
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = b.pid_of("dies-while-down");
+    b.kill_berthd();
+    // The process dies while no engine runs; the core records it.
+    berth_compat_tests::unsafe_kill(pid, libc::SIGKILL);
+    b.spawn_berthd();
+    b.inspect_until("dies-while-down", "{{.State.Status}}", "exited");
+    assert_eq!(
+        actions(&b, &t0, "container=before"),
+        vec!["create", "attach", "start", "die"]
+    );
+    assert_eq!(
+        actions(&b, &t0, "container=dies-while-down"),
+        vec!["create", "start", "die"]
+    );
+    b.docker(&["rm", "before", "dies-while-down"]).ok();
+    b.finish();
+}

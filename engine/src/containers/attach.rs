@@ -133,6 +133,7 @@ impl Containers {
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let _active = self.streams.enter();
+        self.event(&c, "attach", &[]);
         let conn = if c.is_running() {
             self.connect_running(&c.id, req).await
         } else {

@@ -53,11 +53,15 @@ pub struct Exec {
     pub config: ExecConfig,
     /// Asked to start (it may have ended since).
     pub started: bool,
+    /// Set when the core's exit event for it arrived.
+    pub exit_code: Option<i32>,
 }
 
 #[derive(Default)]
 pub struct Execs {
     map: Mutex<HashMap<String, Exec>>,
+    /// Woken at every exec exit the monitor applies.
+    exited: tokio::sync::Notify,
 }
 
 impl Execs {
@@ -137,6 +141,7 @@ impl Containers {
                     container_id: c.id.clone(),
                     config,
                     started: false,
+                    exit_code: None,
                 },
             );
         self.event(
@@ -244,17 +249,21 @@ impl Containers {
         if let Some([h, w]) = console_size {
             let _ = self.core.resize(id, h, w).await;
         }
-        // The output ends when the process does; the exit is recorded by
-        // the core a moment later, and clients ask for it at once.
+        // The output ends when the process does; the exit reaches us a
+        // moment later through the core's event stream (the monitor), and
+        // clients ask for the exit code at once: close their stream only
+        // then. Bounded, in case the event stream is down.
         let settled = async {
-            for _ in 0..200 {
-                match self.core.task(id).await {
-                    Ok(t) if t.status == TaskStatus::Running => {
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await
+            let wait = async {
+                loop {
+                    let woken = self.execs.exited.notified();
+                    if self.execs.get(id).is_none_or(|e| e.exit_code.is_some()) {
+                        return;
                     }
-                    _ => return,
+                    woken.await;
                 }
-            }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
         };
         super::attach::pump_then(conn, io, started.tty, settled).await;
     }
@@ -355,6 +364,16 @@ impl Containers {
 
     /// The core saw an exec end: Docker's exec_die event.
     pub async fn exec_exited(&self, id: &str, code: i32) {
+        if let Some(e) = self
+            .execs
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(id)
+        {
+            e.exit_code = Some(code);
+        }
+        self.execs.exited.notify_waiters();
         let Some(exec) = self.execs.get(id) else {
             return;
         };

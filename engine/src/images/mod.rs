@@ -91,7 +91,9 @@ impl Images {
             tmp,
             content: content::ContentStore::new(data_root)?,
             registries: registry::Registries::new(config.insecure_registries.clone()),
-            events: Arc::new(crate::events::Events::default()),
+            events: Arc::new(crate::events::Events::open(
+                &data_root.join("events.jsonl"),
+            )?),
             gc_lock: tokio::sync::RwLock::new(()),
             pulls: Mutex::new(HashMap::new()),
             layer_locks: Mutex::new(HashMap::new()),

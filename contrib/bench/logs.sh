@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Benchmark: a container writing 500 MB to stdout, then `docker logs | wc -c`
+# on it, against Berth and (with --docker) Debian's dockerd side by side,
+# and the same pipeline on the host (into a file on the same filesystem as
+# the data-root) for reference. Run by hand, as root, with Berth running
+# (contrib/setup.sh):
+#
+#   bash contrib/bench/logs.sh [--docker] [--runs N] [--mb N]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=3
+mb=500
+with_docker=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --docker) with_docker=1 ;;
+    --runs) runs=$2; shift ;;
+    --mb) mb=$2; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+bytes=$((mb * 1000000))
+image=$PWD/target/busybox.tar
+[ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
+pipeline="yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c $bytes"
+
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc; }
+
+# One engine: write, then read back; prints "name write_s logs_s bytes".
+measure() {
+  local name=$1 host=$2
+  DOCKER_HOST=$host docker load -i "$image" >/dev/null
+  for _ in $(seq 1 "$runs"); do
+    sync
+    local t0 id t1 n t2
+    t0=$(now)
+    id=$(DOCKER_HOST=$host docker run -d busybox sh -c "$pipeline")
+    DOCKER_HOST=$host docker wait "$id" >/dev/null
+    t1=$(now)
+    n=$(DOCKER_HOST=$host docker logs "$id" | wc -c)
+    t2=$(now)
+    echo "$name write $(secs "$t0" "$t1") s, logs|wc -c $(secs "$t1" "$t2") s ($n bytes)"
+    DOCKER_HOST=$host docker rm "$id" >/dev/null
+  done
+}
+
+for _ in $(seq 1 "$runs"); do
+  t0=$(now)
+  sh -c "$pipeline" > /var/tmp/bench-logs.out
+  echo "host write $(secs "$t0" "$(now)") s (into /var/tmp)"
+  rm -f /var/tmp/bench-logs.out
+done
+measure berth unix:///run/berth/docker.sock
+
+if [ $with_docker = 1 ]; then
+  dir=$(mktemp -d /var/tmp/bench-dockerd.XXXX)
+  . contrib/bench/dockerd.sh
+  trap 'kill $DOCKERD_PID 2>/dev/null; wait $DOCKERD_PID 2>/dev/null; ip link del bench-docker1 2>/dev/null; umount -R "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+  start_bench_dockerd "$dir" bench-docker1 172.31.251.1/24 benchlogs
+  measure docker "unix://$dir/docker.sock"
+fi
