@@ -98,3 +98,29 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
         data = data.get(size + 2..)?;
     }
 }
+
+/// Sends an attach-style request asking for an upgrade and returns the
+/// connection after the `101` head, ready for raw stream bytes, plus the
+/// status line.
+pub fn hijack(socket: &Path, path: &str) -> std::io::Result<(UnixStream, String)> {
+    use std::io::Read;
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let head = format!("POST {path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n");
+    s.write_all(head.as_bytes())?;
+    // Byte by byte up to the blank line, so no stream byte is consumed.
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b)? == 0 {
+            break;
+        }
+        got.push(b[0]);
+    }
+    let status = String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Ok((s, status))
+}

@@ -311,6 +311,7 @@ impl Shim {
         let stdin_open =
             (self.stdin.is_some() || self.exec_waiting_for_stdin()) && !self.stdin_close;
         let once = self.args.stdin_once;
+        let tty = self.args.tty;
         let c = &mut self.clients[i];
         if revents & libc::POLLOUT != 0 {
             c.flush();
@@ -325,7 +326,10 @@ impl Shim {
             match (&c.conn).read(buf) {
                 Ok(0) => {
                     c.read_closed = true;
-                    if c.req.stdin && once {
+                    // StdinOnce closes the container's stdin when the
+                    // client's input ends, except on a terminal (Docker's
+                    // rule): a client that detached can attach again.
+                    if c.req.stdin && once && !tty {
                         self.stdin_close = true;
                     }
                 }

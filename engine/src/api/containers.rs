@@ -191,6 +191,9 @@ pub async fn attach(
     mut req: Request,
 ) -> Result<Response> {
     let c = engine.containers.prepare_attach(&id).await?;
+    let detach = crate::containers::attach::DetachKeys::parse(
+        q.get("detachKeys").map(String::as_str).unwrap_or(""),
+    )?;
     if !req
         .headers()
         .get(header::UPGRADE)
@@ -212,7 +215,7 @@ pub async fn attach(
         match on_upgrade.await {
             Ok(upgraded) => {
                 containers
-                    .run_attach(c, streams, TokioIo::new(upgraded))
+                    .run_attach(c, streams, Some(detach), TokioIo::new(upgraded))
                     .await
             }
             Err(e) => tracing::debug!(error = %e, "attach upgrade failed"),

@@ -128,8 +128,13 @@ impl Containers {
     }
 
     /// Serves an upgraded attach connection until the container's output ends.
-    pub async fn run_attach<IO>(&self, c: Container, req: AttachRequest, io: IO)
-    where
+    pub async fn run_attach<IO>(
+        &self,
+        c: Container,
+        req: AttachRequest,
+        detach: Option<DetachKeys>,
+        io: IO,
+    ) where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let _active = self.streams.enter();
@@ -150,7 +155,9 @@ impl Containers {
             let _ = io.shutdown().await;
             return;
         };
-        pump(conn, io, c.tty()).await;
+        // Only a terminal's input is scanned for the detach keys (Docker's rule).
+        let detach = detach.filter(|_| c.tty() && req.stdin);
+        pump(conn, io, c.tty(), detach).await;
     }
 
     async fn connect_running(&self, id: &str, req: AttachRequest) -> Option<UnixStream> {
@@ -164,11 +171,11 @@ impl Containers {
 
 /// Copies shim frames to the client (unframed with a TTY) and the client's
 /// bytes to the shim's stdin, until the shim closes its side.
-pub(crate) async fn pump<IO>(conn: UnixStream, io: IO, tty: bool)
+pub(crate) async fn pump<IO>(conn: UnixStream, io: IO, tty: bool, detach: Option<DetachKeys>)
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    pump_then(conn, io, tty, std::future::ready(())).await
+    pump_then(conn, io, tty, detach, std::future::ready(())).await
 }
 
 /// [`pump`], but the client's stream is closed only once `before_close`
@@ -177,6 +184,7 @@ pub(crate) async fn pump_then<IO>(
     conn: UnixStream,
     io: IO,
     tty: bool,
+    detach: Option<DetachKeys>,
     before_close: impl std::future::Future<Output = ()> + Send,
 ) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -210,11 +218,38 @@ pub(crate) async fn pump_then<IO>(
         before_close.await;
         let _ = client_w.shutdown().await;
     };
+    // Returns true when the client typed the detach sequence.
     let from_client = async move {
-        let _ = tokio::io::copy(&mut client_r, &mut shim_w).await;
-        // The client closed its input: tell the shim (it closes the
-        // container's stdin when the container asked for StdinOnce).
-        let _ = shim_w.shutdown().await;
+        let detached = match detach {
+            None => {
+                let _ = tokio::io::copy(&mut client_r, &mut shim_w).await;
+                false
+            }
+            Some(mut keys) => {
+                let mut buf = vec![0u8; 8192];
+                let mut out = Vec::with_capacity(8192);
+                loop {
+                    let n = match client_r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break false,
+                        Ok(n) => n,
+                    };
+                    out.clear();
+                    let hit = keys.feed(&buf[..n], &mut out);
+                    if shim_w.write_all(&out).await.is_err() {
+                        break false;
+                    }
+                    if hit {
+                        break true;
+                    }
+                }
+            }
+        };
+        if !detached {
+            // The client closed its input: tell the shim (it closes the
+            // container's stdin when the container asked for StdinOnce).
+            let _ = shim_w.shutdown().await;
+        }
+        detached
     };
     let mut to_client = Box::pin(to_client);
     let mut from_client = Box::pin(from_client);
@@ -222,7 +257,95 @@ pub(crate) async fn pump_then<IO>(
     loop {
         tokio::select! {
             _ = &mut to_client => break,
-            _ = &mut from_client, if !input_done => input_done = true,
+            detached = &mut from_client, if !input_done => {
+                if detached {
+                    // Both connections close; the container runs on.
+                    tracing::debug!("client detached");
+                    break;
+                }
+                input_done = true;
+            }
         }
+    }
+}
+
+/// Docker's detach sequence, `ctrl-p,ctrl-q` unless the client names
+/// another ("ctrl-x,y"). Only terminals detach, as in Docker.
+pub struct DetachKeys {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachKeys {
+    pub fn parse(spec: &str) -> Result<DetachKeys> {
+        let spec = if spec.is_empty() {
+            "ctrl-p,ctrl-q"
+        } else {
+            spec
+        };
+        let bad = || Error::InvalidArgument(format!("Invalid detach keys ({spec}) provided"));
+        let mut keys = Vec::new();
+        for key in spec.split(',') {
+            let k = key.to_ascii_lowercase();
+            match k.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => {
+                    let c = c.as_bytes()[0];
+                    keys.push(match c {
+                        b'a'..=b'z' => c - b'a' + 1,
+                        b'@' => 0,
+                        b'[' => 27,
+                        b'\\' => 28,
+                        b']' => 29,
+                        b'^' => 30,
+                        b'_' => 31,
+                        _ => return Err(bad()),
+                    });
+                }
+                Some(_) => return Err(bad()),
+                None if key.len() == 1 => keys.push(key.as_bytes()[0]),
+                None => return Err(bad()),
+            }
+        }
+        Ok(DetachKeys { keys, matched: 0 })
+    }
+
+    /// Copies `input` to `out`, holding back a partial sequence; true once
+    /// the whole sequence was typed (what follows it is dropped).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        for &b in input {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return true;
+                }
+                continue;
+            }
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = usize::from(b == self.keys[0]);
+            if self.matched == 0 {
+                out.push(b);
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_sequences() {
+        let mut d = DetachKeys::parse("").unwrap();
+        let mut out = Vec::new();
+        assert!(!d.feed(b"ab\x10c\x10", &mut out));
+        assert_eq!(out, b"ab\x10c");
+        out.clear();
+        assert!(d.feed(b"\x11rest", &mut out));
+        assert!(out.is_empty());
+        assert_eq!(DetachKeys::parse("ctrl-x,y").unwrap().keys, vec![24, b'y']);
+        assert!(DetachKeys::parse("ctrl-").is_err());
+        assert!(DetachKeys::parse("ctrl-1").is_err());
+        assert!(DetachKeys::parse("abc").is_err());
     }
 }

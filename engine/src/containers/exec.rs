@@ -265,7 +265,7 @@ impl Containers {
             };
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
         };
-        super::attach::pump_then(conn, io, started.tty, settled).await;
+        super::attach::pump_then(conn, io, started.tty, None, settled).await;
     }
 
     /// The OCI process of an exec: the container's, with the exec's
