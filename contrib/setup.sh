@@ -29,8 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 # PyPI: what compat-tests/python needs (checking answers against the API
-# spec; signing tokens in the test token server).
-python3 -c 'import jsonschema, yaml, cryptography' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml cryptography
+# spec; signing tokens in the test token server; the docker SDK tests).
+python3 -c 'import jsonschema, yaml, cryptography, docker' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml cryptography 'docker==7.1.0'
 
 [ "${1:-}" = "--deps" ] && exit 0
 

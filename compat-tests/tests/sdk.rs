@@ -1,0 +1,25 @@
+//! The Python `docker` SDK (PyPI) on the streaming endpoints: logs, events,
+//! stats and attach sockets (compat-tests/python/sdk_streams.py).
+
+use std::process::Command;
+
+use berth_compat_tests::{workspace_root, Berth};
+
+#[test]
+fn python_sdk_streams() {
+    let b = Berth::start();
+    b.load_busybox();
+    let out = Command::new("python3")
+        .arg(workspace_root().join("compat-tests/python/sdk_streams.py"))
+        .arg(format!("unix://{}", b.socket.display()))
+        .output()
+        .expect("run python3");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("sdk streams ok"), "{text}");
+    b.finish();
+}
