@@ -171,17 +171,7 @@ impl Containers {
         let paths = self.paths(&c.id);
         let mounted_here = !rootfs::is_mountpoint(&paths.rootfs());
         if mounted_here {
-            let image = self
-                .store
-                .image(&c.image_id)
-                .await?
-                .ok_or_else(|| Error::no_such_image(&c.image_ref))?;
-            let lowers: Vec<_> = image
-                .chains
-                .iter()
-                .map(|ch| self.images.snapshot_fs(ch))
-                .collect();
-            rootfs::mount_rootfs(&paths, &lowers)?;
+            self.mount_rootfs(&c).await?;
         }
         let thaw = freeze
             && c.is_running()

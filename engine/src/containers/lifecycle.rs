@@ -95,17 +95,7 @@ impl Containers {
             Ok(()) | Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        let image = self
-            .store
-            .image(&c.image_id)
-            .await?
-            .ok_or_else(|| Error::no_such_image(&c.image_ref))?;
-        let lowers: Vec<_> = image
-            .chains
-            .iter()
-            .map(|ch| self.images.snapshot_fs(ch))
-            .collect();
-        rootfs::mount_rootfs(&paths, &lowers)?;
+        self.mount_rootfs(c).await?;
         let hostname = c
             .config
             .hostname

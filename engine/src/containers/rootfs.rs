@@ -110,3 +110,21 @@ pub fn write_etc_files(paths: &Paths, hostname: &str, extra_hosts: &[String]) ->
     std::fs::write(paths.file("resolv.conf"), kept.join("\n") + "\n")?;
     Ok(())
 }
+
+impl super::Containers {
+    /// Mounts the container's overlay over its image's snapshots (a no-op
+    /// when it is mounted).
+    pub(crate) async fn mount_rootfs(&self, c: &super::record::Container) -> Result<()> {
+        let image = self
+            .store
+            .image(&c.image_id)
+            .await?
+            .ok_or_else(|| Error::no_such_image(&c.image_ref))?;
+        let lowers: Vec<PathBuf> = image
+            .chains
+            .iter()
+            .map(|ch| self.images.snapshot_fs(ch))
+            .collect();
+        mount_rootfs(&self.paths(&c.id), &lowers)
+    }
+}
