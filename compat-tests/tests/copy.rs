@@ -7,7 +7,10 @@ use std::path::Path;
 use base64::Engine as _;
 use berth_compat_tests::Berth;
 
-fn tar_of(entries: &[(&str, tar::EntryType, &[u8], &str)]) -> Vec<u8> {
+/// (name, kind, data, link target) of one entry.
+type Entry<'a> = (&'a str, tar::EntryType, &'a [u8], &'a str);
+
+fn tar_of(entries: &[Entry]) -> Vec<u8> {
     let mut ar = tar::Builder::new(Vec::new());
     for (name, kind, data, link) in entries {
         let mut h = tar::Header::new_gnu();
@@ -212,7 +215,7 @@ fn container_symlinks_and_hostile_archives_stay_inside() {
 
     // Hostile archives through the API: `..`, absolute names, a symlink
     // planted and then written through.
-    let cases: [&[(&str, tar::EntryType, &[u8], &str)]; 3] = [
+    let cases: [&[Entry]; 3] = [
         &[(
             "../../../../../../../../tmp/berth-cp-escape",
             tar::EntryType::Regular,
