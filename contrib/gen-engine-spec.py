@@ -69,7 +69,7 @@ NOTES = {
     "/networks/prune": "No user networks exist yet, so nothing is ever pruned.",
     "/build/prune": "No builder exists yet, so there is no build cache.",
     "/commit": "The container is not paused while its layer is written.",
-    "/containers/{id}/archive": "Paths resolve inside the container's root (openat2 RESOLVE_IN_ROOT); a running container is paused while a tree is read. Files Docker bind-mounts (/etc/hosts, /etc/hostname, /etc/resolv.conf) read as the empty mount points.",
+    "/containers/{id}/archive": "Paths resolve inside the container's root (openat2 RESOLVE_IN_ROOT); a running container is paused while a tree is read. /etc/hosts, /etc/hostname and /etc/resolv.conf read as the container sees them (the files mounted over them).",
     "/containers/{id}/update": "Memory, MemorySwap, MemoryReservation, NanoCpus, CpuShares, CpuPeriod, CpuQuota, CpusetCpus, CpusetMems, PidsLimit, BlkioWeight and RestartPolicy; applied live with the runtime's update.",
     "/containers/{id}/stats": "From the container's cgroup (v1 or v2) and its network namespace's /proc/net/dev.",
     "/containers/{id}/exec": "Privileged execs answer 501 for now.",

@@ -118,6 +118,19 @@ fn copies_files_and_directories_both_ways() {
         "a directory in Go's FileMode: {stat}"
     );
 
+    // The files Berth mounts over /etc read as the container sees them.
+    b.docker(&["cp", "box:/etc/hostname", &h("hostname")]).ok();
+    let hostname = b
+        .docker(&["exec", "box", "hostname"])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(host.join("hostname"))
+            .unwrap()
+            .trim(),
+        hostname
+    );
     let missing = b.docker(&["cp", "box:/nonexist", &h("nothing")]);
     assert!(
         missing

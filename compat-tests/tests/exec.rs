@@ -56,6 +56,13 @@ fn exec_runs_in_the_container_with_its_options() {
         "{tty:?}"
     );
 
+    let missing = b.docker(&["exec", "box", "nosuch"]);
+    assert_eq!(missing.code, 127, "{missing:?}");
+    assert!(
+        missing.stdout.contains("OCI runtime exec failed")
+            && missing.stdout.contains("executable file not found"),
+        "{missing:?}"
+    );
     let privileged = b.docker(&["exec", "--privileged", "box", "true"]);
     assert_ne!(privileged.code, 0);
     assert!(

@@ -71,10 +71,33 @@ struct Located {
     name: Option<OsString>,
     /// The base name shown to the client (`.` for `dir/.`).
     shown: String,
+    /// A file Berth bind-mounts over this path at run time (/etc/hosts…):
+    /// its content is what the container sees.
+    mounted: Option<PathBuf>,
 }
 
 impl Located {
+    /// Points at the file bind-mounted over `path`, if it is one of the
+    /// container's /etc files (read from the container's directory).
+    fn with_mounted(mut self, container_dir: &Path, path: &str) -> Located {
+        let (rel, _) = split(path);
+        let own = match rel.to_str() {
+            Some("etc/hostname") => "hostname",
+            Some("etc/hosts") => "hosts",
+            Some("etc/resolv.conf") => "resolv.conf",
+            _ => return self,
+        };
+        let file = container_dir.join(own);
+        if file.is_file() {
+            self.mounted = Some(file);
+        }
+        self
+    }
+
     fn proc_path(&self) -> PathBuf {
+        if let Some(m) = &self.mounted {
+            return m.clone();
+        }
         let base = PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()));
         // `N/.` is the directory itself; `N` alone would be the magic
         // link in /proc, which lstat and the tar writer must not see.
@@ -96,12 +119,18 @@ fn locate(root: &Confined, path: &str) -> std::io::Result<Located> {
             dir: root.lookup(&rel)?,
             name: None,
             shown,
+            mounted: None,
         });
     }
     let parent = rel.parent().unwrap_or(Path::new(""));
     let dir = root.dir(parent, false, 0)?;
     let name = rel.file_name().map(|n| n.to_os_string());
-    let loc = Located { dir, name, shown };
+    let loc = Located {
+        dir,
+        name,
+        shown,
+        mounted: None,
+    };
     std::fs::symlink_metadata(loc.proc_path())?;
     Ok(loc)
 }
@@ -204,9 +233,10 @@ impl Containers {
     /// `HEAD /containers/{id}/archive?path=`
     pub async fn stat_path(&self, name: &str, path: &str) -> Result<PathStat> {
         let path = path.to_string();
+        let dir = self.paths(&self.lookup(name).await?.id).dir;
         self.with_root(name, false, move |c, root| {
             locate(&root, &path)
-                .and_then(|l| stat_of(&l))
+                .and_then(|l| stat_of(&l.with_mounted(&dir, &path)))
                 .map_err(|_| not_found(&c, &path))
         })
         .await
@@ -221,9 +251,12 @@ impl Containers {
             .images
             .tmp_dir()
             .join(format!("cp-{}", crate::util::random_id()));
+        let dir = self.paths(&self.lookup(name).await?.id).dir;
         let out = self
             .with_root(name, true, move |c, root| {
-                let loc = locate(&root, &path).map_err(|_| not_found(&c, &path))?;
+                let loc = locate(&root, &path)
+                    .map_err(|_| not_found(&c, &path))?
+                    .with_mounted(&dir, &path);
                 let stat = stat_of(&loc)?;
                 let mut file = std::fs::File::options()
                     .create_new(true)

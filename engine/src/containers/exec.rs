@@ -14,7 +14,7 @@ use berth_proto::attach::AttachRequest;
 use berth_proto::{CreateTaskRequest, TaskInfo, TaskStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::record::Container;
 use super::{rootfs, spec, user, Containers};
@@ -243,7 +243,33 @@ impl Containers {
             }
         };
         if let Err(e) = self.exec_run(id).await {
-            tracing::warn!(exec_id = %id, error = %e, "starting exec");
+            // As Docker does: the runtime's message on the stream, and
+            // 127 (not found) or 126 (cannot run) as the exit code.
+            tracing::info!(exec_id = %id, error = %e, "exec failed to start");
+            let msg = e.to_string();
+            let code = match super::lifecycle::exit_code_for_start_error(&msg) {
+                0 => 126,
+                c => c,
+            };
+            if let Some(x) = self
+                .execs
+                .map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(id)
+            {
+                x.exit_code = Some(code);
+            }
+            self.execs.exited.notify_waiters();
+            let text = format!("OCI runtime exec failed: {msg}: unknown\r\n");
+            let mut io = io;
+            let mut out = Vec::new();
+            if !started.tty {
+                out.extend_from_slice(&berth_proto::attach::frame_header(1, text.len()));
+            }
+            out.extend_from_slice(text.as_bytes());
+            let _ = io.write_all(&out).await;
+            let _ = io.shutdown().await;
             return;
         }
         if let Some([h, w]) = console_size {
@@ -324,12 +350,14 @@ impl Containers {
         let running = task
             .as_ref()
             .is_some_and(|t| t.status == TaskStatus::Running);
-        let exit_code = task.as_ref().and_then(|t| {
-            if t.status == TaskStatus::Stopped {
-                t.exit_code
-            } else {
-                None
-            }
+        let exit_code = exec.exit_code.or_else(|| {
+            task.as_ref().and_then(|t| {
+                if t.status == TaskStatus::Stopped {
+                    t.exit_code
+                } else {
+                    None
+                }
+            })
         });
         let cfg = &exec.config;
         Ok(json!({
@@ -371,7 +399,8 @@ impl Containers {
             .unwrap_or_else(|p| p.into_inner())
             .get_mut(id)
         {
-            e.exit_code = Some(code);
+            // A start failure recorded Docker's 127/126 already.
+            e.exit_code.get_or_insert(code);
         }
         self.execs.exited.notify_waiters();
         let Some(exec) = self.execs.get(id) else {
@@ -381,7 +410,10 @@ impl Containers {
             self.event(
                 &c,
                 "exec_die",
-                &[("execID", id.to_string()), ("exitCode", code.to_string())],
+                &[
+                    ("execID", id.to_string()),
+                    ("exitCode", exec.exit_code.unwrap_or(code).to_string()),
+                ],
             );
         }
     }

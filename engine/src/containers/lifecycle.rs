@@ -474,7 +474,7 @@ fn none_if_empty(s: &str) -> Option<String> {
 }
 
 /// The exit code Docker records (and the CLI returns) for a failed start.
-fn exit_code_for_start_error(msg: &str) -> i32 {
+pub(crate) fn exit_code_for_start_error(msg: &str) -> i32 {
     if msg.contains("executable file not found") || msg.contains("no such file or directory") {
         127
     } else if msg.contains("permission denied") {
