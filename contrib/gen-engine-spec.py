@@ -62,7 +62,7 @@ IMPLEMENTED = {
 }
 
 NOTES = {
-    "/events": "Container events (create, attach, start, die, kill, stop, restart, destroy, pause, unpause, rename, update, copy, health_status, exec_create, exec_start, exec_die, commit, export) and image events (pull, push, tag, untag, delete, load, save, import); the last 1024 are journaled in the data-root, so --since replay reaches across engine restarts.",
+    "/events": "Container events (create, attach, start, die, kill, stop, restart, destroy, pause, unpause, rename, update, copy, oom, health_status, exec_create, exec_start, exec_die, commit, export) and image events (pull, push, tag, untag, delete, load, save, import); the last 1024 are journaled in the data-root, so --since replay reaches across engine restarts.",
     "/containers/{id}/logs": "json-file logs, rotated files included. Entries read back from the file are sent with consecutive entries of one stream in one frame (the bytes per stream are Docker's); followed output has one frame per entry.",
     "/images/create": "fromImage pulls (Docker schema 2 and OCI, indexes by platform, gzip and zstd layers); fromSrc=- imports the body; fromSrc=<url> answers 400.",
     "/system/df": "Answers in the pre-1.52 shape (LayersSize, Images, Containers, Volumes, BuildCache) that API 1.50 clients read.",

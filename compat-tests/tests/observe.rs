@@ -331,3 +331,68 @@ fn top_stats_and_diff() {
     b.docker(&["rm", "-f", "box", "busy", "done"]).ok();
     b.finish();
 }
+
+#[test]
+fn a_memory_hog_is_oom_killed_and_reported() {
+    let b = Berth::start();
+    b.load_busybox();
+    // `tail` keeps all of a newline-free stream: /dev/zero never ends.
+    let r = b.docker(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "tail /dev/zero",
+    ]);
+    assert_eq!(r.code, 137, "{r:?}");
+    assert_eq!(
+        b.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.OOMKilled}} {{.State.ExitCode}}",
+            "hog"
+        ])
+        .ok()
+        .out(),
+        "true 137"
+    );
+    b.docker(&["run", "--name", "fine", "--memory", "8m", "busybox", "true"])
+        .ok();
+    assert_eq!(
+        b.docker(&["inspect", "-f", "{{.State.OOMKilled}}", "fine"])
+            .ok()
+            .out(),
+        "false"
+    );
+    let id = b
+        .docker(&["inspect", "-f", "{{.Id}}", "hog"])
+        .ok()
+        .out()
+        .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let query = format!(
+        "/v1.50/events?since=0&until={}.{:09}&filters=%7B%22container%22%3A%5B%22{id}%22%5D%7D",
+        now.as_secs(),
+        now.subsec_nanos()
+    );
+    let actions: Vec<String> = b
+        .api("GET", &query, None)
+        .text()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["Action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(actions, ["create", "attach", "start", "oom", "die"]);
+    b.docker(&["rm", "hog", "fine"]).ok();
+    b.finish();
+}

@@ -39,6 +39,8 @@ pub struct Shim {
     sigchld: SignalFd,
     exit_code: Option<i32>,
     exited_at: Option<Instant>,
+    /// The container's OOM-kill counter (not for execs).
+    oom_counter: Option<std::path::PathBuf>,
 }
 
 fn runtime_of(args: &Args) -> Cli {
@@ -171,6 +173,11 @@ impl Shim {
             sigchld,
             exit_code: None,
             exited_at: None,
+            oom_counter: if args.exec {
+                None
+            } else {
+                crate::oom::counter_file(init_pid)
+            },
         })
     }
 
@@ -473,7 +480,11 @@ impl Shim {
         stdio::remove_socket(&self.args.socket(".attach"));
         stdio::remove_socket(&self.args.socket(".ctl"));
         let code = self.exit_code.unwrap_or(255);
-        if let Err(e) = exit_file::write(&self.args.state_dir, code, &finished_at) {
+        let oom = self
+            .oom_counter
+            .as_deref()
+            .is_some_and(|f| crate::oom::kills(f) > 0);
+        if let Err(e) = exit_file::write(&self.args.state_dir, code, &finished_at, oom) {
             eprintln!("berth-shim: writing exit file: {e}");
         }
         for c in self.clients.drain(..) {

@@ -23,6 +23,7 @@ mod daemonize;
 mod event_loop;
 mod exit_file;
 mod log_writer;
+mod oom;
 mod reaper;
 mod stdio;
 

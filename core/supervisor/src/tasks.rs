@@ -79,6 +79,9 @@ struct TaskRecord {
     /// Frozen by `pause`; cleared by `resume` and at exit.
     #[serde(default)]
     paused: bool,
+    /// The last exit was the kernel's OOM killer's doing.
+    #[serde(default)]
+    oom_killed: bool,
 }
 
 #[derive(Clone)]
@@ -101,6 +104,8 @@ struct Inner {
 struct ExitFile {
     exit_code: i32,
     finished_at: String,
+    #[serde(default)]
+    oom_killed: bool,
 }
 
 impl Tasks {
@@ -196,7 +201,7 @@ impl Tasks {
             exit_code: rec.exit_code,
             started_at: rec.started_at.clone(),
             finished_at: rec.finished_at.clone(),
-            oom_killed: false,
+            oom_killed: rec.oom_killed,
             attach_socket: attach,
             runtime: rec.runtime.clone(),
             restart_count: rec.restart_count,
@@ -290,6 +295,7 @@ impl Tasks {
             finished_at: String::new(),
             exit_code: None,
             paused: false,
+            oom_killed: false,
         };
         {
             let mut map = self.map();
@@ -736,11 +742,11 @@ impl Tasks {
             return; // recorded already (delete and the watcher may both call this)
         }
         let dir = self.dir(ns, id);
-        let (code, finished) = match std::fs::read(dir.join("exit.json"))
+        let (code, finished, oom) = match std::fs::read(dir.join("exit.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<ExitFile>(&b).ok())
         {
-            Some(exit) => (exit.exit_code, exit.finished_at),
+            Some(exit) => (exit.exit_code, exit.finished_at, exit.oom_killed),
             None => {
                 // The shim died without recording an exit (it was killed): the
                 // container has lost its monitor, so stop it rather than leave
@@ -754,7 +760,7 @@ impl Tasks {
                 use berth_runtime::Runtime;
                 let _ = rt.kill(id, 9, true);
                 let _ = rt.delete(id);
-                (255, now())
+                (255, now(), false)
             }
         };
         let events = &self.inner.events;
@@ -765,6 +771,7 @@ impl Tasks {
             r.status = TaskStatus::Stopped;
             r.paused = false;
             r.exit_code = Some(code);
+            r.oom_killed = oom;
             r.finished_at = finished.clone();
             r.restarting = r
                 .restart
@@ -952,7 +959,7 @@ fn exit_event(rec: &TaskRecord) -> Event {
         kind: EventKind::Exit,
         pid: rec.pid,
         exit_code: rec.exit_code,
-        oom_killed: false,
+        oom_killed: rec.oom_killed,
         time: rec.finished_at.clone(),
         restarting: rec.restarting,
         restart_count: rec.restart_count,

@@ -208,6 +208,9 @@ impl Containers {
             }
         }
         info!(container_id = %c.id, exit_code = code, restarting, "container exited");
+        if oom {
+            self.event(c, "oom", &[]);
+        }
         self.event(c, "die", &[("exitCode", code.to_string())]);
         self.notify(Change::Exited(c.id.clone()));
         Ok(())
