@@ -636,37 +636,6 @@ impl<R: Read, W: io::Write> Read for Tee<R, W> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn platforms_parse_and_match() {
-        let arm = Platform::parse("linux/arm64/v8").unwrap();
-        assert!(arm.matches(&Platform {
-            os: "linux".into(),
-            architecture: "arm64".into(),
-            variant: None
-        }));
-        let amd = Platform::parse("linux/amd64").unwrap();
-        assert!(amd.matches(&Platform {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: None
-        }));
-        assert!(!amd.matches(&Platform {
-            os: "linux".into(),
-            architecture: "arm64".into(),
-            variant: None
-        }));
-        assert!(Platform::parse("linux/").is_err());
-        assert_eq!(
-            Platform::parse("aarch64").unwrap().to_string(),
-            "linux/arm64"
-        );
-    }
-}
-
 impl Images {
     /// `docker pull --all-tags`: every tag the registry lists for the
     /// repository, one after the other, in one progress stream.
@@ -774,5 +743,36 @@ impl Images {
             "Descriptor": { "mediaType": media_type, "digest": digest, "size": bytes.len() },
             "Platforms": platforms,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_parse_and_match() {
+        let arm = Platform::parse("linux/arm64/v8").unwrap();
+        assert!(arm.matches(&Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: None
+        }));
+        let amd = Platform::parse("linux/amd64").unwrap();
+        assert!(amd.matches(&Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None
+        }));
+        assert!(!amd.matches(&Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: None
+        }));
+        assert!(Platform::parse("linux/").is_err());
+        assert_eq!(
+            Platform::parse("aarch64").unwrap().to_string(),
+            "linux/arm64"
+        );
     }
 }
