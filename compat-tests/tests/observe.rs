@@ -38,6 +38,34 @@ fn inside(b: &Berth, name: &str, v2: &str, v1: &str) -> String {
     .to_string()
 }
 
+/// The actions of every event of container `name` so far, replayed up to
+/// now to the nanosecond (the CLI's --until has whole seconds).
+fn event_actions(b: &Berth, name: &str) -> Vec<String> {
+    let id = b
+        .docker(&["inspect", "-f", "{{.Id}}", name])
+        .ok()
+        .out()
+        .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let query = format!(
+        "/v1.50/events?since=0&until={}.{:09}&filters=%7B%22container%22%3A%5B%22{id}%22%5D%7D",
+        now.as_secs(),
+        now.subsec_nanos()
+    );
+    let events = b.api("GET", &query, None).text();
+    events
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["Action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 #[test]
 fn pause_unpause_rename_and_update() {
     let b = Berth::start();
@@ -192,30 +220,7 @@ fn pause_unpause_rename_and_update() {
         "exited false 137"
     );
 
-    let id = b
-        .docker(&["inspect", "-f", "{{.Id}}", "renamed"])
-        .ok()
-        .out()
-        .to_string();
-    // Replayed up to now, to the nanosecond (the CLI's --until has seconds).
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let query = format!(
-        "/v1.50/events?since=0&until={}.{:09}&filters=%7B%22container%22%3A%5B%22{id}%22%5D%7D",
-        now.as_secs(),
-        now.subsec_nanos()
-    );
-    let events = b.api("GET", &query, None).text();
-    let actions: Vec<String> = events
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["Action"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let actions = event_actions(&b, "renamed");
     for action in ["pause", "unpause", "rename", "update"] {
         assert!(
             actions.iter().any(|a| a == action),
@@ -368,30 +373,7 @@ fn a_memory_hog_is_oom_killed_and_reported() {
             .out(),
         "false"
     );
-    let id = b
-        .docker(&["inspect", "-f", "{{.Id}}", "hog"])
-        .ok()
-        .out()
-        .to_string();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let query = format!(
-        "/v1.50/events?since=0&until={}.{:09}&filters=%7B%22container%22%3A%5B%22{id}%22%5D%7D",
-        now.as_secs(),
-        now.subsec_nanos()
-    );
-    let actions: Vec<String> = b
-        .api("GET", &query, None)
-        .text()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["Action"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let actions = event_actions(&b, "hog");
     assert_eq!(actions, ["create", "attach", "start", "oom", "die"]);
     b.docker(&["rm", "hog", "fine"]).ok();
     b.finish();
