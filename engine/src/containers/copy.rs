@@ -185,13 +185,14 @@ fn not_found(c: &Container, path: &str) -> Error {
 }
 
 impl Containers {
-    /// Runs `f` on the container's root with its overlay mounted; a running
-    /// container is paused around it when `freeze` is set.
+    /// Runs `f` on the container's root (and its directory under the
+    /// data-root) with its overlay mounted; a running container is paused
+    /// around it when `freeze` is set.
     async fn with_root<T: Send + 'static>(
         &self,
         name: &str,
         freeze: bool,
-        f: impl FnOnce(Container, Confined) -> Result<T> + Send + 'static,
+        f: impl FnOnce(Container, Confined, PathBuf) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let c = self.lookup(name).await?;
         let lock = self.lock_of(&c.id);
@@ -212,8 +213,9 @@ impl Containers {
         }
         let root = Confined::open(&paths.rootfs());
         let id = c.id.clone();
+        let dir = paths.dir.clone();
         let result = match root {
-            Ok(root) => tokio::task::spawn_blocking(move || f(c, root))
+            Ok(root) => tokio::task::spawn_blocking(move || f(c, root, dir))
                 .await
                 .map_err(Error::internal)
                 .and_then(|r| r),
@@ -233,8 +235,7 @@ impl Containers {
     /// `HEAD /containers/{id}/archive?path=`
     pub async fn stat_path(&self, name: &str, path: &str) -> Result<PathStat> {
         let path = path.to_string();
-        let dir = self.paths(&self.lookup(name).await?.id).dir;
-        self.with_root(name, false, move |c, root| {
+        self.with_root(name, false, move |c, root, dir| {
             locate(&root, &path)
                 .and_then(|l| stat_of(&l.with_mounted(&dir, &path)))
                 .map_err(|_| not_found(&c, &path))
@@ -251,9 +252,8 @@ impl Containers {
             .images
             .tmp_dir()
             .join(format!("cp-{}", crate::util::random_id()));
-        let dir = self.paths(&self.lookup(name).await?.id).dir;
         let out = self
-            .with_root(name, true, move |c, root| {
+            .with_root(name, true, move |c, root, dir| {
                 let loc = locate(&root, &path)
                     .map_err(|_| not_found(&c, &path))?
                     .with_mounted(&dir, &path);
@@ -308,7 +308,7 @@ impl Containers {
         spool.rewind()?;
         let path = path.to_string();
         let id = c.id.clone();
-        self.with_root(&id, false, move |c, root| {
+        self.with_root(&id, false, move |c, root, _| {
             let (rel, _) = split(&path);
             let dir = root.lookup(&rel).map_err(|_| not_found(&c, &path))?;
             let meta = std::fs::metadata(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
