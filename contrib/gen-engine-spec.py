@@ -46,6 +46,7 @@ IMPLEMENTED = {
     "/containers/prune": ["post"],
     "/system/df": ["get"],
     "/networks/prune": ["post"],
+    "/build": ["post"],
     "/build/prune": ["post"],
     "/containers/{id}/exec": ["post"],
     "/exec/{id}/start": ["post"],
@@ -67,13 +68,14 @@ NOTES = {
     "/images/create": "fromImage pulls (Docker schema 2 and OCI, indexes by platform, gzip and zstd layers); fromSrc=- imports the body; fromSrc=<url> answers 400.",
     "/system/df": "Answers in the pre-1.52 shape (LayersSize, Images, Containers, Volumes, BuildCache) that API 1.50 clients read.",
     "/networks/prune": "No user networks exist yet, so nothing is ever pruned.",
-    "/build/prune": "No builder exists yet, so there is no build cache.",
+    "/build": "The legacy builder (version=1): a tar context (plain, gzip or zstd) or a bare Dockerfile; version=2 (BuildKit) and remote contexts are refused. RUN steps use network none unless networkmode=host.",
+    "/build/prune": "Forgets the legacy builder's cache and removes the intermediate step images only it kept.",
     "/commit": "The container is not paused while its layer is written.",
     "/containers/{id}/archive": "Paths resolve inside the container's root (openat2 RESOLVE_IN_ROOT); a running container is paused while a tree is read. /etc/hosts, /etc/hostname and /etc/resolv.conf read as the container sees them (the files mounted over them).",
     "/containers/{id}/update": "Memory, MemorySwap, MemoryReservation, NanoCpus, CpuShares, CpuPeriod, CpuQuota, CpusetCpus, CpusetMems, PidsLimit, BlkioWeight and RestartPolicy; applied live with the runtime's update.",
     "/containers/{id}/stats": "From the container's cgroup (v1 or v2) and its network namespace's /proc/net/dev.",
     "/containers/{id}/exec": "Privileged execs answer 501 for now.",
-    "/containers/create": "NetworkMode other than none/default answers 400 until container networks land.",
+    "/containers/create": "NetworkMode other than none/default/host answers 400 until container networks land.",
 }
 
 

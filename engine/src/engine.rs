@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use berth_proto::Handshake;
 
+use crate::build::Builder;
 use crate::config::Config;
 use crate::containers::Containers;
 use crate::core_client::{CoreClient, Launcher};
@@ -17,6 +18,7 @@ pub struct Engine {
     pub store: Store,
     pub images: Arc<Images>,
     pub containers: Arc<Containers>,
+    pub builder: Arc<Builder>,
     pub core: Arc<CoreClient>,
     pub launcher: Arc<Launcher>,
     pub started: Instant,
@@ -59,11 +61,13 @@ impl Engine {
             config.data_root.clone(),
             config.runtime.clone().unwrap_or_default(),
         ));
+        let builder = Arc::new(Builder::new(containers.clone(), &config.data_root)?);
         Ok(Arc::new(Engine {
             config,
             store,
             images,
             containers,
+            builder,
             core,
             launcher,
             started: Instant::now(),

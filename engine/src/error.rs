@@ -35,6 +35,10 @@ pub enum Error {
     /// 500: everything else.
     #[error("{0}")]
     Internal(String),
+    /// A build step's command exited non-zero (message, exit code). Only
+    /// ever reported inside a build's message stream, with the code.
+    #[error("{0}")]
+    CommandFailed(String, i64),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -50,7 +54,7 @@ impl Error {
             Error::NotModified(_) => StatusCode::NOT_MODIFIED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Internal(_) | Error::CommandFailed(..) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod confined;

@@ -48,6 +48,16 @@ impl<W: Write> TreeWriter<W> {
         self.walk(root, "")
     }
 
+    /// Writes everything under `root` (not `root` itself) with names
+    /// below `prefix` (`COPY dir /dest`: "dest/…").
+    pub fn add_tree_as(&mut self, root: &Path, prefix: &str) -> io::Result<()> {
+        let prefix = prefix.trim_end_matches('/');
+        if prefix.is_empty() {
+            return self.walk(root, "");
+        }
+        self.walk(root, &format!("{prefix}/"))
+    }
+
     /// Writes `path` itself as `name`, and below it everything it holds
     /// when it is a directory (`docker cp` out of a container).
     pub fn add_named(&mut self, path: &Path, name: &str) -> io::Result<()> {
@@ -59,6 +69,13 @@ impl<W: Write> TreeWriter<W> {
         } else {
             self.entry(name, path, &meta)
         }
+    }
+
+    /// Writes the file `path` leads to (symlinks followed: a descriptor's
+    /// `/proc/self/fd/N` name) as `name`.
+    pub fn add_followed(&mut self, path: &Path, name: &str) -> io::Result<()> {
+        let meta = std::fs::metadata(path)?;
+        self.entry(name, path, &meta)
     }
 
     pub fn finish(self) -> io::Result<W> {

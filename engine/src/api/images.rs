@@ -78,7 +78,7 @@ pub async fn remove(
 }
 
 /// Streams a request body to a scratch file (archives can be large).
-async fn body_to_file(engine: &State, body: Body) -> Result<std::path::PathBuf> {
+pub(super) async fn body_to_file(engine: &State, body: Body) -> Result<std::path::PathBuf> {
     let path = engine
         .images
         .tmp_dir()
@@ -111,7 +111,9 @@ fn registry_auth(headers: &HeaderMap) -> Result<AuthConfig> {
 }
 
 /// A streaming JSON-progress response that follows `progress` to its end.
-fn progress_response(progress: std::sync::Arc<crate::images::progress::Progress>) -> Response {
+pub(super) fn progress_response(
+    progress: std::sync::Arc<crate::images::progress::Progress>,
+) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

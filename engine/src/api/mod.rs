@@ -2,6 +2,7 @@
 //! The only module that knows HTTP; handlers are thin and call services.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod filters;
@@ -98,7 +99,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/export", get(containers::export))
         .route("/system/df", get(system::df))
         .route("/networks/prune", post(system::networks_prune))
-        .route("/build/prune", post(system::build_prune))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::create))
         .route(

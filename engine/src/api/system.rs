@@ -320,7 +320,8 @@ pub async fn events(
 pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Response> {
     let (layers_size, shared) = engine.images.layer_usage().await?;
     let mut images = Vec::new();
-    for summary in engine.images.list(&Filters::default(), true).await? {
+    // Build steps' images are counted as build cache, not as images.
+    for summary in engine.images.list(&Filters::default(), false).await? {
         let mut v = serde_json::to_value(&summary).map_err(Error::internal)?;
         v["SharedSize"] = json!(shared.get(&summary.id).copied().unwrap_or(0));
         images.push(v);
@@ -331,7 +332,7 @@ pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Respo
         "Images": images,
         "Containers": containers,
         "Volumes": [],
-        "BuildCache": [],
+        "BuildCache": engine.builder.usage().await?,
     }))
     .into_response())
 }
@@ -341,9 +342,4 @@ pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Respo
 /// answer is the true, empty one, which `docker system prune` needs.
 pub async fn networks_prune() -> Json<serde_json::Value> {
     Json(json!({ "NetworksDeleted": [] }))
-}
-
-/// `POST /build/prune`. There is no builder yet, hence no build cache.
-pub async fn build_prune() -> Json<serde_json::Value> {
-    Json(json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }))
 }

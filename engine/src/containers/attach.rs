@@ -160,6 +160,19 @@ impl Containers {
         pump(conn, io, c.tty(), detach).await;
     }
 
+    /// The output of a container about to start (a build's RUN step): the
+    /// shim's attach connection once `start` has created the process.
+    pub(crate) fn attach_output(&self, id: &str) -> oneshot::Receiver<UnixStream> {
+        self.pending.register(
+            id,
+            AttachRequest {
+                stdin: false,
+                stdout: true,
+                stderr: true,
+            },
+        )
+    }
+
     async fn connect_running(&self, id: &str, req: AttachRequest) -> Option<UnixStream> {
         let task = self.core.task(id).await.ok()?;
         if task.attach_socket.is_empty() {

@@ -327,6 +327,7 @@ impl Containers {
                     Some((0, 0))
                 },
                 no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+                mode: None,
             };
             unpack::extract(std::io::BufReader::new(spool), &target, &apply).map_err(
                 |e| match e {

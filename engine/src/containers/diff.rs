@@ -24,6 +24,24 @@ const MOUNT_POINTS: &[&str] = &[
     "/sys/fs/cgroup",
 ];
 
+/// Takes out of an upper directory the placeholders the runtime made for
+/// its mount points (an empty /etc/hosts, an empty /proc), deepest first,
+/// so that a committed build step holds only what the step itself wrote.
+pub fn forget_mount_points(upper: &Path) {
+    for p in MOUNT_POINTS.iter().rev() {
+        let path = upper.join(p.trim_start_matches('/'));
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir(&path); // only when empty
+            }
+            _ => {}
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct FsChange {
     pub path: String,

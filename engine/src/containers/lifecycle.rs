@@ -105,6 +105,7 @@ impl Containers {
             &paths,
             &hostname,
             &c.host_config.extra_hosts.clone().unwrap_or_default(),
+            c.host_config.network_mode.as_deref() == Some("host"),
         )?;
         let resolved = user::resolve(&paths.rootfs(), c.config.user.as_deref().unwrap_or(""))?;
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT)?;

@@ -264,9 +264,11 @@ impl Containers {
             host_config.runtime = Some(self.default_runtime.clone());
         }
         // Until container networks exist every container gets a network
-        // namespace of its own with only loopback, which is Docker's "none".
+        // namespace of its own with only loopback, which is Docker's "none",
+        // unless it asks for the host's.
         match host_config.network_mode.as_deref().unwrap_or("") {
             "" | "default" | "none" => host_config.network_mode = Some("none".into()),
+            "host" => {}
             other => {
                 return Err(Error::InvalidArgument(format!(
                 "network mode {other:?} is not supported yet; containers run with --network none"
@@ -278,7 +280,14 @@ impl Containers {
 
         let id = crate::util::random_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
-            config.hostname = Some(id[..12].to_string());
+            config.hostname = Some(if host_config.network_mode.as_deref() == Some("host") {
+                // Docker gives a host-network container the host's name.
+                nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| id[..12].to_string())
+            } else {
+                id[..12].to_string()
+            });
         }
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => names::validate(n)?,

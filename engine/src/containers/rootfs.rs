@@ -83,8 +83,27 @@ fn unescape_mountinfo(s: &str) -> String {
 }
 
 /// Writes hostname, hosts and resolv.conf for the container.
-pub fn write_etc_files(paths: &Paths, hostname: &str, extra_hosts: &[String]) -> Result<()> {
+pub fn write_etc_files(
+    paths: &Paths,
+    hostname: &str,
+    extra_hosts: &[String],
+    host_network: bool,
+) -> Result<()> {
     std::fs::write(paths.file("hostname"), format!("{hostname}\n"))?;
+    if host_network {
+        // The host's own files: its name servers are reachable from its
+        // network namespace, loopback ones included.
+        let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        for h in extra_hosts {
+            if let Some((name, ip)) = h.split_once(':') {
+                hosts.push_str(&format!("{ip}\t{name}\n"));
+            }
+        }
+        std::fs::write(paths.file("hosts"), hosts)?;
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(paths.file("resolv.conf"), resolv)?;
+        return Ok(());
+    }
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );

@@ -51,7 +51,7 @@ impl Containers {
         };
         let id = self
             .images
-            .commit(&parent, self.paths(&c.id).upper(), info)
+            .commit(&parent, Some(self.paths(&c.id).upper()), info)
             .await?;
         if let Some(r) = req.reference {
             let normalized = r.with_default_tag().normalized();

@@ -218,6 +218,7 @@ pub fn build(
     }
 
     let mut namespaces = Vec::new();
+    let host_network = c.host_config.network_mode.as_deref() == Some("host");
     for t in [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Network,
@@ -225,6 +226,10 @@ pub fn build(
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
     ] {
+        // --network host: the host's network namespace, no new one.
+        if host_network && t == LinuxNamespaceType::Network {
+            continue;
+        }
         namespaces.push(
             LinuxNamespaceBuilder::default()
                 .typ(t)

@@ -24,31 +24,61 @@ pub struct CommitInfo {
     pub created_by: String,
 }
 
+impl CommitInfo {
+    /// A build step's record: `created_by` as history shows it.
+    pub fn step(config: Value, container_id: &str, created_by: String) -> CommitInfo {
+        CommitInfo {
+            config,
+            container_id: container_id.to_string(),
+            comment: String::new(),
+            author: String::new(),
+            created_by,
+        }
+    }
+}
+
 impl Images {
+    /// A new image: `parent` plus one layer made of `upper` (an overlay
+    /// upper directory), or with `None` no layer at all (a build step that
+    /// only changes the config: history marks it `empty_layer`).
     pub async fn commit(
         self: &Arc<Self>,
         parent: &ImageRow,
-        upper: PathBuf,
+        upper: Option<PathBuf>,
         info: CommitInfo,
     ) -> Result<String> {
+        self.commit_row(parent, upper, info).await.map(|row| row.id)
+    }
+
+    /// [`Images::commit`], returning the stored image.
+    pub async fn commit_row(
+        self: &Arc<Self>,
+        parent: &ImageRow,
+        upper: Option<PathBuf>,
+        info: CommitInfo,
+    ) -> Result<ImageRow> {
         let _shared = self.gc_lock.read().await;
         let this = self.clone();
         let parent_layers = parent.layers.clone();
-        let (layers, chains, size, blob) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut tree = TreeWriter::new(this.content.writer()?, Whiteouts::ToAufs);
-            if upper.is_dir() {
-                tree.add_tree(&upper)?;
-            }
-            let diff = tree.finish()?.commit(None)?;
-            let mut layers = parent_layers;
-            layers.push(diff.clone());
-            let chains = super::unpack::chain_ids(&layers);
-            let chain = chains.last().cloned().unwrap_or_default();
-            let (size, blob) = this.ensure_layer(&chain, &diff, this.content.open(&diff)?)?;
-            Ok((layers, chains, size, blob))
-        })
-        .await
-        .map_err(Error::internal)??;
+        let empty_layer = upper.is_none();
+        let (layers, chains, size, blobs) = match upper {
+            None => (parent.layers.clone(), parent.chains.clone(), 0, Vec::new()),
+            Some(upper) => tokio::task::spawn_blocking(move || -> Result<_> {
+                let mut tree = TreeWriter::new(this.content.writer()?, Whiteouts::ToAufs);
+                if upper.is_dir() {
+                    tree.add_tree(&upper)?;
+                }
+                let diff = tree.finish()?.commit(None)?;
+                let mut layers = parent_layers;
+                layers.push(diff.clone());
+                let chains = super::unpack::chain_ids(&layers);
+                let chain = chains.last().cloned().unwrap_or_default();
+                let (size, blob) = this.ensure_layer(&chain, &diff, this.content.open(&diff)?)?;
+                Ok((layers, chains, size, vec![blob]))
+            })
+            .await
+            .map_err(Error::internal)??,
+        };
         let mut config: Value = serde_json::from_str(&parent.config).unwrap_or_else(|_| json!({}));
         let created = crate::util::now_rfc3339();
         config["created"] = json!(created);
@@ -68,6 +98,9 @@ impl Images {
         if !info.author.is_empty() {
             step["author"] = json!(info.author);
         }
+        if empty_layer {
+            step["empty_layer"] = json!(true);
+        }
         history.push(step);
         config["history"] = Value::Array(history);
         let bytes = serde_json::to_vec(&config).map_err(Error::internal)?;
@@ -82,7 +115,7 @@ impl Images {
             manifest: String::new(),
             parent: parent.id.clone(),
         };
-        self.record(&row, &[blob]).await?;
-        Ok(id)
+        self.record(&row, &blobs).await?;
+        Ok(row)
     }
 }

@@ -235,11 +235,26 @@ impl Images {
         filters: &crate::api::filters::Filters,
         all: bool,
     ) -> Result<Vec<ImageSummary>> {
-        let _ = all; // no intermediate images exist until `docker build` does
         filters.only(&["dangling", "reference", "label", "before", "since"])?;
         let tags = self.tag_map().await?;
         let digests = self.digest_map().await?;
         let images = self.store.images().await?;
+        // Intermediate images (a build's steps: unnamed parents of another
+        // image) show only with `all`, as in Docker.
+        let parents: HashSet<&str> = images
+            .iter()
+            .map(|i| i.parent.as_str())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let intermediate: HashSet<String> = images
+            .iter()
+            .filter(|i| {
+                parents.contains(i.id.as_str())
+                    && !tags.contains_key(&i.id)
+                    && !digests.contains_key(&i.id)
+            })
+            .map(|i| i.id.clone())
+            .collect();
         let containers = self.store.containers().await?;
         let mut before = None;
         if let Some(b) = filters.get("before").first() {
@@ -263,6 +278,9 @@ impl Images {
         };
         let mut out = Vec::new();
         for img in images {
+            if !all && intermediate.contains(&img.id) {
+                continue;
+            }
             let mut img_tags: Vec<String> = tags.get(&img.id).cloned().unwrap_or_default();
             if let Some(d) = dangling {
                 if d != (img_tags.is_empty() && !digests.contains_key(&img.id)) {
@@ -398,8 +416,15 @@ impl Images {
         let tags = self.tag_map().await?;
         let digests = self.digest_map().await?;
         let mut deleted = Vec::new();
-        for img in self.store.images().await? {
+        let images = self.store.images().await?;
+        let parents: HashSet<String> = images.iter().map(|i| i.parent.clone()).collect();
+        for img in images {
             if !self.store.containers_using_image(&img.id).await?.is_empty() {
+                continue;
+            }
+            // Dangling means top-level: a build's intermediate steps stay
+            // while the image built on them does.
+            if !all && parents.contains(&img.id) {
                 continue;
             }
             let named = tags.contains_key(&img.id) || digests.contains_key(&img.id);
@@ -536,11 +561,38 @@ impl Images {
             });
         }
         self.store.delete_image(&img.id).await?;
-        self.gc().await?;
         out.push(ImageDeleteResponseItem {
             untagged: None,
             deleted: Some(img.id.clone()),
         });
+        // Unnamed parents that nothing else uses go too (a build's steps).
+        let mut parent = img.parent.clone();
+        while !parent.is_empty() {
+            let Some(p) = self.store.image(&parent).await? else {
+                break;
+            };
+            let children = self
+                .store
+                .images()
+                .await?
+                .iter()
+                .filter(|i| i.parent == p.id)
+                .count();
+            if children > 0
+                || !self.tags_of(&p.id).await?.is_empty()
+                || self.digest_map().await?.contains_key(&p.id)
+                || !self.store.containers_using_image(&p.id).await?.is_empty()
+            {
+                break;
+            }
+            self.store.delete_image(&p.id).await?;
+            out.push(ImageDeleteResponseItem {
+                untagged: None,
+                deleted: Some(p.id.clone()),
+            });
+            parent = p.parent.clone();
+        }
+        self.gc().await?;
         Ok(out)
     }
 

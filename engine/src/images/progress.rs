@@ -136,6 +136,25 @@ impl Progress {
         self.push(json!({ "errorDetail": { "message": message }, "error": message }));
     }
 
+    /// An error with a code (a build step's exit status, which the CLI
+    /// exits with).
+    pub fn error_with_code(&self, message: &str, code: i64) {
+        self.push(json!({
+            "errorDetail": { "code": code, "message": message },
+            "error": message,
+        }));
+    }
+
+    /// `{"stream": …}`: text for the client's terminal (build output).
+    pub fn stream(&self, text: &str) {
+        self.push(json!({ "stream": text }));
+    }
+
+    /// A message written as given (the build's image id aux message).
+    pub fn raw(&self, v: Value) {
+        self.push(v);
+    }
+
     pub fn finish(&self) {
         self.count.send_modify(|c| c.1 = true);
     }

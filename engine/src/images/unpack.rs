@@ -116,6 +116,8 @@ pub struct ApplyOptions {
     pub owner: Option<(u32, u32)>,
     /// Refuse to replace a directory with a non-directory and back (cp).
     pub no_overwrite_dir_non_dir: bool,
+    /// Every entry but symlinks gets this mode (`COPY --chmod`).
+    pub mode: Option<u32>,
 }
 
 impl ApplyOptions {
@@ -123,6 +125,7 @@ impl ApplyOptions {
         whiteouts: true,
         owner: None,
         no_overwrite_dir_non_dir: false,
+        mode: None,
     };
 }
 
@@ -188,7 +191,9 @@ fn apply_entry<R: Read>(
 
     let header = entry.header().clone();
     let kind = header.entry_type();
-    let mode = header.mode().unwrap_or(0o644) & 0o7777;
+    let mode = opts
+        .mode
+        .unwrap_or_else(|| header.mode().unwrap_or(0o644) & 0o7777);
     let (uid, gid) = opts.owner.unwrap_or((
         header.uid().unwrap_or(0) as u32,
         header.gid().unwrap_or(0) as u32,

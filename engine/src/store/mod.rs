@@ -34,6 +34,18 @@ pub struct ImageRow {
     pub parent: String,
 }
 
+/// One step of the build cache.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub key: String,
+    pub image_id: String,
+    /// The step as `docker history` shows it.
+    pub description: String,
+    pub created: String,
+    pub last_used: String,
+    pub usage_count: i64,
+}
+
 /// A blob in the content store that holds one layer.
 #[derive(Debug, Clone)]
 pub struct LayerBlob {
@@ -356,6 +368,72 @@ impl Store {
     pub async fn delete_layer_blob(&self, digest: &str) -> Result<()> {
         sqlx::query("DELETE FROM layer_blobs WHERE digest = ?")
             .bind(digest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- build cache ----
+
+    pub async fn cache_put(&self, e: &CacheEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO build_cache (key, image_id, description, created, last_used, usage_count) \
+             VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(key) DO UPDATE SET image_id = excluded.image_id, \
+             description = excluded.description, last_used = excluded.last_used",
+        )
+        .bind(&e.key)
+        .bind(&e.image_id)
+        .bind(&e.description)
+        .bind(&e.created)
+        .bind(&e.last_used)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The image a cached step made, counting the use.
+    pub async fn cache_get(&self, key: &str, now: &str) -> Result<Option<String>> {
+        // A plain SELECT, then the count: an UPDATE … RETURNING read with
+        // fetch_optional can leave its write transaction open.
+        let id: Option<String> = sqlx::query("SELECT image_id FROM build_cache WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0));
+        if id.is_some() {
+            sqlx::query(
+                "UPDATE build_cache SET last_used = ?, usage_count = usage_count + 1 WHERE key = ?",
+            )
+            .bind(now)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(id)
+    }
+
+    pub async fn cache_entries(&self) -> Result<Vec<CacheEntry>> {
+        let rows = sqlx::query(
+            "SELECT key, image_id, description, created, last_used, usage_count FROM build_cache ORDER BY created",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CacheEntry {
+                key: r.get(0),
+                image_id: r.get(1),
+                description: r.get(2),
+                created: r.get(3),
+                last_used: r.get(4),
+                usage_count: r.get(5),
+            })
+            .collect())
+    }
+
+    pub async fn cache_delete(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM build_cache WHERE key = ?")
+            .bind(key)
             .execute(&self.pool)
             .await?;
         Ok(())

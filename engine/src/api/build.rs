@@ -1,0 +1,104 @@
+//! `POST /build` (the legacy builder: a tar context in, JSON messages out)
+//! and `POST /build/prune`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Body;
+use axum::extract::{Query as AxQuery, State as AxState};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::images::{body_to_file, progress_response};
+use super::query::{flag, Query};
+use super::State;
+use crate::build::BuildOptions;
+use crate::error::{Error, Result};
+use crate::images::reference::Reference;
+
+/// A JSON-object query parameter (`buildargs`, `labels`); empty is none.
+fn json_param<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) -> Result<T> {
+    match q.get(key).filter(|s| !s.is_empty()) {
+        None => Ok(T::default()),
+        Some(s) => serde_json::from_str(s)
+            .map_err(|e| Error::InvalidArgument(format!("invalid {key} value {s:?}: {e}"))),
+    }
+}
+
+fn options(pairs: &[(String, String)]) -> Result<BuildOptions> {
+    let q: Query = pairs.iter().cloned().collect();
+    if q.get("version").is_some_and(|v| v == "2") {
+        return Err(Error::NotImplemented(
+            "BuildKit is not supported by this engine; use the legacy builder (DOCKER_BUILDKIT=0)"
+                .into(),
+        ));
+    }
+    if q.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(Error::InvalidArgument(
+            "remote build contexts are not supported: send the context as a tar".into(),
+        ));
+    }
+    let mut tags = Vec::new();
+    for (k, v) in pairs {
+        if k == "t" && !v.is_empty() {
+            let r = Reference::parse(v)
+                .map_err(|_| Error::InvalidArgument(format!("invalid reference format: {v}")))?;
+            if r.digest.is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid tag {v}: a tag cannot carry a digest"
+                )));
+            }
+            tags.push(r);
+        }
+    }
+    let build_args: HashMap<String, Option<String>> = json_param(&q, "buildargs")?;
+    let labels: BTreeMap<String, String> = json_param(&q, "labels")?;
+    let network_mode = q.get("networkmode").cloned().unwrap_or_default();
+    if !matches!(network_mode.as_str(), "" | "default" | "none" | "host") {
+        return Err(Error::InvalidArgument(format!(
+            "network mode {network_mode:?} is not supported for builds: use default, none or host"
+        )));
+    }
+    Ok(BuildOptions {
+        tags,
+        dockerfile: q.get("dockerfile").cloned().unwrap_or_default(),
+        build_args,
+        labels,
+        target: q.get("target").cloned().unwrap_or_default(),
+        no_cache: flag(&q, "nocache"),
+        pull: flag(&q, "pull"),
+        // Docker's default is rm=true; the CLI always sends it.
+        rm: q.get("rm").is_none_or(|_| flag(&q, "rm")),
+        force_rm: flag(&q, "forcerm"),
+        quiet: flag(&q, "q"),
+        network_mode,
+        platform: q.get("platform").cloned().unwrap_or_default(),
+        auth: Default::default(),
+    })
+}
+
+pub async fn build(
+    AxState(engine): AxState<State>,
+    AxQuery(pairs): AxQuery<Vec<(String, String)>>,
+    body: Body,
+) -> Result<Response> {
+    let opts = options(&pairs)?;
+    // The context goes to disk as it arrives: it can be large.
+    let path = body_to_file(&engine, body).await?;
+    let progress = engine.builder.start(opts, path).await?;
+    Ok(progress_response(progress))
+}
+
+/// `POST /build/prune`: forgets the build cache and removes the images
+/// only it kept (untagged, unused build steps).
+pub async fn prune(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<Response> {
+    let all = flag(&q, "all");
+    let (deleted, freed) = engine.builder.prune(all).await?;
+    Ok(Json(serde_json::json!({
+        "CachesDeleted": deleted,
+        "SpaceReclaimed": freed,
+    }))
+    .into_response())
+}

@@ -1,0 +1,117 @@
+//! The build cache: a step's key is a hash of the image it starts from and
+//! the step as history records it (for COPY and ADD that includes a hash of
+//! the copied files' content and metadata, for RUN the build args in
+//! scope), so the same step on the same parent finds the image it made
+//! before. Entries live in SQLite, next to the images they name, and
+//! survive engine restarts.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Result;
+use crate::store::{CacheEntry, ImageRow, Store};
+
+pub fn key(parent: &str, created_by: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(parent.as_bytes());
+    h.update(b"\n");
+    h.update(created_by.as_bytes());
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// The image a step made before, if it still exists.
+pub async fn lookup(store: &Store, key: &str) -> Result<Option<ImageRow>> {
+    let Some(id) = store.cache_get(key, &crate::util::now_rfc3339()).await? else {
+        return Ok(None);
+    };
+    store.image(&id).await
+}
+
+pub async fn remember(store: &Store, key: &str, image_id: &str, created_by: &str) -> Result<()> {
+    let now = crate::util::now_rfc3339();
+    store
+        .cache_put(&CacheEntry {
+            key: key.to_string(),
+            image_id: image_id.to_string(),
+            description: created_by.to_string(),
+            created: now.clone(),
+            last_used: now,
+            usage_count: 1,
+        })
+        .await
+}
+
+impl super::Builder {
+    /// `docker builder prune`: every cache entry goes, and with it the
+    /// step images nothing else keeps (untagged, unused by containers, and
+    /// parents of another image, i.e. intermediate). Final images stay:
+    /// they are images, which `docker image prune` handles. Returns the
+    /// entries deleted and the bytes freed.
+    pub async fn prune(&self, _all: bool) -> Result<(Vec<String>, u64)> {
+        let entries = self.store.cache_entries().await?;
+        let mut named: std::collections::HashSet<String> = self
+            .store
+            .tags()
+            .await?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        named.extend(
+            self.store
+                .repo_digests()
+                .await?
+                .into_iter()
+                .map(|(_, id)| id),
+        );
+        let parents: std::collections::HashSet<String> = self
+            .store
+            .images()
+            .await?
+            .into_iter()
+            .map(|i| i.parent)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut deleted = Vec::new();
+        for e in entries {
+            self.store.cache_delete(&e.key).await?;
+            deleted.push(e.key.trim_start_matches("sha256:").to_string());
+            let id = &e.image_id;
+            if named.contains(id)
+                || !parents.contains(id)
+                || !self.store.containers_using_image(id).await?.is_empty()
+                || self.store.image(id).await?.is_none()
+            {
+                continue;
+            }
+            self.store.delete_image(id).await?;
+        }
+        let freed = self.images.gc().await?;
+        Ok((deleted, freed))
+    }
+
+    /// The build cache as `docker system df` lists it.
+    pub async fn usage(&self) -> Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        for e in self.store.cache_entries().await? {
+            let Some(img) = self.store.image(&e.image_id).await? else {
+                continue;
+            };
+            let parent_size = match img.parent.as_str() {
+                "" => 0,
+                p => self.store.image(p).await?.map(|p| p.size).unwrap_or(0),
+            };
+            out.push(serde_json::json!({
+                "ID": e.key.trim_start_matches("sha256:").get(..25).unwrap_or(""),
+                "Parents": [],
+                "Type": "regular",
+                "Description": e.description,
+                "InUse": false,
+                "Shared": false,
+                "Size": (img.size - parent_size).max(0),
+                "CreatedAt": e.created,
+                "LastUsedAt": e.last_used,
+                "UsageCount": e.usage_count,
+            }));
+        }
+        Ok(out)
+    }
+}

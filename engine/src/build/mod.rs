@@ -1,0 +1,126 @@
+//! `docker build` with the legacy builder protocol: `POST /build` with a
+//! tar context, answered by a stream of JSON messages.
+//!
+//! A build unpacks its context into `<data-root>/builds/<id>/context`,
+//! parses the Dockerfile and runs its steps in order (`steps.rs`). Every
+//! step makes an image, as the legacy builder does: RUN through a real
+//! container started by the core (`run.rs`), COPY and ADD by writing into
+//! an overlay mount of the parent image (`copy.rs`), the other
+//! instructions by changing the config only. A step's image is found again
+//! through the build cache (`cache.rs`), keyed by the parent image and what
+//! the step does, so an unchanged rebuild starts no container.
+
+pub mod cache;
+pub mod context;
+pub mod copy;
+pub mod dockerfile;
+pub mod ignore;
+pub mod run;
+pub mod steps;
+pub mod words;
+pub mod workspace;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::containers::Containers;
+use crate::error::{Error, Result};
+use crate::images::progress::Progress;
+use crate::images::reference::Reference;
+use crate::images::Images;
+use crate::store::Store;
+
+/// `POST /build`'s query, checked.
+#[derive(Debug, Default, Clone)]
+pub struct BuildOptions {
+    pub tags: Vec<Reference>,
+    /// Path of the Dockerfile inside the context.
+    pub dockerfile: String,
+    /// `--build-arg`: a name without a value (`None`) keeps the default.
+    pub build_args: HashMap<String, Option<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub target: String,
+    pub no_cache: bool,
+    pub pull: bool,
+    /// Remove intermediate containers after a successful step (default).
+    pub rm: bool,
+    /// Remove them even after a failed one.
+    pub force_rm: bool,
+    pub quiet: bool,
+    /// RUN steps' network: "none" (default here) or "host".
+    pub network_mode: String,
+    pub platform: String,
+    pub auth: crate::images::registry::AuthConfig,
+}
+
+pub struct Builder {
+    pub(crate) containers: Arc<Containers>,
+    pub(crate) images: Arc<Images>,
+    pub(crate) store: Store,
+    /// `<data-root>/builds`: one directory per build in progress.
+    root: PathBuf,
+}
+
+impl Builder {
+    /// Sets up the builds directory; a crashed engine's leftovers
+    /// (unpacked contexts, overlay mounts of unfinished steps) go first.
+    pub fn new(containers: Arc<Containers>, data_root: &std::path::Path) -> Result<Builder> {
+        let root = data_root.join("builds");
+        workspace::unmount_below(&root);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root)?;
+        Ok(Builder {
+            images: containers.images.clone(),
+            store: containers.store.clone(),
+            containers,
+            root,
+        })
+    }
+
+    /// Starts a build from the context in `body` (a file the caller made,
+    /// removed here). Problems found before any step runs (no Dockerfile,
+    /// a parse error, an unknown target) are returned as errors, so they
+    /// go out as HTTP statuses; everything later goes into the stream.
+    pub async fn start(
+        self: &Arc<Self>,
+        opts: BuildOptions,
+        body: PathBuf,
+    ) -> Result<Arc<Progress>> {
+        let dir = self.root.join(crate::util::random_id());
+        let ctx = dir.join("context");
+        let dockerfile_name = opts.dockerfile.clone();
+        let prepared = {
+            let (dir, ctx) = (dir.clone(), ctx.clone());
+            tokio::task::spawn_blocking(move || -> Result<dockerfile::Dockerfile> {
+                std::fs::create_dir_all(&dir)?;
+                let text = context::unpack(&body, &ctx, &dockerfile_name);
+                let _ = std::fs::remove_file(&body);
+                dockerfile::parse(&text?)
+            })
+            .await
+            .map_err(Error::internal)?
+        };
+        let df = match prepared.and_then(|df| steps::Plan::new(df, &opts)) {
+            Ok(plan) => plan,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let progress = Progress::new();
+        let out = progress.clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            steps::Build::new(this, opts, dir.clone(), ctx, out.clone())
+                .run(df)
+                .await;
+            workspace::unmount_below(&dir);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "removing a build's directory");
+            }
+            out.finish();
+        });
+        Ok(progress)
+    }
+}

@@ -1,0 +1,190 @@
+//! RUN: the command runs in a real container, created and started through
+//! the engine and the core like any other (so it has the build's user,
+//! working directory, environment and network), its output relayed into
+//! the build stream as it comes, and its filesystem changes committed as
+//! the step's layer.
+
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use super::dockerfile::{Args, Instruction};
+use super::steps::{short_id, Build, Stage, PROXY_ARGS};
+use crate::containers::lifecycle::WaitCondition;
+use crate::error::{Error, Result};
+use crate::images::commit::CommitInfo;
+
+/// The command line RUN executes, heredocs included.
+fn command(ins: &Instruction, stage: &Stage) -> Vec<String> {
+    let mut argv = match &ins.args {
+        Args::Exec(v) => return v.clone(),
+        Args::Shell(_) => stage.shell(),
+    };
+    let text = ins.text();
+    if let Some(doc) = ins.heredocs.first() {
+        // `RUN <<EOF` alone: the heredoc is the script. Otherwise the shell
+        // gets the line and the heredocs, which it reads itself.
+        let alone = text
+            .trim()
+            .trim_start_matches("<<")
+            .trim_start_matches('-')
+            .trim_matches(|c| c == '"' || c == '\'')
+            == doc.name;
+        if alone && ins.heredocs.len() == 1 {
+            argv.push(doc.body.clone());
+            return argv;
+        }
+        let mut script = text;
+        for d in &ins.heredocs {
+            script.push('\n');
+            script.push_str(&d.body);
+            script.push_str(&d.name);
+        }
+        argv.push(script);
+        return argv;
+    }
+    argv.push(text);
+    argv
+}
+
+pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Result<()> {
+    // --mount, --network and --security are BuildKit's.
+    if let Some((flag, _)) = ins.flags.first() {
+        return Err(Error::InvalidArgument(format!(
+            "the --{flag} option requires BuildKit, which this engine does not provide"
+        )));
+    }
+    let argv = command(ins, stage);
+    if argv.is_empty() {
+        return Err(Error::InvalidArgument(
+            "RUN requires at least one argument".into(),
+        ));
+    }
+    // Build args in scope reach the environment (ENV wins) and, except the
+    // proxy ones, the history line and so the cache key.
+    let env_now = stage.env();
+    let mut env: Vec<String> = env_now.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut shown = Vec::new();
+    for (k, v) in &stage.args {
+        if env_now.iter().any(|(e, _)| e == k) {
+            continue;
+        }
+        env.push(format!("{k}={v}"));
+        shown.push(format!("{k}={v}"));
+    }
+    for p in PROXY_ARGS {
+        if let Some(Some(v)) = build.opts.build_args.get(*p) {
+            build.used_args.insert(p.to_string());
+            if !env.iter().any(|e| e.starts_with(&format!("{p}="))) {
+                env.push(format!("{p}={v}"));
+            }
+        }
+    }
+    let cmdline = argv.join(" ");
+    let created_by = if shown.is_empty() {
+        cmdline.clone()
+    } else {
+        format!("|{} {} {cmdline}", shown.len(), shown.join(" "))
+    };
+    if build.cached(stage, &created_by).await? {
+        return Ok(());
+    }
+
+    let containers = build.b.containers.clone();
+    let network = if build.opts.network_mode.is_empty() || build.opts.network_mode == "default" {
+        "none"
+    } else {
+        build.opts.network_mode.as_str()
+    };
+    let body = json!({
+        "Image": stage.image.id,
+        "Entrypoint": [argv[0]],
+        "Cmd": argv[1..],
+        "Env": env,
+        "User": stage.config["User"],
+        "WorkingDir": stage.config["WorkingDir"],
+        "Healthcheck": { "Test": ["NONE"] },
+        "HostConfig": {
+            "NetworkMode": network,
+            "LogConfig": { "Type": "none" },
+        },
+    });
+    if stage.image.id.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "The command '{cmdline}' cannot run: the image is empty (FROM scratch has no shell)"
+        )));
+    }
+    let (id, _) = containers.create(None, body.to_string().as_bytes()).await?;
+    let short = short_id(&id);
+    build.out.say(&format!(" ---> Running in {short}\n"));
+    let output = containers.attach_output(&id);
+    let exited = containers.wait(&id, WaitCondition::NextExit).await?;
+    if let Err(e) = containers.start(&id).await {
+        if build.opts.force_rm {
+            let _ = containers.remove(&id, true).await;
+        }
+        return Err(e);
+    }
+    if let Ok(mut conn) = output.await {
+        relay(build, &mut conn).await;
+    }
+    let (code, _) = exited.await;
+    if code != 0 {
+        if build.opts.force_rm {
+            let _ = containers.remove(&id, true).await;
+        }
+        return Err(Error::CommandFailed(
+            format!("The command '{cmdline}' returned a non-zero code: {code}"),
+            code,
+        ));
+    }
+    let upper = containers.paths(&id).upper();
+    crate::containers::diff::forget_mount_points(&upper);
+    let img = build
+        .b
+        .images
+        .commit_row(
+            &stage.image,
+            Some(upper),
+            CommitInfo::step(stage.config.clone(), &id, created_by.clone()),
+        )
+        .await?;
+    if build.opts.rm || build.opts.force_rm {
+        containers.remove(&id, true).await?;
+        build
+            .out
+            .say(&format!("Removing intermediate container {short}\n"));
+    }
+    build.advance(stage, img, &created_by).await
+}
+
+/// Copies the shim's frames (stdout and stderr alike) into the stream,
+/// never splitting a UTF-8 character between two messages.
+async fn relay(build: &mut Build, conn: &mut tokio::net::UnixStream) {
+    let mut header = [0u8; 8];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        if conn.read_exact(&mut header).await.is_err() {
+            break;
+        }
+        let (_, len) = berth_proto::attach::parse_header(&header);
+        let start = pending.len();
+        pending.resize(start + len, 0);
+        if conn.read_exact(&mut pending[start..]).await.is_err() {
+            break;
+        }
+        let valid = match std::str::from_utf8(&pending) {
+            Ok(s) => s.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => pending.len(),
+        };
+        if valid > 0 {
+            let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
+            build.out.say(&text);
+            pending.drain(..valid);
+        }
+    }
+    if !pending.is_empty() {
+        let text = String::from_utf8_lossy(&pending).into_owned();
+        build.out.say(&text);
+    }
+}

@@ -1,0 +1,933 @@
+//! Running a parsed Dockerfile: stages, the "Step n/N" messages, the
+//! instructions that only change the image config, the cache lookup around
+//! every step, and the end (the image id, tags). RUN is in `run.rs`, COPY
+//! and ADD in `copy.rs`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::dockerfile::{Args, Dockerfile, Instruction};
+use super::{cache, words, BuildOptions, Builder};
+use crate::error::{Error, Result};
+use crate::images::commit::CommitInfo;
+use crate::images::progress::Progress;
+use crate::images::reference::{familiar, Reference};
+use crate::store::ImageRow;
+
+/// Build args every build knows without an ARG line; they reach RUN's
+/// environment but neither the history nor the cache key.
+pub const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+pub struct StagePlan {
+    pub from: Instruction,
+    /// `AS name`, lower-cased.
+    pub name: Option<String>,
+    pub body: Vec<Instruction>,
+}
+
+/// The stages to run (up to `--target`), checked before the build starts.
+pub struct Plan {
+    pub meta_args: Vec<Instruction>,
+    pub stages: Vec<StagePlan>,
+    pub total: usize,
+    pub escape: char,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn new(df: Dockerfile, opts: &BuildOptions) -> Result<Plan> {
+        let mut meta_args = Vec::new();
+        let mut stages: Vec<StagePlan> = Vec::new();
+        for ins in df.instructions {
+            if ins.name == "from" {
+                let parts: Vec<String> =
+                    ins.text().split_whitespace().map(str::to_string).collect();
+                let name = match parts.len() {
+                    1 => None,
+                    3 if parts[1].eq_ignore_ascii_case("as") => Some(parts[2].to_ascii_lowercase()),
+                    _ => {
+                        return Err(Error::InvalidArgument(format!(
+                            "dockerfile parse error line {}: FROM requires either one or three arguments",
+                            ins.line
+                        )));
+                    }
+                };
+                if let Some(n) = &name {
+                    if !n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                        || !n
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                    {
+                        return Err(Error::InvalidArgument(format!(
+                            "invalid name for build stage: {n:?}, name can't start with a number or contain symbols"
+                        )));
+                    }
+                    if stages.iter().any(|s| s.name.as_ref() == Some(n)) {
+                        return Err(Error::InvalidArgument(format!(
+                            "duplicate name {n:?} for build stages"
+                        )));
+                    }
+                }
+                stages.push(StagePlan {
+                    from: ins,
+                    name,
+                    body: Vec::new(),
+                });
+            } else if let Some(stage) = stages.last_mut() {
+                stage.body.push(ins);
+            } else if ins.name == "arg" {
+                meta_args.push(ins);
+            } else {
+                return Err(Error::InvalidArgument(format!(
+                    "dockerfile parse error line {}: no build stage in current context",
+                    ins.line
+                )));
+            }
+        }
+        if stages.is_empty() {
+            return Err(Error::InvalidArgument(
+                "dockerfile parse error: no build stage in current context".into(),
+            ));
+        }
+        if !opts.target.is_empty() {
+            let t = opts.target.to_ascii_lowercase();
+            let at = stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(t.as_str()))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "failed to reach build target {} in Dockerfile",
+                        opts.target
+                    ))
+                })?;
+            stages.truncate(at + 1);
+        }
+        if !opts.labels.is_empty() {
+            // The legacy builder adds `--label`s as a last LABEL step.
+            let text = opts
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let last = stages.last_mut().expect("one stage");
+            last.body.push(Instruction {
+                name: "label".into(),
+                flags: Vec::new(),
+                args: Args::Shell(text.clone()),
+                heredocs: Vec::new(),
+                original: format!("LABEL {text}"),
+                line: 0,
+            });
+        }
+        let total = stages.iter().map(|s| 1 + s.body.len()).sum();
+        Ok(Plan {
+            meta_args,
+            stages,
+            total,
+            escape: df.escape,
+            warnings: df.warnings,
+        })
+    }
+}
+
+/// Double-quotes a word for a generated instruction.
+fn quote(s: &str) -> String {
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$")
+    )
+}
+
+/// One stage as it runs: its image so far and what is in scope.
+pub struct Stage {
+    pub image: ImageRow,
+    /// The image config's "config" object (Env, Cmd, …).
+    pub config: Value,
+    /// ARGs declared in this stage that have a value, in order.
+    pub args: Vec<(String, String)>,
+    /// Whether CMD was set in this stage (ENTRYPOINT resets an inherited one).
+    pub cmd_set: bool,
+}
+
+impl Stage {
+    fn new(image: ImageRow) -> Stage {
+        let config = image_config(&image);
+        Stage {
+            image,
+            config,
+            args: Vec::new(),
+            cmd_set: false,
+        }
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.config["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str()?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn shell(&self) -> Vec<String> {
+        let s: Vec<String> =
+            serde_json::from_value(self.config["Shell"].clone()).unwrap_or_default();
+        if s.is_empty() {
+            vec!["/bin/sh".into(), "-c".into()]
+        } else {
+            s
+        }
+    }
+
+    pub fn working_dir(&self) -> String {
+        self.config["WorkingDir"].as_str().unwrap_or("").to_string()
+    }
+}
+
+fn image_config(image: &ImageRow) -> Value {
+    let full: Value = serde_json::from_str(&image.config).unwrap_or(Value::Null);
+    match &full["config"] {
+        Value::Object(_) => full["config"].clone(),
+        _ => json!({}),
+    }
+}
+
+/// What a build says: the stream, or with `-q` held back and shown only
+/// when the build fails.
+pub struct Output {
+    pub progress: Arc<Progress>,
+    quiet: bool,
+    held: String,
+}
+
+impl Output {
+    pub fn say(&mut self, text: &str) {
+        if self.quiet {
+            self.held.push_str(text);
+        } else {
+            self.progress.stream(text);
+        }
+    }
+}
+
+pub struct Build {
+    pub b: Arc<Builder>,
+    pub opts: BuildOptions,
+    /// The build's own directory (context, workspaces).
+    pub dir: PathBuf,
+    pub ctx: PathBuf,
+    pub out: Output,
+    pub escape: char,
+    step: usize,
+    total: usize,
+    /// Finished stages: name and image.
+    pub done: Vec<(Option<String>, ImageRow)>,
+    /// Values of the ARGs before the first FROM.
+    pub meta: Vec<(String, String)>,
+    /// Build args some ARG (or RUN, for the proxy ones) consumed.
+    pub used_args: HashSet<String>,
+    /// Counter for scratch directory names.
+    next_dir: usize,
+}
+
+impl Build {
+    pub fn new(
+        b: Arc<Builder>,
+        opts: BuildOptions,
+        dir: PathBuf,
+        ctx: PathBuf,
+        progress: Arc<Progress>,
+    ) -> Build {
+        let quiet = opts.quiet;
+        Build {
+            b,
+            opts,
+            dir,
+            ctx,
+            out: Output {
+                progress,
+                quiet,
+                held: String::new(),
+            },
+            escape: '\\',
+            step: 0,
+            total: 0,
+            done: Vec::new(),
+            meta: Vec::new(),
+            used_args: HashSet::new(),
+            next_dir: 0,
+        }
+    }
+
+    /// A fresh directory inside the build's own.
+    pub fn scratch_dir(&mut self, what: &str) -> PathBuf {
+        self.next_dir += 1;
+        self.dir.join(format!("{what}-{}", self.next_dir))
+    }
+
+    pub async fn run(mut self, plan: Plan) {
+        self.escape = plan.escape;
+        self.total = plan.total;
+        for w in &plan.warnings {
+            self.out.say(&format!("{w}\n"));
+        }
+        match self.run_stages(plan).await {
+            Ok(image) => {
+                if let Err(e) = self.finish(&image).await {
+                    self.fail(e);
+                }
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        if self.out.quiet && !self.out.held.is_empty() {
+            let held = std::mem::take(&mut self.out.held);
+            self.out.progress.stream(&held);
+        }
+        match e {
+            Error::CommandFailed(msg, code) => self.out.progress.error_with_code(&msg, code),
+            other => self.out.progress.error(&other.to_string()),
+        }
+    }
+
+    async fn run_stages(&mut self, plan: Plan) -> Result<ImageRow> {
+        for ins in &plan.meta_args {
+            for (name, value) in self.declared_args(ins, &self.meta.clone())? {
+                if let Some(v) = value {
+                    self.meta.retain(|(k, _)| *k != name);
+                    self.meta.push((name, v));
+                }
+            }
+        }
+        let mut last = None;
+        for stage in plan.stages {
+            let image = self.run_stage(stage.from, stage.body).await?;
+            self.done.push((stage.name, image.clone()));
+            last = Some(image);
+        }
+        last.ok_or_else(|| Error::Internal("no stage ran".into()))
+    }
+
+    /// `ARG a=1 b`: (name, value) pairs, values from --build-arg, the
+    /// default, or (inside a stage) a same-named ARG before the first FROM.
+    fn declared_args(
+        &mut self,
+        ins: &Instruction,
+        env: &[(String, String)],
+    ) -> Result<Vec<(String, Option<String>)>> {
+        let mut out = Vec::new();
+        let env = env.to_vec();
+        for w in words::words(&ins.text(), self.escape, &env)? {
+            let (name, default) = match w.split_once('=') {
+                Some((n, d)) => (n.to_string(), Some(d.to_string())),
+                None => (w.clone(), None),
+            };
+            if name.is_empty() {
+                return Err(Error::InvalidArgument("ARG names can not be blank".into()));
+            }
+            let given = self.opts.build_args.get(&name).cloned().flatten();
+            if self.opts.build_args.contains_key(&name) {
+                self.used_args.insert(name.clone());
+            }
+            let value = given.or(default).or_else(|| {
+                self.meta
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
+            });
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
+    fn header(&mut self, ins: &Instruction) {
+        self.step += 1;
+        let text = format!("Step {}/{} : {}\n", self.step, self.total, ins.original);
+        self.out.say(&text);
+    }
+
+    async fn run_stage(&mut self, from: Instruction, body: Vec<Instruction>) -> Result<ImageRow> {
+        self.header(&from);
+        from.allow_flags(&["platform"])?;
+        let meta = self.meta.clone();
+        if let Some(p) = from.flag("platform") {
+            check_platform(&words::word(p, self.escape, &meta)?)?;
+        }
+        let parts = words::words(&from.text(), self.escape, &meta)?;
+        let base = parts.first().cloned().unwrap_or_default();
+        if base.is_empty() {
+            return Err(Error::InvalidArgument(
+                "base name (${}) should not be blank".into(),
+            ));
+        }
+        let image = self.base_image(&base, true).await?;
+        let short = short_id(&image.id);
+        self.out.say(&format!(" ---> {short}\n"));
+        let mut stage = Stage::new(image);
+        let triggers: Vec<String> =
+            serde_json::from_value(stage.config["OnBuild"].clone()).unwrap_or_default();
+        if !triggers.is_empty() {
+            let n = triggers.len();
+            self.out.say(&format!(
+                "# Executing {n} build trigger{}\n",
+                if n == 1 { "" } else { "s" }
+            ));
+            stage.config["OnBuild"] = Value::Null;
+            for t in triggers {
+                let ins = super::dockerfile::parse_one(&t, from.line)?;
+                self.dispatch(&mut stage, &ins).await?;
+            }
+        }
+        for ins in &body {
+            self.header(ins);
+            self.dispatch(&mut stage, ins).await?;
+        }
+        Ok(stage.image)
+    }
+
+    /// The image a FROM (or `COPY --from`) names: `scratch`, an earlier
+    /// stage, or an image, pulled when missing (or always with --pull).
+    pub async fn base_image(&mut self, name: &str, stages: bool) -> Result<ImageRow> {
+        if name.eq_ignore_ascii_case("scratch") {
+            return Ok(scratch());
+        }
+        if stages {
+            let lower = name.to_ascii_lowercase();
+            if let Some((_, img)) = self
+                .done
+                .iter()
+                .rev()
+                .find(|(n, _)| n.as_deref() == Some(lower.as_str()))
+            {
+                return Ok(img.clone());
+            }
+        }
+        let local = self.b.images.find(name).await?;
+        match local {
+            Some(img) if !self.opts.pull => Ok(img),
+            _ => {
+                let reference = Reference::parse(name)?;
+                self.pull(reference.clone()).await?;
+                self.b
+                    .images
+                    .find(name)
+                    .await?
+                    .ok_or_else(|| Error::no_such_image(name))
+            }
+        }
+    }
+
+    /// Pulls, relaying progress; a registry error becomes the build's.
+    async fn pull(&mut self, reference: Reference) -> Result<()> {
+        use futures_util::StreamExt;
+        let p = self
+            .b
+            .images
+            .pull(crate::images::pull::PullRequest {
+                reference,
+                platform: None,
+                auth: self.opts.auth.clone(),
+            })
+            .await?;
+        let mut failed = None;
+        let mut s = std::pin::pin!(p.follow());
+        while let Some(Ok(chunk)) = s.next().await {
+            for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let v: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+                if let Some(m) = v["errorDetail"]["message"].as_str() {
+                    failed = Some(m.to_string());
+                } else if !self.out.quiet {
+                    self.out
+                        .progress
+                        .relay(bytes::Bytes::from([line, b"\n"].concat()));
+                }
+            }
+        }
+        match failed {
+            Some(m) => Err(Error::NotFound(m)),
+            None => Ok(()),
+        }
+    }
+
+    async fn dispatch(&mut self, stage: &mut Stage, ins: &Instruction) -> Result<()> {
+        match ins.name.as_str() {
+            "run" => super::run::step(self, stage, ins).await,
+            "copy" | "add" => super::copy::step(self, stage, ins).await,
+            "workdir" => super::copy::workdir(self, stage, ins).await,
+            "from" => Err(Error::InvalidArgument(
+                "FROM isn't allowed as an ONBUILD trigger".into(),
+            )),
+            _ => {
+                let mut config = stage.config.clone();
+                let (text, author) = self.apply_config(stage, &mut config, ins)?;
+                let created_by = format!("/bin/sh -c #(nop)  {text}");
+                if self.cached(stage, &created_by).await? {
+                    return Ok(());
+                }
+                let mut info = CommitInfo::step(config, "", created_by.clone());
+                info.author = author;
+                let img = self.b.images.commit_row(&stage.image, None, info).await?;
+                self.advance(stage, img, &created_by).await
+            }
+        }
+    }
+
+    /// The config instructions. Returns the text for history and, for
+    /// MAINTAINER, the author.
+    fn apply_config(
+        &mut self,
+        stage: &mut Stage,
+        cfg: &mut Value,
+        ins: &Instruction,
+    ) -> Result<(String, String)> {
+        let mut env = stage.args.clone();
+        env.extend(stage.env());
+        let esc = self.escape;
+        let text = ins.text();
+        let upper = ins.name.to_ascii_uppercase();
+        let allow_none = ins.name != "healthcheck";
+        if allow_none {
+            ins.allow_flags(&[])?;
+        }
+        let mut author = String::new();
+        let history = match ins.name.as_str() {
+            "env" | "label" => {
+                let pairs = words::pairs(&text, esc, &env, &upper)?;
+                for (k, v) in &pairs {
+                    if ins.name == "env" {
+                        let list = cfg["Env"].as_array().cloned().unwrap_or_default();
+                        let prefix = format!("{k}=");
+                        let mut list: Vec<Value> = list
+                            .into_iter()
+                            .filter(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)))
+                            .collect();
+                        list.push(json!(format!("{k}={v}")));
+                        cfg["Env"] = Value::Array(list);
+                    } else {
+                        if !cfg["Labels"].is_object() {
+                            cfg["Labels"] = json!({});
+                        }
+                        cfg["Labels"][k] = json!(v);
+                    }
+                }
+                let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{upper} {}", shown.join(" "))
+            }
+            "arg" => {
+                for (name, value) in self.declared_args(ins, &env)? {
+                    stage.args.retain(|(k, _)| *k != name);
+                    if let Some(v) = value {
+                        stage.args.push((name, v));
+                    }
+                }
+                format!("ARG {text}")
+            }
+            "maintainer" => {
+                author = text.trim().to_string();
+                format!("MAINTAINER {author}")
+            }
+            "cmd" | "entrypoint" => {
+                let argv = match &ins.args {
+                    Args::Exec(v) => v.clone(),
+                    Args::Shell(s) if s.trim().is_empty() => Vec::new(),
+                    Args::Shell(s) => {
+                        let mut a = stage.shell();
+                        a.push(s.clone());
+                        a
+                    }
+                };
+                let key = if ins.name == "cmd" {
+                    "Cmd"
+                } else {
+                    "Entrypoint"
+                };
+                cfg[key] = if argv.is_empty() {
+                    Value::Null
+                } else {
+                    json!(argv)
+                };
+                if ins.name == "cmd" {
+                    stage.cmd_set = true;
+                } else if !stage.cmd_set {
+                    cfg["Cmd"] = Value::Null;
+                }
+                format!("{upper} {}", go_list(&argv))
+            }
+            "expose" => {
+                let ports = words::words(&text, esc, &env)?;
+                crate::images::changes::apply(cfg, &[format!("EXPOSE {}", ports.join(" "))])?;
+                format!("EXPOSE {}", ports.join(" "))
+            }
+            "user" => {
+                let user = words::word(text.trim(), esc, &env)?;
+                if user.is_empty() {
+                    return Err(Error::InvalidArgument(
+                        "USER requires exactly one argument".into(),
+                    ));
+                }
+                cfg["User"] = json!(user);
+                format!("USER {user}")
+            }
+            "volume" => {
+                let vols = match &ins.args {
+                    Args::Exec(v) => v
+                        .iter()
+                        .map(|w| words::word(w, esc, &env))
+                        .collect::<Result<Vec<_>>>()?,
+                    Args::Shell(s) => words::words(s, esc, &env)?,
+                };
+                if !cfg["Volumes"].is_object() {
+                    cfg["Volumes"] = json!({});
+                }
+                for v in &vols {
+                    if v.trim().is_empty() {
+                        return Err(Error::InvalidArgument(
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
+                    }
+                    cfg["Volumes"][v.as_str()] = json!({});
+                }
+                format!("VOLUME {}", go_list(&vols))
+            }
+            "stopsignal" => {
+                let sig = words::word(text.trim(), esc, &env)?;
+                crate::containers::lifecycle::parse_signal(&sig)?;
+                cfg["StopSignal"] = json!(sig);
+                format!("STOPSIGNAL {sig}")
+            }
+            "shell" => {
+                let Args::Exec(v) = &ins.args else {
+                    return Err(Error::InvalidArgument(
+                        "SHELL requires the arguments to be in JSON form".into(),
+                    ));
+                };
+                if v.is_empty() {
+                    return Err(Error::InvalidArgument(
+                        "SHELL requires at least one argument".into(),
+                    ));
+                }
+                cfg["Shell"] = json!(v);
+                format!("SHELL {}", go_list(v))
+            }
+            "healthcheck" => {
+                let hc = healthcheck(ins, &stage.shell())?;
+                cfg["Healthcheck"] = hc;
+                format!(
+                    "HEALTHCHECK {}",
+                    ins.original
+                        .split_once(char::is_whitespace)
+                        .map(|x| x.1)
+                        .unwrap_or("")
+                )
+            }
+            "onbuild" => {
+                let trigger = text.trim();
+                let first = trigger
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
+                match first.as_str() {
+                    "ONBUILD" => {
+                        return Err(Error::InvalidArgument(
+                            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
+                        ))
+                    }
+                    "FROM" | "MAINTAINER" => {
+                        return Err(Error::InvalidArgument(format!(
+                            "{first} isn't allowed as an ONBUILD trigger"
+                        )))
+                    }
+                    "" => {
+                        return Err(Error::InvalidArgument(
+                            "ONBUILD requires at least one argument".into(),
+                        ))
+                    }
+                    _ => {}
+                }
+                let mut list = cfg["OnBuild"].as_array().cloned().unwrap_or_default();
+                list.push(json!(trigger));
+                cfg["OnBuild"] = Value::Array(list);
+                format!("ONBUILD {trigger}")
+            }
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown instruction: {}",
+                    other.to_ascii_uppercase()
+                )))
+            }
+        };
+        Ok((history, author))
+    }
+
+    /// Looks the step up in the cache; on a hit the stage moves on to the
+    /// cached image and " ---> Using cache" is said.
+    pub async fn cached(&mut self, stage: &mut Stage, created_by: &str) -> Result<bool> {
+        if self.opts.no_cache {
+            return Ok(false);
+        }
+        let key = cache::key(&stage.image.id, created_by);
+        let Some(img) = cache::lookup(&self.b.store, &key).await? else {
+            return Ok(false);
+        };
+        self.out.say(" ---> Using cache\n");
+        self.out.say(&format!(" ---> {}\n", short_id(&img.id)));
+        stage.config = image_config(&img);
+        stage.image = img;
+        Ok(true)
+    }
+
+    /// Records a step's new image in the cache and moves the stage on.
+    pub async fn advance(
+        &mut self,
+        stage: &mut Stage,
+        img: ImageRow,
+        created_by: &str,
+    ) -> Result<()> {
+        let key = cache::key(&stage.image.id, created_by);
+        cache::remember(&self.b.store, &key, &img.id, created_by).await?;
+        self.out.say(&format!(" ---> {}\n", short_id(&img.id)));
+        stage.config = image_config(&img);
+        stage.image = img;
+        Ok(())
+    }
+
+    async fn finish(&mut self, image: &ImageRow) -> Result<()> {
+        let mut unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.used_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .collect();
+        unused.sort();
+        if !unused.is_empty() {
+            let list: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            self.out.say(&format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                list.join(" ")
+            ));
+        }
+        if image.id.is_empty() {
+            return Err(Error::InvalidArgument(
+                "No image was generated. Is your Dockerfile empty?".into(),
+            ));
+        }
+        self.out
+            .progress
+            .raw(json!({ "id": "moby.image.id", "aux": { "ID": image.id } }));
+        self.out
+            .say(&format!("Successfully built {}\n", short_id(&image.id)));
+        for t in self.opts.tags.clone() {
+            let normalized = t.with_default_tag().normalized();
+            self.b.store.set_tag(&normalized, &image.id).await?;
+            self.b.images.image_event("tag", &familiar(&normalized));
+            self.out
+                .say(&format!("Successfully tagged {}\n", familiar(&normalized)));
+        }
+        if self.out.quiet {
+            self.out.progress.stream(&format!("{}\n", image.id));
+        }
+        Ok(())
+    }
+}
+
+/// `["a" "b"]`: how Docker's history prints a command list.
+fn go_list(v: &[String]) -> String {
+    let quoted: Vec<String> = v
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+        .collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+pub fn short_id(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex[..hex.len().min(12)].to_string()
+}
+
+/// The empty image `FROM scratch` starts from.
+pub fn scratch() -> ImageRow {
+    let config = json!({
+        "architecture": crate::images::go_arch(),
+        "os": "linux",
+        "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [] },
+        "history": [],
+    });
+    ImageRow {
+        id: String::new(),
+        config: config.to_string(),
+        layers: Vec::new(),
+        chains: Vec::new(),
+        size: 0,
+        created: crate::util::now_rfc3339(),
+        manifest: String::new(),
+        parent: String::new(),
+    }
+}
+
+/// Only this machine's platform can be built for (no emulation here).
+fn check_platform(p: &str) -> Result<()> {
+    let mut parts = p.split('/');
+    let os = parts.next().unwrap_or("");
+    let arch = parts.next().unwrap_or(crate::images::go_arch());
+    if os != "linux" || arch != crate::images::go_arch() {
+        return Err(Error::InvalidArgument(format!(
+            "platform {p} is not supported here: this engine builds for linux/{} only",
+            crate::images::go_arch()
+        )));
+    }
+    Ok(())
+}
+
+/// `HEALTHCHECK [--interval=…] CMD …` or `HEALTHCHECK NONE`.
+fn healthcheck(ins: &Instruction, shell: &[String]) -> Result<Value> {
+    ins.allow_flags(&[
+        "interval",
+        "timeout",
+        "start-period",
+        "start-interval",
+        "retries",
+    ])?;
+    let text = ins.text();
+    let mut words = text.split_whitespace();
+    let kind = words.next().unwrap_or("").to_ascii_uppercase();
+    if kind == "NONE" {
+        if !ins.flags.is_empty() || words.next().is_some() {
+            return Err(Error::InvalidArgument(
+                "HEALTHCHECK NONE takes no arguments".into(),
+            ));
+        }
+        return Ok(json!({ "Test": ["NONE"] }));
+    }
+    if kind != "CMD" {
+        return Err(Error::InvalidArgument(format!(
+            "Unknown type \"{kind}\" in HEALTHCHECK (try CMD)"
+        )));
+    }
+    let rest = text.trim_start()[3..].trim();
+    let test: Vec<String> = match serde_json::from_str::<Vec<String>>(rest) {
+        Ok(v) if rest.starts_with('[') => std::iter::once("CMD".to_string()).chain(v).collect(),
+        _ => {
+            let _ = shell;
+            vec!["CMD-SHELL".into(), rest.to_string()]
+        }
+    };
+    let mut hc = json!({ "Test": test });
+    for (flag, key) in [
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start-period", "StartPeriod"),
+        ("start-interval", "StartInterval"),
+    ] {
+        if let Some(v) = ins.flag(flag) {
+            let ns = duration_ns(v)
+                .ok_or_else(|| Error::InvalidArgument(format!("time: invalid duration \"{v}\"")))?;
+            hc[key] = json!(ns);
+        }
+    }
+    if let Some(r) = ins.flag("retries") {
+        let n: i64 = r
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("invalid retries value: {r}")))?;
+        if n < 1 {
+            return Err(Error::InvalidArgument(
+                "--retries must be at least 1".into(),
+            ));
+        }
+        hc["Retries"] = json!(n);
+    }
+    Ok(hc)
+}
+
+/// Go durations as Dockerfiles write them: "30s", "1m30s", "500ms".
+fn duration_ns(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += n * mult;
+        rest = &rest[unit_len..];
+    }
+    Some(total as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_lists() {
+        assert_eq!(duration_ns("1m30s"), Some(90_000_000_000));
+        assert_eq!(duration_ns("500ms"), Some(500_000_000));
+        assert_eq!(duration_ns("5"), None);
+        assert_eq!(go_list(&["a".into(), "b c".into()]), "[\"a\" \"b c\"]");
+    }
+
+    #[test]
+    fn plans_cut_at_the_target() {
+        let df = super::super::dockerfile::parse(
+            "ARG V=1\nFROM busybox AS one\nRUN a\nFROM one AS two\nRUN b\nFROM two\n",
+        )
+        .unwrap();
+        let opts = BuildOptions {
+            target: "two".into(),
+            ..Default::default()
+        };
+        let plan = Plan::new(df, &opts).unwrap();
+        assert_eq!(plan.stages.len(), 2);
+        assert_eq!(plan.total, 4);
+        assert_eq!(plan.meta_args.len(), 1);
+        let df = super::super::dockerfile::parse("FROM a\n").unwrap();
+        let opts = BuildOptions {
+            target: "nope".into(),
+            ..Default::default()
+        };
+        assert!(Plan::new(df, &opts).is_err());
+        assert!(Plan::new(
+            super::super::dockerfile::parse("RUN x\nFROM a\n").unwrap(),
+            &BuildOptions::default()
+        )
+        .is_err());
+    }
+}
