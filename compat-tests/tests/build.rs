@@ -739,6 +739,8 @@ fn failures_are_reported_like_docker() {
     assert!(r.stderr.contains("requires BuildKit"), "{}", r.stderr);
     let r = bad("Platform", "FROM --platform=linux/s390x busybox\n");
     assert!(r.stderr.contains("not supported"), "{}", r.stderr);
+    let r = build(&b, &dir, &["--platform", "linux/s390x", "-f", "Keeps", "."]);
+    assert!(r.stderr.contains("not supported"), "{}", r.stderr);
     b.finish();
 }
 
@@ -933,6 +935,45 @@ fn add_downloads_urls() {
     assert_eq!(
         run_in(&b, "url", "cat /srv/remote.txt; stat -c %a /srv/remote.txt"),
         "downloaded body\n600"
+    );
+    b.finish();
+}
+
+/// Peak resident memory of a process, from /proc (VmHWM, in KiB).
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn large_contexts_go_to_disk_not_memory() {
+    let b = Berth::start();
+    b.load_busybox();
+    let dir = context(
+        &b,
+        "large",
+        &[("Dockerfile", "FROM busybox\nCOPY big.bin /big.bin\n")],
+    );
+    // 256 MiB of data the engine must receive, unpack and copy.
+    let chunk = vec![7u8; 1 << 20];
+    let mut f = std::fs::File::create(dir.join("big.bin")).unwrap();
+    for _ in 0..256 {
+        std::io::Write::write_all(&mut f, &chunk).unwrap();
+    }
+    drop(f);
+    build(&b, &dir, &["-t", "large", "."]).ok();
+    assert_eq!(
+        run_in(&b, "large", "wc -c < /big.bin"),
+        (256u64 << 20).to_string()
+    );
+    let peak = peak_rss_kib(b.berthd_pid());
+    assert!(
+        peak < 128 * 1024,
+        "berthd peaked at {peak} KiB for a 256 MiB context"
     );
     b.finish();
 }

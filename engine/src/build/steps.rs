@@ -134,6 +134,9 @@ impl Plan {
                 line: 0,
             });
         }
+        if !opts.platform.is_empty() {
+            check_platform(&opts.platform)?;
+        }
         let total = stages.iter().map(|s| 1 + s.body.len()).sum();
         Ok(Plan {
             meta_args,
