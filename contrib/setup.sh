@@ -14,9 +14,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: the OCI runtimes, busybox for the test image, util-linux
 # for `script` (tty tests), file, curl, docker-registry (the registry the
-# image tests push to and pull from, on 127.0.0.1); docker.io only when no docker CLI exists
-# (it brings one, and dockerd for side-by-side benchmarks).
-packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry)
+# image tests push to and pull from, on 127.0.0.1), tini (its static build
+# is the init of `docker run --init`), openssl (certificates for the TLS
+# tests); docker.io only when no docker CLI exists (it brings one, and
+# dockerd for side-by-side benchmarks).
+packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl)
 command -v docker >/dev/null || packages+=(docker.io)
 missing=()
 for p in "${packages[@]}"; do

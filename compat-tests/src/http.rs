@@ -46,7 +46,16 @@ pub fn request(
         body.len()
     );
     s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
+    // A server may answer (413) and close before taking the whole body;
+    // its answer is still there to read.
+    if let Err(e) = s.write_all(body) {
+        if !matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ) {
+            return Err(e);
+        }
+    }
     let raw = crate::read_all(s)?;
     parse(&raw)
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad HTTP response"))

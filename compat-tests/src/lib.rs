@@ -565,6 +565,11 @@ pub fn comm(pid: u32) -> String {
 /// Reads everything from a unix socket request (used by `http`).
 pub(crate) fn read_all(mut s: UnixStream) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    Ok(buf)
+    match s.read_to_end(&mut buf) {
+        Ok(_) => Ok(buf),
+        // A server that closed without reading all we sent resets the
+        // connection after its answer, which we have read by then.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !buf.is_empty() => Ok(buf),
+        Err(e) => Err(e),
+    }
 }

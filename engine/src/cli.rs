@@ -20,6 +20,8 @@ pub fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: logs usually go to a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Registries over TLS use ring's primitives (one crypto provider for
     // the whole process; the alternative, aws-lc, needs a long C build).
@@ -33,6 +35,9 @@ pub fn main() -> anyhow::Result<()> {
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let socket = config.socket_path().map_err(anyhow::Error::msg)?;
+    // TCP first: a refused TLS setup stops berthd before it opens its
+    // state, starts a core or serves anything.
+    let tcp_endpoints = crate::tcp::bind(&config).await?;
     if let Some(p) = &config.pidfile {
         std::fs::write(p, std::process::id().to_string())?;
     }
@@ -67,6 +72,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
 
     let app = api::app(engine.clone());
+    crate::tcp::serve(tcp_endpoints, api::service(engine.clone()));
     // Two ways to stop: SIGTERM/SIGINT (drain for a bounded time, like
     // dockerd) and a takeover (drain until every request and attached
     // stream is done: they belong to users of the old process).

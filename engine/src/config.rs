@@ -11,13 +11,27 @@ use clap::Parser;
     about = "Berth: a Docker-compatible container engine"
 )]
 pub struct Config {
-    /// Daemon socket to listen on (unix:///path).
-    #[arg(
-        short = 'H',
-        long = "host",
-        default_value = "unix:///run/berth/docker.sock"
-    )]
-    pub host: String,
+    /// Where to listen: unix:///path (one; default /run/berth/docker.sock)
+    /// and tcp://host:port (any number, mutual TLS required). Repeatable.
+    #[arg(short = 'H', long = "host")]
+    pub hosts: Vec<String>,
+    /// Serve TCP over TLS. `--tls=false` is the explicit (and loudly
+    /// warned about) way to serve TCP without it.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub tls: Option<bool>,
+    /// Serve TCP over TLS and accept only clients with a certificate signed
+    /// by --tlscacert.
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// CA that client certificates must be signed by (default ~/.docker/ca.pem).
+    #[arg(long)]
+    pub tlscacert: Option<PathBuf>,
+    /// The server's certificate (default ~/.docker/cert.pem).
+    #[arg(long)]
+    pub tlscert: Option<PathBuf>,
+    /// The server's private key (default ~/.docker/key.pem).
+    #[arg(long)]
+    pub tlskey: Option<PathBuf>,
     /// Root of persistent state: database, images, containers.
     #[arg(long, default_value = "/var/lib/berth")]
     pub data_root: PathBuf,
@@ -63,8 +77,29 @@ pub struct Config {
 }
 
 impl Config {
+    /// The unix socket: the one -H names, or the default. berthd always
+    /// has one (even with only tcp:// hosts given, unlike dockerd): the
+    /// takeover on upgrade and the handover of connections go through it.
     pub fn socket_path(&self) -> Result<PathBuf, String> {
-        parse_unix(&self.host)
+        let unix: Vec<&String> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.starts_with("tcp://"))
+            .collect();
+        match unix.as_slice() {
+            [] => Ok(PathBuf::from("/run/berth/docker.sock")),
+            [one] => parse_unix(one),
+            _ => Err("only one unix socket can be given with -H".into()),
+        }
+    }
+
+    /// The tcp:// hosts, as host:port.
+    pub fn tcp_hosts(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.strip_prefix("tcp://"))
+            .map(|h| h.trim_end_matches('/').to_string())
+            .collect()
     }
 
     pub fn core_socket(&self) -> Result<PathBuf, String> {
@@ -84,7 +119,7 @@ fn parse_unix(addr: &str) -> Result<PathBuf, String> {
         Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
         _ if addr.starts_with('/') => Ok(PathBuf::from(addr)),
         _ => Err(format!(
-            "unsupported address {addr:?}: only unix:///absolute/path is supported"
+            "unsupported address {addr:?}: use unix:///absolute/path or tcp://host:port"
         )),
     }
 }

@@ -21,6 +21,7 @@ pub mod images;
 pub mod listener;
 pub mod store;
 pub mod tarball;
+pub mod tcp;
 pub mod util;
 
 pub use engine::Engine;

@@ -118,19 +118,25 @@ pub fn router(engine: Arc<Engine>) -> Router {
                 .head(bad_version),
         )
         .fallback(not_found)
+        .layer(axum::middleware::map_response(json_rejections))
         .layer(axum::middleware::map_response(common_headers))
         .with_state(engine)
 }
 
 /// The router behind the version-prefix rewrite, ready for `axum::serve`.
-pub type App =
-    axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>>;
+pub type App = axum::routing::IntoMakeService<Service>;
+
+/// One connection's service (the TCP listeners serve connections by hand).
+pub type Service = tower::util::MapRequest<Router, fn(Request) -> Request>;
 
 /// The service berthd serves: version prefixes are stripped before routing.
 pub fn app(engine: Arc<Engine>) -> App {
+    service(engine).into_make_service()
+}
+
+pub fn service(engine: Arc<Engine>) -> Service {
     let r = router(engine);
-    let svc = tower::util::MapRequestLayer::new(strip_version as fn(Request) -> Request).layer(r);
-    svc.into_make_service()
+    tower::util::MapRequestLayer::new(strip_version as fn(Request) -> Request).layer(r)
 }
 
 /// `/v1.44/containers/json` → `/containers/json` with the version recorded;
@@ -177,6 +183,35 @@ async fn not_found() -> Error {
 }
 
 /// Headers Docker puts on every response; clients read Api-Version from them.
+/// axum answers what it rejects before a handler runs (a body over the
+/// 2 MiB limit, a bad query string) in plain text; Docker clients expect
+/// `{"message": ...}`, which is what they print.
+async fn json_rejections(resp: Response) -> Response {
+    let plain = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain || !(resp.status().is_client_error() || resp.status().is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let message = if parts.status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        "request body too large: the limit is 2 MiB".to_string()
+    } else {
+        text
+    };
+    let mut out = axum::response::IntoResponse::into_response(axum::Json(
+        serde_json::json!({ "message": message }),
+    ));
+    *out.status_mut() = parts.status;
+    out
+}
+
 async fn common_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static("1.50"));

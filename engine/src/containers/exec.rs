@@ -120,13 +120,6 @@ impl Containers {
         if config.cmd.is_empty() {
             return Err(Error::InvalidArgument("No exec command specified".into()));
         }
-        if config.privileged {
-            // runc refuses the full capability set here ("unable to apply
-            // caps: operation not permitted"); left for the security issue.
-            return Err(Error::NotImplemented(
-                "docker exec --privileged is not supported by Berth yet".into(),
-            ));
-        }
         self.core.needs(3, "exec")?;
         let id = crate::util::random_id();
         let command = config.cmd.join(" ");
@@ -299,6 +292,13 @@ impl Containers {
     fn exec_process(&self, c: &Container, exec: &ExecConfig) -> Result<Value> {
         let mut shaped = c.clone();
         shaped.config.entrypoint = None;
+        // The init runs once, as the container's first process.
+        shaped.host_config.init = None;
+        if exec.privileged {
+            // Every capability; the container's seccomp filter stays (runc
+            // applies it to each process it starts in the container).
+            shaped.host_config.privileged = Some(true);
+        }
         shaped.config.cmd = Some(exec.cmd.clone());
         shaped.config.tty = Some(exec.tty);
         let mut env = c.config.env.clone().unwrap_or_default();
@@ -335,6 +335,7 @@ impl Containers {
             &hostname,
             &resolved,
             super::lifecycle::CGROUP_PARENT,
+            spec::Borrowed::default(),
         )?;
         serde_json::to_value(full.process()).map_err(Error::internal)
     }

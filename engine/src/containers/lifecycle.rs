@@ -107,8 +107,14 @@ impl Containers {
             &c.host_config.extra_hosts.clone().unwrap_or_default(),
             c.host_config.network_mode.as_deref() == Some("host"),
         )?;
-        let resolved = user::resolve(&paths.rootfs(), c.config.user.as_deref().unwrap_or(""))?;
-        let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT)?;
+        let mut resolved = user::resolve(&paths.rootfs(), c.config.user.as_deref().unwrap_or(""))?;
+        for g in user::resolve_groups(&paths.rootfs(), c.host_config.group_add.as_deref())? {
+            if g != resolved.gid && !resolved.additional_gids.contains(&g) {
+                resolved.additional_gids.push(g);
+            }
+        }
+        let borrowed = self.borrowed_namespaces(c).await?;
+        let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT, borrowed)?;
         let log_path = if c.log_driver() == "none" {
             String::new()
         } else {
@@ -179,6 +185,59 @@ impl Containers {
         // monitor applies its exit event (and AutoRemove) once we release
         // the container's lock, and it finds the container "running".
         Ok(())
+    }
+
+    /// The init pids of the containers whose PID or IPC namespace `c`
+    /// joins (`--pid container:x`, `--ipc container:x`); they must run.
+    async fn borrowed_namespaces(&self, c: &Container) -> Result<spec::Borrowed> {
+        use super::security::{ipc_mode, pid_mode, NamespaceMode};
+        let mut out = spec::Borrowed::default();
+        if c.host_config.ipc_mode.as_deref() == Some("shareable") {
+            let size = c
+                .host_config
+                .shm_size
+                .filter(|n| *n > 0)
+                .unwrap_or(super::security::DEFAULT_SHM_SIZE);
+            out.shm = Some(rootfs::mount_shm(&self.paths(&c.id), size)?);
+        }
+        for (mode, what) in [
+            (pid_mode(&c.host_config)?, "PID"),
+            (ipc_mode(&c.host_config)?, "IPC"),
+        ] {
+            let NamespaceMode::Container(other) = mode else {
+                continue;
+            };
+            let o = self.lookup(&other).await?;
+            if o.id == c.id {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot join own {what} namespace"
+                )));
+            }
+            if !o.state.running || o.state.pid == 0 {
+                return Err(Error::Conflict(format!(
+                    "cannot join {what} of a non running container: {}",
+                    o.id
+                )));
+            }
+            let pid = Some(o.state.pid as i64);
+            if what == "PID" {
+                out.pid_of = pid;
+                continue;
+            }
+            // Docker's rule: only a shareable donor's /dev/shm can be joined.
+            let shm = self.paths(&o.id).file("shm");
+            if o.host_config.ipc_mode.as_deref() != Some("shareable")
+                || !rootfs::is_mountpoint(&shm)
+            {
+                return Err(Error::Conflict(format!(
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container {})",
+                    o.id
+                )));
+            }
+            out.ipc_of = pid;
+            out.shm = Some(shm);
+        }
+        Ok(out)
     }
 
     /// Records an exit (the caller holds the container's lock). With

@@ -22,6 +22,7 @@ pub mod record;
 pub mod rename;
 pub mod resources;
 pub mod rootfs;
+pub mod security;
 pub mod snapshot;
 pub mod spec;
 pub mod stats;
@@ -202,6 +203,15 @@ impl Containers {
                 .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?
         };
         let mut host_config: HostConfig = parsed.host_config.unwrap_or_default();
+        // "KEY=value", or "KEY" alone (set from the client's environment
+        // by the CLI); a variable without a name is nobody's.
+        for e in config.env.iter().flatten() {
+            if e.split('=').next().unwrap_or("").is_empty() || e.contains('\0') {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid environment variable: {e}"
+                )));
+            }
+        }
         let image_ref = config
             .image
             .clone()
@@ -277,6 +287,7 @@ impl Containers {
         }
 
         let warnings = resources::check(&mut host_config)?;
+        security::check(&mut host_config)?;
 
         let id = crate::util::random_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {

@@ -55,7 +55,33 @@ pub fn mount_rootfs(paths: &Paths, lowers: &[PathBuf]) -> Result<()> {
     .map_err(|e| Error::Internal(format!("mount overlay at {}: {e}", target.display())))
 }
 
+/// A shareable container's /dev/shm: a tmpfs the engine mounts in the
+/// container's directory, so that `--ipc container:<it>` can bind the same
+/// one (a mount inside another mount namespace cannot be bind-mounted).
+pub fn mount_shm(paths: &Paths, size: i64) -> Result<PathBuf> {
+    let target = paths.file("shm");
+    std::fs::create_dir_all(&target)?;
+    if !is_mountpoint(&target) {
+        mount(
+            Some("shm"),
+            &target,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some(format!("mode=1777,size={size}").as_str()),
+        )
+        .map_err(|e| Error::Internal(format!("mount shm at {}: {e}", target.display())))?;
+    }
+    Ok(target)
+}
+
+/// Unmounts the overlay (and a shareable /dev/shm) of a container that no
+/// longer runs.
 pub fn unmount_rootfs(paths: &Paths) -> Result<()> {
+    let shm = paths.file("shm");
+    if is_mountpoint(&shm) {
+        umount2(&shm, MntFlags::MNT_DETACH)
+            .map_err(|e| Error::Internal(format!("unmount {}: {e}", shm.display())))?;
+    }
     let target = paths.rootfs();
     if !is_mountpoint(&target) {
         return Ok(());

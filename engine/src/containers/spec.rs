@@ -1,6 +1,7 @@
 //! The OCI runtime spec (config.json) of a container, built with oci-spec
-//! from Docker's Config and HostConfig, with Docker's defaults: its
-//! capability set, masked and read-only /proc paths, and device rules.
+//! from Docker's Config and HostConfig, with Docker's defaults: masked and
+//! read-only /proc paths, device rules, and (from [`super::security`]) the
+//! capability set, seccomp filter, rlimits, sysctls and shared namespaces.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,26 +13,9 @@ use oci_spec::runtime::{
 };
 
 use super::record::{Container, Paths};
+use super::security::{self, devices, seccomp::Profile, NamespaceMode, SeccompChoice};
 use super::user::ResolvedUser;
 use crate::error::{Error, Result};
-
-/// Docker's default capabilities (moby oci/caps/defaults.go).
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 /// Docker's masked paths (moby oci/defaults.go).
 pub const MASKED_PATHS: &[&str] = &[
@@ -71,11 +55,26 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount>
         .map_err(err)
 }
 
-fn caps(names: &[&str]) -> Result<HashSet<Capability>> {
+fn caps(names: &[String]) -> Result<HashSet<Capability>> {
     names
         .iter()
-        .map(|n| serde_json::from_value(serde_json::Value::String(n.to_string())).map_err(err))
+        .map(|n| serde_json::from_value(serde_json::Value::String(n.clone())).map_err(err))
         .collect()
+}
+
+/// Namespaces a container borrows from other running containers
+/// (`--pid container:x`, `--ipc container:x`), by their init's pid.
+#[derive(Debug, Default, Clone)]
+pub struct Borrowed {
+    pub pid_of: Option<i64>,
+    pub ipc_of: Option<i64>,
+    /// The /dev/shm to bind: the donor's for `--ipc container:x`, the
+    /// container's own for `--ipc shareable`.
+    pub shm: Option<std::path::PathBuf>,
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
+    serde_json::from_value(v).map_err(err)
 }
 
 /// The environment: the container's, plus PATH and HOSTNAME (and TERM with
@@ -104,10 +103,22 @@ pub fn build(
     hostname: &str,
     user: &ResolvedUser,
     cgroup_parent: &str,
+    borrowed: Borrowed,
 ) -> Result<Spec> {
-    let args = c.process_args();
+    let hc = &c.host_config;
+    let privileged = hc.privileged.unwrap_or(false);
+    let mut args = c.process_args();
     if args.is_empty() {
         return Err(Error::InvalidArgument("no command specified".into()));
+    }
+    let init = if hc.init.unwrap_or(false) {
+        Some(security::init_binary()?)
+    } else {
+        None
+    };
+    if init.is_some() {
+        // tini reaps zombies and forwards signals to the command.
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
     }
     let mut env = environment(c, hostname);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -131,8 +142,10 @@ pub fn build(
             "the working directory '{cwd}' is invalid, it needs to be an absolute path"
         )));
     }
-    let default_caps = caps(DEFAULT_CAPS)?;
-    let process = ProcessBuilder::default()
+    let cap_names = security::capabilities(hc)?;
+    let cap_set = caps(&cap_names)?;
+    let opts = security::security_opts(hc)?;
+    let mut process = ProcessBuilder::default()
         .terminal(c.tty())
         .user(
             UserBuilder::default()
@@ -145,18 +158,31 @@ pub fn build(
         .args(args)
         .env(env)
         .cwd(cwd)
-        .no_new_privileges(false)
+        .no_new_privileges(opts.no_new_privileges)
         .capabilities(
+            // Inheritable and ambient stay empty (oci-spec's defaults fill
+            // them): ambient capabilities would survive exec into a
+            // non-root user, and Docker leaves both empty.
             LinuxCapabilitiesBuilder::default()
-                .bounding(default_caps.clone())
-                .effective(default_caps.clone())
-                .permitted(default_caps)
+                .bounding(cap_set.clone())
+                .effective(cap_set.clone())
+                .permitted(cap_set)
+                .inheritable(HashSet::new())
+                .ambient(HashSet::new())
                 .build()
                 .map_err(err)?,
         )
         .build()
         .map_err(err)?;
+    let rlimits = security::rlimits(hc)?;
+    if !rlimits.is_empty() {
+        process.set_rlimits(Some(from_json(rlimits.into())?));
+    }
 
+    let ipc = security::ipc_mode(hc)?;
+    let pid = security::pid_mode(hc)?;
+    // A privileged container may write /sys and its cgroups, as in Docker.
+    let sys_ro: &[&str] = if privileged { &[] } else { &["ro"] };
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
@@ -182,13 +208,13 @@ pub fn build(
             "/sys",
             "sysfs",
             "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
+            &[&["nosuid", "noexec", "nodev"][..], sys_ro].concat(),
         )?,
         mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
-            &["ro", "nosuid", "noexec", "nodev"],
+            &[sys_ro, &["nosuid", "noexec", "nodev"][..]].concat(),
         )?,
         mount(
             "/dev/mqueue",
@@ -196,13 +222,40 @@ pub fn build(
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
-        )?,
     ];
+    // /dev/shm follows the IPC namespace: the container's own tmpfs, the
+    // host's, another container's, or none at all.
+    match (&ipc, &borrowed.shm) {
+        (NamespaceMode::Private | NamespaceMode::Container(_), Some(shm)) => {
+            mounts.push(mount(
+                "/dev/shm",
+                "bind",
+                &shm.display().to_string(),
+                &["rbind", "rprivate"],
+            )?);
+        }
+        (NamespaceMode::Private, None) => {
+            let size = format!(
+                "size={}",
+                hc.shm_size
+                    .filter(|n| *n > 0)
+                    .unwrap_or(security::DEFAULT_SHM_SIZE)
+            );
+            mounts.push(mount(
+                "/dev/shm",
+                "tmpfs",
+                "shm",
+                &["nosuid", "noexec", "nodev", "mode=1777", &size],
+            )?);
+        }
+        (NamespaceMode::Host, _) => mounts.push(mount(
+            "/dev/shm",
+            "bind",
+            "/dev/shm",
+            &["rbind", "rprivate"],
+        )?),
+        (NamespaceMode::Container(_), None) | (NamespaceMode::None, _) => {}
+    }
     for (dest, file) in [
         ("/etc/resolv.conf", "resolv.conf"),
         ("/etc/hostname", "hostname"),
@@ -216,9 +269,17 @@ pub fn build(
             &["rbind", "rprivate"],
         )?);
     }
+    if let Some(init) = &init {
+        mounts.push(mount(
+            INIT_PATH,
+            "bind",
+            &init.display().to_string(),
+            &["bind", "ro", "nosuid", "nodev"],
+        )?);
+    }
 
     let mut namespaces = Vec::new();
-    let host_network = c.host_config.network_mode.as_deref() == Some("host");
+    let host_network = hc.network_mode.as_deref() == Some("host");
     for t in [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Network,
@@ -226,16 +287,30 @@ pub fn build(
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
     ] {
-        // --network host: the host's network namespace, no new one.
-        if host_network && t == LinuxNamespaceType::Network {
-            continue;
+        // The host's namespace: none in the spec. Another container's:
+        // the path of its init's.
+        let (mode, of) = match t {
+            LinuxNamespaceType::Pid => (&pid, borrowed.pid_of),
+            LinuxNamespaceType::Ipc => (&ipc, borrowed.ipc_of),
+            LinuxNamespaceType::Network if host_network => continue,
+            _ => (&NamespaceMode::Private, None),
+        };
+        let mut b = LinuxNamespaceBuilder::default().typ(t);
+        match mode {
+            NamespaceMode::Host => continue,
+            NamespaceMode::Container(id) => {
+                let p =
+                    of.ok_or_else(|| Error::Conflict(format!("container {id} is not running")))?;
+                let kind = if t == LinuxNamespaceType::Pid {
+                    "pid"
+                } else {
+                    "ipc"
+                };
+                b = b.path(format!("/proc/{p}/ns/{kind}"));
+            }
+            NamespaceMode::Private | NamespaceMode::None => {}
         }
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(t)
-                .build()
-                .map_err(err)?,
-        );
+        namespaces.push(b.build().map_err(err)?);
     }
     if cgroup_v2_only() {
         namespaces.push(
@@ -247,7 +322,7 @@ pub fn build(
     }
 
     // Deny every device, then allow Docker's default set (runc adds the
-    // standard /dev nodes on top).
+    // standard /dev nodes on top); --device and --privileged add more.
     let dev = |allow: bool,
                typ: LinuxDeviceType,
                major: Option<i64>,
@@ -265,51 +340,83 @@ pub fn build(
         }
         b.build().map_err(err)
     };
-    let devices = vec![
-        dev(false, LinuxDeviceType::A, None, None, "rwm")?,
-        dev(true, LinuxDeviceType::C, None, None, "m")?,
-        dev(true, LinuxDeviceType::B, None, None, "m")?,
-        dev(true, LinuxDeviceType::C, Some(1), Some(3), "rwm")?,
-        dev(true, LinuxDeviceType::C, Some(1), Some(8), "rwm")?,
-        dev(true, LinuxDeviceType::C, Some(1), Some(7), "rwm")?,
-        dev(true, LinuxDeviceType::C, Some(5), Some(0), "rwm")?,
-        dev(true, LinuxDeviceType::C, Some(1), Some(5), "rwm")?,
-        dev(true, LinuxDeviceType::C, Some(1), Some(9), "rwm")?,
-        dev(true, LinuxDeviceType::C, Some(136), None, "rwm")?,
-        dev(true, LinuxDeviceType::C, Some(5), Some(2), "rwm")?,
-        dev(true, LinuxDeviceType::C, Some(5), Some(1), "rwm")?,
-    ];
-    let linux = LinuxBuilder::default()
+    let mut device_rules = if privileged {
+        vec![dev(true, LinuxDeviceType::A, None, None, "rwm")?]
+    } else {
+        vec![
+            dev(false, LinuxDeviceType::A, None, None, "rwm")?,
+            dev(true, LinuxDeviceType::C, None, None, "m")?,
+            dev(true, LinuxDeviceType::B, None, None, "m")?,
+            dev(true, LinuxDeviceType::C, Some(1), Some(3), "rwm")?,
+            dev(true, LinuxDeviceType::C, Some(1), Some(8), "rwm")?,
+            dev(true, LinuxDeviceType::C, Some(1), Some(7), "rwm")?,
+            dev(true, LinuxDeviceType::C, Some(5), Some(0), "rwm")?,
+            dev(true, LinuxDeviceType::C, Some(1), Some(5), "rwm")?,
+            dev(true, LinuxDeviceType::C, Some(1), Some(9), "rwm")?,
+            dev(true, LinuxDeviceType::C, Some(136), None, "rwm")?,
+            dev(true, LinuxDeviceType::C, Some(5), Some(2), "rwm")?,
+            dev(true, LinuxDeviceType::C, Some(5), Some(1), "rwm")?,
+        ]
+    };
+    let mut extra = if privileged {
+        devices::all_host()
+    } else {
+        Vec::new()
+    };
+    extra.extend(devices::custom(hc)?);
+    let mut nodes: Vec<oci_spec::runtime::LinuxDevice> = Vec::new();
+    for d in extra {
+        let node: oci_spec::runtime::LinuxDevice = from_json(d.node)?;
+        // A --device given again under --privileged is one node.
+        nodes.retain(|n| n.path() != node.path());
+        nodes.push(node);
+        if !privileged {
+            device_rules.push(from_json(d.rule)?);
+        }
+    }
+
+    let seccomp = match opts.seccomp {
+        _ if privileged => None,
+        SeccompChoice::Unconfined => None,
+        SeccompChoice::Default => Some(Profile::docker_default().to_oci(&cap_names)?),
+        SeccompChoice::Profile(json) => Some(Profile::parse(&json)?.to_oci(&cap_names)?),
+    };
+    let (masked, readonly): (&[&str], &[&str]) = if privileged {
+        (&[], &[])
+    } else {
+        (MASKED_PATHS, READONLY_PATHS)
+    };
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(Path::new(cgroup_parent).join(&c.id))
-        .masked_paths(
-            MASKED_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .readonly_paths(
-            READONLY_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
+        .masked_paths(masked.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .readonly_paths(readonly.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .resources({
             let mut r: oci_spec::runtime::LinuxResources =
-                serde_json::from_value(super::resources::oci_resources(&c.host_config))
-                    .map_err(err)?;
-            r.set_devices(Some(devices));
+                from_json(super::resources::oci_resources(hc))?;
+            r.set_devices(Some(device_rules));
             r
         })
+        .sysctl(
+            security::sysctls(hc)
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
         .build()
         .map_err(err)?;
+    if !nodes.is_empty() {
+        linux.set_devices(Some(nodes));
+    }
+    if let Some(s) = seccomp {
+        linux.set_seccomp(Some(s));
+    }
 
     SpecBuilder::default()
         .version("1.0.2")
         .root(
             RootBuilder::default()
                 .path(paths.rootfs())
-                .readonly(c.host_config.readonly_rootfs.unwrap_or(false))
+                .readonly(hc.readonly_rootfs.unwrap_or(false))
                 .build()
                 .map_err(err)?,
         )
@@ -320,6 +427,9 @@ pub fn build(
         .build()
         .map_err(err)
 }
+
+/// Where `--init` puts its init, as Docker does.
+const INIT_PATH: &str = "/sbin/docker-init";
 
 /// A pure cgroup v2 host (unified at /sys/fs/cgroup) gets a private cgroup
 /// namespace, as Docker gives it; hybrid and v1 hosts keep the host's.

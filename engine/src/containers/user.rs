@@ -31,6 +31,36 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
     resolve_with(spec, &passwd, &group)
 }
 
+/// `--group-add`: numbers as they are, names looked up in the container's
+/// /etc/group.
+pub fn resolve_groups(rootfs: &Path, names: Option<&[String]>) -> Result<Vec<u32>> {
+    let names = names.unwrap_or_default();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let root = Confined::open(rootfs)?;
+    groups_with(names, &read(&root, "etc/group"))
+}
+
+fn groups_with(names: &[String], group: &str) -> Result<Vec<u32>> {
+    names
+        .iter()
+        .map(|g| match g.parse::<u32>() {
+            Ok(n) => Ok(n),
+            Err(_) => group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "Unable to find group {g}: no matching entries in group file"
+                    ))
+                }),
+        })
+        .collect()
+}
+
 pub fn resolve_with(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser> {
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -85,16 +115,19 @@ pub fn resolve_with(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
                 })?,
         };
     }
-    let additional_gids = if name.is_empty() || grp.is_some() {
-        vec![]
-    } else {
-        groups
-            .iter()
-            .filter(|f| f[3].split(',').any(|m| m == name))
-            .filter_map(|f| f[2].parse().ok())
-            .filter(|g| *g != gid)
-            .collect()
-    };
+    // The primary group is a supplementary group too, as Docker (since
+    // the fix for CVE-2023-25173) sets it: otherwise a process could keep
+    // access that a group's negative permissions were meant to deny.
+    let mut additional_gids = vec![gid];
+    if !name.is_empty() && grp.is_none() {
+        additional_gids.extend(
+            groups
+                .iter()
+                .filter(|f| f[3].split(',').any(|m| m == name))
+                .filter_map(|f| f[2].parse::<u32>().ok())
+                .filter(|g| *g != gid),
+        );
+    }
     Ok(ResolvedUser {
         uid,
         gid,
@@ -116,7 +149,7 @@ mod tests {
         let app = resolve_with("app", PASSWD, GROUP).unwrap();
         assert_eq!(
             (app.uid, app.gid, app.additional_gids.clone()),
-            (1000, 1000, vec![50])
+            (1000, 1000, vec![1000, 50])
         );
         assert_eq!(resolve_with("1000:staff", PASSWD, GROUP).unwrap().gid, 50);
         assert_eq!(
@@ -124,7 +157,7 @@ mod tests {
             ResolvedUser {
                 uid: 4242,
                 gid: 0,
-                additional_gids: vec![],
+                additional_gids: vec![0],
                 home: "/".into()
             }
         );
