@@ -76,6 +76,11 @@ fn defaults_are_dockers_seen_from_inside() {
     }
     // 2 is SECCOMP_MODE_FILTER.
     assert_eq!(status_field(&status, "Seccomp"), "2");
+    assert!(b
+        .docker(&["info", "--format", "{{json .SecurityOptions}}"])
+        .ok()
+        .out()
+        .contains("name=seccomp,profile=builtin"));
     assert_eq!(status_field(&status, "NoNewPrivs"), "0");
 
     // mount(2) needs CAP_SYS_ADMIN (and seccomp refuses it without).

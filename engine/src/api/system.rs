@@ -200,8 +200,16 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
         default_runtime: Some(default_runtime),
         live_restore_enabled: Some(true),
         isolation: None,
-        init_binary: Some(String::new()),
-        security_options: Some(vec!["name=seccomp,profile=unconfined".into()]),
+        init_binary: Some("docker-init".into()),
+        // Docker's spelling: the built-in seccomp profile applies unless a
+        // container says otherwise; cgroupns where containers get one.
+        security_options: Some({
+            let mut o = vec!["name=seccomp,profile=builtin".to_string()];
+            if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+                o.push("name=cgroupns".into());
+            }
+            o
+        }),
         warnings: Some(vec![]),
         ..Default::default()
     };

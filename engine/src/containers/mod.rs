@@ -184,34 +184,7 @@ impl Containers {
 
     /// `POST /containers/create`: returns the new id and warnings.
     pub async fn create(&self, name: Option<&str>, body: &[u8]) -> Result<(String, Vec<String>)> {
-        let raw: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
-        if !raw.is_object() {
-            return Err(Error::InvalidArgument(
-                "invalid JSON: the body must be an object".into(),
-            ));
-        }
-        let parsed: ContainerCreateBody = serde_json::from_value(raw.clone())
-            .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?;
-        let mut config: ContainerConfig = {
-            let mut c = raw.clone();
-            if let Some(m) = c.as_object_mut() {
-                m.remove("HostConfig");
-                m.remove("NetworkingConfig");
-            }
-            serde_json::from_value(c)
-                .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?
-        };
-        let mut host_config: HostConfig = parsed.host_config.unwrap_or_default();
-        // "KEY=value", or "KEY" alone (set from the client's environment
-        // by the CLI); a variable without a name is nobody's.
-        for e in config.env.iter().flatten() {
-            if e.split('=').next().unwrap_or("").is_empty() || e.contains('\0') {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid environment variable: {e}"
-                )));
-            }
-        }
+        let (mut config, mut host_config) = decode_create_body(body)?;
         let image_ref = config
             .image
             .clone()
@@ -358,6 +331,43 @@ impl Containers {
         }
         Ok((all.len(), running, 0, stopped))
     }
+}
+
+/// The body of `POST /containers/create`, decoded as Docker decodes it
+/// (unknown fields ignored, wrong types refused), its environment checked.
+/// Pure, so that it can be fuzzed (engine/fuzz) together with
+/// `resources::check` and `security::check`, which come after the image
+/// lookup in `create`.
+pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> {
+    let raw: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
+    if !raw.is_object() {
+        return Err(Error::InvalidArgument(
+            "invalid JSON: the body must be an object".into(),
+        ));
+    }
+    let parsed: ContainerCreateBody = serde_json::from_value(raw.clone())
+        .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?;
+    let config: ContainerConfig = {
+        let mut c = raw;
+        if let Some(m) = c.as_object_mut() {
+            m.remove("HostConfig");
+            m.remove("NetworkingConfig");
+        }
+        serde_json::from_value(c)
+            .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?
+    };
+    let host_config: HostConfig = parsed.host_config.unwrap_or_default();
+    // "KEY=value", or "KEY" alone (set from the client's environment
+    // by the CLI); a variable without a name is nobody's.
+    for e in config.env.iter().flatten() {
+        if e.split('=').next().unwrap_or("").is_empty() || e.contains('\0') {
+            return Err(Error::InvalidArgument(format!(
+                "invalid environment variable: {e}"
+            )));
+        }
+    }
+    Ok((config, host_config))
 }
 
 /// Fills what the client left out from the image's config, as Docker does:

@@ -1,0 +1,14 @@
+//! API request decoding: any `POST /containers/create` body is decoded and
+//! checked (limits, security options) without a panic; the checks are
+//! those that run before anything is stored.
+#![no_main]
+
+use berth_engine::containers::{decode_create_body, resources, security};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((_config, mut host_config)) = decode_create_body(data) {
+        let _ = resources::check(&mut host_config);
+        let _ = security::check(&mut host_config);
+    }
+});
