@@ -23,6 +23,7 @@ pub mod store;
 pub mod tarball;
 pub mod tcp;
 pub mod util;
+pub mod volumes;
 
 pub use engine::Engine;
 pub use error::Error;

@@ -104,7 +104,10 @@ pub async fn remove(
     Path(id): Path<String>,
     AxQuery(q): AxQuery<Query>,
 ) -> Result<StatusCode> {
-    engine.containers.remove(&id, flag(&q, "force")).await?;
+    engine
+        .containers
+        .remove(&id, flag(&q, "force"), flag(&q, "v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

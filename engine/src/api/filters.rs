@@ -41,6 +41,35 @@ impl Filters {
         self.0.get(key).cloned().unwrap_or_default()
     }
 
+    /// No values for `key`, or one of them is part of `value`.
+    pub fn matches_substring(&self, key: &str, value: &str) -> bool {
+        let wanted = self.get(key);
+        wanted.is_empty() || wanted.iter().any(|w| value.contains(w.as_str()))
+    }
+
+    /// No values for `key`, or one of them is `value`.
+    pub fn matches_exact(&self, key: &str, value: &str) -> bool {
+        let wanted = self.get(key);
+        wanted.is_empty() || wanted.iter().any(|w| w == value)
+    }
+
+    /// Every `key` filter (`k` or `k=v`) holds for `labels`.
+    pub fn matches_labels(&self, key: &str, labels: &HashMap<String, String>) -> bool {
+        labels_match(&self.get(key), labels)
+    }
+
+    /// A boolean filter ("true"/"1"/"false"/"0"), if given.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key).first().map(String::as_str) {
+            None => Ok(None),
+            Some("true" | "1") => Ok(Some(true)),
+            Some("false" | "0") => Ok(Some(false)),
+            Some(v) => Err(Error::InvalidArgument(format!(
+                "invalid filter '{key}={v}'"
+            ))),
+        }
+    }
+
     /// Rejects keys outside `allowed` with Docker's wording.
     pub fn only(&self, allowed: &[&str]) -> Result<()> {
         match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {

@@ -11,6 +11,7 @@ pub mod images;
 pub mod query;
 pub mod stream;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -99,6 +100,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/export", get(containers::export))
         .route("/system/df", get(system::df))
         .route("/networks/prune", post(system::networks_prune))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
         .route("/images/load", post(images::load))

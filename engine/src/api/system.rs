@@ -324,7 +324,8 @@ pub async fn events(
 }
 
 /// `GET /system/df`: images (with the size they share with others),
-/// containers (with their writable layers), and the total of all layers.
+/// containers (with their writable layers), volumes, the build cache, and
+/// the total of all layers.
 pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Response> {
     let (layers_size, shared) = engine.images.layer_usage().await?;
     let mut images = Vec::new();
@@ -339,7 +340,7 @@ pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Respo
         "LayersSize": layers_size,
         "Images": images,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": engine.containers.volumes.usage().await?,
         "BuildCache": engine.builder.usage().await?,
     }))
     .into_response())

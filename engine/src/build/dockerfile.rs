@@ -167,17 +167,31 @@ fn heredoc_markers(text: &str) -> Vec<(String, bool, bool)> {
             after = &after[1..];
         }
         let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'');
-        let body = match quote {
-            Some(q) => after[1..].split(q).next().unwrap_or(""),
-            None => after
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .next()
-                .unwrap_or(""),
+        // What follows the marker: past the quotes when quoted (a missing
+        // closing quote takes the rest of the line; found by fuzzing, the
+        // old slice fell inside a multi-byte character).
+        let (body, consumed) = match quote {
+            Some(q) => {
+                let inner = &after[q.len_utf8()..];
+                let body = inner.split(q).next().unwrap_or("");
+                let closed = inner.len() > body.len();
+                (
+                    body,
+                    q.len_utf8() + body.len() + if closed { q.len_utf8() } else { 0 },
+                )
+            }
+            None => {
+                let body = after
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or("");
+                (body, body.len())
+            }
         };
         if !body.is_empty() && body.chars().next().is_some_and(|c| !c.is_ascii_digit()) {
             out.push((body.to_string(), strip, quote.is_some()));
         }
-        rest = &after[body.len()..];
+        rest = &after[consumed..];
     }
     out
 }
@@ -347,6 +361,16 @@ fn json_args(s: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unclosed_quoted_heredoc_marker_with_multibyte_text_is_no_panic() {
+        // Found by `contrib/fuzz.sh` (target dockerfile).
+        let _ = parse("run\u{b}\u{4}#<<<<'env\0\0 e\u{feff}");
+        assert_eq!(
+            heredoc_markers("<<'EOF' x"),
+            [("EOF".to_string(), false, true)]
+        );
+    }
 
     #[test]
     fn instructions_flags_and_forms() {

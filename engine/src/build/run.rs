@@ -120,7 +120,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     let exited = containers.wait(&id, WaitCondition::NextExit).await?;
     if let Err(e) = containers.start(&id).await {
         if build.opts.force_rm {
-            let _ = containers.remove(&id, true).await;
+            let _ = containers.remove(&id, true, true).await;
         }
         return Err(e);
     }
@@ -130,7 +130,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     let (code, _) = exited.await;
     if code != 0 {
         if build.opts.force_rm {
-            let _ = containers.remove(&id, true).await;
+            let _ = containers.remove(&id, true, true).await;
         }
         return Err(Error::CommandFailed(
             format!("The command '{cmdline}' returned a non-zero code: {code}"),
@@ -149,7 +149,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         )
         .await?;
     if build.opts.rm || build.opts.force_rm {
-        containers.remove(&id, true).await?;
+        containers.remove(&id, true, true).await?;
         build
             .out
             .say(&format!("Removing intermediate container {short}\n"));

@@ -81,7 +81,7 @@ impl Containers {
                 let _ = self.save_state(&c).await;
                 drop(guard);
                 if c.auto_remove() {
-                    let _ = self.remove(&c.id, true).await;
+                    let _ = self.remove(&c.id, true, true).await;
                 }
                 Err(e)
             }
@@ -113,7 +113,8 @@ impl Containers {
                 resolved.additional_gids.push(g);
             }
         }
-        let borrowed = self.borrowed_namespaces(c).await?;
+        let mut borrowed = self.borrowed_namespaces(c).await?;
+        borrowed.user_mounts = self.prepare_mounts(c).await?;
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT, borrowed)?;
         let log_path = if c.log_driver() == "none" {
             String::new()
@@ -489,7 +490,9 @@ impl Containers {
     }
 
     /// `DELETE /containers/{id}`
-    pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
+    /// With `remove_volumes` (`rm -v`, and `--rm` containers) its anonymous
+    /// volumes go too.
+    pub async fn remove(&self, name: &str, force: bool, remove_volumes: bool) -> Result<()> {
         let c = self.lookup(name).await?;
         if c.is_running() || c.state.restarting {
             if !force {
@@ -502,10 +505,10 @@ impl Containers {
         }
         let lock = self.lock_of(&c.id);
         let _guard = lock.lock().await;
-        self.remove_locked(&c).await
+        self.remove_locked(&c, remove_volumes).await
     }
 
-    pub(crate) async fn remove_locked(&self, c: &Container) -> Result<()> {
+    pub(crate) async fn remove_locked(&self, c: &Container, remove_volumes: bool) -> Result<()> {
         self.exec_forget_container(&c.id).await;
         match self.core.delete_task(&c.id).await {
             Ok(()) | Err(Error::NotFound(_)) => {}
@@ -519,7 +522,18 @@ impl Containers {
                 return Err(e.into());
             }
         }
+        let volumes: Vec<String> = self
+            .store
+            .container_mounts(&c.id)
+            .await?
+            .into_iter()
+            .filter(|m| m.kind == "volume")
+            .map(|m| m.source)
+            .collect();
         self.store.delete_container(&c.id).await?;
+        if remove_volumes {
+            self.volumes.remove_anonymous(&volumes).await?;
+        }
         self.forget_lock(&c.id);
         info!(container_id = %c.id, "container removed");
         self.event(c, "destroy", &[]);

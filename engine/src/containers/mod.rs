@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod log_opts;
 pub mod logs;
 pub mod monitor;
+pub mod mounts;
 pub mod names;
 pub mod pause;
 pub mod prune;
@@ -76,6 +77,7 @@ pub struct Containers {
     pub streams: attach::ActiveStreams,
     pub events: Arc<crate::events::Events>,
     pub(crate) execs: exec::Execs,
+    pub volumes: Arc<crate::volumes::Volumes>,
 }
 
 impl Containers {
@@ -87,7 +89,13 @@ impl Containers {
         default_runtime: String,
     ) -> Containers {
         let (changes, _) = broadcast::channel(256);
+        let volumes = Arc::new(crate::volumes::Volumes::new(
+            store.clone(),
+            &data_root,
+            images.events.clone(),
+        ));
         Containers {
+            volumes,
             store,
             core,
             data_root,
@@ -261,6 +269,16 @@ impl Containers {
 
         let warnings = resources::check(&mut host_config)?;
         security::check(&mut host_config)?;
+        let image_volumes: Vec<String> = image_config["config"]["Volumes"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let mount_plan = mounts::plan(
+            &config,
+            &host_config,
+            &image_volumes,
+            &self.volumes_from(&host_config).await?,
+        )?;
 
         let id = crate::util::random_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
@@ -300,6 +318,11 @@ impl Containers {
                     "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
                 )));
             }
+            return Err(e);
+        }
+        if let Err(e) = self.attach_mounts(&id, mount_plan).await {
+            let _ = self.store.delete_container(&id).await;
+            let _ = std::fs::remove_dir_all(self.paths(&id).dir);
             return Err(e);
         }
         tracing::info!(container_id = %id, name = %name, "container created");

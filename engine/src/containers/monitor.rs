@@ -196,7 +196,7 @@ async fn exited(
         .apply_exit(&mut c, code, time, oom, restarting)
         .await?;
     if c.auto_remove() && !restarting {
-        if let Err(e) = containers.remove_locked(&c).await {
+        if let Err(e) = containers.remove_locked(&c, true).await {
             warn!(container_id = %id, error = %e, "auto-removing container");
         }
     }

@@ -41,7 +41,7 @@ impl Containers {
                 continue;
             }
             let size = crate::util::dir_size(&self.paths(&c.id).upper());
-            match self.remove(&c.id, false).await {
+            match self.remove(&c.id, false, false).await {
                 Ok(()) => {
                     freed += size;
                     removed.push(c.id.clone());

@@ -71,6 +71,8 @@ pub struct Borrowed {
     /// The /dev/shm to bind: the donor's for `--ipc container:x`, the
     /// container's own for `--ipc shareable`.
     pub shm: Option<std::path::PathBuf>,
+    /// Volumes, binds and tmpfs mounts (`mounts::oci_mounts`).
+    pub user_mounts: Vec<serde_json::Value>,
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
@@ -256,11 +258,29 @@ pub fn build(
         )?),
         (NamespaceMode::Container(_), None) | (NamespaceMode::None, _) => {}
     }
+    // The user's mounts come next (parents first), then the files Docker
+    // manages, so that a volume on /etc does not hide /etc/hosts; a user
+    // mount of one of those exact paths (or of /dev/shm) replaces ours.
+    let user_dests: Vec<&str> = borrowed
+        .user_mounts
+        .iter()
+        .filter_map(|m| m["destination"].as_str())
+        .collect();
+    mounts.retain(|m| {
+        let d = m.destination().to_string_lossy();
+        d != "/dev/shm" || !user_dests.contains(&"/dev/shm")
+    });
+    for m in &borrowed.user_mounts {
+        mounts.push(from_json(m.clone())?);
+    }
     for (dest, file) in [
         ("/etc/resolv.conf", "resolv.conf"),
         ("/etc/hostname", "hostname"),
         ("/etc/hosts", "hosts"),
     ] {
+        if user_dests.contains(&dest) {
+            continue;
+        }
         let src = paths.file(file);
         mounts.push(mount(
             dest,

@@ -288,7 +288,19 @@ impl Containers {
             exec_ids: None,
             host_config: Some(c.host_config.clone()),
             graph_driver: Some(graph),
-            mounts: Some(vec![]),
+            mounts: Some(
+                self.store
+                    .container_mounts(&c.id)
+                    .await?
+                    .iter()
+                    .filter_map(|m| {
+                        serde_json::from_value(super::mounts::document(m, |n| {
+                            self.volumes.data_path(n)
+                        }))
+                        .ok()
+                    })
+                    .collect(),
+            ),
             config: Some(c.config.clone()),
             network_settings: Some(NetworkSettings {
                 sandbox_id: Some(String::new()),

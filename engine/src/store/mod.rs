@@ -55,6 +55,37 @@ pub struct LayerBlob {
     pub size: i64,
 }
 
+/// A volume of the local driver.
+#[derive(Debug, Clone)]
+pub struct VolumeRow {
+    pub name: String,
+    pub driver: String,
+    /// JSON object.
+    pub labels: String,
+    /// JSON object.
+    pub options: String,
+    pub created: String,
+    pub anonymous: bool,
+}
+
+/// One mount of a container, resolved at create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountRow {
+    pub destination: String,
+    /// bind, volume or tmpfs
+    pub kind: String,
+    /// Host path (bind), volume name (volume), empty (tmpfs).
+    pub source: String,
+    pub rw: bool,
+    /// What the user wrote after the paths ("ro,z"), shown as Mode.
+    pub mode: String,
+    pub propagation: String,
+    /// tmpfs mount options ("size=65536k,mode=1777").
+    pub options: String,
+    /// Fill an empty volume from the image at first mount.
+    pub copy_up: bool,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -125,10 +156,16 @@ impl Store {
     }
 
     pub async fn delete_container(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM container_mounts WHERE container_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM containers WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -456,6 +493,114 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    pub async fn insert_volume(&self, v: &VolumeRow) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO volumes (name, driver, labels, options, created, anonymous) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&v.name)
+        .bind(&v.driver)
+        .bind(&v.labels)
+        .bind(&v.options)
+        .bind(&v.created)
+        .bind(v.anonymous)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn volume(&self, name: &str) -> Result<Option<VolumeRow>> {
+        let row = sqlx::query(
+            "SELECT name, driver, labels, options, created, anonymous FROM volumes WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(volume_row))
+    }
+
+    pub async fn volumes(&self) -> Result<Vec<VolumeRow>> {
+        let rows = sqlx::query(
+            "SELECT name, driver, labels, options, created, anonymous FROM volumes ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(volume_row).collect())
+    }
+
+    pub async fn delete_volume(&self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM volumes WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ids of the containers that mount volume `name`.
+    pub async fn volume_users(&self, name: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT container_id FROM container_mounts WHERE kind = 'volume' AND source = ?",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn set_container_mounts(&self, id: &str, mounts: &[MountRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM container_mounts WHERE container_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for m in mounts {
+            sqlx::query("INSERT INTO container_mounts (container_id, destination, kind, source, rw, mode, propagation, options, copy_up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(id)
+                .bind(&m.destination)
+                .bind(&m.kind)
+                .bind(&m.source)
+                .bind(m.rw)
+                .bind(&m.mode)
+                .bind(&m.propagation)
+                .bind(&m.options)
+                .bind(m.copy_up)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn container_mounts(&self, id: &str) -> Result<Vec<MountRow>> {
+        let rows = sqlx::query("SELECT destination, kind, source, rw, mode, propagation, options, copy_up FROM container_mounts WHERE container_id = ? ORDER BY destination")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MountRow {
+                destination: r.get(0),
+                kind: r.get(1),
+                source: r.get(2),
+                rw: r.get(3),
+                mode: r.get(4),
+                propagation: r.get(5),
+                options: r.get(6),
+                copy_up: r.get(7),
+            })
+            .collect())
+    }
+}
+
+fn volume_row(r: &sqlx::sqlite::SqliteRow) -> VolumeRow {
+    VolumeRow {
+        name: r.get(0),
+        driver: r.get(1),
+        labels: r.get(2),
+        options: r.get(3),
+        created: r.get(4),
+        anonymous: r.get(5),
     }
 }
 
