@@ -89,6 +89,15 @@ impl Reference {
         } else {
             path
         };
+        // Docker limits the normalized name ("docker.io/library/x"), so a
+        // name that fits only in its short form is refused (found by
+        // `contrib/fuzz.sh`: it parsed, and its normalized form did not).
+        if domain.len() + 1 + path.len() > 255 {
+            return Err(Error::InvalidArgument(
+                "invalid reference format: repository name must not be more than 255 characters"
+                    .into(),
+            ));
+        }
         Ok(Reference {
             domain,
             path,
@@ -189,6 +198,14 @@ fn valid_component(c: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_too_long_once_normalized_are_refused() {
+        let short = "a".repeat(240);
+        assert!(Reference::parse(&short).is_err());
+        let r = Reference::parse(&"a".repeat(200)).unwrap();
+        assert!(Reference::parse(&r.normalized()).is_ok());
+    }
 
     #[test]
     fn normalizes_like_docker() {
