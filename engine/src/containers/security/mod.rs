@@ -83,6 +83,13 @@ pub const DEFAULT_CAPS: &[&str] = &[
 /// with "unable to apply caps" when asked for one). `--privileged` gets
 /// them all; `--cap-add` of another is refused rather than dropped.
 pub fn kernel_caps() -> Vec<&'static str> {
+    // Read once: neither the kernel's list nor our bounding set changes
+    // while berthd runs, and this is on every container start.
+    static CAPS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    CAPS.get_or_init(read_kernel_caps).clone()
+}
+
+fn read_kernel_caps() -> Vec<&'static str> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())

@@ -115,8 +115,13 @@ impl Profile {
         Ok(p)
     }
 
-    pub fn docker_default() -> Profile {
-        serde_json::from_str(DEFAULT_PROFILE).expect("the built-in seccomp profile is valid JSON")
+    /// Parsed once; every start converts it for its capability set.
+    pub fn docker_default() -> &'static Profile {
+        static DEFAULT: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
+        DEFAULT.get_or_init(|| {
+            serde_json::from_str(DEFAULT_PROFILE)
+                .expect("the built-in seccomp profile is valid JSON")
+        })
     }
 
     /// The OCI `linux.seccomp` for a container with capabilities `caps`.
