@@ -45,6 +45,11 @@ IMPLEMENTED = {
     "/containers/{id}/export": ["get"],
     "/containers/prune": ["post"],
     "/system/df": ["get"],
+    "/networks": ["get"],
+    "/networks/create": ["post"],
+    "/networks/{id}": ["get", "delete"],
+    "/networks/{id}/connect": ["post"],
+    "/networks/{id}/disconnect": ["post"],
     "/networks/prune": ["post"],
     "/build": ["post"],
     "/build/prune": ["post"],
@@ -71,7 +76,9 @@ NOTES = {
     "/containers/{id}/logs": "json-file logs, rotated files included. Entries read back from the file are sent with consecutive entries of one stream in one frame (the bytes per stream are Docker's); followed output has one frame per entry.",
     "/images/create": "fromImage pulls (Docker schema 2 and OCI, indexes by platform, gzip and zstd layers); fromSrc=- imports the body; fromSrc=<url> answers 400.",
     "/system/df": "Answers in the pre-1.52 shape (LayersSize, Images, Containers, Volumes, BuildCache) that API 1.50 clients read.",
-    "/networks/prune": "No user networks exist yet, so nothing is ever pruned.",
+    "/networks/prune": "User-defined networks no container is connected to (running or not); filters label, label!, until.",
+    "/networks/create": "Bridge driver only, one IPv4 subnet (IPv6 answers 400); without a subnet one comes from --default-address-pool. Options com.docker.network.bridge.name and com.docker.network.driver.mtu are applied.",
+    "/networks/{id}/connect": "A running container gets the new interface at once (netavark); a stopped one at its next start.",
     "/build": "The legacy builder (version=1): a tar context (plain, gzip or zstd) or a bare Dockerfile; version=2 (BuildKit) and remote contexts are refused. RUN steps use network none unless networkmode=host.",
     "/volumes/create": "Local driver only; driver options (type, device, o) are refused for now.",
     "/build/prune": "Forgets the legacy builder's cache and removes the intermediate step images only it kept.",
@@ -79,8 +86,7 @@ NOTES = {
     "/containers/{id}/archive": "Paths resolve inside the container's root (openat2 RESOLVE_IN_ROOT); a running container is paused while a tree is read. /etc/hosts, /etc/hostname and /etc/resolv.conf read as the container sees them (the files mounted over them).",
     "/containers/{id}/update": "Memory, MemorySwap, MemoryReservation, NanoCpus, CpuShares, CpuPeriod, CpuQuota, CpusetCpus, CpusetMems, PidsLimit, BlkioWeight and RestartPolicy; applied live with the runtime's update.",
     "/containers/{id}/stats": "From the container's cgroup (v1 or v2) and its network namespace's /proc/net/dev.",
-    "/containers/{id}/exec": "Privileged execs answer 501 for now.",
-    "/containers/create": "NetworkMode other than none/default/host answers 400 until container networks land.",
+    "/containers/create": "An unknown network (NetworkMode or NetworkingConfig) answers 400, not 404: the docker CLI answers a 404 from create by pulling the image. Docker finds out at start instead.",
 }
 
 

@@ -16,9 +16,11 @@ cd "$(dirname "$0")/.."
 # for `script` (tty tests), file, curl, docker-registry (the registry the
 # image tests push to and pull from, on 127.0.0.1), tini (its static build
 # is the init of `docker run --init`), openssl (certificates for the TLS
+# tests), netavark and aardvark-dns (container networks, published ports,
+# name resolution between containers), docker-compose (v1, for the compose
 # tests); docker.io only when no docker CLI exists (it brings one, and
 # dockerd for side-by-side benchmarks).
-packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl)
+packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose)
 command -v docker >/dev/null || packages+=(docker.io)
 missing=()
 for p in "${packages[@]}"; do

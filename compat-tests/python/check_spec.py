@@ -124,6 +124,31 @@ def main():
     check("GET", "/containers/{id}/archive", f"/containers/{rid}/archive?path=/nonexist", expect=404)
     check("DELETE", "/containers/{id}", f"/containers/{rid}?force=1", expect=204)
     check("GET", "/distribution/{name}/json", "/distribution/127.0.0.1:1/nothing/json", expect=500)
+    net = check("POST", "/networks/create", "/networks/create",
+                {"Name": "spec-net", "Labels": {"a": "b"}}, expect=201)
+    check("POST", "/networks/create", "/networks/create",
+          {"Name": "spec-bad", "IPAM": {"Config": [{"Subnet": "10.1.1.5/24"}]}}, expect=400)
+    nid = net["Id"] if net else "spec-net"
+    check("GET", "/networks", "/networks", expect=200)
+    check("GET", "/networks/{id}", f"/networks/{nid}", expect=200)
+    check("GET", "/networks/{id}", "/networks/nosuch", expect=404)
+    on_net = check("POST", "/containers/create", "/containers/create?name=spec-net-c",
+                   {"Image": "busybox", "Cmd": ["sleep", "300"],
+                    "HostConfig": {"NetworkMode": "spec-net",
+                                   "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1"}]}}},
+                   expect=201)
+    nc = on_net["Id"] if on_net else "spec-net-c"
+    check("POST", "/containers/{id}/start", f"/containers/{nc}/start", expect=204)
+    check("GET", "/containers/{id}/json", f"/containers/{nc}/json", expect=200)
+    check("GET", "/containers/json", "/containers/json", expect=200)
+    check("GET", "/networks/{id}", f"/networks/{nid}", expect=200)
+    check("POST", "/networks/{id}/connect", "/networks/bridge/connect", {"Container": nc}, expect=200)
+    check("POST", "/networks/{id}/disconnect", "/networks/bridge/disconnect", {"Container": nc}, expect=200)
+    check("DELETE", "/networks/{id}", f"/networks/{nid}", expect=403)
+    check("DELETE", "/networks/{id}", "/networks/bridge", expect=403)
+    check("DELETE", "/containers/{id}", f"/containers/{nc}?force=1", expect=204)
+    check("DELETE", "/networks/{id}", f"/networks/{nid}", expect=204)
+    check("DELETE", "/networks/{id}", f"/networks/{nid}", expect=404)
 
     if failures:
         print("\n".join(failures))

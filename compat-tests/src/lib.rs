@@ -49,6 +49,53 @@ pub struct Berth {
     extra_args: Vec<String>,
     /// Where berthd is run from (it finds berth-core next to itself).
     bin: PathBuf,
+    /// This instance's network slot (see `NetSlot`).
+    pub net: NetSlot,
+}
+
+/// Tests run several private berthds at once on one host, so each gets
+/// its own default bridge, subnets and aardvark-dns addresses: slot `n` is
+/// held by an flock on /tmp/berth-test-netslots/<n> for the Berth's life.
+pub struct NetSlot {
+    pub n: u32,
+    _lock: std::fs::File,
+}
+
+impl NetSlot {
+    fn take() -> NetSlot {
+        let dir = std::env::temp_dir().join("berth-test-netslots");
+        std::fs::create_dir_all(&dir).unwrap();
+        loop {
+            for n in 0..64 {
+                let f = std::fs::File::create(dir.join(n.to_string())).unwrap();
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+                // SAFETY: flock on a descriptor we own.
+                if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                    return NetSlot { n, _lock: f };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// berthd flags: bridge, --bip, the address pool, ports published
+    /// without an address (-P) on 127.0.0.1 only, loopback DNS.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--bridge".into(),
+            format!("berthtest{}", self.n),
+            "--bip".into(),
+            format!("10.250.{}.1/24", self.n),
+            "--default-address-pool".into(),
+            format!("base=10.{}.0.0/16,size=24", 128 + self.n),
+            "--ip".into(),
+            "127.0.0.1".into(),
+            // Names no container has are asked of the host's loopback
+            // (where nothing answers), never of a resolver off this host.
+            "--dns".into(),
+            "127.0.0.1".into(),
+        ]
+    }
 }
 
 /// What `docker` printed.
@@ -100,6 +147,7 @@ impl Berth {
             berthd: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             bin: bin_dir(),
+            net: NetSlot::take(),
         };
         b.spawn_berthd();
         b
@@ -140,7 +188,8 @@ impl Berth {
         cmd.arg("--data-root")
             .arg(self.data_root())
             .arg("--exec-root")
-            .arg(self.exec_root());
+            .arg(self.exec_root())
+            .args(self.net.args());
         let log = std::fs::File::options()
             .create(true)
             .append(true)
@@ -205,6 +254,7 @@ impl Berth {
             .arg(self.exec_root())
             .arg("--pidfile")
             .arg(self.root.join("berthd.pid"))
+            .args(self.net.args())
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -449,6 +499,37 @@ impl Berth {
         assert!(mounts.is_empty(), "mounts left behind: {mounts:?}\n{log}");
     }
 
+    /// Pids of container inits, from the OCI runtime's state files under
+    /// `<exec-root>/core/runtime/<runtime>/<id>/state.json`.
+    fn container_inits(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        let Ok(runtimes) = std::fs::read_dir(self.exec_root().join("core/runtime")) else {
+            return out;
+        };
+        for rt in runtimes.flatten() {
+            for c in std::fs::read_dir(rt.path()).into_iter().flatten().flatten() {
+                let Ok(raw) = std::fs::read(c.path().join("state.json")) else {
+                    continue;
+                };
+                let v: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+                let Some(pid) = v["init_process_pid"].as_i64().filter(|p| *p > 0) else {
+                    continue;
+                };
+                // Only if it is still that process (pids are reused): its
+                // start time, field 22 of /proc/<pid>/stat, must match.
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let start = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+                    .and_then(|s| s.parse::<u64>().ok());
+                if start.is_some() && start == v["init_process_start"].as_u64() {
+                    out.push(pid as i32);
+                }
+            }
+        }
+        out
+    }
+
     fn shutdown(&mut self) {
         if self.berthd.is_some() {
             let ids = self.docker(&["ps", "-aq"]).stdout;
@@ -462,6 +543,13 @@ impl Berth {
         if let Some(mut c) = self.berthd.take() {
             unsafe_kill(c.id() as i32, libc::SIGTERM);
             let _ = c.wait();
+        }
+        // Containers still running (a test that failed while no berthd
+        // ran, so `rm -f` could not reach them): their inits by the pid
+        // the runtime recorded; their cmdlines do not name our root.
+        for pid in self.container_inits() {
+            unsafe_kill(pid, libc::SIGKILL);
+            wait_exit(pid);
         }
         // berth-core (and any shim still alive) by pid; wait on pidfds, since
         // their parent is init, which reaps late. The core gets SIGTERM first

@@ -70,6 +70,28 @@ pub struct Config {
     /// Layers uploaded at once per push.
     #[arg(long, default_value_t = 5)]
     pub max_concurrent_uploads: usize,
+    /// Name of the default bridge network's Linux bridge (dockerd: -b;
+    /// Docker's is docker0, so the two never share one).
+    #[arg(short = 'b', long = "bridge", default_value = "berth0")]
+    pub bridge: String,
+    /// The default bridge's gateway address and subnet, like dockerd's
+    /// --bip. Chosen outside Docker's default pools (172.17.0.0/12 and
+    /// 192.168.0.0/16) so a dockerd on the same host never clashes.
+    #[arg(long, default_value = "10.77.0.1/16")]
+    pub bip: String,
+    /// Where user-defined networks get their subnets: base=CIDR,size=N,
+    /// like dockerd's flag. Repeatable; default base=10.78.0.0/15,size=24.
+    #[arg(long = "default-address-pool")]
+    pub default_address_pools: Vec<String>,
+    /// Name servers for containers that name none (--dns), like dockerd's
+    /// --dns. On user-defined networks they are aardvark-dns's upstreams.
+    /// Repeatable.
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    /// Host address of published ports that name none (-p 80, -P), like
+    /// dockerd's --ip.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub ip: String,
     /// Newest engine–core protocol version to speak (default: this build's
     /// newest). For running an engine as an older one would, in tests.
     #[arg(long, hide = true)]

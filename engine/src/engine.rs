@@ -54,12 +54,20 @@ impl Engine {
             config.core_protocol,
         ));
         let launcher = Arc::new(Launcher::new(&config)?);
+        let networks = Arc::new(crate::networks::Networks::new(
+            store.clone(),
+            images.events.clone(),
+            &config.exec_root,
+            &config,
+        )?);
+        networks.init().await?;
         let containers = Arc::new(Containers::new(
             store.clone(),
             images.clone(),
             core.clone(),
             config.data_root.clone(),
             config.runtime.clone().unwrap_or_default(),
+            networks,
         ));
         let builder = Arc::new(Builder::new(containers.clone(), &config.data_root)?);
         Ok(Arc::new(Engine {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod images;
 pub mod listener;
+pub mod networks;
 pub mod store;
 pub mod tarball;
 pub mod tcp;

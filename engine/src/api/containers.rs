@@ -48,7 +48,7 @@ pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -
 }
 
 pub async fn inspect(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(engine.containers.inspect(&id).await?).into_response())
+    Ok(Json(engine.containers.inspect_json(&id).await?).into_response())
 }
 
 pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<StatusCode> {

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod filters;
 pub mod hijack;
 pub mod images;
+pub mod networks;
 pub mod query;
 pub mod stream;
 pub mod system;
@@ -99,7 +100,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/containers/{id}/export", get(containers::export))
         .route("/system/df", get(system::df))
-        .route("/networks/prune", post(system::networks_prune))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

@@ -345,10 +345,3 @@ pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Respo
     }))
     .into_response())
 }
-
-/// `POST /networks/prune`. Containers run with networking "none" only
-/// (user networks do not exist yet), so there is never one to prune; the
-/// answer is the true, empty one, which `docker system prune` needs.
-pub async fn networks_prune() -> Json<serde_json::Value> {
-    Json(json!({ "NetworksDeleted": [] }))
-}

@@ -73,6 +73,7 @@ impl Containers {
             }
             Err(e) => {
                 let paths = self.paths(&c.id);
+                self.networks.leave(&c.id).await;
                 let _ = rootfs::unmount_rootfs(&paths);
                 c.state.error = e.to_string();
                 if c.state.exit_code == 0 {
@@ -96,17 +97,67 @@ impl Containers {
             Err(e) => return Err(e),
         }
         self.mount_rootfs(c).await?;
-        let hostname = c
+        let mut hostname = c
             .config
             .hostname
             .clone()
             .unwrap_or_else(|| c.id[..12].to_string());
-        rootfs::write_etc_files(
-            &paths,
-            &hostname,
-            &c.host_config.extra_hosts.clone().unwrap_or_default(),
-            c.host_config.network_mode.as_deref() == Some("host"),
-        )?;
+        let mode = crate::networks::sandbox::mode_of(c).to_string();
+        let netns;
+        if let Some(donor) = mode.strip_prefix("container:") {
+            // Its network namespace, name and name files are the donor's.
+            let o = self.lookup(donor).await?;
+            if o.id == c.id {
+                return Err(Error::InvalidArgument(
+                    "cannot join own network namespace".into(),
+                ));
+            }
+            if !o.state.running || o.state.pid == 0 {
+                return Err(Error::Conflict(format!(
+                    "cannot join network namespace of a non running container: {}",
+                    o.id
+                )));
+            }
+            netns = Some(std::path::PathBuf::from(format!(
+                "/proc/{}/ns/net",
+                o.state.pid
+            )));
+            hostname = o
+                .config
+                .hostname
+                .clone()
+                .unwrap_or_else(|| o.id[..12].to_string());
+            let from = self.paths(&o.id);
+            std::fs::write(paths.file("hostname"), format!("{hostname}\n"))?;
+            for f in ["hosts", "resolv.conf"] {
+                std::fs::copy(from.file(f), paths.file(f))?;
+            }
+        } else {
+            let joined = self.networks.join(c).await?;
+            let hc = &c.host_config;
+            let dns = self.networks.dns_of(c);
+            rootfs::write_etc_files(
+                &paths,
+                &rootfs::EtcFiles {
+                    hostname: &hostname,
+                    extra_hosts: hc.extra_hosts.as_deref().unwrap_or_default(),
+                    host_network: mode == "host",
+                    ip: joined.as_ref().and_then(|j| j.ip.as_deref()),
+                    gateway: joined
+                        .as_ref()
+                        .and_then(|j| j.gateway.as_deref())
+                        .or(Some(self.networks.default_gateway())),
+                    nameservers: joined
+                        .as_ref()
+                        .map(|j| j.nameservers.as_slice())
+                        .unwrap_or_default(),
+                    dns: &dns,
+                    dns_search: hc.dns_search.as_deref().unwrap_or_default(),
+                    dns_options: hc.dns_options.as_deref().unwrap_or_default(),
+                },
+            )?;
+            netns = joined.map(|j| j.netns);
+        }
         let mut resolved = user::resolve(&paths.rootfs(), c.config.user.as_deref().unwrap_or(""))?;
         for g in user::resolve_groups(&paths.rootfs(), c.host_config.group_add.as_deref())? {
             if g != resolved.gid && !resolved.additional_gids.contains(&g) {
@@ -115,6 +166,7 @@ impl Containers {
         }
         let mut borrowed = self.borrowed_namespaces(c).await?;
         borrowed.user_mounts = self.prepare_mounts(c).await?;
+        borrowed.netns = netns;
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT, borrowed)?;
         let log_path = if c.log_driver() == "none" {
             String::new()
@@ -251,6 +303,11 @@ impl Containers {
         oom: bool,
         restarting: bool,
     ) -> Result<()> {
+        // The network goes first: a container shown as exited holds no
+        // address, port or namespace any more.
+        if !restarting {
+            self.networks.leave(&c.id).await;
+        }
         c.state.running = false;
         c.state.restarting = restarting;
         c.state.status = if restarting { "restarting" } else { "exited" }.into();
@@ -515,6 +572,7 @@ impl Containers {
             Err(e) => return Err(e),
         }
         let paths = self.paths(&c.id);
+        self.networks.leave(&c.id).await;
         rootfs::unmount_rootfs(&paths)?;
         self.pending.drop_all(&c.id);
         if let Err(e) = std::fs::remove_dir_all(&paths.dir) {

@@ -78,6 +78,7 @@ pub struct Containers {
     pub events: Arc<crate::events::Events>,
     pub(crate) execs: exec::Execs,
     pub volumes: Arc<crate::volumes::Volumes>,
+    pub networks: Arc<crate::networks::Networks>,
 }
 
 impl Containers {
@@ -87,6 +88,7 @@ impl Containers {
         core: Arc<CoreClient>,
         data_root: PathBuf,
         default_runtime: String,
+        networks: Arc<crate::networks::Networks>,
     ) -> Containers {
         let (changes, _) = broadcast::channel(256);
         let volumes = Arc::new(crate::volumes::Volumes::new(
@@ -96,6 +98,7 @@ impl Containers {
         ));
         Containers {
             volumes,
+            networks,
             store,
             core,
             data_root,
@@ -193,6 +196,7 @@ impl Containers {
     /// `POST /containers/create`: returns the new id and warnings.
     pub async fn create(&self, name: Option<&str>, body: &[u8]) -> Result<(String, Vec<String>)> {
         let (mut config, mut host_config) = decode_create_body(body)?;
+        let networking = networking_config(body);
         let image_ref = config
             .image
             .clone()
@@ -254,18 +258,27 @@ impl Containers {
         {
             host_config.runtime = Some(self.default_runtime.clone());
         }
-        // Until container networks exist every container gets a network
-        // namespace of its own with only loopback, which is Docker's "none",
-        // unless it asks for the host's.
-        match host_config.network_mode.as_deref().unwrap_or("") {
-            "" | "default" | "none" => host_config.network_mode = Some("none".into()),
-            "host" => {}
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                "network mode {other:?} is not supported yet; containers run with --network none"
-            )))
-            }
+        let (network_mode, endpoints) = self
+            .networks
+            .plan_endpoints(
+                host_config.network_mode.as_deref().unwrap_or(""),
+                networking.as_ref(),
+                name.unwrap_or(""),
+            )
+            .await
+            // A 404 from create makes the docker CLI pull the image and
+            // retry; an unknown network is the request's fault.
+            .map_err(|e| match e {
+                Error::NotFound(m) => Error::InvalidArgument(m),
+                other => other,
+            })?;
+        if let Some(other) = network_mode.strip_prefix("container:") {
+            self.lookup(other).await.map_err(|e| match e {
+                Error::NotFound(m) => Error::InvalidArgument(m),
+                other => other,
+            })?;
         }
+        host_config.network_mode = Some(network_mode);
 
         let warnings = resources::check(&mut host_config)?;
         security::check(&mut host_config)?;
@@ -320,7 +333,11 @@ impl Containers {
             }
             return Err(e);
         }
-        if let Err(e) = self.attach_mounts(&id, mount_plan).await {
+        let attached = match self.attach_mounts(&id, mount_plan).await {
+            Ok(()) => self.networks.attach_endpoints(&id, &endpoints).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = attached {
             let _ = self.store.delete_container(&id).await;
             let _ = std::fs::remove_dir_all(self.paths(&id).dir);
             return Err(e);
@@ -393,6 +410,12 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> 
     Ok((config, host_config))
 }
 
+/// The body's NetworkingConfig (EndpointsConfig per network), if any.
+fn networking_config(body: &[u8]) -> Option<bollard_stubs::models::NetworkingConfig> {
+    let raw: Value = serde_json::from_slice(body).ok()?;
+    serde_json::from_value(raw.get("NetworkingConfig")?.clone()).ok()
+}
+
 /// Fills what the client left out from the image's config, as Docker does:
 /// env merged by key, labels merged, Cmd/Entrypoint/WorkingDir/User/
 /// StopSignal taken from the image when not given (an Entrypoint given
@@ -454,5 +477,31 @@ fn merge_image_defaults(config: &mut ContainerConfig, image: &Value) {
             }
         }
         config.exposed_ports = Some(merged);
+    }
+}
+
+impl Containers {
+    /// `docker network connect`: under the container's lock, so that it
+    /// does not race its start or stop.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        cfg: &bollard_stubs::models::EndpointSettings,
+    ) -> Result<()> {
+        let id = self.lookup(container).await?.id;
+        let lock = self.lock_of(&id);
+        let _guard = lock.lock().await;
+        let c = self.lookup(&id).await?;
+        self.networks.connect(&c, network, cfg).await
+    }
+
+    /// `docker network disconnect`
+    pub async fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
+        let id = self.lookup(container).await?.id;
+        let lock = self.lock_of(&id);
+        let _guard = lock.lock().await;
+        let c = self.lookup(&id).await?;
+        self.networks.disconnect(&c, network).await
     }
 }

@@ -280,5 +280,21 @@ async fn reconcile(containers: &Containers) -> Result<()> {
             }
         }
     }
+    // Networks of containers that are not running (a crashed berthd's,
+    // a start cut short) go now; running containers keep theirs. Under the
+    // container's lock: a start in progress holds it.
+    for id in containers.networks.sandbox_ids().await? {
+        let lock = containers.lock_of(&id);
+        let _guard = lock.lock().await;
+        let live = containers
+            .lookup(&id)
+            .await
+            .map(|c| c.is_running() || c.state.restarting)
+            .unwrap_or(false);
+        if !live {
+            info!(container_id = %id, "removing a network left by an earlier run");
+            containers.networks.leave(&id).await;
+        }
+    }
     Ok(())
 }

@@ -108,52 +108,114 @@ fn unescape_mountinfo(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
+/// What the container's hostname, hosts and resolv.conf say.
+#[derive(Debug, Default)]
+pub struct EtcFiles<'a> {
+    pub hostname: &'a str,
+    /// --add-host name:ip ("host-gateway" as the ip means `gateway`).
+    pub extra_hosts: &'a [String],
+    pub host_network: bool,
+    /// The container's address on its first network.
+    pub ip: Option<&'a str>,
+    pub gateway: Option<&'a str>,
+    /// Name servers of its networks (aardvark-dns on user-defined ones).
+    pub nameservers: &'a [String],
+    /// --dns, --dns-search, --dns-option
+    pub dns: &'a [String],
+    pub dns_search: &'a [String],
+    pub dns_options: &'a [String],
+}
+
 /// Writes hostname, hosts and resolv.conf for the container.
-pub fn write_etc_files(
-    paths: &Paths,
-    hostname: &str,
-    extra_hosts: &[String],
-    host_network: bool,
-) -> Result<()> {
-    std::fs::write(paths.file("hostname"), format!("{hostname}\n"))?;
-    if host_network {
-        // The host's own files: its name servers are reachable from its
-        // network namespace, loopback ones included.
-        let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-        for h in extra_hosts {
+pub fn write_etc_files(paths: &Paths, f: &EtcFiles) -> Result<()> {
+    std::fs::write(paths.file("hostname"), format!("{}\n", f.hostname))?;
+    let extra = |hosts: &mut String| {
+        for h in f.extra_hosts {
+            // name:ip, where ip may itself hold colons (IPv6).
             if let Some((name, ip)) = h.split_once(':') {
+                let ip = if ip == "host-gateway" {
+                    f.gateway.unwrap_or("127.0.0.1")
+                } else {
+                    ip
+                };
                 hosts.push_str(&format!("{ip}\t{name}\n"));
             }
         }
+    };
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if f.host_network {
+        // The host's own files: its name servers are reachable from its
+        // network namespace, loopback ones included.
+        let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        extra(&mut hosts);
         std::fs::write(paths.file("hosts"), hosts)?;
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(paths.file("resolv.conf"), resolv)?;
+        std::fs::write(
+            paths.file("resolv.conf"),
+            resolv_conf(&host_resolv, f, true),
+        )?;
         return Ok(());
     }
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
-    for h in extra_hosts {
-        if let Some((name, ip)) = h.split_once(':') {
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
+    extra(&mut hosts);
+    if let Some(ip) = f.ip {
+        hosts.push_str(&format!("{ip}\t{}\n", f.hostname));
     }
-    hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
     std::fs::write(paths.file("hosts"), hosts)?;
-    // The host's resolver config, minus loopback name servers, which would
-    // point at the container's own (empty) loopback.
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let kept: Vec<&str> = host
-        .lines()
-        .filter(|l| {
-            let mut w = l.split_whitespace();
-            !(w.next() == Some("nameserver")
-                && w.next()
-                    .is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
-        })
-        .collect();
-    std::fs::write(paths.file("resolv.conf"), kept.join("\n") + "\n")?;
+    std::fs::write(
+        paths.file("resolv.conf"),
+        resolv_conf(&host_resolv, f, false),
+    )?;
     Ok(())
+}
+
+/// resolv.conf: the networks' name servers (aardvark-dns, which asks the
+/// --dns servers for other names, like Docker's embedded DNS), else --dns,
+/// else the host's
+/// (minus loopback ones, which would point at the container's own
+/// loopback, unless it shares the host's network); search and options from
+/// --dns-search/--dns-option, else the host's.
+fn resolv_conf(host: &str, f: &EtcFiles, host_network: bool) -> String {
+    let lines = |key: &str| -> Vec<String> {
+        host.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key)).then(|| w.collect::<Vec<_>>().join(" "))
+            })
+            .collect()
+    };
+    let servers: Vec<String> = if !f.nameservers.is_empty() {
+        f.nameservers.to_vec()
+    } else if !f.dns.is_empty() {
+        f.dns.to_vec()
+    } else {
+        lines("nameserver")
+            .into_iter()
+            .filter(|ip| host_network || !(ip.starts_with("127.") || ip == "::1"))
+            .collect()
+    };
+    let mut out = String::new();
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    let search = if f.dns_search.is_empty() {
+        lines("search")
+    } else {
+        vec![f.dns_search.join(" ")]
+    };
+    for s in search.iter().filter(|s| !s.is_empty() && s.as_str() != ".") {
+        out.push_str(&format!("search {s}\n"));
+    }
+    let options = if f.dns_options.is_empty() {
+        lines("options")
+    } else {
+        vec![f.dns_options.join(" ")]
+    };
+    for o in options.iter().filter(|o| !o.is_empty()) {
+        out.push_str(&format!("options {o}\n"));
+    }
+    out
 }
 
 impl super::Containers {

@@ -73,6 +73,10 @@ pub struct Borrowed {
     pub shm: Option<std::path::PathBuf>,
     /// Volumes, binds and tmpfs mounts (`mounts::oci_mounts`).
     pub user_mounts: Vec<serde_json::Value>,
+    /// The network namespace to join: the container's own as netavark set
+    /// it up, or another container's (`--network container:x`). None: a
+    /// new, empty one (`--network none`).
+    pub netns: Option<std::path::PathBuf>,
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
@@ -316,6 +320,11 @@ pub fn build(
             _ => (&NamespaceMode::Private, None),
         };
         let mut b = LinuxNamespaceBuilder::default().typ(t);
+        if t == LinuxNamespaceType::Network {
+            if let Some(p) = &borrowed.netns {
+                b = b.path(p.clone());
+            }
+        }
         match mode {
             NamespaceMode::Host => continue,
             NamespaceMode::Container(id) => {

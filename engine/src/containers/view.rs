@@ -176,6 +176,7 @@ impl Containers {
             } else {
                 c.image_id.clone()
             };
+            let (_, nets, ports) = self.networks.settings(&c).await?;
             out.push(ContainerSummary {
                 id: Some(c.id.clone()),
                 names: Some(vec![format!("/{}", c.name)]),
@@ -183,7 +184,7 @@ impl Containers {
                 image_id: Some(c.image_id.clone()),
                 command: Some(command_text(&c)),
                 created: Some(parse_rfc3339(&c.created).map(|t| t.0).unwrap_or(0)),
-                ports: Some(vec![]),
+                ports: serde_json::from_value(serde_json::Value::Array(ports)).ok(),
                 labels: Some(c.config.labels.clone().unwrap_or_default()),
                 state: serde_json::from_value(serde_json::Value::String(c.state.status.clone()))
                     .ok(),
@@ -193,7 +194,7 @@ impl Containers {
                     annotations: None,
                 }),
                 network_settings: Some(ContainerSummaryNetworkSettings {
-                    networks: Some(HashMap::new()),
+                    networks: serde_json::from_value(nets["Networks"].clone()).ok(),
                 }),
                 mounts: Some(vec![]),
                 ..Default::default()
@@ -203,6 +204,17 @@ impl Containers {
             }
         }
         Ok(out)
+    }
+
+    /// `GET /containers/{id}/json` as sent: the typed document plus the
+    /// top-level NetworkSettings fields (IPAddress, Gateway, MacAddress...)
+    /// that API 1.50 still carries and scripts read.
+    pub async fn inspect_json(&self, name: &str) -> Result<serde_json::Value> {
+        let doc = self.inspect(name).await?;
+        let c = self.lookup(name).await?;
+        let mut v = serde_json::to_value(doc).map_err(Error::internal)?;
+        v["NetworkSettings"] = self.networks.settings(&c).await?.0;
+        Ok(v)
     }
 
     /// `GET /containers/{id}/json`
@@ -302,12 +314,10 @@ impl Containers {
                     .collect(),
             ),
             config: Some(c.config.clone()),
-            network_settings: Some(NetworkSettings {
-                sandbox_id: Some(String::new()),
-                sandbox_key: Some(String::new()),
-                ports: Some(HashMap::new()),
-                networks: Some(HashMap::new()),
-            }),
+            network_settings: serde_json::from_value::<NetworkSettings>(
+                self.networks.settings(&c).await?.0,
+            )
+            .ok(),
             ..Default::default()
         })
     }

@@ -161,6 +161,12 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        for table in ["endpoints", "sandboxes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE container_id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM containers WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -590,6 +596,130 @@ impl Store {
                 copy_up: r.get(7),
             })
             .collect())
+    }
+    // Networks, endpoints and sandboxes hold JSON documents whose shape
+    // belongs to the networks module.
+
+    /// Inserts a network; false when the name is taken.
+    pub async fn insert_network(&self, id: &str, name: &str, doc: &str) -> Result<bool> {
+        let done = sqlx::query("INSERT OR IGNORE INTO networks (id, name, doc) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(name)
+            .bind(doc)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn update_network(&self, id: &str, doc: &str) -> Result<()> {
+        sqlx::query("UPDATE networks SET doc = ? WHERE id = ?")
+            .bind(doc)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every network's document.
+    pub async fn networks(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT doc FROM networks ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Deletes a network and every endpoint in it.
+    pub async fn delete_network(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM endpoints WHERE network_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM networks WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_endpoint(
+        &self,
+        container_id: &str,
+        network_id: &str,
+        doc: &str,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO endpoints (container_id, network_id, doc) VALUES (?, ?, ?) ON CONFLICT(container_id, network_id) DO UPDATE SET doc = excluded.doc")
+            .bind(container_id)
+            .bind(network_id)
+            .bind(doc)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_endpoint(&self, container_id: &str, network_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM endpoints WHERE container_id = ? AND network_id = ?")
+            .bind(container_id)
+            .bind(network_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// (container id, network id, doc) of every endpoint.
+    pub async fn endpoints(&self) -> Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query("SELECT container_id, network_id, doc FROM endpoints")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// (network id, doc) of a container's endpoints.
+    pub async fn container_endpoints(&self, container_id: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT network_id, doc FROM endpoints WHERE container_id = ?")
+            .bind(container_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn set_sandbox(&self, container_id: &str, doc: &str) -> Result<()> {
+        sqlx::query("INSERT INTO sandboxes (container_id, doc) VALUES (?, ?) ON CONFLICT(container_id) DO UPDATE SET doc = excluded.doc")
+            .bind(container_id)
+            .bind(doc)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn sandbox(&self, container_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT doc FROM sandboxes WHERE container_id = ?")
+                .bind(container_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.get(0)),
+        )
+    }
+
+    /// (container id, doc) of every sandbox.
+    pub async fn sandboxes(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT container_id, doc FROM sandboxes")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn delete_sandbox(&self, container_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sandboxes WHERE container_id = ?")
+            .bind(container_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,86 @@
+//! `/networks`: create, list, inspect, remove, prune, connect, disconnect.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query as AxQuery, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bollard_stubs::models::{
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+};
+use serde_json::json;
+
+use super::filters::Filters;
+use super::query::Query;
+use super::State;
+use crate::error::{Error, Result};
+
+fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))
+}
+
+/// `POST /networks/create`
+pub async fn create(AxState(engine): AxState<State>, body: Bytes) -> Result<Response> {
+    let req: NetworkCreateRequest = decode(&body)?;
+    let v = engine.containers.networks.create(req).await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// `GET /networks`
+pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    Ok(Json(engine.containers.networks.list(&filters).await?).into_response())
+}
+
+/// `GET /networks/{id}`
+pub async fn inspect(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(engine.containers.networks.inspect(&id).await?).into_response())
+}
+
+/// `DELETE /networks/{id}`
+pub async fn remove(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<StatusCode> {
+    engine.containers.networks.remove(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /networks/prune`
+pub async fn prune(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+) -> Result<Response> {
+    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let deleted = engine.containers.networks.prune(&filters).await?;
+    Ok(Json(json!({ "NetworksDeleted": deleted })).into_response())
+}
+
+/// `POST /networks/{id}/connect`
+pub async fn connect(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let req: NetworkConnectRequest = decode(&body)?;
+    engine
+        .containers
+        .connect_network(
+            &id,
+            &req.container,
+            &req.endpoint_config.unwrap_or_default(),
+        )
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /networks/{id}/disconnect`
+pub async fn disconnect(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let req: NetworkDisconnectRequest = decode(&body)?;
+    engine
+        .containers
+        .disconnect_network(&id, &req.container)
+        .await?;
+    Ok(StatusCode::OK)
+}

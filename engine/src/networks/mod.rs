@@ -1,0 +1,657 @@
+//! Networks: the predefined `bridge`, `host` and `none`, and user-defined
+//! bridge networks with their own subnet, gateway, --ip-range, internal
+//! flag and name resolution (aardvark-dns). The records live in SQLite; the
+//! bridges, veths and firewall rules are made by netavark when the first
+//! container of a network starts and go with the last one (`sandbox`).
+
+pub mod ipam;
+pub mod netavark;
+pub mod netns;
+pub mod ports;
+pub mod sandbox;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bollard_stubs::models::NetworkCreateRequest;
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tracing::info;
+
+use crate::api::filters::Filters;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use ipam::Pool;
+
+/// Networks every engine has, which cannot be created or removed.
+pub const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+/// One network, as stored (JSON in the `networks` table).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    /// bridge, host or null
+    pub driver: String,
+    pub created: String,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// IPv4 subnet (CIDR); bridge networks only.
+    #[serde(default)]
+    pub subnet: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub ip_range: Option<String>,
+    /// Whether the user chose the subnet (only then may containers pick
+    /// their address with --ip, as in Docker).
+    #[serde(default)]
+    pub user_subnet: bool,
+    /// The Linux bridge.
+    #[serde(default)]
+    pub bridge: String,
+    /// Name resolution between its containers (user-defined networks).
+    #[serde(default)]
+    pub dns: bool,
+}
+
+impl NetworkRecord {
+    pub fn is_predefined(&self) -> bool {
+        PREDEFINED.contains(&self.name.as_str())
+    }
+
+    pub fn subnet(&self) -> Option<Ipv4Net> {
+        self.subnet.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.gateway.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    /// netavark's view of it.
+    pub fn netavark_info(&self) -> netavark::NetInfo {
+        netavark::NetInfo {
+            dns_enabled: self.dns,
+            driver: "bridge".into(),
+            id: self.id.clone(),
+            internal: self.internal,
+            ipv6_enabled: false,
+            name: self.id.clone(),
+            network_interface: self.bridge.clone(),
+            subnets: self
+                .subnet
+                .iter()
+                .map(|s| netavark::NetSubnet {
+                    subnet: s.clone(),
+                    gateway: if self.internal {
+                        None
+                    } else {
+                        self.gateway.clone()
+                    },
+                })
+                .collect(),
+            options: self
+                .options
+                .get("com.docker.network.driver.mtu")
+                .map(|m| BTreeMap::from([("mtu".to_string(), m.clone())]))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The document of `docker network inspect` and `ls` (Containers is
+    /// filled in by the caller).
+    pub fn document(&self) -> Value {
+        let config: Vec<Value> = self
+            .subnet
+            .iter()
+            .map(|s| {
+                let mut c = json!({ "Subnet": s });
+                if let Some(g) = &self.gateway {
+                    c["Gateway"] = json!(g);
+                }
+                if let Some(r) = &self.ip_range {
+                    c["IPRange"] = json!(r);
+                }
+                c
+            })
+            .collect();
+        let scope = "local";
+        json!({
+            "Name": self.name,
+            "Id": self.id,
+            "Created": self.created,
+            "Scope": scope,
+            "Driver": self.driver,
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+            "Internal": self.internal,
+            "Attachable": self.attachable,
+            "Ingress": false,
+            "ConfigFrom": { "Network": "" },
+            "ConfigOnly": false,
+            "Containers": {},
+            "Options": self.options,
+            "Labels": self.labels,
+        })
+    }
+}
+
+/// Container endpoint settings kept per (container, network).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub endpoint_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// --ip
+    #[serde(default)]
+    pub ipv4: Option<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// eth0, eth1, ... in the order networks were joined.
+    pub interface: String,
+}
+
+pub struct Networks {
+    store: Store,
+    events: Arc<crate::events::Events>,
+    netavark: netavark::Netavark,
+    netns_dir: PathBuf,
+    bridge_name: String,
+    bridge_subnet: Ipv4Net,
+    bridge_gateway: Ipv4Addr,
+    bridge_gateway_text: String,
+    pools: Vec<Pool>,
+    /// dockerd's --ip: the host address of -p/-P without one.
+    pub default_bind_ip: String,
+    /// dockerd's --dns: name servers of containers that name none.
+    pub default_dns: Vec<String>,
+    /// Held while addresses and host ports are picked and recorded, so two
+    /// starts never pick the same one.
+    alloc: tokio::sync::Mutex<()>,
+}
+
+fn no_such_network(name: &str) -> Error {
+    Error::NotFound(format!("network {name} not found"))
+}
+
+impl Networks {
+    pub fn new(
+        store: Store,
+        events: Arc<crate::events::Events>,
+        exec_root: &Path,
+        config: &crate::config::Config,
+    ) -> Result<Networks> {
+        let bip: ipnet::Ipv4Net = config.bip.parse().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "invalid --bip {:?}: expected an address with a prefix length, like 10.77.0.1/16",
+                config.bip
+            ))
+        })?;
+        let mut pools = config
+            .default_address_pools
+            .iter()
+            .map(|p| Pool::parse(p))
+            .collect::<Result<Vec<_>>>()?;
+        if pools.is_empty() {
+            pools.push(Pool::parse("base=10.78.0.0/15,size=24")?);
+        }
+        if config.bridge.is_empty() || config.bridge.len() > 15 {
+            return Err(Error::InvalidArgument(format!(
+                "invalid --bridge {:?}: an interface name of 1 to 15 characters",
+                config.bridge
+            )));
+        }
+        for d in &config.dns {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid --dns {d:?}: an IP address"
+                )));
+            }
+        }
+        if config.ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "invalid --ip {:?}",
+                config.ip
+            )));
+        }
+        Ok(Networks {
+            store,
+            events,
+            netavark: netavark::Netavark::new(exec_root),
+            netns_dir: exec_root.join("netns"),
+            bridge_name: config.bridge.clone(),
+            bridge_subnet: bip.trunc(),
+            bridge_gateway: bip.addr(),
+            bridge_gateway_text: bip.addr().to_string(),
+            pools,
+            default_bind_ip: config.ip.clone(),
+            default_dns: config.dns.clone(),
+            alloc: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The name servers of `c`: its --dns, else berthd's --dns.
+    pub fn dns_of(&self, c: &crate::containers::record::Container) -> Vec<String> {
+        match c.host_config.dns.as_deref() {
+            Some(d) if !d.is_empty() => d.to_vec(),
+            _ => self.default_dns.clone(),
+        }
+    }
+
+    /// The default bridge's gateway: what `--add-host x:host-gateway`
+    /// means.
+    pub fn default_gateway(&self) -> &str {
+        self.bridge_gateway_text.as_str()
+    }
+
+    /// Makes sure the predefined networks exist, and that `bridge` matches
+    /// this start's --bridge and --bip.
+    pub async fn init(&self) -> Result<()> {
+        let all = self.all().await?;
+        for name in PREDEFINED {
+            let mut rec = match all.iter().find(|n| n.name == name) {
+                Some(r) => r.clone(),
+                None => NetworkRecord {
+                    id: crate::util::random_id(),
+                    name: name.into(),
+                    driver: match name {
+                        "bridge" => "bridge",
+                        "host" => "host",
+                        _ => "null",
+                    }
+                    .into(),
+                    created: crate::util::now_rfc3339(),
+                    internal: false,
+                    attachable: false,
+                    labels: BTreeMap::new(),
+                    options: BTreeMap::new(),
+                    subnet: None,
+                    gateway: None,
+                    ip_range: None,
+                    user_subnet: false,
+                    bridge: String::new(),
+                    dns: false,
+                },
+            };
+            if name == "bridge" {
+                rec.subnet = Some(self.bridge_subnet.to_string());
+                rec.gateway = Some(self.bridge_gateway.to_string());
+                rec.bridge = self.bridge_name.clone();
+                rec.options = BTreeMap::from([
+                    (
+                        "com.docker.network.bridge.default_bridge".into(),
+                        "true".into(),
+                    ),
+                    ("com.docker.network.bridge.enable_icc".into(), "true".into()),
+                    (
+                        "com.docker.network.bridge.enable_ip_masquerade".into(),
+                        "true".into(),
+                    ),
+                    (
+                        "com.docker.network.bridge.name".into(),
+                        self.bridge_name.clone(),
+                    ),
+                ]);
+            }
+            let doc = serde_json::to_string(&rec).map_err(Error::internal)?;
+            if !self.store.insert_network(&rec.id, &rec.name, &doc).await? {
+                self.store.update_network(&rec.id, &doc).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn all(&self) -> Result<Vec<NetworkRecord>> {
+        Ok(self
+            .store
+            .networks()
+            .await?
+            .iter()
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect())
+    }
+
+    /// By full name, full id, or unique id prefix (Docker's order).
+    pub async fn get(&self, name: &str) -> Result<NetworkRecord> {
+        let all = self.all().await?;
+        if let Some(n) = all.iter().find(|n| n.name == name || n.id == name) {
+            return Ok(n.clone());
+        }
+        let by_prefix: Vec<&NetworkRecord> = if name.is_empty() {
+            Vec::new()
+        } else {
+            all.iter().filter(|n| n.id.starts_with(name)).collect()
+        };
+        match by_prefix.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(no_such_network(name)),
+            _ => Err(Error::InvalidArgument(format!(
+                "network {name} is ambiguous ({} matches found based on ID prefix)",
+                by_prefix.len()
+            ))),
+        }
+    }
+
+    fn event(&self, action: &str, n: &NetworkRecord, extra: &[(&str, &str)]) {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_string(), n.name.clone());
+        attrs.insert("type".to_string(), n.driver.clone());
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.to_string());
+        }
+        self.events.emit("network", action, &n.id, attrs);
+    }
+
+    /// `POST /networks/create`
+    pub async fn create(&self, req: NetworkCreateRequest) -> Result<Value> {
+        let name = req.name.clone();
+        crate::containers::names::validate(&name).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            ))
+        })?;
+        let driver = req
+            .driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "bridge".into());
+        match driver.as_str() {
+            "bridge" => {}
+            "host" | "null" => {
+                return Err(Error::Forbidden(format!(
+                    "only one instance of \"{driver}\" network is allowed"
+                )))
+            }
+            other => return Err(Error::NotFound(format!("plugin \"{other}\" not found"))),
+        }
+        if req.enable_ipv6 == Some(true) {
+            return Err(Error::InvalidArgument(
+                "IPv6 networks are not supported by this engine".into(),
+            ));
+        }
+        if req
+            .scope
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && s != "local")
+        {
+            return Err(Error::InvalidArgument(format!(
+                "scope {:?} is not supported: only local networks exist here",
+                req.scope.unwrap_or_default()
+            )));
+        }
+        let ipam = req.ipam.clone().unwrap_or_default();
+        if let Some(d) = ipam
+            .driver
+            .as_deref()
+            .filter(|d| !d.is_empty() && *d != "default")
+        {
+            return Err(Error::NotFound(format!("plugin \"{d}\" not found")));
+        }
+        let configs = ipam.config.clone().unwrap_or_default();
+        if configs.len() > 1 {
+            return Err(Error::InvalidArgument(
+                "only one IPv4 subnet per network is supported".into(),
+            ));
+        }
+        let options: BTreeMap<String, String> = req
+            .options
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let bridge_opt = options.get("com.docker.network.bridge.name").cloned();
+        if let Some(b) = &bridge_opt {
+            if b.is_empty() || b.len() > 15 || b.contains('/') || b.contains(char::is_whitespace) {
+                return Err(Error::InvalidArgument(format!("invalid bridge name {b:?}")));
+            }
+        }
+
+        let _alloc = self.alloc.lock().await;
+        let all = self.all().await?;
+        if all.iter().any(|n| n.name == name) {
+            return Err(Error::Conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        let mut taken: Vec<Ipv4Net> = all.iter().filter_map(|n| n.subnet()).collect();
+        let (subnet, user_subnet) = match configs.first().and_then(|c| c.subnet.clone()) {
+            Some(s) => {
+                let s = ipam::parse_subnet(&s)?;
+                if taken.iter().any(|t| ipam::overlaps(t, &s)) {
+                    return Err(Error::Forbidden(
+                        "invalid pool request: Pool overlaps with other one on this address space"
+                            .into(),
+                    ));
+                }
+                (s, true)
+            }
+            None => {
+                taken.extend(ipam::host_routes());
+                let s = ipam::next_subnet(&self.pools, &taken).ok_or_else(|| {
+                    Error::Forbidden(
+                        "all predefined address pools have been fully subnetted".into(),
+                    )
+                })?;
+                (s, false)
+            }
+        };
+        let cfg = configs.first().cloned().unwrap_or_default();
+        if cfg.subnet.is_none() && (cfg.gateway.is_some() || cfg.ip_range.is_some()) {
+            return Err(Error::InvalidArgument(
+                "invalid network config: a gateway or ip-range needs a subnet".into(),
+            ));
+        }
+        let gateway = match cfg.gateway.as_deref().filter(|g| !g.is_empty()) {
+            Some(g) => {
+                let g = ipam::parse_addr(g)?;
+                if !subnet.contains(&g) {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid network config: gateway {g} is not in subnet {subnet}"
+                    )));
+                }
+                g
+            }
+            None => subnet
+                .hosts()
+                .next()
+                .ok_or_else(|| Error::InvalidArgument(format!("subnet {subnet} has no room")))?,
+        };
+        let ip_range = match cfg.ip_range.as_deref().filter(|r| !r.is_empty()) {
+            Some(r) => {
+                let r = ipam::parse_subnet(r)?;
+                if !subnet.contains(&r.network()) || r.prefix_len() < subnet.prefix_len() {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid network config: ip-range {r} is not inside subnet {subnet}"
+                    )));
+                }
+                Some(r.to_string())
+            }
+            None => None,
+        };
+        let id = crate::util::random_id();
+        let rec = NetworkRecord {
+            bridge: bridge_opt.unwrap_or_else(|| format!("br-{}", &id[..12])),
+            id: id.clone(),
+            name: name.clone(),
+            driver,
+            created: crate::util::now_rfc3339(),
+            internal: req.internal.unwrap_or(false),
+            attachable: req.attachable.unwrap_or(false),
+            labels: req.labels.clone().unwrap_or_default().into_iter().collect(),
+            options,
+            subnet: Some(subnet.to_string()),
+            gateway: Some(gateway.to_string()),
+            ip_range,
+            user_subnet,
+            dns: true,
+        };
+        if all.iter().any(|n| n.bridge == rec.bridge) {
+            return Err(Error::Conflict(format!(
+                "bridge name {} is used by another network",
+                rec.bridge
+            )));
+        }
+        let doc = serde_json::to_string(&rec).map_err(Error::internal)?;
+        if !self.store.insert_network(&rec.id, &rec.name, &doc).await? {
+            return Err(Error::Conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        info!(network = %name, id = %id, subnet = %subnet, "network created");
+        self.event("create", &rec, &[]);
+        Ok(json!({ "Id": id, "Warning": "" }))
+    }
+
+    /// Ids of the containers attached to network `id` right now (running
+    /// ones: a stopped container holds no address), with their sandbox
+    /// attachment.
+    async fn active(&self, id: &str) -> Result<Vec<(String, sandbox::Attachment)>> {
+        let mut out = Vec::new();
+        for (cid, doc) in self.store.sandboxes().await? {
+            if let Ok(sb) = serde_json::from_str::<sandbox::Sandbox>(&doc) {
+                if let Some(a) = sb.attachments.get(id) {
+                    out.push((cid, a.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /networks/{id}`
+    pub async fn inspect(&self, name: &str) -> Result<Value> {
+        let n = self.get(name).await?;
+        let mut doc = n.document();
+        let mut containers = serde_json::Map::new();
+        for (cid, a) in self.active(&n.id).await? {
+            let cname = self
+                .store
+                .container(&cid)
+                .await?
+                .map(|c| c.name)
+                .unwrap_or_default();
+            containers.insert(
+                cid,
+                json!({
+                    "Name": cname,
+                    "EndpointID": a.endpoint_id,
+                    "MacAddress": a.mac,
+                    "IPv4Address": format!("{}/{}", a.ip, a.prefix),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        doc["Containers"] = Value::Object(containers);
+        Ok(doc)
+    }
+
+    /// `GET /networks`
+    pub async fn list(&self, filters: &Filters) -> Result<Vec<Value>> {
+        filters.only(&["name", "id", "driver", "label", "type", "scope", "dangling"])?;
+        let dangling = filters.bool("dangling")?;
+        let used: std::collections::HashSet<String> = self
+            .store
+            .endpoints()
+            .await?
+            .into_iter()
+            .map(|(_, nid, _)| nid)
+            .collect();
+        let mut out = Vec::new();
+        for n in self.all().await? {
+            let labels: HashMap<String, String> = n.labels.clone().into_iter().collect();
+            let kind = if n.is_predefined() {
+                "builtin"
+            } else {
+                "custom"
+            };
+            let ok = filters.matches_substring("name", &n.name)
+                && (filters.get("id").is_empty()
+                    || filters
+                        .get("id")
+                        .iter()
+                        .any(|w| n.id.starts_with(w.as_str())))
+                && filters.matches_exact("driver", &n.driver)
+                && filters.matches_labels("label", &labels)
+                && filters.matches_exact("type", kind)
+                && filters.matches_exact("scope", "local")
+                && dangling.is_none_or(|d| d == (!n.is_predefined() && !used.contains(&n.id)));
+            if ok {
+                out.push(n.document());
+            }
+        }
+        Ok(out)
+    }
+
+    /// `DELETE /networks/{id}`
+    pub async fn remove(&self, name: &str) -> Result<()> {
+        let n = self.get(name).await?;
+        if n.is_predefined() {
+            return Err(Error::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
+        }
+        if !self.active(&n.id).await?.is_empty() {
+            return Err(Error::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        self.store.delete_network(&n.id).await?;
+        info!(network = %n.name, "network removed");
+        self.event("destroy", &n, &[]);
+        Ok(())
+    }
+
+    /// `POST /networks/prune`: user-defined networks no container uses.
+    pub async fn prune(&self, filters: &Filters) -> Result<Vec<String>> {
+        filters.only(&["label", "label!", "until"])?;
+        let used: std::collections::HashSet<String> = self
+            .store
+            .endpoints()
+            .await?
+            .into_iter()
+            .map(|(_, nid, _)| nid)
+            .collect();
+        let until = match filters.get("until").first() {
+            Some(u) => Some(
+                crate::util::parse_until(u)
+                    .ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?,
+            ),
+            None => None,
+        };
+        let mut deleted = Vec::new();
+        for n in self.all().await? {
+            let labels: HashMap<String, String> = n.labels.clone().into_iter().collect();
+            if n.is_predefined()
+                || used.contains(&n.id)
+                || !filters.matches_labels("label", &labels)
+                || filters
+                    .get("label!")
+                    .iter()
+                    .any(|l| crate::api::filters::labels_match(std::slice::from_ref(l), &labels))
+            {
+                continue;
+            }
+            let created = crate::util::parse_rfc3339(&n.created)
+                .map(|(s, n)| s as i128 * 1_000_000_000 + n as i128)
+                .unwrap_or(0);
+            if until.is_some_and(|u| created >= u) {
+                continue;
+            }
+            self.store.delete_network(&n.id).await?;
+            self.event("destroy", &n, &[]);
+            deleted.push(n.name);
+        }
+        Ok(deleted)
+    }
+}

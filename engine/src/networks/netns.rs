@@ -1,0 +1,86 @@
+//! Network namespaces that outlive every process: a namespace is kept by
+//! bind-mounting it onto a file under `<exec-root>/netns/`, as `ip netns
+//! add` does under /run/netns. The container joins it by path, so its
+//! network (and what netavark set up in it) belongs to the container, not
+//! to the berthd that made it.
+
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+use crate::error::{Error, Result};
+
+/// Creates a new network namespace kept at `path` (which must not exist).
+pub fn create(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::File::create(path)?;
+    let target = path.to_path_buf();
+    // unshare(CLONE_NEWNET) moves only the calling thread, so a throwaway
+    // thread does it: the engine's own threads stay in the host namespace.
+    let made = std::thread::spawn(move || -> std::result::Result<(), String> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare: {e}"))?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind mount: {e}"))
+    })
+    .join()
+    .map_err(|_| Error::Internal("network namespace thread panicked".into()))?;
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(path);
+        return Err(Error::Internal(format!(
+            "creating network namespace {}: {e}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Releases the namespace kept at `path` (it goes once no process is in
+/// it) and removes the file. Missing is fine.
+pub fn remove(path: &Path) -> Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => {
+            return Err(Error::Internal(format!(
+                "unmounting network namespace {}: {e}",
+                path.display()
+            )))
+        }
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `path` holds a namespace (a file of the nsfs filesystem).
+pub fn is_kept(path: &Path) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 == NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Adds a veth pair whose first end is named `iface` inside the namespace
+/// at `path` (through nsenter and ip, a rarely taken path: see
+/// `sandbox::leave`). Failure only means netavark's teardown stops early.
+pub fn add_stand_in(path: &Path, iface: &str) {
+    let done = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", path.display()))
+        .args(["ip", "link", "add", iface, "type", "veth", "peer", "name"])
+        .arg(format!("{iface}-peer"))
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !done.is_ok_and(|s| s.success()) {
+        tracing::warn!(iface, "could not add a stand-in interface for teardown");
+    }
+}

@@ -1,0 +1,768 @@
+//! A container's network: its endpoints (which networks it joins, with
+//! which aliases and requested address), and while it runs its sandbox: a
+//! network namespace kept under `<exec-root>/netns/<id>` that netavark set
+//! up. The sandbox is recorded (with the exact netavark options) so that
+//! stop, disconnect and the next berthd's clean-up can undo it, whichever
+//! berthd made it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use bollard_stubs::models::{EndpointSettings, NetworkingConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use super::netavark::{NetInfo, Options, PerNetwork};
+use super::ports::{self, Published};
+use super::{ipam, EndpointRecord, NetworkRecord, Networks};
+use crate::containers::record::Container;
+use crate::error::{Error, Result};
+
+/// A running container's network namespace and what is in it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Sandbox {
+    pub netns: String,
+    pub container_name: String,
+    /// By network id.
+    pub attachments: BTreeMap<String, Attachment>,
+    pub ports: Vec<Published>,
+}
+
+/// One network's interface in a sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network_name: String,
+    pub endpoint_id: String,
+    pub interface: String,
+    pub ip: String,
+    pub prefix: u8,
+    pub gateway: String,
+    pub mac: String,
+    /// Names aardvark-dns answers for this container (besides its name).
+    pub aliases: Vec<String>,
+    /// Name servers for resolv.conf (aardvark-dns on the gateway).
+    pub dns_servers: Vec<String>,
+    /// The network as netavark set it up; teardown needs the same.
+    pub info: NetInfo,
+    /// Whether the published ports were set up on this network.
+    pub with_ports: bool,
+}
+
+impl Attachment {
+    fn per_network(&self) -> PerNetwork {
+        PerNetwork {
+            interface_name: self.interface.clone(),
+            static_ips: vec![self.ip.clone()],
+            aliases: self.aliases.clone(),
+            static_mac: Some(self.mac.clone()).filter(|m| !m.is_empty()),
+        }
+    }
+}
+
+/// What the container's /etc files need from its network.
+#[derive(Debug, Clone, Default)]
+pub struct Joined {
+    pub netns: PathBuf,
+    /// The address on its first network, for /etc/hosts.
+    pub ip: Option<String>,
+    pub gateway: Option<String>,
+    /// aardvark-dns addresses (user-defined networks only).
+    pub nameservers: Vec<String>,
+}
+
+/// The container's network mode as Docker normalizes it.
+pub fn mode_of(c: &Container) -> &str {
+    match c.host_config.network_mode.as_deref().unwrap_or("") {
+        "" | "default" => "bridge",
+        m => m,
+    }
+}
+
+impl Networks {
+    /// Resolves a new container's network mode and endpoints (create):
+    /// "host", "none" and "container:x" have none; anything else names the
+    /// network of its first endpoint, and NetworkingConfig may add more.
+    pub async fn plan_endpoints(
+        &self,
+        mode: &str,
+        networking: Option<&NetworkingConfig>,
+        name: &str,
+    ) -> Result<(String, Vec<(NetworkRecord, EndpointRecord)>)> {
+        let configs = networking
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default();
+        let mode = match mode {
+            "" | "default" => "bridge",
+            m => m,
+        };
+        if mode == "host" || mode == "none" || mode.starts_with("container:") {
+            if mode.starts_with("container:") && mode.len() == "container:".len() {
+                return Err(Error::InvalidArgument(
+                    "invalid network mode: container: needs a container".into(),
+                ));
+            }
+            if configs.keys().any(|k| k != mode && k != "default") {
+                return Err(Error::InvalidArgument(format!(
+                    "container cannot be connected to multiple networks with one of the networks in {mode} mode"
+                )));
+            }
+            return Ok((mode.to_string(), Vec::new()));
+        }
+        let primary = self.get(mode).await?;
+        if primary.driver != "bridge" {
+            return Err(Error::InvalidArgument(format!(
+                "network mode {mode:?} names a {} network; use --network {}",
+                primary.driver, primary.name
+            )));
+        }
+        let mut out: Vec<(NetworkRecord, EndpointRecord)> = Vec::new();
+        let primary_cfg = configs
+            .get(mode)
+            .or_else(|| configs.get("default"))
+            .or_else(|| configs.get(&primary.name))
+            .or_else(|| configs.get(&primary.id))
+            .cloned()
+            .unwrap_or_default();
+        out.push((
+            primary.clone(),
+            self.endpoint(&primary, &primary_cfg, "eth0", name)?,
+        ));
+        let mut others: Vec<(&String, &EndpointSettings)> = configs.iter().collect();
+        others.sort_by_key(|(k, _)| k.to_string());
+        for (key, cfg) in others {
+            if key == "default" {
+                continue;
+            }
+            let n = self.get(key).await?;
+            if out.iter().any(|(o, _)| o.id == n.id) {
+                continue;
+            }
+            if n.driver != "bridge" {
+                return Err(Error::InvalidArgument(format!(
+                    "container cannot be connected to multiple networks with one of the networks in {} mode",
+                    n.name
+                )));
+            }
+            let iface = format!("eth{}", out.len());
+            out.push((n.clone(), self.endpoint(&n, cfg, &iface, name)?));
+        }
+        Ok((primary.name, out))
+    }
+
+    /// Checks one endpoint's settings against its network.
+    fn endpoint(
+        &self,
+        n: &NetworkRecord,
+        cfg: &EndpointSettings,
+        interface: &str,
+        container_name: &str,
+    ) -> Result<EndpointRecord> {
+        let aliases: Vec<String> = cfg
+            .aliases
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !a.is_empty() && a != container_name)
+            .collect();
+        if !aliases.is_empty() && n.name == "bridge" {
+            return Err(Error::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        for a in &aliases {
+            if a.len() > 253 || a.chars().any(|c| c.is_whitespace() || c == '/') {
+                return Err(Error::InvalidArgument(format!("invalid alias {a:?}")));
+            }
+        }
+        let ipv4 = cfg
+            .ipam_config
+            .as_ref()
+            .and_then(|i| i.ipv4_address.clone())
+            .filter(|a| !a.is_empty());
+        if let Some(ip) = &ipv4 {
+            if n.name == "bridge" {
+                return Err(Error::InvalidArgument(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ));
+            }
+            if !n.user_subnet {
+                return Err(Error::InvalidArgument(
+                    "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+                ));
+            }
+            let addr = ipam::parse_addr(ip)?;
+            if !n.subnet().is_some_and(|s| s.contains(&addr)) || n.gateway() == Some(addr) {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid IPv4 address {ip}: it is not a free address of network {}'s subnet {}",
+                    n.name,
+                    n.subnet.clone().unwrap_or_default()
+                )));
+            }
+        }
+        let mac = cfg.mac_address.clone().filter(|m| !m.is_empty());
+        Ok(EndpointRecord {
+            endpoint_id: crate::util::random_id(),
+            aliases,
+            ipv4,
+            mac,
+            interface: interface.to_string(),
+        })
+    }
+
+    /// Records the endpoints planned at create.
+    pub async fn attach_endpoints(
+        &self,
+        container_id: &str,
+        endpoints: &[(NetworkRecord, EndpointRecord)],
+    ) -> Result<()> {
+        for (n, e) in endpoints {
+            let doc = serde_json::to_string(e).map_err(Error::internal)?;
+            self.store.set_endpoint(container_id, &n.id, &doc).await?;
+        }
+        Ok(())
+    }
+
+    async fn endpoints_of(&self, container_id: &str) -> Result<Vec<(String, EndpointRecord)>> {
+        let mut eps: Vec<(String, EndpointRecord)> = self
+            .store
+            .container_endpoints(container_id)
+            .await?
+            .into_iter()
+            .filter_map(|(nid, doc)| Some((nid, serde_json::from_str(&doc).ok()?)))
+            .collect();
+        eps.sort_by_key(|e| iface_order(&e.1.interface));
+        Ok(eps)
+    }
+
+    pub async fn sandbox(&self, container_id: &str) -> Result<Option<Sandbox>> {
+        Ok(self
+            .store
+            .sandbox(container_id)
+            .await?
+            .and_then(|d| serde_json::from_str(&d).ok()))
+    }
+
+    /// Addresses in use in network `id`: running containers' and those
+    /// other containers asked for with --ip.
+    async fn used_addresses(&self, network_id: &str, except: &str) -> Result<HashSet<Ipv4Addr>> {
+        let mut used = HashSet::new();
+        for (cid, doc) in self.store.sandboxes().await? {
+            if let Ok(sb) = serde_json::from_str::<Sandbox>(&doc) {
+                if let Some(a) = sb.attachments.get(network_id) {
+                    if cid != except {
+                        used.extend(a.ip.parse::<Ipv4Addr>().ok());
+                    }
+                }
+            }
+        }
+        for (cid, nid, doc) in self.store.endpoints().await? {
+            if nid == network_id && cid != except {
+                if let Ok(e) = serde_json::from_str::<EndpointRecord>(&doc) {
+                    used.extend(e.ipv4.and_then(|ip| ip.parse::<Ipv4Addr>().ok()));
+                }
+            }
+        }
+        Ok(used)
+    }
+
+    /// Picks the address of `c` in `n` and says how netavark should attach it.
+    async fn prepare(
+        &self,
+        c: &Container,
+        n: &NetworkRecord,
+        e: &EndpointRecord,
+    ) -> Result<(String, PerNetwork)> {
+        let subnet = n
+            .subnet()
+            .ok_or_else(|| Error::Internal(format!("network {} has no subnet", n.name)))?;
+        let used = self.used_addresses(&n.id, &c.id).await?;
+        let ip = match &e.ipv4 {
+            Some(ip) => {
+                let a = ipam::parse_addr(ip)?;
+                if used.contains(&a) {
+                    return Err(Error::Conflict(format!(
+                        "Address already in use: {ip} in network {}",
+                        n.name
+                    )));
+                }
+                a
+            }
+            None => {
+                let range = n.ip_range.as_deref().and_then(|r| r.parse().ok());
+                ipam::allocate(&subnet, range.as_ref(), n.gateway(), &used).ok_or_else(|| {
+                    Error::Forbidden(format!("no available IPv4 addresses on network {}", n.name))
+                })?
+            }
+        };
+        let mut aliases = Vec::new();
+        if n.dns {
+            aliases.push(c.id[..12].to_string());
+            for a in &e.aliases {
+                if !aliases.contains(a) && *a != c.name {
+                    aliases.push(a.clone());
+                }
+            }
+        }
+        Ok((
+            ip.to_string(),
+            PerNetwork {
+                interface_name: e.interface.clone(),
+                static_ips: vec![ip.to_string()],
+                aliases,
+                static_mac: e.mac.clone(),
+            },
+        ))
+    }
+
+    /// Sets up the network of `c` before it starts: a namespace, an
+    /// interface and address per network, its published ports. None when it
+    /// has no network of its own (host, none, container:x).
+    pub async fn join(&self, c: &Container) -> Result<Option<Joined>> {
+        let eps = self.endpoints_of(&c.id).await?;
+        if eps.is_empty() {
+            return Ok(None);
+        }
+        // Left from a run that was not torn down (a crash): undo it first.
+        self.leave(&c.id).await;
+        let _alloc = self.alloc.lock().await;
+        let all = self.all().await?;
+        let mut opts = Options {
+            container_id: c.id.clone(),
+            container_name: c.name.clone(),
+            networks: BTreeMap::new(),
+            network_info: BTreeMap::new(),
+            port_mappings: Vec::new(),
+            dns_servers: self.dns_of(c),
+        };
+        let mut plan: Vec<(NetworkRecord, EndpointRecord, String)> = Vec::new();
+        for (nid, e) in &eps {
+            let n = all.iter().find(|n| &n.id == nid).cloned().ok_or_else(|| {
+                Error::NotFound(format!(
+                    "network {nid} not found (it was removed); disconnect the container from it or connect it to another network"
+                ))
+            })?;
+            let (ip, per) = self.prepare(c, &n, e).await?;
+            opts.networks.insert(n.id.clone(), per);
+            opts.network_info.insert(n.id.clone(), n.netavark_info());
+            plan.push((n, e.clone(), ip));
+        }
+        let mut taken = Vec::new();
+        for (cid, doc) in self.store.sandboxes().await? {
+            if cid != c.id {
+                if let Ok(sb) = serde_json::from_str::<Sandbox>(&doc) {
+                    taken.extend(sb.ports);
+                }
+            }
+        }
+        let published = ports::resolve(c, &self.default_bind_ip, &taken)?;
+        opts.port_mappings = published.iter().map(Published::mapping).collect();
+
+        let netns = self.netns_dir.join(&c.id);
+        let mut sb = Sandbox {
+            netns: netns.display().to_string(),
+            container_name: c.name.clone(),
+            attachments: BTreeMap::new(),
+            ports: published,
+        };
+        let none = super::netavark::Status::default();
+        for (n, e, ip) in &plan {
+            sb.attachments
+                .insert(n.id.clone(), attachment(n, e, ip, &opts, &none, true));
+        }
+        // Recorded before netavark runs, so that whatever it does can be
+        // undone even if this berthd dies before it answers.
+        let doc = serde_json::to_string(&sb).map_err(Error::internal)?;
+        self.store.set_sandbox(&c.id, &doc).await?;
+        let made = match super::netns::create(&netns) {
+            Ok(()) => self.netavark.setup(&netns, &opts).await,
+            Err(e) => Err(e),
+        };
+        let status = match made {
+            Ok(s) => s,
+            Err(e) => {
+                drop(_alloc);
+                self.leave(&c.id).await;
+                return Err(e);
+            }
+        };
+        for (n, e, ip) in &plan {
+            let st = status.get(&n.id).cloned().unwrap_or_default();
+            sb.attachments
+                .insert(n.id.clone(), attachment(n, e, ip, &opts, &st, true));
+        }
+        let doc = serde_json::to_string(&sb).map_err(Error::internal)?;
+        self.store.set_sandbox(&c.id, &doc).await?;
+        drop(_alloc);
+        for a in sb.attachments.values() {
+            self.connect_event(&a.info.id, &a.network_name, &c.id, "connect");
+        }
+        info!(container_id = %c.id, networks = sb.attachments.len(), ports = sb.ports.len(), "network set up");
+        let first = sb
+            .attachments
+            .values()
+            .min_by_key(|a| iface_order(&a.interface));
+        Ok(Some(Joined {
+            netns,
+            ip: first.map(|a| a.ip.clone()),
+            gateway: first.map(|a| a.gateway.clone()),
+            nameservers: sb
+                .attachments
+                .values()
+                .flat_map(|a| a.dns_servers.clone())
+                .collect::<Vec<_>>(),
+        }))
+    }
+
+    fn connect_event(
+        &self,
+        network_id: &str,
+        network_name: &str,
+        container_id: &str,
+        action: &str,
+    ) {
+        let attrs = BTreeMap::from([
+            ("container".to_string(), container_id.to_string()),
+            ("name".to_string(), network_name.to_string()),
+            ("type".to_string(), "bridge".to_string()),
+        ]);
+        self.events.emit("network", action, network_id, attrs);
+    }
+
+    /// Undoes the sandbox of a container that stopped (or is removed, or
+    /// was left by a crashed engine). Errors are logged: whatever is left
+    /// must not keep the container from stopping.
+    pub async fn leave(&self, container_id: &str) {
+        let sb = match self.sandbox(container_id).await {
+            Ok(Some(sb)) => sb,
+            Ok(None) => {
+                let _ = super::netns::remove(&self.netns_dir.join(container_id));
+                return;
+            }
+            Err(e) => {
+                warn!(container_id, error = %e, "reading sandbox");
+                return;
+            }
+        };
+        let opts = Options {
+            container_id: container_id.to_string(),
+            container_name: sb.container_name.clone(),
+            networks: sb
+                .attachments
+                .iter()
+                .map(|(id, a)| (id.clone(), a.per_network()))
+                .collect(),
+            network_info: sb
+                .attachments
+                .iter()
+                .map(|(id, a)| (id.clone(), a.info.clone()))
+                .collect(),
+            port_mappings: sb.ports.iter().map(Published::mapping).collect(),
+            dns_servers: Vec::new(),
+        };
+        let netns = PathBuf::from(&sb.netns);
+        if !super::netns::is_kept(&netns) {
+            // The namespace is gone (a reboot-like loss of the exec-root).
+            // netavark tears down inside one and stops at the first
+            // interface it cannot delete, so give it a namespace with
+            // stand-ins of the right names; it then removes the host side
+            // (rules, DNS entries, the bridge once unused).
+            let _ = super::netns::remove(&netns);
+            if super::netns::create(&netns).is_ok() {
+                for a in sb.attachments.values() {
+                    super::netns::add_stand_in(&netns, &a.interface);
+                }
+            }
+        }
+        if !opts.networks.is_empty() {
+            if let Err(e) = self.netavark.teardown(&netns, &opts).await {
+                warn!(container_id, error = %e, "tearing down the container's network");
+            }
+        }
+        if let Err(e) = super::netns::remove(&netns) {
+            warn!(container_id, error = %e, "removing the network namespace");
+        }
+        if let Err(e) = self.store.delete_sandbox(container_id).await {
+            warn!(container_id, error = %e, "forgetting the sandbox");
+        }
+        for a in sb.attachments.values() {
+            self.connect_event(&a.info.id, &a.network_name, container_id, "disconnect");
+        }
+        info!(container_id, "network torn down");
+        if self
+            .store
+            .sandboxes()
+            .await
+            .map(|s| s.is_empty())
+            .unwrap_or(false)
+        {
+            self.netavark.sweep_firewall().await;
+        }
+    }
+
+    /// Containers that have a sandbox, or at least a namespace file (a
+    /// crash between making the namespace and recording it).
+    pub async fn sandbox_ids(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .store
+            .sandboxes()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if let Ok(dir) = std::fs::read_dir(&self.netns_dir) {
+            for f in dir.flatten() {
+                let id = f.file_name().to_string_lossy().into_owned();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// `POST /networks/{id}/connect`
+    pub async fn connect(
+        &self,
+        c: &Container,
+        network: &str,
+        cfg: &EndpointSettings,
+    ) -> Result<()> {
+        let n = self.get(network).await?;
+        let mode = mode_of(c);
+        if n.driver != "bridge" {
+            return Err(Error::Forbidden(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        if mode == "host" || mode == "none" || mode.starts_with("container:") {
+            return Err(Error::Forbidden(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network (network mode {mode})"
+            )));
+        }
+        let eps = self.endpoints_of(&c.id).await?;
+        if eps.iter().any(|(nid, _)| *nid == n.id) {
+            return Err(Error::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                c.name, n.name
+            )));
+        }
+        let used: HashSet<String> = eps.iter().map(|(_, e)| e.interface.clone()).collect();
+        let iface = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|i| !used.contains(i))
+            .unwrap_or_default();
+        let e = self.endpoint(&n, cfg, &iface, &c.name)?;
+        if let Some(mut sb) = self.sandbox(&c.id).await?.filter(|_| c.is_running()) {
+            let _alloc = self.alloc.lock().await;
+            let (ip, per) = self.prepare(c, &n, &e).await?;
+            let opts = Options {
+                container_id: c.id.clone(),
+                container_name: c.name.clone(),
+                networks: BTreeMap::from([(n.id.clone(), per)]),
+                network_info: BTreeMap::from([(n.id.clone(), n.netavark_info())]),
+                port_mappings: Vec::new(),
+                dns_servers: self.dns_of(c),
+            };
+            let status = self
+                .netavark
+                .setup(std::path::Path::new(&sb.netns), &opts)
+                .await?;
+            let st = status.get(&n.id).cloned().unwrap_or_default();
+            sb.attachments
+                .insert(n.id.clone(), attachment(&n, &e, &ip, &opts, &st, false));
+            let doc = serde_json::to_string(&sb).map_err(Error::internal)?;
+            self.store.set_sandbox(&c.id, &doc).await?;
+        }
+        let doc = serde_json::to_string(&e).map_err(Error::internal)?;
+        self.store.set_endpoint(&c.id, &n.id, &doc).await?;
+        self.connect_event(&n.id, &n.name, &c.id, "connect");
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`
+    pub async fn disconnect(&self, c: &Container, network: &str) -> Result<()> {
+        let n = self.get(network).await?;
+        if n.driver != "bridge" {
+            return Err(Error::Forbidden(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        let eps = self.endpoints_of(&c.id).await?;
+        if !eps.iter().any(|(nid, _)| *nid == n.id) {
+            return Err(Error::Forbidden(format!(
+                "container {} is not connected to network {}",
+                c.id, n.name
+            )));
+        }
+        if let Some(mut sb) = self.sandbox(&c.id).await? {
+            if let Some(a) = sb.attachments.remove(&n.id) {
+                let opts = Options {
+                    container_id: c.id.clone(),
+                    container_name: c.name.clone(),
+                    networks: BTreeMap::from([(n.id.clone(), a.per_network())]),
+                    network_info: BTreeMap::from([(n.id.clone(), a.info.clone())]),
+                    port_mappings: if a.with_ports {
+                        sb.ports.iter().map(Published::mapping).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    dns_servers: Vec::new(),
+                };
+                self.netavark
+                    .teardown(std::path::Path::new(&sb.netns), &opts)
+                    .await?;
+                let doc = serde_json::to_string(&sb).map_err(Error::internal)?;
+                self.store.set_sandbox(&c.id, &doc).await?;
+            }
+        }
+        self.store.delete_endpoint(&c.id, &n.id).await?;
+        self.connect_event(&n.id, &n.name, &c.id, "disconnect");
+        Ok(())
+    }
+
+    /// NetworkSettings of container inspect, and the Networks and Ports of
+    /// `docker ps`.
+    pub async fn settings(&self, c: &Container) -> Result<(Value, Value, Vec<Value>)> {
+        let eps = self.endpoints_of(&c.id).await?;
+        let sb = if c.is_running() || c.state.restarting {
+            self.sandbox(&c.id).await?
+        } else {
+            None
+        };
+        let all = self.all().await?;
+        let mut networks = serde_json::Map::new();
+        let mode = mode_of(c).to_string();
+        let mut first: Option<Attachment> = None;
+        for (nid, e) in &eps {
+            let Some(n) = all.iter().find(|n| &n.id == nid) else {
+                continue;
+            };
+            let a = sb.as_ref().and_then(|s| s.attachments.get(nid));
+            if first.is_none() {
+                first = a.cloned();
+            }
+            let mut dns_names = Vec::new();
+            if n.dns {
+                dns_names.push(c.name.clone());
+                dns_names.push(c.id[..12].to_string());
+                dns_names.extend(e.aliases.iter().cloned());
+            }
+            networks.insert(
+                n.name.clone(),
+                without_nulls(json!({
+                    "IPAMConfig": e.ipv4.as_ref().map(|ip| json!({ "IPv4Address": ip })),
+                    "Links": null,
+                    "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+                    "MacAddress": a.map(|a| a.mac.clone()).unwrap_or_default(),
+                    "DriverOpts": null,
+                    "GwPriority": 0,
+                    "NetworkID": n.id,
+                    "EndpointID": a.map(|a| a.endpoint_id.clone()).unwrap_or_default(),
+                    "Gateway": a.map(|a| a.gateway.clone()).unwrap_or_default(),
+                    "IPAddress": a.map(|a| a.ip.clone()).unwrap_or_default(),
+                    "IPPrefixLen": a.map(|a| a.prefix).unwrap_or(0),
+                    "IPv6Gateway": "",
+                    "GlobalIPv6Address": "",
+                    "GlobalIPv6PrefixLen": 0,
+                    "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
+                })),
+            );
+        }
+        if eps.is_empty() && (mode == "host" || mode == "none") {
+            let n = all.iter().find(|n| n.name == mode);
+            networks.insert(
+                mode.clone(),
+                json!({
+                    "MacAddress": "",
+                    "GwPriority": 0,
+                    "NetworkID": n.map(|n| n.id.clone()).unwrap_or_default(),
+                    "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                    "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                }),
+            );
+        }
+        let published = sb.as_ref().map(|s| s.ports.clone()).unwrap_or_default();
+        let ports_doc = if mode.starts_with("container:") || mode == "host" || mode == "none" {
+            json!({})
+        } else {
+            ports::settings(c, &published)
+        };
+        let settings = json!({
+            "SandboxID": if sb.is_some() { c.id.clone() } else { String::new() },
+            "SandboxKey": sb.as_ref().map(|s| s.netns.clone()).unwrap_or_default(),
+            "Ports": ports_doc,
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": if mode == "bridge" { first.as_ref().map(|a| a.endpoint_id.clone()).unwrap_or_default() } else { String::new() },
+            "Gateway": if mode == "bridge" { first.as_ref().map(|a| a.gateway.clone()).unwrap_or_default() } else { String::new() },
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": if mode == "bridge" { first.as_ref().map(|a| a.ip.clone()).unwrap_or_default() } else { String::new() },
+            "IPPrefixLen": if mode == "bridge" { first.as_ref().map(|a| a.prefix).unwrap_or(0) } else { 0 },
+            "IPv6Gateway": "",
+            "MacAddress": if mode == "bridge" { first.as_ref().map(|a| a.mac.clone()).unwrap_or_default() } else { String::new() },
+            "Networks": networks,
+        });
+        let summary = json!({ "Networks": settings["Networks"].clone() });
+        Ok((settings, summary, ports::summary(c, &published)))
+    }
+}
+
+/// Docker sends `null` for unset endpoint fields (Links, Aliases...), but
+/// the API spec types them as arrays and objects; absent satisfies both
+/// the spec and clients.
+fn without_nulls(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.retain(|_, x| !x.is_null());
+    }
+    v
+}
+
+fn iface_order(iface: &str) -> u32 {
+    iface.trim_start_matches("eth").parse().unwrap_or(u32::MAX)
+}
+
+fn attachment(
+    n: &NetworkRecord,
+    e: &EndpointRecord,
+    ip: &str,
+    opts: &Options,
+    st: &super::netavark::Status,
+    with_ports: bool,
+) -> Attachment {
+    let mac = st
+        .interfaces
+        .as_ref()
+        .and_then(|i| i.get(&e.interface))
+        .map(|i| i.mac_address.clone())
+        .unwrap_or_default();
+    Attachment {
+        network_name: n.name.clone(),
+        endpoint_id: e.endpoint_id.clone(),
+        interface: e.interface.clone(),
+        ip: ip.to_string(),
+        prefix: n.subnet().map(|s| s.prefix_len()).unwrap_or(0),
+        gateway: n.gateway.clone().unwrap_or_default(),
+        mac,
+        aliases: opts
+            .networks
+            .get(&n.id)
+            .map(|p| p.aliases.clone())
+            .unwrap_or_default(),
+        dns_servers: if n.dns {
+            st.dns_server_ips.clone().unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        info: n.netavark_info(),
+        with_ports,
+    }
+}
