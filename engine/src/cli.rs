@@ -77,6 +77,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // dockerd) and a takeover (drain until every request and attached
     // stream is done: they belong to users of the old process).
     let (why_tx, why_rx) = tokio::sync::oneshot::channel();
+    let taken_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let taken_over_in_stop = taken_over.clone();
     let stop = async move {
         let why = tokio::select! {
             _ = shutdown_signal() => Stop::Signal,
@@ -84,6 +86,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 if let Err(e) = r {
                     warn!(error = %e, "handover socket failed");
                 }
+                taken_over_in_stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 Stop::Takeover
             }
         };
@@ -108,6 +111,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 std::future::pending::<()>().await;
             }
         } => warn!("requests still open after {} s; stopping anyway", SIGNAL_DRAIN.as_secs()),
+    }
+    if !taken_over.load(std::sync::atomic::Ordering::Relaxed) {
+        // Networks without containers were only kept for speed; a stopped
+        // berthd leaves the host without them (a successor keeps its own).
+        engine.containers.networks.drop_keepers(true).await;
+        engine.containers.networks.sweep_if_unused().await;
     }
     if let Some(p) = &config.pidfile {
         // A successor may have written its own pid there already.

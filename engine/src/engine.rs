@@ -61,6 +61,9 @@ impl Engine {
             &config,
         )?);
         networks.init().await?;
+        tokio::spawn(networks.clone().run_sweeper());
+        // Chains an earlier berthd left (it stopped before sweeping).
+        networks.sweep_soon.notify_one();
         let containers = Arc::new(Containers::new(
             store.clone(),
             images.clone(),

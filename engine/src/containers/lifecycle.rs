@@ -104,6 +104,7 @@ impl Containers {
             .unwrap_or_else(|| c.id[..12].to_string());
         let mode = crate::networks::sandbox::mode_of(c).to_string();
         let netns;
+        let mut net_pending = None;
         if let Some(donor) = mode.strip_prefix("container:") {
             // Its network namespace, name and name files are the donor's.
             let o = self.lookup(donor).await?;
@@ -156,7 +157,10 @@ impl Containers {
                     dns_options: hc.dns_options.as_deref().unwrap_or_default(),
                 },
             )?;
-            netns = joined.map(|j| j.netns);
+            netns = joined.map(|j| {
+                net_pending = j.pending;
+                j.netns
+            });
         }
         let mut resolved = user::resolve(&paths.rootfs(), c.config.user.as_deref().unwrap_or(""))?;
         for g in user::resolve_groups(&paths.rootfs(), c.host_config.group_add.as_deref())? {
@@ -199,7 +203,21 @@ impl Containers {
             runtime: c.host_config.runtime.clone().unwrap_or_default(),
             exec_in: None,
         };
-        let task = self.core.create_task(&req).await.map_err(|e| match e {
+        // netavark configures the namespace while the runtime creates the
+        // container in it: the process runs only at start_task.
+        let (created, net) = tokio::join!(self.core.create_task(&req), async {
+            match net_pending {
+                Some(p) => self.networks.finish_join(c, p).await,
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = net {
+            if created.is_ok() {
+                let _ = self.core.delete_task(&c.id).await;
+            }
+            return Err(e);
+        }
+        let task = created.map_err(|e| match e {
             Error::Internal(m) => {
                 let msg = format!("failed to create task for container: {m}: unknown");
                 if exit_code_for_start_error(&m) != 0 {

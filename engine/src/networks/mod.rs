@@ -178,6 +178,8 @@ pub struct Networks {
     /// Held while addresses and host ports are picked and recorded, so two
     /// starts never pick the same one.
     alloc: tokio::sync::Mutex<()>,
+    /// Poked when a sandbox goes; see `run_sweeper`.
+    pub(crate) sweep_soon: tokio::sync::Notify,
 }
 
 fn no_such_network(name: &str) -> Error {
@@ -237,7 +239,48 @@ impl Networks {
             default_bind_ip: config.ip.clone(),
             default_dns: config.dns.clone(),
             alloc: tokio::sync::Mutex::new(()),
+            sweep_soon: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Runs for berthd's life: two seconds after a sandbox went (and none
+    /// came meanwhile), removes the keepers of networks without containers
+    /// and then, with no sandbox left, netavark's shared iptables chains, so
+    /// that a host without running containers carries no rule of ours.
+    pub async fn run_sweeper(self: Arc<Self>) {
+        loop {
+            self.sweep_soon.notified().await;
+            while tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                self.sweep_soon.notified(),
+            )
+            .await
+            .is_ok()
+            {}
+            self.drop_keepers(false).await;
+            if self
+                .store
+                .sandboxes()
+                .await
+                .map(|s| s.is_empty())
+                .unwrap_or(false)
+            {
+                self.netavark.sweep_firewall().await;
+            }
+        }
+    }
+
+    /// Removes netavark's shared chains when no sandbox of ours is left.
+    pub async fn sweep_if_unused(&self) {
+        if self
+            .store
+            .sandboxes()
+            .await
+            .map(|s| s.is_empty())
+            .unwrap_or(false)
+        {
+            self.netavark.sweep_firewall().await;
+        }
     }
 
     /// The name servers of `c`: its --dns, else berthd's --dns.
@@ -518,6 +561,9 @@ impl Networks {
     async fn active(&self, id: &str) -> Result<Vec<(String, sandbox::Attachment)>> {
         let mut out = Vec::new();
         for (cid, doc) in self.store.sandboxes().await? {
+            if sandbox::is_keeper(&cid) {
+                continue;
+            }
             if let Ok(sb) = serde_json::from_str::<sandbox::Sandbox>(&doc) {
                 if let Some(a) = sb.attachments.get(id) {
                     out.push((cid, a.clone()));
@@ -606,6 +652,7 @@ impl Networks {
                 n.name, n.id
             )));
         }
+        self.drop_keeper_of(&n.id).await;
         self.store.delete_network(&n.id).await?;
         info!(network = %n.name, "network removed");
         self.event("destroy", &n, &[]);
@@ -648,6 +695,7 @@ impl Networks {
             if until.is_some_and(|u| created >= u) {
                 continue;
             }
+            self.drop_keeper_of(&n.id).await;
             self.store.delete_network(&n.id).await?;
             self.event("destroy", &n, &[]);
             deleted.push(n.name);
