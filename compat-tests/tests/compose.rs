@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use berth_compat_tests::{Berth, Run};
+use berth_compat_tests::{free_port, http_get, Berth, Run};
 
 const PROJECT: &str = r#"version: "2.4"
 services:
@@ -59,25 +59,12 @@ fn compose(b: &Berth, dir: &Path, cmd: &[&str], args: &[&str]) -> Run {
     }
 }
 
-fn http_get(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
 fn run_project(cmd: &[&str]) {
     let b = Berth::start();
     b.load_busybox();
     let dir = b.root.join("project");
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     std::fs::write(
         dir.join("docker-compose.yml"),
         PROJECT.replace("PORT", &port.to_string()),
@@ -93,7 +80,7 @@ fn run_project(cmd: &[&str]) {
         "{}",
         ps.stdout
     );
-    assert_eq!(http_get(port).as_deref(), Some("served-by-web\n"));
+    assert_eq!(http_get(port, "/").as_deref(), Some("served-by-web\n"));
     // The client reaches the server by its service name.
     let fetched = compose(
         &b,
@@ -132,7 +119,7 @@ fn run_project(cmd: &[&str]) {
     assert!(policy.contains("unless-stopped"), "{policy}");
 
     compose(&b, &dir, cmd, &["stop"]).ok();
-    assert_eq!(http_get(port), None);
+    assert_eq!(http_get(port, "/"), None);
     compose(&b, &dir, cmd, &["start"]).ok();
     // start returns before web is healthy again; the data is still there.
     let again = compose(

@@ -8,29 +8,7 @@
 
 use std::process::Command;
 
-use berth_compat_tests::{unsafe_kill, wait_exit, Berth};
-
-/// A port nothing listens on right now (the kernel's choice).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET http://127.0.0.1:port/path from the host, by hand (no proxy, no
-/// client library): the body, or None when nothing answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
-}
+use berth_compat_tests::{free_port, http_get, unsafe_kill, wait_exit, Berth};
 
 /// `http_get` once the server listens: a container's process is started
 /// when `docker run -d` returns, but httpd binds its port a moment later.

@@ -258,15 +258,7 @@ impl Networks {
             .is_ok()
             {}
             self.drop_keepers(false).await;
-            if self
-                .store
-                .sandboxes()
-                .await
-                .map(|s| s.is_empty())
-                .unwrap_or(false)
-            {
-                self.netavark.sweep_firewall().await;
-            }
+            self.sweep_if_unused().await;
         }
     }
 
@@ -600,17 +592,22 @@ impl Networks {
         Ok(doc)
     }
 
-    /// `GET /networks`
-    pub async fn list(&self, filters: &Filters) -> Result<Vec<Value>> {
-        filters.only(&["name", "id", "driver", "label", "type", "scope", "dangling"])?;
-        let dangling = filters.bool("dangling")?;
-        let used: std::collections::HashSet<String> = self
+    /// Ids of the networks some container (running or not) is connected to.
+    async fn networks_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self
             .store
             .endpoints()
             .await?
             .into_iter()
             .map(|(_, nid, _)| nid)
-            .collect();
+            .collect())
+    }
+
+    /// `GET /networks`
+    pub async fn list(&self, filters: &Filters) -> Result<Vec<Value>> {
+        filters.only(&["name", "id", "driver", "label", "type", "scope", "dangling"])?;
+        let dangling = filters.bool("dangling")?;
+        let used = self.networks_in_use().await?;
         let mut out = Vec::new();
         for n in self.all().await? {
             let labels: HashMap<String, String> = n.labels.clone().into_iter().collect();
@@ -662,13 +659,7 @@ impl Networks {
     /// `POST /networks/prune`: user-defined networks no container uses.
     pub async fn prune(&self, filters: &Filters) -> Result<Vec<String>> {
         filters.only(&["label", "label!", "until"])?;
-        let used: std::collections::HashSet<String> = self
-            .store
-            .endpoints()
-            .await?
-            .into_iter()
-            .map(|(_, nid, _)| nid)
-            .collect();
+        let used = self.networks_in_use().await?;
         let until = match filters.get("until").first() {
             Some(u) => Some(
                 crate::util::parse_until(u)
