@@ -72,7 +72,7 @@ IMPLEMENTED = {
 }
 
 NOTES = {
-    "/events": "Container events (create, attach, start, die, kill, stop, restart, destroy, pause, unpause, rename, update, copy, oom, health_status, exec_create, exec_start, exec_die, commit, export) and image events (pull, push, tag, untag, delete, load, save, import); the last 1024 are journaled in the data-root, so --since replay reaches across engine restarts.",
+    "/events": "Container events (create, attach, start, die, kill, stop, restart, destroy, pause, unpause, rename, update, copy, oom, health_status, exec_create, exec_start, exec_die, commit, export) and image events (pull, push, tag, untag, delete, load, save, import), volume events (create, mount, unmount, destroy) and network events (create, connect, disconnect, destroy); filters type, event, container, image, volume, network, label; the last 1024 are journaled in the data-root, so --since replay reaches across engine restarts.",
     "/containers/{id}/logs": "json-file logs, rotated files included. Entries read back from the file are sent with consecutive entries of one stream in one frame (the bytes per stream are Docker's); followed output has one frame per entry.",
     "/images/create": "fromImage pulls (Docker schema 2 and OCI, indexes by platform, gzip and zstd layers); fromSrc=- imports the body; fromSrc=<url> answers 400.",
     "/system/df": "Answers in the pre-1.52 shape (LayersSize, Images, Containers, Volumes, BuildCache) that API 1.50 clients read.",
@@ -80,7 +80,7 @@ NOTES = {
     "/networks/create": "Bridge driver only, one IPv4 subnet (IPv6 answers 400); without a subnet one comes from --default-address-pool. Options com.docker.network.bridge.name and com.docker.network.driver.mtu are applied.",
     "/networks/{id}/connect": "A running container gets the new interface at once (netavark); a stopped one at its next start.",
     "/build": "The legacy builder (version=1): a tar context (plain, gzip or zstd) or a bare Dockerfile; version=2 (BuildKit) and remote contexts are refused. RUN steps use network none unless networkmode=host.",
-    "/volumes/create": "Local driver only; driver options (type, device, o) are refused for now.",
+    "/volumes/create": "Local driver only. Its options type, device and o mount a filesystem on the volume's _data directory while a container uses it, as Docker's local driver does; size (quotas) is refused.",
     "/build/prune": "Forgets the legacy builder's cache and removes the intermediate step images only it kept.",
     "/commit": "The container is not paused while its layer is written.",
     "/containers/{id}/archive": "Paths resolve inside the container's root (openat2 RESOLVE_IN_ROOT); a running container is paused while a tree is read. /etc/hosts, /etc/hostname and /etc/resolv.conf read as the container sees them (the files mounted over them).",

@@ -96,6 +96,45 @@ impl NetSlot {
             "127.0.0.1".into(),
         ]
     }
+
+    /// What this slot's networks left on the host: their bridges, and
+    /// firewall rules for their subnets (netavark's per-network chains are
+    /// reached from POSTROUTING, its forwarding rules sit in
+    /// NETAVARK_FORWARD).
+    pub fn leftovers(&self) -> Vec<String> {
+        let subnets = [
+            format!("10.250.{}.", self.n),
+            format!("10.{}.", 128 + self.n),
+        ];
+        let mut out = Vec::new();
+        for (table, chain) in [("nat", "POSTROUTING"), ("filter", "NETAVARK_FORWARD")] {
+            let rules = Command::new("iptables")
+                .args(["-w", "-t", table, "-S", chain])
+                .stderr(Stdio::null())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            out.extend(
+                rules
+                    .lines()
+                    .filter(|l| subnets.iter().any(|s| l.contains(&format!(" {s}"))))
+                    .map(|l| format!("{table}: {l}")),
+            );
+        }
+        let links = Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let bridge = format!(" berthtest{}:", self.n);
+        out.extend(
+            links
+                .lines()
+                .filter(|l| l.contains(&bridge))
+                .map(str::to_string),
+        );
+        out
+    }
 }
 
 /// What `docker` printed.
@@ -490,13 +529,19 @@ impl Berth {
 
     /// Stops everything, then fails if a process or mount was left behind.
     pub fn finish(mut self) {
-        self.shutdown();
+        let rm = self.shutdown();
         let procs = self.processes();
         let mounts = self.mounts();
+        let network = self.net.leftovers();
         let log = self.log();
         let _ = std::fs::remove_dir_all(&self.root);
+        assert!(rm.is_none(), "docker rm -f failed: {rm:?}\n{log}");
         assert!(procs.is_empty(), "processes left behind: {procs:?}\n{log}");
         assert!(mounts.is_empty(), "mounts left behind: {mounts:?}\n{log}");
+        assert!(
+            network.is_empty(),
+            "network state left behind: {network:?}\n{log}"
+        );
     }
 
     /// Pids of container inits, from the OCI runtime's state files under
@@ -530,14 +575,20 @@ impl Berth {
         out
     }
 
-    fn shutdown(&mut self) {
+    /// Removes every container, stops berthd, then kills whatever is
+    /// left. Returns what `docker rm -f` complained about, if anything.
+    fn shutdown(&mut self) -> Option<String> {
+        let mut complaint = None;
         if self.berthd.is_some() {
             let ids = self.docker(&["ps", "-aq"]).stdout;
             let ids: Vec<&str> = ids.split_whitespace().collect();
             if !ids.is_empty() {
                 let mut args = vec!["rm", "-f"];
                 args.extend(ids);
-                self.docker(&args);
+                let rm = self.docker(&args);
+                if rm.code != 0 {
+                    complaint = Some(rm.stderr);
+                }
             }
         }
         if let Some(mut c) = self.berthd.take() {
@@ -565,6 +616,7 @@ impl Berth {
             wait_exit(pid as i32);
         }
         self.unmount_all();
+        complaint
     }
 }
 
@@ -579,7 +631,7 @@ impl Drop for Berth {
             let _ = std::fs::write(&keep, self.log());
             eprintln!("berthd and berth-core logs kept in {}", keep.display());
         }
-        self.shutdown();
+        let _ = self.shutdown();
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }

@@ -710,3 +710,102 @@ fn networks_of_a_lost_boot_are_removed_at_the_next_start() {
     );
     b.finish();
 }
+
+#[test]
+fn internal_networks_reach_each_other_but_have_no_way_out() {
+    let b = Berth::start();
+    b.load_busybox();
+    b.docker(&["network", "create", "--internal", "closed"])
+        .ok();
+    let subnet = b
+        .docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            "closed",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    let prefix = subnet.rsplit_once('.').unwrap().0.to_string();
+    assert_eq!(
+        b.docker(&["network", "inspect", "-f", "{{.Internal}}", "closed"])
+            .ok()
+            .out(),
+        "true"
+    );
+    web(&b, "inside", &["--network", "closed"]);
+    // Names resolve and the peer answers on the internal network...
+    let ip = resolve(&b, "closed", "inside").expect("inside resolves");
+    assert!(
+        ip.starts_with(&format!("{prefix}.")),
+        "{ip} not in {subnet}"
+    );
+    let hostname = b
+        .docker(&["inspect", "-f", "{{.Config.Hostname}}", "inside"])
+        .ok()
+        .out()
+        .to_string();
+    let fetched = b
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "closed",
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://{ip}/hostname"),
+        ])
+        .ok();
+    assert_eq!(fetched.out(), hostname);
+    // ...but there is no default route and no masquerading for the subnet.
+    let routes = b
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "closed",
+            "busybox",
+            "ip",
+            "route",
+        ])
+        .ok();
+    assert!(!routes.out().contains("default"), "{}", routes.stdout);
+    let nat = std::process::Command::new("iptables")
+        .args(["-w", "-t", "nat", "-S", "POSTROUTING"])
+        .output()
+        .unwrap();
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    assert!(!nat.contains(&subnet), "{nat}");
+    b.finish();
+}
+
+#[test]
+fn a_hostname_conflicts_with_another_containers_network() {
+    let b = Berth::start();
+    b.load_busybox();
+    b.docker(&["run", "-d", "--name", "donor", "busybox", "sleep", "1000"])
+        .ok();
+    let r = b.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:donor",
+        "--hostname",
+        "mine",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("conflicting options: hostname and the network mode"),
+        "{}",
+        r.stderr
+    );
+    b.finish();
+}

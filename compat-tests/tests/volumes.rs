@@ -334,3 +334,209 @@ fn a_volume_path_that_is_a_symlink_out_copies_nothing_from_the_host() {
     );
     b.docker(&["rm", "-v", "victim"]).ok();
 }
+
+fn now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+#[test]
+fn driver_options_mount_a_filesystem_while_a_container_uses_the_volume() {
+    let b = Berth::start();
+    b.load_busybox();
+    let data = |name: &str| format!("{}/volumes/{name}/_data", b.data_root().display());
+
+    // Docker's checks of the local driver's options.
+    let bad = b.docker(&["volume", "create", "--opt", "bogus=1", "x1"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("invalid option: \"bogus\""),
+        "{}",
+        bad.stderr
+    );
+    let bad = b.docker(&["volume", "create", "--opt", "type=tmpfs", "x2"]);
+    assert!(
+        bad.stderr.contains("missing required option: \"device\""),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        volumes(&b, &[]).is_empty(),
+        "a refused create made a volume"
+    );
+
+    // tmpfs with filesystem data (size, uid) and a flag (noexec).
+    let t0 = now();
+    b.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=2m,uid=1234,noexec",
+        "fast",
+    ])
+    .ok();
+    assert_eq!(
+        b.docker(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Options.type}} {{.Options.o}}",
+            "fast"
+        ])
+        .ok()
+        .out(),
+        "tmpfs size=2m,uid=1234,noexec"
+    );
+    assert!(!b.mounts().contains(&data("fast")), "mounted before use");
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "-v",
+        "fast:/fast",
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let seen = b
+        .docker(&[
+            "exec", "user", "sh", "-c",
+            "stat -f -c %T /fast; stat -c %u /fast; df -k /fast | tail -1 | awk '{print $2}'; grep ' /fast ' /proc/mounts | grep -c noexec",
+        ])
+        .ok();
+    assert_eq!(
+        seen.out().lines().collect::<Vec<_>>(),
+        ["tmpfs", "1234", "2048", "1"]
+    );
+    b.docker(&["exec", "user", "sh", "-c", "echo hi > /fast/f"])
+        .ok();
+    // A second user shares the mounted filesystem; the first one's exit
+    // leaves it mounted for the second.
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "second",
+        "-v",
+        "fast:/fast",
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    b.docker(&["rm", "-f", "user"]).ok();
+    assert!(b.mounts().contains(&data("fast")), "unmounted while in use");
+    assert_eq!(
+        b.docker(&["exec", "second", "cat", "/fast/f"]).ok().out(),
+        "hi"
+    );
+    b.docker(&["rm", "-f", "second"]).ok();
+    assert!(
+        !b.mounts().contains(&data("fast")),
+        "still mounted after the last user: {:?}",
+        b.mounts()
+    );
+    let actions = b
+        .docker(&[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &now(),
+            "--filter",
+            "volume=fast",
+            "--format",
+            "{{.Action}}",
+        ])
+        .ok();
+    assert_eq!(
+        actions.out().lines().collect::<Vec<_>>(),
+        ["create", "mount", "mount", "unmount", "unmount"]
+    );
+
+    // A bind of a host directory: written through, and `volume rm` leaves
+    // the host directory's content alone.
+    let host = b.data_root().parent().unwrap().join("bind-source");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("keep"), "precious").unwrap();
+    let device = format!("device={}", host.display());
+    b.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        &device,
+        "hostdir",
+    ])
+    .ok();
+    assert_eq!(
+        b.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "hostdir:/h",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /h/keep; echo new > /h/made",
+        ])
+        .ok()
+        .out(),
+        "precious"
+    );
+    assert_eq!(std::fs::read_to_string(host.join("made")).unwrap(), "new\n");
+    b.docker(&["volume", "rm", "hostdir"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(host.join("keep")).unwrap(),
+        "precious"
+    );
+
+    // --mount volume-opt creates the volume with those options.
+    assert_eq!(
+        b.docker(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=viamount,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+            "busybox",
+            "stat",
+            "-f",
+            "-c",
+            "%T",
+            "/m",
+        ])
+        .ok()
+        .out(),
+        "tmpfs"
+    );
+    // A filesystem that cannot be mounted fails the start with the reason.
+    b.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=nosuchfs",
+        "--opt",
+        "device=none",
+        "broken",
+    ])
+    .ok();
+    let r = b.docker(&["run", "--rm", "-v", "broken:/b", "busybox", "true"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("failed to mount local volume"),
+        "{}",
+        r.stderr
+    );
+    b.finish();
+}

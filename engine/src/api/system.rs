@@ -251,6 +251,14 @@ fn event_matches(f: &Filters, e: &Event) -> bool {
                 && (e.actor.id.starts_with(c)
                     || e.actor.attributes.get("name").is_some_and(|n| n == c))
         })
+        && any("volume", &|v| {
+            e.kind == "volume" && e.actor.id.starts_with(v)
+        })
+        && any("network", &|n| {
+            e.kind == "network"
+                && (e.actor.id.starts_with(n)
+                    || e.actor.attributes.get("name").is_some_and(|x| x == n))
+        })
         && any("image", &|i| {
             e.actor.attributes.get("image").is_some_and(|x| x == i)
         })
@@ -267,7 +275,15 @@ pub async fn events(
     axum::extract::Query(q): axum::extract::Query<Query>,
 ) -> Result<axum::response::Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    filters.only(&["type", "event", "container", "image", "label"])?;
+    filters.only(&[
+        "type",
+        "event",
+        "container",
+        "image",
+        "label",
+        "volume",
+        "network",
+    ])?;
     let time = |key: &str| -> Result<Option<i128>> {
         match q.get(key).filter(|s| !s.is_empty()) {
             None => Ok(None),

@@ -75,6 +75,7 @@ impl Containers {
                 let paths = self.paths(&c.id);
                 self.networks.leave(&c.id).await;
                 let _ = rootfs::unmount_rootfs(&paths);
+                self.release_mounts(&c.id).await;
                 c.state.error = e.to_string();
                 if c.state.exit_code == 0 {
                     c.state.exit_code = exit_code_for_start_error(&c.state.error);
@@ -169,7 +170,8 @@ impl Containers {
             }
         }
         let mut borrowed = self.borrowed_namespaces(c).await?;
-        borrowed.user_mounts = self.prepare_mounts(c).await?;
+        let (user_mounts, _volume_hold) = self.prepare_mounts(c).await?;
+        borrowed.user_mounts = user_mounts;
         borrowed.netns = netns;
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT, borrowed)?;
         let log_path = if c.log_driver() == "none" {
@@ -342,6 +344,7 @@ impl Containers {
             if let Err(e) = rootfs::unmount_rootfs(&self.paths(&c.id)) {
                 warn!(container_id = %c.id, error = %e, "unmounting rootfs after exit");
             }
+            self.release_mounts(&c.id).await;
         }
         info!(container_id = %c.id, exit_code = code, restarting, "container exited");
         if oom {
@@ -568,19 +571,31 @@ impl Containers {
     /// With `remove_volumes` (`rm -v`, and `--rm` containers) its anonymous
     /// volumes go too.
     pub async fn remove(&self, name: &str, force: bool, remove_volumes: bool) -> Result<()> {
-        let c = self.lookup(name).await?;
-        if c.is_running() || c.state.restarting {
-            if !force {
-                return Err(Error::Conflict(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    c.name
-                )));
+        let id = self.lookup(name).await?.id;
+        // What was seen before taking the lock may be stale: a restart
+        // policy (or the reconcile after a lost boot) can start the
+        // container meanwhile. So check again under the lock, and kill again.
+        for _ in 0..5 {
+            let c = self.lookup(&id).await?;
+            if c.is_running() || c.state.restarting {
+                if !force {
+                    return Err(Error::Conflict(format!(
+                        "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                        c.name
+                    )));
+                }
+                self.kill_and_wait(&c).await?;
             }
-            self.kill_and_wait(&c).await?;
+            let lock = self.lock_of(&id);
+            let _guard = lock.lock().await;
+            let c = self.lookup(&id).await?;
+            if !(c.is_running() || c.state.restarting) {
+                return self.remove_locked(&c, remove_volumes).await;
+            }
         }
-        let lock = self.lock_of(&c.id);
-        let _guard = lock.lock().await;
-        self.remove_locked(&c, remove_volumes).await
+        Err(Error::Conflict(format!(
+            "cannot remove container {id}: it was started again each time it was stopped"
+        )))
     }
 
     pub(crate) async fn remove_locked(&self, c: &Container, remove_volumes: bool) -> Result<()> {

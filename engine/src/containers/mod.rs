@@ -273,6 +273,7 @@ impl Containers {
                 other => other,
             })?;
         if let Some(other) = network_mode.strip_prefix("container:") {
+            check_container_network_mode(&config, &host_config)?;
             self.lookup(other).await.map_err(|e| match e {
                 Error::NotFound(m) => Error::InvalidArgument(m),
                 other => other,
@@ -504,4 +505,29 @@ impl Containers {
         let c = self.lookup(&id).await?;
         self.networks.disconnect(&c, network).await
     }
+}
+
+/// What a container that joins another one's network namespace cannot
+/// have of its own (Docker refuses the same combinations, same words).
+fn check_container_network_mode(config: &ContainerConfig, hc: &HostConfig) -> Result<()> {
+    let conflict = |what: &str| {
+        Err(Error::InvalidArgument(format!(
+            "conflicting options: {what}"
+        )))
+    };
+    if config.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+        return conflict("hostname and the network mode");
+    }
+    if hc.dns.as_ref().is_some_and(|d| !d.is_empty()) {
+        return conflict("dns and the network mode");
+    }
+    if hc.extra_hosts.as_ref().is_some_and(|h| !h.is_empty()) {
+        return conflict("custom host-to-IP mapping and the network mode");
+    }
+    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+        || hc.publish_all_ports.unwrap_or(false)
+    {
+        return conflict("port publishing and the container type network mode");
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use bollard_stubs::models::{ContainerConfig, HostConfig};
 use serde_json::{json, Value};
+use tracing::warn;
 
 use super::record::Container;
 use crate::confined::Confined;
@@ -26,8 +27,10 @@ const PROPAGATIONS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub row: MountRow,
-    /// Labels for a volume this create makes (`--mount volume-opt`).
+    /// Labels for a volume this create makes (`--mount volume-label`).
     pub labels: HashMap<String, String>,
+    /// Driver options for it (`--mount volume-opt`).
+    pub volume_options: HashMap<String, String>,
 }
 
 fn spec_error(spec: &str, why: impl std::fmt::Display) -> Error {
@@ -99,6 +102,7 @@ fn parse_bind(spec: &str) -> Result<Planned> {
             copy_up: !bind && copy_up,
         },
         labels: HashMap::new(),
+        volume_options: HashMap::new(),
     })
 }
 
@@ -151,6 +155,7 @@ fn parse_mount(m: &Value) -> Result<Planned> {
             Ok(Planned {
                 row: row("bind", source, propagation, String::new(), false),
                 labels: HashMap::new(),
+                volume_options: HashMap::new(),
             })
         }
         "volume" => {
@@ -160,9 +165,21 @@ fn parse_mount(m: &Value) -> Result<Planned> {
             let labels: HashMap<String, String> =
                 serde_json::from_value(m["VolumeOptions"]["Labels"].clone()).unwrap_or_default();
             let copy_up = !m["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false);
+            let driver = &m["VolumeOptions"]["DriverConfig"];
+            if let Some(name) = driver["Name"]
+                .as_str()
+                .filter(|d| !d.is_empty() && *d != "local")
+            {
+                return Err(Error::NotFound(format!(
+                    "error looking up volume plugin {name}: plugin \"{name}\" not found"
+                )));
+            }
+            let volume_options: HashMap<String, String> =
+                serde_json::from_value(driver["Options"].clone()).unwrap_or_default();
             Ok(Planned {
                 row: row("volume", source, "", String::new(), copy_up),
                 labels,
+                volume_options,
             })
         }
         "tmpfs" => {
@@ -181,6 +198,7 @@ fn parse_mount(m: &Value) -> Result<Planned> {
             Ok(Planned {
                 row: row("tmpfs", "", "", opts.join(","), false),
                 labels: HashMap::new(),
+                volume_options: HashMap::new(),
             })
         }
         "" => Err(invalid("mount type unknown".into())),
@@ -227,6 +245,7 @@ fn parse_tmpfs(dest: &str, opts: &str) -> Result<Planned> {
             copy_up: false,
         },
         labels: HashMap::new(),
+        volume_options: HashMap::new(),
     })
 }
 
@@ -275,6 +294,7 @@ pub fn plan(
                 out.push(Planned {
                     row,
                     labels: HashMap::new(),
+                    volume_options: HashMap::new(),
                 });
             }
         }
@@ -299,6 +319,7 @@ pub fn plan(
                     copy_up: true,
                 },
                 labels: HashMap::new(),
+                volume_options: HashMap::new(),
             });
         }
     }
@@ -438,7 +459,7 @@ impl super::Containers {
                     let name = (!row.source.is_empty()).then_some(row.source.as_str());
                     let v = self
                         .volumes
-                        .create(name, None, p.labels, HashMap::new())
+                        .create(name, None, p.labels, p.volume_options)
                         .await?;
                     row.source = v["Name"].as_str().unwrap_or_default().to_string();
                 }
@@ -466,10 +487,20 @@ impl super::Containers {
         Ok(out)
     }
 
-    /// Before a start: fills empty volumes from the image and returns the
-    /// OCI mounts.
-    pub(crate) async fn prepare_mounts(&self, c: &Container) -> Result<Vec<Value>> {
+    /// Before a start: mounts volumes' filesystems (driver options), fills
+    /// empty volumes from the image and returns the OCI mounts, with a hold
+    /// that the caller keeps until the container is recorded as running.
+    pub(crate) async fn prepare_mounts(
+        &self,
+        c: &Container,
+    ) -> Result<(Vec<Value>, crate::volumes::VolumeHold)> {
         let mounts = self.store.container_mounts(&c.id).await?;
+        let names: Vec<String> = mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .map(|m| m.source.clone())
+            .collect();
+        let hold = self.volumes.mount_for_start(&names).await?;
         let rootfs = self.paths(&c.id).rootfs();
         for m in mounts.iter().filter(|m| m.kind == "volume") {
             if m.copy_up {
@@ -485,7 +516,24 @@ impl super::Containers {
                 ],
             );
         }
-        Ok(oci_mounts(&mounts, |n| self.volumes.data_path(n)))
+        Ok((oci_mounts(&mounts, |n| self.volumes.data_path(n)), hold))
+    }
+
+    /// After a container stopped or failed to start: its volumes are
+    /// released (`unmount` events; filesystems unmounted when unused).
+    pub(crate) async fn release_mounts(&self, id: &str) {
+        let names: Vec<String> = match self.store.container_mounts(id).await {
+            Ok(mounts) => mounts
+                .into_iter()
+                .filter(|m| m.kind == "volume")
+                .map(|m| m.source)
+                .collect(),
+            Err(e) => {
+                warn!(container_id = %id, error = %e, "reading mounts to release");
+                return;
+            }
+        };
+        self.volumes.release_after_exit(id, &names).await;
     }
 }
 

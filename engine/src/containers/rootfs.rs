@@ -3,7 +3,7 @@
 //! and work directories; plus the files Docker bind-mounts into every
 //! container (/etc/hostname, /etc/hosts, /etc/resolv.conf).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use tracing::debug;
@@ -91,22 +91,7 @@ pub fn unmount_rootfs(paths: &Paths) -> Result<()> {
         .map_err(|e| Error::Internal(format!("unmount {}: {e}", target.display())))
 }
 
-/// Whether `path` is a mount point, from /proc/self/mountinfo.
-pub fn is_mountpoint(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let wanted = path.display().to_string();
-    info.lines()
-        .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(wanted.as_str()))
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-}
+pub use crate::util::is_mountpoint;
 
 /// What the container's hostname, hosts and resolv.conf say.
 #[derive(Debug, Default)]

@@ -92,11 +92,10 @@ impl NetworkRecord {
                 .iter()
                 .map(|s| netavark::NetSubnet {
                     subnet: s.clone(),
-                    gateway: if self.internal {
-                        None
-                    } else {
-                        self.gateway.clone()
-                    },
+                    // Internal networks keep the gateway address on the
+                    // bridge, where aardvark-dns answers; netavark adds no
+                    // default route and no masquerading for them.
+                    gateway: self.gateway.clone(),
                 })
                 .collect(),
             options: self

@@ -70,6 +70,26 @@ pub fn is_kept(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Makes an (empty) bridge of that name unless one exists: netavark's
+/// teardown looks the network's bridge up before anything else and gives
+/// up without it, leaving the network's firewall rules behind. With an
+/// empty bridge it sees the last interface go and removes rules and bridge.
+pub fn ensure_bridge(name: &str) {
+    if name.is_empty() || Path::new("/sys/class/net").join(name).exists() {
+        return;
+    }
+    let done = std::process::Command::new("ip")
+        .args(["link", "add", "name", name, "type", "bridge"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !done.is_ok_and(|s| s.success()) {
+        tracing::warn!(
+            bridge = name,
+            "could not add a stand-in bridge for teardown"
+        );
+    }
+}
+
 /// Adds a veth pair whose first end is named `iface` inside the namespace
 /// at `path` (through nsenter and ip, a rarely taken path: see
 /// `sandbox::leave`). Failure only means netavark's teardown stops early.

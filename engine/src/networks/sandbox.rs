@@ -504,11 +504,14 @@ impl Networks {
             // netavark tears down inside one and stops at the first
             // interface it cannot delete, so give it a namespace with
             // stand-ins of the right names; it then removes the host side
-            // (rules, DNS entries, the bridge once unused).
+            // (rules, DNS entries, the bridge once unused). Its bridge may
+            // be gone too (another teardown saw it empty): netavark needs
+            // one to remove the network's rules.
             let _ = super::netns::remove(&netns);
             if super::netns::create(&netns).is_ok() {
                 for a in sb.attachments.values() {
                     super::netns::add_stand_in(&netns, &a.interface);
+                    super::netns::ensure_bridge(&a.info.network_interface);
                 }
             }
         }

@@ -554,6 +554,20 @@ impl Store {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// The containers using a volume that are running, paused or about to
+    /// be restarted: while there are any, its filesystem stays mounted.
+    pub async fn volume_active_users(&self, name: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT m.container_id FROM container_mounts m JOIN containers c ON c.id = m.container_id \
+             WHERE m.kind = 'volume' AND m.source = ? \
+             AND (json_extract(c.state, '$.Running') OR json_extract(c.state, '$.Restarting'))",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     pub async fn set_container_mounts(&self, id: &str, mounts: &[MountRow]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM container_mounts WHERE container_id = ?")

@@ -3,6 +3,10 @@
 //! first `-v name:/path`; anonymous ones (a 64-hex name, labelled
 //! `com.docker.volume.anonymous`) from `-v /path` and an image's VOLUME.
 //! Which containers use a volume is read from their resolved mounts.
+//! A volume created with driver options (type, device, o) is a filesystem
+//! mounted on `_data` while a container that uses it runs (driver_opts.rs).
+
+mod driver_opts;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,33 @@ pub struct Volumes {
     store: Store,
     root: PathBuf,
     events: Arc<crate::events::Events>,
+    /// Starts in progress, per volume: the container is not "running" in
+    /// the store yet, but another container's exit must not unmount the
+    /// filesystem it is about to use.
+    holds: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    /// Serialises the mount-or-not and unmount-or-not decisions.
+    mounting: tokio::sync::Mutex<()>,
+}
+
+/// Keeps volumes' filesystems mounted until a start is over (dropped after
+/// the container is recorded as running, or after the start failed).
+pub struct VolumeHold {
+    holds: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    names: Vec<String>,
+}
+
+impl Drop for VolumeHold {
+    fn drop(&mut self) {
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        for n in &self.names {
+            if let Some(count) = holds.get_mut(n) {
+                *count -= 1;
+                if *count == 0 {
+                    holds.remove(n);
+                }
+            }
+        }
+    }
 }
 
 /// Docker's rule for volume names (the same as container names, at least
@@ -49,6 +80,8 @@ impl Volumes {
             store,
             root: data_root.join("volumes"),
             events,
+            holds: Arc::default(),
+            mounting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -81,13 +114,7 @@ impl Volumes {
                 "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
             )));
         }
-        if !options.is_empty() {
-            // The local driver's type/device/o options mount a filesystem
-            // at first use; not carried out yet, so refused, not ignored.
-            return Err(Error::InvalidArgument(
-                "volume driver options (type, device, o) are not supported by Berth yet".into(),
-            ));
-        }
+        driver_opts::validate(&options)?;
         let anonymous = name.is_none_or(str::is_empty);
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -104,7 +131,7 @@ impl Volumes {
             name: name.clone(),
             driver: driver.into(),
             labels: serde_json::to_string(&labels).map_err(Error::internal)?,
-            options: "{}".into(),
+            options: serde_json::to_string(&options).map_err(Error::internal)?,
             created: crate::util::now_rfc3339(),
             anonymous,
         };
@@ -188,6 +215,9 @@ impl Volumes {
     }
 
     async fn delete(&self, name: &str) -> Result<()> {
+        // Never recurse into a mounted filesystem: with `o=bind` it is a
+        // host directory that outlives the volume.
+        driver_opts::unmount_from(name, &self.data_path(name))?;
         self.store.delete_volume(name).await?;
         match std::fs::remove_dir_all(self.root.join(name)) {
             Ok(()) => {}
@@ -197,6 +227,67 @@ impl Volumes {
         info!(volume = %name, "volume removed");
         self.event("destroy", name, &[]);
         Ok(())
+    }
+
+    fn options_of(v: &VolumeRow) -> HashMap<String, String> {
+        serde_json::from_str(&v.options).unwrap_or_default()
+    }
+
+    /// Before a container starts: mounts the filesystems of those of its
+    /// volumes that have driver options, and holds them until the start is
+    /// over.
+    pub async fn mount_for_start(&self, names: &[String]) -> Result<VolumeHold> {
+        let _serial = self.mounting.lock().await;
+        {
+            let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+            for n in names {
+                *holds.entry(n.clone()).or_default() += 1;
+            }
+        }
+        let hold = VolumeHold {
+            holds: self.holds.clone(),
+            names: names.to_vec(),
+        };
+        for n in names {
+            let Some(v) = self.store.volume(n).await? else {
+                continue;
+            };
+            let opts = Self::options_of(&v);
+            if driver_opts::needs_mount(&opts) {
+                driver_opts::mount_on(n, &opts, &self.data_path(n))?;
+            }
+        }
+        Ok(hold)
+    }
+
+    /// After a container stopped (or failed to start): `unmount` events,
+    /// and the filesystems of volumes that no running container and no
+    /// start in progress uses any more are unmounted.
+    pub async fn release_after_exit(&self, container_id: &str, names: &[String]) {
+        let _serial = self.mounting.lock().await;
+        for n in names {
+            let Ok(Some(v)) = self.store.volume(n).await else {
+                continue;
+            };
+            self.event("unmount", n, &[("container", container_id)]);
+            if !driver_opts::needs_mount(&Self::options_of(&v)) {
+                continue;
+            }
+            let held = self
+                .holds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(n);
+            let active = match self.store.volume_active_users(n).await {
+                Ok(users) => !users.is_empty(),
+                Err(_) => true,
+            };
+            if !held && !active {
+                if let Err(e) = driver_opts::unmount_from(n, &self.data_path(n)) {
+                    tracing::warn!(volume = %n, error = %e, "unmounting volume filesystem");
+                }
+            }
+        }
     }
 
     /// Removes the anonymous volumes among `names` that nothing uses any
