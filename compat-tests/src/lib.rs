@@ -330,6 +330,11 @@ impl Berth {
         self.bin = alone;
     }
 
+    /// Undoes `without_core`: the next berthd starts a core as usual.
+    pub fn with_core(&mut self) {
+        self.bin = bin_dir();
+    }
+
     /// Flags for the next `spawn_berthd` (beyond the roots and socket).
     pub fn set_extra_args(&mut self, extra: &[&str]) {
         self.extra_args = extra.iter().map(|s| s.to_string()).collect();

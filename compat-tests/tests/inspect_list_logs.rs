@@ -6,8 +6,21 @@ use berth_compat_tests::Berth;
 fn ps_filters() {
     let b = Berth::start();
     b.load_busybox();
+    b.docker(&["network", "create", "front"]).ok();
     b.docker(&[
-        "run", "-d", "--name", "alpha", "--label", "tier=web", "busybox", "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        "alpha",
+        "--label",
+        "tier=web",
+        "-v",
+        "keep:/data",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "1000",
     ])
     .ok();
     b.docker(&[
@@ -58,6 +71,24 @@ fn ps_filters() {
             .lines()
             .count(),
         2
+    );
+    // Creation order: alpha, beta, gamma, delta.
+    assert_eq!(names(&["--filter", "before=gamma"]), "alpha,beta");
+    assert_eq!(names(&["--filter", "since=beta"]), "delta,gamma");
+    assert_eq!(names(&["-n", "1"]), "delta");
+    assert_eq!(names(&["-a", "--filter", "volume=keep"]), "alpha");
+    assert_eq!(names(&["-a", "--filter", "volume=/data"]), "alpha");
+    assert_eq!(names(&["-a", "--filter", "network=front"]), "alpha");
+    assert_eq!(
+        names(&["-a", "--filter", "health=none"]),
+        "alpha,beta,delta,gamma"
+    );
+    assert_eq!(names(&["-a", "--filter", "health=healthy"]), "");
+    assert_eq!(
+        b.docker(&["ps", "--format", "{{.Mounts}} {{.Networks}}"])
+            .ok()
+            .out(),
+        "keep front"
     );
     let r = b.docker(&["ps", "--filter", "status=bogus"]);
     assert_ne!(r.code, 0);

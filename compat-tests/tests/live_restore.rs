@@ -180,6 +180,11 @@ fn without_a_core_requests_that_need_it_answer_503_and_the_rest_works() {
     let r = b.docker(&["start", "waiting"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("berth-core is not reachable"), "{r:?}");
+    // With a core to start, the same container starts.
+    b.kill_berthd();
+    b.with_core();
+    b.spawn_berthd();
+    b.docker(&["start", "-a", "waiting"]).ok();
     b.finish();
 }
 

@@ -93,8 +93,30 @@ impl Containers {
         filters: &Filters,
     ) -> Result<Vec<ContainerSummary>> {
         filters.only(&[
-            "id", "name", "label", "status", "ancestor", "exited", "before", "since",
+            "id", "name", "label", "status", "ancestor", "exited", "before", "since", "volume",
+            "network", "health",
         ])?;
+        for h in filters.get("health") {
+            if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "Unrecognised filter value for health: {h}"
+                )));
+            }
+        }
+        // before= and since= name containers; theirs is the creation time
+        // the others are compared with.
+        let created_of = |name: String| async move {
+            let c = self.lookup(&name).await?;
+            Ok::<_, Error>(parse_rfc3339(&c.created).unwrap_or((0, 0)))
+        };
+        let mut before = None;
+        for b in filters.get("before") {
+            before = Some(created_of(b).await?);
+        }
+        let mut since = None;
+        for s in filters.get("since") {
+            since = Some(created_of(s).await?);
+        }
         for s in filters.get("status") {
             if !STATUSES.contains(&s.as_str()) {
                 return Err(Error::InvalidArgument(format!(
@@ -119,12 +141,44 @@ impl Containers {
                 ancestors.push(a.clone());
             }
         }
-        let all = all || !filters.get("status").is_empty() || !exited.is_empty();
+        // As in Docker, -n/--last N counts stopped containers too.
+        let all = all
+            || !filters.get("status").is_empty()
+            || !exited.is_empty()
+            || limit.is_some_and(|l| l > 0);
         let tags = self.store.tags().await?;
+        let mut all_mounts = self.store.all_container_mounts().await?;
         let mut out = Vec::new();
         for row in self.store.containers().await? {
             let c = Container::from_row(row)?;
-            if !all && !c.is_running() {
+            let created = parse_rfc3339(&c.created).unwrap_or((0, 0));
+            // Docker lists stopped containers when before/since ask for them.
+            if !all && !c.is_running() && before.is_none() && since.is_none() {
+                continue;
+            }
+            if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                continue;
+            }
+            let mounts = all_mounts.remove(&c.id).unwrap_or_default();
+            let volumes = filters.get("volume");
+            if !volumes.is_empty()
+                && !mounts.iter().any(|m| {
+                    volumes
+                        .iter()
+                        .any(|v| *v == m.destination || (!m.source.is_empty() && *v == m.source))
+                })
+            {
+                continue;
+            }
+            let health = c
+                .state
+                .health
+                .as_ref()
+                .map(|h| h.status.as_str())
+                .unwrap_or("none");
+            if !filters.get("health").is_empty()
+                && !filters.get("health").iter().any(|h| h == health)
+            {
                 continue;
             }
             if !filters.get("id").is_empty()
@@ -177,6 +231,21 @@ impl Containers {
                 c.image_id.clone()
             };
             let (_, nets, ports) = self.networks.settings(&c).await?;
+            let networks = filters.get("network");
+            if !networks.is_empty()
+                && !nets["Networks"].as_object().is_some_and(|joined| {
+                    joined.iter().any(|(name, n)| {
+                        networks.iter().any(|w| {
+                            w == name
+                                || n["NetworkID"]
+                                    .as_str()
+                                    .is_some_and(|id| id.starts_with(w.as_str()))
+                        })
+                    })
+                })
+            {
+                continue;
+            }
             out.push(ContainerSummary {
                 id: Some(c.id.clone()),
                 names: Some(vec![format!("/{}", c.name)]),
@@ -196,7 +265,17 @@ impl Containers {
                 network_settings: Some(ContainerSummaryNetworkSettings {
                     networks: serde_json::from_value(nets["Networks"].clone()).ok(),
                 }),
-                mounts: Some(vec![]),
+                mounts: Some(
+                    mounts
+                        .iter()
+                        .filter_map(|m| {
+                            serde_json::from_value(super::mounts::document(m, |n| {
+                                self.volumes.data_path(n)
+                            }))
+                            .ok()
+                        })
+                        .collect(),
+                ),
                 ..Default::default()
             });
             if limit.is_some_and(|l| l > 0 && out.len() >= l) {

@@ -1,5 +1,6 @@
 //! Metadata in SQLite (WAL) through sqlx; the only module that knows SQL.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -597,20 +598,21 @@ impl Store {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| MountRow {
-                destination: r.get(0),
-                kind: r.get(1),
-                source: r.get(2),
-                rw: r.get(3),
-                mode: r.get(4),
-                propagation: r.get(5),
-                options: r.get(6),
-                copy_up: r.get(7),
-            })
-            .collect())
+        Ok(rows.iter().map(mount_row).collect())
     }
+
+    /// Every container's mounts in one query (`docker ps`).
+    pub async fn all_container_mounts(&self) -> Result<HashMap<String, Vec<MountRow>>> {
+        let rows = sqlx::query("SELECT destination, kind, source, rw, mode, propagation, options, copy_up, container_id FROM container_mounts ORDER BY destination")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: HashMap<String, Vec<MountRow>> = HashMap::new();
+        for r in &rows {
+            out.entry(r.get(8)).or_default().push(mount_row(r));
+        }
+        Ok(out)
+    }
+
     // Networks, endpoints and sandboxes hold JSON documents whose shape
     // belongs to the networks module.
 
@@ -773,5 +775,18 @@ fn image_row(r: &sqlx::sqlite::SqliteRow) -> ImageRow {
         created: r.get(5),
         manifest: r.get(6),
         parent: r.get(7),
+    }
+}
+
+fn mount_row(r: &sqlx::sqlite::SqliteRow) -> MountRow {
+    MountRow {
+        destination: r.get(0),
+        kind: r.get(1),
+        source: r.get(2),
+        rw: r.get(3),
+        mode: r.get(4),
+        propagation: r.get(5),
+        options: r.get(6),
+        copy_up: r.get(7),
     }
 }
