@@ -206,7 +206,7 @@ fn an_engine_without_a_common_protocol_version_refuses_to_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("speaks protocol versions 1..=4, this berthd speaks 0..=0"),
+        err.contains("speaks protocol versions 1..=5, this berthd speaks 0..=0"),
         "{err}"
     );
     b.finish();

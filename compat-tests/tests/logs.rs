@@ -127,3 +127,143 @@ fn details_streams_and_refused_options() {
     b.docker(&["rm", "detailed"]).ok();
     b.finish();
 }
+
+#[test]
+fn the_local_driver_keeps_streams_times_tail_follow_and_rotation() {
+    let b = Berth::start();
+    b.load_busybox();
+    let local = [
+        "--log-driver",
+        "local",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+    ];
+    let mut args = vec!["run", "--name", "loc"];
+    args.extend(local);
+    args.extend([
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 1 1000); do echo line-$i; done; echo oops >&2",
+    ]);
+    b.docker(&args).ok();
+    let seen = b
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{.Id}} {{.HostConfig.LogConfig.Type}} [{{.LogPath}}]",
+            "loc",
+        ])
+        .ok();
+    let (id, rest) = seen.out().split_once(' ').unwrap();
+    assert_eq!(rest, "local []");
+    // Docker's place for the local driver's files, rotated like json-file.
+    let log = b
+        .data_root()
+        .join("containers")
+        .join(id)
+        .join("local-logs/container.log");
+    let rotated = |n: u32| log.with_file_name(format!("container.log.{n}"));
+    assert!(log.exists() && rotated(1).exists() && rotated(2).exists());
+    assert!(!rotated(3).exists(), "rotation keeps 3 files in all");
+    assert!(std::fs::metadata(&log).unwrap().len() <= 2048);
+
+    let all = b.docker(&["logs", "loc"]).ok();
+    let (first, last) = consecutive(&all.stdout);
+    assert!(first > 1 && last == 1000, "{first}..{last}");
+    assert_eq!(all.stderr, "oops\n");
+    // The last 20 lines of both streams.
+    let tail = b.docker(&["logs", "--tail", "20", "loc"]).ok();
+    assert_eq!(consecutive(&tail.stdout), (982, 1000));
+    assert_eq!(tail.stderr, "oops\n");
+    let stamped = b
+        .docker(&["logs", "--timestamps", "--tail", "2", "loc"])
+        .ok();
+    let line = stamped.stdout.lines().next().unwrap();
+    let (time, text) = line.split_once(' ').unwrap();
+    assert_eq!(text, "line-1000");
+    assert!(
+        time.len() == 30 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
+    // --since that time keeps the last lines, --until before it drops them.
+    let since = b.docker(&["logs", "--since", time, "loc"]).ok();
+    assert!(since.stdout.ends_with("line-1000\n"), "{}", since.stdout);
+    let until = b
+        .docker(&["logs", "--until", "2000-01-01T00:00:00Z", "loc"])
+        .ok();
+    assert_eq!(until.stdout, "");
+
+    // Followed while written and rotated: nothing lost, nothing twice.
+    let mut args = vec!["run", "-d", "--name", "slow"];
+    args.extend(local);
+    args.extend([
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 1 120); do echo line-$i; sleep 0.01; done",
+    ]);
+    b.docker(&args).ok();
+    let followed = b.docker(&["logs", "-f", "slow"]).ok();
+    assert_eq!(consecutive(&followed.stdout).1, 120);
+
+    let refused = b.docker(&[
+        "run",
+        "--log-driver",
+        "local",
+        "--log-opt",
+        "labels=a",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        refused
+            .stderr
+            .contains("unknown log opt 'labels' for log driver local"),
+        "{}",
+        refused.stderr
+    );
+    b.docker(&["rm", "loc", "slow"]).ok();
+    b.finish();
+}
+
+#[test]
+fn berthd_log_driver_and_log_opt_are_the_defaults_of_new_containers() {
+    let b = Berth::start_with(&["--log-driver", "local", "--log-opt", "max-size=5k"]);
+    b.load_busybox();
+    let info = b.docker(&["info", "-f", "{{.LoggingDriver}}"]).ok();
+    assert_eq!(info.out(), "local");
+    b.docker(&["run", "--name", "plain", "busybox", "echo", "hello"])
+        .ok();
+    b.docker(&[
+        "run",
+        "--name",
+        "jf",
+        "--log-driver",
+        "json-file",
+        "busybox",
+        "echo",
+        "there",
+    ])
+    .ok();
+    let config = |name: &str| {
+        b.docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}",
+            name,
+        ])
+        .ok()
+        .out()
+        .to_string()
+    };
+    // The daemon's options come with the daemon's driver only.
+    assert_eq!(config("plain"), r#"local {"max-size":"5k"}"#);
+    assert_eq!(config("jf"), "json-file {}");
+    assert_eq!(b.docker(&["logs", "plain"]).ok().stdout, "hello\n");
+    assert_eq!(b.docker(&["logs", "jf"]).ok().stdout, "there\n");
+    b.docker(&["rm", "plain", "jf"]).ok();
+    b.finish();
+}

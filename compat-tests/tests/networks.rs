@@ -398,6 +398,23 @@ fn running_containers_connect_and_disconnect() {
         "{}",
         not.stderr
     );
+    // A running container from the default bridge, which resolves no
+    // names, learns its new network's names once connected (Docker points
+    // its resolv.conf at the embedded DNS server then).
+    b.docker(&["run", "-d", "--name", "lone", "busybox", "sleep", "1000"])
+        .ok();
+    let before = b.docker(&["exec", "lone", "nslookup", "srv"]);
+    assert_ne!(
+        before.code, 0,
+        "resolved on the default bridge: {}",
+        before.stdout
+    );
+    b.docker(&["network", "connect", "one", "lone"]).ok();
+    let ip1 = ipv4_of(&b, "srv", "eth0");
+    let ip1 = ip1.split('/').next().unwrap();
+    let after = b.docker(&["exec", "lone", "nslookup", "srv"]).ok().stdout;
+    assert!(after.contains(&format!("Address: {ip1}")), "{after}");
+
     // A stopped container can be connected; it joins at its next start.
     b.docker(&["stop", "-t", "0", "srv"]).ok();
     b.docker(&["network", "connect", "two", "srv"]).ok();

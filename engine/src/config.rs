@@ -92,6 +92,14 @@ pub struct Config {
     /// dockerd's --ip.
     #[arg(long, default_value = "0.0.0.0")]
     pub ip: String,
+    /// Logging driver of containers that name none (json-file, local or
+    /// none), like dockerd's --log-driver.
+    #[arg(long, default_value = "json-file")]
+    pub log_driver: String,
+    /// Options of that driver (key=value, repeatable), like dockerd's
+    /// --log-opt; a container of that driver gets those it does not set.
+    #[arg(long = "log-opt")]
+    pub log_opts: Vec<String>,
     /// Newest engine–core protocol version to speak (default: this build's
     /// newest). For running an engine as an older one would, in tests.
     #[arg(long, hide = true)]

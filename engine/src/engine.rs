@@ -64,14 +64,19 @@ impl Engine {
         tokio::spawn(networks.clone().run_sweeper());
         // Chains an earlier berthd left (it stopped before sweeping).
         networks.sweep_soon.notify_one();
-        let containers = Arc::new(Containers::new(
-            store.clone(),
-            images.clone(),
-            core.clone(),
-            config.data_root.clone(),
-            config.runtime.clone().unwrap_or_default(),
-            networks,
-        ));
+        let default_log =
+            crate::containers::log_opts::daemon_default(&config.log_driver, &config.log_opts)?;
+        let containers = Arc::new(
+            Containers::new(
+                store.clone(),
+                images.clone(),
+                core.clone(),
+                config.data_root.clone(),
+                config.runtime.clone().unwrap_or_default(),
+                networks,
+            )
+            .with_default_log(default_log),
+        );
         let builder = Arc::new(Builder::new(containers.clone(), &config.data_root)?);
         Ok(Arc::new(Engine {
             config,

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod attach;
+pub mod local_log;
 pub mod locate;
 pub mod timefmt;
 
@@ -26,8 +27,10 @@ pub mod timefmt;
 /// is never sent `health` events. 3 adds exec tasks
 /// (`CreateTaskRequest::exec_in`): a process started in a running task's
 /// container by a shim of its own. 4 adds pause, resume and update of a
-/// running task (`UpdateTaskRequest`, `TaskInfo::paused`).
-pub const VERSION: u32 = 4;
+/// running task (`UpdateTaskRequest`, `TaskInfo::paused`). 5 adds the
+/// `local` log format (`CreateTaskRequest::log_format`); an older core
+/// would write json-file where the engine reads `local`.
+pub const VERSION: u32 = 5;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
 
@@ -85,6 +88,10 @@ pub struct CreateTaskRequest {
     pub log_max_size: u64,
     #[serde(default)]
     pub log_max_files: u32,
+    /// Since version 5: how the log is written: "local" (see [`local_log`])
+    /// or, when empty, Docker's json-file.
+    #[serde(default)]
+    pub log_format: String,
     /// Keep a pipe to the process's stdin open for attach clients.
     #[serde(default)]
     pub stdin: bool,

@@ -9,7 +9,9 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod hybrid;
 pub mod probe;
+mod wording;
 
 pub use error::Error;
 
@@ -70,6 +72,16 @@ impl Cli {
         cmd
     }
 
+    /// The command for `create` or `run`: the only ones that check the
+    /// host's cgroup layout (see `hybrid.rs`).
+    fn creating_command(&self) -> Command {
+        let mut cmd = self.command();
+        if hybrid::is_crun(&self.binary) && hybrid::host_is_hybrid_with_v2_controllers() {
+            hybrid::hide_unified_cgroup(&mut cmd);
+        }
+        cmd
+    }
+
     /// Runs a command with null stdio and turns a failure into an error that
     /// carries the runtime's own message.
     fn run(&self, mut cmd: Command, what: &'static str) -> Result<(), Error> {
@@ -94,7 +106,7 @@ impl Cli {
         Err(Error::CommandFailed {
             command: what,
             status: out.status.code().unwrap_or(-1),
-            message,
+            message: wording::docker_wording(&message),
         })
     }
 
@@ -108,7 +120,7 @@ impl Cli {
         stdout: Stdio,
         stderr: Stdio,
     ) -> Result<(), Error> {
-        let mut cmd = self.command();
+        let mut cmd = self.creating_command();
         cmd.arg("create")
             .arg("--bundle")
             .arg(&opts.bundle)

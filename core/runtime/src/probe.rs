@@ -1,13 +1,13 @@
 //! Finding the fastest runtime that really works on this host.
 //!
-//! "Installed" is not enough: crun 1.8 refuses hosts that mount cgroup v1 with
-//! a cgroup2 hierarchy beside it ("cgroups in hybrid mode not supported"),
-//! while runc works there. So each candidate runs a throw-away container
+//! "Installed" is not enough (a runtime may refuse the host's cgroup layout,
+//! see `hybrid.rs` for the one crun refuses here and how Berth runs it
+//! anyway). So each candidate runs a throw-away container
 //! (`/bin/true` from a read-only bind of the host's /usr, /bin and /lib) and
 //! the first that exits 0 wins. Candidates are tried fastest first.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::Error;
 
@@ -19,17 +19,15 @@ pub fn runtime_works(binary: &Path, work: &Path) -> Result<(), Error> {
     let id = format!("berth-probe-{}", std::process::id());
     let bundle = work.join(&id);
     let _ = std::fs::remove_dir_all(&bundle);
-    std::fs::create_dir_all(bundle.join("rootfs"))?;
+    // Mount points the runtime expects (crun will not create /dev).
+    for dir in ["dev", "proc"] {
+        std::fs::create_dir_all(bundle.join("rootfs").join(dir))?;
+    }
     std::fs::write(bundle.join("config.json"), probe_spec(&id).to_string())?;
     let root = work.join("root");
     let log = bundle.join("log.json");
-    let out = Command::new(binary)
-        .arg("--root")
-        .arg(&root)
-        .arg("--log")
-        .arg(&log)
-        .arg("--log-format")
-        .arg("json")
+    let out = crate::Cli::new(binary, &root, &log)
+        .creating_command()
         .arg("run")
         .arg("--bundle")
         .arg(&bundle)

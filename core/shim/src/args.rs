@@ -16,6 +16,7 @@ pub struct Args {
     /// Rotate the log at this size (0: never), keeping this many files.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    pub log_format: crate::log_writer::Format,
     /// Prefix of the shim's sockets (`.attach`, `.ctl`, `.tty` are appended).
     /// Kept apart from the state directory because a unix socket path must
     /// fit in 108 bytes, which a deep state directory does not.
@@ -45,6 +46,13 @@ impl Args {
                 "--runtime" => a.runtime = value()?.into(),
                 "--runtime-root" => a.runtime_root = value()?.into(),
                 "--log-path" => a.log_path = value()?.into(),
+                "--log-format" => {
+                    a.log_format = match value()?.as_str() {
+                        "local" => crate::log_writer::Format::Local,
+                        "json-file" => crate::log_writer::Format::JsonFile,
+                        other => return Err(format!("unknown log format {other}")),
+                    }
+                }
                 "--log-max-size" => {
                     a.log_max_size = value()?
                         .parse()

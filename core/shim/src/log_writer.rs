@@ -1,5 +1,7 @@
 //! The container's log in Docker's json-file format: one JSON object a line,
-//! `{"log":"hello\n","stream":"stdout","time":"2026-11-22T05:30:56.123456789Z"}`.
+//! `{"log":"hello\n","stream":"stdout","time":"2026-11-22T05:30:56.123456789Z"}`,
+//! or in Berth's `local` format (`berth_proto::local_log`: a binary record
+//! per read, holding whole lines, written as it came with one writev).
 //!
 //! Like Docker, output is cut into entries at newlines; a line longer than
 //! [`MAX_PARTIAL`] is written in pieces without a trailing newline, and what
@@ -12,12 +14,21 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use berth_proto::timefmt;
+use berth_proto::{local_log, timefmt};
+
+/// How entries are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    JsonFile,
+    Local,
+}
 
 /// Docker's json-file logger buffers at most 16 KiB of a line.
 pub const MAX_PARTIAL: usize = 16 * 1024;
 
 pub struct LogWriter {
+    format: Format,
     file: Option<File>,
     path: PathBuf,
     /// Bytes in the current file, and where it is rotated (0: never).
@@ -40,7 +51,12 @@ impl LogWriter {
     /// Opens (creating) the log; an empty path means "do not log". With
     /// `max_size`, the log is rotated as Docker's json-file rotates it:
     /// `<log>.1` is the newest old file, `<log>.<max_files - 1>` the oldest.
-    pub fn open(path: &Path, max_size: u64, max_files: u32) -> std::io::Result<LogWriter> {
+    pub fn open(
+        path: &Path,
+        max_size: u64,
+        max_files: u32,
+        format: Format,
+    ) -> std::io::Result<LogWriter> {
         let (file, size) = if path.as_os_str().is_empty() {
             (None, 0)
         } else {
@@ -49,6 +65,7 @@ impl LogWriter {
             (Some(f), size)
         };
         Ok(LogWriter {
+            format,
             file,
             path: path.to_path_buf(),
             size,
@@ -87,6 +104,9 @@ impl LogWriter {
         if self.file.is_none() {
             return;
         }
+        if self.format == Format::Local {
+            return self.write_local(stream, data);
+        }
         self.time = timefmt::now();
         // Lines end at '\n', which is never inside a UTF-8 sequence: when
         // the whole read is valid, so is every line of it.
@@ -112,9 +132,94 @@ impl LogWriter {
         self.write_out();
     }
 
+    /// `local`: the whole lines of this read (after what was left of the
+    /// previous one) become one record; an unfinished line waits for the
+    /// next read, up to [`MAX_PARTIAL`] bytes.
+    fn write_local(&mut self, stream: u8, data: &[u8]) {
+        let idx = usize::from(stream == 2);
+        let time = local_log::now_nanos();
+        if let Some(last) = memchr::memrchr(b'\n', data) {
+            let (whole, rest) = data.split_at(last + 1);
+            let before = std::mem::take(&mut self.partial[idx]);
+            self.add_record(stream, false, time, &before, whole);
+            self.partial[idx].extend_from_slice(rest);
+        } else {
+            self.partial[idx].extend_from_slice(data);
+        }
+        while self.partial[idx].len() >= MAX_PARTIAL {
+            let rest = self.partial[idx].split_off(MAX_PARTIAL);
+            let piece = std::mem::replace(&mut self.partial[idx], rest);
+            self.add_record(stream, true, time, &piece, &[]);
+        }
+    }
+
+    /// Writes one `local` record of `a` then `b`. When it would take the
+    /// file over its size limit, the file is first filled up with the whole
+    /// lines that fit, then rotated: so how often a log rotates depends on
+    /// what the container wrote, not on how its output was read.
+    fn add_record(&mut self, stream: u8, partial: bool, time: i64, a: &[u8], b: &[u8]) {
+        let len = a.len() + b.len();
+        if len == 0 {
+            return;
+        }
+        let overhead = (local_log::HEADER + local_log::TRAILER) as u64;
+        if self.max_size == 0 || self.size + overhead + len as u64 <= self.max_size {
+            return self.write_record(stream, partial, time, a, b);
+        }
+        let joined = [a, b].concat();
+        let room = self.max_size.saturating_sub(self.size + overhead) as usize;
+        let cut = memchr::memrchr(b'\n', &joined[..room.min(joined.len())]).map(|i| i + 1);
+        let rest = match cut {
+            Some(cut) => {
+                self.write_record(stream, false, time, &joined[..cut], &[]);
+                &joined[cut..]
+            }
+            // One line longer than a whole file: it gets a file of its own.
+            None if self.size == 0 => return self.write_record(stream, partial, time, a, b),
+            None => &joined[..],
+        };
+        if let Err(e) = self.rotate() {
+            eprintln!("berth-shim: rotating log: {e}");
+            return;
+        }
+        self.add_record(stream, partial, time, rest, &[]);
+    }
+
+    fn write_record(&mut self, stream: u8, partial: bool, time: i64, a: &[u8], b: &[u8]) {
+        let len = a.len() + b.len();
+        let header = local_log::Header {
+            len: len as u32,
+            stream,
+            partial,
+            time_nanos: time,
+        };
+        let head = header.encode();
+        let tail = local_log::trailer(len as u32);
+        let mut parts = [
+            std::io::IoSlice::new(&head),
+            std::io::IoSlice::new(a),
+            std::io::IoSlice::new(b),
+            std::io::IoSlice::new(&tail),
+        ];
+        if let Some(f) = &mut self.file {
+            if let Err(e) = write_all_vectored(f, &mut parts) {
+                eprintln!("berth-shim: writing log: {e}");
+            }
+        }
+        self.size += header.record_len();
+    }
+
     /// Writes out unfinished lines (at stream close or exit).
     pub fn flush(&mut self) {
         if self.file.is_none() {
+            return;
+        }
+        if self.format == Format::Local {
+            let time = local_log::now_nanos();
+            for (idx, stream) in [(0, 1u8), (1, 2u8)] {
+                let piece = std::mem::take(&mut self.partial[idx]);
+                self.add_record(stream, true, time, &piece, &[]);
+            }
             return;
         }
         self.time = timefmt::now();
@@ -165,6 +270,20 @@ impl LogWriter {
             self.out = Vec::new();
         }
     }
+}
+
+/// One writev when the page cache takes it all, as it nearly always does.
+fn write_all_vectored(f: &mut File, mut parts: &mut [std::io::IoSlice<'_>]) -> std::io::Result<()> {
+    std::io::IoSlice::advance_slices(&mut parts, 0);
+    while !parts.is_empty() {
+        match f.write_vectored(parts) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -305,7 +424,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-shim-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c-json.log");
-        let mut w = LogWriter::open(&path, 0, 1).unwrap();
+        let mut w = LogWriter::open(&path, 0, 1, Format::JsonFile).unwrap();
         w.write(1, b"one\ntw");
         w.write(1, b"o\nthree");
         let before = std::fs::read_to_string(&path).unwrap();
@@ -321,6 +440,76 @@ mod tests {
         let long = vec![b'x'; MAX_PARTIAL + 10];
         w.write(2, &long);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Reads a `local` file back into (stream, partial, payload) records.
+    fn records(path: &Path) -> Vec<(u8, bool, Vec<u8>)> {
+        let data = std::fs::read(path).unwrap();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < data.len() {
+            let h = local_log::Header::decode(&data[at..]).unwrap();
+            let body = at + local_log::HEADER;
+            let end = body + h.len as usize;
+            let trailer = u32::from_be_bytes(data[end..end + 4].try_into().unwrap());
+            assert_eq!(trailer, h.len);
+            out.push((h.stream, h.partial, data[body..end].to_vec()));
+            at = end + local_log::TRAILER;
+        }
+        out
+    }
+
+    #[test]
+    fn local_records_hold_whole_lines_and_rotate() {
+        let dir = std::env::temp_dir().join(format!("berth-shim-local-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("container.log");
+        let mut w = LogWriter::open(&path, 0, 1, Format::Local).unwrap();
+        w.write(1, b"one\ntwo\nthr");
+        w.write(2, b"err\n");
+        w.write(1, b"ee\nfo");
+        w.flush();
+        assert_eq!(
+            records(&path),
+            [
+                (1, false, b"one\ntwo\n".to_vec()),
+                (2, false, b"err\n".to_vec()),
+                (1, false, b"three\n".to_vec()),
+                (1, true, b"fo".to_vec()),
+            ]
+        );
+        // A line longer than MAX_PARTIAL goes out in partial pieces.
+        let long = vec![b'x'; MAX_PARTIAL + 10];
+        w.write(1, &long);
+        assert_eq!(records(&path).len(), 5);
+
+        // Rotation: a file never grows past max-size (unless one record is
+        // bigger), and the oldest files go.
+        let rpath = dir.join("rotated.log");
+        let mut r = LogWriter::open(&rpath, 100, 3, Format::Local).unwrap();
+        for i in 0..20 {
+            r.write(1, format!("line number {i:02} of twenty\n").as_bytes());
+        }
+        let newest = records(&rpath);
+        assert!(std::fs::metadata(&rpath).unwrap().len() <= 100);
+        // Output read in one piece rotates as often as line by line.
+        let bpath = dir.join("burst.log");
+        let mut burst = LogWriter::open(&bpath, 100, 3, Format::Local).unwrap();
+        let all: String = (0..20)
+            .map(|i| format!("line number {i:02} of twenty\n"))
+            .collect();
+        burst.write(1, all.as_bytes());
+        assert!(records(&bpath)
+            .last()
+            .unwrap()
+            .2
+            .ends_with(b"line number 19 of twenty\n"));
+        assert!(std::fs::metadata(&bpath).unwrap().len() <= 100);
+        assert!(dir.join("burst.log.2").exists());
+        assert_eq!(newest.last().unwrap().2, b"line number 19 of twenty\n");
+        assert!(dir.join("rotated.log.2").exists());
+        assert!(!dir.join("rotated.log.3").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

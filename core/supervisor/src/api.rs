@@ -1,4 +1,4 @@
-//! The core's HTTP API (protocol versions 1 to 4; see api-spec/core.yaml).
+//! The core's HTTP API (protocol versions 1 to 5; see api-spec/core.yaml).
 //! Thin handlers over [`Tasks`] and [`EventLog`]; only this module knows HTTP.
 
 use std::convert::Infallible;
@@ -33,7 +33,7 @@ pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
         .route("/namespaces/{ns}/tasks/{id}/kill", post(kill))
         .route("/namespaces/{ns}/tasks/{id}/resize", post(resize))
         .route("/namespaces/{ns}/tasks/{id}/close-stdin", post(close_stdin));
-    // Versions 2 and 3 only added fields; 4 added routes.
+    // Versions 2, 3 and 5 only added fields; 4 added routes.
     let v4 = v1
         .clone()
         .route("/namespaces/{ns}/tasks/{id}/pause", post(pause))
@@ -45,10 +45,12 @@ pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
         .route("/v2/events", get(events_v2))
         .route("/v3/events", get(events_v2))
         .route("/v4/events", get(events_v2))
+        .route("/v5/events", get(events_v2))
         .nest("/v1", v1.clone())
         .nest("/v2", v1.clone())
         .nest("/v3", v1)
-        .nest("/v4", v4)
+        .nest("/v4", v4.clone())
+        .nest("/v5", v4)
         .with_state(AppState { tasks, events })
 }
 

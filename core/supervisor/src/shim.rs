@@ -24,6 +24,7 @@ pub struct SpawnOpts<'a> {
     pub log_path: &'a str,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    pub log_format: &'a str,
     pub socket_base: &'a Path,
     pub stdin: bool,
     pub stdin_once: bool,
@@ -51,6 +52,9 @@ pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
     }
     if !o.log_path.is_empty() {
         cmd.arg("--log-path").arg(o.log_path);
+        if !o.log_format.is_empty() {
+            cmd.arg("--log-format").arg(o.log_format);
+        }
         if o.log_max_size > 0 {
             cmd.arg("--log-max-size").arg(o.log_max_size.to_string());
             cmd.arg("--log-max-files")

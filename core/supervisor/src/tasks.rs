@@ -45,6 +45,8 @@ struct TaskRecord {
     #[serde(default)]
     log_max_files: u32,
     #[serde(default)]
+    log_format: String,
+    #[serde(default)]
     stdin: bool,
     #[serde(default)]
     stdin_once: bool,
@@ -280,6 +282,7 @@ impl Tasks {
             log_path: req.log_path.clone(),
             log_max_size: req.log_max_size,
             log_max_files: req.log_max_files,
+            log_format: req.log_format.clone(),
             stdin: req.stdin,
             stdin_once: req.stdin_once,
             tty: req.tty,
@@ -372,6 +375,7 @@ impl Tasks {
             log_path: &rec.log_path,
             log_max_size: rec.log_max_size,
             log_max_files: rec.log_max_files,
+            log_format: &rec.log_format,
             socket_base: &rec.socket_base,
             stdin: rec.stdin,
             stdin_once: rec.stdin_once,

@@ -173,7 +173,7 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
         ),
         n_goroutines: Some(0),
         system_time: Some(crate::util::now_rfc3339()),
-        logging_driver: Some("json-file".into()),
+        logging_driver: Some(engine.config.log_driver.clone()),
         cgroup_driver: serde_json::from_value(json!("cgroupfs")).ok(),
         cgroup_version: serde_json::from_value(json!(cgroup_version())).ok(),
         n_events_listener: Some(0),

@@ -176,6 +176,7 @@ impl Containers {
         let req = CreateTaskRequest {
             log_max_size: 0,
             log_max_files: 0,
+            log_format: String::new(),
             id: exec.id.clone(),
             spec: process,
             log_path: String::new(),

@@ -174,10 +174,21 @@ impl Containers {
         borrowed.user_mounts = user_mounts;
         borrowed.netns = netns;
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT, borrowed)?;
-        let log_path = if c.log_driver() == "none" {
-            String::new()
-        } else {
-            paths.log(&c.id).display().to_string()
+        let local_log = c.log_driver() == "local";
+        if local_log && self.core.version() < 5 {
+            return Err(Error::InvalidArgument(format!(
+                "the running berth-core speaks protocol version {}, which cannot write the local log format; upgrade berth-core",
+                self.core.version()
+            )));
+        }
+        let log_path = match c.log_file(&paths) {
+            None => String::new(),
+            Some(p) => {
+                if let Some(dir) = p.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                p.display().to_string()
+            }
         };
         let restart = c.restart_policy();
         let health = c.health_check();
@@ -199,6 +210,11 @@ impl Containers {
             log_path,
             log_max_size: c.log_rotation().0,
             log_max_files: c.log_rotation().1,
+            log_format: if local_log {
+                "local".into()
+            } else {
+                String::new()
+            },
             stdin: c.config.open_stdin.unwrap_or(false),
             stdin_once: c.config.stdin_once.unwrap_or(false),
             tty: c.tty(),

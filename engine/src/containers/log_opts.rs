@@ -1,8 +1,10 @@
-//! The json-file driver's `--log-opt`s, checked at create as Docker checks
-//! them: rotation (`max-size`, `max-file`) is carried out by the shim;
-//! `labels` and `env` name what `docker logs --details` shows.
+//! The `--log-opt`s of the json-file and local drivers, checked at create
+//! as Docker checks them: rotation (`max-size`, `max-file`) is carried out
+//! by the shim; `labels` and `env` name what `docker logs --details` shows.
 
 use std::collections::HashMap;
+
+use bollard_stubs::models::{HostConfig, HostConfigLogConfig};
 
 use crate::error::{Error, Result};
 
@@ -17,15 +19,22 @@ const KNOWN: &[&str] = &[
     "tag",
 ];
 
-/// (max size in bytes, 0 for none; files kept in all).
-pub fn rotation(opts: &HashMap<String, String>) -> Result<(u64, u32)> {
+/// The local driver's options (Docker's list).
+const KNOWN_LOCAL: &[&str] = &["max-size", "max-file", "compress"];
+
+/// (max size in bytes, 0 for none; files kept in all). The local driver
+/// rotates by default, as Docker's does: 20 MiB, 5 files.
+pub fn rotation(driver: &str, opts: &HashMap<String, String>) -> Result<(u64, u32)> {
+    let local = driver == "local";
     let size = match opts.get("max-size").map(String::as_str) {
+        None | Some("") if local => 20 << 20,
         None | Some("") | Some("-1") => 0,
         Some(s) => {
             parse_size(s).ok_or_else(|| Error::InvalidArgument(format!("invalid max-size: {s}")))?
         }
     };
     let files = match opts.get("max-file").map(String::as_str) {
+        None | Some("") if local => 5,
         None | Some("") => 1,
         Some(s) => match s.parse::<u32>() {
             Ok(n) if n >= 1 => n,
@@ -44,7 +53,7 @@ pub fn rotation(opts: &HashMap<String, String>) -> Result<(u64, u32)> {
     Ok((size, files))
 }
 
-/// Checks the options of the json-file (or none) driver.
+/// Checks the options of the json-file, local or none driver.
 pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
     if driver == "none" {
         return match opts.keys().next() {
@@ -54,17 +63,61 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
             None => Ok(()),
         };
     }
-    if let Some(k) = opts.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(Error::InvalidArgument(format!(
-            "unknown log opt '{k}' for json-file log driver"
-        )));
+    let local = driver == "local";
+    let known = if local { KNOWN_LOCAL } else { KNOWN };
+    if let Some(k) = opts.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(Error::InvalidArgument(if local {
+            format!("unknown log opt '{k}' for log driver local")
+        } else {
+            format!("unknown log opt '{k}' for json-file log driver")
+        }));
     }
     if opts.get("compress").is_some_and(|c| c == "true") {
-        return Err(Error::InvalidArgument(
-            "compress of rotated json-file logs is not supported by Berth".into(),
-        ));
+        return Err(Error::InvalidArgument(format!(
+            "compress of rotated {} logs is not supported by Berth",
+            if local { "local" } else { "json-file" }
+        )));
     }
-    rotation(opts).map(|_| ())
+    rotation(driver, opts).map(|_| ())
+}
+
+/// berthd's `--log-driver` and `--log-opt`s, checked as a container's
+/// would be, so that a mistake stops berthd at start rather than every
+/// `docker run` after.
+pub fn daemon_default(driver: &str, opts: &[String]) -> Result<HostConfigLogConfig> {
+    if !matches!(driver, "json-file" | "local" | "none") {
+        return Err(Error::InvalidArgument(format!(
+            "--log-driver {driver} is not supported; use json-file, local or none"
+        )));
+    }
+    let mut config = HashMap::new();
+    for o in opts {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| Error::InvalidArgument(format!("--log-opt {o}: want key=value")))?;
+        config.insert(k.to_string(), v.to_string());
+    }
+    check(driver, &config)?;
+    Ok(HostConfigLogConfig {
+        typ: Some(driver.to_string()),
+        config: Some(config),
+    })
+}
+
+/// Docker's rule for a new container's log config: no driver means the
+/// daemon's; with the daemon's driver come the daemon's options that the
+/// container does not set itself.
+pub fn apply_default(hc: &mut HostConfig, daemon: &HostConfigLogConfig) {
+    let lc = hc.log_config.get_or_insert_with(Default::default);
+    if lc.typ.as_deref().is_none_or(str::is_empty) {
+        lc.typ = daemon.typ.clone();
+    }
+    let config = lc.config.get_or_insert_with(HashMap::new);
+    if lc.typ == daemon.typ {
+        for (k, v) in daemon.config.iter().flatten() {
+            config.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
 }
 
 /// go-units' RAMInBytes: "10m", "1.5g", "512k", "100" (1024-based).
@@ -105,10 +158,36 @@ mod tests {
                 .collect::<HashMap<_, _>>()
         };
         assert_eq!(
-            rotation(&opts(&[("max-size", "1k"), ("max-file", "3")])).unwrap(),
+            rotation("json-file", &opts(&[("max-size", "1k"), ("max-file", "3")])).unwrap(),
             (1024, 3)
         );
-        assert!(rotation(&opts(&[("max-file", "3")])).is_err());
+        assert!(rotation("json-file", &opts(&[("max-file", "3")])).is_err());
+        assert_eq!(rotation("json-file", &opts(&[])).unwrap(), (0, 1));
+        assert_eq!(rotation("local", &opts(&[])).unwrap(), (20 << 20, 5));
+        assert_eq!(
+            rotation("local", &opts(&[("max-size", "1m")])).unwrap(),
+            (1 << 20, 5)
+        );
+        assert!(check("local", &opts(&[("labels", "a")])).is_err());
+        let daemon = daemon_default("local", &["max-size=1m".into()]).unwrap();
+        let mut hc = HostConfig::default();
+        apply_default(&mut hc, &daemon);
+        let lc = hc.log_config.unwrap();
+        assert_eq!(lc.typ.as_deref(), Some("local"));
+        assert_eq!(lc.config.unwrap()["max-size"], "1m");
+        // Another driver keeps its own options only.
+        let mut hc = HostConfig {
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: None,
+            }),
+            ..Default::default()
+        };
+        apply_default(&mut hc, &daemon);
+        assert!(hc.log_config.unwrap().config.unwrap().is_empty());
+        assert!(daemon_default("syslog", &[]).is_err());
+        assert!(daemon_default("local", &["max-size".into()]).is_err());
+        assert!(check("local", &opts(&[("max-file", "2"), ("compress", "false")])).is_ok());
         assert!(check("json-file", &opts(&[("bogus", "1")])).is_err());
         assert!(check("json-file", &opts(&[("labels", "a,b")])).is_ok());
     }

@@ -1,4 +1,5 @@
-//! Reading a container's json-file log for `docker logs`.
+//! Reading a container's log (json-file, or the local driver's records)
+//! for `docker logs`.
 //!
 //! Lines are decoded and filtered in a blocking thread and handed over a
 //! bounded channel in batches of frames, so a large log is streamed rather
@@ -10,11 +11,12 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use berth_proto::{local_log, timefmt};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -40,6 +42,14 @@ pub struct LogOptions {
 /// Frames are sent in batches of about this size.
 const BATCH: usize = 64 * 1024;
 
+/// How a container's log is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    JsonFile,
+    /// `berth_proto::local_log` records.
+    Local,
+}
+
 impl Containers {
     /// Returns whether the container has a TTY (raw stream) and the receiver
     /// of the encoded output.
@@ -54,7 +64,12 @@ impl Containers {
                 "configured logging driver does not support reading".into(),
             ));
         }
-        let path = self.paths(&c.id).log(&c.id);
+        let paths = self.paths(&c.id);
+        let (format, path) = if c.log_driver() == "local" {
+            (Format::Local, paths.local_log())
+        } else {
+            (Format::JsonFile, paths.log(&c.id))
+        };
         let tty = c.tty();
         let (tx, rx) = mpsc::channel(16);
         let mut changes = self.subscribe();
@@ -78,8 +93,8 @@ impl Containers {
             };
             // Rotated files first, oldest to newest; then the live one.
             let mut offset = 0;
-            for (file, start) in plan(&path, &opts) {
-                offset = read_from(&file, start, &mut out);
+            for (file, start, skip) in plan(format, &path, &opts) {
+                offset = read_from(format, &file, start, skip, &mut out);
             }
             let mut inode = inode_of(&path);
             if !out.flush() || !opts.follow || !running {
@@ -107,15 +122,15 @@ impl Containers {
                         .take_while(|f| f.exists())
                         .position(|f| inode.is_some() && inode_of(&f) == inode);
                     if let Some(i) = moved_to {
-                        read_from(&rotated(&path, i as u32 + 1), offset, &mut out);
+                        read_from(format, &rotated(&path, i as u32 + 1), offset, 0, &mut out);
                         for n in (1..=i as u32).rev() {
-                            read_from(&rotated(&path, n), 0, &mut out);
+                            read_from(format, &rotated(&path, n), 0, 0, &mut out);
                         }
                     }
                     inode = now;
                     offset = 0;
                 }
-                offset = read_from(&path, offset, &mut out);
+                offset = read_from(format, &path, offset, 0, &mut out);
                 if !out.flush() || stopped {
                     return;
                 }
@@ -126,7 +141,7 @@ impl Containers {
                     .and_then(|r| serde_json::from_str::<super::record::State>(&r.state).ok())
                     .is_some_and(|s| s.running);
                 if !still {
-                    read_from(&path, offset, &mut out);
+                    read_from(format, &path, offset, 0, &mut out);
                     out.flush();
                     return;
                 }
@@ -211,6 +226,45 @@ impl Sender<'_> {
         if !wanted(e, self.opts) {
             return true;
         }
+        self.emit(e)
+    }
+
+    /// Adds a local record's output if it passes the filters: one entry
+    /// when nothing goes before each line, else an entry per line, each
+    /// with the record's time.
+    fn push_record(&mut self, h: &local_log::Header, body: &[u8]) -> bool {
+        let o = self.opts;
+        if (h.stream == 1 && !o.stdout) || (h.stream == 2 && !o.stderr) {
+            return true;
+        }
+        let t = i128::from(h.time_nanos);
+        if (o.since > 0 && t < o.since) || (o.until > 0 && t > o.until) {
+            return true;
+        }
+        let time = if o.timestamps {
+            let secs = h.time_nanos.div_euclid(1_000_000_000);
+            timefmt::format(secs, h.time_nanos.rem_euclid(1_000_000_000) as u32)
+        } else {
+            String::new()
+        };
+        if !o.timestamps && self.details.is_none() {
+            return self.emit(&Entry {
+                stream: h.stream,
+                log: Cow::Borrowed(body),
+                time: Cow::Borrowed(""),
+            });
+        }
+        lines_of(body).all(|line| {
+            self.emit(&Entry {
+                stream: h.stream,
+                log: Cow::Borrowed(line),
+                time: Cow::Borrowed(&time),
+            })
+        })
+    }
+
+    /// Adds an entry that passed the filters.
+    fn emit(&mut self, e: &Entry) -> bool {
         let mut len = e.log.len();
         if self.opts.timestamps {
             len += e.time.len() + 1;
@@ -268,8 +322,60 @@ fn wanted(e: &Entry, opts: &LogOptions) -> bool {
     true
 }
 
-/// Sends entries from `offset` on; returns the offset reached (only whole lines).
-fn read_from(path: &Path, offset: u64, out: &mut Sender) -> u64 {
+/// Sends entries from `offset` on, leaving out the first `skip` lines (of
+/// a local record that `--tail` starts inside); returns the offset reached
+/// (only whole lines or records).
+fn read_from(format: Format, path: &Path, offset: u64, skip: usize, out: &mut Sender) -> u64 {
+    match format {
+        Format::JsonFile => read_json_from(path, offset, out),
+        Format::Local => read_local_from(path, offset, skip, out),
+    }
+}
+
+/// A record's lines, each with its newline (the last may have none).
+fn lines_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split_inclusive(|b| *b == b'\n')
+}
+
+fn read_local_from(path: &Path, offset: u64, mut skip: usize, out: &mut Sender) -> u64 {
+    let Ok(mut file) = File::open(path) else {
+        return offset;
+    };
+    if file.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut pos = offset;
+    let mut head = [0u8; local_log::HEADER];
+    let mut payload = Vec::new();
+    loop {
+        // A short read is a record still being written: stop before it.
+        if reader.read_exact(&mut head).is_err() {
+            break;
+        }
+        let Some(h) = local_log::Header::decode(&head) else {
+            tracing::warn!(path = %path.display(), offset = pos, "not a local log record");
+            break;
+        };
+        payload.resize(h.len as usize + local_log::TRAILER, 0);
+        if reader.read_exact(&mut payload).is_err() {
+            break;
+        }
+        pos += h.record_len();
+        let mut body = &payload[..h.len as usize];
+        if skip > 0 {
+            let dropped: usize = lines_of(body).take(skip).map(<[u8]>::len).sum();
+            body = &body[dropped..];
+            skip = 0;
+        }
+        if !body.is_empty() && !out.push_record(&h, body) {
+            break;
+        }
+    }
+    pos
+}
+
+fn read_json_from(path: &Path, offset: u64, out: &mut Sender) -> u64 {
     let Ok(mut file) = File::open(path) else {
         return offset;
     };
@@ -304,10 +410,10 @@ fn inode_of(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
-/// The files to read and where to start in each: the rotated ones (`.N`
-/// oldest … `.1`), then the live log; with `--tail`, only as far back as
-/// the last N wanted entries reach.
-fn plan(path: &Path, opts: &LogOptions) -> Vec<(PathBuf, u64)> {
+/// The files to read and where to start in each (an offset, and lines to
+/// skip there): the rotated ones (`.N` oldest … `.1`), then the live log;
+/// with `--tail`, only as far back as the last N wanted entries reach.
+fn plan(format: Format, path: &Path, opts: &LogOptions) -> Vec<(PathBuf, u64, usize)> {
     let mut files = vec![path.to_path_buf()];
     for n in 1.. {
         let f = rotated(path, n);
@@ -318,12 +424,16 @@ fn plan(path: &Path, opts: &LogOptions) -> Vec<(PathBuf, u64)> {
     }
     // Newest first here.
     let Some(mut left) = opts.tail else {
-        return files.into_iter().rev().map(|f| (f, 0)).collect();
+        return files.into_iter().rev().map(|f| (f, 0, 0)).collect();
     };
     let mut out = Vec::new();
     for f in files {
-        let (start, found) = tail_start(&f, left, opts).unwrap_or((0, 0));
-        out.push((f, start));
+        let (start, skip, found) = match format {
+            Format::JsonFile => tail_start(&f, left, opts).map(|(s, n)| (s, 0, n)),
+            Format::Local => tail_start_local(&f, left, opts),
+        }
+        .unwrap_or((0, 0, 0));
+        out.push((f, start, skip));
         left -= found.min(left);
         if left == 0 {
             break;
@@ -401,6 +511,78 @@ fn tail_start(path: &Path, n: usize, opts: &LogOptions) -> Option<(u64, usize)> 
         end = start + newlines[0] as u64 + 1;
         block = 64 * 1024;
     }
+}
+
+/// `tail_start` for local records: walks back from the end through the
+/// records' trailing lengths; returns where to start, how many lines of
+/// that record to skip, and how many wanted lines were found.
+fn tail_start_local(path: &Path, n: usize, opts: &LogOptions) -> Option<(u64, usize, usize)> {
+    let file = File::open(path).ok()?;
+    let mut end = local_end(&file)?;
+    if n == 0 {
+        return Some((end, 0, 0));
+    }
+    let mut found = 0;
+    while end > 0 {
+        let mut t = [0u8; local_log::TRAILER];
+        file.read_exact_at(&mut t, end.checked_sub(local_log::TRAILER as u64)?)
+            .ok()?;
+        let len = u64::from(u32::from_be_bytes(t));
+        let start = end.checked_sub((local_log::HEADER + local_log::TRAILER) as u64 + len)?;
+        let mut head = [0u8; local_log::HEADER];
+        file.read_exact_at(&mut head, start).ok()?;
+        let h = local_log::Header::decode(&head).filter(|h| u64::from(h.len) == len)?;
+        let t = i128::from(h.time_nanos);
+        let wanted = ((h.stream == 1 && opts.stdout) || (h.stream == 2 && opts.stderr))
+            && !(opts.since > 0 && t < opts.since)
+            && !(opts.until > 0 && t > opts.until);
+        if wanted {
+            let mut body = vec![0u8; len as usize];
+            file.read_exact_at(&mut body, start + local_log::HEADER as u64)
+                .ok()?;
+            let lines = lines_of(&body).count();
+            if found + lines >= n {
+                return Some((start, lines - (n - found), n));
+            }
+            found += lines;
+        }
+        end = start;
+    }
+    Some((0, 0, found))
+}
+
+/// The end of the last whole record: the file's length, unless a record
+/// is being written there (then found by walking the headers forward).
+fn local_end(file: &File) -> Option<u64> {
+    let len = file.metadata().ok()?.len();
+    let whole_at_end = || -> Option<()> {
+        let mut t = [0u8; local_log::TRAILER];
+        file.read_exact_at(&mut t, len.checked_sub(local_log::TRAILER as u64)?)
+            .ok()?;
+        let n = u32::from_be_bytes(t);
+        let start =
+            len.checked_sub((local_log::HEADER + local_log::TRAILER) as u64 + u64::from(n))?;
+        let mut head = [0u8; local_log::HEADER];
+        file.read_exact_at(&mut head, start).ok()?;
+        local_log::Header::decode(&head)
+            .filter(|h| h.len == n)
+            .map(|_| ())
+    };
+    if len == 0 || whole_at_end().is_some() {
+        return Some(len);
+    }
+    let mut at = 0u64;
+    let mut head = [0u8; local_log::HEADER];
+    while file.read_exact_at(&mut head, at).is_ok() {
+        let Some(h) = local_log::Header::decode(&head) else {
+            break;
+        };
+        if at + h.record_len() > len {
+            break;
+        }
+        at += h.record_len();
+    }
+    Some(at)
 }
 
 /// One decoded log entry.
@@ -568,6 +750,97 @@ mod tests {
         .unwrap();
         let start = tail_start(&path, 1, &opts()).unwrap().0 as usize;
         assert_eq!(std::fs::read_to_string(&path).unwrap()[start..], long);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Appends a local record.
+    fn record(out: &mut Vec<u8>, stream: u8, time_nanos: i64, body: &[u8]) {
+        let h = local_log::Header {
+            len: body.len() as u32,
+            stream,
+            partial: !body.ends_with(b"\n"),
+            time_nanos,
+        };
+        out.extend_from_slice(&h.encode());
+        out.extend_from_slice(body);
+        out.extend_from_slice(&local_log::trailer(body.len() as u32));
+    }
+
+    /// What `read_from` sends for `plan`'s files, as (stream, text) frames
+    /// (not merged).
+    fn read_local(path: &Path, opts: &LogOptions) -> String {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let mut out = Sender {
+            tx,
+            buf: Vec::new(),
+            tty: true,
+            opts,
+            details: None,
+            merge: false,
+            open: None,
+        };
+        for (f, start, skip) in plan(Format::Local, path, opts) {
+            read_from(Format::Local, &f, start, skip, &mut out);
+        }
+        out.flush();
+        drop(out);
+        let mut text = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            text.extend_from_slice(&chunk);
+        }
+        String::from_utf8(text).unwrap()
+    }
+
+    #[test]
+    fn local_records_read_whole_tailed_and_filtered() {
+        let dir = std::env::temp_dir().join(format!("berth-local-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("container.log");
+        let mut data = Vec::new();
+        record(&mut data, 1, 1_000, b"a1\na2\na3\n");
+        record(&mut data, 2, 2_000, b"e1\n");
+        record(&mut data, 1, 3_000, b"b1\nb2\npart");
+        record(&mut data, 1, 4_000, b"ial\n");
+        // A record still being written ends the file.
+        let mut torn = Vec::new();
+        record(&mut torn, 1, 5_000, b"not yet\n");
+        data.extend_from_slice(&torn[..torn.len() - 6]);
+        std::fs::write(&path, &data).unwrap();
+
+        assert_eq!(
+            read_local(&path, &opts()),
+            "a1\na2\na3\ne1\nb1\nb2\npartial\n"
+        );
+        let tail = |n| LogOptions {
+            tail: Some(n),
+            ..opts()
+        };
+        // Lines of a record are counted one by one; "ial\n" is one.
+        assert_eq!(read_local(&path, &tail(2)), "partial\n");
+        assert_eq!(read_local(&path, &tail(3)), "b2\npartial\n");
+        assert_eq!(read_local(&path, &tail(5)), "e1\nb1\nb2\npartial\n");
+        assert_eq!(read_local(&path, &tail(0)), "");
+        assert_eq!(read_local(&path, &tail(100)).lines().count(), 7);
+        let stderr_only = LogOptions {
+            stdout: false,
+            tail: Some(1),
+            ..opts()
+        };
+        assert_eq!(read_local(&path, &stderr_only), "e1\n");
+        let since = LogOptions {
+            since: 2_500,
+            ..opts()
+        };
+        assert_eq!(read_local(&path, &since), "b1\nb2\npartial\n");
+        let stamped = LogOptions {
+            timestamps: true,
+            until: 1_500,
+            ..opts()
+        };
+        assert_eq!(
+            read_local(&path, &stamped),
+            "1970-01-01T00:00:00.000001000Z a1\n1970-01-01T00:00:00.000001000Z a2\n1970-01-01T00:00:00.000001000Z a3\n"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -79,6 +79,8 @@ pub struct Containers {
     pub(crate) execs: exec::Execs,
     pub volumes: Arc<crate::volumes::Volumes>,
     pub networks: Arc<crate::networks::Networks>,
+    /// berthd's --log-driver and --log-opt.
+    pub(crate) default_log: bollard_stubs::models::HostConfigLogConfig,
 }
 
 impl Containers {
@@ -110,7 +112,14 @@ impl Containers {
             events: images.events.clone(),
             execs: exec::Execs::default(),
             images,
+            default_log: log_opts::daemon_default("json-file", &[]).unwrap_or_default(),
         }
+    }
+
+    /// Containers that name no logging driver get this one.
+    pub fn with_default_log(mut self, log: bollard_stubs::models::HostConfigLogConfig) -> Self {
+        self.default_log = log;
+        self
     }
 
     /// A container event with Docker's attributes (name, image, labels).
@@ -216,14 +225,15 @@ impl Containers {
         {
             return Err(Error::InvalidArgument("no command specified".into()));
         }
+        log_opts::apply_default(&mut host_config, &self.default_log);
         let driver = host_config
             .log_config
             .as_ref()
             .and_then(|l| l.typ.clone())
             .unwrap_or_default();
-        if !matches!(driver.as_str(), "" | "json-file" | "none") {
+        if !matches!(driver.as_str(), "" | "json-file" | "local" | "none") {
             return Err(Error::InvalidArgument(format!(
-                "logging driver {driver} is not supported; use json-file or none"
+                "logging driver {driver} is not supported; use json-file, local or none"
             )));
         }
         log_opts::check(
@@ -494,7 +504,29 @@ impl Containers {
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
         let c = self.lookup(&id).await?;
-        self.networks.connect(&c, network, cfg).await
+        self.networks.connect(&c, network, cfg).await?;
+        if c.is_running() {
+            // Docker starts its embedded DNS server when a running container
+            // joins a user-defined network and points resolv.conf at it; so
+            // a container from the default bridge learns its new network's
+            // names. (A disconnect leaves the file alone, as in Docker.)
+            let nameservers = self.networks.nameservers_of(&id).await?;
+            if !nameservers.is_empty() {
+                let hc = &c.host_config;
+                let dns = self.networks.dns_of(&c);
+                rootfs::write_resolv_conf(
+                    &self.paths(&id),
+                    &rootfs::EtcFiles {
+                        nameservers: &nameservers,
+                        dns: &dns,
+                        dns_search: hc.dns_search.as_deref().unwrap_or_default(),
+                        dns_options: hc.dns_options.as_deref().unwrap_or_default(),
+                        ..Default::default()
+                    },
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// `docker network disconnect`

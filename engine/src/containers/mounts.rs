@@ -439,12 +439,35 @@ pub fn oci_mounts(
                     } else {
                         &m.propagation
                     };
+                    let mut options = vec!["rbind".to_string(), rw.into(), propagation.into()];
+                    options.extend(kept_flags(Path::new(&source)).iter().map(|f| f.to_string()));
                     json!({"destination": m.destination, "type": "bind", "source": source,
-                           "options": ["rbind", rw, propagation]})
+                           "options": options})
                 }
             }
         })
         .collect()
+}
+
+/// The restrictions of the mount a bind source sits on (a volume mounted
+/// with `-o noexec`, a host directory on a nosuid filesystem): named in the
+/// bind's options, since a runtime remounting the bind with only the
+/// options it was given (crun does) would otherwise lift them.
+fn kept_flags(source: &Path) -> Vec<&'static str> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(source) else {
+        return Vec::new();
+    };
+    let flags = st.flags();
+    [
+        (FsFlags::ST_NOSUID, "nosuid"),
+        (FsFlags::ST_NODEV, "nodev"),
+        (FsFlags::ST_NOEXEC, "noexec"),
+    ]
+    .into_iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .map(|(_, name)| name)
+    .collect()
 }
 
 impl super::Containers {

@@ -168,7 +168,18 @@ impl Container {
             .as_ref()
             .and_then(|l| l.config.clone())
             .unwrap_or_default();
-        super::log_opts::rotation(&opts).unwrap_or((0, 1))
+        super::log_opts::rotation(&self.log_driver(), &opts).unwrap_or((0, 1))
+    }
+
+    /// Where the shim writes the log: json-file's `<id>-json.log`, the
+    /// local driver's `local-logs/container.log` (Docker's places); none
+    /// for the none driver.
+    pub fn log_file(&self, paths: &Paths) -> Option<PathBuf> {
+        match self.log_driver().as_str() {
+            "none" => None,
+            "local" => Some(paths.local_log()),
+            _ => Some(paths.log(&self.id)),
+        }
     }
 
     pub fn log_driver(&self) -> String {
@@ -207,5 +218,8 @@ impl Paths {
     }
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+    pub fn local_log(&self) -> PathBuf {
+        self.dir.join("local-logs").join("container.log")
     }
 }

@@ -127,18 +127,13 @@ pub fn write_etc_files(paths: &Paths, f: &EtcFiles) -> Result<()> {
             }
         }
     };
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     if f.host_network {
         // The host's own files: its name servers are reachable from its
         // network namespace, loopback ones included.
         let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
         extra(&mut hosts);
         std::fs::write(paths.file("hosts"), hosts)?;
-        std::fs::write(
-            paths.file("resolv.conf"),
-            resolv_conf(&host_resolv, f, true),
-        )?;
-        return Ok(());
+        return write_resolv_conf(paths, f);
     }
     let mut hosts = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
@@ -148,9 +143,16 @@ pub fn write_etc_files(paths: &Paths, f: &EtcFiles) -> Result<()> {
         hosts.push_str(&format!("{ip}\t{}\n", f.hostname));
     }
     std::fs::write(paths.file("hosts"), hosts)?;
+    write_resolv_conf(paths, f)
+}
+
+/// Writes resolv.conf alone. In place (same inode), so a running
+/// container, which sees the file through a bind mount, reads the new one.
+pub fn write_resolv_conf(paths: &Paths, f: &EtcFiles) -> Result<()> {
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     std::fs::write(
         paths.file("resolv.conf"),
-        resolv_conf(&host_resolv, f, false),
+        resolv_conf(&host_resolv, f, f.host_network),
     )?;
     Ok(())
 }

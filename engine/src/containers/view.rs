@@ -324,10 +324,11 @@ impl Containers {
                 ),
             ]),
         };
-        let log_path = if c.log_driver() == "none" {
-            String::new()
-        } else {
+        // Docker names the file for json-file only.
+        let log_path = if c.log_driver() == "json-file" {
             paths.log(&c.id).display().to_string()
+        } else {
+            String::new()
         };
         Ok(ContainerInspectResponse {
             id: Some(c.id.clone()),

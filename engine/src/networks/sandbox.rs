@@ -736,6 +736,23 @@ impl Networks {
         Ok(())
     }
 
+    /// The aardvark-dns servers of a running container's networks, first
+    /// interface first: what its resolv.conf names.
+    pub async fn nameservers_of(&self, container_id: &str) -> Result<Vec<String>> {
+        let Some(sb) = self.sandbox(container_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut attachments: Vec<&Attachment> = sb.attachments.values().collect();
+        attachments.sort_by_key(|a| iface_order(&a.interface));
+        let mut servers: Vec<String> = Vec::new();
+        for s in attachments.iter().flat_map(|a| &a.dns_servers) {
+            if !servers.contains(s) {
+                servers.push(s.clone());
+            }
+        }
+        Ok(servers)
+    }
+
     /// `POST /networks/{id}/disconnect`
     pub async fn disconnect(&self, c: &Container, network: &str) -> Result<()> {
         let n = self.get(network).await?;
