@@ -26,6 +26,7 @@ IMPLEMENTED = {
     "/containers/{id}/wait": ["post"],
     "/containers/{id}/logs": ["get"],
     "/containers/{id}/attach": ["post"],
+    "/containers/{id}/attach/ws": ["get"],
     "/containers/{id}/resize": ["post"],
     "/containers/{id}": ["delete"],
     "/images/json": ["get"],
@@ -73,7 +74,8 @@ IMPLEMENTED = {
 
 NOTES = {
     "/events": "Container events (create, attach, start, die, kill, stop, restart, destroy, pause, unpause, rename, update, copy, oom, health_status, exec_create, exec_start, exec_die, commit, export) and image events (pull, push, tag, untag, delete, load, save, import), volume events (create, mount, unmount, destroy) and network events (create, connect, disconnect, destroy); filters type, event, container, image, volume, network, label; the last 1024 are journaled in the data-root, so --since replay reaches across engine restarts.",
-    "/containers/{id}/logs": "json-file logs, rotated files included. Entries read back from the file are sent with consecutive entries of one stream in one frame (the bytes per stream are Docker's); followed output has one frame per entry.",
+    "/containers/{id}/attach/ws": "The same session as a hijacked attach, never multiplexed; binary messages from API 1.42 (text before); the client's close ends its input. logs=1 is not replayed.",
+    "/containers/{id}/logs": "json-file or local-driver logs, rotated files included. Entries read back from the file are sent with consecutive entries of one stream in one frame (the bytes per stream are Docker's); followed output has one frame per entry.",
     "/images/create": "fromImage pulls (Docker schema 2 and OCI, indexes by platform, gzip and zstd layers); fromSrc=- imports the body; fromSrc=<url> answers 400.",
     "/system/df": "Answers in the pre-1.52 shape (LayersSize, Images, Containers, Volumes, BuildCache) that API 1.50 clients read.",
     "/networks/prune": "User-defined networks no container is connected to (running or not); filters label, label!, until.",

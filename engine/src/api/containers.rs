@@ -218,7 +218,7 @@ pub async fn attach(
         match on_upgrade.await {
             Ok(upgraded) => {
                 containers
-                    .run_attach(c, streams, Some(detach), TokioIo::new(upgraded))
+                    .run_attach(c, streams, Some(detach), false, TokioIo::new(upgraded))
                     .await
             }
             Err(e) => tracing::debug!(error = %e, "attach upgrade failed"),

@@ -2,6 +2,7 @@
 //! The only module that knows HTTP; handlers are thin and call services.
 
 pub mod archive;
+pub mod attach_ws;
 pub mod build;
 pub mod containers;
 pub mod exec;
@@ -74,6 +75,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/attach/ws", get(attach_ws::attach_ws))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))

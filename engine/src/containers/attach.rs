@@ -127,12 +127,14 @@ impl Containers {
         Ok(c)
     }
 
-    /// Serves an upgraded attach connection until the container's output ends.
+    /// Serves an upgraded attach connection until the container's output
+    /// ends; `raw`: never multiplexed, even without a TTY (WebSockets).
     pub async fn run_attach<IO>(
         &self,
         c: Container,
         req: AttachRequest,
         detach: Option<DetachKeys>,
+        raw: bool,
         io: IO,
     ) where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -157,7 +159,14 @@ impl Containers {
         };
         // Only a terminal's input is scanned for the detach keys (Docker's rule).
         let detach = detach.filter(|_| c.tty() && req.stdin);
-        pump(conn, io, c.tty(), detach).await;
+        // Docker's rule for the end of a client's input: it closes the
+        // container's stdin when the container asked for StdinOnce (and has
+        // no terminal); otherwise it ends the session, and the client's
+        // `docker attach` returns while the container runs on.
+        let stdin_once = c.config.stdin_once.unwrap_or(false);
+        let ends_session =
+            req.stdin && c.config.open_stdin.unwrap_or(false) && (c.tty() || !stdin_once);
+        pump(conn, io, c.tty() || raw, detach, ends_session).await;
     }
 
     /// The output of a container about to start (a build's RUN step): the
@@ -184,11 +193,24 @@ impl Containers {
 
 /// Copies shim frames to the client (unframed with a TTY) and the client's
 /// bytes to the shim's stdin, until the shim closes its side.
-pub(crate) async fn pump<IO>(conn: UnixStream, io: IO, tty: bool, detach: Option<DetachKeys>)
-where
+pub(crate) async fn pump<IO>(
+    conn: UnixStream,
+    io: IO,
+    tty: bool,
+    detach: Option<DetachKeys>,
+    input_ends_session: bool,
+) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    pump_then(conn, io, tty, detach, std::future::ready(())).await
+    pump_with(
+        conn,
+        io,
+        tty,
+        detach,
+        input_ends_session,
+        std::future::ready(()),
+    )
+    .await
 }
 
 /// [`pump`], but the client's stream is closed only once `before_close`
@@ -198,6 +220,21 @@ pub(crate) async fn pump_then<IO>(
     io: IO,
     tty: bool,
     detach: Option<DetachKeys>,
+    before_close: impl std::future::Future<Output = ()> + Send,
+) where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    pump_with(conn, io, tty, detach, false, before_close).await
+}
+
+/// The pump itself; with `input_ends_session`, the end of the client's
+/// input ends the session too (the client's stream is closed).
+async fn pump_with<IO>(
+    conn: UnixStream,
+    io: IO,
+    tty: bool,
+    detach: Option<DetachKeys>,
+    input_ends_session: bool,
     before_close: impl std::future::Future<Output = ()> + Send,
 ) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -274,6 +311,10 @@ pub(crate) async fn pump_then<IO>(
                 if detached {
                     // Both connections close; the container runs on.
                     tracing::debug!("client detached");
+                    break;
+                }
+                if input_ends_session {
+                    tracing::debug!("client input ended the attach session");
                     break;
                 }
                 input_done = true;
