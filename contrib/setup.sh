@@ -7,6 +7,8 @@
 #
 #   bash contrib/setup.sh           everything above
 #   bash contrib/setup.sh --deps    step 1 only (used by contrib/test.sh)
+#   bash contrib/setup.sh --bench   step 1, plus Debian's docker.io (dockerd
+#                                   for the side-by-side benchmarks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,10 +20,12 @@ cd "$(dirname "$0")/.."
 # is the init of `docker run --init`), openssl (certificates for the TLS
 # tests), netavark and aardvark-dns (container networks, published ports,
 # name resolution between containers), docker-compose (v1, for the compose
-# tests); docker.io only when no docker CLI exists (it brings one, and
-# dockerd for side-by-side benchmarks).
+# tests); docker.io when no docker CLI exists (it brings one), or with
+# --bench when dockerd is missing (the benchmarks run it beside Berth; the
+# docker CLI already on PATH stays first).
 packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose)
 command -v docker >/dev/null || packages+=(docker.io)
+if [ "${1:-}" = "--bench" ] && ! command -v dockerd >/dev/null; then packages+=(docker.io); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -49,7 +53,7 @@ if ! "$plugin" version 2>/dev/null | grep -q "v$compose_version"; then
   rm -rf "$tmp"
 fi
 
-[ "${1:-}" = "--deps" ] && exit 0
+case "${1:-}" in --deps|--bench) exit 0 ;; esac
 
 echo "building release binaries (a few minutes on 2 cores)"
 cargo build --release --locked -p berth-engine -p berth-core -p berth-shim

@@ -23,6 +23,24 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs a script of compat-tests/python with `args` and asserts that it
+/// succeeded and printed `done`; returns what it printed.
+pub fn run_python(script: &str, args: &[&std::ffi::OsStr], done: &str) -> String {
+    let out = Command::new("python3")
+        .arg(workspace_root().join("compat-tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("run python3");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(done), "{text}");
+    text
+}
+
 pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("BERTH_BIN_DIR") {
         return PathBuf::from(d);

@@ -23,6 +23,22 @@ fn consecutive(text: &str) -> (u32, u32) {
     (nums[0], *nums.last().unwrap())
 }
 
+/// Follows, from the start, a container that writes 120 lines while its
+/// log rotates under `log_opts`: nothing lost, nothing twice.
+fn followed_across_rotations(b: &Berth, name: &str, log_opts: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend(log_opts);
+    args.extend([
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 1 120); do echo line-$i; sleep 0.01; done",
+    ]);
+    b.docker(&args).ok();
+    let followed = b.docker(&["logs", "-f", name]).ok();
+    assert_eq!(consecutive(&followed.stdout).1, 120);
+}
+
 #[test]
 fn rotated_logs_are_read_in_order_and_followed_across_rotations() {
     let b = Berth::start();
@@ -57,19 +73,7 @@ fn rotated_logs_are_read_in_order_and_followed_across_rotations() {
         (281, 300)
     );
 
-    // Followed from the start while it rotates: nothing lost, nothing twice.
-    let mut args = vec!["run", "-d", "--name", "slow"];
-    args.extend(rot);
-    args.extend([
-        "busybox",
-        "sh",
-        "-c",
-        "for i in $(seq 1 120); do echo line-$i; sleep 0.01; done",
-    ]);
-    b.docker(&args).ok();
-    let followed = b.docker(&["logs", "-f", "slow"]).ok();
-    let (_, last) = consecutive(&followed.stdout);
-    assert_eq!(last, 120);
+    followed_across_rotations(&b, "slow", &rot);
     b.docker(&["rm", "burst", "slow"]).ok();
     b.finish();
 }
@@ -196,18 +200,7 @@ fn the_local_driver_keeps_streams_times_tail_follow_and_rotation() {
         .ok();
     assert_eq!(until.stdout, "");
 
-    // Followed while written and rotated: nothing lost, nothing twice.
-    let mut args = vec!["run", "-d", "--name", "slow"];
-    args.extend(local);
-    args.extend([
-        "busybox",
-        "sh",
-        "-c",
-        "for i in $(seq 1 120); do echo line-$i; sleep 0.01; done",
-    ]);
-    b.docker(&args).ok();
-    let followed = b.docker(&["logs", "-f", "slow"]).ok();
-    assert_eq!(consecutive(&followed.stdout).1, 120);
+    followed_across_rotations(&b, "slow", &local);
 
     let refused = b.docker(&[
         "run",

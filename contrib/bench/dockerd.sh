@@ -7,6 +7,7 @@
 # stops it (kill "$DOCKERD_PID") and removes the bridge.
 start_bench_dockerd() {
   local dir=$1 bridge=$2 cidr=$3 ns=$4
+  command -v dockerd >/dev/null || { echo "dockerd missing: bash contrib/setup.sh --bench" >&2; return 1; }
   mkdir -p "$dir"
   ip link add name "$bridge" type bridge 2>/dev/null || true
   ip addr add "$cidr" dev "$bridge" 2>/dev/null || true

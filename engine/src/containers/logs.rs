@@ -337,14 +337,17 @@ fn lines_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     body.split_inclusive(|b| *b == b'\n')
 }
 
+/// The log file opened for reading from `offset` (None: gone, or shorter).
+fn reader_at(path: &Path, offset: u64) -> Option<BufReader<File>> {
+    let mut file = File::open(path).ok()?;
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    Some(BufReader::with_capacity(256 * 1024, file))
+}
+
 fn read_local_from(path: &Path, offset: u64, mut skip: usize, out: &mut Sender) -> u64 {
-    let Ok(mut file) = File::open(path) else {
+    let Some(mut reader) = reader_at(path, offset) else {
         return offset;
     };
-    if file.seek(SeekFrom::Start(offset)).is_err() {
-        return offset;
-    }
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut pos = offset;
     let mut head = [0u8; local_log::HEADER];
     let mut payload = Vec::new();
@@ -376,13 +379,9 @@ fn read_local_from(path: &Path, offset: u64, mut skip: usize, out: &mut Sender) 
 }
 
 fn read_json_from(path: &Path, offset: u64, out: &mut Sender) -> u64 {
-    let Ok(mut file) = File::open(path) else {
+    let Some(mut reader) = reader_at(path, offset) else {
         return offset;
     };
-    if file.seek(SeekFrom::Start(offset)).is_err() {
-        return offset;
-    }
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut pos = offset;
     let mut line = Vec::new();
     loop {
