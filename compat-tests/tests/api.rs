@@ -107,3 +107,29 @@ fn errors_are_docker_json_with_the_right_status() {
     assert_eq!(b.api("GET", "/no/such/endpoint", None).status, 404);
     b.finish();
 }
+
+#[test]
+fn objects_named_like_fixed_routes_are_reached_by_name() {
+    let b = Berth::start();
+    b.load_busybox();
+    for name in ["json", "create", "prune"] {
+        b.docker(&["create", "--name", name, "busybox", "true"])
+            .ok();
+        b.docker(&["rm", name]).ok();
+    }
+    for name in ["create", "prune"] {
+        b.docker(&["network", "create", name]).ok();
+        let seen = b
+            .docker(&["network", "inspect", "-f", "{{.Name}}", name])
+            .ok();
+        assert_eq!(seen.out(), name);
+        b.docker(&["network", "rm", name]).ok();
+        b.docker(&["volume", "create", name]).ok();
+        let seen = b
+            .docker(&["volume", "inspect", "-f", "{{.Name}}", name])
+            .ok();
+        assert_eq!(seen.out(), name);
+        b.docker(&["volume", "rm", name]).ok();
+    }
+    b.finish();
+}

@@ -66,7 +66,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     std_listener.set_nonblocking(true)?;
     let raw_listener = std_listener.as_raw_fd();
-    let listener = tokio::net::UnixListener::from_std(std_listener)?;
+    let (listener, stop_accepting) =
+        listener::Switchable::new(tokio::net::UnixListener::from_std(std_listener)?);
     info!(socket = %socket.display(), source = ?source, version = env!("CARGO_PKG_VERSION"), "berthd listening");
     let handover =
         listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
@@ -87,6 +88,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     warn!(error = %e, "handover socket failed");
                 }
                 taken_over_in_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                // The successor accepts from now on; what we accepted has
+                // this long to get its request read before idle
+                // connections are closed (see listener::Switchable).
+                let _ = stop_accepting.send(true);
+                tokio::time::sleep(TAKEOVER_GRACE).await;
                 Stop::Takeover
             }
         };
@@ -137,6 +143,11 @@ enum Stop {
 
 /// How long SIGTERM waits for open requests (a `docker wait` can last forever).
 const SIGNAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// After a takeover, how long connections accepted before it get to send
+/// their first request before idle ones are closed. Clients write their
+/// request right after connecting; a second is ample.
+const TAKEOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Mode 0660, owned by root and the docker group (or the one given), as dockerd.
 fn secure_socket(path: &Path, group: Option<&str>) -> anyhow::Result<()> {

@@ -153,3 +153,52 @@ pub async fn serve_handover(path: PathBuf, listener: RawFd) -> anyhow::Result<()
         }
     }
 }
+
+/// The API listener as axum serves it, with a switch that stops accepting
+/// without touching the connections already accepted. A takeover flips it
+/// first and tells those connections to finish only a moment later: a
+/// connection accepted just before the switch may not have had its request
+/// read yet, and closing it as idle would reset a client that did nothing
+/// wrong (the new berthd accepts everything that arrives after the switch).
+pub struct Switchable {
+    inner: tokio::net::UnixListener,
+    stopped: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Switchable {
+    /// The listener, and the switch (send `true` to stop accepting).
+    pub fn new(inner: tokio::net::UnixListener) -> (Switchable, tokio::sync::watch::Sender<bool>) {
+        let (tx, stopped) = tokio::sync::watch::channel(false);
+        (Switchable { inner, stopped }, tx)
+    }
+}
+
+impl axum::serve::Listener for Switchable {
+    type Io = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            if *self.stopped.borrow_and_update() {
+                // axum stops calling accept once its shutdown fires.
+                std::future::pending::<()>().await;
+            }
+            tokio::select! {
+                r = self.inner.accept() => match r {
+                    Ok(conn) => return conn,
+                    Err(e) => {
+                        // Out of descriptors and the like: wait, then retry.
+                        tracing::warn!(error = %e, "accepting an API connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                // Accepting is cancel-safe: nothing is lost by stopping here.
+                _ = self.stopped.changed() => {}
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}

@@ -17,7 +17,7 @@ pub mod volumes;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Path, Query as AxQuery, Request, State as AxState};
 use axum::http::{HeaderValue, Uri};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -65,8 +65,21 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(system::events))
-        .route("/containers/create", post(containers::create))
-        .route("/containers/json", get(containers::list))
+        // A container, network or volume may be named like a fixed route
+        // ("json", "create", "prune"): Docker's router sends the by-name
+        // methods to it, so these routes forward them with the name.
+        .route(
+            "/containers/create",
+            post(containers::create).delete(|s: AxState<State>, q: AxQuery<query::Query>| {
+                containers::remove(s, Path("create".into()), q)
+            }),
+        )
+        .route(
+            "/containers/json",
+            get(containers::list).delete(|s: AxState<State>, q: AxQuery<query::Query>| {
+                containers::remove(s, Path("json".into()), q)
+            }),
+        )
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/stop", post(containers::stop))
@@ -95,7 +108,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/prune", post(images::prune))
         .route("/distribution/{*name}", get(images::distribution))
         .route("/commit", post(images::commit))
-        .route("/containers/prune", post(containers::prune))
+        .route(
+            "/containers/prune",
+            post(containers::prune).delete(|s: AxState<State>, q: AxQuery<query::Query>| {
+                containers::remove(s, Path("prune".into()), q)
+            }),
+        )
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
@@ -103,8 +121,18 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/export", get(containers::export))
         .route("/system/df", get(system::df))
         .route("/networks", get(networks::list))
-        .route("/networks/create", post(networks::create))
-        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/create",
+            post(networks::create)
+                .get(|s: AxState<State>| networks::inspect(s, Path("create".into())))
+                .delete(|s: AxState<State>| networks::remove(s, Path("create".into()))),
+        )
+        .route(
+            "/networks/prune",
+            post(networks::prune)
+                .get(|s: AxState<State>| networks::inspect(s, Path("prune".into())))
+                .delete(|s: AxState<State>| networks::remove(s, Path("prune".into()))),
+        )
         .route(
             "/networks/{id}",
             get(networks::inspect).delete(networks::remove),
@@ -112,8 +140,22 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
-        .route("/volumes/create", post(volumes::create))
-        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/create",
+            post(volumes::create)
+                .get(|s: AxState<State>| volumes::inspect(s, Path("create".into())))
+                .delete(|s: AxState<State>, q: AxQuery<query::Query>| {
+                    volumes::remove(s, Path("create".into()), q)
+                }),
+        )
+        .route(
+            "/volumes/prune",
+            post(volumes::prune)
+                .get(|s: AxState<State>| volumes::inspect(s, Path("prune".into())))
+                .delete(|s: AxState<State>, q: AxQuery<query::Query>| {
+                    volumes::remove(s, Path("prune".into()), q)
+                }),
+        )
         .route(
             "/volumes/{name}",
             get(volumes::inspect).delete(volumes::remove),
