@@ -158,31 +158,37 @@ impl LogWriter {
     /// lines that fit, then rotated: so how often a log rotates depends on
     /// what the container wrote, not on how its output was read.
     fn add_record(&mut self, stream: u8, partial: bool, time: i64, a: &[u8], b: &[u8]) {
-        let len = a.len() + b.len();
+        let overhead = (local_log::HEADER + local_log::TRAILER) as u64;
+        let len = (a.len() + b.len()) as u64;
         if len == 0 {
             return;
         }
-        let overhead = (local_log::HEADER + local_log::TRAILER) as u64;
-        if self.max_size == 0 || self.size + overhead + len as u64 <= self.max_size {
+        if self.max_size == 0 || self.size + overhead + len <= self.max_size {
             return self.write_record(stream, partial, time, a, b);
         }
         let joined = [a, b].concat();
-        let room = self.max_size.saturating_sub(self.size + overhead) as usize;
-        let cut = memchr::memrchr(b'\n', &joined[..room.min(joined.len())]).map(|i| i + 1);
-        let rest = match cut {
-            Some(cut) => {
-                self.write_record(stream, false, time, &joined[..cut], &[]);
-                &joined[cut..]
+        let mut rest = &joined[..];
+        while !rest.is_empty() {
+            if self.size + overhead + rest.len() as u64 <= self.max_size {
+                return self.write_record(stream, partial, time, rest, &[]);
             }
-            // One line longer than a whole file: it gets a file of its own.
-            None if self.size == 0 => return self.write_record(stream, partial, time, a, b),
-            None => &joined[..],
-        };
-        if let Err(e) = self.rotate() {
-            eprintln!("berth-shim: rotating log: {e}");
-            return;
+            let room = self.max_size.saturating_sub(self.size + overhead) as usize;
+            match memchr::memrchr(b'\n', &rest[..room.min(rest.len())]) {
+                Some(i) => {
+                    self.write_record(stream, false, time, &rest[..=i], &[]);
+                    rest = &rest[i + 1..];
+                }
+                // One line longer than a whole file: it gets a file of its own.
+                None if self.size == 0 => {
+                    return self.write_record(stream, partial, time, rest, &[]);
+                }
+                None => {}
+            }
+            if let Err(e) = self.rotate() {
+                eprintln!("berth-shim: rotating log: {e}");
+                return;
+            }
         }
-        self.add_record(stream, partial, time, rest, &[]);
     }
 
     fn write_record(&mut self, stream: u8, partial: bool, time: i64, a: &[u8], b: &[u8]) {
