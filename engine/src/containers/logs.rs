@@ -234,11 +234,7 @@ impl Sender<'_> {
     /// with the record's time.
     fn push_record(&mut self, h: &local_log::Header, body: &[u8]) -> bool {
         let o = self.opts;
-        if (h.stream == 1 && !o.stdout) || (h.stream == 2 && !o.stderr) {
-            return true;
-        }
-        let t = i128::from(h.time_nanos);
-        if (o.since > 0 && t < o.since) || (o.until > 0 && t > o.until) {
+        if !o.wants(h.stream, || i128::from(h.time_nanos)) {
             return true;
         }
         let time = if o.timestamps {
@@ -310,16 +306,24 @@ impl Sender<'_> {
 }
 
 fn wanted(e: &Entry, opts: &LogOptions) -> bool {
-    if (e.stream == 1 && !opts.stdout) || (e.stream == 2 && !opts.stderr) {
-        return false;
-    }
-    if opts.since > 0 || opts.until > 0 {
-        let t = crate::util::parse_time_filter(&e.time).unwrap_or(0);
-        if (opts.since > 0 && t < opts.since) || (opts.until > 0 && t > opts.until) {
+    opts.wants(e.stream, || {
+        crate::util::parse_time_filter(&e.time).unwrap_or(0)
+    })
+}
+
+impl LogOptions {
+    /// Whether output of `stream` (1 stdout, 2 stderr) at a time (in
+    /// nanoseconds, asked for only when --since or --until is set) is shown.
+    fn wants(&self, stream: u8, time: impl FnOnce() -> i128) -> bool {
+        if (stream == 1 && !self.stdout) || (stream == 2 && !self.stderr) {
             return false;
         }
+        if self.since == 0 && self.until == 0 {
+            return true;
+        }
+        let t = time();
+        !((self.since > 0 && t < self.since) || (self.until > 0 && t > self.until))
     }
-    true
 }
 
 /// Sends entries from `offset` on, leaving out the first `skip` lines (of
@@ -531,11 +535,7 @@ fn tail_start_local(path: &Path, n: usize, opts: &LogOptions) -> Option<(u64, us
         let mut head = [0u8; local_log::HEADER];
         file.read_exact_at(&mut head, start).ok()?;
         let h = local_log::Header::decode(&head).filter(|h| u64::from(h.len) == len)?;
-        let t = i128::from(h.time_nanos);
-        let wanted = ((h.stream == 1 && opts.stdout) || (h.stream == 2 && opts.stderr))
-            && !(opts.since > 0 && t < opts.since)
-            && !(opts.until > 0 && t > opts.until);
-        if wanted {
+        if opts.wants(h.stream, || i128::from(h.time_nanos)) {
             let mut body = vec![0u8; len as usize];
             file.read_exact_at(&mut body, start + local_log::HEADER as u64)
                 .ok()?;
