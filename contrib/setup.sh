@@ -7,8 +7,8 @@
 #
 #   bash contrib/setup.sh           everything above
 #   bash contrib/setup.sh --deps    step 1 only (used by contrib/test.sh)
-#   bash contrib/setup.sh --bench   step 1, plus Debian's docker.io (dockerd
-#                                   for the side-by-side benchmarks)
+#   bash contrib/setup.sh --bench   step 1 (the same packages: Debian's
+#                                   docker.io brings the benchmarks' dockerd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,12 +20,10 @@ cd "$(dirname "$0")/.."
 # is the init of `docker run --init`), openssl (certificates for the TLS
 # tests), netavark and aardvark-dns (container networks, published ports,
 # name resolution between containers), docker-compose (v1, for the compose
-# tests); docker.io when no docker CLI exists (it brings one), or with
-# --bench when dockerd is missing (the benchmarks run it beside Berth; the
-# docker CLI already on PATH stays first).
-packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose)
-command -v docker >/dev/null || packages+=(docker.io)
-if [ "${1:-}" = "--bench" ] && ! command -v dockerd >/dev/null; then packages+=(docker.io); fi
+# tests); docker.io for its dockerd, the oracle of the differential tests
+# and the other side of the benchmarks (the docker CLI already on PATH
+# stays first; where none exists, docker.io brings one).
+packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose docker.io)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -33,7 +31,14 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq
+  # Packages must not start services (docker.io would start a dockerd with
+  # the host's firewall and docker0): tests start their own daemons.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 # PyPI: what compat-tests/python needs (checking answers against the API

@@ -86,7 +86,8 @@ fn parse(raw: &[u8]) -> Option<Response> {
     })
 }
 
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+/// The body of a chunked transfer, joined.
+pub(crate) fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = data.windows(2).position(|w| w == b"\r\n")?;

@@ -6,8 +6,10 @@
 //! Binaries come from `BERTH_BIN_DIR`, else target/release, else
 //! target/debug (build them first: `cargo build --release`).
 
+pub mod dockerd;
 pub mod http;
 pub mod images;
+pub mod oracle;
 pub mod registry;
 
 use std::io::{Read, Write};
@@ -164,7 +166,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    pub(crate) fn from(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -527,11 +529,7 @@ impl Berth {
     }
 
     fn unmount_all(&self) {
-        for m in self.mounts().iter().rev() {
-            let c = std::ffi::CString::new(m.as_str()).unwrap();
-            // SAFETY: umount2 with a valid C string.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
+        unmount_below(&self.root);
     }
 
     /// Processes of this instance (their command line names our root).
@@ -541,13 +539,7 @@ impl Berth {
 
     /// Mount points below our root.
     pub fn mounts(&self) -> Vec<String> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.root.display().to_string();
-        info.lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root))
-            .map(str::to_string)
-            .collect()
+        mounts_below(&self.root)
     }
 
     /// Stops everything, then fails if a process or mount was left behind.
@@ -647,16 +639,41 @@ impl Drop for Berth {
     fn drop(&mut self) {
         // Best effort when a test panicked before finish(); keep the logs.
         if std::thread::panicking() {
-            let keep = std::env::temp_dir().join(format!(
-                "{}.log",
-                self.root.file_name().unwrap().to_string_lossy()
-            ));
-            let _ = std::fs::write(&keep, self.log());
-            eprintln!("berthd and berth-core logs kept in {}", keep.display());
+            keep_log(&self.root, &self.log(), "berthd and berth-core logs");
         }
         let _ = self.shutdown();
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// Mount points below `root`, from /proc/self/mountinfo.
+pub fn mounts_below(root: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = root.display().to_string();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&root))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Detaches every mount below `root`, innermost first.
+pub fn unmount_below(root: &Path) {
+    for m in mounts_below(root).iter().rev() {
+        let c = std::ffi::CString::new(m.as_str()).unwrap();
+        // SAFETY: umount2 with a valid C string.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Keeps a failed test's daemon log beside its (removed) root in /tmp.
+pub fn keep_log(root: &Path, log: &str, what: &str) {
+    let keep = std::env::temp_dir().join(format!(
+        "{}.log",
+        root.file_name().unwrap().to_string_lossy()
+    ));
+    let _ = std::fs::write(&keep, log);
+    eprintln!("{what} kept in {}", keep.display());
 }
 
 fn unique() -> u64 {

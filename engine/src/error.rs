@@ -93,7 +93,8 @@ impl IntoResponse for Error {
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         }
-        let body = serde_json::json!({ "message": self.to_string() }).to_string();
+        // Ended by a newline, as Go's json.Encoder ends dockerd's.
+        let body = serde_json::json!({ "message": self.to_string() }).to_string() + "\n";
         let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,

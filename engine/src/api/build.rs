@@ -19,7 +19,7 @@ use crate::images::reference::Reference;
 fn json_param<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) -> Result<T> {
     match q.get(key).filter(|s| !s.is_empty()) {
         None => Ok(T::default()),
-        Some(s) => serde_json::from_str(s)
+        Some(s) => crate::go_json::from_slice(s.as_bytes())
             .map_err(|e| Error::InvalidArgument(format!("invalid {key} value {s:?}: {e}"))),
     }
 }

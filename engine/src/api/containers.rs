@@ -14,6 +14,7 @@ use serde_json::json;
 use super::filters::Filters;
 use super::hijack;
 use super::query::{flag, int, Query};
+use super::shape;
 use super::{ApiVersion, State};
 use crate::containers::lifecycle::WaitCondition;
 use crate::containers::logs::LogOptions;
@@ -35,20 +36,26 @@ pub async fn create(
         .into_response())
 }
 
-pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+pub async fn list(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
+) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     let limit = int(&q, "limit")?.filter(|l| *l > 0).map(|l| l as usize);
-    Ok(Json(
-        engine
-            .containers
-            .list(flag(&q, "all"), limit, &filters)
-            .await?,
-    )
-    .into_response())
+    let list = engine
+        .containers
+        .list(flag(&q, "all"), limit, &filters)
+        .await?;
+    Ok(shape::CONTAINER_SUMMARY.json(&list, version))
 }
 
-pub async fn inspect(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(engine.containers.inspect_json(&id).await?).into_response())
+pub async fn inspect(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    Extension(version): Extension<ApiVersion>,
+) -> Result<Response> {
+    Ok(shape::CONTAINER.json(&engine.containers.inspect_json(&id).await?, version))
 }
 
 pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<StatusCode> {
@@ -117,15 +124,19 @@ pub async fn wait(
     AxState(engine): AxState<State>,
     Path(id): Path<String>,
     AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
     let condition = WaitCondition::parse(q.get("condition").map(String::as_str).unwrap_or(""))?;
     let done = engine.containers.wait(&id, condition).await?;
     let body = futures_util::stream::once(async move {
         let (code, error) = done.await;
-        // "Error" is omitted when there is none, as Docker's omitempty does.
+        // "Error" is null when there is none up to API 1.43; from 1.44
+        // dockerd leaves it out (omitempty).
         let mut body = json!({ "StatusCode": code });
         if let Some(m) = error {
             body["Error"] = json!({ "Message": m });
+        } else if version < ApiVersion(1, 44) {
+            body["Error"] = serde_json::Value::Null;
         }
         Ok::<_, Infallible>(Bytes::from(body.to_string() + "\n"))
     });
@@ -149,14 +160,11 @@ pub async fn logs(
                 .ok_or_else(|| Error::InvalidArgument(format!("invalid value for \"{key}\": {v}"))),
         }
     };
-    let tail = match q.get("tail").map(String::as_str) {
-        None | Some("") | Some("all") => None,
-        Some(n) => Some(
-            n.parse::<i64>()
-                .map_err(|_| Error::InvalidArgument(format!("invalid value for \"tail\": {n}")))?
-                .max(-1),
-        ),
-    };
+    // As dockerd: a tail that is not a number means all of it.
+    let tail = q
+        .get("tail")
+        .and_then(|n| n.parse::<i64>().ok())
+        .map(|n| n.max(-1));
     let opts = LogOptions {
         stdout: flag(&q, "stdout"),
         stderr: flag(&q, "stderr"),
@@ -176,14 +184,16 @@ pub async fn logs(
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
-    Ok((
-        [(
+    let mut resp = Body::from_stream(stream).into_response();
+    // Before 1.42 dockerd names no content type for logs; from 1.42 it
+    // says whether the stream is multiplexed.
+    if version.announces_multiplexing() {
+        resp.headers_mut().insert(
             header::CONTENT_TYPE,
-            hijack::stream_content_type(tty, version),
-        )],
-        Body::from_stream(stream),
-    )
-        .into_response())
+            header::HeaderValue::from_static(hijack::stream_content_type(tty, version)),
+        );
+    }
+    Ok(resp)
 }
 
 pub async fn attach(
@@ -267,7 +277,7 @@ pub async fn prune(
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     let (ids, freed) = engine.containers.prune(&filters).await?;
     Ok(
-        Json(serde_json::json!({ "ContainersDeleted": ids, "SpaceReclaimed": freed }))
+        Json(serde_json::json!({ "ContainersDeleted": shape::nil_if_empty(&ids), "SpaceReclaimed": freed }))
             .into_response(),
     )
 }
@@ -307,7 +317,7 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response> {
     let warnings = engine.containers.update(&id, &body).await?;
-    Ok(Json(json!({ "Warnings": warnings })).into_response())
+    Ok(Json(json!({ "Warnings": shape::nil_if_empty(&warnings) })).into_response())
 }
 
 /// `GET /containers/{id}/top?ps_args=`

@@ -20,8 +20,7 @@ pub async fn create(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    let config: ExecConfig = serde_json::from_slice(&body)
-        .map_err(|e| Error::InvalidArgument(format!("invalid exec config: {e}")))?;
+    let config: ExecConfig = crate::go_json::body(&body)?;
     let exec_id = engine.containers.exec_create(&id, config).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))).into_response())
 }
@@ -31,6 +30,10 @@ pub async fn create(
 struct StartBody {
     #[serde(default)]
     detach: bool,
+    /// Decides the stream's framing, as in dockerd: raw when true,
+    /// multiplexed when false, whatever the exec was created with.
+    #[serde(default)]
+    tty: bool,
     #[serde(default)]
     console_size: Option<[u16; 2]>,
 }
@@ -51,13 +54,9 @@ pub async fn start(
     let raw = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
         .await
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let body: StartBody = if raw.is_empty() {
-        StartBody::default()
-    } else {
-        serde_json::from_slice(&raw)
-            .map_err(|e| Error::InvalidArgument(format!("invalid exec start body: {e}")))?
-    };
-    let started = engine.containers.exec_prepare(&id).await?;
+    let body: StartBody = crate::go_json::body(&raw)?;
+    let mut started = engine.containers.exec_prepare(&id).await?;
+    started.tty = body.tty;
     let size = body.console_size.filter(|s| s[0] > 0 && s[1] > 0);
     if body.detach {
         engine.containers.exec_run(&id).await?;

@@ -13,7 +13,7 @@ impl Filters {
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             return Ok(Filters::default());
         };
-        let v: serde_json::Value = serde_json::from_str(raw)
+        let v = crate::go_json::first_value(raw.as_bytes())
             .map_err(|e| Error::InvalidArgument(format!("invalid filter: {e}")))?;
         let obj = v
             .as_object()

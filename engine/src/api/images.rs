@@ -10,24 +10,38 @@ use tokio::io::AsyncWriteExt;
 
 use super::filters::Filters;
 use super::query::{flag, Query};
+use super::shape;
+use super::ApiVersion;
 use super::{stream, State};
 use crate::error::{Error, Result};
 use crate::images::pull::{Platform, PullRequest};
 use crate::images::reference::Reference;
 use crate::images::registry::AuthConfig;
+use axum::Extension;
 
-pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+pub async fn list(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
+) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    Ok(Json(engine.images.list(&filters, flag(&q, "all")).await?).into_response())
+    let mut images = engine.images.list(&filters, flag(&q, "all")).await?;
+    // dockerd counts an image's containers for `system df` only; its
+    // list says -1 (not computed).
+    for i in &mut images {
+        i.containers = -1;
+    }
+    Ok(shape::IMAGE_SUMMARY.json(&images, version))
 }
 
 /// `GET /images/{name}/json`, `/history`, `/get` (names may contain slashes).
 pub async fn by_name_get(
     AxState(engine): AxState<State>,
     Path(rest): Path<String>,
+    Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
     if let Some(name) = rest.strip_suffix("/json") {
-        return Ok(Json(engine.images.inspect(name).await?).into_response());
+        return Ok(shape::IMAGE.json(&engine.images.inspect(name).await?, version));
     }
     if let Some(name) = rest.strip_suffix("/history") {
         return Ok(Json(engine.images.history(name).await?).into_response());
@@ -143,7 +157,8 @@ pub async fn create(
             Some(p) => Some(Platform::parse(p)?),
             None => None,
         };
-        let auth = registry_auth(&headers)?;
+        // dockerd pulls anonymously when the header cannot be decoded.
+        let auth = registry_auth(&headers).unwrap_or_default();
         // No tag at all is `docker pull --all-tags`.
         let progress = if reference.tag.is_none() && reference.digest.is_none() {
             engine
@@ -221,8 +236,7 @@ async fn push(engine: &State, name: &str, q: &Query, headers: &HeaderMap) -> Res
 
 /// `POST /auth`: checks credentials against the registry.
 pub async fn auth(AxState(engine): AxState<State>, body: axum::body::Bytes) -> Result<Response> {
-    let auth: AuthConfig = serde_json::from_slice(&body)
-        .map_err(|e| Error::InvalidArgument(format!("invalid auth configuration: {e}")))?;
+    let auth: AuthConfig = crate::go_json::body(&body)?;
     crate::images::registry::login(&engine.images.registries, &auth).await?;
     Ok(
         Json(serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" }))
@@ -267,7 +281,7 @@ pub async fn prune(
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     let (deleted, freed) = engine.images.prune(&filters).await?;
     Ok(
-        Json(serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": freed }))
+        Json(serde_json::json!({ "ImagesDeleted": shape::nil_if_empty(&deleted), "SpaceReclaimed": freed }))
             .into_response(),
     )
 }
@@ -309,14 +323,7 @@ pub async fn commit(
         }
         None => None,
     };
-    let config = if body.is_empty() {
-        None
-    } else {
-        Some(
-            serde_json::from_slice(&body)
-                .map_err(|e| Error::InvalidArgument(format!("invalid config: {e}")))?,
-        )
-    };
+    let config = crate::go_json::body_or_default(&body)?;
     let req = crate::containers::snapshot::CommitRequest {
         container,
         reference,

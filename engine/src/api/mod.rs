@@ -10,8 +10,11 @@ pub mod filters;
 pub mod hijack;
 pub mod images;
 pub mod networks;
+pub mod plugins;
 pub mod query;
+pub mod shape;
 pub mod stream;
+pub mod swarm;
 pub mod system;
 pub mod volumes;
 
@@ -60,7 +63,7 @@ struct BadVersion(String);
 pub type State = Arc<Engine>;
 
 pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
+    let r = Router::new()
         .route("/_ping", get(system::ping).head(system::ping_head))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
@@ -124,13 +127,17 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route(
             "/networks/create",
             post(networks::create)
-                .get(|s: AxState<State>| networks::inspect(s, Path("create".into())))
+                .get(|s: AxState<State>, v: Extension<ApiVersion>| {
+                    networks::inspect(s, Path("create".into()), v)
+                })
                 .delete(|s: AxState<State>| networks::remove(s, Path("create".into()))),
         )
         .route(
             "/networks/prune",
             post(networks::prune)
-                .get(|s: AxState<State>| networks::inspect(s, Path("prune".into())))
+                .get(|s: AxState<State>, v: Extension<ApiVersion>| {
+                    networks::inspect(s, Path("prune".into()), v)
+                })
                 .delete(|s: AxState<State>| networks::remove(s, Path("prune".into()))),
         )
         .route(
@@ -143,7 +150,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route(
             "/volumes/create",
             post(volumes::create)
-                .get(|s: AxState<State>| volumes::inspect(s, Path("create".into())))
+                .get(|s: AxState<State>, v: Extension<ApiVersion>| {
+                    volumes::inspect(s, Path("create".into()), v)
+                })
                 .delete(|s: AxState<State>, q: AxQuery<query::Query>| {
                     volumes::remove(s, Path("create".into()), q)
                 }),
@@ -151,7 +160,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route(
             "/volumes/prune",
             post(volumes::prune)
-                .get(|s: AxState<State>| volumes::inspect(s, Path("prune".into())))
+                .get(|s: AxState<State>, v: Extension<ApiVersion>| {
+                    volumes::inspect(s, Path("prune".into()), v)
+                })
                 .delete(|s: AxState<State>, q: AxQuery<query::Query>| {
                     volumes::remove(s, Path("prune".into()), q)
                 }),
@@ -177,8 +188,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
                 .delete(bad_version)
                 .put(bad_version)
                 .head(bad_version),
-        )
+        );
+    plugins::routes(swarm::routes(r))
         .fallback(not_found)
+        // dockerd's router answers a known path with the wrong method as
+        // an unknown one: 404 "page not found".
+        .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::map_response(json_rejections))
         .layer(axum::middleware::map_response(common_headers))
         .with_state(engine)

@@ -12,11 +12,14 @@ use serde_json::json;
 
 use super::filters::Filters;
 use super::query::Query;
+use super::shape;
+use super::ApiVersion;
 use super::State;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use axum::Extension;
 
 fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))
+    crate::go_json::body(body)
 }
 
 /// `POST /networks/create`
@@ -27,14 +30,22 @@ pub async fn create(AxState(engine): AxState<State>, body: Bytes) -> Result<Resp
 }
 
 /// `GET /networks`
-pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+pub async fn list(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
+) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    Ok(Json(engine.containers.networks.list(&filters).await?).into_response())
+    Ok(shape::NETWORK.json(&engine.containers.networks.list(&filters).await?, version))
 }
 
 /// `GET /networks/{id}`
-pub async fn inspect(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(engine.containers.networks.inspect(&id).await?).into_response())
+pub async fn inspect(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    Extension(version): Extension<ApiVersion>,
+) -> Result<Response> {
+    Ok(shape::NETWORK.json(&engine.containers.networks.inspect(&id).await?, version))
 }
 
 /// `DELETE /networks/{id}`
@@ -50,7 +61,7 @@ pub async fn prune(
 ) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     let deleted = engine.containers.networks.prune(&filters).await?;
-    Ok(Json(json!({ "NetworksDeleted": deleted })).into_response())
+    Ok(Json(json!({ "NetworksDeleted": shape::nil_if_empty(&deleted) })).into_response())
 }
 
 /// `POST /networks/{id}/connect`

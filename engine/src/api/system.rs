@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use axum::extract::State as AxState;
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::IntoResponse;
-use axum::Json;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bollard_stubs::models::{
     SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
 };
@@ -80,7 +80,8 @@ pub async fn version() -> Json<SystemVersion> {
         os: Some("linux".into()),
         arch: Some(arch),
         kernel_version: Some(kernel_version()),
-        experimental: Some(false),
+        // dockerd writes Experimental only when it is true (omitempty).
+        experimental: None,
         build_time: Some(String::new()),
     })
 }
@@ -118,7 +119,10 @@ fn mem_total() -> i64 {
         .unwrap_or(0)
 }
 
-pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
+pub async fn info(
+    AxState(engine): AxState<State>,
+    Extension(version): Extension<super::ApiVersion>,
+) -> Result<Response> {
     let (total, running, paused, stopped) = engine.containers.count_by_state().await?;
     let images = engine.images.count().await?;
     // Ask the core afresh (it may have been restarted with other runtimes),
@@ -219,6 +223,15 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
         "Mirrors": []
     }))
     .ok();
+    // What dockerd lists as built in, for what Berth has: the local volume
+    // driver, the network drivers of `docker network ls` and the log
+    // drivers that keep logs (dockerd does not list `none` either).
+    info.plugins = Some(bollard_stubs::models::PluginsInfo {
+        volume: Some(vec!["local".into()]),
+        network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
+        authorization: None,
+        log: Some(vec!["json-file".into(), "local".into()]),
+    });
     info.swarm = serde_json::from_value(json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null})).ok();
     if let Some(h) = &core {
         let id = if reachable {
@@ -234,7 +247,7 @@ pub async fn info(AxState(engine): AxState<State>) -> Result<Json<SystemInfo>> {
             engine.core.socket().display()
         )]);
     }
-    Ok(Json(info))
+    Ok(super::shape::INFO.json(&info, version))
 }
 
 fn event_matches(f: &Filters, e: &Event) -> bool {
@@ -357,7 +370,7 @@ pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Respo
         "Images": images,
         "Containers": containers,
         "Volumes": engine.containers.volumes.usage().await?,
-        "BuildCache": engine.builder.usage().await?,
+        "BuildCache": super::shape::nil_if_empty(&engine.builder.usage().await?),
     }))
     .into_response())
 }

@@ -11,8 +11,11 @@ use serde::Deserialize;
 
 use super::filters::Filters;
 use super::query::{flag, Query};
+use super::shape;
+use super::ApiVersion;
 use super::State;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use axum::Extension;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -28,13 +31,12 @@ struct CreateBody {
 }
 
 /// `POST /volumes/create`
-pub async fn create(AxState(engine): AxState<State>, body: Bytes) -> Result<Response> {
-    let b: CreateBody = if body.is_empty() {
-        CreateBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?
-    };
+pub async fn create(
+    AxState(engine): AxState<State>,
+    Extension(version): Extension<ApiVersion>,
+    body: Bytes,
+) -> Result<Response> {
+    let b: CreateBody = crate::go_json::body(&body)?;
     let v = engine
         .containers
         .volumes
@@ -45,22 +47,34 @@ pub async fn create(AxState(engine): AxState<State>, body: Bytes) -> Result<Resp
             b.driver_opts.unwrap_or_default(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    Ok((StatusCode::CREATED, shape::VOLUME.json(&v, version)).into_response())
 }
 
 /// `GET /volumes`
-pub async fn list(AxState(engine): AxState<State>, AxQuery(q): AxQuery<Query>) -> Result<Response> {
+pub async fn list(
+    AxState(engine): AxState<State>,
+    AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
+) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     filters.only(&["name", "label", "dangling", "driver"])?;
-    Ok(Json(engine.containers.volumes.list(&filters).await?).into_response())
+    let mut list = serde_json::to_value(engine.containers.volumes.list(&filters).await?)
+        .map_err(crate::error::Error::internal)?;
+    shape::VOLUME.apply_each(&mut list["Volumes"], version);
+    // dockerd's Warnings is a nil list when there are none.
+    if list["Warnings"].as_array().is_none_or(|w| w.is_empty()) {
+        list["Warnings"] = serde_json::Value::Null;
+    }
+    Ok(Json(list).into_response())
 }
 
 /// `GET /volumes/{name}`
 pub async fn inspect(
     AxState(engine): AxState<State>,
     Path(name): Path<String>,
+    Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    Ok(Json(engine.containers.volumes.inspect(&name).await?).into_response())
+    Ok(shape::VOLUME.json(&engine.containers.volumes.inspect(&name).await?, version))
 }
 
 /// `DELETE /volumes/{name}`

@@ -20,29 +20,30 @@ use super::record::Container;
 use super::{rootfs, spec, user, Containers};
 use crate::error::{Error, Result};
 
-/// `POST /containers/{id}/exec`'s body (Docker's ExecConfig).
+/// `POST /containers/{id}/exec`'s body (Docker's ExecConfig), decoded by
+/// `go_json` (nulls are zero values).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ExecConfig {
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub attach_stdin: bool,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub attach_stdout: bool,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub attach_stderr: bool,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub tty: bool,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub cmd: Vec<String>,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub env: Vec<String>,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub user: String,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub working_dir: String,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub privileged: bool,
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default)]
     pub detach_keys: String,
 }
 
@@ -82,20 +83,13 @@ impl Execs {
 }
 
 /// Docker clients send `null` for fields they leave unset.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
 fn no_such_exec(id: &str) -> Error {
     Error::NotFound(format!("No such exec instance: {id}"))
 }
 
 /// What a started exec needs next: its shim's attach socket, and whether
-/// the stream is raw (a terminal) or multiplexed.
+/// the stream is raw or multiplexed (the exec's terminal by default; the
+/// start request's `Tty` decides, as in dockerd).
 pub struct Started {
     pub attach_socket: String,
     pub tty: bool,
@@ -107,7 +101,7 @@ impl Containers {
         let c = self.lookup(name).await?;
         if !c.is_running() {
             return Err(Error::Conflict(format!(
-                "container {} is not running",
+                "Container {} is not running",
                 c.id
             )));
         }
@@ -162,7 +156,7 @@ impl Containers {
         let c = self.lookup(&exec.container_id).await?;
         if !c.is_running() {
             return Err(Error::Conflict(format!(
-                "container {} is not running",
+                "Container {} is not running",
                 c.id
             )));
         }
@@ -320,7 +314,7 @@ impl Containers {
         let paths = self.paths(&c.id);
         if !rootfs::is_mountpoint(&paths.rootfs()) {
             return Err(Error::Conflict(format!(
-                "container {} is not running",
+                "Container {} is not running",
                 c.id
             )));
         }
@@ -362,7 +356,7 @@ impl Containers {
             })
         });
         let cfg = &exec.config;
-        Ok(json!({
+        let mut doc = json!({
             "ID": exec.id,
             "Running": running,
             "ExitCode": exit_code,
@@ -371,7 +365,6 @@ impl Containers {
                 "entrypoint": cfg.cmd.first().cloned().unwrap_or_default(),
                 "arguments": cfg.cmd.iter().skip(1).collect::<Vec<_>>(),
                 "privileged": cfg.privileged,
-                "user": cfg.user,
             },
             "OpenStdin": cfg.attach_stdin,
             "OpenStderr": cfg.attach_stderr,
@@ -380,7 +373,12 @@ impl Containers {
             "ContainerID": exec.container_id,
             "DetachKeys": cfg.detach_keys,
             "Pid": task.as_ref().map(|t| t.pid).unwrap_or(0),
-        }))
+        });
+        // dockerd writes the user only when one was given (omitempty).
+        if !cfg.user.is_empty() {
+            doc["ProcessConfig"]["user"] = json!(cfg.user);
+        }
+        Ok(doc)
     }
 
     /// `POST /exec/{id}/resize`

@@ -22,14 +22,12 @@ pub enum WaitCondition {
 }
 
 impl WaitCondition {
+    /// dockerd reads any other word as the default, `not-running`.
     pub fn parse(s: &str) -> Result<WaitCondition> {
         match s {
-            "" | "not-running" => Ok(WaitCondition::NotRunning),
             "next-exit" => Ok(WaitCondition::NextExit),
             "removed" => Ok(WaitCondition::Removed),
-            other => Err(Error::InvalidArgument(format!(
-                "invalid condition: {other:?}"
-            ))),
+            _ => Ok(WaitCondition::NotRunning),
         }
     }
 }
@@ -487,7 +485,10 @@ impl Containers {
 
     /// `POST /containers/{id}/kill`
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<()> {
-        let c = self.lookup(name).await?;
+        let c = self.lookup(name).await.map_err(|e| match e {
+            Error::NotFound(m) => Error::NotFound(format!("Cannot kill container: {name}: {m}")),
+            other => other,
+        })?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
         if !c.is_running() && !c.state.restarting {
             return Err(Error::Conflict(format!(
@@ -604,7 +605,12 @@ impl Containers {
             }
             let lock = self.lock_of(&id);
             let _guard = lock.lock().await;
-            let c = self.lookup(&id).await?;
+            let c = match self.lookup(&id).await {
+                // Its exit (ours, by the kill above) let AutoRemove remove
+                // it first: removed is what was asked, as dockerd answers.
+                Err(Error::NotFound(_)) if c.auto_remove() => return Ok(()),
+                other => other?,
+            };
             if !(c.is_running() || c.state.restarting) {
                 return self.remove_locked(&c, remove_volumes).await;
             }

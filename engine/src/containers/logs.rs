@@ -88,8 +88,6 @@ impl Containers {
                 tty,
                 opts: &opts,
                 details: details.as_deref(),
-                merge: true,
-                open: None,
             };
             // Rotated files first, oldest to newest; then the live one.
             let mut offset = 0;
@@ -100,7 +98,6 @@ impl Containers {
             if !out.flush() || !opts.follow || !running {
                 return;
             }
-            out.merge = false;
             // Follow: read what was appended until the container stops.
             let rt = tokio::runtime::Handle::current();
             loop {
@@ -201,23 +198,15 @@ fn url_escape(s: &str) -> String {
         .collect()
 }
 
-/// Encodes entries into frames and sends them in batches.
-///
-/// While reading what the log already holds, consecutive entries of one
-/// stream share a frame (`merge`). The bytes per stream are the same as
-/// Docker's one frame per entry, but the docker CLI writes each frame with
-/// a system call of its own: on a log of millions of lines that is most of
-/// the time `docker logs` takes. Followed output keeps one frame per entry.
+/// Encodes entries into frames and sends them in batches: one frame per
+/// entry, as dockerd sends them (SDKs that stream logs hand out one item
+/// per frame, so entries sharing a frame would reach users as one line).
 struct Sender<'a> {
     tx: mpsc::Sender<Bytes>,
     buf: Vec<u8>,
     tty: bool,
     opts: &'a LogOptions,
     details: Option<&'a str>,
-    merge: bool,
-    /// The frame still open for more entries: its stream and where its
-    /// header is in `buf`.
-    open: Option<(u8, usize)>,
 }
 
 impl Sender<'_> {
@@ -229,8 +218,8 @@ impl Sender<'_> {
         self.emit(e)
     }
 
-    /// Adds a local record's output if it passes the filters: one entry
-    /// when nothing goes before each line, else an entry per line, each
+    /// Adds a local record's output if it passes the filters: an entry
+    /// per line (a record holds what one read of the output got), each
     /// with the record's time.
     fn push_record(&mut self, h: &local_log::Header, body: &[u8]) -> bool {
         let o = self.opts;
@@ -243,13 +232,6 @@ impl Sender<'_> {
         } else {
             String::new()
         };
-        if !o.timestamps && self.details.is_none() {
-            return self.emit(&Entry {
-                stream: h.stream,
-                log: Cow::Borrowed(body),
-                time: Cow::Borrowed(""),
-            });
-        }
         lines_of(body).all(|line| {
             self.emit(&Entry {
                 stream: h.stream,
@@ -269,18 +251,8 @@ impl Sender<'_> {
             len += d.len() + 1;
         }
         if !self.tty {
-            match self.open {
-                Some((stream, at)) if self.merge && stream == e.stream => {
-                    let total = self.buf.len() - at - 8 + len;
-                    self.buf[at..at + 8]
-                        .copy_from_slice(&berth_proto::attach::frame_header(stream, total));
-                }
-                _ => {
-                    self.open = Some((e.stream, self.buf.len()));
-                    self.buf
-                        .extend_from_slice(&berth_proto::attach::frame_header(e.stream, len));
-                }
-            }
+            self.buf
+                .extend_from_slice(&berth_proto::attach::frame_header(e.stream, len));
         }
         if self.opts.timestamps {
             self.buf.extend_from_slice(e.time.as_bytes());
@@ -299,7 +271,6 @@ impl Sender<'_> {
         if self.buf.is_empty() {
             return !self.tx.is_closed();
         }
-        self.open = None;
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH)));
         self.tx.blocking_send(chunk).is_ok()
     }
@@ -765,8 +736,7 @@ mod tests {
         out.extend_from_slice(&local_log::trailer(body.len() as u32));
     }
 
-    /// What `read_from` sends for `plan`'s files, as (stream, text) frames
-    /// (not merged).
+    /// What `read_from` sends for `plan`'s files, as (stream, text) frames.
     fn read_local(path: &Path, opts: &LogOptions) -> String {
         let (tx, mut rx) = mpsc::channel(1024);
         let mut out = Sender {
@@ -775,8 +745,6 @@ mod tests {
             tty: true,
             opts,
             details: None,
-            merge: false,
-            open: None,
         };
         for (f, start, skip) in plan(Format::Local, path, opts) {
             read_from(Format::Local, &f, start, skip, &mut out);

@@ -213,10 +213,7 @@ impl Containers {
             .ok_or_else(|| Error::InvalidArgument("config.Image must be set".into()))?;
         let image = self.images.find(&image_ref).await?.ok_or_else(|| {
             // The CLI pulls and retries on exactly this 404.
-            let shown = crate::images::reference::Reference::parse(&image_ref)
-                .map(|r| crate::images::reference::familiar(&r.with_default_tag().normalized()))
-                .unwrap_or_else(|_| image_ref.clone());
-            Error::no_such_image(&shown)
+            Error::no_such_image(&crate::images::reference::as_asked(&image_ref))
         })?;
         let image_config: Value = serde_json::from_str(&image.config).unwrap_or(Value::Null);
         merge_image_defaults(&mut config, &image_config["config"]);
@@ -390,14 +387,19 @@ impl Containers {
 /// `resources::check` and `security::check`, which come after the image
 /// lookup in `create`.
 pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> {
-    let raw: Value = serde_json::from_slice(body)
+    let raw: Value = crate::go_json::first_value(body)
         .map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
+    if raw.is_null() {
+        return Err(Error::InvalidArgument(
+            "Config cannot be empty in order to create a container".into(),
+        ));
+    }
     if !raw.is_object() {
         return Err(Error::InvalidArgument(
             "invalid JSON: the body must be an object".into(),
         ));
     }
-    let parsed: ContainerCreateBody = serde_json::from_value(raw.clone())
+    let parsed: ContainerCreateBody = crate::go_json::from_value(raw.clone())
         .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?;
     let config: ContainerConfig = {
         let mut c = raw;
@@ -405,7 +407,7 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> 
             m.remove("HostConfig");
             m.remove("NetworkingConfig");
         }
-        serde_json::from_value(c)
+        crate::go_json::from_value(c)
             .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?
     };
     let host_config: HostConfig = parsed.host_config.unwrap_or_default();
@@ -423,8 +425,8 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> 
 
 /// The body's NetworkingConfig (EndpointsConfig per network), if any.
 fn networking_config(body: &[u8]) -> Option<bollard_stubs::models::NetworkingConfig> {
-    let raw: Value = serde_json::from_slice(body).ok()?;
-    serde_json::from_value(raw.get("NetworkingConfig")?.clone()).ok()
+    let parsed: ContainerCreateBody = crate::go_json::from_slice(body).ok()?;
+    parsed.networking_config
 }
 
 /// Fills what the client left out from the image's config, as Docker does:

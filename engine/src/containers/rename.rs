@@ -11,8 +11,9 @@ impl Containers {
                 "Neither old nor new names may be empty".into(),
             ));
         }
-        let new_name = names::validate(new_name)?;
+        // The container first: dockerd answers 404 before it looks at the name.
         let id = self.lookup(name).await?.id;
+        let new_name = names::validate(new_name)?;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
         let mut c = self.lookup(&id).await?;

@@ -33,12 +33,13 @@ impl Containers {
             .image(&c.image_id)
             .await?
             .ok_or_else(|| Error::no_such_image(&c.image_ref))?;
+        let container_config = serde_json::to_value(&c.config).map_err(Error::internal)?;
         let mut config = match req
             .config
             .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
         {
-            Some(v) => v,
-            None => serde_json::to_value(&c.config).map_err(Error::internal)?,
+            Some(v) => merge_commit_config(v, &container_config),
+            None => container_config,
         };
         crate::images::changes::apply(&mut config, &req.changes)?;
         let created_by = c.process_args().join(" ");
@@ -98,5 +99,87 @@ impl Containers {
         let file = written??;
         self.event(&c, "export", &[]);
         Ok(file)
+    }
+}
+
+/// The image config of a commit given a config in its body: what the body
+/// leaves empty comes from the container's config, as dockerd merges them
+/// (environment and labels merged by key, the body's entries winning; Cmd
+/// and Entrypoint taken together, only when the body sets neither).
+fn merge_commit_config(mut user: Value, container: &Value) -> Value {
+    let empty = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(m)) => m.is_empty(),
+        _ => false,
+    };
+    let Some(u) = user.as_object_mut() else {
+        return container.clone();
+    };
+    for key in [
+        "User",
+        "WorkingDir",
+        "StopSignal",
+        "Healthcheck",
+        "Hostname",
+        "Domainname",
+    ] {
+        if empty(u.get(key)) && !empty(container.get(key)) {
+            u.insert(key.into(), container[key].clone());
+        }
+    }
+    if empty(u.get("Cmd")) && empty(u.get("Entrypoint")) {
+        u.insert("Cmd".into(), container["Cmd"].clone());
+        u.insert("Entrypoint".into(), container["Entrypoint"].clone());
+    }
+    let mut env: Vec<Value> = u
+        .get("Env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let key_of = |e: &Value| {
+        e.as_str()
+            .unwrap_or("")
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    for e in container["Env"].as_array().into_iter().flatten() {
+        if !env.iter().any(|x| key_of(x) == key_of(e)) {
+            env.push(e.clone());
+        }
+    }
+    u.insert("Env".into(), Value::Array(env));
+    for key in ["Labels", "ExposedPorts", "Volumes"] {
+        let mut merged = container[key].as_object().cloned().unwrap_or_default();
+        if let Some(m) = u.get(key).and_then(Value::as_object) {
+            merged.extend(m.clone());
+        }
+        if !merged.is_empty() || u.contains_key(key) {
+            u.insert(key.into(), Value::Object(merged));
+        }
+    }
+    user
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_commit_config_is_merged_with_the_container_config() {
+        let merged = super::merge_commit_config(
+            json!({"Labels": {"x": "y"}, "Env": ["A=1"]}),
+            &json!({"Cmd": ["true"], "Env": ["A=0", "PATH=/bin"], "Labels": {"k": "v"}, "User": "nobody"}),
+        );
+        assert_eq!(merged["Cmd"], json!(["true"]));
+        assert_eq!(merged["Env"], json!(["A=1", "PATH=/bin"]));
+        assert_eq!(merged["Labels"], json!({"k": "v", "x": "y"}));
+        assert_eq!(merged["User"], "nobody");
+        let own =
+            super::merge_commit_config(json!({"Entrypoint": ["sh"]}), &json!({"Cmd": ["true"]}));
+        assert_eq!(own["Cmd"], serde_json::Value::Null);
     }
 }

@@ -10,8 +10,7 @@ use crate::error::{Error, Result};
 impl Containers {
     /// `POST /containers/{id}/update`; returns Docker's warnings.
     pub async fn update(&self, name: &str, body: &[u8]) -> Result<Vec<String>> {
-        let req: ContainerUpdateBody = serde_json::from_slice(body)
-            .map_err(|e| Error::InvalidArgument(format!("invalid update: {e}")))?;
+        let req: ContainerUpdateBody = crate::go_json::body(body)?;
         let id = self.lookup(name).await?.id;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;

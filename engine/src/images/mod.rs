@@ -171,7 +171,7 @@ impl Images {
     pub async fn resolve(&self, name: &str) -> Result<ImageRow> {
         self.find(name)
             .await?
-            .ok_or_else(|| Error::no_such_image(name))
+            .ok_or_else(|| Error::no_such_image(&reference::as_asked(name)))
     }
 
     pub async fn find(&self, name: &str) -> Result<Option<ImageRow>> {
@@ -333,7 +333,15 @@ impl Images {
             id: Some(img.id.clone()),
             repo_tags: Some(tags.iter().map(|t| familiar(t)).collect()),
             repo_digests: Some(self.digest_map().await?.remove(&img.id).unwrap_or_default()),
-            comment: Some(config["comment"].as_str().unwrap_or_default().to_string()),
+            // As dockerd shows it: the config's comment, else the newest
+            // history entry's.
+            comment: Some(
+                config["comment"]
+                    .as_str()
+                    .or_else(|| config["history"].as_array()?.last()?["comment"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
             created: Some(img.created.clone()),
             author: Some(config["author"].as_str().unwrap_or_default().to_string()),
             architecture: Some(

@@ -130,6 +130,21 @@ impl Reference {
     }
 }
 
+/// How dockerd names an image it did not find: the familiar reference with
+/// its tag ("nosuch:latest"), or what was asked as it was (an id, or
+/// something that is no reference).
+pub fn as_asked(name: &str) -> String {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    if name.starts_with("sha256:")
+        || (hex.len() >= 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return name.to_string();
+    }
+    Reference::parse(name)
+        .map(|r| familiar(&r.with_default_tag().normalized()))
+        .unwrap_or_else(|_| name.to_string())
+}
+
 /// The short form users see ("busybox:latest", "localhost:5000/app:1").
 pub fn familiar(normalized: &str) -> String {
     let s = normalized.strip_prefix("docker.io/").unwrap_or(normalized);

@@ -181,7 +181,7 @@ impl AuthConfig {
             .map_err(|_| {
                 Error::InvalidArgument("invalid X-Registry-Auth header: not base64".into())
             })?;
-        serde_json::from_slice(&raw)
+        crate::go_json::from_slice(&raw)
             .map_err(|e| Error::InvalidArgument(format!("invalid X-Registry-Auth header: {e}")))
     }
 

@@ -111,7 +111,8 @@ impl Volumes {
         let driver = driver.filter(|d| !d.is_empty()).unwrap_or("local");
         if driver != "local" {
             return Err(Error::NotFound(format!(
-                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+                "create {}: error looking up volume plugin {driver}: plugin \"{driver}\" not found",
+                name.unwrap_or_default()
             )));
         }
         driver_opts::validate(&options)?;
