@@ -327,7 +327,9 @@ pub fn compare(
     let mut out = Vec::new();
     let mut add = |aspect: &str, path: &str, detail: String| {
         out.push(Divergence {
-            key: format!("{scenario}#{n} {aspect} {path}"),
+            key: format!("{scenario}#{n} {aspect} {path}")
+                .trim_end()
+                .to_string(),
             detail,
         })
     };
