@@ -4,8 +4,8 @@
 //! clients send lowercase keys), so every request Berth decodes goes
 //! through [`from_slice`] or [`from_value`]:
 //!
-//! - `null` is the zero value of whatever it lands in: `""`, `0`, `false`,
-//!   an empty list, map or struct, `None`;
+//! - `null`, and a field left out, is the zero value of whatever it lands
+//!   in: `""`, `0`, `false`, an empty list, map or struct, `None`;
 //! - an object key matches a struct field exactly or, failing that,
 //!   ignoring ASCII case;
 //! - unknown keys are ignored (serde's default, kept by every type here);
@@ -212,11 +212,12 @@ impl<'de> Deserializer<'de> for Go {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Null => visitor.visit_map(Fields::new(Map::new())),
-            Value::Object(m) => visitor.visit_map(Fields::new(fold_keys(m, fields))),
-            _ => self.visit_any(visitor),
-        }
+        let m = match self.0 {
+            Value::Null => Map::new(),
+            Value::Object(m) => fold_keys(m, fields),
+            other => return Go(other).visit_any(visitor),
+        };
+        visitor.visit_map(Fields::new(with_every_field(m, fields)))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -240,6 +241,16 @@ impl<'de> Deserializer<'de> for Go {
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         visitor.visit_unit()
     }
+}
+
+/// A field the input leaves out is its zero value in Go: it is given as
+/// `null` here, which every type above reads as its zero value (serde
+/// would otherwise refuse a missing field that has no `#[serde(default)]`).
+fn with_every_field(mut m: Map<String, Value>, fields: &[&str]) -> Map<String, Value> {
+    for f in fields {
+        m.entry(f.to_string()).or_insert(Value::Null);
+    }
+    m
 }
 
 /// Keys renamed to the struct's field names where they match only when
