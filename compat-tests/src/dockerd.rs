@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{
-    http, keep_log, mounts_below, processes_mentioning, unmount_below, unsafe_kill, wait_exit,
+    docker_on, http, keep_log, mounts_below, processes_mentioning, remove_all_containers,
+    unmount_below, unsafe_kill, wait_exit,
 };
 
 pub struct Dockerd {
@@ -103,11 +104,7 @@ impl Dockerd {
     /// The docker CLI against this dockerd.
     pub fn docker(&self, args: &[&str]) -> crate::Run {
         crate::Run::from(
-            Command::new("docker")
-                .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-                .env("DOCKER_CONFIG", self.root.join("docker-config"))
-                .env_remove("DOCKER_CONTEXT")
-                .args(args)
+            docker_on(&self.socket, &self.root, args)
                 .stdin(Stdio::null())
                 .output()
                 .expect("run docker"),
@@ -122,16 +119,7 @@ impl Dockerd {
     fn shutdown(&mut self) -> Option<String> {
         let mut complaint = None;
         if self.child.is_some() {
-            let ids = self.docker(&["ps", "-aq"]).stdout;
-            let ids: Vec<&str> = ids.split_whitespace().collect();
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(ids);
-                let rm = self.docker(&args);
-                if rm.code != 0 {
-                    complaint = Some(rm.stderr);
-                }
-            }
+            complaint = remove_all_containers(|args| self.docker(args));
             for net in self
                 .docker(&["network", "ls", "-q", "--filter", "type=custom"])
                 .stdout

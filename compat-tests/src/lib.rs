@@ -418,12 +418,7 @@ impl Berth {
     }
 
     pub fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("docker");
-        cmd.env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.root.join("docker-config"))
-            .env_remove("DOCKER_CONTEXT")
-            .args(args);
-        cmd
+        docker_on(&self.socket, &self.root, args)
     }
 
     /// Runs the docker CLI with no stdin.
@@ -595,16 +590,7 @@ impl Berth {
     fn shutdown(&mut self) -> Option<String> {
         let mut complaint = None;
         if self.berthd.is_some() {
-            let ids = self.docker(&["ps", "-aq"]).stdout;
-            let ids: Vec<&str> = ids.split_whitespace().collect();
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(ids);
-                let rm = self.docker(&args);
-                if rm.code != 0 {
-                    complaint = Some(rm.stderr);
-                }
-            }
+            complaint = remove_all_containers(|args| self.docker(args));
         }
         if let Some(mut c) = self.berthd.take() {
             unsafe_kill(c.id() as i32, libc::SIGTERM);
@@ -644,6 +630,31 @@ impl Drop for Berth {
         let _ = self.shutdown();
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// The docker CLI against the daemon on `socket`, with its own config
+/// directory under `root` and no context from the environment.
+pub fn docker_on(socket: &Path, root: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("docker");
+    cmd.env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("DOCKER_CONFIG", root.join("docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .args(args);
+    cmd
+}
+
+/// `docker rm -f` of every container a daemon has; what it complained
+/// about, if anything.
+pub fn remove_all_containers(docker: impl Fn(&[&str]) -> Run) -> Option<String> {
+    let ids = docker(&["ps", "-aq"]).stdout;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return None;
+    }
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids);
+    let rm = docker(&args);
+    (rm.code != 0).then_some(rm.stderr)
 }
 
 /// Mount points below `root`, from /proc/self/mountinfo.

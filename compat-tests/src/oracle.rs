@@ -144,21 +144,7 @@ fn step(scenario: &str, v: &Value, compare: bool) -> Step {
 }
 
 /// What came back for one request.
-#[derive(Debug, Default, Clone)]
-pub struct Exchange {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Exchange {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
+pub type Exchange = crate::http::Response;
 
 /// Variables saved from earlier answers, per daemon.
 pub type Vars = BTreeMap<String, String>;

@@ -18,7 +18,7 @@
 //! Paths are `/`-separated keys; `*` is every element of a list or every
 //! value of a map.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -36,28 +36,43 @@ pub struct Shape {
     null_if_empty: &'static [&'static str],
     /// Paths left out when empty (Go's `omitempty`).
     omit_if_empty: &'static [&'static str],
+    /// `zero` and `until`'s templates, parsed at first use.
+    parsed: OnceLock<Parsed>,
+}
+
+struct Parsed {
+    zero: Value,
+    until: Vec<(Value, ApiVersion)>,
 }
 
 impl Shape {
+    fn parsed(&self) -> &Parsed {
+        let parse =
+            |t: &str| -> Value { serde_json::from_str(t).expect("a shape template is valid JSON") };
+        self.parsed.get_or_init(|| Parsed {
+            zero: parse(self.zero),
+            until: self.until.iter().map(|(t, v)| (parse(t), *v)).collect(),
+        })
+    }
+
     pub fn apply(&self, doc: &mut Value, version: ApiVersion) {
-        fill(doc, template(self.zero));
-        for (zero, last) in self.until {
+        let parsed = self.parsed();
+        fill(doc, &parsed.zero);
+        for (zero, last) in &parsed.until {
             if version <= *last {
-                fill(doc, template(zero));
+                fill(doc, zero);
             }
         }
         for (path, first) in self.since {
             if version < *first {
-                remove(doc, &segments(path));
+                remove_where(doc, &segments(path), &|_| true);
             }
         }
         for path in self.null_if_empty {
             nullify(doc, &segments(path));
         }
         for path in self.omit_if_empty {
-            let segs = segments(path);
-            nullify(doc, &segs);
-            remove_null(doc, &segs);
+            remove_where(doc, &segments(path), &is_empty);
         }
     }
 
@@ -104,22 +119,6 @@ pub fn nil_if_empty<T: serde::Serialize>(items: &[T]) -> Value {
     } else {
         serde_json::to_value(items).unwrap_or(Value::Null)
     }
-}
-
-/// Templates are parsed once; they are constants of this file.
-fn template(text: &'static str) -> &'static Value {
-    static CACHE: LazyLock<std::sync::Mutex<Vec<(usize, &'static Value)>>> =
-        LazyLock::new(Default::default);
-    let key = text.as_ptr() as usize;
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, v)) = cache.iter().find(|(k, _)| *k == key) {
-        return v;
-    }
-    let v: &'static Value = Box::leak(Box::new(
-        serde_json::from_str(text).expect("a shape template is valid JSON"),
-    ));
-    cache.push((key, v));
-    v
 }
 
 fn segments(path: &str) -> Vec<&str> {
@@ -171,49 +170,41 @@ fn each<'a>(doc: &'a mut Value, seg: &str) -> Vec<&'a mut Value> {
     }
 }
 
-fn remove(doc: &mut Value, path: &[&str]) {
+/// Removes the key at `path` where `drop` holds for its value.
+fn remove_where(doc: &mut Value, path: &[&str], drop: &dyn Fn(&Value) -> bool) {
     match path {
         [] => {}
         [last] => {
             if let Value::Object(m) = doc {
-                m.remove(*last);
-            }
-        }
-        [first, rest @ ..] => {
-            for v in each(doc, first) {
-                remove(v, rest);
-            }
-        }
-    }
-}
-
-fn remove_null(doc: &mut Value, path: &[&str]) {
-    match path {
-        [] => {}
-        [last] => {
-            if let Value::Object(m) = doc {
-                if m.get(*last).is_some_and(Value::is_null) {
+                if m.get(*last).is_some_and(drop) {
                     m.remove(*last);
                 }
             }
         }
         [first, rest @ ..] => {
             for v in each(doc, first) {
-                remove_null(v, rest);
+                remove_where(v, rest, drop);
             }
         }
     }
 }
 
+/// Go's "empty" for omitempty: null, "", an empty list or map.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
+/// Writes `null` for an empty list or map at `path`.
 fn nullify(doc: &mut Value, path: &[&str]) {
     match path {
         [] => {
-            let empty = match doc {
-                Value::Array(a) => a.is_empty(),
-                Value::Object(m) => m.is_empty(),
-                _ => false,
-            };
-            if empty {
+            if (doc.is_array() || doc.is_object()) && is_empty(doc) {
                 *doc = Value::Null;
             }
         }
@@ -264,6 +255,7 @@ pub static CONTAINER: Shape = Shape {
     )],
     null_if_empty: &["Config/Volumes", "HostConfig/PortBindings"],
     omit_if_empty: &["Config/ExposedPorts"],
+    parsed: OnceLock::new(),
 };
 
 /// An entry of `GET /containers/json`.
@@ -281,6 +273,7 @@ pub static CONTAINER_SUMMARY: Shape = Shape {
     until: &[],
     null_if_empty: &[],
     omit_if_empty: &[],
+    parsed: OnceLock::new(),
 };
 
 /// `GET /images/{name}/json`
@@ -304,6 +297,7 @@ pub static IMAGE: Shape = Shape {
     ],
     null_if_empty: &[],
     omit_if_empty: &[],
+    parsed: OnceLock::new(),
 };
 
 /// An entry of `GET /images/json`.
@@ -316,6 +310,7 @@ pub static IMAGE_SUMMARY: Shape = Shape {
     until: &[(r#"{"VirtualSize":0}"#, ApiVersion(1, 43))],
     null_if_empty: &["Labels", "RepoDigests"],
     omit_if_empty: &[],
+    parsed: OnceLock::new(),
 };
 
 /// `GET /info`
@@ -328,6 +323,7 @@ pub static INFO: Shape = Shape {
     )],
     null_if_empty: &["Warnings"],
     omit_if_empty: &[],
+    parsed: OnceLock::new(),
 };
 
 /// `GET /networks/{id}` and the entries of `GET /networks`.
@@ -337,6 +333,7 @@ pub static NETWORK: Shape = Shape {
     until: &[],
     null_if_empty: &["IPAM/Options"],
     omit_if_empty: &[],
+    parsed: OnceLock::new(),
 };
 
 /// `GET /volumes/{name}` and the entries of `GET /volumes`.
@@ -346,6 +343,7 @@ pub static VOLUME: Shape = Shape {
     until: &[],
     null_if_empty: &["Labels", "Options"],
     omit_if_empty: &[],
+    parsed: OnceLock::new(),
 };
 
 #[cfg(test)]
@@ -359,22 +357,24 @@ mod tests {
         since: &[("M/*/New", ApiVersion(1, 48))],
         until: &[(r#"{"Old":0}"#, ApiVersion(1, 43))],
         null_if_empty: &["E"],
-        omit_if_empty: &[],
+        omit_if_empty: &["O"],
+        parsed: OnceLock::new(),
     };
 
     #[test]
     fn fills_strips_and_nulls_by_version() {
-        let mut d = json!({"A": "set", "M": {"x": {"New": 1}}, "E": []});
+        let mut d = json!({"A": "set", "M": {"x": {"New": 1}}, "E": [], "O": {}});
         T.apply(&mut d, ApiVersion(1, 41));
         assert_eq!(
             d,
             json!({"A": "set", "M": {"x": {"Z": 0}}, "L": null, "E": null, "Old": 0})
         );
-        let mut d = json!({"M": {"x": {"New": 1}}});
+        // Lists and maps with something in them stay as they are.
+        let mut d = json!({"M": {"x": {"New": 1}}, "E": [1], "O": {"k": 1}});
         T.apply(&mut d, ApiVersion(1, 50));
         assert_eq!(
             d,
-            json!({"A": "", "M": {"x": {"Z": 0, "New": 1}}, "L": null})
+            json!({"A": "", "M": {"x": {"Z": 0, "New": 1}}, "L": null, "E": [1], "O": {"k": 1}})
         );
     }
 
