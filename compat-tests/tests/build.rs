@@ -414,7 +414,7 @@ fn options_args_labels_ignore_quiet_and_network() {
         &[
             (
                 "Dockerfile",
-                "FROM busybox\nARG FLAVOR=plain\nARG UNUSED_DEFAULT\nRUN echo \"$FLAVOR $HTTP_PROXY\" > /flavor\nCOPY . /ctx/\nRUN cat /proc/net/dev | wc -l > /netlines\n",
+                "FROM busybox\nARG FLAVOR=plain\nARG UNUSED_DEFAULT\nRUN echo \"$FLAVOR $HTTP_PROXY\" > /flavor\nCOPY . /ctx/\nRUN cat /proc/net/dev | wc -l > /netlines\nRUN grep extra.test /etc/hosts > /hostsline; echo to-stderr >&2\n",
             ),
             (".dockerignore", "*.log\n!keep.log\n**/*.tmp\nsecret/\n"),
             ("app.log", "no"),
@@ -437,6 +437,8 @@ fn options_args_labels_ignore_quiet_and_network() {
             "NOBODY_USES_ME=1",
             "--label",
             "built.by=test",
+            "--add-host",
+            "extra.test:127.0.0.9",
             "--iidfile",
             iid.to_str().unwrap(),
             "-t",
@@ -476,8 +478,37 @@ fn options_args_labels_ignore_quiet_and_network() {
         ),
         "./.dockerignore ./Dockerfile ./deep/er/x.txt ./keep.log"
     );
-    // RUN has no network by default (loopback only: two header lines + lo).
-    assert_eq!(run_in(&b, "opts", "cat /netlines"), "3");
+    // A RUN step's stderr comes in red, as from dockerd's classic builder.
+    assert!(
+        r.stdout.contains("\u{1b}[91mto-stderr\n\u{1b}[0m"),
+        "{}",
+        r.stdout
+    );
+    // --add-host reaches RUN steps' /etc/hosts.
+    assert_eq!(
+        run_in(&b, "opts", "cat /hostsline"),
+        "127.0.0.9\textra.test"
+    );
+    // RUN is on the default bridge (two header lines, lo and eth0)...
+    assert_eq!(run_in(&b, "opts", "cat /netlines"), "4");
+    // ... or on none with --network none (loopback only).
+    build(
+        &b,
+        &dir,
+        &["--network", "none", "--no-cache", "-t", "nonet", "."],
+    )
+    .ok();
+    assert_eq!(run_in(&b, "nonet", "cat /netlines"), "3");
+    // --cache-from: only the named images' steps are cache hits.
+    let r = build(
+        &b,
+        &dir,
+        &["--cache-from", "nosuchimage", "-t", "again", "."],
+    )
+    .ok();
+    assert!(!r.stdout.contains("Using cache"), "{}", r.stdout);
+    let r = build(&b, &dir, &["--cache-from", "again", "-t", "again", "."]).ok();
+    assert!(r.stdout.contains("Using cache"), "{}", r.stdout);
     // --network host: the host's interfaces.
     build(
         &b,

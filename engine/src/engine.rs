@@ -96,6 +96,7 @@ impl Engine {
     pub async fn refresh_core_info(&self) -> Result<Handshake, crate::core_client::HandshakeError> {
         let h = self.launcher.ensure(&self.core).await?;
         *self.core_info.write().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
+        self.containers.learn_core_default(&h.default_runtime);
         Ok(h)
     }
 

@@ -52,12 +52,9 @@ fn options(pairs: &[(String, String)]) -> Result<BuildOptions> {
     }
     let build_args: HashMap<String, Option<String>> = json_param(&q, "buildargs")?;
     let labels: BTreeMap<String, String> = json_param(&q, "labels")?;
+    // Checked where the step's container is made (an unknown network is
+    // a failed step, as in dockerd).
     let network_mode = q.get("networkmode").cloned().unwrap_or_default();
-    if !matches!(network_mode.as_str(), "" | "default" | "none" | "host") {
-        return Err(Error::InvalidArgument(format!(
-            "network mode {network_mode:?} is not supported for builds: use default, none or host"
-        )));
-    }
     Ok(BuildOptions {
         tags,
         dockerfile: q.get("dockerfile").cloned().unwrap_or_default(),
@@ -71,6 +68,16 @@ fn options(pairs: &[(String, String)]) -> Result<BuildOptions> {
         force_rm: flag(&q, "forcerm"),
         quiet: flag(&q, "q"),
         network_mode,
+        // Every value counts (docker-py repeats the key; the CLI joins
+        // the hosts with commas).
+        extra_hosts: pairs
+            .iter()
+            .filter(|(k, _)| k == "extrahosts")
+            .flat_map(|(_, v)| v.split(','))
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect(),
+        cache_from: json_param::<Option<Vec<String>>>(&q, "cachefrom")?.unwrap_or_default(),
         platform: q.get("platform").cloned().unwrap_or_default(),
         auth: Default::default(),
     })

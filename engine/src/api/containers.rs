@@ -111,11 +111,25 @@ pub async fn remove(
     Path(id): Path<String>,
     AxQuery(q): AxQuery<Query>,
 ) -> Result<StatusCode> {
+    if flag(&q, "link") {
+        engine.containers.remove_link(&id).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     engine
         .containers
         .remove(&id, flag(&q, "force"), flag(&q, "v"))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/{parent}/{alias}`: a link name (`?link=1` removes
+/// the link; otherwise the linked container, as dockerd resolves names).
+pub async fn remove_by_link_name(
+    state: AxState<State>,
+    Path((parent, alias)): Path<(String, String)>,
+    q: AxQuery<Query>,
+) -> Result<StatusCode> {
+    remove(state, Path(format!("{parent}/{alias}")), q).await
 }
 
 /// The status line and headers go out at once; the body when the condition
@@ -221,14 +235,52 @@ pub async fn attach(
         stdout: flag(&q, "stdout"),
         stderr: flag(&q, "stderr"),
     };
+    // logs=1 replays what the container wrote so far (framed as its
+    // output is); stream=0 ends the session there, as in dockerd.
+    let replay = match flag(&q, "logs") && (streams.stdout || streams.stderr) {
+        true => Some(
+            engine
+                .containers
+                .logs(
+                    &c.id,
+                    LogOptions {
+                        stdout: streams.stdout,
+                        stderr: streams.stderr,
+                        timestamps: false,
+                        follow: false,
+                        tail: None,
+                        since: 0,
+                        until: 0,
+                        details: false,
+                    },
+                )
+                .await?
+                .1,
+        ),
+        false => None,
+    };
+    let keep_streaming = flag(&q, "stream");
     let content_type = hijack::stream_content_type(c.tty(), version);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let containers = engine.containers.clone();
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
+                use tokio::io::AsyncWriteExt;
+                let mut io = TokioIo::new(upgraded);
+                if let Some(mut rx) = replay {
+                    while let Some(frames) = rx.recv().await {
+                        if io.write_all(&frames).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if !keep_streaming {
+                    let _ = io.shutdown().await;
+                    return;
+                }
                 containers
-                    .run_attach(c, streams, Some(detach), false, TokioIo::new(upgraded))
+                    .run_attach(c, streams, Some(detach), false, io)
                     .await
             }
             Err(e) => tracing::debug!(error = %e, "attach upgrade failed"),

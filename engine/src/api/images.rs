@@ -112,11 +112,18 @@ pub async fn load(AxState(engine): AxState<State>, body: Body) -> Result<Respons
     let path = body_to_file(&engine, body).await?;
     let result = engine.images.load(path.clone()).await;
     let _ = tokio::fs::remove_file(&path).await;
-    let lines = result?;
-    let messages: Vec<_> = lines
-        .iter()
-        .map(|l| stream::stream_message(&format!("{l}\n")))
-        .collect();
+    // As dockerd: once the archive is read, what is wrong with it is told
+    // in the stream of a 200 (the CLI prints it and exits 1).
+    let messages: Vec<_> = match result {
+        Ok(lines) => lines
+            .iter()
+            .map(|l| stream::stream_message(&format!("{l}\n")))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "image load refused");
+            vec![stream::error_message(&e.to_string())]
+        }
+    };
     Ok(stream::response(&messages))
 }
 

@@ -105,6 +105,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
             get(archive::get).head(archive::head).put(archive::put),
         )
         .route("/containers/{id}", delete(containers::remove))
+        .route(
+            "/containers/{parent}/{alias}",
+            delete(containers::remove_by_link_name),
+        )
         .route("/auth", post(images::auth))
         .route("/images/json", get(images::list))
         .route("/images/get", get(images::save))

@@ -4,7 +4,41 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 
-pub type Query = HashMap<String, String>;
+/// A request's query parameters. A key given twice keeps its first value,
+/// as Go's `URL.Query().Get` reads it (docker-py sends `dockerfile=` twice
+/// for a Dockerfile outside the context, the first being the right one).
+#[derive(Debug, Default, Clone)]
+pub struct Query(HashMap<String, String>);
+
+impl std::ops::Deref for Query {
+    type Target = HashMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Query {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl FromIterator<(String, String)> for Query {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Query {
+        let mut q = HashMap::new();
+        for (k, v) in pairs {
+            q.entry(k).or_insert(v);
+        }
+        Query(q)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Query {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Query, D::Error> {
+        let pairs: Vec<(String, String)> = serde::Deserialize::deserialize(d)?;
+        Ok(pairs.into_iter().collect())
+    }
+}
 
 /// Docker's boolean values: "1"/"true"/"True" are true; absent, "", "0",
 /// "false" are false.

@@ -248,13 +248,17 @@ pub static CONTAINER: Shape = Shape {
         ("HostConfig/Annotations", ApiVersion(1, 43)),
         ("ImageManifestDescriptor", ApiVersion(1, 48)),
     ],
-    // The kernel memory limits went with API 1.42.
-    until: &[(
-        r#"{"HostConfig":{"KernelMemory":0,"KernelMemoryTCP":0}}"#,
-        ApiVersion(1, 41),
-    )],
+    // The kernel memory limits went with API 1.42, the container-level
+    // MacAddress with 1.44 (it is the endpoints' now).
+    until: &[
+        (
+            r#"{"HostConfig":{"KernelMemory":0,"KernelMemoryTCP":0}}"#,
+            ApiVersion(1, 41),
+        ),
+        (r#"{"Config":{"MacAddress":""}}"#, ApiVersion(1, 43)),
+    ],
     null_if_empty: &["Config/Volumes", "HostConfig/PortBindings"],
-    omit_if_empty: &["Config/ExposedPorts"],
+    omit_if_empty: &["Config/ExposedPorts", "Config/MacAddress"],
     parsed: OnceLock::new(),
 };
 
@@ -295,7 +299,7 @@ pub static IMAGE: Shape = Shape {
             ApiVersion(1, 44),
         ),
     ],
-    null_if_empty: &[],
+    null_if_empty: &["ContainerConfig/Volumes"],
     omit_if_empty: &[],
     parsed: OnceLock::new(),
 };

@@ -48,8 +48,12 @@ pub struct BuildOptions {
     /// Remove them even after a failed one.
     pub force_rm: bool,
     pub quiet: bool,
-    /// RUN steps' network: "none" (default here) or "host".
+    /// RUN steps' network: "" (the default bridge), a network, host or none.
     pub network_mode: String,
+    /// `--add-host` for RUN steps ("name:ip").
+    pub extra_hosts: Vec<String>,
+    /// `--cache-from`: when given, the only images cached steps may come from.
+    pub cache_from: Vec<String>,
     pub platform: String,
     pub auth: crate::images::registry::AuthConfig,
 }

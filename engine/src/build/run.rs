@@ -90,8 +90,10 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     }
 
     let containers = build.b.containers.clone();
-    let network = if build.opts.network_mode.is_empty() || build.opts.network_mode == "default" {
-        "none"
+    // As the classic builder: RUN steps are on the default bridge unless
+    // the build names another network (any the engine has), host or none.
+    let network = if build.opts.network_mode.is_empty() {
+        "default"
     } else {
         build.opts.network_mode.as_str()
     };
@@ -105,6 +107,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         "Healthcheck": { "Test": ["NONE"] },
         "HostConfig": {
             "NetworkMode": network,
+            "ExtraHosts": build.opts.extra_hosts,
             "LogConfig": { "Type": "none" },
         },
     });
@@ -157,34 +160,46 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     build.advance(stage, img, &created_by).await
 }
 
-/// Copies the shim's frames (stdout and stderr alike) into the stream,
-/// never splitting a UTF-8 character between two messages.
+/// Copies the shim's frames into the stream, never splitting a UTF-8
+/// character between two messages; stderr wrapped in red as the classic
+/// builder shows it (`ESC[91m` … `ESC[0m`, which clients look for).
 async fn relay(build: &mut Build, conn: &mut tokio::net::UnixStream) {
     let mut header = [0u8; 8];
-    let mut pending: Vec<u8> = Vec::new();
+    // Bytes not yet sent, per stream (index 2: stderr).
+    let mut pending: [Vec<u8>; 3] = Default::default();
+    let say = |build: &mut Build, stream: usize, text: &str| {
+        if stream == 2 {
+            build.out.say(&format!("\x1b[91m{text}\x1b[0m"));
+        } else {
+            build.out.say(text);
+        }
+    };
     loop {
         if conn.read_exact(&mut header).await.is_err() {
             break;
         }
-        let (_, len) = berth_proto::attach::parse_header(&header);
-        let start = pending.len();
-        pending.resize(start + len, 0);
-        if conn.read_exact(&mut pending[start..]).await.is_err() {
+        let (stream, len) = berth_proto::attach::parse_header(&header);
+        let stream = if stream as usize == 2 { 2 } else { 1 };
+        let buf = &mut pending[stream];
+        let start = buf.len();
+        buf.resize(start + len, 0);
+        if conn.read_exact(&mut buf[start..]).await.is_err() {
             break;
         }
-        let valid = match std::str::from_utf8(&pending) {
+        let valid = match std::str::from_utf8(buf) {
             Ok(s) => s.len(),
             Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => pending.len(),
+            Err(_) => buf.len(),
         };
         if valid > 0 {
-            let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
-            build.out.say(&text);
-            pending.drain(..valid);
+            let text = String::from_utf8_lossy(&buf[..valid]).into_owned();
+            buf.drain(..valid);
+            say(build, stream, &text);
         }
     }
-    if !pending.is_empty() {
-        let text = String::from_utf8_lossy(&pending).into_owned();
-        build.out.say(&text);
+    for (stream, buf) in pending.iter().enumerate() {
+        if !buf.is_empty() {
+            say(build, stream, &String::from_utf8_lossy(buf));
+        }
     }
 }

@@ -249,6 +249,9 @@ pub struct Build {
     pub used_args: HashSet<String>,
     /// Counter for scratch directory names.
     next_dir: usize,
+    /// With `--cache-from`: the images (and their ancestors) a cached step
+    /// may come from; resolved at the first cache lookup.
+    cache_sources: Option<HashSet<String>>,
 }
 
 impl Build {
@@ -277,6 +280,7 @@ impl Build {
             meta: Vec::new(),
             used_args: HashSet::new(),
             next_dir: 0,
+            cache_sources: None,
         }
     }
 
@@ -693,11 +697,35 @@ impl Build {
         let Some(img) = cache::lookup(&self.b.store, &key).await? else {
             return Ok(false);
         };
+        if !self.opts.cache_from.is_empty() && !self.cache_sources().await?.contains(&img.id) {
+            // The classic builder's rule: with --cache-from, only those
+            // images' steps count, not whatever this engine built before.
+            return Ok(false);
+        }
         self.out.say(" ---> Using cache\n");
         self.out.say(&format!(" ---> {}\n", short_id(&img.id)));
         stage.config = image_config(&img);
         stage.image = img;
         Ok(true)
+    }
+
+    /// The `--cache-from` images and every image they were built from
+    /// (names that match nothing add nothing).
+    async fn cache_sources(&mut self) -> Result<&HashSet<String>> {
+        if self.cache_sources.is_none() {
+            let mut ids = HashSet::new();
+            for name in &self.opts.cache_from {
+                let mut next = self.b.images.find(name).await?;
+                while let Some(img) = next {
+                    if !ids.insert(img.id.clone()) || img.parent.is_empty() {
+                        break;
+                    }
+                    next = self.b.images.find(&img.parent).await?;
+                }
+            }
+            self.cache_sources = Some(ids);
+        }
+        Ok(self.cache_sources.get_or_insert_with(HashSet::new))
     }
 
     /// Records a step's new image in the cache and moves the stage on.

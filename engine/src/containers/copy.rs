@@ -177,6 +177,53 @@ fn go_file_mode(st: u32) -> u32 {
     m
 }
 
+/// Bind-mounts (source, destination, rw) on the root, shallow first; each
+/// destination is resolved (and made) inside the root, and the mount goes
+/// onto the descriptor's /proc path, so no symlink in the container leads a
+/// mount outside it. Unmounting the overlay (MNT_DETACH) takes them along.
+fn mount_volumes(root: &Confined, mut mounts: Vec<(PathBuf, String, bool)>) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    mounts.sort_by_key(|(_, dest, _)| Path::new(dest).components().count());
+    for (source, dest, rw) in mounts {
+        let Ok(meta) = std::fs::metadata(&source) else {
+            continue; // a bind source gone since: dockerd would fail the start, not the copy
+        };
+        let (rel, _) = split(&dest);
+        let target = if meta.is_dir() {
+            root.dir(&rel, true, 0o755)?
+        } else {
+            let (parent, name) = root.parent_of(&rel)?;
+            match nix::fcntl::openat(
+                Some(parent.as_raw_fd()),
+                name.as_os_str(),
+                nix::fcntl::OFlag::O_CREAT
+                    | nix::fcntl::OFlag::O_WRONLY
+                    | nix::fcntl::OFlag::O_NOFOLLOW
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o644),
+            ) {
+                Ok(fd) => {
+                    let _ = nix::unistd::close(fd);
+                }
+                Err(nix::Error::EISDIR) => {}
+                Err(e) => return Err(Error::Internal(format!("mount point {dest}: {e}"))),
+            }
+            root.lookup(&rel)?
+        };
+        let on = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
+        let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+        mount(Some(&source), &on, None::<&str>, bind, None::<&str>).map_err(|e| {
+            Error::Internal(format!("mounting {} on {dest}: {e}", source.display()))
+        })?;
+        if !rw {
+            let ro = bind | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mount(None::<&str>, &on, None::<&str>, ro, None::<&str>)
+                .map_err(|e| Error::Internal(format!("read-only {dest}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
 fn not_found(c: &Container, path: &str) -> Error {
     Error::NotFound(format!(
         "Could not find the file {path} in container {}",
@@ -211,14 +258,36 @@ impl Containers {
             // Running: the mount stays while it runs; the lock is not needed.
             drop(guard);
         }
+        // A stopped container's volumes and binds are not on its root:
+        // mount them for the copy, as dockerd does (unmounted with it).
+        let volumes = if mounted_here {
+            self.store
+                .container_mounts(&c.id)
+                .await?
+                .into_iter()
+                .filter_map(|m| {
+                    let source = match m.kind.as_str() {
+                        "bind" => PathBuf::from(&m.source),
+                        "volume" => self.volumes.data_path(&m.source),
+                        _ => return None, // tmpfs: nothing to see when stopped
+                    };
+                    Some((source, m.destination, m.rw))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let root = Confined::open(&paths.rootfs());
         let id = c.id.clone();
         let dir = paths.dir.clone();
         let result = match root {
-            Ok(root) => tokio::task::spawn_blocking(move || f(c, root, dir))
-                .await
-                .map_err(Error::internal)
-                .and_then(|r| r),
+            Ok(root) => tokio::task::spawn_blocking(move || {
+                mount_volumes(&root, volumes)?;
+                f(c, root, dir)
+            })
+            .await
+            .map_err(Error::internal)
+            .and_then(|r| r),
             Err(e) => Err(e.into()),
         };
         if thaw {

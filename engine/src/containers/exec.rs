@@ -279,7 +279,12 @@ impl Containers {
             };
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
         };
-        super::attach::pump_then(conn, io, started.tty, None, settled).await;
+        // A terminal's input is scanned for the exec's detach keys (or the
+        // default ctrl-p,ctrl-q): the client leaves, the process runs on.
+        let detach = (started.tty && req.stdin)
+            .then(|| super::attach::DetachKeys::parse(&exec.config.detach_keys).ok())
+            .flatten();
+        super::attach::pump_then(conn, io, started.tty, detach, settled).await;
     }
 
     /// The OCI process of an exec: the container's, with the exec's

@@ -104,6 +104,7 @@ impl Containers {
         let mode = crate::networks::sandbox::mode_of(c).to_string();
         let netns;
         let mut net_pending = None;
+        let mut link_env = Vec::new();
         if let Some(donor) = mode.strip_prefix("container:") {
             // Its network namespace, name and name files are the donor's.
             let o = self.lookup(donor).await?;
@@ -133,6 +134,8 @@ impl Containers {
                 std::fs::copy(from.file(f), paths.file(f))?;
             }
         } else {
+            let linked = self.resolve_links(c).await?;
+            link_env = linked.env;
             let joined = self.networks.join(c).await?;
             let hc = &c.host_config;
             let dns = self.networks.dns_of(c);
@@ -154,6 +157,7 @@ impl Containers {
                     dns: &dns,
                     dns_search: hc.dns_search.as_deref().unwrap_or_default(),
                     dns_options: hc.dns_options.as_deref().unwrap_or_default(),
+                    links: &linked.hosts,
                 },
             )?;
             netns = joined.map(|j| {
@@ -171,6 +175,7 @@ impl Containers {
         let (user_mounts, _volume_hold) = self.prepare_mounts(c).await?;
         borrowed.user_mounts = user_mounts;
         borrowed.netns = netns;
+        borrowed.link_env = link_env;
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT, borrowed)?;
         let local_log = c.log_driver() == "local";
         if local_log && self.core.version() < 5 {
@@ -188,6 +193,17 @@ impl Containers {
                 p.display().to_string()
             }
         };
+        if c.host_config.runtime.as_deref().unwrap_or("").is_empty() {
+            // dockerd records the runtime a container first runs with.
+            let chosen = self.default_runtime_name();
+            if !chosen.is_empty() {
+                c.host_config.runtime = Some(chosen);
+                let stored = serde_json::to_string(&c.host_config).map_err(Error::internal)?;
+                self.store
+                    .update_container_host_config(&c.id, &stored)
+                    .await?;
+            }
+        }
         let restart = c.restart_policy();
         let health = c.health_check();
         if (restart.is_some() || health.is_some()) && self.core.version() < 2 {

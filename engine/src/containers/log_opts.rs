@@ -36,22 +36,39 @@ pub fn rotation(driver: &str, opts: &HashMap<String, String>) -> Result<(u64, u3
     let files = match opts.get("max-file").map(String::as_str) {
         None | Some("") if local => 5,
         None | Some("") => 1,
-        Some(s) => match s.parse::<u32>() {
-            Ok(n) if n >= 1 => n,
-            _ => {
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n >= 1 => n.min(u32::MAX as i64) as u32,
+            Ok(_) => {
+                return Err(Error::InvalidArgument(
+                    "max-file cannot be less than 1".into(),
+                ))
+            }
+            Err(_) => {
                 return Err(Error::InvalidArgument(format!(
-                    "invalid value for max-file: {s}"
+                    "strconv.Atoi: parsing {s:?}: invalid syntax"
                 )))
             }
         },
     };
-    if files > 1 && size == 0 {
-        return Err(Error::InvalidArgument(
-            "max-file cannot be set without max-size".into(),
-        ));
-    }
-    Ok((size, files))
+    // Without max-size nothing rotates and dockerd ignores max-file.
+    Ok((size, if size == 0 { 1 } else { files }))
 }
+
+/// The logging drivers built into dockerd (other names are plugins).
+pub const DOCKER_DRIVERS: &[&str] = &[
+    "awslogs",
+    "etwlogs",
+    "fluentd",
+    "gcplogs",
+    "gelf",
+    "journald",
+    "json-file",
+    "local",
+    "logentries",
+    "none",
+    "splunk",
+    "syslog",
+];
 
 /// Checks the options of the json-file, local or none driver.
 pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
@@ -161,7 +178,17 @@ mod tests {
             rotation("json-file", &opts(&[("max-size", "1k"), ("max-file", "3")])).unwrap(),
             (1024, 3)
         );
-        assert!(rotation("json-file", &opts(&[("max-file", "3")])).is_err());
+        // dockerd ignores max-file without max-size: nothing rotates.
+        assert_eq!(
+            rotation("json-file", &opts(&[("max-file", "3")])).unwrap(),
+            (0, 1)
+        );
+        assert_eq!(
+            rotation("json-file", &opts(&[("max-file", "0")]))
+                .unwrap_err()
+                .to_string(),
+            "max-file cannot be less than 1"
+        );
         assert_eq!(rotation("json-file", &opts(&[])).unwrap(), (0, 1));
         assert_eq!(rotation("local", &opts(&[])).unwrap(), (20 << 20, 5));
         assert_eq!(

@@ -12,6 +12,7 @@ pub mod copy;
 pub mod diff;
 pub mod exec;
 pub mod lifecycle;
+pub mod links;
 pub mod log_opts;
 pub mod logs;
 pub mod monitor;
@@ -69,6 +70,9 @@ pub struct Containers {
     pub(crate) data_root: PathBuf,
     /// `--runtime` of this berthd; empty means the core's default.
     pub(crate) default_runtime: String,
+    /// The core's default runtime as of its last handshake: recorded in
+    /// HostConfig.Runtime at create (dockerd records the name it will use).
+    pub(crate) core_default_runtime: std::sync::RwLock<String>,
     /// One lock per container so that start and exit handling never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) changes: broadcast::Sender<Change>,
@@ -105,6 +109,7 @@ impl Containers {
             core,
             data_root,
             default_runtime,
+            core_default_runtime: Default::default(),
             locks: Mutex::new(HashMap::new()),
             changes,
             pending: attach::Pending::default(),
@@ -177,6 +182,9 @@ impl Containers {
                 return Container::from_row(row);
             }
         }
+        if let Some(child) = self.link_target(name).await? {
+            return Ok(child);
+        }
         if name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             let ids = self.store.container_ids_with_prefix(name_or_id).await?;
             if ids.len() > 1 {
@@ -229,9 +237,18 @@ impl Containers {
             .and_then(|l| l.typ.clone())
             .unwrap_or_default();
         if !matches!(driver.as_str(), "" | "json-file" | "local" | "none") {
-            return Err(Error::InvalidArgument(format!(
-                "logging driver {driver} is not supported; use json-file, local or none"
-            )));
+            return Err(Error::InvalidArgument(
+                if log_opts::DOCKER_DRIVERS.contains(&driver.as_str()) {
+                    format!(
+                        "logging driver {driver} is not supported; use json-file, local or none"
+                    )
+                } else {
+                    // What dockerd says of a name that is no driver of its own.
+                    format!(
+                        "error looking up logging plugin {driver}: plugin \"{driver}\" not found"
+                    )
+                },
+            ));
         }
         log_opts::check(
             &driver,
@@ -260,12 +277,13 @@ impl Containers {
                 ));
             }
         }
-        if host_config.runtime.as_deref().unwrap_or("").is_empty()
-            && !self.default_runtime.is_empty()
-        {
-            host_config.runtime = Some(self.default_runtime.clone());
+        // dockerd names the default runtime at create only when the body
+        // has a HostConfig; without one it is chosen at start, unrecorded.
+        if host_config.runtime.as_deref().unwrap_or("").is_empty() && has_host_config(body) {
+            // Unknown while the core is away: then it is named at start.
+            host_config.runtime = Some(self.default_runtime_name()).filter(|r| !r.is_empty());
         }
-        let (network_mode, endpoints) = self
+        let (network_mode, mut endpoints) = self
             .networks
             .plan_endpoints(
                 host_config.network_mode.as_deref().unwrap_or(""),
@@ -286,10 +304,27 @@ impl Containers {
                 other => other,
             })?;
         }
-        host_config.network_mode = Some(network_mode);
+        // dockerd records "default" when the client named no network (and
+        // readers such as compose tell the two apart); mode_of maps it back.
+        let asked = host_config.network_mode.as_deref().unwrap_or("");
+        host_config.network_mode = Some(if asked.is_empty() || asked == "default" {
+            "default".to_string()
+        } else {
+            network_mode
+        });
 
         let warnings = resources::check(&mut host_config)?;
         security::check(&mut host_config)?;
+        if !host_config.privileged.unwrap_or(false) {
+            // dockerd records the paths it will mask in HostConfig.
+            let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            host_config
+                .masked_paths
+                .get_or_insert_with(|| owned(spec::MASKED_PATHS));
+            host_config
+                .readonly_paths
+                .get_or_insert_with(|| owned(spec::READONLY_PATHS));
+        }
         let image_volumes: Vec<String> = image_config["config"]["Volumes"]
             .as_object()
             .map(|m| m.keys().cloned().collect())
@@ -316,6 +351,18 @@ impl Containers {
             Some(n) => names::validate(n)?,
             None => self.free_generated_name().await?,
         };
+        self.plan_links(&name, &mut host_config, &mut endpoints)
+            .await?;
+        if let Some(mac) = config_mac_address(body) {
+            // The container-level MacAddress (deprecated in API 1.44, still
+            // honoured) is its first endpoint's unless that names its own.
+            if let Some((_, e)) = endpoints.first_mut() {
+                if e.mac.is_none() {
+                    e.mac = Some(mac);
+                    e.mac_from_config = true;
+                }
+            }
+        }
         let c = Container {
             id: id.clone(),
             name: name.clone(),
@@ -353,6 +400,27 @@ impl Containers {
         tracing::info!(container_id = %id, name = %name, "container created");
         self.event(&c, "create", &[]);
         Ok((id, warnings))
+    }
+
+    /// The runtime a container gets when it names none: berthd's
+    /// `--runtime`, else the core's default ("" while that is unknown).
+    pub(crate) fn default_runtime_name(&self) -> String {
+        if !self.default_runtime.is_empty() {
+            return self.default_runtime.clone();
+        }
+        self.core_default_runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Remembers the core's default runtime (from a handshake), the name
+    /// create records when neither the request nor berthd names one.
+    pub fn learn_core_default(&self, runtime: &str) {
+        *self
+            .core_default_runtime
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = runtime.to_string();
     }
 
     async fn free_generated_name(&self) -> Result<String> {
@@ -421,6 +489,28 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> 
         }
     }
     Ok((config, host_config))
+}
+
+/// Whether a create body carries a HostConfig (null counts as none).
+fn has_host_config(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "HostConfig", default)]
+        host_config: Option<serde::de::IgnoredAny>,
+    }
+    crate::go_json::from_slice::<Probe>(body).is_ok_and(|p| p.host_config.is_some())
+}
+
+/// The container-level `MacAddress` of a create body (the typed config
+/// no longer has it: API 1.44 moved it to the endpoints).
+fn config_mac_address(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Legacy {
+        #[serde(rename = "MacAddress", default)]
+        mac_address: Option<String>,
+    }
+    let parsed: Legacy = crate::go_json::from_slice(body).ok()?;
+    parsed.mac_address.filter(|m| !m.is_empty())
 }
 
 /// The body's NetworkingConfig (EndpointsConfig per network), if any.

@@ -46,6 +46,7 @@ pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
             info!(core_version = %handshake.core_version, "connected to berth-core");
         }
         link = Link::Connected;
+        containers.learn_core_default(&handshake.default_runtime);
         backoff = Duration::from_millis(50);
         if let Err(e) = follow(&containers, &handshake.event_epoch).await {
             warn!(error = %e, "following berth-core events");

@@ -50,7 +50,7 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Container {
     pub id: String,
     /// Without Docker's leading slash.

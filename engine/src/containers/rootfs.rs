@@ -109,6 +109,8 @@ pub struct EtcFiles<'a> {
     pub dns: &'a [String],
     pub dns_search: &'a [String],
     pub dns_options: &'a [String],
+    /// Hosts lines of its links (`links::hosts_line`).
+    pub links: &'a str,
 }
 
 /// Writes hostname, hosts and resolv.conf for the container.
@@ -139,6 +141,7 @@ pub fn write_etc_files(paths: &Paths, f: &EtcFiles) -> Result<()> {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
     extra(&mut hosts);
+    hosts.push_str(f.links);
     if let Some(ip) = f.ip {
         hosts.push_str(&format!("{ip}\t{}\n", f.hostname));
     }

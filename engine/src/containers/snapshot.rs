@@ -33,18 +33,29 @@ impl Containers {
             .image(&c.image_id)
             .await?
             .ok_or_else(|| Error::no_such_image(&c.image_ref))?;
-        let container_config = serde_json::to_value(&c.config).map_err(Error::internal)?;
+        let mut container_config = serde_json::to_value(&c.config).map_err(Error::internal)?;
+        // As Go writes the config: ExposedPorts omitted when empty, an
+        // empty Volumes map as null.
+        if let Some(o) = container_config.as_object_mut() {
+            if o.get("ExposedPorts").is_some_and(is_empty_map) {
+                o.remove("ExposedPorts");
+            }
+            if o.get("Volumes").is_some_and(is_empty_map) {
+                o.insert("Volumes".into(), Value::Null);
+            }
+        }
         let mut config = match req
             .config
             .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
         {
             Some(v) => merge_commit_config(v, &container_config),
-            None => container_config,
+            None => container_config.clone(),
         };
         crate::images::changes::apply(&mut config, &req.changes)?;
         let created_by = c.process_args().join(" ");
         let info = CommitInfo {
             config,
+            container_config: Some(container_config),
             container_id: c.id.clone(),
             comment: req.comment,
             author: req.author,
@@ -182,4 +193,8 @@ mod tests {
             super::merge_commit_config(json!({"Entrypoint": ["sh"]}), &json!({"Cmd": ["true"]}));
         assert_eq!(own["Cmd"], serde_json::Value::Null);
     }
+}
+
+fn is_empty_map(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| m.is_empty())
 }

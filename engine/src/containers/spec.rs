@@ -77,6 +77,9 @@ pub struct Borrowed {
     /// it up, or another container's (`--network container:x`). None: a
     /// new, empty one (`--network none`).
     pub netns: Option<std::path::PathBuf>,
+    /// Variables the container's links give it (`<ALIAS>_PORT`…): before
+    /// its own, which win on a clash, as in dockerd.
+    pub link_env: Vec<String>,
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
@@ -127,6 +130,10 @@ pub fn build(
         args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
     }
     let mut env = environment(c, hostname);
+    let set = |e: &String| e.split('=').next().unwrap_or("").to_string();
+    let own: std::collections::HashSet<String> = env.iter().map(set).collect();
+    let linked = borrowed.link_env.iter().filter(|e| !own.contains(&set(e)));
+    env.splice(0..0, linked.cloned().collect::<Vec<_>>());
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!(
             "HOME={}",
@@ -410,16 +417,22 @@ pub fn build(
         SeccompChoice::Default => Some(Profile::docker_default().to_oci(&cap_names)?),
         SeccompChoice::Profile(json) => Some(Profile::parse(&json)?.to_oci(&cap_names)?),
     };
-    let (masked, readonly): (&[&str], &[&str]) = if privileged {
-        (&[], &[])
-    } else {
-        (MASKED_PATHS, READONLY_PATHS)
+    // The lists recorded at create (the defaults, or what the client sent:
+    // the CLI's `--security-opt systempaths=unconfined` sends empty ones).
+    let listed = |given: &Option<Vec<String>>, default: &[&str]| -> Vec<String> {
+        match given {
+            _ if privileged => Vec::new(),
+            Some(paths) => paths.clone(),
+            None => default.iter().map(|s| s.to_string()).collect(),
+        }
     };
+    let masked = listed(&hc.masked_paths, MASKED_PATHS);
+    let readonly = listed(&hc.readonly_paths, READONLY_PATHS);
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(Path::new(cgroup_parent).join(&c.id))
-        .masked_paths(masked.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .readonly_paths(readonly.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .masked_paths(masked)
+        .readonly_paths(readonly)
         .resources({
             let mut r: oci_spec::runtime::LinuxResources =
                 from_json(super::resources::oci_resources(hc))?;

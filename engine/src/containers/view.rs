@@ -56,12 +56,14 @@ pub fn status_text(c: &Container) -> String {
     }
 }
 
+/// ps's Command as dockerd writes it: arguments with a space in single
+/// quotes, nothing escaped (it is for reading, not for a shell).
 fn command_text(c: &Container) -> String {
     c.process_args()
         .iter()
         .map(|a| {
             if a.contains(' ') {
-                format!("\"{a}\"")
+                format!("'{a}'")
             } else {
                 a.clone()
             }
@@ -149,8 +151,15 @@ impl Containers {
         let tags = self.store.tags().await?;
         let mut all_mounts = self.store.all_container_mounts().await?;
         let mut out = Vec::new();
-        for row in self.store.containers().await? {
-            let c = Container::from_row(row)?;
+        let every = self
+            .store
+            .containers()
+            .await?
+            .into_iter()
+            .map(Container::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let mut link_names = super::links::names_by_child(&every);
+        for c in every {
             let created = parse_rfc3339(&c.created).unwrap_or((0, 0));
             // Docker lists stopped containers when before/since ask for them.
             if !all && !c.is_running() && before.is_none() && since.is_none() {
@@ -248,7 +257,14 @@ impl Containers {
             }
             out.push(ContainerSummary {
                 id: Some(c.id.clone()),
-                names: Some(vec![format!("/{}", c.name)]),
+                names: Some({
+                    // Its own name and the names its links give it, sorted
+                    // as dockerd lists them.
+                    let mut names = link_names.remove(&c.name).unwrap_or_default();
+                    names.push(format!("/{}", c.name));
+                    names.sort();
+                    names
+                }),
                 image: Some(image),
                 image_id: Some(c.image_id.clone()),
                 command: Some(command_text(&c)),
@@ -293,6 +309,11 @@ impl Containers {
         let c = self.lookup(name).await?;
         let mut v = serde_json::to_value(doc).map_err(Error::internal)?;
         v["NetworkSettings"] = self.networks.settings(&c).await?.0;
+        // Config.MacAddress (shown below API 1.44): the address asked for
+        // the first network.
+        if let Some(mac) = self.networks.requested_mac(&c.id).await? {
+            v["Config"]["MacAddress"] = serde_json::Value::String(mac);
+        }
         Ok(v)
     }
 

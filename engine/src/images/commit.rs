@@ -13,10 +13,16 @@ use crate::error::{Error, Result};
 use crate::store::ImageRow;
 use crate::tarball::{TreeWriter, Whiteouts};
 
+/// The diff id of a tar with no entries (two zero blocks): no layer.
+const EMPTY_LAYER: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
 /// What a commit records besides the layer.
 pub struct CommitInfo {
     /// The container config the image carries (Cmd, Env, Labels…).
     pub config: Value,
+    /// The container's own config, before the commit's changes (kept as
+    /// the legacy `container_config`); None: the same as `config`.
+    pub container_config: Option<Value>,
     pub container_id: String,
     pub comment: String,
     pub author: String,
@@ -29,6 +35,7 @@ impl CommitInfo {
     pub fn step(config: Value, container_id: &str, created_by: String) -> CommitInfo {
         CommitInfo {
             config,
+            container_config: None,
             container_id: container_id.to_string(),
             comment: String::new(),
             author: String::new(),
@@ -60,15 +67,20 @@ impl Images {
         let _shared = self.gc_lock.read().await;
         let this = self.clone();
         let parent_layers = parent.layers.clone();
-        let empty_layer = upper.is_none();
+        let unchanged = (parent.layers.clone(), parent.chains.clone(), 0, Vec::new());
         let (layers, chains, size, blobs) = match upper {
-            None => (parent.layers.clone(), parent.chains.clone(), 0, Vec::new()),
+            None => unchanged,
             Some(upper) => tokio::task::spawn_blocking(move || -> Result<_> {
                 let mut tree = TreeWriter::new(this.content.writer()?, Whiteouts::ToAufs);
                 if upper.is_dir() {
                     tree.add_tree(&upper)?;
                 }
                 let diff = tree.finish()?.commit(None)?;
+                if diff == EMPTY_LAYER {
+                    // As dockerd: a change-less commit adds no layer, only
+                    // a history entry marked empty_layer.
+                    return Ok(unchanged);
+                }
                 let mut layers = parent_layers;
                 layers.push(diff.clone());
                 let chains = super::unpack::chain_ids(&layers);
@@ -79,11 +91,12 @@ impl Images {
             .await
             .map_err(Error::internal)??,
         };
+        let empty_layer = layers.len() == parent.layers.len();
         let mut config: Value = serde_json::from_str(&parent.config).unwrap_or_else(|_| json!({}));
         let created = crate::util::now_rfc3339();
         config["created"] = json!(created);
         config["container"] = json!(info.container_id);
-        config["container_config"] = info.config.clone();
+        config["container_config"] = info.container_config.unwrap_or_else(|| info.config.clone());
         config["config"] = info.config;
         if !info.author.is_empty() {
             config["author"] = json!(info.author);

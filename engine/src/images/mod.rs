@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bollard_stubs::models::{
-    ImageDeleteResponseItem, ImageInspect, ImageInspectRootFs, ImageSummary,
+    ContainerConfig, ImageDeleteResponseItem, ImageInspect, ImageInspectRootFs, ImageSummary,
 };
 use serde_json::Value;
 use tracing::debug;
@@ -34,6 +34,22 @@ use tracing::debug;
 use crate::error::{Error, Result};
 use crate::store::{ImageRow, Store};
 use reference::{familiar, Reference};
+
+/// `GET /images/{name}/json`: the spec's document plus the fields older
+/// API versions still show and the typed model no longer has.
+#[derive(serde::Serialize)]
+pub struct ImageView {
+    #[serde(flatten)]
+    pub inspect: ImageInspect,
+    /// The image it was committed or built from ("" if pulled or loaded).
+    #[serde(rename = "Parent")]
+    pub parent: String,
+    /// The container a commit was made from (shown up to API 1.44).
+    #[serde(rename = "Container")]
+    pub container: String,
+    #[serde(rename = "ContainerConfig")]
+    pub container_config: Option<ContainerConfig>,
+}
 
 pub struct Images {
     store: Store,
@@ -325,7 +341,7 @@ impl Images {
         Ok(out)
     }
 
-    pub async fn inspect(&self, name: &str) -> Result<ImageInspect> {
+    pub async fn inspect(&self, name: &str) -> Result<ImageView> {
         let img = self.resolve(name).await?;
         let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
         let tags = self.tags_of(&img.id).await?;
@@ -360,7 +376,15 @@ impl Images {
         };
         inspect.config = serde_json::from_value(config["config"].clone()).ok();
         inspect.variant = config["variant"].as_str().map(str::to_string);
-        Ok(inspect)
+        Ok(ImageView {
+            inspect,
+            parent: img.parent.clone(),
+            container: config["container"].as_str().unwrap_or_default().to_string(),
+            // dockerd shows a zero config where the image has none.
+            container_config: Some(
+                serde_json::from_value(config["container_config"].clone()).unwrap_or_default(),
+            ),
+        })
     }
 
     pub async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<()> {

@@ -62,6 +62,16 @@ pub struct NetworkRecord {
     /// Name resolution between its containers (user-defined networks).
     #[serde(default)]
     pub dns: bool,
+    /// A subnet given without a gateway: dockerd picks the first address
+    /// but shows only what was given.
+    #[serde(default)]
+    pub gateway_implied: bool,
+    /// IPAM AuxiliaryAddresses: names for addresses no container gets.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, String>,
+    /// IPAM Options, kept to be shown as given.
+    #[serde(default)]
+    pub ipam_options: Option<BTreeMap<String, String>>,
 }
 
 impl NetworkRecord {
@@ -114,11 +124,14 @@ impl NetworkRecord {
             .iter()
             .map(|s| {
                 let mut c = json!({ "Subnet": s });
-                if let Some(g) = &self.gateway {
-                    c["Gateway"] = json!(g);
-                }
                 if let Some(r) = &self.ip_range {
                     c["IPRange"] = json!(r);
+                }
+                if let Some(g) = self.gateway.as_ref().filter(|_| !self.gateway_implied) {
+                    c["Gateway"] = json!(g);
+                }
+                if !self.aux_addresses.is_empty() {
+                    c["AuxiliaryAddresses"] = json!(self.aux_addresses);
                 }
                 c
             })
@@ -132,7 +145,7 @@ impl NetworkRecord {
             "Driver": self.driver,
             "EnableIPv4": true,
             "EnableIPv6": false,
-            "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+            "IPAM": { "Driver": "default", "Options": self.ipam_options, "Config": config },
             "Internal": self.internal,
             "Attachable": self.attachable,
             "Ingress": false,
@@ -156,8 +169,22 @@ pub struct EndpointRecord {
     pub ipv4: Option<String>,
     #[serde(default)]
     pub mac: Option<String>,
+    /// The MAC came from the container-level Config.MacAddress (which
+    /// inspect shows back below API 1.44).
+    #[serde(default)]
+    pub mac_from_config: bool,
     /// eth0, eth1, ... in the order networks were joined.
     pub interface: String,
+    /// Legacy links on a user-defined network (`child:alias`).
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// IPAMConfig.LinkLocalIPs as given (shown; not assigned, see
+    /// api-spec/divergences.md).
+    #[serde(default)]
+    pub link_local_ips: Vec<String>,
+    /// The endpoint's DriverOpts, kept to be shown as given.
+    #[serde(default)]
+    pub driver_opts: Option<std::collections::HashMap<String, String>>,
 }
 
 pub struct Networks {
@@ -315,6 +342,9 @@ impl Networks {
                     user_subnet: false,
                     bridge: String::new(),
                     dns: false,
+                    gateway_implied: false,
+                    aux_addresses: BTreeMap::new(),
+                    ipam_options: None,
                 },
             };
             if name == "bridge" {
@@ -389,11 +419,11 @@ impl Networks {
     /// `POST /networks/create`
     pub async fn create(&self, req: NetworkCreateRequest) -> Result<Value> {
         let name = req.name.clone();
-        crate::containers::names::validate(&name).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            ))
-        })?;
+        // dockerd takes any name (spaces, slashes): it is only a label,
+        // never a path; netavark and the bridge know the network by id.
+        if name.is_empty() {
+            return Err(Error::InvalidArgument(format!("invalid name: {name}")));
+        }
         let driver = req
             .driver
             .clone()
@@ -512,8 +542,21 @@ impl Networks {
             }
             None => None,
         };
+        let mut aux_addresses = BTreeMap::new();
+        for (key, addr) in cfg.auxiliary_addresses.clone().unwrap_or_default() {
+            let a = ipam::parse_addr(&addr)?;
+            if !subnet.contains(&a) {
+                return Err(Error::Forbidden(format!(
+                    "failed to allocate secondary ip address ({key}:{addr}): no available IPv4 addresses on this network's address pools"
+                )));
+            }
+            aux_addresses.insert(key, addr);
+        }
         let id = crate::util::random_id();
         let rec = NetworkRecord {
+            gateway_implied: user_subnet && cfg.gateway.as_deref().is_none_or(str::is_empty),
+            aux_addresses,
+            ipam_options: ipam.options.clone().map(|o| o.into_iter().collect()),
             bridge: bridge_opt.unwrap_or_else(|| format!("br-{}", &id[..12])),
             id: id.clone(),
             name: name.clone(),

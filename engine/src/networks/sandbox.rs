@@ -218,7 +218,15 @@ impl Networks {
             aliases,
             ipv4,
             mac,
+            mac_from_config: false,
             interface: interface.to_string(),
+            links: cfg.links.clone().unwrap_or_default(),
+            link_local_ips: cfg
+                .ipam_config
+                .as_ref()
+                .and_then(|i| i.link_local_ips.clone())
+                .unwrap_or_default(),
+            driver_opts: cfg.driver_opts.clone(),
         })
     }
 
@@ -247,6 +255,41 @@ impl Networks {
         Ok(eps)
     }
 
+    /// The legacy links a container keeps on its user-defined networks
+    /// (`child:alias`), by network id.
+    pub async fn endpoint_links(&self, container_id: &str) -> Result<Vec<(String, Vec<String>)>> {
+        Ok(self
+            .endpoints_of(container_id)
+            .await?
+            .into_iter()
+            .filter(|(_, e)| !e.links.is_empty())
+            .map(|(nid, e)| (nid, e.links))
+            .collect())
+    }
+
+    /// The container-level MAC address asked at create (Config.MacAddress).
+    pub async fn requested_mac(&self, container_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .endpoints_of(container_id)
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|(_, e)| e.mac.filter(|_| e.mac_from_config)))
+    }
+
+    /// A running container's address on network `network_id`, or on the
+    /// default bridge when None.
+    pub async fn address_on(&self, container_id: &str, network_id: Option<&str>) -> Option<String> {
+        let sb = self.sandbox(container_id).await.ok()??;
+        sb.attachments
+            .iter()
+            .find(|(nid, a)| match network_id {
+                Some(id) => *nid == id,
+                None => a.network_name == "bridge",
+            })
+            .map(|(_, a)| a.ip.clone())
+    }
+
     pub async fn sandbox(&self, container_id: &str) -> Result<Option<Sandbox>> {
         Ok(self
             .store
@@ -259,6 +302,14 @@ impl Networks {
     /// other containers asked for with --ip.
     async fn used_addresses(&self, network_id: &str, except: &str) -> Result<HashSet<Ipv4Addr>> {
         let mut used = HashSet::new();
+        // Auxiliary addresses are the network's, never a container's.
+        if let Ok(n) = self.get(network_id).await {
+            used.extend(
+                n.aux_addresses
+                    .values()
+                    .filter_map(|a| a.parse::<Ipv4Addr>().ok()),
+            );
+        }
         for (cid, doc) in self.store.sandboxes().await? {
             if let Ok(sb) = serde_json::from_str::<Sandbox>(&doc) {
                 if let Some(a) = sb.attachments.get(network_id) {
@@ -276,6 +327,29 @@ impl Networks {
             }
         }
         Ok(used)
+    }
+
+    /// The aliases other containers' links on network `network_id` give
+    /// the container named `name`. dockerd's DNS answers them only to the
+    /// linking container; aardvark-dns has no such scope, so the whole
+    /// network sees them (api-spec/divergences.md).
+    async fn link_aliases(&self, network_id: &str, name: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (_, nid, doc) in self.store.endpoints().await? {
+            if nid != network_id {
+                continue;
+            }
+            let Ok(e) = serde_json::from_str::<EndpointRecord>(&doc) else {
+                continue;
+            };
+            for l in &e.links {
+                let (child, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                if child.trim_start_matches('/') == name && !out.iter().any(|a| a == alias) {
+                    out.push(alias.to_string());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Picks the address of `c` in `n` and says how netavark should attach it.
@@ -310,7 +384,8 @@ impl Networks {
         let mut aliases = Vec::new();
         if n.dns {
             aliases.push(c.id[..12].to_string());
-            for a in &e.aliases {
+            let linked = self.link_aliases(&n.id, &c.name).await?;
+            for a in e.aliases.iter().chain(&linked) {
                 if !aliases.contains(a) && *a != c.name {
                     aliases.push(a.clone());
                 }
@@ -583,7 +658,11 @@ impl Networks {
             aliases: Vec::new(),
             ipv4: None,
             mac: None,
+            mac_from_config: false,
             interface: "eth0".into(),
+            links: Vec::new(),
+            link_local_ips: Vec::new(),
+            driver_opts: None,
         };
         let opts = Options {
             container_id: id.clone(),
@@ -825,11 +904,15 @@ impl Networks {
             networks.insert(
                 n.name.clone(),
                 without_nulls(json!({
-                    "IPAMConfig": e.ipv4.as_ref().map(|ip| json!({ "IPv4Address": ip })),
-                    "Links": null,
+                    "IPAMConfig": ipam_config(e),
+                    "Links": if e.links.is_empty() { Value::Null } else { json!(e.links) },
                     "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
-                    "MacAddress": a.map(|a| a.mac.clone()).unwrap_or_default(),
-                    "DriverOpts": null,
+                    // The address in use, else the one asked for.
+                    "MacAddress": a
+                        .map(|a| a.mac.clone())
+                        .or_else(|| e.mac.clone())
+                        .unwrap_or_default(),
+                    "DriverOpts": e.driver_opts,
                     "GwPriority": 0,
                     "NetworkID": n.id,
                     "EndpointID": a.map(|a| a.endpoint_id.clone()).unwrap_or_default(),
@@ -889,6 +972,21 @@ impl Networks {
 /// Docker sends `null` for unset endpoint fields (Links, Aliases...), but
 /// the API spec types them as arrays and objects; absent satisfies both
 /// the spec and clients.
+/// An endpoint's IPAMConfig as the client gave it (null when it gave none).
+fn ipam_config(e: &EndpointRecord) -> Value {
+    if e.ipv4.is_none() && e.link_local_ips.is_empty() {
+        return Value::Null;
+    }
+    let mut c = serde_json::Map::new();
+    if let Some(ip) = &e.ipv4 {
+        c.insert("IPv4Address".into(), json!(ip));
+    }
+    if !e.link_local_ips.is_empty() {
+        c.insert("LinkLocalIPs".into(), json!(e.link_local_ips));
+    }
+    Value::Object(c)
+}
+
 fn without_nulls(mut v: Value) -> Value {
     if let Value::Object(m) = &mut v {
         m.retain(|_, x| !x.is_null());
