@@ -834,7 +834,15 @@ impl Networks {
 
     /// `POST /networks/{id}/disconnect`
     pub async fn disconnect(&self, c: &Container, network: &str) -> Result<()> {
-        let n = self.get(network).await?;
+        // dockerd looks for the name among the container's networks, not
+        // the engine's: an unknown one is a 500 in those words, not a 404.
+        let n = self.get(network).await.map_err(|e| match e {
+            Error::NotFound(_) => Error::Internal(format!(
+                "container {} is not connected to the network {network}",
+                c.id
+            )),
+            other => other,
+        })?;
         if n.driver != "bridge" {
             return Err(Error::Forbidden(
                 "container cannot be disconnected from host network or connected to host network"
