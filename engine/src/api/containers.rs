@@ -306,6 +306,11 @@ pub async fn resize(
             c.id
         )));
     }
+    if !c.tty() {
+        // dockerd accepts resizing a container without a terminal and
+        // does nothing (SDKs resize whatever they attach to).
+        return Ok(StatusCode::OK);
+    }
     engine
         .containers
         .core()
@@ -394,7 +399,8 @@ pub async fn changes(AxState(engine): AxState<State>, Path(id): Path<String>) ->
         .into_iter()
         .map(|c| json!({ "Path": c.path, "Kind": c.kind }))
         .collect();
-    Ok(Json(changes).into_response())
+    // No change is Go's nil slice: null (bollard reads it as None).
+    Ok(shape::json_response(&shape::nil_if_empty(&changes)))
 }
 
 /// `GET /containers/{id}/stats?stream=&one-shot=`: JSON documents, one a second.

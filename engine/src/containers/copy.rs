@@ -398,7 +398,10 @@ impl Containers {
                 no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
                 mode: None,
             };
-            unpack::extract(std::io::BufReader::new(spool), &target, &apply).map_err(
+            // dockerd takes the archive gzip- or zstd-compressed too.
+            let archive = unpack::decompress(spool)
+                .map_err(|e| Error::InvalidArgument(format!("reading the archive: {e}")))?;
+            unpack::extract(std::io::BufReader::new(archive), &target, &apply).map_err(
                 |e| match e {
                     UnpackError::Io(e) => Error::from(e),
                     UnpackError::Refused(m) => Error::InvalidArgument(m),
