@@ -95,8 +95,19 @@ pub async fn remove(
 pub async fn prune(
     AxState(engine): AxState<State>,
     AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    filters.only(&["label", "all"])?;
-    Ok(Json(engine.containers.volumes.prune(&filters).await?).into_response())
+    filters.only(&["label", "label!", "all"])?;
+    // Before API 1.42 (which brought the `all` filter) prune took named
+    // volumes too.
+    let named_by_default = version < ApiVersion(1, 42);
+    Ok(Json(
+        engine
+            .containers
+            .volumes
+            .prune(&filters, named_by_default)
+            .await?,
+    )
+    .into_response())
 }

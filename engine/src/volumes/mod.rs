@@ -306,9 +306,14 @@ impl Volumes {
     }
 
     /// `POST /volumes/prune`: unused anonymous volumes, or with `all=true`
-    /// every unused one (API 1.42+); `label` filters too.
-    pub async fn prune(&self, filters: &crate::api::filters::Filters) -> Result<Value> {
-        let all = filters.bool("all")?.unwrap_or(false);
+    /// (or `named_by_default`, the rule below API 1.42) every unused one;
+    /// `label` and `label!` filters too.
+    pub async fn prune(
+        &self,
+        filters: &crate::api::filters::Filters,
+        named_by_default: bool,
+    ) -> Result<Value> {
+        let all = filters.bool("all")?.unwrap_or(named_by_default);
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for v in self.store.volumes().await? {
@@ -316,6 +321,10 @@ impl Volumes {
                 serde_json::from_str(&v.labels).unwrap_or_default();
             if (!all && !v.anonymous)
                 || !filters.matches_labels("label", &labels)
+                || filters
+                    .get("label!")
+                    .iter()
+                    .any(|l| crate::api::filters::labels_match(std::slice::from_ref(l), &labels))
                 || !self.store.volume_users(&v.name).await?.is_empty()
             {
                 continue;
