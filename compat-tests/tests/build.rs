@@ -536,6 +536,34 @@ fn options_args_labels_ignore_quiet_and_network() {
 }
 
 #[test]
+fn a_dangling_builds_steps_go_with_it_in_one_prune() {
+    let b = Berth::start();
+    b.load_busybox();
+    let count = |b: &Berth| b.docker(&["images", "-a", "-q"]).ok().out().lines().count();
+    let dir = context(
+        &b,
+        "chain",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo 1 > /a\nRUN echo 2 > /b\nENV X=1\n",
+        )],
+    );
+    build(&b, &dir, &["-t", "chain", "."]).ok();
+    let dir = context(
+        &b,
+        "chain2",
+        &[("Dockerfile", "FROM busybox\nRUN echo 3 > /a\n")],
+    );
+    build(&b, &dir, &["-t", "chain", "."]).ok();
+    // busybox, the old chain (3 step images, now dangling), the new one.
+    assert_eq!(count(&b), 5);
+    // As dockerd: one prune takes the dangling image and its unnamed steps.
+    b.docker(&["image", "prune", "-f"]).ok();
+    assert_eq!(count(&b), 2);
+    b.finish();
+}
+
+#[test]
 fn cache_hits_misses_restarts_and_prune() {
     let mut b = Berth::start();
     b.load_busybox();

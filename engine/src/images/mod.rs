@@ -451,7 +451,12 @@ impl Images {
         let images = self.store.images().await?;
         let parents: HashSet<String> = images.iter().map(|i| i.parent.clone()).collect();
         for img in images {
-            if !self.store.containers_using_image(&img.id).await?.is_empty() {
+            let gone = |id: &str| {
+                deleted
+                    .iter()
+                    .any(|d: &ImageDeleteResponseItem| d.deleted.as_deref() == Some(id))
+            };
+            if gone(&img.id) || !self.store.containers_using_image(&img.id).await?.is_empty() {
                 continue;
             }
             // Dangling means top-level: a build's intermediate steps stay
@@ -497,6 +502,10 @@ impl Images {
                 untagged: None,
                 deleted: Some(img.id.clone()),
             });
+            if !all {
+                // The dangling image's unnamed steps go with it.
+                deleted.extend(self.delete_unused_parents(&img.parent).await?);
+            }
         }
         let freed = self.gc().await?;
         Ok((deleted, freed))
@@ -597,8 +606,17 @@ impl Images {
             untagged: None,
             deleted: Some(img.id.clone()),
         });
-        // Unnamed parents that nothing else uses go too (a build's steps).
-        let mut parent = img.parent.clone();
+        out.extend(self.delete_unused_parents(&img.parent).await?);
+        self.gc().await?;
+        Ok(out)
+    }
+
+    /// Deletes `parent` and its ancestors while each is unnamed and unused
+    /// (no child image, no container): a build's step images go with the
+    /// image built on them, in rmi and in prune, as in dockerd.
+    async fn delete_unused_parents(&self, parent: &str) -> Result<Vec<ImageDeleteResponseItem>> {
+        let mut out = Vec::new();
+        let mut parent = parent.to_string();
         while !parent.is_empty() {
             let Some(p) = self.store.image(&parent).await? else {
                 break;
@@ -618,13 +636,13 @@ impl Images {
                 break;
             }
             self.store.delete_image(&p.id).await?;
+            self.image_event("delete", &p.id);
             out.push(ImageDeleteResponseItem {
                 untagged: None,
                 deleted: Some(p.id.clone()),
             });
             parent = p.parent.clone();
         }
-        self.gc().await?;
         Ok(out)
     }
 
