@@ -53,6 +53,15 @@ impl Filters {
         wanted.is_empty() || wanted.iter().any(|w| w == value)
     }
 
+    /// The prune rule: every `label` filter holds and no `label!` one does.
+    pub fn matches_prune_labels(&self, labels: &HashMap<String, String>) -> bool {
+        self.matches_labels("label", labels)
+            && !self
+                .get("label!")
+                .iter()
+                .any(|l| labels_match(std::slice::from_ref(l), labels))
+    }
+
     /// Every `key` filter (`k` or `k=v`) holds for `labels`.
     pub fn matches_labels(&self, key: &str, labels: &HashMap<String, String>) -> bool {
         labels_match(&self.get(key), labels)

@@ -198,10 +198,7 @@ impl Containers {
             let chosen = self.default_runtime_name();
             if !chosen.is_empty() {
                 c.host_config.runtime = Some(chosen);
-                let stored = serde_json::to_string(&c.host_config).map_err(Error::internal)?;
-                self.store
-                    .update_container_host_config(&c.id, &stored)
-                    .await?;
+                self.save_host_config(c).await?;
             }
         }
         let restart = c.restart_policy();

@@ -120,10 +120,7 @@ impl Containers {
             .map(|l| l.stored())
             .collect();
         parent.host_config.links = Some(links).filter(|l| !l.is_empty());
-        let stored = serde_json::to_string(&parent.host_config).map_err(Error::internal)?;
-        self.store
-            .update_container_host_config(&parent.id, &stored)
-            .await
+        self.save_host_config(&parent).await
     }
 }
 

@@ -201,6 +201,14 @@ impl Containers {
         Err(Error::no_such_container(name_or_id))
     }
 
+    /// Stores a container's HostConfig as it now is.
+    pub(crate) async fn save_host_config(&self, c: &Container) -> Result<()> {
+        let stored = serde_json::to_string(&c.host_config).map_err(Error::internal)?;
+        self.store
+            .update_container_host_config(&c.id, &stored)
+            .await
+    }
+
     pub(crate) async fn save_state(&self, c: &Container) -> Result<()> {
         self.store
             .update_container_state(

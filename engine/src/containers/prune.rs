@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::Containers;
-use crate::api::filters::{labels_match, Filters};
+use crate::api::filters::Filters;
 use crate::error::{Error, Result};
 
 impl Containers {
@@ -26,12 +26,7 @@ impl Containers {
                 continue;
             }
             let labels = c.config.labels.clone().unwrap_or_default();
-            if !labels_match(&filters.get("label"), &labels)
-                || filters
-                    .get("label!")
-                    .iter()
-                    .any(|l| labels_match(std::slice::from_ref(l), &labels))
-            {
+            if !filters.matches_prune_labels(&labels) {
                 continue;
             }
             let created = crate::util::parse_rfc3339(&c.created)

@@ -79,10 +79,7 @@ impl Containers {
                     other => other,
                 })?;
         }
-        let stored = serde_json::to_string(&c.host_config).map_err(Error::internal)?;
-        self.store
-            .update_container_host_config(&id, &stored)
-            .await?;
+        self.save_host_config(&c).await?;
         tracing::info!(container_id = %id, running, "container updated");
         self.event(&c, "update", &[]);
         Ok(warnings)

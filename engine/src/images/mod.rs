@@ -470,14 +470,7 @@ impl Images {
             }
             let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
             let labels = labels_of(&config);
-            if !crate::api::filters::labels_match(&filters.get("label"), &labels) {
-                continue;
-            }
-            if filters
-                .get("label!")
-                .iter()
-                .any(|l| crate::api::filters::labels_match(std::slice::from_ref(l), &labels))
-            {
+            if !filters.matches_prune_labels(&labels) {
                 continue;
             }
             let created = crate::util::parse_rfc3339(&img.created)

@@ -712,14 +712,7 @@ impl Networks {
         let mut deleted = Vec::new();
         for n in self.all().await? {
             let labels: HashMap<String, String> = n.labels.clone().into_iter().collect();
-            if n.is_predefined()
-                || used.contains(&n.id)
-                || !filters.matches_labels("label", &labels)
-                || filters
-                    .get("label!")
-                    .iter()
-                    .any(|l| crate::api::filters::labels_match(std::slice::from_ref(l), &labels))
-            {
+            if n.is_predefined() || used.contains(&n.id) || !filters.matches_prune_labels(&labels) {
                 continue;
             }
             let created = crate::util::parse_rfc3339(&n.created)

@@ -320,11 +320,7 @@ impl Volumes {
             let labels: HashMap<String, String> =
                 serde_json::from_str(&v.labels).unwrap_or_default();
             if (!all && !v.anonymous)
-                || !filters.matches_labels("label", &labels)
-                || filters
-                    .get("label!")
-                    .iter()
-                    .any(|l| crate::api::filters::labels_match(std::slice::from_ref(l), &labels))
+                || !filters.matches_prune_labels(&labels)
                 || !self.store.volume_users(&v.name).await?.is_empty()
             {
                 continue;
