@@ -117,6 +117,13 @@ impl NetSlot {
         ]
     }
 
+    /// The IPv6 /48 this slot's tests take their IPv6 subnets from
+    /// (`<prefix>:<n>::/64`): a unique local prefix of its own, so that
+    /// tests running at once never route the same subnet.
+    pub fn ipv6_prefix(&self) -> String {
+        format!("fd42:{:x}", 0xb000 + self.n)
+    }
+
     /// What this slot's networks left on the host: their bridges, and
     /// firewall rules for their subnets (netavark's per-network chains are
     /// reached from POSTROUTING, its forwarding rules sit in
@@ -126,20 +133,23 @@ impl NetSlot {
             format!("10.250.{}.", self.n),
             format!("10.{}.", 128 + self.n),
         ];
+        let v6 = [format!("{}:", self.ipv6_prefix())];
         let mut out = Vec::new();
-        for (table, chain) in [("nat", "POSTROUTING"), ("filter", "NETAVARK_FORWARD")] {
-            let rules = Command::new("iptables")
-                .args(["-w", "-t", table, "-S", chain])
-                .stderr(Stdio::null())
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            out.extend(
-                rules
-                    .lines()
-                    .filter(|l| subnets.iter().any(|s| l.contains(&format!(" {s}"))))
-                    .map(|l| format!("{table}: {l}")),
-            );
+        for (tool, subnets) in [("iptables", &subnets[..]), ("ip6tables", &v6[..])] {
+            for (table, chain) in [("nat", "POSTROUTING"), ("filter", "NETAVARK_FORWARD")] {
+                let rules = Command::new(tool)
+                    .args(["-w", "-t", table, "-S", chain])
+                    .stderr(Stdio::null())
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                out.extend(
+                    rules
+                        .lines()
+                        .filter(|l| subnets.iter().any(|s| l.contains(&format!(" {s}"))))
+                        .map(|l| format!("{tool} {table}: {l}")),
+                );
+            }
         }
         let links = Command::new("ip")
             .args(["-o", "link", "show"])

@@ -345,6 +345,23 @@ pub fn compare(
             add("header", &h, format!("dockerd {a:?} berth {b:?}"));
         }
     }
+    // Go's json.Encoder ends each document with a newline; clients that
+    // split a body on lines, or compare bytes, see the difference.
+    let is_json = |e: &Exchange| {
+        e.header("Content-Type")
+            .is_some_and(|t| t.starts_with("application/json"))
+            && !e.body.is_empty()
+    };
+    if is_json(oracle) && is_json(berth) {
+        let (a, b) = (oracle.body.ends_with(b"\n"), berth.body.ends_with(b"\n"));
+        if a != b {
+            add(
+                "newline",
+                "",
+                format!("dockerd ends with a newline: {a}, berth: {b}"),
+            );
+        }
+    }
     let ignored = |path: &str| step.ignore.iter().any(|p| glob(p, path));
     let exact = |path: &str| step.values.iter().any(|p| glob(p, path));
     if step.text {

@@ -826,3 +826,151 @@ fn a_hostname_conflicts_with_another_containers_network() {
     );
     b.finish();
 }
+
+/// IPv6 on a user-defined network (`--ipv6 --subnet`): containers get an
+/// address of the subnet (the one asked with --ip6, else the first free
+/// after the gateway, dockerd's order), /etc/hosts names it, aardvark-dns
+/// answers AAAA for container names, and traffic flows over IPv6.
+#[test]
+fn ipv6_networks_give_addresses_names_and_traffic() {
+    let b = Berth::start();
+    b.load_busybox();
+    let prefix = b.net.ipv6_prefix();
+    let subnet = format!("{prefix}:6::/64");
+    b.docker(&["network", "create", "--ipv6", "--subnet", &subnet, "six"])
+        .ok();
+    assert_eq!(
+        b.docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{end}}",
+            "six"
+        ])
+        .ok()
+        .out()
+        .split_whitespace()
+        .filter(|w| *w == "true" || w.contains(':'))
+        .collect::<Vec<_>>(),
+        ["true", subnet.as_str()]
+    );
+    let asked = format!("{prefix}:6::80");
+    web(&b, "web6", &["--network", "six", "--ip6", &asked]);
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "other6",
+        "--network",
+        "six",
+        "busybox",
+        "top",
+    ])
+    .ok();
+    let settings = |c: &str| {
+        b.docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} {{.IPv6Gateway}} asked:{{with .IPAMConfig}}{{.IPv6Address}}{{end}}{{end}}",
+            c,
+        ])
+        .ok()
+        .out()
+        .to_string()
+    };
+    assert_eq!(
+        settings("web6"),
+        format!("{asked}/64 {prefix}:6::1 asked:{asked}")
+    );
+    assert_eq!(
+        settings("other6"),
+        format!("{prefix}:6::2/64 {prefix}:6::1 asked:")
+    );
+    // The container's own interface and hosts file carry the address.
+    let addr = b
+        .docker(&[
+            "exec", "web6", "ip", "-6", "-o", "addr", "show", "eth0", "scope", "global",
+        ])
+        .ok();
+    assert!(
+        addr.out().contains(&format!("{asked}/64")),
+        "{}",
+        addr.stdout
+    );
+    let hosts = b.docker(&["exec", "web6", "cat", "/etc/hosts"]).ok();
+    let hostname = b
+        .docker(&["inspect", "-f", "{{.Config.Hostname}}", "web6"])
+        .ok()
+        .out()
+        .to_string();
+    assert!(
+        hosts.out().contains(&format!("{asked}\t{hostname}")),
+        "{}",
+        hosts.stdout
+    );
+    // aardvark-dns answers the name's AAAA record...
+    let aaaa = b
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "six",
+            "busybox",
+            "nslookup",
+            "-type=AAAA",
+            "web6",
+        ])
+        .ok();
+    assert!(
+        aaaa.out().contains(&format!("Address: {asked}")),
+        "{}",
+        aaaa.stdout
+    );
+    // ...and the web server answers over IPv6, by name.
+    let fetched = b
+        .docker(&[
+            "exec",
+            "other6",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://web6/hostname",
+        ])
+        .ok();
+    assert_eq!(fetched.out(), hostname);
+    let fetched6 = b
+        .docker(&[
+            "exec",
+            "other6",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://[{asked}]/hostname"),
+        ])
+        .ok();
+    assert_eq!(fetched6.out(), hostname);
+    // The address asked for is taken while web6 runs.
+    b.docker(&[
+        "create",
+        "--name",
+        "dup6",
+        "--network",
+        "six",
+        "--ip6",
+        &asked,
+        "busybox",
+    ])
+    .ok();
+    let dup = b.docker(&["start", "dup6"]);
+    assert_ne!(dup.code, 0);
+    assert!(
+        dup.stderr.contains("Address already in use"),
+        "{}",
+        dup.stderr
+    );
+    b.docker(&["rm", "-f", "web6", "other6", "dup6"]).ok();
+    b.docker(&["network", "rm", "six"]).ok();
+    b.finish();
+}

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::shape::Json;
 use axum::body::Body;
 use axum::extract::{Query as AxQuery, State as AxState};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::images::{body_to_file, progress_response};
 use super::query::{flag, Query};

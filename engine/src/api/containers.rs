@@ -2,11 +2,12 @@
 
 use std::convert::Infallible;
 
+use super::shape::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as AxQuery, Request, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use berth_proto::attach::AttachRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::json;

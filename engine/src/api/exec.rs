@@ -1,10 +1,11 @@
 //! Handlers of `/containers/{id}/exec` and `/exec/...`.
 
+use super::shape::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as AxQuery, Request, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;

@@ -1,10 +1,10 @@
 //! Handlers of `/images/...`.
 
+use super::shape::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query as AxQuery, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 

@@ -285,7 +285,7 @@ async fn json_rejections(resp: Response) -> Response {
     } else {
         text
     };
-    let mut out = axum::response::IntoResponse::into_response(axum::Json(
+    let mut out = axum::response::IntoResponse::into_response(shape::Json(
         serde_json::json!({ "message": message }),
     ));
     *out.status_mut() = parts.status;

@@ -1,10 +1,10 @@
 //! `/networks`: create, list, inspect, remove, prune, connect, disconnect.
 
+use super::shape::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query as AxQuery, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use bollard_stubs::models::{
     NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
 };

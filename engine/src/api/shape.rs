@@ -100,16 +100,26 @@ impl Shape {
 /// A JSON answer as dockerd writes it: Go's json.Encoder ends every
 /// document with a newline.
 pub fn json_response(doc: &Value) -> Response {
-    let mut body = serde_json::to_vec(doc).unwrap_or_default();
-    body.push(b'\n');
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    Json(doc).into_response()
+}
+
+/// An answer serialised as dockerd writes it (`json_response`): used in
+/// place of `axum::Json`, which leaves out the final newline.
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::to_vec(&self.0).unwrap_or_default();
+        body.push(b'\n');
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
+    }
 }
 
 /// A list as dockerd writes a Go slice: `null` when it is empty (nil).

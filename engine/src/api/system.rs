@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 
+use super::shape::Json;
 use axum::extract::State as AxState;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use bollard_stubs::models::{
     SystemInfo, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
 };

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
+use super::shape::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query as AxQuery, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 
 use super::filters::Filters;

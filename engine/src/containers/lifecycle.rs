@@ -146,6 +146,7 @@ impl Containers {
                     extra_hosts: hc.extra_hosts.as_deref().unwrap_or_default(),
                     host_network: mode == "host",
                     ip: joined.as_ref().and_then(|j| j.ip.as_deref()),
+                    ip6: joined.as_ref().and_then(|j| j.ip6.as_deref()),
                     gateway: joined
                         .as_ref()
                         .and_then(|j| j.gateway.as_deref())

@@ -100,8 +100,9 @@ pub struct EtcFiles<'a> {
     /// --add-host name:ip ("host-gateway" as the ip means `gateway`).
     pub extra_hosts: &'a [String],
     pub host_network: bool,
-    /// The container's address on its first network.
+    /// The container's addresses on its first network.
     pub ip: Option<&'a str>,
+    pub ip6: Option<&'a str>,
     pub gateway: Option<&'a str>,
     /// Name servers of its networks (aardvark-dns on user-defined ones).
     pub nameservers: &'a [String],
@@ -142,7 +143,7 @@ pub fn write_etc_files(paths: &Paths, f: &EtcFiles) -> Result<()> {
     );
     extra(&mut hosts);
     hosts.push_str(f.links);
-    if let Some(ip) = f.ip {
+    for ip in f.ip.iter().chain(&f.ip6) {
         hosts.push_str(&format!("{ip}\t{}\n", f.hostname));
     }
     std::fs::write(paths.file("hosts"), hosts)?;

@@ -1,11 +1,12 @@
-//! Address management for bridge networks (IPv4): subnets for new networks
-//! from the default address pools, and container addresses inside a
-//! network's subnet or --ip-range. netavark takes the addresses we pick.
+//! Address management for bridge networks: IPv4 subnets for new networks
+//! from the default address pools, and container addresses (IPv4 and
+//! IPv6) inside a network's subnet or --ip-range. netavark takes the
+//! addresses we pick.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{Error, Result};
 
@@ -59,6 +60,27 @@ pub fn parse_addr(s: &str) -> Result<Ipv4Addr> {
         .map_err(|_| Error::InvalidArgument(format!("invalid IPv4 address: {s}")))
 }
 
+/// An IPv6 subnet as dockerd takes it: host bits may be set (it keeps the
+/// text as given; addresses are picked in the network part).
+pub fn parse_subnet6(s: &str) -> Result<Ipv6Net> {
+    s.parse()
+        .map_err(|_| Error::Internal(format!("Invalid subnet {s} : invalid CIDR address: {s}")))
+}
+
+pub fn parse_addr6(s: &str) -> Result<Ipv6Addr> {
+    s.parse()
+        .map_err(|_| Error::InvalidArgument(format!("invalid IPv6 address: {s}")))
+}
+
+/// Whether an address text is IPv6 (dockerd sorts IPAM configs by it).
+pub fn is_v6(s: &str) -> bool {
+    s.contains(':')
+}
+
+pub fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
 pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
@@ -105,13 +127,32 @@ pub fn allocate(
     subnet: &Ipv4Net,
     range: Option<&Ipv4Net>,
     gateway: Option<Ipv4Addr>,
-    used: &HashSet<Ipv4Addr>,
+    used: &HashSet<IpAddr>,
 ) -> Option<Ipv4Addr> {
     range
         .unwrap_or(subnet)
         .hosts()
         .filter(|a| subnet.contains(a) && *a != subnet.network() && *a != subnet.broadcast())
-        .find(|a| Some(*a) != gateway && !used.contains(a))
+        .find(|a| Some(*a) != gateway && !used.contains(&IpAddr::V4(*a)))
+}
+
+/// The first free IPv6 address of `range` (default: the subnet), never
+/// the subnet's first (all-zero host part) or the gateway: dockerd's
+/// order, so a network without a given gateway has it on ::1 and its
+/// first container on ::2.
+pub fn allocate6(
+    subnet: &Ipv6Net,
+    range: Option<&Ipv6Net>,
+    gateway: Option<Ipv6Addr>,
+    used: &HashSet<IpAddr>,
+) -> Option<Ipv6Addr> {
+    let subnet = subnet.trunc();
+    range
+        .map(Ipv6Net::trunc)
+        .unwrap_or(subnet)
+        .hosts()
+        .filter(|a| subnet.contains(a) && *a != subnet.network())
+        .find(|a| Some(*a) != gateway && !used.contains(&IpAddr::V6(*a)))
 }
 
 #[cfg(test)]
@@ -150,13 +191,13 @@ mod tests {
             allocate(&net, None, gw, &used).unwrap().to_string(),
             "10.9.0.2"
         );
-        used.insert(parse_addr("10.9.0.2").unwrap());
+        used.insert(IpAddr::V4(parse_addr("10.9.0.2").unwrap()));
         assert_eq!(
             allocate(&net, None, gw, &used).unwrap().to_string(),
             "10.9.0.3"
         );
         for a in 3..=6 {
-            used.insert(Ipv4Addr::new(10, 9, 0, a));
+            used.insert(IpAddr::V4(Ipv4Addr::new(10, 9, 0, a)));
         }
         assert_eq!(allocate(&net, None, gw, &used), None);
         let range = parse_subnet("10.9.0.4/30").unwrap();
@@ -165,5 +206,33 @@ mod tests {
             allocate(&net, Some(&range), gw, &used).unwrap().to_string(),
             "10.9.0.5"
         );
+    }
+
+    #[test]
+    fn ipv6_addresses_follow_dockerd_order() {
+        let net = parse_subnet6("2001:389::/64").unwrap();
+        let mut used = HashSet::new();
+        let gw = allocate6(&net, None, None, &used).unwrap();
+        assert_eq!(gw.to_string(), "2001:389::1");
+        assert_eq!(
+            allocate6(&net, None, Some(gw), &used).unwrap().to_string(),
+            "2001:389::2"
+        );
+        used.insert(IpAddr::V6("2001:389::2".parse().unwrap()));
+        assert_eq!(
+            allocate6(&net, None, Some(gw), &used).unwrap().to_string(),
+            "2001:389::3"
+        );
+        let gw: Ipv6Addr = "2001:389::ffff".parse().unwrap();
+        let range = parse_subnet6("2001:389::/96").unwrap();
+        assert_eq!(
+            allocate6(&net, Some(&range), Some(gw), &HashSet::new())
+                .unwrap()
+                .to_string(),
+            "2001:389::1"
+        );
+        // Host bits in the subnet text are kept by dockerd, not refused.
+        assert!(parse_subnet6("2001:393::1/64").is_ok());
+        assert!(parse_addr6("zzz").is_err());
     }
 }

@@ -11,12 +11,12 @@ pub mod ports;
 pub mod sandbox;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bollard_stubs::models::NetworkCreateRequest;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::info;
@@ -72,6 +72,21 @@ pub struct NetworkRecord {
     /// IPAM Options, kept to be shown as given.
     #[serde(default)]
     pub ipam_options: Option<BTreeMap<String, String>>,
+    /// EnableIPv6: containers get an address of `subnet6` besides their
+    /// IPv4 one.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// The IPv6 IPAM config, as given. dockerd keeps (and shows) one even
+    /// without EnableIPv6; containers then get no IPv6 address.
+    #[serde(default)]
+    pub subnet6: Option<String>,
+    /// Given, or the subnet's first address (then `gateway6_implied`).
+    #[serde(default)]
+    pub gateway6: Option<String>,
+    #[serde(default)]
+    pub gateway6_implied: bool,
+    #[serde(default)]
+    pub ip_range6: Option<String>,
 }
 
 impl NetworkRecord {
@@ -87,6 +102,19 @@ impl NetworkRecord {
         self.gateway.as_deref().and_then(|s| s.parse().ok())
     }
 
+    /// The IPv6 subnet containers get addresses of: only with EnableIPv6.
+    pub fn subnet6(&self) -> Option<Ipv6Net> {
+        self.subnet6
+            .as_deref()
+            .filter(|_| self.ipv6)
+            .and_then(|s| s.parse::<Ipv6Net>().ok())
+            .map(|n| n.trunc())
+    }
+
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.gateway6.as_deref().and_then(|s| s.parse().ok())
+    }
+
     /// netavark's view of it.
     pub fn netavark_info(&self) -> netavark::NetInfo {
         netavark::NetInfo {
@@ -94,7 +122,7 @@ impl NetworkRecord {
             driver: "bridge".into(),
             id: self.id.clone(),
             internal: self.internal,
-            ipv6_enabled: false,
+            ipv6_enabled: self.subnet6().is_some(),
             name: self.id.clone(),
             network_interface: self.bridge.clone(),
             subnets: self
@@ -107,6 +135,10 @@ impl NetworkRecord {
                     // default route and no masquerading for them.
                     gateway: self.gateway.clone(),
                 })
+                .chain(self.subnet6().map(|s| netavark::NetSubnet {
+                    subnet: s.to_string(),
+                    gateway: self.gateway6.clone(),
+                }))
                 .collect(),
             options: self
                 .options
@@ -119,23 +151,35 @@ impl NetworkRecord {
     /// The document of `docker network inspect` and `ls` (Containers is
     /// filled in by the caller).
     pub fn document(&self) -> Value {
-        let config: Vec<Value> = self
-            .subnet
-            .iter()
-            .map(|s| {
-                let mut c = json!({ "Subnet": s });
-                if let Some(r) = &self.ip_range {
+        let entry =
+            |subnet: &String, range: &Option<String>, gateway: Option<&String>, v6: bool| {
+                let mut c = json!({ "Subnet": subnet });
+                if let Some(r) = range {
                     c["IPRange"] = json!(r);
                 }
-                if let Some(g) = self.gateway.as_ref().filter(|_| !self.gateway_implied) {
+                if let Some(g) = gateway {
                     c["Gateway"] = json!(g);
                 }
-                if !self.aux_addresses.is_empty() {
-                    c["AuxiliaryAddresses"] = json!(self.aux_addresses);
+                // Each family's auxiliary addresses go with its subnet.
+                let aux: BTreeMap<&String, &String> = self
+                    .aux_addresses
+                    .iter()
+                    .filter(|(_, a)| ipam::is_v6(a) == v6)
+                    .collect();
+                if !aux.is_empty() {
+                    c["AuxiliaryAddresses"] = json!(aux);
                 }
                 c
-            })
-            .collect();
+            };
+        let v4 = self.subnet.iter().map(|s| {
+            let gateway = self.gateway.as_ref().filter(|_| !self.gateway_implied);
+            entry(s, &self.ip_range, gateway, false)
+        });
+        let v6 = self.subnet6.iter().map(|s| {
+            let gateway = self.gateway6.as_ref().filter(|_| !self.gateway6_implied);
+            entry(s, &self.ip_range6, gateway, true)
+        });
+        let config: Vec<Value> = v4.chain(v6).collect();
         let scope = "local";
         json!({
             "Name": self.name,
@@ -144,7 +188,7 @@ impl NetworkRecord {
             "Scope": scope,
             "Driver": self.driver,
             "EnableIPv4": true,
-            "EnableIPv6": false,
+            "EnableIPv6": self.ipv6,
             "IPAM": { "Driver": "default", "Options": self.ipam_options, "Config": config },
             "Internal": self.internal,
             "Attachable": self.attachable,
@@ -167,6 +211,9 @@ pub struct EndpointRecord {
     /// --ip
     #[serde(default)]
     pub ipv4: Option<String>,
+    /// --ip6 (checked against the network at start, as dockerd does)
+    #[serde(default)]
+    pub ipv6: Option<String>,
     #[serde(default)]
     pub mac: Option<String>,
     /// The MAC came from the container-level Config.MacAddress (which
@@ -206,6 +253,89 @@ pub struct Networks {
     alloc: tokio::sync::Mutex<()>,
     /// Poked when a sandbox goes; see `run_sweeper`.
     pub(crate) sweep_soon: tokio::sync::Notify,
+}
+
+fn pool_overlaps() -> Error {
+    Error::Forbidden("Pool overlaps with other one on this address space".into())
+}
+
+fn invalid_gateway(g: &str) -> Error {
+    Error::Internal(format!("invalid gateway address {g} in Ipam configuration"))
+}
+
+fn gateway_out_of_range(g: &str) -> Error {
+    Error::Internal(format!(
+        "failed to allocate gateway ({g}): Requested address is out of range"
+    ))
+}
+
+/// A network's IPv6 part, checked.
+#[derive(Default)]
+struct Ipv6Config {
+    subnet: Option<String>,
+    gateway: Option<String>,
+    gateway_implied: bool,
+    ip_range: Option<String>,
+    aux_addresses: BTreeMap<String, String>,
+}
+
+/// Checks the IPv6 IPAM config of a new network against the networks
+/// there are, in dockerd's order and words.
+fn ipv6_config(
+    cfg: &bollard_stubs::models::IpamConfig,
+    all: &[NetworkRecord],
+) -> Result<Ipv6Config> {
+    let text = cfg.subnet.clone().unwrap_or_default();
+    let subnet = ipam::parse_subnet6(&text)?.trunc();
+    let overlapping = all
+        .iter()
+        .filter_map(|n| n.subnet6.as_deref()?.parse::<Ipv6Net>().ok())
+        .any(|t| ipam::overlaps6(&t.trunc(), &subnet));
+    if overlapping {
+        return Err(pool_overlaps());
+    }
+    let (gateway, gateway_implied) = match cfg.gateway.as_deref().filter(|g| !g.is_empty()) {
+        Some(g) => {
+            let a = g.parse::<Ipv6Addr>().map_err(|_| invalid_gateway(g))?;
+            if !subnet.contains(&a) {
+                return Err(gateway_out_of_range(g));
+            }
+            (a, false)
+        }
+        None => (
+            ipam::allocate6(&subnet, None, None, &Default::default())
+                .ok_or_else(|| Error::InvalidArgument(format!("subnet {subnet} has no room")))?,
+            true,
+        ),
+    };
+    let ip_range = match cfg.ip_range.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let range = ipam::parse_subnet6(r)?;
+            if !subnet.contains(&range.network()) || range.prefix_len() < subnet.prefix_len() {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid network config: ip-range {r} is not inside subnet {subnet}"
+                )));
+            }
+            Some(r.to_string())
+        }
+        None => None,
+    };
+    let mut aux_addresses = BTreeMap::new();
+    for (key, addr) in cfg.auxiliary_addresses.clone().unwrap_or_default() {
+        if !addr.parse::<Ipv6Addr>().is_ok_and(|a| subnet.contains(&a)) {
+            return Err(Error::Forbidden(format!(
+                "auxiliary address: ({key}:{addr}) must belong to the master pool: {text}"
+            )));
+        }
+        aux_addresses.insert(key, addr);
+    }
+    Ok(Ipv6Config {
+        subnet: Some(text),
+        gateway: Some(gateway.to_string()),
+        gateway_implied,
+        ip_range,
+        aux_addresses,
+    })
 }
 
 fn no_such_network(name: &str) -> Error {
@@ -345,6 +475,11 @@ impl Networks {
                     gateway_implied: false,
                     aux_addresses: BTreeMap::new(),
                     ipam_options: None,
+                    ipv6: false,
+                    subnet6: None,
+                    gateway6: None,
+                    gateway6_implied: false,
+                    ip_range6: None,
                 },
             };
             if name == "bridge" {
@@ -438,11 +573,6 @@ impl Networks {
             }
             other => return Err(Error::NotFound(format!("plugin \"{other}\" not found"))),
         }
-        if req.enable_ipv6 == Some(true) {
-            return Err(Error::InvalidArgument(
-                "IPv6 networks are not supported by this engine".into(),
-            ));
-        }
         if req
             .scope
             .as_deref()
@@ -461,10 +591,24 @@ impl Networks {
         {
             return Err(Error::NotFound(format!("plugin \"{d}\" not found")));
         }
-        let configs = ipam.config.clone().unwrap_or_default();
-        if configs.len() > 1 {
-            return Err(Error::InvalidArgument(
-                "only one IPv4 subnet per network is supported".into(),
+        // dockerd sorts the IPAM configs by their subnet's family; a
+        // config without a subnet counts as IPv4.
+        let (v6_configs, configs): (Vec<_>, Vec<_>) = ipam
+            .config
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|c| c.subnet.as_deref().is_some_and(ipam::is_v6));
+        let ipv6 = req.enable_ipv6 == Some(true);
+        if ipv6 && v6_configs.is_empty() {
+            // dockerd 20.10 has no default IPv6 pools.
+            return Err(Error::NotFound(
+                "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network".into(),
+            ));
+        }
+        if configs.len() > 1 || v6_configs.len() > 1 {
+            return Err(Error::Forbidden(
+                "bridge driver doesn't support multiple subnets".into(),
             ));
         }
         let options: BTreeMap<String, String> = req
@@ -492,10 +636,7 @@ impl Networks {
             Some(s) => {
                 let s = ipam::parse_subnet(&s)?;
                 if taken.iter().any(|t| ipam::overlaps(t, &s)) {
-                    return Err(Error::Forbidden(
-                        "invalid pool request: Pool overlaps with other one on this address space"
-                            .into(),
-                    ));
+                    return Err(pool_overlaps());
                 }
                 (s, true)
             }
@@ -515,13 +656,15 @@ impl Networks {
                 "invalid network config: a gateway or ip-range needs a subnet".into(),
             ));
         }
+        let v6 = match v6_configs.first() {
+            Some(c) => Some(ipv6_config(c, &all)?),
+            None => None,
+        };
         let gateway = match cfg.gateway.as_deref().filter(|g| !g.is_empty()) {
             Some(g) => {
-                let g = ipam::parse_addr(g)?;
+                let g = g.parse::<Ipv4Addr>().map_err(|_| invalid_gateway(g))?;
                 if !subnet.contains(&g) {
-                    return Err(Error::InvalidArgument(format!(
-                        "invalid network config: gateway {g} is not in subnet {subnet}"
-                    )));
+                    return Err(gateway_out_of_range(&g.to_string()));
                 }
                 g
             }
@@ -552,8 +695,15 @@ impl Networks {
             }
             aux_addresses.insert(key, addr);
         }
+        let v6 = v6.unwrap_or_default();
+        aux_addresses.extend(v6.aux_addresses);
         let id = crate::util::random_id();
         let rec = NetworkRecord {
+            ipv6,
+            subnet6: v6.subnet,
+            gateway6: v6.gateway,
+            gateway6_implied: v6.gateway_implied,
+            ip_range6: v6.ip_range,
             gateway_implied: user_subnet && cfg.gateway.as_deref().is_none_or(str::is_empty),
             aux_addresses,
             ipam_options: ipam.options.clone().map(|o| o.into_iter().collect()),
@@ -626,7 +776,11 @@ impl Networks {
                     "EndpointID": a.endpoint_id,
                     "MacAddress": a.mac,
                     "IPv4Address": format!("{}/{}", a.ip, a.prefix),
-                    "IPv6Address": "",
+                    "IPv6Address": if a.ip6.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}/{}", a.ip6, a.prefix6)
+                    },
                 }),
             );
         }

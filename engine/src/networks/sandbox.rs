@@ -6,7 +6,7 @@
 //! berthd made it.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use bollard_stubs::models::{EndpointSettings, NetworkingConfig};
@@ -39,6 +39,14 @@ pub struct Attachment {
     pub ip: String,
     pub prefix: u8,
     pub gateway: String,
+    /// The IPv6 address, prefix length and gateway on an EnableIPv6
+    /// network ("" and 0 elsewhere).
+    #[serde(default)]
+    pub ip6: String,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: String,
     pub mac: String,
     /// Names aardvark-dns answers for this container (besides its name).
     pub aliases: Vec<String>,
@@ -54,7 +62,9 @@ impl Attachment {
     fn per_network(&self) -> PerNetwork {
         PerNetwork {
             interface_name: self.interface.clone(),
-            static_ips: vec![self.ip.clone()],
+            static_ips: std::iter::once(self.ip.clone())
+                .chain(Some(self.ip6.clone()).filter(|a| !a.is_empty()))
+                .collect(),
             aliases: self.aliases.clone(),
             static_mac: Some(self.mac.clone()).filter(|m| !m.is_empty()),
         }
@@ -65,8 +75,9 @@ impl Attachment {
 #[derive(Debug, Default)]
 pub struct Joined {
     pub netns: PathBuf,
-    /// The address on its first network, for /etc/hosts.
+    /// The addresses on its first network, for /etc/hosts.
     pub ip: Option<String>,
+    pub ip6: Option<String>,
     pub gateway: Option<String>,
     /// aardvark-dns addresses (user-defined networks only).
     pub nameservers: Vec<String>,
@@ -78,8 +89,16 @@ pub struct Joined {
 #[derive(Debug)]
 pub struct Pending {
     opts: Options,
-    plan: Vec<(NetworkRecord, EndpointRecord, String)>,
+    plan: Vec<(NetworkRecord, EndpointRecord, Addresses)>,
     sandbox: Sandbox,
+}
+
+/// The addresses picked for one endpoint.
+#[derive(Debug, Clone)]
+struct Addresses {
+    ip: String,
+    /// Only on EnableIPv6 networks.
+    ip6: Option<String>,
 }
 
 /// The container's network mode as Docker normalizes it.
@@ -212,11 +231,22 @@ impl Networks {
                 )));
             }
         }
+        // An IPv6 address is only parsed here: dockerd checks it against
+        // the network when the container starts (`prepare`).
+        let ipv6 = cfg
+            .ipam_config
+            .as_ref()
+            .and_then(|i| i.ipv6_address.clone())
+            .filter(|a| !a.is_empty());
+        if let Some(ip) = &ipv6 {
+            ipam::parse_addr6(ip)?;
+        }
         let mac = cfg.mac_address.clone().filter(|m| !m.is_empty());
         Ok(EndpointRecord {
             endpoint_id: crate::util::random_id(),
             aliases,
             ipv4,
+            ipv6,
             mac,
             mac_from_config: false,
             interface: interface.to_string(),
@@ -300,21 +330,22 @@ impl Networks {
 
     /// Addresses in use in network `id`: running containers' and those
     /// other containers asked for with --ip.
-    async fn used_addresses(&self, network_id: &str, except: &str) -> Result<HashSet<Ipv4Addr>> {
+    async fn used_addresses(&self, network_id: &str, except: &str) -> Result<HashSet<IpAddr>> {
         let mut used = HashSet::new();
         // Auxiliary addresses are the network's, never a container's.
         if let Ok(n) = self.get(network_id).await {
             used.extend(
                 n.aux_addresses
                     .values()
-                    .filter_map(|a| a.parse::<Ipv4Addr>().ok()),
+                    .filter_map(|a| a.parse::<IpAddr>().ok()),
             );
         }
         for (cid, doc) in self.store.sandboxes().await? {
             if let Ok(sb) = serde_json::from_str::<Sandbox>(&doc) {
                 if let Some(a) = sb.attachments.get(network_id) {
                     if cid != except {
-                        used.extend(a.ip.parse::<Ipv4Addr>().ok());
+                        used.extend(a.ip.parse::<IpAddr>().ok());
+                        used.extend(a.ip6.parse::<IpAddr>().ok());
                     }
                 }
             }
@@ -322,7 +353,8 @@ impl Networks {
         for (cid, nid, doc) in self.store.endpoints().await? {
             if nid == network_id && cid != except {
                 if let Ok(e) = serde_json::from_str::<EndpointRecord>(&doc) {
-                    used.extend(e.ipv4.and_then(|ip| ip.parse::<Ipv4Addr>().ok()));
+                    let asked = e.ipv4.iter().chain(&e.ipv6);
+                    used.extend(asked.filter_map(|ip| ip.parse::<IpAddr>().ok()));
                 }
             }
         }
@@ -358,19 +390,17 @@ impl Networks {
         c: &Container,
         n: &NetworkRecord,
         e: &EndpointRecord,
-    ) -> Result<(String, PerNetwork)> {
+    ) -> Result<(Addresses, PerNetwork)> {
         let subnet = n
             .subnet()
             .ok_or_else(|| Error::Internal(format!("network {} has no subnet", n.name)))?;
         let used = self.used_addresses(&n.id, &c.id).await?;
+        let ip6 = self.pick_ipv6(n, e, &used)?;
         let ip = match &e.ipv4 {
             Some(ip) => {
                 let a = ipam::parse_addr(ip)?;
-                if used.contains(&a) {
-                    return Err(Error::Conflict(format!(
-                        "Address already in use: {ip} in network {}",
-                        n.name
-                    )));
+                if used.contains(&IpAddr::V4(a)) {
+                    return Err(address_in_use());
                 }
                 a
             }
@@ -391,15 +421,71 @@ impl Networks {
                 }
             }
         }
-        Ok((
-            ip.to_string(),
-            PerNetwork {
-                interface_name: e.interface.clone(),
-                static_ips: vec![ip.to_string()],
-                aliases,
-                static_mac: e.mac.clone(),
-            },
-        ))
+        let addresses = Addresses {
+            ip: ip.to_string(),
+            ip6: ip6.map(|a| a.to_string()),
+        };
+        let per = PerNetwork {
+            interface_name: e.interface.clone(),
+            static_ips: std::iter::once(addresses.ip.clone())
+                .chain(addresses.ip6.clone())
+                .collect(),
+            aliases,
+            static_mac: e.mac.clone(),
+        };
+        Ok((addresses, per))
+    }
+
+    /// The IPv6 address of `e` in `n`: none unless the network has
+    /// EnableIPv6; the one asked with --ip6 if it is free and in the
+    /// subnet, else the first free one. dockerd makes these checks at
+    /// start, not at create.
+    fn pick_ipv6(
+        &self,
+        n: &NetworkRecord,
+        e: &EndpointRecord,
+        used: &HashSet<IpAddr>,
+    ) -> Result<Option<std::net::Ipv6Addr>> {
+        if e.ipv6.is_some() {
+            if n.name == "bridge" {
+                return Err(Error::InvalidArgument(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ));
+            }
+            if n.subnet6.is_none() {
+                return Err(Error::InvalidArgument(
+                    "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+                ));
+            }
+        }
+        let Some(subnet) = n.subnet6() else {
+            return Ok(None);
+        };
+        match &e.ipv6 {
+            Some(ip) => {
+                let a = ipam::parse_addr6(ip)?;
+                if !subnet.contains(&a) {
+                    return Err(Error::Internal(format!(
+                        "Invalid address {ip}: It does not belong to any of this network's subnets"
+                    )));
+                }
+                if used.contains(&IpAddr::V6(a)) || n.gateway6() == Some(a) {
+                    return Err(address_in_use());
+                }
+                Ok(Some(a))
+            }
+            None => {
+                let range = n.ip_range6.as_deref().and_then(|r| r.parse().ok());
+                ipam::allocate6(&subnet, range.as_ref(), n.gateway6(), used)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::Forbidden(format!(
+                            "no available IPv6 addresses on network {}",
+                            n.name
+                        ))
+                    })
+            }
+        }
     }
 
     /// Prepares the network of `c` before it starts: addresses and host
@@ -423,7 +509,7 @@ impl Networks {
             port_mappings: Vec::new(),
             dns_servers: self.dns_of(c),
         };
-        let mut plan: Vec<(NetworkRecord, EndpointRecord, String)> = Vec::new();
+        let mut plan: Vec<(NetworkRecord, EndpointRecord, Addresses)> = Vec::new();
         for (nid, e) in &eps {
             let n = all.iter().find(|n| &n.id == nid).cloned().ok_or_else(|| {
                 Error::NotFound(format!(
@@ -481,6 +567,7 @@ impl Networks {
         Ok(Some(Joined {
             netns,
             ip: first.map(|a| a.ip.clone()),
+            ip6: first.map(|a| a.ip6.clone()).filter(|a| !a.is_empty()),
             gateway: first.map(|a| a.gateway.clone()),
             nameservers,
             pending: Some(Pending {
@@ -657,6 +744,7 @@ impl Networks {
             endpoint_id: String::new(),
             aliases: Vec::new(),
             ipv4: None,
+            ipv6: None,
             mac: None,
             mac_from_config: false,
             interface: "eth0".into(),
@@ -687,7 +775,17 @@ impl Networks {
             container_name: id.clone(),
             attachments: BTreeMap::from([(
                 n.id.clone(),
-                attachment(n, &e, &ip.to_string(), &opts, &none, false),
+                attachment(
+                    n,
+                    &e,
+                    &Addresses {
+                        ip: ip.to_string(),
+                        ip6: None,
+                    },
+                    &opts,
+                    &none,
+                    false,
+                ),
             )]),
             ports: Vec::new(),
         };
@@ -927,9 +1025,9 @@ impl Networks {
                     "Gateway": a.map(|a| a.gateway.clone()).unwrap_or_default(),
                     "IPAddress": a.map(|a| a.ip.clone()).unwrap_or_default(),
                     "IPPrefixLen": a.map(|a| a.prefix).unwrap_or(0),
-                    "IPv6Gateway": "",
-                    "GlobalIPv6Address": "",
-                    "GlobalIPv6PrefixLen": 0,
+                    "IPv6Gateway": a.map(|a| a.gateway6.clone()).unwrap_or_default(),
+                    "GlobalIPv6Address": a.map(|a| a.ip6.clone()).unwrap_or_default(),
+                    "GlobalIPv6PrefixLen": a.map(|a| a.prefix6).unwrap_or(0),
                     "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
                 })),
             );
@@ -982,12 +1080,15 @@ impl Networks {
 /// the spec and clients.
 /// An endpoint's IPAMConfig as the client gave it (null when it gave none).
 fn ipam_config(e: &EndpointRecord) -> Value {
-    if e.ipv4.is_none() && e.link_local_ips.is_empty() {
+    if e.ipv4.is_none() && e.ipv6.is_none() && e.link_local_ips.is_empty() {
         return Value::Null;
     }
     let mut c = serde_json::Map::new();
     if let Some(ip) = &e.ipv4 {
         c.insert("IPv4Address".into(), json!(ip));
+    }
+    if let Some(ip) = &e.ipv6 {
+        c.insert("IPv6Address".into(), json!(ip));
     }
     if !e.link_local_ips.is_empty() {
         c.insert("LinkLocalIPs".into(), json!(e.link_local_ips));
@@ -1015,10 +1116,14 @@ fn iface_order(iface: &str) -> u32 {
     iface.trim_start_matches("eth").parse().unwrap_or(u32::MAX)
 }
 
+fn address_in_use() -> Error {
+    Error::Forbidden("Address already in use".into())
+}
+
 fn attachment(
     n: &NetworkRecord,
     e: &EndpointRecord,
-    ip: &str,
+    addresses: &Addresses,
     opts: &Options,
     st: &super::netavark::Status,
     with_ports: bool,
@@ -1033,9 +1138,18 @@ fn attachment(
         network_name: n.name.clone(),
         endpoint_id: e.endpoint_id.clone(),
         interface: e.interface.clone(),
-        ip: ip.to_string(),
+        ip: addresses.ip.clone(),
         prefix: n.subnet().map(|s| s.prefix_len()).unwrap_or(0),
         gateway: n.gateway.clone().unwrap_or_default(),
+        ip6: addresses.ip6.clone().unwrap_or_default(),
+        prefix6: match (&addresses.ip6, n.subnet6()) {
+            (Some(_), Some(s)) => s.prefix_len(),
+            _ => 0,
+        },
+        gateway6: match addresses.ip6 {
+            Some(_) => n.gateway6.clone().unwrap_or_default(),
+            None => String::new(),
+        },
         mac,
         aliases: opts
             .networks
