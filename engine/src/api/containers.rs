@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use berth_proto::attach::AttachRequest;
 use hyper_util::rt::TokioIo;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::filters::Filters;
 use super::hijack;
@@ -51,12 +51,43 @@ pub async fn list(
     Ok(shape::CONTAINER_SUMMARY.json(&list, version))
 }
 
+/// Below API 1.45 dockerd lists the short container id among a
+/// user-defined network's Aliases once the endpoint got its DNS names (at
+/// a start or a connect); from 1.45 it is in DNSNames only.
+fn legacy_aliases(doc: &mut Value, version: ApiVersion) {
+    if version >= ApiVersion(1, 45) {
+        return;
+    }
+    let Some(short) = doc["Id"]
+        .as_str()
+        .and_then(|i| i.get(..12))
+        .map(str::to_string)
+    else {
+        return;
+    };
+    let Some(Value::Object(networks)) = doc.pointer_mut("/NetworkSettings/Networks") else {
+        return;
+    };
+    for ep in networks.values_mut() {
+        if !ep["DNSNames"].as_array().is_some_and(|d| !d.is_empty()) {
+            continue;
+        }
+        match &mut ep["Aliases"] {
+            Value::Array(a) if a.iter().any(|x| x == short.as_str()) => {}
+            Value::Array(a) => a.push(Value::String(short.clone())),
+            other => *other = Value::Array(vec![Value::String(short.clone())]),
+        }
+    }
+}
+
 pub async fn inspect(
     AxState(engine): AxState<State>,
     Path(id): Path<String>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    Ok(shape::CONTAINER.json(&engine.containers.inspect_json(&id).await?, version))
+    let mut doc = engine.containers.inspect_json(&id).await?;
+    legacy_aliases(&mut doc, version);
+    Ok(shape::CONTAINER.json(&doc, version))
 }
 
 pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<StatusCode> {

@@ -232,6 +232,16 @@ pub struct EndpointRecord {
     /// The endpoint's DriverOpts, kept to be shown as given.
     #[serde(default)]
     pub driver_opts: Option<std::collections::HashMap<String, String>>,
+    /// The network's name when the endpoint was made: a removed network
+    /// leaves its endpoints in created containers, shown and
+    /// disconnectable by that name (as in dockerd).
+    #[serde(default)]
+    pub network_name: String,
+    /// The endpoint got its DNS names (at a start or a connect): from then
+    /// on inspect shows DNSNames, and below API 1.45 the short container
+    /// id among the Aliases, as dockerd adds it then.
+    #[serde(default)]
+    pub named: bool,
 }
 
 pub struct Networks {

@@ -251,6 +251,8 @@ impl Networks {
             mac_from_config: false,
             interface: interface.to_string(),
             links: cfg.links.clone().unwrap_or_default(),
+            network_name: n.name.clone(),
+            named: false,
             link_local_ips: cfg
                 .ipam_config
                 .as_ref()
@@ -512,9 +514,12 @@ impl Networks {
         let mut plan: Vec<(NetworkRecord, EndpointRecord, Addresses)> = Vec::new();
         for (nid, e) in &eps {
             let n = all.iter().find(|n| &n.id == nid).cloned().ok_or_else(|| {
-                Error::NotFound(format!(
-                    "network {nid} not found (it was removed); disconnect the container from it or connect it to another network"
-                ))
+                let name = if e.network_name.is_empty() {
+                    nid
+                } else {
+                    &e.network_name
+                };
+                Error::NotFound(format!("network {name} not found"))
             })?;
             let (ip, per) = self.prepare(c, &n, e).await?;
             opts.networks.insert(n.id.clone(), per);
@@ -603,6 +608,14 @@ impl Networks {
         }
         let doc = serde_json::to_string(&sandbox).map_err(Error::internal)?;
         self.store.set_sandbox(&c.id, &doc).await?;
+        for (n, e, _) in plan.iter().filter(|(_, e, _)| !e.named) {
+            let e = EndpointRecord {
+                named: true,
+                ..e.clone()
+            };
+            let doc = serde_json::to_string(&e).map_err(Error::internal)?;
+            self.store.set_endpoint(&c.id, &n.id, &doc).await?;
+        }
         for a in sandbox.attachments.values() {
             self.connect_event(&a.info.id, &a.network_name, &c.id, "connect");
         }
@@ -751,6 +764,8 @@ impl Networks {
             links: Vec::new(),
             link_local_ips: Vec::new(),
             driver_opts: None,
+            network_name: n.name.clone(),
+            named: true,
         };
         let opts = Options {
             container_id: id.clone(),
@@ -875,6 +890,11 @@ impl Networks {
         }
         let eps = self.endpoints_of(&c.id).await?;
         if eps.iter().any(|(nid, _)| *nid == n.id) {
+            // dockerd keeps the settings a stopped container has and
+            // answers 200; a running one has a live endpoint.
+            if !c.is_running() {
+                return Ok(());
+            }
             return Err(Error::Forbidden(format!(
                 "endpoint with name {} already exists in network {}",
                 c.name, n.name
@@ -885,7 +905,8 @@ impl Networks {
             .map(|i| format!("eth{i}"))
             .find(|i| !used.contains(i))
             .unwrap_or_default();
-        let e = self.endpoint(&n, cfg, &iface, &c.name)?;
+        let mut e = self.endpoint(&n, cfg, &iface, &c.name)?;
+        e.named = true;
         if let Some(mut sb) = self.sandbox(&c.id).await?.filter(|_| c.is_running()) {
             let _alloc = self.alloc.lock().await;
             let (ip, per) = self.prepare(c, &n, &e).await?;
@@ -934,13 +955,33 @@ impl Networks {
     pub async fn disconnect(&self, c: &Container, network: &str) -> Result<()> {
         // dockerd looks for the name among the container's networks, not
         // the engine's: an unknown one is a 500 in those words, not a 404.
-        let n = self.get(network).await.map_err(|e| match e {
-            Error::NotFound(_) => Error::Internal(format!(
+        let not_connected = || {
+            Error::Internal(format!(
                 "container {} is not connected to the network {network}",
                 c.id
-            )),
-            other => other,
-        })?;
+            ))
+        };
+        let n = match self.get(network).await {
+            Ok(n) => n,
+            Err(Error::NotFound(_)) => {
+                // The endpoint of a network removed while the container
+                // was not running: dropped by the name it had.
+                let all = self.all().await?;
+                let stale = self
+                    .endpoints_of(&c.id)
+                    .await?
+                    .into_iter()
+                    .find(|(nid, e)| {
+                        e.network_name == network && !all.iter().any(|n| &n.id == nid)
+                    });
+                let Some((nid, _)) = stale else {
+                    return Err(not_connected());
+                };
+                self.store.delete_endpoint(&c.id, &nid).await?;
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        };
         if n.driver != "bridge" {
             return Err(Error::Forbidden(
                 "container cannot be disconnected from host network or connected to host network"
@@ -995,18 +1036,31 @@ impl Networks {
         let mut first: Option<Attachment> = None;
         for (nid, e) in &eps {
             let Some(n) = all.iter().find(|n| &n.id == nid) else {
+                // Its network was removed: dockerd still lists it, bare.
+                if !e.network_name.is_empty() {
+                    networks.insert(
+                        e.network_name.clone(),
+                        without_nulls(json!({
+                            "IPAMConfig": ipam_config(e),
+                            "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+                            "MacAddress": "", "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+                            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                            "DNSNames": if e.named { json!(dns_names(c, e)) } else { Value::Null },
+                        })),
+                    );
+                }
                 continue;
             };
             let a = sb.as_ref().and_then(|s| s.attachments.get(nid));
             if first.is_none() {
                 first = a.cloned();
             }
-            let mut dns_names = Vec::new();
-            if n.dns {
-                dns_names.push(c.name.clone());
-                dns_names.push(c.id[..12].to_string());
-                dns_names.extend(e.aliases.iter().cloned());
-            }
+            let dns_names = if n.dns && e.named {
+                dns_names(c, e)
+            } else {
+                Vec::new()
+            };
             networks.insert(
                 n.name.clone(),
                 without_nulls(json!({
@@ -1070,7 +1124,15 @@ impl Networks {
             "MacAddress": if mode == "bridge" { first.as_ref().map(|a| a.mac.clone()).unwrap_or_default() } else { String::new() },
             "Networks": networks,
         });
-        let summary = json!({ "Networks": settings["Networks"].clone() });
+        // dockerd's list copies each endpoint without its aliases.
+        let mut summary = json!({ "Networks": settings["Networks"].clone() });
+        if let Value::Object(networks) = &mut summary["Networks"] {
+            for ep in networks.values_mut() {
+                if let Value::Object(ep) = ep {
+                    ep.remove("Aliases");
+                }
+            }
+        }
         Ok((settings, summary, ports::summary(c, &published)))
     }
 }
@@ -1094,6 +1156,14 @@ fn ipam_config(e: &EndpointRecord) -> Value {
         c.insert("LinkLocalIPs".into(), json!(e.link_local_ips));
     }
     Value::Object(c)
+}
+
+/// The names aardvark-dns answers for `c` on a user-defined network.
+fn dns_names(c: &Container, e: &EndpointRecord) -> Vec<String> {
+    [c.name.clone(), c.id[..12].to_string()]
+        .into_iter()
+        .chain(e.aliases.iter().cloned())
+        .collect()
 }
 
 fn without_nulls(mut v: Value) -> Value {

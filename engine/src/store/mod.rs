@@ -645,17 +645,14 @@ impl Store {
     }
 
     /// Deletes a network and every endpoint in it.
+    /// Removes a network's record. Endpoints of created containers stay,
+    /// as in dockerd: the container still lists the network and one
+    /// disconnect removes it (`Networks::disconnect`).
     pub async fn delete_network(&self, id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM endpoints WHERE network_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query("DELETE FROM networks WHERE id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
