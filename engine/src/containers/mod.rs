@@ -220,7 +220,7 @@ impl Containers {
 
     /// `POST /containers/create`: returns the new id and warnings.
     pub async fn create(&self, name: Option<&str>, body: &[u8]) -> Result<(String, Vec<String>)> {
-        let (mut config, mut host_config) = decode_create_body(body)?;
+        let (mut config, mut host_config, host_config_given) = decode_create_body(body)?;
         let networking = networking_config(body);
         let image_ref = config
             .image
@@ -285,9 +285,10 @@ impl Containers {
                 ));
             }
         }
+        disable_labels_when_shared(&mut host_config);
         // dockerd names the default runtime at create only when the body
         // has a HostConfig; without one it is chosen at start, unrecorded.
-        if host_config.runtime.as_deref().unwrap_or("").is_empty() && has_host_config(body) {
+        if host_config.runtime.as_deref().unwrap_or("").is_empty() && host_config_given {
             // Unknown while the core is away: then it is named at start.
             host_config.runtime = Some(self.default_runtime_name()).filter(|r| !r.is_empty());
         }
@@ -462,7 +463,37 @@ impl Containers {
 /// Pure, so that it can be fuzzed (engine/fuzz) together with
 /// `resources::check` and `security::check`, which come after the image
 /// lookup in `create`.
-pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> {
+/// dockerd records `label=disable` (no SELinux labels) for a privileged
+/// container and for one sharing the host's IPC or PID namespace, unless
+/// the client set a label option itself; it does so with or without
+/// SELinux on the host, and clients see it in inspect.
+fn disable_labels_when_shared(host_config: &mut HostConfig) {
+    let labelled = host_config
+        .security_opt
+        .iter()
+        .flatten()
+        .any(|o| o.split(['=', ':']).next() == Some("label"));
+    let shares_host = host_config.privileged.unwrap_or(false)
+        || host_config.ipc_mode.as_deref() == Some("host")
+        || host_config.pid_mode.as_deref() == Some("host");
+    if shares_host && !labelled {
+        host_config
+            .security_opt
+            .get_or_insert_with(Vec::new)
+            .push("label=disable".into());
+    }
+}
+
+/// Decodes a create body into its config and host config, and whether the
+/// body gave a host config at all.
+///
+/// As dockerd's wrapper (which embeds a HostConfig besides the inner
+/// `HostConfig` key), host config fields at the top level of the body are
+/// read too: they are the host config when the body has no `HostConfig`
+/// (docker-py sends `Runtime` there), and otherwise give Memory,
+/// MemorySwap and CpuShares where the inner one leaves them zero. The
+/// top-level `Cpuset` names CpusetCpus when that is empty.
+pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig, bool)> {
     let raw: Value = crate::go_json::first_value(body)
         .map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     if raw.is_null() {
@@ -478,7 +509,7 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> 
     let parsed: ContainerCreateBody = crate::go_json::from_value(raw.clone())
         .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?;
     let config: ContainerConfig = {
-        let mut c = raw;
+        let mut c = raw.clone();
         if let Some(m) = c.as_object_mut() {
             m.remove("HostConfig");
             m.remove("NetworkingConfig");
@@ -486,7 +517,38 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> 
         crate::go_json::from_value(c)
             .map_err(|e| Error::InvalidArgument(format!("invalid container config: {e}")))?
     };
-    let host_config: HostConfig = parsed.host_config.unwrap_or_default();
+    // Unknown keys (the Config's) are ignored, so this reads only what the
+    // top level has of a HostConfig; a top level that does not decode as
+    // one gives none, as it gives dockerd nothing it could use.
+    let top: HostConfig = crate::go_json::from_value(raw.clone()).unwrap_or_default();
+    let top_given =
+        serde_json::to_value(&top).ok() != serde_json::to_value(HostConfig::default()).ok();
+    let (mut host_config, given) = match parsed.host_config {
+        Some(mut inner) => {
+            let zero = |v: Option<i64>| v.unwrap_or(0) == 0;
+            if zero(inner.memory) && !zero(top.memory) {
+                inner.memory = top.memory;
+            }
+            if zero(inner.memory_swap) && !zero(top.memory_swap) {
+                inner.memory_swap = top.memory_swap;
+            }
+            if zero(inner.cpu_shares) && !zero(top.cpu_shares) {
+                inner.cpu_shares = top.cpu_shares;
+            }
+            (inner, true)
+        }
+        None if top_given => (top, true),
+        None => (HostConfig::default(), false),
+    };
+    let cpuset = raw
+        .get("Cpuset")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    if let Some(cpuset) = cpuset.filter(|_| given) {
+        if host_config.cpuset_cpus.as_deref().unwrap_or("").is_empty() {
+            host_config.cpuset_cpus = Some(cpuset.to_string());
+        }
+    }
     // "KEY=value", or "KEY" alone (set from the client's environment
     // by the CLI); a variable without a name is nobody's.
     for e in config.env.iter().flatten() {
@@ -496,17 +558,7 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig)> 
             )));
         }
     }
-    Ok((config, host_config))
-}
-
-/// Whether a create body carries a HostConfig (null counts as none).
-fn has_host_config(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(rename = "HostConfig", default)]
-        host_config: Option<serde::de::IgnoredAny>,
-    }
-    crate::go_json::from_slice::<Probe>(body).is_ok_and(|p| p.host_config.is_some())
+    Ok((config, host_config, given))
 }
 
 /// The container-level `MacAddress` of a create body (the typed config
