@@ -113,9 +113,13 @@ fn step(scenario: &str, v: &Value, compare: bool) -> Step {
         let b64 = base64::engine::general_purpose::URL_SAFE.encode(auth.to_string());
         headers.push(("X-Registry-Auth".into(), b64));
     }
-    let body = match (v.get("body"), v.get("raw")) {
-        (Some(b), _) => Some(b.to_string().into_bytes()),
-        (None, Some(Value::String(r))) => Some(r.clone().into_bytes()),
+    let body = match (v.get("body"), v.get("raw"), v.get("tar")) {
+        (Some(b), _, _) => Some(b.to_string().into_bytes()),
+        (None, Some(Value::String(r)), _) => Some(r.clone().into_bytes()),
+        (None, None, Some(Value::Object(files))) => {
+            headers.push(("Content-Type".into(), "application/x-tar".into()));
+            Some(tar_of(files))
+        }
         _ => None,
     };
     Step {
@@ -141,6 +145,22 @@ fn step(scenario: &str, v: &Value, compare: bool) -> Step {
         last_document: v["last_document"].as_bool().unwrap_or(false),
         compare: compare && v["compare"].as_bool().unwrap_or(true),
     }
+}
+
+/// A tar archive of text files (name to content), as a build context or
+/// an archive upload: mode 0644, times zero.
+fn tar_of(files: &serde_json::Map<String, Value>) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, content) in files {
+        let data = content.as_str().unwrap_or_default().as_bytes();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data)
+            .expect("a tar in memory takes any file");
+    }
+    b.into_inner().expect("a tar in memory finishes")
 }
 
 /// What came back for one request.

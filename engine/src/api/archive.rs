@@ -19,7 +19,8 @@ fn path_param(q: &Query) -> Result<String> {
     q.get("path")
         .filter(|p| !p.is_empty())
         .cloned()
-        .ok_or_else(|| Error::InvalidArgument("path must not be empty".into()))
+        // dockerd's words, missing space included.
+        .ok_or_else(|| Error::InvalidArgument("bad parameter: pathcannot be empty".into()))
 }
 
 fn with_stat(mut resp: Response, stat: &PathStat) -> Result<Response> {

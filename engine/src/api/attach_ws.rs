@@ -7,7 +7,7 @@
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query as AxQuery, State as AxState};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use berth_proto::attach::AttachRequest;
 use futures_util::{SinkExt, StreamExt};
@@ -22,9 +22,18 @@ pub async fn attach_ws(
     Path(id): Path<String>,
     AxQuery(q): AxQuery<Query>,
     Extension(version): Extension<ApiVersion>,
-    ws: WebSocketUpgrade,
+    ws: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
 ) -> Result<Response> {
+    // The container first, as dockerd: a missing one is a 404 whatever
+    // the request's headers.
     let c = engine.containers.prepare_attach(&id).await?;
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let detach = crate::containers::attach::DetachKeys::parse(
         q.get("detachKeys").map(String::as_str).unwrap_or(""),
     )?;

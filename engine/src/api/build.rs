@@ -40,8 +40,8 @@ fn options(pairs: &[(String, String)]) -> Result<BuildOptions> {
     let mut tags = Vec::new();
     for (k, v) in pairs {
         if k == "t" && !v.is_empty() {
-            let r = Reference::parse(v)
-                .map_err(|_| Error::InvalidArgument(format!("invalid reference format: {v}")))?;
+            // The parser's words, as a 500: dockerd passes them up as they are.
+            let r = Reference::parse(v).map_err(|e| Error::Internal(e.to_string()))?;
             if r.digest.is_some() {
                 return Err(Error::InvalidArgument(format!(
                     "invalid tag {v}: a tag cannot carry a digest"
@@ -102,9 +102,25 @@ pub async fn prune(
     AxQuery(q): AxQuery<Query>,
 ) -> Result<Response> {
     let all = flag(&q, "all");
-    let (deleted, freed) = engine.builder.prune(all).await?;
+    let filters = super::filters::Filters::parse(q.get("filters").map(String::as_str))?;
+    // The filters of the legacy builder's cache; BuildKit's others (id,
+    // type, inuse...) describe records this cache does not have.
+    filters.only(&["until", "unused-for"]).map_err(|e| {
+        Error::InvalidArgument(format!("failed to prune build cache: {}", e.to_string()))
+    })?;
+    let mut unused_since = None;
+    for key in ["until", "unused-for"] {
+        if let Some(v) = filters.get(key).first() {
+            unused_since = Some(crate::util::parse_until(v).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "failed to prune build cache: invalid filter '{key}={v}'"
+                ))
+            })?);
+        }
+    }
+    let (deleted, freed) = engine.builder.prune(all, unused_since).await?;
     Ok(Json(serde_json::json!({
-        "CachesDeleted": deleted,
+        "CachesDeleted": super::shape::nil_if_empty(&deleted),
         "SpaceReclaimed": freed,
     }))
     .into_response())

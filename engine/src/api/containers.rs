@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::filters::Filters;
 use super::hijack;
-use super::query::{flag, int, Query};
+use super::query::{flag, int, int_unchecked, Query};
 use super::shape;
 use super::{ApiVersion, State};
 use crate::containers::lifecycle::WaitCondition;
@@ -43,7 +43,9 @@ pub async fn list(
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    let limit = int(&q, "limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    let limit = int_unchecked(&q, "limit")?
+        .filter(|l| *l > 0)
+        .map(|l| l as usize);
     let list = engine
         .containers
         .list(flag(&q, "all"), limit, &filters)
@@ -102,7 +104,11 @@ pub async fn stop(
 ) -> Result<StatusCode> {
     engine
         .containers
-        .stop(&id, int(&q, "t")?, q.get("signal").map(String::as_str))
+        .stop(
+            &id,
+            int_unchecked(&q, "t")?,
+            q.get("signal").map(String::as_str),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -114,7 +120,11 @@ pub async fn restart(
 ) -> Result<StatusCode> {
     match engine
         .containers
-        .stop(&id, int(&q, "t")?, q.get("signal").map(String::as_str))
+        .stop(
+            &id,
+            int_unchecked(&q, "t")?,
+            q.get("signal").map(String::as_str),
+        )
         .await
     {
         Ok(()) | Err(Error::NotModified(_)) => {}
@@ -242,6 +252,9 @@ pub async fn logs(
     Ok(resp)
 }
 
+/// See `attach`: the pause between the 101 and the log replay.
+const REPLAY_DELAY_MS: u64 = 10;
+
 pub async fn attach(
     AxState(engine): AxState<State>,
     Path(id): Path<String>,
@@ -301,6 +314,14 @@ pub async fn attach(
                 use tokio::io::AsyncWriteExt;
                 let mut io = TokioIo::new(upgraded);
                 if let Some(mut rx) = replay {
+                    // Python's docker SDK reads the 101's headers through a
+                    // buffered reader and then the frames from the raw
+                    // socket: bytes that reach it with the headers are lost
+                    // to it. dockerd's replay comes a few milliseconds after
+                    // the headers (it reads the log file first); so does
+                    // ours, or `attach(logs=True, stream=False)` would read
+                    // nothing about half the time.
+                    tokio::time::sleep(std::time::Duration::from_millis(REPLAY_DELAY_MS)).await;
                     while let Some(frames) = rx.recv().await {
                         if io.write_all(&frames).await.is_err() {
                             return;

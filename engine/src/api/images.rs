@@ -63,9 +63,10 @@ pub async fn by_name_post(
     Path(rest): Path<String>,
     AxQuery(q): AxQuery<Query>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Response> {
     if let Some(name) = rest.strip_suffix("/push") {
-        return push(&engine, name, &q, &headers).await;
+        return push(&engine, name, &q, &headers, &body).await;
     }
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q.get("repo").cloned().unwrap_or_default();
@@ -220,7 +221,26 @@ pub async fn create(
 }
 
 /// `POST /images/{name}/push?tag=`
-async fn push(engine: &State, name: &str, q: &Query, headers: &HeaderMap) -> Result<Response> {
+async fn push(
+    engine: &State,
+    name: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response> {
+    // Without the header dockerd reads the credentials from the body (the
+    // API's old form), and nothing there is a 400.
+    let auth = if headers.contains_key("X-Registry-Auth") {
+        registry_auth(headers)?
+    } else {
+        let bad = |why: &str| {
+            Error::InvalidArgument(format!("Bad parameters and missing X-Registry-Auth: {why}"))
+        };
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(bad("EOF"));
+        }
+        crate::go_json::from_slice::<AuthConfig>(body).map_err(|e| bad(&e.to_string()))?
+    };
     let full = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => format!("{name}:{t}"),
         None => name.to_string(),
@@ -228,15 +248,9 @@ async fn push(engine: &State, name: &str, q: &Query, headers: &HeaderMap) -> Res
     let reference = Reference::parse(&full)?;
     // No tag at all is `docker push --all-tags`.
     let progress = if reference.tag.is_none() && reference.digest.is_none() {
-        engine
-            .images
-            .push_all_tags(reference, registry_auth(headers)?)
-            .await?
+        engine.images.push_all_tags(reference, auth).await?
     } else {
-        engine
-            .images
-            .push(reference, registry_auth(headers)?)
-            .await?
+        engine.images.push(reference, auth).await?
     };
     Ok(progress_response(progress))
 }

@@ -49,12 +49,28 @@ pub fn flag(q: &Query, key: &str) -> bool {
     )
 }
 
+/// An integer parameter, refused with Go's strconv.Atoi words as a 400
+/// (what dockerd answers for resize's h and w).
 pub fn int(q: &Query, key: &str) -> Result<Option<i64>> {
+    atoi(q, key).map_err(Error::InvalidArgument)
+}
+
+/// An integer parameter whose bad value dockerd passes up unwrapped, as a
+/// 500 (list's limit, stop's and restart's t).
+pub fn int_unchecked(q: &Query, key: &str) -> Result<Option<i64>> {
+    atoi(q, key).map_err(Error::Internal)
+}
+
+fn atoi(q: &Query, key: &str) -> std::result::Result<Option<i64>, String> {
+    use std::num::IntErrorKind;
     match q.get(key).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::InvalidArgument(format!("invalid value for {key}: {v:?}"))),
+        Some(v) => v.parse().map(Some).map_err(|e: std::num::ParseIntError| {
+            let why = match e.kind() {
+                IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => "value out of range",
+                _ => "invalid syntax",
+            };
+            format!("strconv.Atoi: parsing {v:?}: {why}")
+        }),
     }
 }

@@ -45,8 +45,14 @@ impl super::Builder {
     /// step images nothing else keeps (untagged, unused by containers, and
     /// parents of another image, i.e. intermediate). Final images stay:
     /// they are images, which `docker image prune` handles. Returns the
-    /// entries deleted and the bytes freed.
-    pub async fn prune(&self, _all: bool) -> Result<(Vec<String>, u64)> {
+    /// entries deleted and the bytes freed. With `unused_since` (ns since
+    /// the epoch: the `until`/`unused-for` filters) entries used after it
+    /// stay.
+    pub async fn prune(
+        &self,
+        _all: bool,
+        unused_since: Option<i128>,
+    ) -> Result<(Vec<String>, u64)> {
         let entries = self.store.cache_entries().await?;
         let mut named: std::collections::HashSet<String> = self
             .store
@@ -72,6 +78,12 @@ impl super::Builder {
             .collect();
         let mut deleted = Vec::new();
         for e in entries {
+            let last_used = crate::util::parse_rfc3339(&e.last_used)
+                .map(|(s, n)| s as i128 * 1_000_000_000 + n as i128)
+                .unwrap_or(0);
+            if unused_since.is_some_and(|t| last_used >= t) {
+                continue;
+            }
             self.store.cache_delete(&e.key).await?;
             deleted.push(e.key.trim_start_matches("sha256:").to_string());
             let id = &e.image_id;

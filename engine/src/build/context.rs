@@ -92,7 +92,8 @@ pub fn unpack(body: &Path, ctx: &Path, dockerfile: &str) -> Result<String> {
 
 fn read_dockerfile(root: &Confined, name: &str) -> Result<String> {
     let name = if name.is_empty() { "Dockerfile" } else { name };
-    let missing = || Error::InvalidArgument(format!("Cannot locate specified Dockerfile: {name}"));
+    // A 500 in dockerd.
+    let missing = || Error::Internal(format!("Cannot locate specified Dockerfile: {name}"));
     let rel = clean(Path::new(name)).ok_or_else(missing)?;
     let mut file = match root.open_file(&rel) {
         Ok(f) => f,

@@ -43,6 +43,12 @@ impl Cgroup {
         Some(cg)
     }
 
+    /// Whether the container's cgroups are v1 ones (a hybrid host's
+    /// controllers included).
+    pub fn is_v1(&self) -> bool {
+        self.v2.is_none()
+    }
+
     fn v1_file(&self, controller: &str, file: &str) -> Option<String> {
         std::fs::read_to_string(self.v1.get(controller)?.join(file)).ok()
     }

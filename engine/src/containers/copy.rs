@@ -382,7 +382,8 @@ impl Containers {
             let dir = root.lookup(&rel).map_err(|_| not_found(&c, &path))?;
             let meta = std::fs::metadata(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
             if !meta.is_dir() {
-                return Err(Error::InvalidArgument(
+                // A 500 in dockerd, which the CLI shows as it is.
+                return Err(Error::Internal(
                     "extraction point is not a directory".into(),
                 ));
             }

@@ -63,6 +63,57 @@ impl Containers {
     }
 }
 
+/// The blkio lists dockerd always writes: on cgroup v1 each is a list
+/// (empty when the kernel has nothing to say); on v2 only the first is
+/// filled and the others are null, as they are for a stopped container.
+const BLKIO_KEYS: [&str; 8] = [
+    "io_service_bytes_recursive",
+    "io_serviced_recursive",
+    "io_queue_recursive",
+    "io_service_time_recursive",
+    "io_wait_time_recursive",
+    "io_merged_recursive",
+    "io_time_recursive",
+    "sectors_recursive",
+];
+
+/// The memory.stat keys dockerd reports on cgroup v1 (containerd's v1
+/// metrics); newer kernels write more, which dockerd leaves out.
+const V1_MEMORY_KEYS: [&str; 32] = [
+    "active_anon",
+    "active_file",
+    "cache",
+    "dirty",
+    "hierarchical_memory_limit",
+    "hierarchical_memsw_limit",
+    "inactive_anon",
+    "inactive_file",
+    "mapped_file",
+    "pgfault",
+    "pgmajfault",
+    "pgpgin",
+    "pgpgout",
+    "rss",
+    "rss_huge",
+    "total_active_anon",
+    "total_active_file",
+    "total_cache",
+    "total_dirty",
+    "total_inactive_anon",
+    "total_inactive_file",
+    "total_mapped_file",
+    "total_pgfault",
+    "total_pgmajfault",
+    "total_pgpgin",
+    "total_pgpgout",
+    "total_rss",
+    "total_rss_huge",
+    "total_unevictable",
+    "total_writeback",
+    "unevictable",
+    "writeback",
+];
+
 /// What Docker answers for a container that does not run: zeros.
 fn empty(c: &Container) -> Value {
     json!({
@@ -71,7 +122,7 @@ fn empty(c: &Container) -> Value {
         "read": super::record::ZERO_TIME,
         "preread": super::record::ZERO_TIME,
         "pids_stats": {},
-        "blkio_stats": {},
+        "blkio_stats": BLKIO_KEYS.iter().map(|k| (k.to_string(), Value::Null)).collect::<serde_json::Map<_, _>>(),
         "num_procs": 0,
         "storage_stats": {},
         "cpu_stats": { "cpu_usage": { "total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0 }, "throttling_data": { "periods": 0, "throttled_periods": 0, "throttled_time": 0 } },
@@ -95,7 +146,11 @@ fn sample(c: &Container) -> Option<Value> {
     if let Some(per) = cpu.per_cpu {
         cpu_usage["percpu_usage"] = json!(per);
     }
-    let mut memory = json!({ "usage": mem.usage, "stats": mem.stats, "limit": mem.limit });
+    let mut stats = mem.stats;
+    if cg.is_v1() {
+        stats.retain(|k, _| V1_MEMORY_KEYS.contains(&k.as_str()));
+    }
+    let mut memory = json!({ "usage": mem.usage, "stats": stats, "limit": mem.limit });
     if let Some(max) = mem.max_usage {
         memory["max_usage"] = json!(max);
     }
@@ -107,7 +162,12 @@ fn sample(c: &Container) -> Option<Value> {
     let mut doc = empty(c);
     doc["read"] = json!(crate::util::now_rfc3339());
     doc["pids_stats"] = pids_stats;
-    if !io.is_empty() {
+    if cg.is_v1() {
+        for k in BLKIO_KEYS {
+            doc["blkio_stats"][k] = json!([]);
+        }
+    }
+    if cg.is_v1() || !io.is_empty() {
         doc["blkio_stats"]["io_service_bytes_recursive"] = json!(io);
     }
     doc["cpu_stats"] = json!({

@@ -33,9 +33,25 @@ pub struct CommitInfo {
 impl CommitInfo {
     /// A build step's record: `created_by` as history shows it.
     pub fn step(config: Value, container_id: &str, created_by: String) -> CommitInfo {
+        // The legacy builder's step container ran the step as its command:
+        // `#(nop) ` and the instruction for a step that changes the config
+        // only, the shell command for RUN. Clients read it back as
+        // ContainerConfig.Cmd.
+        let mut container_config = config.clone();
+        let cmd: Option<Vec<&str>> =
+            if let Some(text) = created_by.strip_prefix("/bin/sh -c #(nop)  ") {
+                Some(vec!["/bin/sh", "-c", "#(nop) ", text])
+            } else {
+                created_by
+                    .strip_prefix("/bin/sh -c ")
+                    .map(|rest| vec!["/bin/sh", "-c", rest])
+            };
+        if let (Some(cmd), Some(o)) = (cmd, container_config.as_object_mut()) {
+            o.insert("Cmd".into(), serde_json::json!(cmd));
+        }
         CommitInfo {
             config,
-            container_config: None,
+            container_config: Some(container_config),
             container_id: container_id.to_string(),
             comment: String::new(),
             author: String::new(),

@@ -176,6 +176,30 @@ impl Images {
         &self.tmp
     }
 
+    /// Where an image's layers are unpacked, in overlay2's terms: the top
+    /// layer as UpperDir, the others (top first) as LowerDir. dockerd adds
+    /// MergedDir and WorkDir, directories an image never has (see
+    /// api-spec/divergences.md).
+    fn layer_dirs(&self, img: &ImageRow) -> bollard_stubs::models::DriverData {
+        let mut dirs = img
+            .chains
+            .iter()
+            .rev()
+            .map(|ch| self.snapshot_fs(ch).display().to_string());
+        let mut data = std::collections::HashMap::new();
+        if let Some(upper) = dirs.next() {
+            data.insert("UpperDir".to_string(), upper);
+        }
+        let lower: Vec<String> = dirs.collect();
+        if !lower.is_empty() {
+            data.insert("LowerDir".to_string(), lower.join(":"));
+        }
+        bollard_stubs::models::DriverData {
+            name: "overlay2".into(),
+            data,
+        }
+    }
+
     /// The unpacked layer directory of a chain id.
     pub fn snapshot_fs(&self, chain: &str) -> PathBuf {
         self.snapshots
@@ -372,6 +396,7 @@ impl Images {
                 typ: "layers".into(),
                 layers: Some(img.layers.clone()),
             }),
+            graph_driver: Some(self.layer_dirs(&img)),
             ..Default::default()
         };
         inspect.config = serde_json::from_value(config["config"].clone()).ok();

@@ -40,17 +40,33 @@ impl Images {
         reference: Reference,
         auth: AuthConfig,
     ) -> Result<Arc<Progress>> {
-        let img = self.find(&reference.normalized()).await?.ok_or_else(|| {
-            Error::NotFound(format!(
+        let img = self.find(&reference.normalized()).await?;
+        let repo = reference.repository();
+        let known_repo = img.is_some()
+            || self
+                .store
+                .tags()
+                .await?
+                .iter()
+                .any(|(name, _)| name.starts_with(&format!("{repo}:")));
+        // A repository with no local tag is refused before the stream; a
+        // missing tag of a known one is an error inside it, as in dockerd.
+        if !known_repo {
+            return Err(Error::NotFound(format!(
                 "An image does not exist locally with the tag: {}",
                 super::reference::familiar_repository(&reference.normalized())
-            ))
-        })?;
+            )));
+        }
         let progress = Progress::new();
-        progress.status(&format!(
-            "The push refers to repository [{}]",
-            reference.repository()
-        ));
+        progress.status(&format!("The push refers to repository [{repo}]"));
+        let Some(img) = img else {
+            progress.error(&format!(
+                "tag does not exist: {}",
+                familiar(&reference.normalized())
+            ));
+            progress.finish();
+            return Ok(progress);
+        };
         let this = self.clone();
         let p = progress.clone();
         tokio::spawn(async move {

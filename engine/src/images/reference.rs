@@ -17,8 +17,10 @@ pub struct Reference {
     pub digest: Option<String>,
 }
 
-fn invalid(s: &str) -> Error {
-    Error::InvalidArgument(format!("invalid reference format: {s:?}"))
+/// dockerd's words (docker/distribution's reference errors), which name
+/// neither the reference nor what is wrong with it.
+fn invalid(_s: &str) -> Error {
+    Error::InvalidArgument("invalid reference format".into())
 }
 
 impl Reference {
@@ -77,6 +79,7 @@ impl Reference {
             return Err(invalid(s));
         }
         if path.chars().any(|c| c.is_ascii_uppercase()) {
+            // The wording of dockerd 23 and later, which names it.
             return Err(Error::InvalidArgument(format!(
                 "invalid reference format: repository name ({path}) must be lowercase"
             )));
@@ -94,8 +97,7 @@ impl Reference {
         // `contrib/fuzz.sh`: it parsed, and its normalized form did not).
         if domain.len() + 1 + path.len() > 255 {
             return Err(Error::InvalidArgument(
-                "invalid reference format: repository name must not be more than 255 characters"
-                    .into(),
+                "repository name must not be more than 255 characters".into(),
             ));
         }
         Ok(Reference {

@@ -305,6 +305,24 @@ pub fn registry_error(e: OciDistributionError) -> Error {
 
 fn describe_request_error(e: &reqwest::Error) -> String {
     use std::error::Error as _;
+    // A refused connection in Go's words, as dockerd reports it (clients
+    // and users match on "connection refused").
+    let refused = {
+        let mut src = e.source();
+        let mut found = false;
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                found |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            }
+            src = s.source();
+        }
+        found
+    };
+    if let (true, Some(url)) = (refused, e.url()) {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(0);
+        return format!("Get \"{url}\": dial tcp {host}:{port}: connect: connection refused");
+    }
     let mut text = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -322,9 +340,6 @@ pub async fn login(registries: &Registries, auth: &AuthConfig) -> Result<(), Err
     let domain = server_domain(&auth.server_address);
     let base = registries.base_url(&domain);
     let url = format!("{base}/v2/");
-    let Some((user, pass)) = auth.credentials() else {
-        return Err(Error::Unauthorized("login attempt without username".into()));
-    };
     let client = reqwest::Client::builder()
         .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -337,6 +352,11 @@ pub async fn login(registries: &Registries, auth: &AuthConfig) -> Result<(), Err
     if first.status().is_success() {
         return Ok(()); // a registry without authentication accepts anyone
     }
+    // Asked only now: dockerd reaches the registry before it looks at
+    // the credentials.
+    let Some((user, pass)) = auth.credentials() else {
+        return Err(Error::Unauthorized("login attempt without username".into()));
+    };
     let failed = |status: reqwest::StatusCode| {
         Error::Unauthorized(format!(
             "login attempt to {url} failed with status: {status}"

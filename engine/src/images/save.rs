@@ -52,7 +52,11 @@ impl Images {
                 None => Vec::new(),
             };
             let picks: Vec<(ImageRow, Option<String>)> = if repo_tags.is_empty() {
-                let img = self.resolve(name).await?;
+                // dockerd's save names the image as asked, no tag added.
+                let img = self
+                    .find(name)
+                    .await?
+                    .ok_or_else(|| Error::no_such_image(name))?;
                 let tag = Reference::parse(name)
                     .ok()
                     .filter(|r| r.digest.is_none())
