@@ -974,3 +974,63 @@ fn ipv6_networks_give_addresses_names_and_traffic() {
     b.docker(&["network", "rm", "six"]).ok();
     b.finish();
 }
+
+/// A user-defined network's Aliases by API version: up to 1.44 dockerd
+/// lists the short container id among them once the container has started
+/// (or connected); from 1.45 they are what the client gave and the short
+/// id is in DNSNames. Before the first start neither has it. (The
+/// differential corpus checks 1.41 against dockerd itself.)
+#[test]
+fn endpoint_aliases_follow_the_api_version() {
+    let b = Berth::start();
+    b.load_busybox();
+    b.docker(&["network", "create", "aliased"]).ok();
+    let id = b
+        .docker(&[
+            "create",
+            "--network",
+            "aliased",
+            "--network-alias",
+            "web",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    let short = &id[..12];
+    let endpoint = |version: &str| {
+        let r = b.api("GET", &format!("/{version}/containers/{id}/json"), None);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["NetworkSettings"]["Networks"]["aliased"].clone()
+    };
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(strings(&endpoint("v1.41")["Aliases"]), ["web"]);
+    assert_eq!(strings(&endpoint("v1.50")["Aliases"]), ["web"]);
+    assert!(endpoint("v1.50")["DNSNames"].is_null());
+    b.docker(&["start", &id]).ok();
+    assert_eq!(strings(&endpoint("v1.41")["Aliases"]), ["web", short]);
+    assert!(endpoint("v1.41").get("DNSNames").is_none());
+    assert_eq!(strings(&endpoint("v1.44")["Aliases"]), ["web", short]);
+    assert_eq!(strings(&endpoint("v1.45")["Aliases"]), ["web"]);
+    let names = strings(&endpoint("v1.50")["DNSNames"]);
+    assert!(
+        names.contains(&short.to_string()) && names.contains(&"web".to_string()),
+        "{names:?}"
+    );
+    // `docker ps` lists no aliases, as dockerd's list does.
+    let list = b.api("GET", "/v1.41/containers/json", None).json();
+    assert!(list[0]["NetworkSettings"]["Networks"]["aliased"]["Aliases"].is_null());
+    b.docker(&["rm", "-f", &id]).ok();
+    b.docker(&["network", "rm", "aliased"]).ok();
+    b.finish();
+}

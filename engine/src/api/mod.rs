@@ -244,6 +244,7 @@ fn strip_version(mut req: Request) -> Request {
         }
     }
     req.extensions_mut().insert(version);
+    let rest = link_name_path(rest);
     let pq = match req.uri().query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest,
@@ -252,6 +253,49 @@ fn strip_version(mut req: Request) -> Request {
         *req.uri_mut() = uri;
     }
     req
+}
+
+/// What follows `/containers/{id}/` in the routes of one container.
+const CONTAINER_OPS: &[&str] = &[
+    "json",
+    "top",
+    "logs",
+    "changes",
+    "export",
+    "stats",
+    "resize",
+    "start",
+    "stop",
+    "restart",
+    "kill",
+    "update",
+    "rename",
+    "pause",
+    "unpause",
+    "attach",
+    "attach/ws",
+    "wait",
+    "archive",
+    "exec",
+];
+
+/// dockerd routes `/containers/{name:.*}/...`, so a legacy link's name
+/// (`parent/alias`, the child as its parent sees it) names a container in
+/// every route. Its slash is escaped here, so that the routes' one-segment
+/// `{id}` takes it whole (`Containers::lookup` resolves it).
+fn link_name_path(path: String) -> String {
+    let Some(after) = path.strip_prefix("/containers/") else {
+        return path;
+    };
+    let segs: Vec<&str> = after.splitn(3, '/').collect();
+    let [parent, alias, op] = segs[..] else {
+        return path;
+    };
+    let plain_op = format!("{alias}/{op}");
+    if CONTAINER_OPS.contains(&plain_op.as_str()) || !CONTAINER_OPS.contains(&op) {
+        return path;
+    }
+    format!("/containers/{parent}%2F{alias}/{op}")
 }
 
 async fn bad_version(Extension(b): Extension<BadVersion>) -> Error {

@@ -124,6 +124,37 @@ impl Containers {
     }
 }
 
+impl Containers {
+    /// A rename's part: links name their child and parent by name, and
+    /// dockerd shows (and resolves) them by the names they have now.
+    pub(super) async fn rename_in_links(&self, old: &str, new: &str) -> Result<()> {
+        let rename = |n: &str| {
+            if n == old {
+                new.to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        for row in self.store.containers().await? {
+            let mut c = Container::from_row(row)?;
+            let links = of(&c);
+            let renamed: Vec<Link> = links
+                .iter()
+                .map(|l| Link {
+                    child: rename(&l.child),
+                    parent: rename(&l.parent),
+                    alias: l.alias.clone(),
+                })
+                .collect();
+            if renamed != links {
+                c.host_config.links = Some(renamed.iter().map(Link::stored).collect());
+                self.save_host_config(&c).await?;
+            }
+        }
+        self.networks.rename_link_child(old, new).await
+    }
+}
+
 /// What a starting container gets from its links.
 #[derive(Debug, Default)]
 pub struct Linked {

@@ -36,6 +36,7 @@ impl Containers {
             }
         })?;
         let old = std::mem::replace(&mut c.name, new_name);
+        self.rename_in_links(&old, &c.name).await?;
         tracing::info!(container_id = %id, old = %old, new = %c.name, "container renamed");
         self.event(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())

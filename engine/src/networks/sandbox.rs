@@ -299,6 +299,29 @@ impl Networks {
             .collect())
     }
 
+    /// A renamed container's links on user-defined networks (`child:alias`
+    /// in other containers' endpoints) follow its new name.
+    pub async fn rename_link_child(&self, old: &str, new: &str) -> Result<()> {
+        for (cid, nid, doc) in self.store.endpoints().await? {
+            let Ok(mut e) = serde_json::from_str::<EndpointRecord>(&doc) else {
+                continue;
+            };
+            let mut changed = false;
+            for l in &mut e.links {
+                let (child, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                if child.trim_start_matches('/') == old {
+                    *l = format!("{new}:{alias}");
+                    changed = true;
+                }
+            }
+            if changed {
+                let doc = serde_json::to_string(&e).map_err(Error::internal)?;
+                self.store.set_endpoint(&cid, &nid, &doc).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The container-level MAC address asked at create (Config.MacAddress).
     pub async fn requested_mac(&self, container_id: &str) -> Result<Option<String>> {
         Ok(self
@@ -1100,11 +1123,14 @@ impl Networks {
             );
         }
         let published = sb.as_ref().map(|s| s.ports.clone()).unwrap_or_default();
-        let ports_doc = if mode.starts_with("container:") || mode == "host" || mode == "none" {
-            json!({})
-        } else {
-            ports::settings(c, &published)
-        };
+        // A container that does not run has no ports, exposed ones
+        // included (dockerd lists them only while it runs).
+        let ports_doc =
+            if mode.starts_with("container:") || mode == "host" || mode == "none" || sb.is_none() {
+                json!({})
+            } else {
+                ports::settings(c, &published)
+            };
         let settings = json!({
             "SandboxID": if sb.is_some() { c.id.clone() } else { String::new() },
             "SandboxKey": sb.as_ref().map(|s| s.netns.clone()).unwrap_or_default(),
