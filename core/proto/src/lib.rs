@@ -14,8 +14,10 @@
 use serde::{Deserialize, Serialize};
 
 pub mod attach;
+pub mod json_log;
 pub mod local_log;
 pub mod locate;
+pub mod shim;
 pub mod timefmt;
 
 /// The protocol version this build speaks natively.

@@ -11,10 +11,10 @@ use berth_runtime::{Cli, CreateOpts, Runtime};
 use nix::sys::signalfd::SignalFd;
 
 use crate::attach::{Client, HIGH_WATER};
-use crate::control::{self, Request};
 use crate::log_writer::LogWriter;
 use crate::stdio::{self, Streams};
-use crate::{exit_file, reaper, Args};
+use crate::{reaper, Args};
+use berth_proto::shim::{self as contract, files, sockets, Request};
 use berth_proto::timefmt;
 
 /// How long to keep draining output after init exited: processes that left
@@ -63,15 +63,15 @@ pub fn cleanup_failed_create(args: &Args) {
     if !args.exec {
         let _ = runtime_of(args).delete(&args.id);
     }
-    stdio::remove_socket(&args.socket(".attach"));
-    stdio::remove_socket(&args.socket(".ctl"));
+    stdio::remove_socket(&args.socket(sockets::ATTACH));
+    stdio::remove_socket(&args.socket(sockets::CONTROL));
 }
 
 /// Creates the container (or, for an exec, runs the process) with its
 /// stdio: pipes, or a terminal whose master the runtime passes back over a
 /// socket. Returns the streams, the pty master and the process's pid.
 fn launch(args: &Args, runtime: &Cli) -> Result<(Streams, Option<OwnedFd>, i32), String> {
-    let pid_file = args.file("init.pid");
+    let pid_file = args.file(files::INIT_PID);
     let _ = std::fs::remove_file(&pid_file);
     let run =
         |console_socket: Option<std::path::PathBuf>, stdin: Stdio, stdout: Stdio, stderr: Stdio| {
@@ -87,7 +87,7 @@ fn launch(args: &Args, runtime: &Cli) -> Result<(Streams, Option<OwnedFd>, i32),
             }
         };
     let (streams, console) = if args.tty {
-        let sock_path = args.socket(".tty");
+        let sock_path = args.socket(sockets::TTY);
         let listener = listen(&sock_path)?;
         let created = run(
             Some(sock_path.clone()),
@@ -149,7 +149,7 @@ impl Shim {
     pub fn setup(args: &Args) -> Result<Shim, String> {
         reaper::become_subreaper()?;
         let sigchld = reaper::sigchld_fd()?;
-        std::fs::write(args.file("shim.pid"), std::process::id().to_string())
+        std::fs::write(args.file(files::SHIM_PID), std::process::id().to_string())
             .map_err(|e| format!("shim.pid: {e}"))?;
         let log = LogWriter::open(
             &args.log_path,
@@ -161,8 +161,8 @@ impl Shim {
         if let Some(dir) = args.socket_base.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("socket directory: {e}"))?;
         }
-        let attach = listen(&args.socket(".attach"))?;
-        let control = listen(&args.socket(".ctl"))?;
+        let attach = listen(&args.socket(sockets::ATTACH))?;
+        let control = listen(&args.socket(sockets::CONTROL))?;
         let runtime = runtime_of(args);
         // An exec's process starts on the start request, once attach
         // clients are connected; a container is created now.
@@ -415,14 +415,8 @@ impl Shim {
         if BufReader::new(&conn).read_line(&mut line).is_err() {
             return;
         }
-        let answer = match control::parse(line.trim()) {
-            Ok(req) => self.handle(req),
-            Err(e) => Err(e),
-        };
-        let reply = match answer {
-            Ok(()) => "ok\n".to_string(),
-            Err(e) => format!("error {}\n", e.replace('\n', " ")),
-        };
+        let answer = Request::parse(line.trim()).and_then(|req| self.handle(req));
+        let reply = format!("{}\n", contract::answer(&answer));
         let _ = (&conn).write_all(reply.as_bytes());
     }
 
@@ -464,7 +458,7 @@ impl Shim {
                 self.stdin = streams.stdin;
                 self.console = console;
                 self.init_pid = pid;
-                let _ = std::fs::write(self.args.file("init.pid"), pid.to_string());
+                let _ = std::fs::write(self.args.file(files::INIT_PID), pid.to_string());
                 self.flush_stdin();
                 Ok(())
             }
@@ -497,14 +491,19 @@ impl Shim {
     fn shutdown(&mut self) {
         self.log.flush();
         let finished_at = timefmt::now();
-        stdio::remove_socket(&self.args.socket(".attach"));
-        stdio::remove_socket(&self.args.socket(".ctl"));
+        stdio::remove_socket(&self.args.socket(sockets::ATTACH));
+        stdio::remove_socket(&self.args.socket(sockets::CONTROL));
         let code = self.exit_code.unwrap_or(255);
         let oom = self
             .oom_counter
             .as_deref()
             .is_some_and(|f| crate::oom::kills(f) > 0);
-        if let Err(e) = exit_file::write(&self.args.state_dir, code, &finished_at, oom) {
+        let exit = contract::Exit {
+            exit_code: code,
+            finished_at,
+            oom_killed: oom,
+        };
+        if let Err(e) = exit.write(&self.args.state_dir) {
             eprintln!("berth-shim: writing exit file: {e}");
         }
         for c in self.clients.drain(..) {

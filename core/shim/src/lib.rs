@@ -16,18 +16,16 @@
 
 #![deny(unsafe_code)]
 
-mod args;
 mod attach;
-mod control;
 mod daemonize;
 mod event_loop;
-mod exit_file;
 mod log_writer;
 mod oom;
 mod reaper;
 mod stdio;
 
-pub use args::Args;
+pub use berth_proto::shim::Args;
+use berth_proto::shim::Ready;
 
 use std::io::Write;
 
@@ -52,14 +50,13 @@ pub fn run(argv: Vec<String>) -> i32 {
     };
     match event_loop::Shim::setup(&args) {
         Ok(mut shim) => {
-            let _ = writeln!(ready, "ok {}", shim.init_pid());
+            let _ = writeln!(ready, "{}", Ready::Ok(shim.init_pid()));
             drop(ready);
             shim.run();
             0
         }
         Err(e) => {
-            let msg = e.replace('\n', " ");
-            let _ = writeln!(ready, "error {msg}");
+            let _ = writeln!(ready, "{}", Ready::Error(e));
             // Leave no half-created container behind.
             event_loop::cleanup_failed_create(&args);
             1

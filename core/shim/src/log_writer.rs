@@ -14,15 +14,11 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use berth_proto::json_log::{self, append_entry};
 use berth_proto::{local_log, timefmt};
 
-/// How entries are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Format {
-    #[default]
-    JsonFile,
-    Local,
-}
+/// The file format: the shim's `--log-format` (json-file or local).
+pub use berth_proto::shim::LogFormat as Format;
 
 /// Docker's json-file logger buffers at most 16 KiB of a line.
 pub const MAX_PARTIAL: usize = 16 * 1024;
@@ -79,7 +75,7 @@ impl LogWriter {
 
     /// Moves the full log aside (dropping the oldest) and starts a new one.
     fn rotate(&mut self) -> std::io::Result<()> {
-        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
+        let numbered = |n: u32| json_log::rotated(&self.path, n);
         if self.max_files < 2 {
             self.file = Some(
                 File::options()
@@ -301,129 +297,9 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// One entry as a line of JSON (invalid UTF-8 becomes U+FFFD, as in
-/// Docker); `valid`: the caller knows `text` is UTF-8.
-pub fn append_entry(out: &mut Vec<u8>, stream: u8, text: &[u8], time: &str, valid: bool) {
-    out.extend_from_slice(b"{\"log\":\"");
-    if valid || std::str::from_utf8(text).is_ok() {
-        escape_into(text, out);
-    } else {
-        escape_into(String::from_utf8_lossy(text).as_bytes(), out);
-    }
-    out.extend_from_slice(if stream == 2 {
-        b"\",\"stream\":\"stderr\",\"time\":\""
-    } else {
-        b"\",\"stream\":\"stdout\",\"time\":\""
-    });
-    out.extend_from_slice(time.as_bytes());
-    out.extend_from_slice(b"\"}\n");
-}
-
-#[cfg(test)]
-fn format_entry(stream: u8, text: &[u8], time: &str) -> String {
-    let mut out = Vec::with_capacity(text.len() + 64);
-    append_entry(&mut out, stream, text, time, false);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// JSON string escaping (RFC 8259) of valid UTF-8: quote, backslash and
-/// control characters; runs of other bytes are copied as they are.
-fn escape_into(s: &[u8], out: &mut Vec<u8>) {
-    let mut start = 0;
-    let mut i = 0;
-    while i < s.len() {
-        // Eight bytes at a time while none needs escaping: this loop is
-        // where a chatty container's shim spends its time.
-        if let Some(chunk) = s.get(i..i + 8) {
-            if !needs_escape(u64::from_le_bytes(chunk.try_into().unwrap_or_default())) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = s[i];
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&s[start..i]);
-        if short.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 15) as usize],
-            ]);
-        } else {
-            out.extend_from_slice(short);
-        }
-        i += 1;
-        start = i;
-    }
-    out.extend_from_slice(&s[start..]);
-}
-
-/// Whether any of 8 bytes is below 0x20, a quote or a backslash (the
-/// classic "has a zero byte" bit trick, applied three times).
-fn needs_escape(x: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
-    below_space || zero_in(x ^ (ONES * b'"' as u64)) || zero_in(x ^ (ONES * b'\\' as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_runs_escape_like_short_ones() {
-        for text in [
-            "plain ascii text, longer than eight",
-            "x\"yyyyyyyy\\zzzzzzzz\u{1}é€ and \t tabs\n",
-            "12345678\n",
-        ] {
-            let mut fast = Vec::new();
-            escape_into(text.as_bytes(), &mut fast);
-            let want = serde_json_like(text);
-            assert_eq!(String::from_utf8(fast).unwrap(), want, "{text:?}");
-        }
-    }
-
-    /// The escaping rules, one character at a time.
-    fn serde_json_like(s: &str) -> String {
-        s.chars()
-            .map(|c| match c {
-                '"' => "\\\"".to_string(),
-                '\\' => "\\\\".to_string(),
-                '\n' => "\\n".to_string(),
-                '\r' => "\\r".to_string(),
-                '\t' => "\\t".to_string(),
-                c if (c as u32) < 0x20 => format!("\\u{:04x}", c as u32),
-                c => c.to_string(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn entries_are_valid_docker_json_lines() {
-        let e = format_entry(2, b"a \"q\" \\ \t\x01\n", "T");
-        assert_eq!(
-            e,
-            "{\"log\":\"a \\\"q\\\" \\\\ \\t\\u0001\\n\",\"stream\":\"stderr\",\"time\":\"T\"}\n"
-        );
-    }
 
     #[test]
     fn splits_at_newlines_and_keeps_partials_until_flush() {

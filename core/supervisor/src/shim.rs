@@ -1,7 +1,8 @@
 //! Talking to shims: starting one (and waiting for its readiness line), and
-//! its line-based control socket.
+//! its line-based control socket. What the lines and flags say is
+//! `berth_proto::shim`, which the shim reads with.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -9,74 +10,23 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tracing::debug;
 
-use crate::Error;
+use berth_proto::shim as contract;
 
-pub struct SpawnOpts<'a> {
-    pub shim: &'a Path,
-    pub id: &'a str,
-    /// Run `bundle` (a process.json) in container `id` on start, instead of
-    /// creating container `id` from the bundle directory.
-    pub exec: bool,
-    pub state_dir: &'a Path,
-    pub bundle: &'a Path,
-    pub runtime: &'a Path,
-    pub runtime_root: &'a Path,
-    pub log_path: &'a str,
-    pub log_max_size: u64,
-    pub log_max_files: u32,
-    pub log_format: &'a str,
-    pub socket_base: &'a Path,
-    pub stdin: bool,
-    pub stdin_once: bool,
-    pub tty: bool,
-}
+use crate::Error;
 
 /// Starts a shim and waits until it has created the container. The shim
 /// detaches at once (its first process exits, we reap it), so it is never
 /// our child; it reports "ok <init pid>" or "error <message>" on the pipe.
-pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
-    let mut cmd = tokio::process::Command::new(o.shim);
-    cmd.arg("--id")
-        .arg(o.id)
-        .arg("--state-dir")
-        .arg(o.state_dir)
-        .arg("--bundle")
-        .arg(o.bundle);
-    cmd.arg("--runtime")
-        .arg(o.runtime)
-        .arg("--runtime-root")
-        .arg(o.runtime_root);
-    cmd.arg("--socket-base").arg(o.socket_base);
-    if o.exec {
-        cmd.arg("--exec");
-    }
-    if !o.log_path.is_empty() {
-        cmd.arg("--log-path").arg(o.log_path);
-        if !o.log_format.is_empty() {
-            cmd.arg("--log-format").arg(o.log_format);
-        }
-        if o.log_max_size > 0 {
-            cmd.arg("--log-max-size").arg(o.log_max_size.to_string());
-            cmd.arg("--log-max-files")
-                .arg(o.log_max_files.max(1).to_string());
-        }
-    }
-    for (on, flag) in [
-        (o.stdin, "--stdin"),
-        (o.stdin_once, "--stdin-once"),
-        (o.tty, "--tty"),
-    ] {
-        if on {
-            cmd.arg(flag);
-        }
-    }
+pub async fn spawn(shim: &Path, args: &contract::Args) -> Result<i32, Error> {
+    let mut cmd = tokio::process::Command::new(shim);
+    cmd.args(args.to_args());
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    debug!(id = o.id, "spawning shim");
+    debug!(id = %args.id, "spawning shim");
     let mut child = cmd
         .spawn()
-        .map_err(|e| Error::Runtime(format!("cannot start {}: {e}", o.shim.display())))?;
+        .map_err(|e| Error::Runtime(format!("cannot start {}: {e}", shim.display())))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut line = String::new();
     let read = tokio::time::timeout(
@@ -95,29 +45,19 @@ pub async fn spawn(o: SpawnOpts<'_>) -> Result<i32, Error> {
 }
 
 fn parse_ready(line: &str) -> Result<i32, Error> {
-    if let Some(pid) = line.strip_prefix("ok ") {
-        return pid
-            .parse()
-            .map_err(|_| Error::Runtime(format!("bad shim answer {line:?}")));
-    }
-    match line.strip_prefix("error ") {
-        Some(msg) => Err(Error::Runtime(msg.to_string())),
+    match contract::Ready::parse(line) {
+        Some(contract::Ready::Ok(pid)) => Ok(pid),
+        Some(contract::Ready::Error(msg)) => Err(Error::Runtime(msg)),
+        None if line.starts_with("ok ") => Err(Error::Runtime(format!("bad shim answer {line:?}"))),
         None => Err(Error::Runtime(
             "the shim exited without creating the container".into(),
         )),
     }
 }
 
-/// The shim's sockets: `base` plus a suffix.
-pub fn socket(base: &Path, suffix: &str) -> PathBuf {
-    let mut s = base.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 /// Sends one control request and returns the shim's answer.
-pub async fn control(socket_base: &Path, request: &str) -> Result<(), Error> {
-    let path = socket(socket_base, ".ctl");
+pub async fn control(socket_base: &Path, request: contract::Request) -> Result<(), Error> {
+    let path = contract::socket(socket_base, contract::sockets::CONTROL);
     let conn = UnixStream::connect(&path)
         .await
         .map_err(|_| Error::FailedPrecondition("container is not running".into()))?;
@@ -129,19 +69,12 @@ pub async fn control(socket_base: &Path, request: &str) -> Result<(), Error> {
         BufReader::new(r).read_line(&mut line),
     )
     .await
-    .map_err(|_| Error::Runtime(format!("shim did not answer {request:?}")))??;
-    let line = line.trim_end();
-    if line == "ok" {
-        return Ok(());
+    .map_err(|_| Error::Runtime(format!("shim did not answer {:?}", request.to_string())))??;
+    match contract::parse_answer(line.trim_end()) {
+        Ok(()) => Ok(()),
+        Err(msg) if msg.contains("not running") => Err(Error::FailedPrecondition(msg)),
+        Err(msg) => Err(Error::Runtime(msg)),
     }
-    let msg = line
-        .strip_prefix("error ")
-        .unwrap_or("the shim closed the connection")
-        .to_string();
-    if msg.contains("not running") {
-        return Err(Error::FailedPrecondition(msg));
-    }
-    Err(Error::Runtime(msg))
 }
 
 #[cfg(test)]

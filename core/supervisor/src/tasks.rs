@@ -20,6 +20,8 @@ use tracing::{info, warn};
 use crate::event_log::EventLog;
 use crate::pidfd::{self, PidFd};
 use crate::runtimes::Runtimes;
+use berth_proto::shim::{self as contract, files, sockets, Request};
+
 use crate::{ids, shim, Error};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,14 +102,6 @@ struct Inner {
     /// Deletions still cleaning up in the background (runtime delete, task
     /// directory); a create of the same id waits for them.
     deleting: Mutex<HashMap<(String, String), tokio::task::JoinHandle<()>>>,
-}
-
-#[derive(Deserialize)]
-struct ExitFile {
-    exit_code: i32,
-    finished_at: String,
-    #[serde(default)]
-    oom_killed: bool,
 }
 
 impl Tasks {
@@ -191,7 +185,7 @@ impl Tasks {
         let attach = if rec.status == TaskStatus::Stopped {
             String::new()
         } else {
-            shim::socket(&rec.socket_base, ".attach")
+            contract::socket(&rec.socket_base, sockets::ATTACH)
                 .display()
                 .to_string()
         };
@@ -356,34 +350,34 @@ impl Tasks {
 
     /// Starts the task's shim, which creates (not starts) the process.
     async fn spawn_shim(&self, dir: &Path, rec: &mut TaskRecord) -> Result<(), Error> {
-        let _ = std::fs::remove_file(dir.join("exit.json"));
+        let _ = std::fs::remove_file(dir.join(files::EXIT));
         let exec_process = dir.join("bundle").join("process.json");
         let bundle_dir = dir.join("bundle");
-        let pid = shim::spawn(shim::SpawnOpts {
-            shim: &self.inner.shim,
+        let args = contract::Args {
             // An exec's shim names the container it runs in.
-            id: rec.exec_in.as_deref().unwrap_or(&rec.id),
+            id: rec.exec_in.clone().unwrap_or_else(|| rec.id.clone()),
             exec: rec.exec_in.is_some(),
-            state_dir: dir,
+            state_dir: dir.to_path_buf(),
             bundle: if rec.exec_in.is_some() {
-                &exec_process
+                exec_process
             } else {
-                &bundle_dir
+                bundle_dir
             },
-            runtime: &rec.runtime_path,
-            runtime_root: &rec.runtime_root,
-            log_path: &rec.log_path,
+            runtime: rec.runtime_path.clone(),
+            runtime_root: rec.runtime_root.clone(),
+            log_path: rec.log_path.clone().into(),
             log_max_size: rec.log_max_size,
             log_max_files: rec.log_max_files,
-            log_format: &rec.log_format,
-            socket_base: &rec.socket_base,
+            log_format: contract::LogFormat::parse(&rec.log_format)
+                .map_err(Error::InvalidArgument)?,
+            socket_base: rec.socket_base.clone(),
             stdin: rec.stdin,
             stdin_once: rec.stdin_once,
             tty: rec.tty,
-        })
-        .await?;
+        };
+        let pid = shim::spawn(&self.inner.shim, &args).await?;
         rec.pid = pid as u32;
-        rec.shim_pid = read_pid(&dir.join("shim.pid")).unwrap_or(0);
+        rec.shim_pid = read_pid(&dir.join(files::SHIM_PID)).unwrap_or(0);
         Ok(())
     }
 
@@ -400,10 +394,10 @@ impl Tasks {
                 return Err(Error::FailedPrecondition(format!("task {id} has exited")))
             }
         }
-        shim::control(&rec.socket_base, "start").await?;
+        shim::control(&rec.socket_base, Request::Start).await?;
         // An exec's process exists only now.
         let exec_pid = if rec.exec_in.is_some() {
-            read_pid(&self.dir(ns, id).join("init.pid")).map(|p| p as u32)
+            read_pid(&self.dir(ns, id).join(files::INIT_PID)).map(|p| p as u32)
         } else {
             None
         };
@@ -475,12 +469,7 @@ impl Tasks {
                 "task {id} is not running"
             )));
         }
-        let req = if all {
-            format!("kill {signal} all")
-        } else {
-            format!("kill {signal}")
-        };
-        shim::control(&rec.socket_base, &req).await?;
+        shim::control(&rec.socket_base, Request::Kill { signal, all }).await?;
         // A frozen process cannot act on SIGKILL: thaw it so that it dies,
         // as Docker does when killing a paused container. Some runtimes
         // (runc 1.1) thaw it themselves, so a failed resume is no error.
@@ -576,12 +565,12 @@ impl Tasks {
 
     pub async fn resize(&self, ns: &str, id: &str, h: u16, w: u16) -> Result<(), Error> {
         let rec = self.get(ns, id)?;
-        shim::control(&rec.socket_base, &format!("resize {h} {w}")).await
+        shim::control(&rec.socket_base, Request::Resize { rows: h, cols: w }).await
     }
 
     pub async fn close_stdin(&self, ns: &str, id: &str) -> Result<(), Error> {
         let rec = self.get(ns, id)?;
-        shim::control(&rec.socket_base, "close-stdin").await
+        shim::control(&rec.socket_base, Request::CloseStdin).await
     }
 
     /// Removes a stopped task; a created one that never started is killed first.
@@ -594,7 +583,14 @@ impl Tasks {
             TaskStatus::Created => {
                 // Never started: kill it and wait for its shim to go (by
                 // pidfd, which cannot miss an exit that already happened).
-                let _ = shim::control(&rec.socket_base, "kill 9 all").await;
+                let _ = shim::control(
+                    &rec.socket_base,
+                    Request::Kill {
+                        signal: 9,
+                        all: true,
+                    },
+                )
+                .await;
                 if !self.shim_gone(rec.shim_pid, Duration::from_secs(10)).await {
                     warn!(%id, shim_pid = rec.shim_pid, "shim of a created task did not exit; killing it");
                     kill_pid(rec.shim_pid);
@@ -632,8 +628,8 @@ impl Tasks {
                 tracing::debug!(id = %rec.id, error = %e, "runtime delete");
             }
             // A shim that was killed could not remove its sockets itself.
-            for suffix in [".attach", ".ctl", ".tty"] {
-                let _ = std::fs::remove_file(shim::socket(&rec.socket_base, suffix));
+            for suffix in [sockets::ATTACH, sockets::CONTROL, sockets::TTY] {
+                let _ = std::fs::remove_file(contract::socket(&rec.socket_base, suffix));
             }
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 warn!(id = %rec.id, error = %e, "removing task directory");
@@ -746,10 +742,7 @@ impl Tasks {
             return; // recorded already (delete and the watcher may both call this)
         }
         let dir = self.dir(ns, id);
-        let (code, finished, oom) = match std::fs::read(dir.join("exit.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<ExitFile>(&b).ok())
-        {
+        let (code, finished, oom) = match contract::Exit::read(&dir) {
             Some(exit) => (exit.exit_code, exit.finished_at, exit.oom_killed),
             None => {
                 // The shim died without recording an exit (it was killed): the
@@ -821,7 +814,7 @@ impl Tasks {
             );
             let _ = rt.delete(id);
             self.spawn_shim(&dir, &mut rec).await?;
-            shim::control(&rec.socket_base, "start").await
+            shim::control(&rec.socket_base, Request::Start).await
         }
         .await;
         // Record the outcome, unless the task was stopped or deleted while we
@@ -865,7 +858,14 @@ impl Tasks {
                 warn!(%id, error = %e, "restarting task failed; giving up")
             }
             (_, Ok(())) => {
-                let _ = shim::control(&rec.socket_base, "kill 9 all").await;
+                let _ = shim::control(
+                    &rec.socket_base,
+                    Request::Kill {
+                        signal: 9,
+                        all: true,
+                    },
+                )
+                .await;
             }
             (_, Err(_)) => {}
         }
@@ -892,7 +892,7 @@ impl Tasks {
                     // runtime state go.
                     warn!(dir = %path.display(), "removing task directory without a record");
                     let id = entry.file_name().to_string_lossy().into_owned();
-                    if let Some(shim_pid) = read_pid(&path.join("shim.pid")) {
+                    if let Some(shim_pid) = read_pid(&path.join(files::SHIM_PID)) {
                         if pidfd::is_process_of(shim_pid, "berth-shim")
                             && pidfd::is_process_of(shim_pid, &id)
                         {

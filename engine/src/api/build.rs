@@ -40,8 +40,9 @@ fn options(pairs: &[(String, String)]) -> Result<BuildOptions> {
     let mut tags = Vec::new();
     for (k, v) in pairs {
         if k == "t" && !v.is_empty() {
-            // The parser's words, as a 500: dockerd passes them up as they are.
-            let r = Reference::parse(v).map_err(|e| Error::Internal(e.to_string()))?;
+            // The parser's words; a 400 as the API spec says (dockerd 20.10
+            // answered 500, see api-spec/divergences.md).
+            let r = Reference::parse(v)?;
             if r.digest.is_some() {
                 return Err(Error::InvalidArgument(format!(
                     "invalid tag {v}: a tag cannot carry a digest"

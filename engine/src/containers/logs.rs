@@ -16,9 +16,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use berth_proto::json_log::{rotated, Entry};
 use berth_proto::{local_log, timefmt};
 use bytes::Bytes;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::Containers;
@@ -375,10 +375,6 @@ fn read_json_from(path: &Path, offset: u64, out: &mut Sender) -> u64 {
     pos
 }
 
-fn rotated(path: &Path, n: u32) -> PathBuf {
-    PathBuf::from(format!("{}.{n}", path.display()))
-}
-
 fn inode_of(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| m.ino())
@@ -555,108 +551,6 @@ fn local_end(file: &File) -> Option<u64> {
     Some(at)
 }
 
-/// One decoded log entry.
-struct Entry<'a> {
-    stream: u8,
-    log: Cow<'a, [u8]>,
-    time: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct JsonEntry {
-    log: String,
-    stream: String,
-    time: String,
-}
-
-impl<'a> Entry<'a> {
-    fn parse(line: &'a [u8]) -> Option<Entry<'a>> {
-        Self::parse_fast(line).or_else(|| {
-            let j: JsonEntry = serde_json::from_slice(line).ok()?;
-            Some(Entry {
-                stream: if j.stream == "stderr" { 2 } else { 1 },
-                log: Cow::Owned(j.log.into_bytes()),
-                time: Cow::Owned(j.time),
-            })
-        })
-    }
-
-    /// The shim's own layout; `None` for anything else.
-    fn parse_fast(line: &'a [u8]) -> Option<Entry<'a>> {
-        let rest = line.strip_prefix(b"{\"log\":\"")?;
-        let (log, used) = unescape(rest)?;
-        let rest = rest[used..].strip_prefix(b",\"stream\":\"")?;
-        let (stream, rest) = if let Some(r) = rest.strip_prefix(b"stdout\"") {
-            (1, r)
-        } else {
-            (2, rest.strip_prefix(b"stderr\"")?)
-        };
-        let rest = rest.strip_prefix(b",\"time\":\"")?;
-        let end = memchr::memchr(b'"', rest)?;
-        if !rest[end..].starts_with(b"\"}") {
-            return None;
-        }
-        let time = std::str::from_utf8(&rest[..end]).ok()?;
-        Some(Entry {
-            stream,
-            log,
-            time: Cow::Borrowed(time),
-        })
-    }
-}
-
-/// Decodes a JSON string body up to its closing quote; returns it and the
-/// bytes consumed (the quote included). Borrowed when it has no escapes.
-fn unescape(s: &[u8]) -> Option<(Cow<'_, [u8]>, usize)> {
-    let first = memchr::memchr2(b'"', b'\\', s)?;
-    if s[first] == b'"' {
-        return Some((Cow::Borrowed(&s[..first]), first + 1));
-    }
-    let mut out = s[..first].to_vec();
-    let mut i = first;
-    loop {
-        match *s.get(i)? {
-            b'"' => return Some((Cow::Owned(out), i + 1)),
-            b'\\' => {
-                let c = *s.get(i + 1)?;
-                i += 2;
-                match c {
-                    b'n' => out.push(b'\n'),
-                    b't' => out.push(b'\t'),
-                    b'r' => out.push(b'\r'),
-                    b'b' => out.push(8),
-                    b'f' => out.push(12),
-                    b'/' | b'\\' | b'"' => out.push(c),
-                    b'u' => {
-                        let hex = |at: usize| {
-                            std::str::from_utf8(s.get(at..at + 4)?)
-                                .ok()
-                                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                        };
-                        let mut cp = hex(i)?;
-                        i += 4;
-                        if (0xD800..0xDC00).contains(&cp) && s.get(i..i + 2) == Some(b"\\u") {
-                            let low = hex(i + 2)?;
-                            cp = 0x10000
-                                + ((cp - 0xD800) << 10)
-                                + (low.wrapping_sub(0xDC00) & 0x3FF);
-                            i += 6;
-                        }
-                        let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
-                        out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
-                    }
-                    _ => return None,
-                }
-            }
-            _ => {
-                let next = memchr::memchr2(b'"', b'\\', &s[i..])? + i;
-                out.extend_from_slice(&s[i..next]);
-                i = next;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,22 +560,6 @@ mod tests {
             stdout: true,
             stderr: true,
             ..Default::default()
-        }
-    }
-
-    #[test]
-    fn fast_and_slow_decoding_agree() {
-        let lines: &[&[u8]] = &[
-            br#"{"log":"plain\n","stream":"stdout","time":"2026-01-01T00:00:00.000000001Z"}"#,
-            br#"{"log":"q\"b\\t\t\u0001\u00e9\ud83d\ude00\n","stream":"stderr","time":"T"}"#,
-            br#"{"stream":"stdout","log":"other order\n","time":"T"}"#,
-        ];
-        for line in lines {
-            let fast = Entry::parse(line).unwrap();
-            let slow: JsonEntry = serde_json::from_slice(line).unwrap();
-            assert_eq!(fast.log.as_ref(), slow.log.as_bytes());
-            assert_eq!(fast.time, slow.time);
-            assert_eq!(fast.stream, if slow.stream == "stderr" { 2 } else { 1 });
         }
     }
 

@@ -1,0 +1,430 @@
+//! The contract between berth-core and a berth-shim, written once for both
+//! sides: the shim's command line, its readiness line, the requests of its
+//! control socket, the files of its task directory and its exit file.
+//!
+//! Only berth-core starts shims, and a shim outlives the core that started
+//! it (a newer core adopts it), so every change here must stay readable by
+//! the other side's older build: add flags and fields, never rename them.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Files of a task's state directory.
+pub mod files {
+    /// The container's exit, written by the shim once it is known.
+    pub const EXIT: &str = "exit.json";
+    /// The shim's own pid.
+    pub const SHIM_PID: &str = "shim.pid";
+    /// The container's init (or the exec's process) pid, as the runtime
+    /// wrote it.
+    pub const INIT_PID: &str = "init.pid";
+}
+
+/// Suffixes of the shim's sockets, appended to its `--socket-base`.
+pub mod sockets {
+    /// Attach sessions (berth_proto::attach framing).
+    pub const ATTACH: &str = ".attach";
+    /// One request line, one answer line: see [`super::Request`].
+    pub const CONTROL: &str = ".ctl";
+    /// The runtime's console socket (TTY containers).
+    pub const TTY: &str = ".tty";
+}
+
+/// A shim socket's path: the base plus a suffix of [`sockets`]. (A unix
+/// socket path must fit in 108 bytes, so the base is kept apart from the
+/// possibly deep state directory.)
+pub fn socket(base: &Path, suffix: &str) -> PathBuf {
+    let mut s = base.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// The log file format a shim writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Docker's json-file: one JSON object per line.
+    #[default]
+    JsonFile,
+    /// Docker's `local` driver: length-prefixed protobuf records.
+    Local,
+}
+
+impl LogFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::JsonFile => "json-file",
+            LogFormat::Local => "local",
+        }
+    }
+
+    /// The format of a driver name; "" (unset) is json-file.
+    pub fn parse(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "" | "json-file" => Ok(LogFormat::JsonFile),
+            "local" => Ok(LogFormat::Local),
+            other => Err(format!("unknown log format {other}")),
+        }
+    }
+}
+
+/// The shim's command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Args {
+    pub id: String,
+    /// The task's state directory (pid and exit files).
+    pub state_dir: PathBuf,
+    pub bundle: PathBuf,
+    pub runtime: PathBuf,
+    pub runtime_root: PathBuf,
+    /// Empty: do not log.
+    pub log_path: PathBuf,
+    /// Rotate the log at this size (0: never), keeping this many files.
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+    pub log_format: LogFormat,
+    /// Prefix of the shim's sockets (see [`sockets`]).
+    pub socket_base: PathBuf,
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub tty: bool,
+    /// Exec mode: `bundle` is a process.json to run in container `id` when
+    /// started, instead of a bundle to create container `id` from.
+    pub exec: bool,
+}
+
+impl Args {
+    /// The arguments that start a shim with these settings.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut out: Vec<OsString> = Vec::new();
+        let mut pair = |k: &str, v: &OsString| {
+            out.push(k.into());
+            out.push(v.clone());
+        };
+        pair("--id", &self.id.clone().into());
+        pair("--state-dir", &self.state_dir.clone().into());
+        pair("--bundle", &self.bundle.clone().into());
+        pair("--runtime", &self.runtime.clone().into());
+        pair("--runtime-root", &self.runtime_root.clone().into());
+        pair("--socket-base", &self.socket_base.clone().into());
+        if !self.log_path.as_os_str().is_empty() {
+            pair("--log-path", &self.log_path.clone().into());
+            pair("--log-format", &self.log_format.name().into());
+            if self.log_max_size > 0 {
+                pair("--log-max-size", &self.log_max_size.to_string().into());
+                pair(
+                    "--log-max-files",
+                    &self.log_max_files.max(1).to_string().into(),
+                );
+            }
+        }
+        for (on, flag) in [
+            (self.exec, "--exec"),
+            (self.stdin, "--stdin"),
+            (self.stdin_once, "--stdin-once"),
+            (self.tty, "--tty"),
+        ] {
+            if on {
+                out.push(flag.into());
+            }
+        }
+        out
+    }
+
+    /// Reads the shim's command line (without the program name).
+    pub fn parse(argv: &[String]) -> Result<Args, String> {
+        let mut a = Args::default();
+        let mut it = argv.iter();
+        while let Some(key) = it.next() {
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{key} needs a value"))
+            };
+            match key.as_str() {
+                "--id" => a.id = value()?,
+                "--state-dir" => a.state_dir = value()?.into(),
+                "--bundle" => a.bundle = value()?.into(),
+                "--runtime" => a.runtime = value()?.into(),
+                "--runtime-root" => a.runtime_root = value()?.into(),
+                "--log-path" => a.log_path = value()?.into(),
+                "--log-format" => a.log_format = LogFormat::parse(&value()?)?,
+                "--log-max-size" => {
+                    a.log_max_size = value()?
+                        .parse()
+                        .map_err(|_| "--log-max-size needs a number")?
+                }
+                "--log-max-files" => {
+                    a.log_max_files = value()?
+                        .parse()
+                        .map_err(|_| "--log-max-files needs a number")?
+                }
+                "--socket-base" => a.socket_base = value()?.into(),
+                "--stdin" => a.stdin = true,
+                "--stdin-once" => a.stdin_once = true,
+                "--tty" => a.tty = true,
+                "--exec" => a.exec = true,
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        if a.id.is_empty()
+            || a.state_dir.as_os_str().is_empty()
+            || a.bundle.as_os_str().is_empty()
+            || a.runtime.as_os_str().is_empty()
+        {
+            return Err("--id, --state-dir, --bundle and --runtime are required".into());
+        }
+        if a.socket_base.as_os_str().is_empty() {
+            a.socket_base = a.state_dir.join("sock");
+        }
+        if a.runtime_root.as_os_str().is_empty() {
+            a.runtime_root = a.state_dir.join("runtime");
+        }
+        Ok(a)
+    }
+
+    /// A file of the task's state directory (see [`files`]).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.state_dir.join(name)
+    }
+
+    pub fn socket(&self, suffix: &str) -> PathBuf {
+        socket(&self.socket_base, suffix)
+    }
+}
+
+/// The line a shim writes on its stdout once the container exists (or
+/// could not be made), before it detaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// The container's init pid.
+    Ok(i32),
+    Error(String),
+}
+
+impl fmt::Display for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ready::Ok(pid) => write!(f, "ok {pid}"),
+            Ready::Error(msg) => write!(f, "error {}", one_line(msg)),
+        }
+    }
+}
+
+impl Ready {
+    /// None when the line is neither (the shim died before answering).
+    pub fn parse(line: &str) -> Option<Ready> {
+        if let Some(pid) = line.strip_prefix("ok ") {
+            return pid.parse().ok().map(Ready::Ok);
+        }
+        line.strip_prefix("error ")
+            .map(|m| Ready::Error(m.to_string()))
+    }
+}
+
+/// A request on the control socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Start the created container (or the exec's process).
+    Start,
+    /// Signal init, or with `all` every process of the container.
+    Kill {
+        signal: i32,
+        all: bool,
+    },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
+    CloseStdin,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Start => write!(f, "start"),
+            Request::Kill { signal, all: false } => write!(f, "kill {signal}"),
+            Request::Kill { signal, all: true } => write!(f, "kill {signal} all"),
+            Request::Resize { rows, cols } => write!(f, "resize {rows} {cols}"),
+            Request::CloseStdin => write!(f, "close-stdin"),
+        }
+    }
+}
+
+impl Request {
+    pub fn parse(line: &str) -> Result<Request, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["start"] => Ok(Request::Start),
+            ["kill", sig] | ["kill", sig, "all"] => Ok(Request::Kill {
+                signal: sig.parse().map_err(|_| format!("bad signal {sig}"))?,
+                all: words.len() == 3,
+            }),
+            ["resize", rows, cols] => Ok(Request::Resize {
+                rows: rows.parse().map_err(|_| "bad size".to_string())?,
+                cols: cols.parse().map_err(|_| "bad size".to_string())?,
+            }),
+            ["close-stdin"] => Ok(Request::CloseStdin),
+            _ => Err(format!("unknown request {line:?}")),
+        }
+    }
+}
+
+/// The control socket's answer line.
+pub fn answer(result: &Result<(), String>) -> String {
+    match result {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("error {}", one_line(e)),
+    }
+}
+
+/// Reads an answer line back: Ok, or the shim's message.
+pub fn parse_answer(line: &str) -> Result<(), String> {
+    if line == "ok" {
+        return Ok(());
+    }
+    Err(line
+        .strip_prefix("error ")
+        .unwrap_or("the shim closed the connection")
+        .to_string())
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// `exit.json`: the container's exit, written once by the shim, atomically
+/// (a temporary name, then a rename), so that a core that was down when
+/// the container exited still learns the real exit code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    pub exit_code: i32,
+    /// RFC 3339, nanoseconds (`timefmt::now`).
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+impl Exit {
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join(format!("{}.tmp", files::EXIT));
+        let mut body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        body.push(b'\n');
+        std::fs::write(&tmp, body)?;
+        std::fs::rename(&tmp, dir.join(files::EXIT))
+    }
+
+    /// None when the shim wrote none (it was killed) or it is unreadable.
+    pub fn read(dir: &Path) -> Option<Exit> {
+        let raw = std::fs::read(dir.join(files::EXIT)).ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_round_trip() {
+        let a = Args {
+            id: "c1".into(),
+            state_dir: "/s".into(),
+            bundle: "/b".into(),
+            runtime: "/usr/sbin/runc".into(),
+            runtime_root: "/r".into(),
+            log_path: "/l/c1-json.log".into(),
+            log_max_size: 1024,
+            log_max_files: 3,
+            log_format: LogFormat::Local,
+            socket_base: "/run/x".into(),
+            stdin: true,
+            stdin_once: false,
+            tty: true,
+            exec: true,
+        };
+        let argv: Vec<String> = a
+            .to_args()
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        assert_eq!(Args::parse(&argv).unwrap(), a);
+    }
+
+    #[test]
+    fn args_defaults_and_refusals() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let a = Args::parse(&v(&[
+            "--id",
+            "c1",
+            "--state-dir",
+            "/s",
+            "--bundle",
+            "/b",
+            "--runtime",
+            "/rt",
+        ]))
+        .unwrap();
+        assert_eq!(a.runtime_root, PathBuf::from("/s/runtime"));
+        assert_eq!(a.socket(sockets::CONTROL), PathBuf::from("/s/sock.ctl"));
+        assert!(Args::parse(&v(&["--id", "c1"])).is_err());
+        assert!(Args::parse(&v(&["--bogus"])).is_err());
+        assert!(Args::parse(&v(&["--id"])).is_err());
+        assert!(LogFormat::parse("syslog").is_err());
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for r in [
+            Request::Start,
+            Request::Kill {
+                signal: 9,
+                all: true,
+            },
+            Request::Kill {
+                signal: 15,
+                all: false,
+            },
+            Request::Resize { rows: 24, cols: 80 },
+            Request::CloseStdin,
+        ] {
+            assert_eq!(Request::parse(&r.to_string()), Ok(r));
+        }
+        assert!(Request::parse("kill x").is_err());
+        assert!(Request::parse("reboot").is_err());
+    }
+
+    #[test]
+    fn answers_and_readiness_round_trip() {
+        assert_eq!(parse_answer(&answer(&Ok(()))), Ok(()));
+        let e = Err("not\nrunning".to_string());
+        assert_eq!(parse_answer(&answer(&e)), Err("not running".into()));
+        assert_eq!(
+            Ready::parse(&Ready::Ok(1234).to_string()),
+            Some(Ready::Ok(1234))
+        );
+        assert_eq!(
+            Ready::parse(&Ready::Error("exec: nope".into()).to_string()),
+            Some(Ready::Error("exec: nope".into()))
+        );
+        assert_eq!(Ready::parse(""), None);
+    }
+
+    #[test]
+    fn exit_file_round_trip() {
+        let dir = std::env::temp_dir().join(format!("berth-proto-exit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(Exit::read(&dir), None);
+        let e = Exit {
+            exit_code: 137,
+            finished_at: "2026-12-06T16:00:00.000000001Z".into(),
+            oom_killed: true,
+        };
+        e.write(&dir).unwrap();
+        assert_eq!(Exit::read(&dir), Some(e));
+        assert!(!dir.join("exit.json.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
