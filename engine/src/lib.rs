@@ -17,6 +17,7 @@ pub mod core_client;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod filters;
 pub mod go_json;
 pub mod images;
 pub mod listener;

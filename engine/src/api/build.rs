@@ -103,7 +103,7 @@ pub async fn prune(
     AxQuery(q): AxQuery<Query>,
 ) -> Result<Response> {
     let all = flag(&q, "all");
-    let filters = super::filters::Filters::parse(q.get("filters").map(String::as_str))?;
+    let filters = crate::filters::Filters::parse(q.get("filters").map(String::as_str))?;
     // The filters of the legacy builder's cache; BuildKit's others (id,
     // type, inuse...) describe records this cache does not have.
     filters.only(&["until", "unused-for"]).map_err(|e| {

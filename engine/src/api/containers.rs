@@ -12,7 +12,6 @@ use berth_proto::attach::AttachRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
-use super::filters::Filters;
 use super::hijack;
 use super::query::{flag, int, int_unchecked, Query};
 use super::shape;
@@ -20,6 +19,7 @@ use super::{ApiVersion, State};
 use crate::containers::lifecycle::WaitCondition;
 use crate::containers::logs::LogOptions;
 use crate::error::{Error, Result};
+use crate::filters::Filters;
 
 pub async fn create(
     AxState(engine): AxState<State>,

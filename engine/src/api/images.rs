@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::filters::Filters;
 use super::query::{flag, Query};
 use super::shape;
 use super::ApiVersion;
 use super::{stream, State};
 use crate::error::{Error, Result};
+use crate::filters::Filters;
 use crate::images::pull::{Platform, PullRequest};
 use crate::images::reference::Reference;
 use crate::images::registry::AuthConfig;

@@ -6,7 +6,6 @@ pub mod attach_ws;
 pub mod build;
 pub mod containers;
 pub mod exec;
-pub mod filters;
 pub mod hijack;
 pub mod images;
 pub mod networks;

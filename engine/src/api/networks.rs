@@ -10,12 +10,12 @@ use bollard_stubs::models::{
 };
 use serde_json::json;
 
-use super::filters::Filters;
 use super::query::Query;
 use super::shape;
 use super::ApiVersion;
 use super::State;
 use crate::error::Result;
+use crate::filters::Filters;
 use axum::Extension;
 
 fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T> {

@@ -12,12 +12,12 @@ use bollard_stubs::models::{
 };
 use serde_json::json;
 
-use super::filters::{labels_match, Filters};
 use super::query::Query;
 use super::{State, MAX_API_VERSION, MIN_API_VERSION};
 use crate::error::Error;
 use crate::error::Result;
 use crate::events::Event;
+use crate::filters::{labels_match, Filters};
 
 fn ping_headers() -> HeaderMap {
     let mut h = HeaderMap::new();

@@ -9,12 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::filters::Filters;
 use super::query::{flag, Query};
 use super::shape;
 use super::ApiVersion;
 use super::State;
 use crate::error::Result;
+use crate::filters::Filters;
 use axum::Extension;
 
 #[derive(Debug, Default, Deserialize)]

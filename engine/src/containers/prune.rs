@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use super::Containers;
-use crate::api::filters::Filters;
 use crate::error::{Error, Result};
+use crate::filters::Filters;
 
 impl Containers {
     /// Removes stopped containers matching `until` and `label`; returns

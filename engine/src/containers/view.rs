@@ -10,8 +10,8 @@ use bollard_stubs::models::{
 
 use super::record::{Container, ZERO_TIME};
 use super::Containers;
-use crate::api::filters::{labels_match, Filters};
 use crate::error::{Error, Result};
+use crate::filters::{labels_match, Filters};
 use crate::util::{human_duration, parse_rfc3339, unix_now};
 
 const STATUSES: &[&str] = &[

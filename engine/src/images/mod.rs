@@ -272,7 +272,7 @@ impl Images {
 
     pub async fn list(
         &self,
-        filters: &crate::api::filters::Filters,
+        filters: &crate::filters::Filters,
         all: bool,
     ) -> Result<Vec<ImageSummary>> {
         filters.only(&["dangling", "reference", "label", "before", "since"])?;
@@ -337,7 +337,7 @@ impl Images {
             }
             let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
             let labels = labels_of(&config);
-            if !crate::api::filters::labels_match(&filters.get("label"), &labels) {
+            if !crate::filters::labels_match(&filters.get("label"), &labels) {
                 continue;
             }
             if before.as_ref().is_some_and(|b| img.created >= *b)
@@ -451,7 +451,7 @@ impl Images {
     /// `label`. Returns the deleted items and the bytes freed.
     pub async fn prune(
         &self,
-        filters: &crate::api::filters::Filters,
+        filters: &crate::filters::Filters,
     ) -> Result<(Vec<ImageDeleteResponseItem>, u64)> {
         filters.only(&["dangling", "until", "label", "label!"])?;
         let all = match filters.get("dangling").first().map(String::as_str) {

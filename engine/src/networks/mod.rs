@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::info;
 
-use crate::api::filters::Filters;
 use crate::error::{Error, Result};
+use crate::filters::Filters;
 use crate::store::Store;
 use ipam::Pool;
 

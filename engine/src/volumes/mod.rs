@@ -174,7 +174,7 @@ impl Volumes {
 
     /// `GET /volumes`: filters name (substring), label (key or key=value),
     /// dangling (not used by any container) and driver.
-    pub async fn list(&self, filters: &crate::api::filters::Filters) -> Result<Value> {
+    pub async fn list(&self, filters: &crate::filters::Filters) -> Result<Value> {
         let mut out = Vec::new();
         for v in self.store.volumes().await? {
             let labels: HashMap<String, String> =
@@ -310,7 +310,7 @@ impl Volumes {
     /// `label` and `label!` filters too.
     pub async fn prune(
         &self,
-        filters: &crate::api::filters::Filters,
+        filters: &crate::filters::Filters,
         named_by_default: bool,
     ) -> Result<Value> {
         let all = filters.bool("all")?.unwrap_or(named_by_default);
