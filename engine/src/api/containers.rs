@@ -28,7 +28,10 @@ pub async fn create(
 ) -> Result<Response> {
     let (id, warnings) = engine
         .containers
-        .create(q.get("name").map(String::as_str), &body)
+        .create(
+            q.get("name").map(String::as_str),
+            crate::containers::CreateRequest::decode(&body)?,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

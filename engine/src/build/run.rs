@@ -4,12 +4,13 @@
 //! the build stream as it comes, and its filesystem changes committed as
 //! the step's layer.
 
-use serde_json::json;
+use bollard_stubs::models::{ContainerConfig, HealthConfig, HostConfig, HostConfigLogConfig};
 use tokio::io::AsyncReadExt;
 
 use super::dockerfile::{Args, Instruction};
 use super::steps::{short_id, Build, Stage, PROXY_ARGS};
 use crate::containers::lifecycle::WaitCondition;
+use crate::containers::CreateRequest;
 use crate::error::{Error, Result};
 use crate::images::commit::CommitInfo;
 
@@ -97,26 +98,39 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     } else {
         build.opts.network_mode.as_str()
     };
-    let body = json!({
-        "Image": stage.image.id,
-        "Entrypoint": [argv[0]],
-        "Cmd": argv[1..],
-        "Env": env,
-        "User": stage.config["User"],
-        "WorkingDir": stage.config["WorkingDir"],
-        "Healthcheck": { "Test": ["NONE"] },
-        "HostConfig": {
-            "NetworkMode": network,
-            "ExtraHosts": build.opts.extra_hosts,
-            "LogConfig": { "Type": "none" },
+    let text = |key: &str| stage.config[key].as_str().map(str::to_string);
+    let req = CreateRequest {
+        config: ContainerConfig {
+            image: Some(stage.image.id.clone()),
+            entrypoint: Some(vec![argv[0].clone()]),
+            cmd: Some(argv[1..].to_vec()),
+            env: Some(env),
+            user: text("User"),
+            working_dir: text("WorkingDir"),
+            healthcheck: Some(HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
         },
-    });
+        host_config: HostConfig {
+            network_mode: Some(network.to_string()),
+            extra_hosts: Some(build.opts.extra_hosts.clone()),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
+            ..Default::default()
+        },
+        host_config_given: true,
+        ..Default::default()
+    };
     if stage.image.id.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "The command '{cmdline}' cannot run: the image is empty (FROM scratch has no shell)"
         )));
     }
-    let (id, _) = containers.create(None, body.to_string().as_bytes()).await?;
+    let (id, _) = containers.create(None, req).await?;
     let short = short_id(&id);
     build.out.say(&format!(" ---> Running in {short}\n"));
     let output = containers.attach_output(&id);

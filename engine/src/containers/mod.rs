@@ -219,9 +219,18 @@ impl Containers {
     }
 
     /// `POST /containers/create`: returns the new id and warnings.
-    pub async fn create(&self, name: Option<&str>, body: &[u8]) -> Result<(String, Vec<String>)> {
-        let (mut config, mut host_config, host_config_given) = decode_create_body(body)?;
-        let networking = networking_config(body);
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        req: CreateRequest,
+    ) -> Result<(String, Vec<String>)> {
+        let CreateRequest {
+            mut config,
+            mut host_config,
+            host_config_given,
+            networking,
+            mac_address,
+        } = req;
         let image_ref = config
             .image
             .clone()
@@ -362,7 +371,7 @@ impl Containers {
         };
         self.plan_links(&name, &mut host_config, &mut endpoints)
             .await?;
-        if let Some(mac) = config_mac_address(body) {
+        if let Some(mac) = mac_address {
             // The container-level MacAddress (deprecated in API 1.44, still
             // honoured) is its first endpoint's unless that names its own.
             if let Some((_, e)) = endpoints.first_mut() {
@@ -484,8 +493,29 @@ fn disable_labels_when_shared(host_config: &mut HostConfig) {
     }
 }
 
-/// Decodes a create body into its config and host config, and whether the
-/// body gave a host config at all.
+/// `POST /containers/create`'s body, decoded once ([`CreateRequest::decode`]).
+#[derive(Debug, Default)]
+pub struct CreateRequest {
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    /// The body gave a host config (under `HostConfig` or at its top
+    /// level): dockerd then records the default runtime at create.
+    pub host_config_given: bool,
+    pub networking: Option<bollard_stubs::models::NetworkingConfig>,
+    /// The container-level MacAddress (deprecated in API 1.44).
+    pub mac_address: Option<String>,
+}
+
+impl CreateRequest {
+    /// Decodes a create body as dockerd does; see [`decode_create_body`].
+    pub fn decode(body: &[u8]) -> Result<CreateRequest> {
+        decode_create_body(body)
+    }
+}
+
+/// Decodes a create body: its config, its host config (and whether the
+/// body gave one at all), its NetworkingConfig and its container-level
+/// MacAddress, from one parse.
 ///
 /// As dockerd's wrapper (which embeds a HostConfig besides the inner
 /// `HostConfig` key), host config fields at the top level of the body are
@@ -493,7 +523,7 @@ fn disable_labels_when_shared(host_config: &mut HostConfig) {
 /// (docker-py sends `Runtime` there), and otherwise give Memory,
 /// MemorySwap and CpuShares where the inner one leaves them zero. The
 /// top-level `Cpuset` names CpusetCpus when that is empty.
-pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig, bool)> {
+pub fn decode_create_body(body: &[u8]) -> Result<CreateRequest> {
     let raw: Value = crate::go_json::first_value(body)
         .map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     if raw.is_null() {
@@ -520,6 +550,17 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig, b
     // Unknown keys (the Config's) are ignored, so this reads only what the
     // top level has of a HostConfig; a top level that does not decode as
     // one gives none, as it gives dockerd nothing it could use.
+    // The container-level MacAddress: the typed config no longer has it
+    // (API 1.44 moved it to the endpoints).
+    #[derive(serde::Deserialize)]
+    struct Legacy {
+        #[serde(rename = "MacAddress", default)]
+        mac_address: Option<String>,
+    }
+    let mac_address = crate::go_json::from_value::<Legacy>(raw.clone())
+        .ok()
+        .and_then(|l| l.mac_address)
+        .filter(|m| !m.is_empty());
     let top: HostConfig = crate::go_json::from_value(raw.clone()).unwrap_or_default();
     let top_given =
         serde_json::to_value(&top).ok() != serde_json::to_value(HostConfig::default()).ok();
@@ -558,25 +599,13 @@ pub fn decode_create_body(body: &[u8]) -> Result<(ContainerConfig, HostConfig, b
             )));
         }
     }
-    Ok((config, host_config, given))
-}
-
-/// The container-level `MacAddress` of a create body (the typed config
-/// no longer has it: API 1.44 moved it to the endpoints).
-fn config_mac_address(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Legacy {
-        #[serde(rename = "MacAddress", default)]
-        mac_address: Option<String>,
-    }
-    let parsed: Legacy = crate::go_json::from_slice(body).ok()?;
-    parsed.mac_address.filter(|m| !m.is_empty())
-}
-
-/// The body's NetworkingConfig (EndpointsConfig per network), if any.
-fn networking_config(body: &[u8]) -> Option<bollard_stubs::models::NetworkingConfig> {
-    let parsed: ContainerCreateBody = crate::go_json::from_slice(body).ok()?;
-    parsed.networking_config
+    Ok(CreateRequest {
+        config,
+        host_config,
+        host_config_given: given,
+        networking: parsed.networking_config,
+        mac_address,
+    })
 }
 
 /// Fills what the client left out from the image's config, as Docker does:
