@@ -254,6 +254,13 @@ impl fmt::Display for Request {
 }
 
 impl Request {
+    /// SIGKILL to every process of the container: how a task is ended
+    /// when it must go.
+    pub const KILL_ALL: Request = Request::Kill {
+        signal: 9,
+        all: true,
+    };
+
     pub fn parse(line: &str) -> Result<Request, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {

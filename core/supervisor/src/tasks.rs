@@ -583,14 +583,7 @@ impl Tasks {
             TaskStatus::Created => {
                 // Never started: kill it and wait for its shim to go (by
                 // pidfd, which cannot miss an exit that already happened).
-                let _ = shim::control(
-                    &rec.socket_base,
-                    Request::Kill {
-                        signal: 9,
-                        all: true,
-                    },
-                )
-                .await;
+                let _ = shim::control(&rec.socket_base, Request::KILL_ALL).await;
                 if !self.shim_gone(rec.shim_pid, Duration::from_secs(10)).await {
                     warn!(%id, shim_pid = rec.shim_pid, "shim of a created task did not exit; killing it");
                     kill_pid(rec.shim_pid);
@@ -858,14 +851,7 @@ impl Tasks {
                 warn!(%id, error = %e, "restarting task failed; giving up")
             }
             (_, Ok(())) => {
-                let _ = shim::control(
-                    &rec.socket_base,
-                    Request::Kill {
-                        signal: 9,
-                        all: true,
-                    },
-                )
-                .await;
+                let _ = shim::control(&rec.socket_base, Request::KILL_ALL).await;
             }
             (_, Err(_)) => {}
         }
