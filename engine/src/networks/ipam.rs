@@ -77,6 +77,16 @@ pub fn is_v6(s: &str) -> bool {
     s.contains(':')
 }
 
+/// An --ip-range must lie inside its network's subnet (either family).
+pub fn range_inside(subnet: ipnet::IpNet, range: ipnet::IpNet) -> Result<()> {
+    if subnet.contains(&range.network()) && range.prefix_len() >= subnet.prefix_len() {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "invalid network config: ip-range {range} is not inside subnet {subnet}"
+    )))
+}
+
 pub fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }

@@ -320,12 +320,7 @@ fn ipv6_config(
     };
     let ip_range = match cfg.ip_range.as_deref().filter(|r| !r.is_empty()) {
         Some(r) => {
-            let range = ipam::parse_subnet6(r)?;
-            if !subnet.contains(&range.network()) || range.prefix_len() < subnet.prefix_len() {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid network config: ip-range {r} is not inside subnet {subnet}"
-                )));
-            }
+            ipam::range_inside(subnet.into(), ipam::parse_subnet6(r)?.into())?;
             Some(r.to_string())
         }
         None => None,
@@ -686,11 +681,7 @@ impl Networks {
         let ip_range = match cfg.ip_range.as_deref().filter(|r| !r.is_empty()) {
             Some(r) => {
                 let r = ipam::parse_subnet(r)?;
-                if !subnet.contains(&r.network()) || r.prefix_len() < subnet.prefix_len() {
-                    return Err(Error::InvalidArgument(format!(
-                        "invalid network config: ip-range {r} is not inside subnet {subnet}"
-                    )));
-                }
+                ipam::range_inside(subnet.into(), r.into())?;
                 Some(r.to_string())
             }
             None => None,

@@ -1058,34 +1058,28 @@ impl Networks {
         let mode = mode_of(c).to_string();
         let mut first: Option<Attachment> = None;
         for (nid, e) in &eps {
-            let Some(n) = all.iter().find(|n| &n.id == nid) else {
-                // Its network was removed: dockerd still lists it, bare.
-                if !e.network_name.is_empty() {
-                    networks.insert(
-                        e.network_name.clone(),
-                        without_nulls(json!({
-                            "IPAMConfig": ipam_config(e),
-                            "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
-                            "MacAddress": "", "GwPriority": 0, "NetworkID": "", "EndpointID": "",
-                            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                            "DNSNames": if e.named { json!(dns_names(c, e)) } else { Value::Null },
-                        })),
-                    );
-                }
-                continue;
+            let n = all.iter().find(|n| &n.id == nid);
+            // An endpoint whose network was removed: dockerd still lists
+            // it, bare, by the name the network had.
+            let name = match n {
+                Some(n) => n.name.clone(),
+                None if !e.network_name.is_empty() => e.network_name.clone(),
+                None => continue,
             };
-            let a = sb.as_ref().and_then(|s| s.attachments.get(nid));
+            let a = sb
+                .as_ref()
+                .and_then(|s| s.attachments.get(nid))
+                .filter(|_| n.is_some());
             if first.is_none() {
                 first = a.cloned();
             }
-            let dns_names = if n.dns && e.named {
+            let dns_names = if e.named && n.is_none_or(|n| n.dns) {
                 dns_names(c, e)
             } else {
                 Vec::new()
             };
             networks.insert(
-                n.name.clone(),
+                name,
                 without_nulls(json!({
                     "IPAMConfig": ipam_config(e),
                     "Links": if e.links.is_empty() { Value::Null } else { json!(e.links) },
@@ -1097,7 +1091,7 @@ impl Networks {
                         .unwrap_or_default(),
                     "DriverOpts": e.driver_opts,
                     "GwPriority": 0,
-                    "NetworkID": n.id,
+                    "NetworkID": n.map(|n| n.id.clone()).unwrap_or_default(),
                     "EndpointID": a.map(|a| a.endpoint_id.clone()).unwrap_or_default(),
                     "Gateway": a.map(|a| a.gateway.clone()).unwrap_or_default(),
                     "IPAddress": a.map(|a| a.ip.clone()).unwrap_or_default(),
