@@ -41,6 +41,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
+# The suite checks formatting and lints (contrib/test.sh).
+if command -v rustup >/dev/null && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
 # PyPI: what compat-tests/python needs (checking answers against the API
 # spec; signing tokens in the test token server; the docker SDK tests).
 python3 -c 'import jsonschema, yaml, cryptography, docker, websocket' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml cryptography 'docker==7.1.0' 'websocket-client==1.8.0'

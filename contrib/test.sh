@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 bash contrib/setup.sh --deps
 # The tree is rustfmt-formatted (default settings); keep it so.
-if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; fi
+cargo fmt --all --check
+# No warnings, and the workspace lints of Cargo.toml ([workspace.lints]).
+cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo build --release --locked -p berth-engine -p berth-core -p berth-shim
 export BERTH_BIN_DIR=$PWD/target/release
 cargo test --locked --workspace -- --test-threads=2

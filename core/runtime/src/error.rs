@@ -15,6 +15,9 @@ pub enum Error {
         status: i32,
         message: String,
     },
+    /// An attached `exec` outlived its deadline and was killed.
+    #[error("timed out after {0:?}")]
+    TimedOut(std::time::Duration),
     #[error("unexpected runtime output: {0}")]
     BadOutput(String),
     #[error("{0}")]

@@ -63,7 +63,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let runtimes = Runtimes::detect(&config.state_dir, config.default_runtime.as_deref())?;
     info!(default_runtime = %runtimes.default_name(), "runtime selected");
     let events = Arc::new(EventLog::open(&config.state_dir)?);
-    let tasks = Tasks::new(config.state_dir.clone(), shim, runtimes, events.clone());
+    let tasks = Tasks::new(
+        config.state_dir.clone(),
+        runtimes,
+        Arc::new(berth_runtime::CliFactory),
+        Arc::new(crate::shim::Processes { binary: shim }),
+        events.clone(),
+    );
     tasks.adopt_existing().await;
 
     if let Some(dir) = config.address.parent() {

@@ -10,7 +10,6 @@ pub mod api;
 pub mod cli;
 pub mod error;
 pub mod event_log;
-pub mod health;
 pub mod ids;
 pub mod lock;
 pub mod pidfd;

@@ -52,6 +52,16 @@ impl Runtimes {
         })
     }
 
+    /// One runtime taken as it is, without a probe (tests over a fake runtime).
+    pub fn only(state_dir: &Path, name: &str, path: &Path) -> Runtimes {
+        let runtime = (name.to_string(), path.to_path_buf());
+        Runtimes {
+            default: runtime.clone(),
+            working: vec![runtime],
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+
     pub fn default_name(&self) -> &str {
         &self.default.0
     }

@@ -1,23 +1,111 @@
-//! Talking to shims: starting one (and waiting for its readiness line), and
-//! its line-based control socket. What the lines and flags say is
-//! `berth_proto::shim`, which the shim reads with.
+//! Talking to shims: starting one (and waiting for its readiness line), its
+//! line-based control socket, and following it until it exits. What the
+//! lines and flags say is `berth_proto::shim`, which the shim reads with.
+//!
+//! The tasks reach shims through [`Shims`], so that their unit tests can
+//! put an in-process fake where real shim processes would be.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use berth_proto::shim as contract;
 
+use crate::pidfd::{self, PidFd};
 use crate::Error;
+
+/// A shim that has created its task's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    /// The container's init process (an exec's process exists only after start).
+    pub init_pid: i32,
+    pub shim_pid: i32,
+}
+
+/// What the tasks ask of shims.
+pub trait Shims: Send + Sync {
+    /// Starts a shim for `args` and returns once it has created the process.
+    fn spawn<'a>(&'a self, args: &'a contract::Args) -> BoxFuture<'a, Result<Spawned, Error>>;
+    /// Sends one control request to the shim listening at `socket_base`.
+    fn control<'a>(
+        &'a self,
+        socket_base: &'a Path,
+        request: contract::Request,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Resolves when shim `shim_pid` has exited (at once if it has already).
+    fn exited(&self, shim_pid: i32) -> BoxFuture<'static, ()>;
+    /// Whether `shim_pid` still is the shim of task `id` (pids are reused).
+    fn is_shim_of(&self, shim_pid: i32, id: &str) -> bool;
+    /// Kills a shim that does not go by itself.
+    fn kill(&self, shim_pid: i32);
+}
+
+/// Real shims: detached `berth-shim` processes.
+pub struct Processes {
+    /// The `berth-shim` binary.
+    pub binary: PathBuf,
+}
+
+impl Shims for Processes {
+    fn spawn<'a>(&'a self, args: &'a contract::Args) -> BoxFuture<'a, Result<Spawned, Error>> {
+        Box::pin(async move {
+            let init_pid = spawn(&self.binary, args).await?;
+            let shim_pid = read_pid(&args.file(contract::files::SHIM_PID)).unwrap_or(0);
+            Ok(Spawned { init_pid, shim_pid })
+        })
+    }
+
+    fn control<'a>(
+        &'a self,
+        socket_base: &'a Path,
+        request: contract::Request,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(control(socket_base, request))
+    }
+
+    fn exited(&self, shim_pid: i32) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if shim_pid <= 0 {
+                return;
+            }
+            match PidFd::open(shim_pid) {
+                Ok(fd) => {
+                    if let Err(e) = fd.exited().await {
+                        warn!(shim_pid, error = %e, "waiting for shim");
+                    }
+                }
+                Err(e) => info!(shim_pid, error = %e, "shim already gone"),
+            }
+        })
+    }
+
+    fn is_shim_of(&self, shim_pid: i32, id: &str) -> bool {
+        shim_pid > 0
+            && pidfd::is_process_of(shim_pid, "berth-shim")
+            && pidfd::is_process_of(shim_pid, id)
+    }
+
+    fn kill(&self, shim_pid: i32) {
+        if shim_pid > 0 {
+            let _ = pidfd::kill(shim_pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// A pid file's number (`shim.pid`, `init.pid`).
+pub fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
 
 /// Starts a shim and waits until it has created the container. The shim
 /// detaches at once (its first process exits, we reap it), so it is never
 /// our child; it reports "ok <init pid>" or "error <message>" on the pipe.
-pub async fn spawn(shim: &Path, args: &contract::Args) -> Result<i32, Error> {
+async fn spawn(shim: &Path, args: &contract::Args) -> Result<i32, Error> {
     let mut cmd = tokio::process::Command::new(shim);
     cmd.args(args.to_args());
     cmd.stdin(Stdio::null())
@@ -56,7 +144,7 @@ fn parse_ready(line: &str) -> Result<i32, Error> {
 }
 
 /// Sends one control request and returns the shim's answer.
-pub async fn control(socket_base: &Path, request: contract::Request) -> Result<(), Error> {
+async fn control(socket_base: &Path, request: contract::Request) -> Result<(), Error> {
     let path = contract::socket(socket_base, contract::sockets::CONTROL);
     let conn = UnixStream::connect(&path)
         .await

@@ -106,9 +106,9 @@ pub async fn prune(
     let filters = crate::filters::Filters::parse(q.get("filters").map(String::as_str))?;
     // The filters of the legacy builder's cache; BuildKit's others (id,
     // type, inuse...) describe records this cache does not have.
-    filters.only(&["until", "unused-for"]).map_err(|e| {
-        Error::InvalidArgument(format!("failed to prune build cache: {}", e.to_string()))
-    })?;
+    filters
+        .only(&["until", "unused-for"])
+        .map_err(|e| Error::InvalidArgument(format!("failed to prune build cache: {e}")))?;
     let mut unused_since = None;
     for key in ["until", "unused-for"] {
         if let Some(v) = filters.get(key).first() {

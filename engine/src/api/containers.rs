@@ -74,7 +74,8 @@ fn legacy_aliases(doc: &mut Value, version: ApiVersion) {
         return;
     };
     for ep in networks.values_mut() {
-        if !ep["DNSNames"].as_array().is_some_and(|d| !d.is_empty()) {
+        let has_dns_names = ep["DNSNames"].as_array().is_some_and(|d| !d.is_empty());
+        if !has_dns_names {
             continue;
         }
         match &mut ep["Aliases"] {

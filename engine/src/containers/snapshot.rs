@@ -175,6 +175,10 @@ fn merge_commit_config(mut user: Value, container: &Value) -> Value {
     user
 }
 
+fn is_empty_map(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| m.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -193,8 +197,4 @@ mod tests {
             super::merge_commit_config(json!({"Entrypoint": ["sh"]}), &json!({"Cmd": ["true"]}));
         assert_eq!(own["Cmd"], serde_json::Value::Null);
     }
-}
-
-fn is_empty_map(v: &Value) -> bool {
-    v.as_object().is_some_and(|m| m.is_empty())
 }

@@ -1,20 +1,23 @@
 //! Health checks (Docker's HEALTHCHECK), run by the core so that they go on
 //! while the engine is down.
 //!
-//! Each check is `<runtime> exec <id> <test…>` as a child of the core, with
-//! a timeout. The rules are Docker's: a success makes the task healthy and
+//! Each check is `<runtime> exec <id> <test…>`, run by the core with a
+//! timeout. The rules are Docker's: a success makes the task healthy and
 //! resets the failing streak; a failure adds to the streak, and `retries`
 //! failures in a row make it unhealthy; failures during the start period
 //! do not count while it is still starting. A status change is an event.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_proto::{Event, EventKind, HealthCheck, HealthResult, HealthState};
-use tokio::io::AsyncReadExt;
+use berth_proto::{Event, EventKind, HealthCheck, HealthResult, HealthState, TaskStatus};
 use tracing::{debug, info};
 
-use crate::tasks::{now, Tasks};
+use super::record::TaskRecord;
+use super::{now, Tasks};
+
+/// The runtime's log for health checks, apart from the task's own so that
+/// a check's errors never pass for a failed kill or delete.
+const HEALTH_LOG: &str = "health-runtime.log";
 
 /// Output kept per result, as Docker keeps it.
 const MAX_OUTPUT: usize = 4096;
@@ -22,7 +25,7 @@ const MAX_OUTPUT: usize = 4096;
 const MAX_LOG: usize = 5;
 
 /// Applies one result to the state; returns whether the status changed.
-pub fn record(
+pub(super) fn record(
     state: &mut HealthState,
     check: &HealthCheck,
     result: HealthResult,
@@ -46,17 +49,13 @@ pub fn record(
 }
 
 impl Tasks {
-    /// Starts the check loop of a running task (process `pid`) that has a
-    /// health check; the loop ends when that process is gone.
-    pub(crate) fn begin_health_checks(
-        &self,
-        ns: &str,
-        id: &str,
-        pid: u32,
-        check: Option<HealthCheck>,
-    ) {
-        let Some(check) = check else { return };
-        let (ns, id) = (ns.to_string(), id.to_string());
+    /// Starts the check loop of a running task that has a health check; the
+    /// loop ends when the process it was started for is gone.
+    pub(super) fn begin_health_checks(&self, rec: &TaskRecord) {
+        let Some(check) = rec.health_check.clone() else {
+            return;
+        };
+        let (ns, id, pid) = (rec.namespace.clone(), rec.id.clone(), rec.pid);
         let this = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
@@ -69,17 +68,17 @@ impl Tasks {
             loop {
                 tokio::time::sleep(Duration::from_millis(check.interval_ms.max(10))).await;
                 // Stop when the task stopped, was restarted (new pid) or deleted.
-                let Some((runtime, root, dir)) = this.runtime_of_running(&ns, &id, pid) else {
+                let Some(rec) = this.running(&ns, &id, pid) else {
                     return;
                 };
-                let result = run_check(&runtime, &root, &dir, &id, &check).await;
+                let result = this.run_check(&rec, &check).await;
                 debug!(%id, exit_code = result.exit_code, "health check");
                 let in_start = started.elapsed() < Duration::from_millis(check.start_period_ms);
                 let changed =
                     this.set_health(&ns, &id, pid, |h| record(h, &check, result, in_start));
                 if let Some(status) = changed {
                     info!(%id, %status, "health status changed");
-                    this.events().append_event(Event {
+                    this.inner.events.append_event(Event {
                         seq: 0,
                         epoch: String::new(),
                         namespace: ns.clone(),
@@ -97,66 +96,63 @@ impl Tasks {
             }
         });
     }
-}
 
-/// Runs the check once with its timeout.
-async fn run_check(
-    runtime: &std::path::Path,
-    root: &std::path::Path,
-    dir: &std::path::Path,
-    id: &str,
-    check: &HealthCheck,
-) -> HealthResult {
-    let start = now();
-    let mut cmd = tokio::process::Command::new(runtime);
-    cmd.arg("--root")
-        .arg(root)
-        .arg("--log")
-        .arg(dir.join("health-runtime.log"))
-        .arg("exec")
-        .arg(id)
-        .args(&check.test);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let outcome = async {
-        let mut child = cmd.spawn()?;
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let (mut so, mut se) = (
-            child.stdout.take().expect("piped"),
-            child.stderr.take().expect("piped"),
-        );
-        let (_, _, status) = tokio::join!(
-            so.read_to_end(&mut out),
-            se.read_to_end(&mut err),
-            child.wait()
-        );
-        out.extend_from_slice(&err);
-        Ok::<_, std::io::Error>((status?.code().unwrap_or(1), out))
-    };
-    let (exit_code, output) = match tokio::time::timeout(
-        Duration::from_millis(check.timeout_ms.max(10)),
-        outcome,
-    )
-    .await
-    {
-        Ok(Ok((code, out))) => (
-            code,
-            String::from_utf8_lossy(&out[..out.len().min(MAX_OUTPUT)]).into_owned(),
-        ),
-        Ok(Err(e)) => (-1, format!("cannot run the health check: {e}")),
-        Err(_) => (
-            -1,
-            format!("Health check exceeded timeout ({}ms)", check.timeout_ms),
-        ),
-    };
-    HealthResult {
-        start,
-        end: now(),
-        exit_code,
-        output,
+    /// The record of a task whose process `pid` still runs; `None` once it
+    /// stopped or was replaced.
+    fn running(&self, ns: &str, id: &str, pid: u32) -> Option<TaskRecord> {
+        let rec = self.get(ns, id).ok()?;
+        (rec.status == TaskStatus::Running && rec.pid == pid).then_some(rec)
+    }
+
+    /// Updates the health of process `pid` of a task; returns the new
+    /// status when `update` says it changed.
+    fn set_health(
+        &self,
+        ns: &str,
+        id: &str,
+        pid: u32,
+        update: impl FnOnce(&mut HealthState) -> bool,
+    ) -> Option<String> {
+        // Changed and stored under the map's lock: an exit recorded
+        // meanwhile must not be overwritten by a stale "running" record.
+        let (changed, status) = self
+            .update(ns, id, |rec| {
+                if rec.pid != pid || rec.status != TaskStatus::Running {
+                    return None;
+                }
+                let health = rec.health.get_or_insert_with(Default::default);
+                Some((update(health), health.status.clone()))
+            })
+            .and_then(|(_, out)| out)?;
+        changed.then_some(status)
+    }
+
+    /// Runs the check once (`<runtime> exec`) with its timeout.
+    async fn run_check(&self, rec: &TaskRecord, check: &HealthCheck) -> HealthResult {
+        let start = now();
+        let timeout = Duration::from_millis(check.timeout_ms.max(10));
+        let (target, argv) = (rec.id.clone(), check.test.clone());
+        let rt = self.runtime(rec, HEALTH_LOG);
+        let outcome = tokio::task::spawn_blocking(move || rt.exec(&target, &argv, timeout)).await;
+        let (exit_code, output) = match outcome {
+            Ok(Ok(out)) => (
+                out.exit_code,
+                String::from_utf8_lossy(&out.output[..out.output.len().min(MAX_OUTPUT)])
+                    .into_owned(),
+            ),
+            Ok(Err(berth_runtime::Error::TimedOut(_))) => (
+                -1,
+                format!("Health check exceeded timeout ({}ms)", check.timeout_ms),
+            ),
+            Ok(Err(e)) => (-1, format!("cannot run the health check: {e}")),
+            Err(e) => (-1, format!("cannot run the health check: {e}")),
+        };
+        HealthResult {
+            start,
+            end: now(),
+            exit_code,
+            output,
+        }
     }
 }
 
