@@ -62,14 +62,21 @@ fn every_crate_depends_on_exactly_what_the_crate_table_says() {
             ));
         }
     }
-    assert!(wrong.is_empty(), "ARCHITECTURE.md's crate table: {wrong:#?}");
+    assert!(
+        wrong.is_empty(),
+        "ARCHITECTURE.md's crate table: {wrong:#?}"
+    );
 }
 
 #[test]
 fn the_engine_and_the_core_keep_their_layering() {
     let engine = dependencies(&root().join("engine/Cargo.toml"));
     let berth: Vec<_> = engine.iter().filter(|d| d.starts_with("berth-")).collect();
-    assert_eq!(berth, ["berth-proto"], "the engine depends on berth-proto only");
+    assert_eq!(
+        berth,
+        ["berth-proto"],
+        "the engine depends on berth-proto only"
+    );
     let shim = dependencies(&root().join("core/shim/Cargo.toml"));
     assert!(
         !shim.contains("tokio"),

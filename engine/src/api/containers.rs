@@ -91,7 +91,13 @@ pub async fn inspect(
     Path(id): Path<String>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    let mut doc = engine.containers.inspect_json(&id).await?;
+    let inspected = engine.containers.inspect(&id).await?;
+    let mut doc = serde_json::to_value(&inspected.doc).map_err(crate::error::Error::internal)?;
+    doc["NetworkSettings"] =
+        serde_json::to_value(&inspected.network_settings).map_err(crate::error::Error::internal)?;
+    if let Some(mac) = inspected.config_mac {
+        doc["Config"]["MacAddress"] = mac.into();
+    }
     legacy_aliases(&mut doc, version);
     Ok(shape::CONTAINER.json(&doc, version))
 }

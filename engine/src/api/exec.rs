@@ -93,8 +93,13 @@ pub async fn start(
         .into_response())
 }
 
-pub async fn inspect(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(engine.containers.exec_inspect(&id).await?).into_response())
+pub async fn inspect(
+    AxState(engine): AxState<State>,
+    Path(id): Path<String>,
+    Extension(version): Extension<super::ApiVersion>,
+) -> Result<Response> {
+    let exec = engine.containers.exec_inspect(&id).await?;
+    Ok(super::shape::EXEC.json(&exec, version))
 }
 
 pub async fn resize(

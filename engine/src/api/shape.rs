@@ -350,6 +350,16 @@ pub static NETWORK: Shape = Shape {
     parsed: OnceLock::new(),
 };
 
+/// `GET /exec/{id}/json`: the exit code is `null` until the process ends.
+pub static EXEC: Shape = Shape {
+    zero: r#"{"ExitCode":null}"#,
+    since: &[],
+    until: &[],
+    null_if_empty: &[],
+    omit_if_empty: &[],
+    parsed: OnceLock::new(),
+};
+
 /// `GET /volumes/{name}` and the entries of `GET /volumes`.
 pub static VOLUME: Shape = Shape {
     zero: r#"{"Labels":null,"Options":null,"Scope":"local"}"#,
@@ -409,6 +419,7 @@ mod tests {
             &INFO,
             &NETWORK,
             &VOLUME,
+            &EXEC,
         ] {
             let mut d = json!({});
             s.apply(&mut d, ApiVersion(1, 41));

@@ -13,7 +13,7 @@ use bollard_stubs::models::{
 use serde_json::json;
 
 use super::query::Query;
-use super::{State, MAX_API_VERSION, MIN_API_VERSION};
+use super::{ApiVersion, State, MAX_API_VERSION, MIN_API_VERSION};
 use crate::error::Error;
 use crate::error::Result;
 use crate::events::Event;
@@ -356,7 +356,10 @@ pub async fn events(
 /// `GET /system/df`: images (with the size they share with others),
 /// containers (with their writable layers), volumes, the build cache, and
 /// the total of all layers.
-pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Response> {
+pub async fn df(
+    AxState(engine): AxState<State>,
+    Extension(version): Extension<ApiVersion>,
+) -> Result<axum::response::Response> {
     let (layers_size, shared) = engine.images.layer_usage().await?;
     let mut images = Vec::new();
     // Build steps' images are counted as build cache, not as images.
@@ -366,11 +369,14 @@ pub async fn df(AxState(engine): AxState<State>) -> Result<axum::response::Respo
         images.push(v);
     }
     let containers = engine.containers.disk_usage().await?;
+    let mut volumes =
+        serde_json::to_value(engine.containers.volumes.usage().await?).map_err(Error::internal)?;
+    super::shape::VOLUME.apply_each(&mut volumes, version);
     Ok(Json(json!({
         "LayersSize": layers_size,
         "Images": images,
         "Containers": containers,
-        "Volumes": engine.containers.volumes.usage().await?,
+        "Volumes": volumes,
         "BuildCache": super::shape::nil_if_empty(&engine.builder.usage().await?),
     }))
     .into_response())

@@ -12,8 +12,9 @@ use std::sync::Mutex;
 
 use berth_proto::attach::AttachRequest;
 use berth_proto::{CreateTaskRequest, TaskInfo, TaskStatus};
+use bollard_stubs::models::{ExecInspectResponse, ProcessConfig};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::record::Container;
@@ -341,7 +342,7 @@ impl Containers {
     }
 
     /// `GET /exec/{id}/json`
-    pub async fn exec_inspect(&self, id: &str) -> Result<Value> {
+    pub async fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse> {
         let exec = self.execs.get(id).ok_or_else(|| no_such_exec(id))?;
         let task = if exec.started {
             self.core.task(id).await.ok()
@@ -361,29 +362,26 @@ impl Containers {
             })
         });
         let cfg = &exec.config;
-        let mut doc = json!({
-            "ID": exec.id,
-            "Running": running,
-            "ExitCode": exit_code,
-            "ProcessConfig": {
-                "tty": cfg.tty,
-                "entrypoint": cfg.cmd.first().cloned().unwrap_or_default(),
-                "arguments": cfg.cmd.iter().skip(1).collect::<Vec<_>>(),
-                "privileged": cfg.privileged,
-            },
-            "OpenStdin": cfg.attach_stdin,
-            "OpenStderr": cfg.attach_stderr,
-            "OpenStdout": cfg.attach_stdout,
-            "CanRemove": false,
-            "ContainerID": exec.container_id,
-            "DetachKeys": cfg.detach_keys,
-            "Pid": task.as_ref().map(|t| t.pid).unwrap_or(0),
-        });
-        // dockerd writes the user only when one was given (omitempty).
-        if !cfg.user.is_empty() {
-            doc["ProcessConfig"]["user"] = json!(cfg.user);
-        }
-        Ok(doc)
+        Ok(ExecInspectResponse {
+            id: Some(exec.id.clone()),
+            running: Some(running),
+            exit_code: exit_code.map(i64::from),
+            process_config: Some(ProcessConfig {
+                tty: Some(cfg.tty),
+                entrypoint: Some(cfg.cmd.first().cloned().unwrap_or_default()),
+                arguments: Some(cfg.cmd.iter().skip(1).cloned().collect()),
+                privileged: Some(cfg.privileged),
+                // dockerd writes the user only when one was given (omitempty).
+                user: Some(cfg.user.clone()).filter(|u| !u.is_empty()),
+            }),
+            open_stdin: Some(cfg.attach_stdin),
+            open_stderr: Some(cfg.attach_stderr),
+            open_stdout: Some(cfg.attach_stdout),
+            can_remove: Some(false),
+            container_id: Some(exec.container_id.clone()),
+            detach_keys: Some(cfg.detach_keys.clone()),
+            pid: Some(task.as_ref().map(|t| i64::from(t.pid)).unwrap_or(0)),
+        })
     }
 
     /// `POST /exec/{id}/resize`

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use bollard_stubs::models::{ContainerConfig, HostConfig};
+use bollard_stubs::models::{ContainerConfig, HostConfig, MountPoint};
 use serde_json::{json, Value};
 use tracing::warn;
 
@@ -379,34 +379,27 @@ pub fn copy_up(rootfs: &Path, destination: &str, data: &Path) -> Result<()> {
 }
 
 /// Inspect's `Mounts` entry.
-pub fn document(m: &MountRow, volume_path: impl Fn(&str) -> std::path::PathBuf) -> Value {
+pub fn document(m: &MountRow, volume_path: impl Fn(&str) -> std::path::PathBuf) -> MountPoint {
+    let entry = |kind: &str, source: String| MountPoint {
+        typ: Some(kind.into()),
+        source: Some(source),
+        destination: Some(m.destination.clone()),
+        mode: Some(m.mode.clone()),
+        rw: Some(m.rw),
+        propagation: Some(m.propagation.clone()),
+        ..Default::default()
+    };
     match m.kind.as_str() {
-        "volume" => json!({
-            "Type": "volume",
-            "Name": m.source,
-            "Source": volume_path(&m.source),
-            "Destination": m.destination,
-            "Driver": "local",
-            "Mode": m.mode,
-            "RW": m.rw,
-            "Propagation": m.propagation,
-        }),
-        "tmpfs" => json!({
-            "Type": "tmpfs",
-            "Source": "",
-            "Destination": m.destination,
-            "Mode": m.mode,
-            "RW": m.rw,
-            "Propagation": "",
-        }),
-        _ => json!({
-            "Type": "bind",
-            "Source": m.source,
-            "Destination": m.destination,
-            "Mode": m.mode,
-            "RW": m.rw,
-            "Propagation": m.propagation,
-        }),
+        "volume" => MountPoint {
+            name: Some(m.source.clone()),
+            driver: Some("local".into()),
+            ..entry("volume", volume_path(&m.source).display().to_string())
+        },
+        "tmpfs" => MountPoint {
+            propagation: Some(String::new()),
+            ..entry("tmpfs", String::new())
+        },
+        _ => entry("bind", m.source.clone()),
     }
 }
 
@@ -484,7 +477,7 @@ impl super::Containers {
                         .volumes
                         .create(name, None, p.labels, p.volume_options)
                         .await?;
-                    row.source = v["Name"].as_str().unwrap_or_default().to_string();
+                    row.source = v.name;
                 }
                 "bind" if !Path::new(&row.source).exists() => {
                     std::fs::create_dir_all(&row.source)?;

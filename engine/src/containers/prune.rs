@@ -1,6 +1,6 @@
 //! `docker container prune` and the container half of `docker system df`.
 
-use serde_json::{json, Value};
+use bollard_stubs::models::ContainerSummary;
 
 use super::Containers;
 use crate::error::{Error, Result};
@@ -51,10 +51,10 @@ impl Containers {
 
     /// `docker system df`'s Containers list: ContainerSummary objects with
     /// SizeRw (the writable layer) and SizeRootFs.
-    pub async fn disk_usage(&self) -> Result<Vec<Value>> {
+    pub async fn disk_usage(&self) -> Result<Vec<ContainerSummary>> {
         let summaries = self.list(true, None, &Filters::default()).await?;
         let mut out = Vec::new();
-        for s in summaries {
+        for mut s in summaries {
             let id = s.id.clone().unwrap_or_default();
             let rw = crate::util::dir_size(&self.paths(&id).upper()) as i64;
             let image_size = match self.store.container(&id).await? {
@@ -66,10 +66,9 @@ impl Containers {
                     .unwrap_or(0),
                 None => 0,
             };
-            let mut v = serde_json::to_value(&s).map_err(Error::internal)?;
-            v["SizeRw"] = json!(rw);
-            v["SizeRootFs"] = json!(rw + image_size);
-            out.push(v);
+            s.size_rw = Some(rw);
+            s.size_root_fs = Some(rw + image_size);
+            out.push(s);
         }
         Ok(out)
     }

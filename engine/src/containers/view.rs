@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use bollard_stubs::models::{
     ContainerInspectResponse, ContainerState, ContainerSummary, ContainerSummaryHostConfig,
-    ContainerSummaryNetworkSettings, DriverData, Health, HealthcheckResult, NetworkSettings,
+    ContainerSummaryNetworkSettings, DriverData, Health, HealthcheckResult,
 };
 
 use super::record::{Container, ZERO_TIME};
 use super::Containers;
 use crate::error::{Error, Result};
 use crate::filters::{labels_match, Filters};
+use crate::networks::settings::NetworkSettings;
 use crate::util::{human_duration, parse_rfc3339, unix_now};
 
 const STATUSES: &[&str] = &[
@@ -239,20 +240,9 @@ impl Containers {
             } else {
                 c.image_id.clone()
             };
-            let (_, nets, ports) = self.networks.settings(&c).await?;
+            let networking = self.networks.networking(&c).await?;
             let networks = filters.get("network");
-            if !networks.is_empty()
-                && !nets["Networks"].as_object().is_some_and(|joined| {
-                    joined.iter().any(|(name, n)| {
-                        networks.iter().any(|w| {
-                            w == name
-                                || n["NetworkID"]
-                                    .as_str()
-                                    .is_some_and(|id| id.starts_with(w.as_str()))
-                        })
-                    })
-                })
-            {
+            if !networks.is_empty() && !networks.iter().any(|w| networking.on_network(w)) {
                 continue;
             }
             out.push(ContainerSummary {
@@ -269,7 +259,7 @@ impl Containers {
                 image_id: Some(c.image_id.clone()),
                 command: Some(command_text(&c)),
                 created: Some(parse_rfc3339(&c.created).map(|t| t.0).unwrap_or(0)),
-                ports: serde_json::from_value(serde_json::Value::Array(ports)).ok(),
+                ports: Some(networking.ports.clone()),
                 labels: Some(c.config.labels.clone().unwrap_or_default()),
                 state: serde_json::from_value(serde_json::Value::String(c.state.status.clone()))
                     .ok(),
@@ -279,17 +269,12 @@ impl Containers {
                     annotations: None,
                 }),
                 network_settings: Some(ContainerSummaryNetworkSettings {
-                    networks: serde_json::from_value(nets["Networks"].clone()).ok(),
+                    networks: Some(networking.summary_networks()),
                 }),
                 mounts: Some(
                     mounts
                         .iter()
-                        .filter_map(|m| {
-                            serde_json::from_value(super::mounts::document(m, |n| {
-                                self.volumes.data_path(n)
-                            }))
-                            .ok()
-                        })
+                        .map(|m| super::mounts::document(m, |n| self.volumes.data_path(n)))
                         .collect(),
                 ),
                 ..Default::default()
@@ -301,24 +286,8 @@ impl Containers {
         Ok(out)
     }
 
-    /// `GET /containers/{id}/json` as sent: the typed document plus the
-    /// top-level NetworkSettings fields (IPAddress, Gateway, MacAddress...)
-    /// that API 1.50 still carries and scripts read.
-    pub async fn inspect_json(&self, name: &str) -> Result<serde_json::Value> {
-        let doc = self.inspect(name).await?;
-        let c = self.lookup(name).await?;
-        let mut v = serde_json::to_value(doc).map_err(Error::internal)?;
-        v["NetworkSettings"] = self.networks.settings(&c).await?.0;
-        // Config.MacAddress (shown below API 1.44): the address asked for
-        // the first network.
-        if let Some(mac) = self.networks.requested_mac(&c.id).await? {
-            v["Config"]["MacAddress"] = serde_json::Value::String(mac);
-        }
-        Ok(v)
-    }
-
     /// `GET /containers/{id}/json`
-    pub async fn inspect(&self, name: &str) -> Result<ContainerInspectResponse> {
+    pub async fn inspect(&self, name: &str) -> Result<Inspected> {
         let c = self.lookup(name).await?;
         let paths = self.paths(&c.id);
         let args = c.process_args();
@@ -351,7 +320,7 @@ impl Containers {
         } else {
             String::new()
         };
-        Ok(ContainerInspectResponse {
+        let doc = ContainerInspectResponse {
             id: Some(c.id.clone()),
             created: Some(c.created.clone()),
             path: Some(args.first().cloned().unwrap_or_default()),
@@ -406,20 +375,27 @@ impl Containers {
                     .container_mounts(&c.id)
                     .await?
                     .iter()
-                    .filter_map(|m| {
-                        serde_json::from_value(super::mounts::document(m, |n| {
-                            self.volumes.data_path(n)
-                        }))
-                        .ok()
-                    })
+                    .map(|m| super::mounts::document(m, |n| self.volumes.data_path(n)))
                     .collect(),
             ),
             config: Some(c.config.clone()),
-            network_settings: serde_json::from_value::<NetworkSettings>(
-                self.networks.settings(&c).await?.0,
-            )
-            .ok(),
             ..Default::default()
+        };
+        Ok(Inspected {
+            doc,
+            network_settings: self.networks.networking(&c).await?.settings,
+            // Config.MacAddress (shown below API 1.44): the address asked
+            // for the first network.
+            config_mac: self.networks.requested_mac(&c.id).await?,
         })
     }
+}
+
+/// `GET /containers/{id}/json`: the typed document, and what API 1.50
+/// still carries that bollard's model no longer has (`api/` puts them in).
+pub struct Inspected {
+    pub doc: ContainerInspectResponse,
+    /// NetworkSettings with its top-level addresses (IPAddress, Gateway…).
+    pub network_settings: NetworkSettings,
+    pub config_mac: Option<String>,
 }

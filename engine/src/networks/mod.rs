@@ -9,16 +9,19 @@ pub mod netavark;
 pub mod netns;
 pub mod ports;
 pub mod sandbox;
+pub mod settings;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bollard_stubs::models::NetworkCreateRequest;
+use bollard_stubs::models::{
+    ConfigReference, EndpointResource, Ipam, IpamConfig, NetworkCreateRequest,
+    NetworkCreateResponse, NetworkInspect,
+};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use tracing::info;
 
 use crate::error::{Error, Result};
@@ -150,27 +153,22 @@ impl NetworkRecord {
 
     /// The document of `docker network inspect` and `ls` (Containers is
     /// filled in by the caller).
-    pub fn document(&self) -> Value {
-        let entry =
-            |subnet: &String, range: &Option<String>, gateway: Option<&String>, v6: bool| {
-                let mut c = json!({ "Subnet": subnet });
-                if let Some(r) = range {
-                    c["IPRange"] = json!(r);
-                }
-                if let Some(g) = gateway {
-                    c["Gateway"] = json!(g);
-                }
-                // Each family's auxiliary addresses go with its subnet.
-                let aux: BTreeMap<&String, &String> = self
-                    .aux_addresses
-                    .iter()
-                    .filter(|(_, a)| ipam::is_v6(a) == v6)
-                    .collect();
-                if !aux.is_empty() {
-                    c["AuxiliaryAddresses"] = json!(aux);
-                }
-                c
-            };
+    pub fn document(&self) -> NetworkInspect {
+        let entry = |subnet: &String, range: &Option<String>, gateway: Option<&String>, v6| {
+            // Each family's auxiliary addresses go with its subnet.
+            let aux: HashMap<String, String> = self
+                .aux_addresses
+                .iter()
+                .filter(|(_, a)| ipam::is_v6(a) == v6)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            IpamConfig {
+                subnet: Some(subnet.clone()),
+                ip_range: range.clone(),
+                gateway: gateway.cloned(),
+                auxiliary_addresses: Some(aux).filter(|a| !a.is_empty()),
+            }
+        };
         let v4 = self.subnet.iter().map(|s| {
             let gateway = self.gateway.as_ref().filter(|_| !self.gateway_implied);
             entry(s, &self.ip_range, gateway, false)
@@ -179,26 +177,31 @@ impl NetworkRecord {
             let gateway = self.gateway6.as_ref().filter(|_| !self.gateway6_implied);
             entry(s, &self.ip_range6, gateway, true)
         });
-        let config: Vec<Value> = v4.chain(v6).collect();
-        let scope = "local";
-        json!({
-            "Name": self.name,
-            "Id": self.id,
-            "Created": self.created,
-            "Scope": scope,
-            "Driver": self.driver,
-            "EnableIPv4": true,
-            "EnableIPv6": self.ipv6,
-            "IPAM": { "Driver": "default", "Options": self.ipam_options, "Config": config },
-            "Internal": self.internal,
-            "Attachable": self.attachable,
-            "Ingress": false,
-            "ConfigFrom": { "Network": "" },
-            "ConfigOnly": false,
-            "Containers": {},
-            "Options": self.options,
-            "Labels": self.labels,
-        })
+        let map = |m: &BTreeMap<String, String>| m.clone().into_iter().collect();
+        NetworkInspect {
+            name: Some(self.name.clone()),
+            id: Some(self.id.clone()),
+            created: Some(self.created.clone()),
+            scope: Some("local".into()),
+            driver: Some(self.driver.clone()),
+            enable_ipv4: Some(true),
+            enable_ipv6: Some(self.ipv6),
+            ipam: Some(Ipam {
+                driver: Some("default".into()),
+                config: Some(v4.chain(v6).collect()),
+                options: self.ipam_options.as_ref().map(map),
+            }),
+            internal: Some(self.internal),
+            attachable: Some(self.attachable),
+            ingress: Some(false),
+            config_from: Some(ConfigReference {
+                network: Some(String::new()),
+            }),
+            config_only: Some(false),
+            options: Some(map(&self.options)),
+            labels: Some(map(&self.labels)),
+            ..Default::default()
+        }
     }
 }
 
@@ -557,7 +560,7 @@ impl Networks {
     }
 
     /// `POST /networks/create`
-    pub async fn create(&self, req: NetworkCreateRequest) -> Result<Value> {
+    pub async fn create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse> {
         let name = req.name.clone();
         // dockerd takes any name (spaces, slashes): it is only a label,
         // never a path; netavark and the bridge know the network by id.
@@ -737,7 +740,10 @@ impl Networks {
         }
         info!(network = %name, id = %id, subnet = %subnet, "network created");
         self.event("create", &rec, &[]);
-        Ok(json!({ "Id": id, "Warning": "" }))
+        Ok(NetworkCreateResponse {
+            id,
+            warning: String::new(),
+        })
     }
 
     /// Ids of the containers attached to network `id` right now (running
@@ -759,10 +765,10 @@ impl Networks {
     }
 
     /// `GET /networks/{id}`
-    pub async fn inspect(&self, name: &str) -> Result<Value> {
+    pub async fn inspect(&self, name: &str) -> Result<NetworkInspect> {
         let n = self.get(name).await?;
         let mut doc = n.document();
-        let mut containers = serde_json::Map::new();
+        let mut containers = HashMap::new();
         for (cid, a) in self.active(&n.id).await? {
             let cname = self
                 .store
@@ -770,22 +776,21 @@ impl Networks {
                 .await?
                 .map(|c| c.name)
                 .unwrap_or_default();
-            containers.insert(
-                cid,
-                json!({
-                    "Name": cname,
-                    "EndpointID": a.endpoint_id,
-                    "MacAddress": a.mac,
-                    "IPv4Address": format!("{}/{}", a.ip, a.prefix),
-                    "IPv6Address": if a.ip6.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{}/{}", a.ip6, a.prefix6)
-                    },
-                }),
-            );
+            let ipv6 = if a.ip6.is_empty() {
+                String::new()
+            } else {
+                format!("{}/{}", a.ip6, a.prefix6)
+            };
+            let endpoint = EndpointResource {
+                name: Some(cname),
+                endpoint_id: Some(a.endpoint_id),
+                mac_address: Some(a.mac),
+                ipv4_address: Some(format!("{}/{}", a.ip, a.prefix)),
+                ipv6_address: Some(ipv6),
+            };
+            containers.insert(cid, endpoint);
         }
-        doc["Containers"] = Value::Object(containers);
+        doc.containers = Some(containers);
         Ok(doc)
     }
 
@@ -801,7 +806,7 @@ impl Networks {
     }
 
     /// `GET /networks`
-    pub async fn list(&self, filters: &Filters) -> Result<Vec<Value>> {
+    pub async fn list(&self, filters: &Filters) -> Result<Vec<NetworkInspect>> {
         filters.only(&["name", "id", "driver", "label", "type", "scope", "dangling"])?;
         let dangling = filters.bool("dangling")?;
         let used = self.networks_in_use().await?;

@@ -3,11 +3,11 @@
 //! random host port), and the host-port choice for "random" and ranges.
 //! netavark turns the result into DNAT rules.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 
+use bollard_stubs::models::{PortBinding, PortMap, PortSummary, PortSummaryTypeEnum};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::netavark::PortMapping;
 use crate::containers::record::Container;
@@ -223,8 +223,8 @@ pub fn resolve(c: &Container, default_ip: &str, taken: &[Published]) -> Result<V
 
 /// NetworkSettings.Ports: every exposed or published port, null when not
 /// published (or not running).
-pub fn settings(c: &Container, published: &[Published]) -> Value {
-    let mut m: BTreeMap<String, Value> = BTreeMap::new();
+pub fn settings(c: &Container, published: &[Published]) -> PortMap {
+    let mut m = PortMap::new();
     let mut keys: HashSet<String> = c
         .config
         .exposed_ports
@@ -236,32 +236,38 @@ pub fn settings(c: &Container, published: &[Published]) -> Value {
         keys.extend(b.keys().cloned());
     }
     for k in keys {
-        let norm = match parse_key(&k) {
-            Ok((p, proto)) => format!("{p}/{proto}"),
-            Err(_) => continue,
-        };
-        m.entry(norm).or_insert(Value::Null);
+        if let Ok((port, proto)) = parse_key(&k) {
+            m.entry(format!("{port}/{proto}")).or_insert(None);
+        }
     }
     for p in published {
         let key = format!("{}/{}", p.container_port, p.protocol);
-        let entry = m.entry(key).or_insert(Value::Null);
-        if entry.is_null() {
-            *entry = json!([]);
-        }
-        if let Value::Array(a) = entry {
-            a.push(json!({ "HostIp": p.host_ip, "HostPort": p.host_port.to_string() }));
-        }
+        let bindings = m.entry(key).or_insert(None).get_or_insert_with(Vec::new);
+        bindings.push(PortBinding {
+            host_ip: Some(p.host_ip.clone()),
+            host_port: Some(p.host_port.to_string()),
+        });
     }
-    json!(m)
+    m
 }
 
 /// `docker ps`'s Ports: published ones with their host side, exposed ones
 /// without.
-pub fn summary(c: &Container, published: &[Published]) -> Vec<Value> {
-    let mut out: Vec<Value> = published
+pub fn summary(c: &Container, published: &[Published]) -> Vec<PortSummary> {
+    let kind = |proto: &str| {
+        Some(match proto {
+            "udp" => PortSummaryTypeEnum::UDP,
+            "sctp" => PortSummaryTypeEnum::SCTP,
+            _ => PortSummaryTypeEnum::TCP,
+        })
+    };
+    let mut out: Vec<PortSummary> = published
         .iter()
-        .map(|p| {
-            json!({ "IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.protocol })
+        .map(|p| PortSummary {
+            ip: Some(p.host_ip.clone()),
+            private_port: p.container_port,
+            public_port: Some(p.host_port),
+            typ: kind(&p.protocol),
         })
         .collect();
     let mut exposed: Vec<(u16, String)> = c
@@ -276,7 +282,12 @@ pub fn summary(c: &Container, published: &[Published]) -> Vec<Value> {
             .iter()
             .any(|p| p.container_port == port && p.protocol == proto)
         {
-            out.push(json!({ "PrivatePort": port, "Type": proto }));
+            out.push(PortSummary {
+                ip: None,
+                private_port: port,
+                public_port: None,
+                typ: kind(&proto),
+            });
         }
     }
     out

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use bollard_stubs::models::{EndpointSettings, NetworkingConfig};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::netavark::{NetInfo, Options, PerNetwork};
@@ -275,7 +274,10 @@ impl Networks {
         Ok(())
     }
 
-    async fn endpoints_of(&self, container_id: &str) -> Result<Vec<(String, EndpointRecord)>> {
+    pub(super) async fn endpoints_of(
+        &self,
+        container_id: &str,
+    ) -> Result<Vec<(String, EndpointRecord)>> {
         let mut eps: Vec<(String, EndpointRecord)> = self
             .store
             .container_endpoints(container_id)
@@ -1043,154 +1045,6 @@ impl Networks {
         self.connect_event(&n.id, &n.name, &c.id, "disconnect");
         Ok(())
     }
-
-    /// NetworkSettings of container inspect, and the Networks and Ports of
-    /// `docker ps`.
-    pub async fn settings(&self, c: &Container) -> Result<(Value, Value, Vec<Value>)> {
-        let eps = self.endpoints_of(&c.id).await?;
-        let sb = if c.is_running() || c.state.restarting {
-            self.sandbox(&c.id).await?
-        } else {
-            None
-        };
-        let all = self.all().await?;
-        let mut networks = serde_json::Map::new();
-        let mode = mode_of(c).to_string();
-        let mut first: Option<Attachment> = None;
-        for (nid, e) in &eps {
-            let n = all.iter().find(|n| &n.id == nid);
-            // An endpoint whose network was removed: dockerd still lists
-            // it, bare, by the name the network had.
-            let name = match n {
-                Some(n) => n.name.clone(),
-                None if !e.network_name.is_empty() => e.network_name.clone(),
-                None => continue,
-            };
-            let a = sb
-                .as_ref()
-                .and_then(|s| s.attachments.get(nid))
-                .filter(|_| n.is_some());
-            if first.is_none() {
-                first = a.cloned();
-            }
-            let dns_names = if e.named && n.is_none_or(|n| n.dns) {
-                dns_names(c, e)
-            } else {
-                Vec::new()
-            };
-            networks.insert(
-                name,
-                without_nulls(json!({
-                    "IPAMConfig": ipam_config(e),
-                    "Links": if e.links.is_empty() { Value::Null } else { json!(e.links) },
-                    "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
-                    // The address in use, else the one asked for.
-                    "MacAddress": a
-                        .map(|a| a.mac.clone())
-                        .or_else(|| e.mac.clone())
-                        .unwrap_or_default(),
-                    "DriverOpts": e.driver_opts,
-                    "GwPriority": 0,
-                    "NetworkID": n.map(|n| n.id.clone()).unwrap_or_default(),
-                    "EndpointID": a.map(|a| a.endpoint_id.clone()).unwrap_or_default(),
-                    "Gateway": a.map(|a| a.gateway.clone()).unwrap_or_default(),
-                    "IPAddress": a.map(|a| a.ip.clone()).unwrap_or_default(),
-                    "IPPrefixLen": a.map(|a| a.prefix).unwrap_or(0),
-                    "IPv6Gateway": a.map(|a| a.gateway6.clone()).unwrap_or_default(),
-                    "GlobalIPv6Address": a.map(|a| a.ip6.clone()).unwrap_or_default(),
-                    "GlobalIPv6PrefixLen": a.map(|a| a.prefix6).unwrap_or(0),
-                    "DNSNames": if dns_names.is_empty() { Value::Null } else { json!(dns_names) },
-                })),
-            );
-        }
-        if eps.is_empty() && (mode == "host" || mode == "none") {
-            let n = all.iter().find(|n| n.name == mode);
-            networks.insert(
-                mode.clone(),
-                json!({
-                    "MacAddress": "",
-                    "GwPriority": 0,
-                    "NetworkID": n.map(|n| n.id.clone()).unwrap_or_default(),
-                    "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-                    "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                }),
-            );
-        }
-        let published = sb.as_ref().map(|s| s.ports.clone()).unwrap_or_default();
-        // A container that does not run has no ports, exposed ones
-        // included (dockerd lists them only while it runs).
-        let ports_doc =
-            if mode.starts_with("container:") || mode == "host" || mode == "none" || sb.is_none() {
-                json!({})
-            } else {
-                ports::settings(c, &published)
-            };
-        let settings = json!({
-            "SandboxID": if sb.is_some() { c.id.clone() } else { String::new() },
-            "SandboxKey": sb.as_ref().map(|s| s.netns.clone()).unwrap_or_default(),
-            "Ports": ports_doc,
-            "HairpinMode": false,
-            "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": null,
-            "SecondaryIPv6Addresses": null,
-            "EndpointID": if mode == "bridge" { first.as_ref().map(|a| a.endpoint_id.clone()).unwrap_or_default() } else { String::new() },
-            "Gateway": if mode == "bridge" { first.as_ref().map(|a| a.gateway.clone()).unwrap_or_default() } else { String::new() },
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "IPAddress": if mode == "bridge" { first.as_ref().map(|a| a.ip.clone()).unwrap_or_default() } else { String::new() },
-            "IPPrefixLen": if mode == "bridge" { first.as_ref().map(|a| a.prefix).unwrap_or(0) } else { 0 },
-            "IPv6Gateway": "",
-            "MacAddress": if mode == "bridge" { first.as_ref().map(|a| a.mac.clone()).unwrap_or_default() } else { String::new() },
-            "Networks": networks,
-        });
-        // dockerd's list copies each endpoint without its aliases.
-        let mut summary = json!({ "Networks": settings["Networks"].clone() });
-        if let Value::Object(networks) = &mut summary["Networks"] {
-            for ep in networks.values_mut() {
-                if let Value::Object(ep) = ep {
-                    ep.remove("Aliases");
-                }
-            }
-        }
-        Ok((settings, summary, ports::summary(c, &published)))
-    }
-}
-
-/// Docker sends `null` for unset endpoint fields (Links, Aliases...), but
-/// the API spec types them as arrays and objects; absent satisfies both
-/// the spec and clients.
-/// An endpoint's IPAMConfig as the client gave it (null when it gave none).
-fn ipam_config(e: &EndpointRecord) -> Value {
-    if e.ipv4.is_none() && e.ipv6.is_none() && e.link_local_ips.is_empty() {
-        return Value::Null;
-    }
-    let mut c = serde_json::Map::new();
-    if let Some(ip) = &e.ipv4 {
-        c.insert("IPv4Address".into(), json!(ip));
-    }
-    if let Some(ip) = &e.ipv6 {
-        c.insert("IPv6Address".into(), json!(ip));
-    }
-    if !e.link_local_ips.is_empty() {
-        c.insert("LinkLocalIPs".into(), json!(e.link_local_ips));
-    }
-    Value::Object(c)
-}
-
-/// The names aardvark-dns answers for `c` on a user-defined network.
-fn dns_names(c: &Container, e: &EndpointRecord) -> Vec<String> {
-    [c.name.clone(), c.id[..12].to_string()]
-        .into_iter()
-        .chain(e.aliases.iter().cloned())
-        .collect()
-}
-
-fn without_nulls(mut v: Value) -> Value {
-    if let Value::Object(m) = &mut v {
-        m.retain(|_, x| !x.is_null());
-    }
-    v
 }
 
 /// Keepers are sandboxes of no container: `keeper-<network id>`.

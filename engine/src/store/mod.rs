@@ -5,6 +5,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::types::Json;
 use sqlx::{Row, SqlitePool};
 
 use crate::error::{Error, Result};
@@ -61,10 +62,9 @@ pub struct LayerBlob {
 pub struct VolumeRow {
     pub name: String,
     pub driver: String,
-    /// JSON object.
-    pub labels: String,
-    /// JSON object.
-    pub options: String,
+    /// Kept as JSON objects.
+    pub labels: HashMap<String, String>,
+    pub options: HashMap<String, String>,
     pub created: String,
     pub anonymous: bool,
 }
@@ -508,8 +508,8 @@ impl Store {
         )
         .bind(&v.name)
         .bind(&v.driver)
-        .bind(&v.labels)
-        .bind(&v.options)
+        .bind(Json(&v.labels))
+        .bind(Json(&v.options))
         .bind(&v.created)
         .bind(v.anonymous)
         .execute(&self.pool)
@@ -736,12 +736,23 @@ impl Store {
     }
 }
 
+/// A JSON column decoded; a value that does not decode (written by hand,
+/// or cut short) reads as empty rather than failing every listing.
+fn json_column<T: serde::de::DeserializeOwned + Default>(
+    r: &sqlx::sqlite::SqliteRow,
+    index: usize,
+) -> T {
+    r.try_get::<Json<T>, _>(index)
+        .map(|j| j.0)
+        .unwrap_or_default()
+}
+
 fn volume_row(r: &sqlx::sqlite::SqliteRow) -> VolumeRow {
     VolumeRow {
         name: r.get(0),
         driver: r.get(1),
-        labels: r.get(2),
-        options: r.get(3),
+        labels: json_column(r, 2),
+        options: json_column(r, 3),
         created: r.get(4),
         anonymous: r.get(5),
     }

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use bollard_stubs::models::{
+    Volume, VolumeListResponse, VolumePruneResponse, VolumeScopeEnum, VolumeUsageData,
+};
 use tracing::info;
 
 use crate::error::{Error, Result};
@@ -107,7 +109,7 @@ impl Volumes {
         driver: Option<&str>,
         labels: HashMap<String, String>,
         options: HashMap<String, String>,
-    ) -> Result<Value> {
+    ) -> Result<Volume> {
         let driver = driver.filter(|d| !d.is_empty()).unwrap_or("local");
         if driver != "local" {
             return Err(Error::NotFound(format!(
@@ -131,8 +133,8 @@ impl Volumes {
         let row = VolumeRow {
             name: name.clone(),
             driver: driver.into(),
-            labels: serde_json::to_string(&labels).map_err(Error::internal)?,
-            options: serde_json::to_string(&options).map_err(Error::internal)?,
+            labels,
+            options,
             created: crate::util::now_rfc3339(),
             anonymous,
         };
@@ -148,22 +150,21 @@ impl Volumes {
         Ok(self.store.volume(name).await?.is_some())
     }
 
-    fn document(&self, v: &VolumeRow) -> Value {
-        let labels: Value = serde_json::from_str(&v.labels).unwrap_or(json!({}));
-        let options: Value = serde_json::from_str(&v.options).unwrap_or(json!({}));
-        json!({
-            "Name": v.name,
-            "Driver": v.driver,
-            "Mountpoint": self.data_path(&v.name),
-            "CreatedAt": v.created,
-            "Labels": labels,
-            "Scope": "local",
-            "Options": if options.as_object().is_some_and(|o| o.is_empty()) { Value::Null } else { options },
-        })
+    fn document(&self, v: &VolumeRow) -> Volume {
+        Volume {
+            name: v.name.clone(),
+            driver: v.driver.clone(),
+            mountpoint: self.data_path(&v.name).display().to_string(),
+            created_at: Some(v.created.clone()),
+            labels: v.labels.clone(),
+            scope: Some(VolumeScopeEnum::LOCAL),
+            options: v.options.clone(),
+            ..Default::default()
+        }
     }
 
     /// `GET /volumes/{name}`
-    pub async fn inspect(&self, name: &str) -> Result<Value> {
+    pub async fn inspect(&self, name: &str) -> Result<Volume> {
         let v = self
             .store
             .volume(name)
@@ -174,13 +175,11 @@ impl Volumes {
 
     /// `GET /volumes`: filters name (substring), label (key or key=value),
     /// dangling (not used by any container) and driver.
-    pub async fn list(&self, filters: &crate::filters::Filters) -> Result<Value> {
+    pub async fn list(&self, filters: &crate::filters::Filters) -> Result<VolumeListResponse> {
         let mut out = Vec::new();
         for v in self.store.volumes().await? {
-            let labels: HashMap<String, String> =
-                serde_json::from_str(&v.labels).unwrap_or_default();
             if !filters.matches_substring("name", &v.name)
-                || !filters.matches_labels("label", &labels)
+                || !filters.matches_labels("label", &v.labels)
                 || !filters.matches_exact("driver", &v.driver)
             {
                 continue;
@@ -193,7 +192,10 @@ impl Volumes {
             }
             out.push(self.document(&v));
         }
-        Ok(json!({ "Volumes": out, "Warnings": [] }))
+        Ok(VolumeListResponse {
+            volumes: Some(out),
+            warnings: None,
+        })
     }
 
     /// `DELETE /volumes/{name}`: refused while a container (running or not)
@@ -230,10 +232,6 @@ impl Volumes {
         Ok(())
     }
 
-    fn options_of(v: &VolumeRow) -> HashMap<String, String> {
-        serde_json::from_str(&v.options).unwrap_or_default()
-    }
-
     /// Before a container starts: mounts the filesystems of those of its
     /// volumes that have driver options, and holds them until the start is
     /// over.
@@ -253,9 +251,8 @@ impl Volumes {
             let Some(v) = self.store.volume(n).await? else {
                 continue;
             };
-            let opts = Self::options_of(&v);
-            if driver_opts::needs_mount(&opts) {
-                driver_opts::mount_on(n, &opts, &self.data_path(n))?;
+            if driver_opts::needs_mount(&v.options) {
+                driver_opts::mount_on(n, &v.options, &self.data_path(n))?;
             }
         }
         Ok(hold)
@@ -271,7 +268,7 @@ impl Volumes {
                 continue;
             };
             self.event("unmount", n, &[("container", container_id)]);
-            if !driver_opts::needs_mount(&Self::options_of(&v)) {
+            if !driver_opts::needs_mount(&v.options) {
                 continue;
             }
             let held = self
@@ -312,15 +309,13 @@ impl Volumes {
         &self,
         filters: &crate::filters::Filters,
         named_by_default: bool,
-    ) -> Result<Value> {
+    ) -> Result<VolumePruneResponse> {
         let all = filters.bool("all")?.unwrap_or(named_by_default);
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for v in self.store.volumes().await? {
-            let labels: HashMap<String, String> =
-                serde_json::from_str(&v.labels).unwrap_or_default();
             if (!all && !v.anonymous)
-                || !filters.matches_prune_labels(&labels)
+                || !filters.matches_prune_labels(&v.labels)
                 || !self.store.volume_users(&v.name).await?.is_empty()
             {
                 continue;
@@ -329,17 +324,20 @@ impl Volumes {
             self.delete(&v.name).await?;
             deleted.push(v.name);
         }
-        Ok(json!({ "VolumesDeleted": deleted, "SpaceReclaimed": reclaimed }))
+        Ok(VolumePruneResponse {
+            volumes_deleted: Some(deleted),
+            space_reclaimed: Some(reclaimed as i64),
+        })
     }
 
     /// Volumes for `docker system df`: size and how many containers use each.
-    pub async fn usage(&self) -> Result<Vec<Value>> {
+    pub async fn usage(&self) -> Result<Vec<Volume>> {
         let mut out = Vec::new();
         for v in self.store.volumes().await? {
             let mut doc = self.document(&v);
-            doc["UsageData"] = json!({
-                "Size": crate::util::dir_size(&self.data_path(&v.name)),
-                "RefCount": self.store.volume_users(&v.name).await?.len(),
+            doc.usage_data = Some(VolumeUsageData {
+                size: crate::util::dir_size(&self.data_path(&v.name)) as i64,
+                ref_count: self.store.volume_users(&v.name).await?.len() as i64,
             });
             out.push(doc);
         }
