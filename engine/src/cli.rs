@@ -121,8 +121,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if !taken_over.load(std::sync::atomic::Ordering::Relaxed) {
         // Networks without containers were only kept for speed; a stopped
         // berthd leaves the host without them (a successor keeps its own).
-        engine.containers.networks.drop_keepers(true).await;
-        engine.containers.networks.sweep_if_unused().await;
+        engine.networks.drop_keepers(true).await;
+        engine.networks.sweep_if_unused().await;
     }
     if let Some(p) = &config.pidfile {
         // A successor may have written its own pid there already.

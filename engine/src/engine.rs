@@ -7,17 +7,23 @@ use berth_proto::Handshake;
 
 use crate::build::Builder;
 use crate::config::Config;
-use crate::containers::Containers;
+use crate::containers::{Containers, Peers};
 use crate::core_client::{CoreClient, Launcher};
 use crate::error::Result;
+use crate::events::Events;
 use crate::images::Images;
+use crate::networks::Networks;
 use crate::store::Store;
+use crate::volumes::Volumes;
 
 pub struct Engine {
     pub config: Config,
     pub store: Store,
     pub images: Arc<Images>,
     pub containers: Arc<Containers>,
+    pub networks: Arc<Networks>,
+    pub volumes: Arc<Volumes>,
+    pub events: Arc<Events>,
     pub builder: Arc<Builder>,
     pub core: Arc<CoreClient>,
     pub launcher: Arc<Launcher>,
@@ -41,7 +47,8 @@ impl Engine {
                 id
             }
         };
-        let images = Arc::new(Images::new(store.clone(), &config)?);
+        let events = Arc::new(Events::open(&config.data_root.join("events.jsonl"))?);
+        let images = Arc::new(Images::new(store.clone(), &config, events.clone())?);
         // Whatever an earlier run left half-made (a pull cut short) goes now.
         let freed = images.gc().await?;
         if freed > 0 {
@@ -54,9 +61,9 @@ impl Engine {
             config.core_protocol,
         ));
         let launcher = Arc::new(Launcher::new(&config)?);
-        let networks = Arc::new(crate::networks::Networks::new(
+        let networks = Arc::new(Networks::new(
             store.clone(),
-            images.events.clone(),
+            events.clone(),
             &config.exec_root,
             &config,
         )?);
@@ -66,14 +73,24 @@ impl Engine {
         networks.sweep_soon.notify_one();
         let default_log =
             crate::containers::log_opts::daemon_default(&config.log_driver, &config.log_opts)?;
+        let volumes = Arc::new(Volumes::new(
+            store.clone(),
+            &config.data_root,
+            events.clone(),
+        ));
+        let peers = Peers {
+            store: store.clone(),
+            images: images.clone(),
+            core: core.clone(),
+            networks: networks.clone(),
+            volumes: volumes.clone(),
+            events: events.clone(),
+        };
         let containers = Arc::new(
             Containers::new(
-                store.clone(),
-                images.clone(),
-                core.clone(),
+                peers,
                 config.data_root.clone(),
                 config.runtime.clone().unwrap_or_default(),
-                networks,
             )
             .with_default_log(default_log),
         );
@@ -83,6 +100,9 @@ impl Engine {
             store,
             images,
             containers,
+            networks,
+            volumes,
+            events,
             builder,
             core,
             launcher,

@@ -25,7 +25,7 @@ fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T> {
 /// `POST /networks/create`
 pub async fn create(AxState(engine): AxState<State>, body: Bytes) -> Result<Response> {
     let req: NetworkCreateRequest = decode(&body)?;
-    let v = engine.containers.networks.create(req).await?;
+    let v = engine.networks.create(req).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -36,7 +36,7 @@ pub async fn list(
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    Ok(shape::NETWORK.json(&engine.containers.networks.list(&filters).await?, version))
+    Ok(shape::NETWORK.json(&engine.networks.list(&filters).await?, version))
 }
 
 /// `GET /networks/{id}`
@@ -45,12 +45,12 @@ pub async fn inspect(
     Path(id): Path<String>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    Ok(shape::NETWORK.json(&engine.containers.networks.inspect(&id).await?, version))
+    Ok(shape::NETWORK.json(&engine.networks.inspect(&id).await?, version))
 }
 
 /// `DELETE /networks/{id}`
 pub async fn remove(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<StatusCode> {
-    engine.containers.networks.remove(&id).await?;
+    engine.networks.remove(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -60,7 +60,7 @@ pub async fn prune(
     AxQuery(q): AxQuery<Query>,
 ) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    let deleted = engine.containers.networks.prune(&filters).await?;
+    let deleted = engine.networks.prune(&filters).await?;
     Ok(Json(json!({ "NetworksDeleted": shape::nil_if_empty(&deleted) })).into_response())
 }
 

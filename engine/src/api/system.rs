@@ -307,7 +307,7 @@ pub async fn events(
         }
     };
     let (since, until) = (time("since")?, time("until")?);
-    let (backlog, rx) = engine.containers.events.subscribe(since);
+    let (backlog, rx) = engine.events.subscribe(since);
     let now_nanos = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -370,7 +370,7 @@ pub async fn df(
     }
     let containers = engine.containers.disk_usage().await?;
     let mut volumes =
-        serde_json::to_value(engine.containers.volumes.usage().await?).map_err(Error::internal)?;
+        serde_json::to_value(engine.volumes.usage().await?).map_err(Error::internal)?;
     super::shape::VOLUME.apply_each(&mut volumes, version);
     Ok(Json(json!({
         "LayersSize": layers_size,

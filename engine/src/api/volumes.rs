@@ -38,7 +38,6 @@ pub async fn create(
 ) -> Result<Response> {
     let b: CreateBody = crate::go_json::body(&body)?;
     let v = engine
-        .containers
         .volumes
         .create(
             b.name.as_deref(),
@@ -58,7 +57,7 @@ pub async fn list(
 ) -> Result<Response> {
     let filters = Filters::parse(q.get("filters").map(String::as_str))?;
     filters.only(&["name", "label", "dangling", "driver"])?;
-    let mut list = serde_json::to_value(engine.containers.volumes.list(&filters).await?)
+    let mut list = serde_json::to_value(engine.volumes.list(&filters).await?)
         .map_err(crate::error::Error::internal)?;
     shape::VOLUME.apply_each(&mut list["Volumes"], version);
     // dockerd's Warnings is a nil list when there are none.
@@ -74,7 +73,7 @@ pub async fn inspect(
     Path(name): Path<String>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    Ok(shape::VOLUME.json(&engine.containers.volumes.inspect(&name).await?, version))
+    Ok(shape::VOLUME.json(&engine.volumes.inspect(&name).await?, version))
 }
 
 /// `DELETE /volumes/{name}`
@@ -83,11 +82,7 @@ pub async fn remove(
     Path(name): Path<String>,
     AxQuery(q): AxQuery<Query>,
 ) -> Result<StatusCode> {
-    engine
-        .containers
-        .volumes
-        .remove(&name, flag(&q, "force"))
-        .await?;
+    engine.volumes.remove(&name, flag(&q, "force")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -102,12 +97,5 @@ pub async fn prune(
     // Before API 1.42 (which brought the `all` filter) prune took named
     // volumes too.
     let named_by_default = version < ApiVersion(1, 42);
-    Ok(Json(
-        engine
-            .containers
-            .volumes
-            .prune(&filters, named_by_default)
-            .await?,
-    )
-    .into_response())
+    Ok(Json(engine.volumes.prune(&filters, named_by_default).await?).into_response())
 }

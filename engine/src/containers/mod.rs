@@ -63,6 +63,16 @@ impl Change {
     }
 }
 
+/// The services containers use, built beside them by the engine.
+pub struct Peers {
+    pub store: Store,
+    pub images: Arc<Images>,
+    pub core: Arc<CoreClient>,
+    pub networks: Arc<crate::networks::Networks>,
+    pub volumes: Arc<crate::volumes::Volumes>,
+    pub events: Arc<crate::events::Events>,
+}
+
 pub struct Containers {
     pub(crate) store: Store,
     pub(crate) images: Arc<Images>,
@@ -88,25 +98,13 @@ pub struct Containers {
 }
 
 impl Containers {
-    pub fn new(
-        store: Store,
-        images: Arc<Images>,
-        core: Arc<CoreClient>,
-        data_root: PathBuf,
-        default_runtime: String,
-        networks: Arc<crate::networks::Networks>,
-    ) -> Containers {
+    pub fn new(peers: Peers, data_root: PathBuf, default_runtime: String) -> Containers {
         let (changes, _) = broadcast::channel(256);
-        let volumes = Arc::new(crate::volumes::Volumes::new(
-            store.clone(),
-            &data_root,
-            images.events.clone(),
-        ));
         Containers {
-            volumes,
-            networks,
-            store,
-            core,
+            volumes: peers.volumes,
+            networks: peers.networks,
+            store: peers.store,
+            core: peers.core,
             data_root,
             default_runtime,
             core_default_runtime: Default::default(),
@@ -114,9 +112,9 @@ impl Containers {
             changes,
             pending: attach::Pending::default(),
             streams: attach::ActiveStreams::default(),
-            events: images.events.clone(),
+            events: peers.events,
             execs: exec::Execs::default(),
-            images,
+            images: peers.images,
             default_log: log_opts::daemon_default("json-file", &[]).unwrap_or_default(),
         }
     }

@@ -86,7 +86,11 @@ fn short(id: &str) -> &str {
 }
 
 impl Images {
-    pub fn new(store: Store, config: &crate::config::Config) -> Result<Images> {
+    pub fn new(
+        store: Store,
+        config: &crate::config::Config,
+        events: Arc<crate::events::Events>,
+    ) -> Result<Images> {
         let data_root = &config.data_root;
         let snapshots = data_root.join("snapshots");
         let tmp = data_root.join("tmp");
@@ -107,9 +111,7 @@ impl Images {
             tmp,
             content: content::ContentStore::new(data_root)?,
             registries: registry::Registries::new(config.insecure_registries.clone()),
-            events: Arc::new(crate::events::Events::open(
-                &data_root.join("events.jsonl"),
-            )?),
+            events,
             gc_lock: tokio::sync::RwLock::new(()),
             pulls: Mutex::new(HashMap::new()),
             layer_locks: Mutex::new(HashMap::new()),
