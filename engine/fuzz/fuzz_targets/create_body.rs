@@ -3,13 +3,14 @@
 //! those that run before anything is stored.
 #![no_main]
 
+use berth_engine::api::create_body;
 use berth_engine::containers::{resources, security, CreateRequest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(CreateRequest {
         mut host_config, ..
-    }) = CreateRequest::decode(data)
+    }) = create_body::decode(data)
     {
         let _ = resources::check(&mut host_config);
         let _ = security::check(&mut host_config);

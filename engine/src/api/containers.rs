@@ -30,7 +30,7 @@ pub async fn create(
         .containers
         .create(
             q.get("name").map(String::as_str),
-            crate::containers::CreateRequest::decode(&body)?,
+            super::create_body::decode(&body)?,
         )
         .await?;
     Ok((
@@ -436,7 +436,8 @@ pub async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    let warnings = engine.containers.update(&id, &body).await?;
+    let req = crate::go_json::body(&body)?;
+    let warnings = engine.containers.update(&id, req).await?;
     Ok(Json(json!({ "Warnings": shape::nil_if_empty(&warnings) })).into_response())
 }
 

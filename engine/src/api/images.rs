@@ -128,8 +128,26 @@ pub async fn load(AxState(engine): AxState<State>, body: Body) -> Result<Respons
     Ok(stream::response(&messages))
 }
 
+/// X-Registry-Auth decoded (base64 of a JSON AuthConfig, URL-safe or
+/// standard); a missing or empty header (`{}`) is anonymous.
 fn registry_auth(headers: &HeaderMap) -> Result<AuthConfig> {
-    AuthConfig::from_header(headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()))
+    decode_registry_auth(headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()))
+}
+
+fn decode_registry_auth(header: Option<&str>) -> Result<AuthConfig> {
+    let Some(h) = header
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && *h != "e30=" && *h != "e30")
+    else {
+        return Ok(AuthConfig::default());
+    };
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(h.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
+        .map_err(|_| Error::InvalidArgument("invalid X-Registry-Auth header: not base64".into()))?;
+    crate::go_json::from_slice(&raw)
+        .map_err(|e| Error::InvalidArgument(format!("invalid X-Registry-Auth header: {e}")))
 }
 
 /// A streaming JSON-progress response that follows `progress` to its end.
@@ -359,4 +377,28 @@ pub async fn commit(
     };
     let id = engine.containers.commit(req).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use oci_client::secrets::RegistryAuth;
+
+    #[test]
+    fn auth_header_decodes_both_base64_flavours() {
+        let json = r#"{"username":"u","password":"p?>","serveraddress":"127.0.0.1:5000"}"#;
+        for engine in [
+            base64::engine::general_purpose::URL_SAFE,
+            base64::engine::general_purpose::STANDARD,
+        ] {
+            let a = decode_registry_auth(Some(&engine.encode(json))).unwrap();
+            assert_eq!(a.credentials(), Some(("u".into(), "p?>".into())));
+        }
+        assert!(matches!(
+            decode_registry_auth(None).unwrap().registry_auth(),
+            RegistryAuth::Anonymous
+        ));
+        assert!(decode_registry_auth(Some("!!!")).is_err());
+    }
 }

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod attach_ws;
 pub mod build;
 pub mod containers;
+pub mod create_body;
 pub mod exec;
 pub mod hijack;
 pub mod images;

@@ -9,8 +9,7 @@ use crate::error::{Error, Result};
 
 impl Containers {
     /// `POST /containers/{id}/update`; returns Docker's warnings.
-    pub async fn update(&self, name: &str, body: &[u8]) -> Result<Vec<String>> {
-        let req: ContainerUpdateBody = crate::go_json::body(body)?;
+    pub async fn update(&self, name: &str, req: ContainerUpdateBody) -> Result<Vec<String>> {
         let id = self.lookup(name).await?.id;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;

@@ -167,24 +167,6 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// Decodes X-Registry-Auth; a missing or empty header is anonymous.
-    pub fn from_header(header: Option<&str>) -> Result<AuthConfig, Error> {
-        let Some(h) = header
-            .map(str::trim)
-            .filter(|h| !h.is_empty() && *h != "e30=" && *h != "e30")
-        else {
-            return Ok(AuthConfig::default());
-        };
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(h.trim_end_matches('='))
-            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
-            .map_err(|_| {
-                Error::InvalidArgument("invalid X-Registry-Auth header: not base64".into())
-            })?;
-        crate::go_json::from_slice(&raw)
-            .map_err(|e| Error::InvalidArgument(format!("invalid X-Registry-Auth header: {e}")))
-    }
-
     pub fn credentials(&self) -> Option<(String, String)> {
         if !self.username.is_empty() {
             return Some((self.username.clone(), self.password.clone()));
@@ -458,23 +440,6 @@ mod tests {
         assert!(r.is_insecure("myreg:5000"));
         assert!(!r.is_insecure("10.2.0.1"));
         assert!(!r.is_insecure("docker.io"));
-    }
-
-    #[test]
-    fn auth_header_decodes_both_base64_flavours() {
-        let json = r#"{"username":"u","password":"p?>","serveraddress":"127.0.0.1:5000"}"#;
-        for engine in [
-            base64::engine::general_purpose::URL_SAFE,
-            base64::engine::general_purpose::STANDARD,
-        ] {
-            let a = AuthConfig::from_header(Some(&engine.encode(json))).unwrap();
-            assert_eq!(a.credentials(), Some(("u".into(), "p?>".into())));
-        }
-        assert!(matches!(
-            AuthConfig::from_header(None).unwrap().registry_auth(),
-            RegistryAuth::Anonymous
-        ));
-        assert!(AuthConfig::from_header(Some("!!!")).is_err());
     }
 
     #[test]
