@@ -472,14 +472,19 @@ pub async fn stats(
     AxState(engine): AxState<State>,
     Path(id): Path<String>,
     AxQuery(q): AxQuery<Query>,
+    Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
     let stream = q.get("stream").is_none_or(|_| flag(&q, "stream"));
     let rx = engine
         .containers
         .stats(&id, stream, flag(&q, "one-shot"))
         .await?;
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    let body = futures_util::stream::unfold(rx, move |mut rx| async move {
+        let sample = rx.recv().await?;
+        let mut doc = serde_json::to_value(&sample).unwrap_or_default();
+        shape::STATS.apply(&mut doc, version);
+        let line = bytes::Bytes::from(doc.to_string() + "\n");
+        Some((Ok::<_, Infallible>(line), rx))
     });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],

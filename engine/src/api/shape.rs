@@ -350,6 +350,17 @@ pub static NETWORK: Shape = Shape {
     parsed: OnceLock::new(),
 };
 
+/// Each document of `GET /containers/{id}/stats`: the blkio lists the
+/// kernel gave nothing for are `null` (cgroup v2, a stopped container).
+pub static STATS: Shape = Shape {
+    zero: r#"{"blkio_stats":{"io_service_bytes_recursive":null,"io_serviced_recursive":null,"io_queue_recursive":null,"io_service_time_recursive":null,"io_wait_time_recursive":null,"io_merged_recursive":null,"io_time_recursive":null,"sectors_recursive":null}}"#,
+    since: &[],
+    until: &[],
+    null_if_empty: &[],
+    omit_if_empty: &[],
+    parsed: OnceLock::new(),
+};
+
 /// `GET /exec/{id}/json`: the exit code is `null` until the process ends.
 pub static EXEC: Shape = Shape {
     zero: r#"{"ExitCode":null}"#,
@@ -420,6 +431,7 @@ mod tests {
             &NETWORK,
             &VOLUME,
             &EXEC,
+            &STATS,
         ] {
             let mut d = json!({});
             s.apply(&mut d, ApiVersion(1, 41));

@@ -5,8 +5,13 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use bollard_stubs::models::{
+    ContainerBlkioStatEntry, ContainerBlkioStats, ContainerCpuStats, ContainerCpuUsage,
+    ContainerMemoryStats, ContainerNetworkStats, ContainerPidsStats, ContainerStatsResponse,
+    ContainerThrottlingData,
+};
 use tokio::sync::mpsc;
 
 use super::cgroup::{self, Cgroup};
@@ -23,20 +28,19 @@ impl Containers {
         name: &str,
         stream: bool,
         one_shot: bool,
-    ) -> Result<mpsc::Receiver<Bytes>> {
+    ) -> Result<mpsc::Receiver<ContainerStatsResponse>> {
         let c = self.lookup(name).await?;
         let (tx, rx) = mpsc::channel(2);
         let store = self.store.clone();
         tokio::spawn(async move {
-            let mut prev = json!({ "cpu_usage": { "total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0 }, "throttling_data": { "periods": 0, "throttled_periods": 0, "throttled_time": 0 } });
+            let mut prev = zero_cpu();
             let mut prev_read = super::record::ZERO_TIME.to_string();
             let mut c = c;
             if !stream && !one_shot && c.is_running() {
-                let (cpu, read) = sample(&c)
-                    .map(|s| (s["cpu_stats"].clone(), s["read"].clone()))
-                    .unwrap_or_default();
-                prev = cpu;
-                prev_read = read.as_str().unwrap_or_default().to_string();
+                if let Some(s) = sample(&c) {
+                    prev = s.cpu_stats.unwrap_or_else(zero_cpu);
+                    prev_read = s.read.unwrap_or_default();
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -49,12 +53,13 @@ impl Containers {
                     }
                 }
                 let mut doc = sample(&c).unwrap_or_else(|| empty(&c));
-                doc["preread"] = json!(prev_read);
-                doc["precpu_stats"] = prev.clone();
-                prev = doc["cpu_stats"].clone();
-                prev_read = doc["read"].as_str().unwrap_or_default().to_string();
-                let line = Bytes::from(doc.to_string() + "\n");
-                if tx.send(line).await.is_err() || !stream {
+                doc.preread = Some(std::mem::take(&mut prev_read));
+                doc.precpu_stats = Some(std::mem::replace(
+                    &mut prev,
+                    doc.cpu_stats.clone().unwrap_or_else(zero_cpu),
+                ));
+                prev_read = doc.read.clone().unwrap_or_default();
+                if tx.send(doc).await.is_err() || !stream {
                     return;
                 }
             }
@@ -62,20 +67,6 @@ impl Containers {
         Ok(rx)
     }
 }
-
-/// The blkio lists dockerd always writes: on cgroup v1 each is a list
-/// (empty when the kernel has nothing to say); on v2 only the first is
-/// filled and the others are null, as they are for a stopped container.
-const BLKIO_KEYS: [&str; 8] = [
-    "io_service_bytes_recursive",
-    "io_serviced_recursive",
-    "io_queue_recursive",
-    "io_service_time_recursive",
-    "io_wait_time_recursive",
-    "io_merged_recursive",
-    "io_time_recursive",
-    "sectors_recursive",
-];
 
 /// The memory.stat keys dockerd reports on cgroup v1 (containerd's v1
 /// metrics); newer kernels write more, which dockerd leaves out.
@@ -114,24 +105,44 @@ const V1_MEMORY_KEYS: [&str; 32] = [
     "writeback",
 ];
 
-/// What Docker answers for a container that does not run: zeros.
-fn empty(c: &Container) -> Value {
-    json!({
-        "name": format!("/{}", c.name),
-        "id": c.id,
-        "read": super::record::ZERO_TIME,
-        "preread": super::record::ZERO_TIME,
-        "pids_stats": {},
-        "blkio_stats": BLKIO_KEYS.iter().map(|k| (k.to_string(), Value::Null)).collect::<serde_json::Map<_, _>>(),
-        "num_procs": 0,
-        "storage_stats": {},
-        "cpu_stats": { "cpu_usage": { "total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0 }, "throttling_data": { "periods": 0, "throttled_periods": 0, "throttled_time": 0 } },
-        "memory_stats": {},
-    })
+/// CPU figures of nothing: all zeros, as dockerd writes them.
+fn zero_cpu() -> ContainerCpuStats {
+    ContainerCpuStats {
+        cpu_usage: Some(ContainerCpuUsage {
+            total_usage: Some(0),
+            usage_in_kernelmode: Some(0),
+            usage_in_usermode: Some(0),
+            percpu_usage: None,
+        }),
+        throttling_data: Some(ContainerThrottlingData {
+            periods: Some(0),
+            throttled_periods: Some(0),
+            throttled_time: Some(0),
+        }),
+        ..Default::default()
+    }
+}
+
+/// What Docker answers for a container that does not run: zeros (the
+/// blkio lists are null; `api::shape::STATS` writes them).
+fn empty(c: &Container) -> ContainerStatsResponse {
+    ContainerStatsResponse {
+        name: Some(format!("/{}", c.name)),
+        id: Some(c.id.clone()),
+        read: Some(super::record::ZERO_TIME.into()),
+        preread: Some(super::record::ZERO_TIME.into()),
+        pids_stats: Some(Default::default()),
+        blkio_stats: Some(Default::default()),
+        num_procs: Some(0),
+        storage_stats: Some(Default::default()),
+        cpu_stats: Some(zero_cpu()),
+        memory_stats: Some(Default::default()),
+        ..Default::default()
+    }
 }
 
 /// One sample of a running container; `None` when it does not run.
-fn sample(c: &Container) -> Option<Value> {
+fn sample(c: &Container) -> Option<ContainerStatsResponse> {
     if !c.is_running() || c.state.pid == 0 {
         return None;
     }
@@ -142,51 +153,81 @@ fn sample(c: &Container) -> Option<Value> {
     let online = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let mut cpu_usage = json!({ "total_usage": cpu.total, "usage_in_kernelmode": cpu.system, "usage_in_usermode": cpu.user });
-    if let Some(per) = cpu.per_cpu {
-        cpu_usage["percpu_usage"] = json!(per);
-    }
     let mut stats = mem.stats;
     if cg.is_v1() {
         stats.retain(|k, _| V1_MEMORY_KEYS.contains(&k.as_str()));
     }
-    let mut memory = json!({ "usage": mem.usage, "stats": stats, "limit": mem.limit });
-    if let Some(max) = mem.max_usage {
-        memory["max_usage"] = json!(max);
-    }
-    let mut pids_stats = json!({ "current": pids });
-    if pids_limit > 0 {
-        pids_stats["limit"] = json!(pids_limit);
-    }
-    let io: Vec<Value> = cg.io_bytes().into_iter().map(|(major, minor, op, value)| json!({ "major": major, "minor": minor, "op": op, "value": value })).collect();
-    let mut doc = empty(c);
-    doc["read"] = json!(crate::util::now_rfc3339());
-    doc["pids_stats"] = pids_stats;
-    if cg.is_v1() {
-        for k in BLKIO_KEYS {
-            doc["blkio_stats"][k] = json!([]);
-        }
-    }
-    if cg.is_v1() || !io.is_empty() {
-        doc["blkio_stats"]["io_service_bytes_recursive"] = json!(io);
-    }
-    doc["cpu_stats"] = json!({
-        "cpu_usage": cpu_usage,
-        "system_cpu_usage": cgroup::system_cpu_usage(),
-        "online_cpus": online,
-        "throttling_data": { "periods": cpu.periods, "throttled_periods": cpu.throttled_periods, "throttled_time": cpu.throttled_time },
-    });
-    doc["memory_stats"] = memory;
+    let io: Vec<ContainerBlkioStatEntry> = cg
+        .io_bytes()
+        .into_iter()
+        .map(|(major, minor, op, value)| ContainerBlkioStatEntry {
+            major: Some(major),
+            minor: Some(minor),
+            op: Some(op.to_string()),
+            value: Some(value),
+        })
+        .collect();
+    // On cgroup v1 every blkio list is one (empty when the kernel has
+    // nothing to say); on v2 only the first is filled, the others null.
+    let v1_list = || cg.is_v1().then(Vec::new);
+    let blkio = ContainerBlkioStats {
+        io_service_bytes_recursive: (cg.is_v1() || !io.is_empty()).then_some(io),
+        io_serviced_recursive: v1_list(),
+        io_queue_recursive: v1_list(),
+        io_service_time_recursive: v1_list(),
+        io_wait_time_recursive: v1_list(),
+        io_merged_recursive: v1_list(),
+        io_time_recursive: v1_list(),
+        sectors_recursive: v1_list(),
+    };
     let nets = cgroup::network(c.state.pid);
-    if !nets.is_empty() {
-        let mut networks = serde_json::Map::new();
-        for (name, n) in nets {
-            networks.insert(
-                name,
-                json!({ "rx_bytes": n[0], "rx_packets": n[1], "rx_errors": n[2], "rx_dropped": n[3], "tx_bytes": n[4], "tx_packets": n[5], "tx_errors": n[6], "tx_dropped": n[7] }),
-            );
-        }
-        doc["networks"] = Value::Object(networks);
-    }
-    Some(doc)
+    let networks = nets
+        .into_iter()
+        .map(|(name, n)| {
+            let stats = ContainerNetworkStats {
+                rx_bytes: Some(n[0]),
+                rx_packets: Some(n[1]),
+                rx_errors: Some(n[2]),
+                rx_dropped: Some(n[3]),
+                tx_bytes: Some(n[4]),
+                tx_packets: Some(n[5]),
+                tx_errors: Some(n[6]),
+                tx_dropped: Some(n[7]),
+                ..Default::default()
+            };
+            (name, stats)
+        })
+        .collect::<HashMap<_, _>>();
+    Some(ContainerStatsResponse {
+        read: Some(crate::util::now_rfc3339()),
+        pids_stats: Some(ContainerPidsStats {
+            current: Some(pids),
+            limit: Some(pids_limit).filter(|l| *l > 0),
+        }),
+        blkio_stats: Some(blkio),
+        cpu_stats: Some(ContainerCpuStats {
+            cpu_usage: Some(ContainerCpuUsage {
+                total_usage: Some(cpu.total),
+                usage_in_kernelmode: Some(cpu.system),
+                usage_in_usermode: Some(cpu.user),
+                percpu_usage: cpu.per_cpu,
+            }),
+            system_cpu_usage: Some(cgroup::system_cpu_usage()),
+            online_cpus: Some(online as u32),
+            throttling_data: Some(ContainerThrottlingData {
+                periods: Some(cpu.periods),
+                throttled_periods: Some(cpu.throttled_periods),
+                throttled_time: Some(cpu.throttled_time),
+            }),
+        }),
+        memory_stats: Some(ContainerMemoryStats {
+            usage: Some(mem.usage),
+            max_usage: mem.max_usage,
+            stats: Some(stats.into_iter().collect()),
+            limit: Some(mem.limit),
+            ..Default::default()
+        }),
+        networks: Some(networks).filter(|n| !n.is_empty()),
+        ..empty(c)
+    })
 }
