@@ -5,6 +5,7 @@
 //! before. Entries live in SQLite, next to the images they name, and
 //! survive engine restarts.
 
+use bollard_stubs::models::{BuildCache, BuildCacheTypeEnum};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
@@ -101,7 +102,7 @@ impl super::Builder {
     }
 
     /// The build cache as `docker system df` lists it.
-    pub async fn usage(&self) -> Result<Vec<serde_json::Value>> {
+    pub async fn usage(&self) -> Result<Vec<BuildCache>> {
         let mut out = Vec::new();
         for e in self.store.cache_entries().await? {
             let Some(img) = self.store.image(&e.image_id).await? else {
@@ -111,18 +112,24 @@ impl super::Builder {
                 "" => 0,
                 p => self.store.image(p).await?.map(|p| p.size).unwrap_or(0),
             };
-            out.push(serde_json::json!({
-                "ID": e.key.trim_start_matches("sha256:").get(..25).unwrap_or(""),
-                "Parents": [],
-                "Type": "regular",
-                "Description": e.description,
-                "InUse": false,
-                "Shared": false,
-                "Size": (img.size - parent_size).max(0),
-                "CreatedAt": e.created,
-                "LastUsedAt": e.last_used,
-                "UsageCount": e.usage_count,
-            }));
+            out.push(BuildCache {
+                id: Some(
+                    e.key
+                        .trim_start_matches("sha256:")
+                        .get(..25)
+                        .unwrap_or("")
+                        .into(),
+                ),
+                parents: Some(Vec::new()),
+                typ: Some(BuildCacheTypeEnum::REGULAR),
+                description: Some(e.description),
+                in_use: Some(false),
+                shared: Some(false),
+                size: Some((img.size - parent_size).max(0)),
+                created_at: Some(e.created),
+                last_used_at: Some(e.last_used),
+                usage_count: Some(e.usage_count),
+            });
         }
         Ok(out)
     }

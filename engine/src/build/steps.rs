@@ -763,9 +763,7 @@ impl Build {
                 "No image was generated. Is your Dockerfile empty?".into(),
             ));
         }
-        self.out
-            .progress
-            .raw(json!({ "id": "moby.image.id", "aux": { "ID": image.id } }));
+        self.out.progress.built(&image.id);
         self.out
             .say(&format!("Successfully built {}\n", short_id(&image.id)));
         for t in self.opts.tags.clone() {

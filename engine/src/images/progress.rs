@@ -10,11 +10,65 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use serde_json::{json, Value};
+use serde::Serialize;
 use tokio::sync::watch;
 
 /// How often a layer's byte count is reported while it moves.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One message of the stream: Go's jsonmessage.JSONMessage, its fields in
+/// its order, the empty ones left out (`omitempty`).
+#[derive(Serialize, Default)]
+struct Message<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    progress_detail: Option<Detail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    error_detail: Option<ErrorDetail<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aux: Option<Aux<'a>>,
+}
+
+#[derive(Serialize, Default)]
+struct Detail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<i64>,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Aux<'a> {
+    Pushed {
+        #[serde(rename = "Tag")]
+        tag: &'a str,
+        #[serde(rename = "Digest")]
+        digest: &'a str,
+        #[serde(rename = "Size")]
+        size: usize,
+    },
+    Built {
+        #[serde(rename = "ID")]
+        id: &'a str,
+    },
+}
 
 pub struct Progress {
     messages: Mutex<Vec<Bytes>>,
@@ -32,8 +86,8 @@ impl Progress {
         })
     }
 
-    fn push(&self, v: Value) {
-        let mut line = v.to_string();
+    fn push(&self, message: Message) {
+        let mut line = serde_json::to_string(&message).unwrap_or_default();
         line.push_str("\r\n");
         self.relay(Bytes::from(line));
     }
@@ -92,17 +146,29 @@ impl Progress {
 
     /// `{"status": …}` for the whole operation.
     pub fn status(&self, status: &str) {
-        self.push(json!({ "status": status }));
+        self.push(Message {
+            status: Some(status),
+            ..Default::default()
+        });
     }
 
     /// `{"status": …, "id": …}` with an empty progressDetail, for one layer.
     pub fn layer(&self, id: &str, status: &str) {
-        self.push(json!({ "status": status, "progressDetail": {}, "id": id }));
+        self.push(Message {
+            status: Some(status),
+            progress_detail: Some(Detail::default()),
+            id: Some(id),
+            ..Default::default()
+        });
     }
 
     /// `{"status": "Pulling from …", "id": tag}`: no progressDetail.
     pub fn header(&self, id: &str, status: &str) {
-        self.push(json!({ "status": status, "id": id }));
+        self.push(Message {
+            status: Some(status),
+            id: Some(id),
+            ..Default::default()
+        });
     }
 
     /// A byte count for one layer, at most every [`PROGRESS_INTERVAL`]
@@ -120,39 +186,66 @@ impl Progress {
             }
             last.insert(id.to_string(), now);
         }
-        self.push(json!({
-            "status": status,
-            "progressDetail": { "current": current, "total": total },
-            "progress": bar(current, total),
-            "id": id,
-        }));
+        self.push(Message {
+            status: Some(status),
+            progress_detail: Some(Detail {
+                current: Some(current),
+                total: Some(total),
+            }),
+            progress: Some(bar(current, total)),
+            id: Some(id),
+            ..Default::default()
+        });
     }
 
-    pub fn aux(&self, aux: Value) {
-        self.push(json!({ "progressDetail": {}, "aux": aux }));
+    /// The pushed manifest: `{"progressDetail":{},"aux":{Tag,Digest,Size}}`.
+    pub fn pushed(&self, tag: &str, digest: &str, size: usize) {
+        self.push(Message {
+            progress_detail: Some(Detail::default()),
+            aux: Some(Aux::Pushed { tag, digest, size }),
+            ..Default::default()
+        });
+    }
+
+    /// The built image's id, as BuildKit-less dockerd tells it.
+    pub fn built(&self, image_id: &str) {
+        self.push(Message {
+            id: Some("moby.image.id"),
+            aux: Some(Aux::Built { id: image_id }),
+            ..Default::default()
+        });
     }
 
     pub fn error(&self, message: &str) {
-        self.push(json!({ "errorDetail": { "message": message }, "error": message }));
+        self.push(Message {
+            error_detail: Some(ErrorDetail {
+                code: None,
+                message,
+            }),
+            error: Some(message),
+            ..Default::default()
+        });
     }
 
     /// An error with a code (a build step's exit status, which the CLI
     /// exits with).
     pub fn error_with_code(&self, message: &str, code: i64) {
-        self.push(json!({
-            "errorDetail": { "code": code, "message": message },
-            "error": message,
-        }));
+        self.push(Message {
+            error_detail: Some(ErrorDetail {
+                code: Some(code),
+                message,
+            }),
+            error: Some(message),
+            ..Default::default()
+        });
     }
 
     /// `{"stream": …}`: text for the client's terminal (build output).
     pub fn stream(&self, text: &str) {
-        self.push(json!({ "stream": text }));
-    }
-
-    /// A message written as given (the build's image id aux message).
-    pub fn raw(&self, v: Value) {
-        self.push(v);
+        self.push(Message {
+            stream: Some(text),
+            ..Default::default()
+        });
     }
 
     pub fn finish(&self) {

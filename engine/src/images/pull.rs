@@ -8,6 +8,7 @@
 //! progress); two pulls that need the same layer take turns on it, so a
 //! layer is fetched once.
 
+use bollard_stubs::models::{self as api_models, DistributionInspect, OciPlatform};
 use std::io::{self, Read};
 use std::sync::Arc;
 
@@ -690,7 +691,7 @@ impl Images {
         &self,
         reference: &Reference,
         auth: &super::registry::AuthConfig,
-    ) -> Result<Value> {
+    ) -> Result<DistributionInspect> {
         let familiar_ref = familiar(&reference.normalized());
         let client = self.registries.client(&reference.domain);
         let oref = oci_reference(reference);
@@ -713,16 +714,15 @@ impl Images {
         } else {
             OCI_MANIFEST.to_string()
         };
-        let platforms: Vec<Value> = match &m.manifests {
+        let platforms: Vec<OciPlatform> = match &m.manifests {
             Some(entries) => entries
                 .iter()
                 .filter_map(|e| e.platform.as_ref())
-                .map(|p| {
-                    let mut v = serde_json::json!({ "architecture": p.architecture, "os": p.os });
-                    if let Some(var) = &p.variant {
-                        v["variant"] = Value::String(var.clone());
-                    }
-                    v
+                .map(|p| OciPlatform {
+                    architecture: Some(p.architecture.clone()),
+                    os: Some(p.os.clone()),
+                    variant: p.variant.clone(),
+                    ..Default::default()
                 })
                 .collect(),
             None => {
@@ -735,14 +735,28 @@ impl Images {
                     .pull_blob(&oref, &oci_descriptor(&config), &mut data)
                     .await
                     .map_err(registry_error)?;
-                let c: Value = serde_json::from_slice(&data).unwrap_or(Value::Null);
-                vec![serde_json::json!({ "architecture": c["architecture"], "os": c["os"] })]
+                #[derive(serde::Deserialize)]
+                struct ImagePlatform {
+                    architecture: Option<String>,
+                    os: Option<String>,
+                }
+                let c: Option<ImagePlatform> = serde_json::from_slice(&data).ok();
+                vec![OciPlatform {
+                    architecture: c.as_ref().and_then(|c| c.architecture.clone()),
+                    os: c.and_then(|c| c.os),
+                    ..Default::default()
+                }]
             }
         };
-        Ok(serde_json::json!({
-            "Descriptor": { "mediaType": media_type, "digest": digest, "size": bytes.len() },
-            "Platforms": platforms,
-        }))
+        Ok(DistributionInspect {
+            descriptor: api_models::OciDescriptor {
+                media_type: Some(media_type),
+                digest: Some(digest),
+                size: Some(bytes.len() as i64),
+                ..Default::default()
+            },
+            platforms,
+        })
     }
 }
 

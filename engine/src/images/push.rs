@@ -208,7 +208,7 @@ impl Images {
             "{tag}: digest: {digest} size: {}",
             plan.manifest.len()
         ));
-        progress.aux(json!({ "Tag": tag, "Digest": digest, "Size": plan.manifest.len() }));
+        progress.pushed(&tag, &digest, plan.manifest.len());
         self.image_event("push", &familiar(&r.normalized()));
         info!(reference = %r.normalized(), %digest, "pushed");
         Ok(())
