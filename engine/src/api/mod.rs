@@ -200,7 +200,28 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::map_response(json_rejections))
         .layer(axum::middleware::map_response(common_headers))
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(engine)
+}
+
+/// Every request runs in a span with a number of its own, so that the lines
+/// one request logs (and those of what it starts) can be told apart; the
+/// container it is about is recorded as `container_id` once it is known
+/// (`Containers::lookup`).
+async fn request_span(req: Request, next: axum::middleware::Next) -> Response {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tracing::Instrument;
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let span = tracing::info_span!(
+        "request",
+        request_id = NEXT.fetch_add(1, Ordering::Relaxed),
+        method = %req.method(),
+        path = %req.uri().path(),
+        container_id = tracing::field::Empty,
+    );
+    let response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+    response
 }
 
 /// The router behind the version-prefix rewrite, ready for `axum::serve`.

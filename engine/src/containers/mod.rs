@@ -168,6 +168,14 @@ impl Containers {
 
     /// Finds a container by full id, name, or unique id prefix.
     pub async fn lookup(&self, name_or_id: &str) -> Result<Container> {
+        let c = self.find(name_or_id).await?;
+        // The request's span (api::request_span) names the container by its
+        // id, whatever name the client used: `container_id` in every line.
+        tracing::Span::current().record("container_id", c.id.as_str());
+        Ok(c)
+    }
+
+    async fn find(&self, name_or_id: &str) -> Result<Container> {
         if name_or_id.is_empty() {
             return Err(Error::no_such_container(name_or_id));
         }
