@@ -72,7 +72,7 @@ impl Engine {
         // Chains an earlier berthd left (it stopped before sweeping).
         networks.sweep_soon.notify_one();
         let default_log =
-            crate::containers::log_opts::daemon_default(&config.log_driver, &config.log_opts)?;
+            crate::containers::io::log_opts::daemon_default(&config.log_driver, &config.log_opts)?;
         let volumes = Arc::new(Volumes::new(
             store.clone(),
             &config.data_root,

@@ -4,7 +4,8 @@
 #![no_main]
 
 use berth_engine::api::create_body;
-use berth_engine::containers::{resources, security, CreateRequest};
+use berth_engine::containers::oci::{resources, security};
+use berth_engine::containers::CreateRequest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

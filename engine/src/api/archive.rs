@@ -10,7 +10,7 @@ use futures_util::TryStreamExt;
 
 use super::query::{flag, Query};
 use super::State;
-use crate::containers::copy::{CopyIn, PathStat};
+use crate::containers::fs::copy::{CopyIn, PathStat};
 use crate::error::{Error, Result};
 
 const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";

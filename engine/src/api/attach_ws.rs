@@ -34,7 +34,7 @@ pub async fn attach_ws(
         Ok(ws) => ws,
         Err(rejection) => return Ok(rejection.into_response()),
     };
-    let detach = crate::containers::attach::DetachKeys::parse(
+    let detach = crate::containers::io::attach::DetachKeys::parse(
         q.get("detachKeys").map(String::as_str).unwrap_or(""),
     )?;
     let streams = AttachRequest {

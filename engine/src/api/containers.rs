@@ -16,8 +16,8 @@ use super::hijack;
 use super::query::{flag, int, int_unchecked, Query};
 use super::shape;
 use super::{ApiVersion, State};
+use crate::containers::io::logs::LogOptions;
 use crate::containers::lifecycle::WaitCondition;
-use crate::containers::logs::LogOptions;
 use crate::error::{Error, Result};
 use crate::filters::Filters;
 
@@ -273,7 +273,7 @@ pub async fn attach(
     mut req: Request,
 ) -> Result<Response> {
     let c = engine.containers.prepare_attach(&id).await?;
-    let detach = crate::containers::attach::DetachKeys::parse(
+    let detach = crate::containers::io::attach::DetachKeys::parse(
         q.get("detachKeys").map(String::as_str).unwrap_or(""),
     )?;
     if !req

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::hijack;
 use super::query::{int, Query};
 use super::{ApiVersion, State};
-use crate::containers::exec::ExecConfig;
+use crate::containers::io::exec::ExecConfig;
 use crate::error::{Error, Result};
 
 pub async fn create(

@@ -363,7 +363,7 @@ pub async fn commit(
         None => None,
     };
     let config = crate::go_json::body_or_default(&body)?;
-    let req = crate::containers::snapshot::CommitRequest {
+    let req = crate::containers::fs::snapshot::CommitRequest {
         container,
         reference,
         comment: q.get("comment").cloned().unwrap_or_default(),

@@ -208,7 +208,7 @@ fn hash_source(h: &mut Sha256, path: &Path, name: &str, top: bool) -> Result<()>
 
 /// `--chown=user:group` resolved in the destination image.
 fn owner(rootfs: &Path, spec: &str) -> Result<(u32, u32)> {
-    let u = crate::containers::user::resolve(rootfs, spec)?;
+    let u = crate::containers::oci::user::resolve(rootfs, spec)?;
     Ok(if spec.contains(':') {
         (u.uid, u.gid)
     } else {

@@ -155,7 +155,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         ));
     }
     let upper = containers.paths(&id).upper();
-    crate::containers::diff::forget_mount_points(&upper);
+    crate::containers::fs::diff::forget_mount_points(&upper);
     let img = build
         .b
         .images

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::containers::fs::rootfs;
 use crate::containers::record::Paths;
-use crate::containers::rootfs;
 use crate::error::Result;
 use crate::images::Images;
 use crate::store::ImageRow;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use berth_proto::CreateTaskRequest;
 use tracing::{info, warn};
 
-use super::record::{Container, State};
-use super::{rootfs, spec, user, Change, Containers};
+use crate::containers::record::{Container, State};
+use crate::containers::{fs::rootfs, oci::spec, oci::user, Change, Containers};
 use crate::core_client::CoreClient;
 use crate::error::{Error, Result};
 
@@ -291,14 +291,14 @@ impl Containers {
     /// The init pids of the containers whose PID or IPC namespace `c`
     /// joins (`--pid container:x`, `--ipc container:x`); they must run.
     async fn borrowed_namespaces(&self, c: &Container) -> Result<spec::Borrowed> {
-        use super::security::{ipc_mode, pid_mode, NamespaceMode};
+        use crate::containers::oci::security::{ipc_mode, pid_mode, NamespaceMode};
         let mut out = spec::Borrowed::default();
         if c.host_config.ipc_mode.as_deref() == Some("shareable") {
             let size = c
                 .host_config
                 .shm_size
                 .filter(|n| *n > 0)
-                .unwrap_or(super::security::DEFAULT_SHM_SIZE);
+                .unwrap_or(crate::containers::oci::security::DEFAULT_SHM_SIZE);
             out.shm = Some(rootfs::mount_shm(&self.paths(&c.id), size)?);
         }
         for (mode, what) in [

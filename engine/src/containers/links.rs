@@ -17,8 +17,8 @@ use std::collections::HashMap;
 
 use bollard_stubs::models::HostConfig;
 
-use super::record::Container;
-use super::Containers;
+use crate::containers::record::Container;
+use crate::containers::Containers;
 use crate::error::{Error, Result};
 use crate::networks::{EndpointRecord, NetworkRecord};
 

@@ -6,31 +6,19 @@
 //! core's event stream (`monitor`), so an exit that happened while the
 //! engine was down is applied when it comes back.
 
-pub mod attach;
-pub mod cgroup;
-pub mod copy;
-pub mod diff;
-pub mod exec;
+pub mod fs;
+pub mod io;
 pub mod lifecycle;
 pub mod links;
-pub mod log_opts;
-pub mod logs;
 pub mod monitor;
-pub mod mounts;
 pub mod names;
+pub mod observe;
+pub mod oci;
 pub mod pause;
 pub mod prune;
 pub mod record;
 pub mod rename;
-pub mod resources;
-pub mod rootfs;
-pub mod security;
-pub mod snapshot;
-pub mod spec;
-pub mod stats;
-pub mod top;
 pub mod update;
-pub mod user;
 pub mod view;
 
 use std::collections::HashMap;
@@ -86,11 +74,11 @@ pub struct Containers {
     /// One lock per container so that start and exit handling never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) changes: broadcast::Sender<Change>,
-    pub(crate) pending: attach::Pending,
+    pub(crate) pending: io::attach::Pending,
     /// Attach sessions being served, which a draining berthd waits for.
-    pub streams: attach::ActiveStreams,
+    pub streams: io::attach::ActiveStreams,
     pub events: Arc<crate::events::Events>,
-    pub(crate) execs: exec::Execs,
+    pub(crate) execs: io::exec::Execs,
     pub volumes: Arc<crate::volumes::Volumes>,
     pub networks: Arc<crate::networks::Networks>,
     /// berthd's --log-driver and --log-opt.
@@ -110,12 +98,12 @@ impl Containers {
             core_default_runtime: Default::default(),
             locks: Mutex::new(HashMap::new()),
             changes,
-            pending: attach::Pending::default(),
-            streams: attach::ActiveStreams::default(),
+            pending: io::attach::Pending::default(),
+            streams: io::attach::ActiveStreams::default(),
             events: peers.events,
-            execs: exec::Execs::default(),
+            execs: io::exec::Execs::default(),
             images: peers.images,
-            default_log: log_opts::daemon_default("json-file", &[]).unwrap_or_default(),
+            default_log: io::log_opts::daemon_default("json-file", &[]).unwrap_or_default(),
         }
     }
 
@@ -253,7 +241,7 @@ impl Containers {
         {
             return Err(Error::InvalidArgument("no command specified".into()));
         }
-        log_opts::apply_default(&mut host_config, &self.default_log);
+        io::log_opts::apply_default(&mut host_config, &self.default_log);
         let driver = host_config
             .log_config
             .as_ref()
@@ -261,7 +249,7 @@ impl Containers {
             .unwrap_or_default();
         if !matches!(driver.as_str(), "" | "json-file" | "local" | "none") {
             return Err(Error::InvalidArgument(
-                if log_opts::DOCKER_DRIVERS.contains(&driver.as_str()) {
+                if io::log_opts::DOCKER_DRIVERS.contains(&driver.as_str()) {
                     format!(
                         "logging driver {driver} is not supported; use json-file, local or none"
                     )
@@ -273,7 +261,7 @@ impl Containers {
                 },
             ));
         }
-        log_opts::check(
+        io::log_opts::check(
             &driver,
             &host_config
                 .log_config
@@ -337,23 +325,23 @@ impl Containers {
             network_mode
         });
 
-        let warnings = resources::check(&mut host_config)?;
-        security::check(&mut host_config)?;
+        let warnings = oci::resources::check(&mut host_config)?;
+        oci::security::check(&mut host_config)?;
         if !host_config.privileged.unwrap_or(false) {
             // dockerd records the paths it will mask in HostConfig.
             let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
             host_config
                 .masked_paths
-                .get_or_insert_with(|| owned(spec::MASKED_PATHS));
+                .get_or_insert_with(|| owned(oci::spec::MASKED_PATHS));
             host_config
                 .readonly_paths
-                .get_or_insert_with(|| owned(spec::READONLY_PATHS));
+                .get_or_insert_with(|| owned(oci::spec::READONLY_PATHS));
         }
         let image_volumes: Vec<String> = image_config["config"]["Volumes"]
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        let mount_plan = mounts::plan(
+        let mount_plan = fs::mounts::plan(
             &config,
             &host_config,
             &image_volumes,
@@ -476,7 +464,7 @@ impl Containers {
 /// The body of `POST /containers/create`, decoded as Docker decodes it
 /// (unknown fields ignored, wrong types refused), its environment checked.
 /// Pure, so that it can be fuzzed (engine/fuzz) together with
-/// `resources::check` and `security::check`, which come after the image
+/// `oci::resources::check` and `oci::security::check`, which come after the image
 /// lookup in `create`.
 /// dockerd records `label=disable` (no SELinux labels) for a privileged
 /// container and for one sharing the host's IPC or PID namespace, unless
@@ -600,9 +588,9 @@ impl Containers {
             if !nameservers.is_empty() {
                 let hc = &c.host_config;
                 let dns = self.networks.dns_of(&c);
-                rootfs::write_resolv_conf(
+                fs::rootfs::write_resolv_conf(
                     &self.paths(&id),
-                    &rootfs::EtcFiles {
+                    &fs::rootfs::EtcFiles {
                         nameservers: &nameservers,
                         dns: &dns,
                         dns_search: hc.dns_search.as_deref().unwrap_or_default(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use berth_proto::{Event, EventKind, RestartPolicy, TaskStatus};
 use tracing::{debug, info, warn};
 
-use super::Containers;
+use crate::containers::Containers;
 use crate::core_client::{Launcher, NAMESPACE};
 use crate::error::Result;
 
@@ -169,7 +169,7 @@ async fn restarted(
     containers.save_state(&c).await?;
     info!(container_id = %id, pid, restart_count = count, "container restarted by its policy");
     containers.event(&c, "start", &[]);
-    containers.notify(super::Change::Started(id.to_string()));
+    containers.notify(crate::containers::Change::Started(id.to_string()));
     Ok(())
 }
 
@@ -241,7 +241,8 @@ async fn reconcile(containers: &Containers) -> Result<()> {
         }
     }
     for row in rows {
-        let state: super::record::State = serde_json::from_str(&row.state).unwrap_or_default();
+        let state: crate::containers::record::State =
+            serde_json::from_str(&row.state).unwrap_or_default();
         if !state.running && !state.restarting {
             continue;
         }
@@ -268,7 +269,7 @@ async fn reconcile(containers: &Containers) -> Result<()> {
                 // policy says so are started again.
                 warn!(container_id = %row.id, "berth-core has no task for a running container; marking it exited");
                 exited(containers, &row.id, 0, 255, "", false, false).await?;
-                let c = super::record::Container::from_row(row.clone())?;
+                let c = crate::containers::record::Container::from_row(row.clone())?;
                 let comes_back = matches!(c.restart_policy(), Some(RestartPolicy::Always))
                     || (matches!(c.restart_policy(), Some(RestartPolicy::UnlessStopped))
                         && !state.manually_stopped);

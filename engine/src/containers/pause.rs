@@ -3,7 +3,7 @@
 //! still running (State.Running and State.Paused both true, Status
 //! "paused"), as Docker reports it.
 
-use super::Containers;
+use crate::containers::Containers;
 use crate::error::{Error, Result};
 
 impl Containers {

@@ -2,7 +2,7 @@
 
 use bollard_stubs::models::ContainerSummary;
 
-use super::Containers;
+use crate::containers::Containers;
 use crate::error::{Error, Result};
 use crate::filters::Filters;
 
@@ -21,7 +21,7 @@ impl Containers {
         let mut removed = Vec::new();
         let mut freed = 0;
         for row in self.store.containers().await? {
-            let c = super::record::Container::from_row(row)?;
+            let c = crate::containers::record::Container::from_row(row)?;
             if c.is_running() {
                 continue;
             }

@@ -168,7 +168,7 @@ impl Container {
             .as_ref()
             .and_then(|l| l.config.clone())
             .unwrap_or_default();
-        super::log_opts::rotation(&self.log_driver(), &opts).unwrap_or((0, 1))
+        crate::containers::io::log_opts::rotation(&self.log_driver(), &opts).unwrap_or((0, 1))
     }
 
     /// Where the shim writes the log: json-file's `<id>-json.log`, the

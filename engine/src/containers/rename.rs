@@ -1,6 +1,6 @@
 //! `docker rename`.
 
-use super::{names, Containers};
+use crate::containers::{names, Containers};
 use crate::error::{Error, Result};
 
 impl Containers {

@@ -4,7 +4,7 @@
 
 use bollard_stubs::models::ContainerUpdateBody;
 
-use super::{resources, Containers};
+use crate::containers::{oci::resources, Containers};
 use crate::error::{Error, Result};
 
 impl Containers {

@@ -8,8 +8,8 @@ use bollard_stubs::models::{
     ContainerSummaryNetworkSettings, DriverData, Health, HealthcheckResult,
 };
 
-use super::record::{Container, ZERO_TIME};
-use super::Containers;
+use crate::containers::record::{Container, ZERO_TIME};
+use crate::containers::Containers;
 use crate::error::{Error, Result};
 use crate::filters::{labels_match, Filters};
 use crate::networks::settings::NetworkSettings;
@@ -159,7 +159,7 @@ impl Containers {
             .into_iter()
             .map(Container::from_row)
             .collect::<Result<Vec<_>>>()?;
-        let mut link_names = super::links::names_by_child(&every);
+        let mut link_names = crate::containers::links::names_by_child(&every);
         for c in every {
             let created = parse_rfc3339(&c.created).unwrap_or((0, 0));
             // Docker lists stopped containers when before/since ask for them.
@@ -274,7 +274,11 @@ impl Containers {
                 mounts: Some(
                     mounts
                         .iter()
-                        .map(|m| super::mounts::document(m, |n| self.volumes.data_path(n)))
+                        .map(|m| {
+                            crate::containers::fs::mounts::document(m, |n| {
+                                self.volumes.data_path(n)
+                            })
+                        })
                         .collect(),
                 ),
                 ..Default::default()
@@ -375,7 +379,9 @@ impl Containers {
                     .container_mounts(&c.id)
                     .await?
                     .iter()
-                    .map(|m| super::mounts::document(m, |n| self.volumes.data_path(n)))
+                    .map(|m| {
+                        crate::containers::fs::mounts::document(m, |n| self.volumes.data_path(n))
+                    })
                     .collect(),
             ),
             config: Some(c.config.clone()),

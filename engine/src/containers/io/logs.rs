@@ -21,7 +21,7 @@ use berth_proto::{local_log, timefmt};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::Containers;
+use crate::containers::Containers;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -103,7 +103,7 @@ impl Containers {
             loop {
                 let stopped = rt.block_on(async {
                     tokio::select! {
-                        ch = changes.recv() => matches!(ch, Ok(super::Change::Exited(ref x)) | Ok(super::Change::Removed(ref x)) if *x == id),
+                        ch = changes.recv() => matches!(ch, Ok(crate::containers::Change::Exited(ref x)) | Ok(crate::containers::Change::Removed(ref x)) if *x == id),
                         _ = tokio::time::sleep(Duration::from_millis(100)) => false,
                     }
                 });
@@ -135,7 +135,9 @@ impl Containers {
                     .block_on(store.container(&id))
                     .ok()
                     .flatten()
-                    .and_then(|r| serde_json::from_str::<super::record::State>(&r.state).ok())
+                    .and_then(|r| {
+                        serde_json::from_str::<crate::containers::record::State>(&r.state).ok()
+                    })
                     .is_some_and(|s| s.running);
                 if !still {
                     read_from(format, &path, offset, 0, &mut out);
@@ -150,7 +152,7 @@ impl Containers {
 
 /// Docker's `--details`: the attributes named by the log options `labels`
 /// and `env`, as `key=value` pairs joined by commas.
-fn details_of(c: &super::record::Container) -> String {
+fn details_of(c: &crate::containers::record::Container) -> String {
     let opts = c
         .host_config
         .log_config

@@ -1,6 +1,6 @@
 //! The OCI runtime spec (config.json) of a container, built with oci-spec
 //! from Docker's Config and HostConfig, with Docker's defaults: masked and
-//! read-only /proc paths, device rules, and (from [`super::security`]) the
+//! read-only /proc paths, device rules, and (from [`crate::containers::oci::security`]) the
 //! capability set, seccomp filter, rlimits, sysctls and shared namespaces.
 
 use std::collections::HashSet;
@@ -12,9 +12,11 @@ use oci_spec::runtime::{
     Spec, SpecBuilder, UserBuilder,
 };
 
-use super::record::{Container, Paths};
-use super::security::{self, devices, seccomp::Profile, NamespaceMode, SeccompChoice};
-use super::user::ResolvedUser;
+use crate::containers::oci::security::{
+    self, devices, seccomp::Profile, NamespaceMode, SeccompChoice,
+};
+use crate::containers::oci::user::ResolvedUser;
+use crate::containers::record::{Container, Paths};
 use crate::error::{Error, Result};
 
 /// Docker's masked paths (moby oci/defaults.go).
@@ -435,7 +437,7 @@ pub fn build(
         .readonly_paths(readonly)
         .resources({
             let mut r: oci_spec::runtime::LinuxResources =
-                from_json(super::resources::oci_resources(hc))?;
+                from_json(crate::containers::oci::resources::oci_resources(hc))?;
             r.set_devices(Some(device_rules));
             r
         })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{rootfs, Containers};
+use crate::containers::{fs::rootfs, Containers};
 use crate::error::{Error, Result};
 use crate::images::commit::CommitInfo;
 use crate::images::reference::{familiar, Reference};

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::record::Container;
-use super::{rootfs, spec, user, Containers};
+use crate::containers::record::Container;
+use crate::containers::{fs::rootfs, oci::spec, oci::user, Containers};
 use crate::error::{Error, Result};
 
 /// `POST /containers/{id}/exec`'s body (Docker's ExecConfig), decoded by
@@ -224,7 +224,7 @@ impl Containers {
             stdout: exec.config.attach_stdout,
             stderr: exec.config.attach_stderr,
         };
-        let conn = match super::attach::connect(&started.attach_socket, req).await {
+        let conn = match crate::containers::io::attach::connect(&started.attach_socket, req).await {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(exec_id = %id, error = %e, "connecting to the exec's shim");
@@ -236,7 +236,7 @@ impl Containers {
             // 127 (not found) or 126 (cannot run) as the exit code.
             tracing::info!(exec_id = %id, error = %e, "exec failed to start");
             let msg = e.to_string();
-            let code = match super::lifecycle::exit_code_for_start_error(&msg) {
+            let code = match crate::containers::lifecycle::exit_code_for_start_error(&msg) {
                 0 => 126,
                 c => c,
             };
@@ -283,9 +283,11 @@ impl Containers {
         // A terminal's input is scanned for the exec's detach keys (or the
         // default ctrl-p,ctrl-q): the client leaves, the process runs on.
         let detach = (started.tty && req.stdin)
-            .then(|| super::attach::DetachKeys::parse(&exec.config.detach_keys).ok())
+            .then(|| {
+                crate::containers::io::attach::DetachKeys::parse(&exec.config.detach_keys).ok()
+            })
             .flatten();
-        super::attach::pump_then(conn, io, started.tty, detach, settled).await;
+        crate::containers::io::attach::pump_then(conn, io, started.tty, detach, settled).await;
     }
 
     /// The OCI process of an exec: the container's, with the exec's
@@ -335,7 +337,7 @@ impl Containers {
             &paths,
             &hostname,
             &resolved,
-            super::lifecycle::CGROUP_PARENT,
+            crate::containers::lifecycle::CGROUP_PARENT,
             spec::Borrowed::default(),
         )?;
         serde_json::to_value(full.process()).map_err(Error::internal)

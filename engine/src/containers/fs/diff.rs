@@ -6,7 +6,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::Containers;
+use crate::containers::Containers;
 use crate::error::{Error, Result};
 
 /// Where every container gets something mounted.

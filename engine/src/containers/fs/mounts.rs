@@ -12,8 +12,8 @@ use bollard_stubs::models::{ContainerConfig, HostConfig, MountPoint};
 use serde_json::{json, Value};
 use tracing::warn;
 
-use super::record::Container;
 use crate::confined::Confined;
+use crate::containers::record::Container;
 use crate::error::{Error, Result};
 use crate::store::MountRow;
 use crate::volumes::validate_name;
@@ -463,7 +463,7 @@ fn kept_flags(source: &Path) -> Vec<&'static str> {
     .collect()
 }
 
-impl super::Containers {
+impl crate::containers::Containers {
     /// Creates the volumes a new container's plan needs and stores its
     /// mounts. A bind mount's missing host directory is made here (`-v`).
     pub(crate) async fn attach_mounts(&self, id: &str, plan: Vec<Planned>) -> Result<()> {

@@ -14,9 +14,9 @@ use bollard_stubs::models::{
 };
 use tokio::sync::mpsc;
 
-use super::cgroup::{self, Cgroup};
-use super::record::Container;
-use super::Containers;
+use crate::containers::observe::cgroup::{self, Cgroup};
+use crate::containers::record::Container;
+use crate::containers::Containers;
 use crate::error::Result;
 
 impl Containers {
@@ -34,7 +34,7 @@ impl Containers {
         let store = self.store.clone();
         tokio::spawn(async move {
             let mut prev = zero_cpu();
-            let mut prev_read = super::record::ZERO_TIME.to_string();
+            let mut prev_read = crate::containers::record::ZERO_TIME.to_string();
             let mut c = c;
             if !stream && !one_shot && c.is_running() {
                 if let Some(s) = sample(&c) {
@@ -129,8 +129,8 @@ fn empty(c: &Container) -> ContainerStatsResponse {
     ContainerStatsResponse {
         name: Some(format!("/{}", c.name)),
         id: Some(c.id.clone()),
-        read: Some(super::record::ZERO_TIME.into()),
-        preread: Some(super::record::ZERO_TIME.into()),
+        read: Some(crate::containers::record::ZERO_TIME.into()),
+        preread: Some(crate::containers::record::ZERO_TIME.into()),
         pids_stats: Some(Default::default()),
         blkio_stats: Some(Default::default()),
         num_procs: Some(0),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use tracing::debug;
 
-use super::record::Paths;
+use crate::containers::record::Paths;
 use crate::error::{Error, Result};
 
 /// Mounts the overlay at `paths.rootfs()` unless it is mounted already.
@@ -209,10 +209,13 @@ fn resolv_conf(host: &str, f: &EtcFiles, host_network: bool) -> String {
     out
 }
 
-impl super::Containers {
+impl crate::containers::Containers {
     /// Mounts the container's overlay over its image's snapshots (a no-op
     /// when it is mounted).
-    pub(crate) async fn mount_rootfs(&self, c: &super::record::Container) -> Result<()> {
+    pub(crate) async fn mount_rootfs(
+        &self,
+        c: &crate::containers::record::Container,
+    ) -> Result<()> {
         let image = self
             .store
             .image(&c.image_id)

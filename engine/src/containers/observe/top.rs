@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use tokio::process::Command;
 
-use super::cgroup::Cgroup;
-use super::Containers;
+use crate::containers::observe::cgroup::Cgroup;
+use crate::containers::Containers;
 use crate::error::{Error, Result};
 
 pub struct Top {

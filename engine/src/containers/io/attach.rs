@@ -14,8 +14,8 @@ use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::record::Container;
-use super::Containers;
+use crate::containers::record::Container;
+use crate::containers::Containers;
 use crate::error::{Error, Result};
 
 type Waiter = (AttachRequest, oneshot::Sender<UnixStream>);

@@ -20,9 +20,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 use tokio::io::AsyncRead;
 
-use super::record::Container;
-use super::{rootfs, Containers};
 use crate::confined::Confined;
+use crate::containers::record::Container;
+use crate::containers::{fs::rootfs, Containers};
 use crate::error::{Error, Result};
 use crate::images::unpack::{self, ApplyOptions, UnpackError};
 use crate::tarball::{TreeWriter, Whiteouts};

@@ -1,0 +1,6 @@
+//! A container's streams: attach, logs and their drivers, exec.
+
+pub mod attach;
+pub mod exec;
+pub mod log_opts;
+pub mod logs;
