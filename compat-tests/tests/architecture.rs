@@ -12,8 +12,8 @@ fn architecture() -> String {
     std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap()
 }
 
-/// The words in backticks of a piece of Markdown.
-fn quoted(text: &str) -> BTreeSet<String> {
+/// The words in backticks of a piece of Markdown, in order.
+fn quoted(text: &str) -> Vec<String> {
     text.split('`')
         .skip(1)
         .step_by(2)
@@ -52,7 +52,7 @@ fn every_crate_depends_on_exactly_what_the_crate_table_says() {
     let mut wrong = Vec::new();
     for row in &rows {
         let (name, path, deps) = (row[1], row[2], row[4]);
-        let listed = quoted(deps);
+        let listed: BTreeSet<String> = quoted(deps).into_iter().collect();
         let actual = dependencies(&root().join(path).join("Cargo.toml"));
         if listed != actual {
             let missing: Vec<_> = actual.difference(&listed).collect();
@@ -131,5 +131,43 @@ fn only_the_listed_files_allow_unsafe_code() {
     assert_eq!(
         allowing, listed,
         "files that allow unsafe code vs ARCHITECTURE.md's list"
+    );
+}
+
+#[test]
+fn every_route_is_in_the_endpoint_map() {
+    let doc = architecture();
+    let start = doc
+        .find("## Endpoint map")
+        .expect("an Endpoint map section");
+    let end = start + 3 + doc[start + 3..].find("\n## ").unwrap();
+    let mut mapped = BTreeSet::new();
+    for row in doc[start..end].lines().filter(|l| l.starts_with("| `/")) {
+        let cell = row.split('|').nth(1).unwrap();
+        // "`/containers/{id}/pause`, `/unpause`": the second replaces the
+        // first's last segment.
+        let mut parent = String::new();
+        for path in quoted(cell) {
+            let full = if parent.is_empty() || path.matches('/').count() > 1 {
+                path.clone()
+            } else {
+                format!("{}{path}", &parent[..parent.rfind('/').unwrap()])
+            };
+            parent = full.clone();
+            mapped.insert(full);
+        }
+    }
+    let router = std::fs::read_to_string(root().join("engine/src/api/mod.rs")).unwrap();
+    let routes: BTreeSet<String> = router
+        .split(".route(")
+        .skip(1)
+        .filter_map(|r| r.trim_start().strip_prefix('"'))
+        .map(|r| r[..r.find('"').unwrap()].to_string())
+        .collect();
+    assert!(routes.len() > 40, "routes read: {routes:?}");
+    let missing: Vec<_> = routes.difference(&mapped).collect();
+    assert!(
+        missing.is_empty(),
+        "routes not in ARCHITECTURE.md's endpoint map: {missing:?}"
     );
 }
