@@ -206,7 +206,7 @@ impl Stage {
 }
 
 fn image_config(image: &ImageRow) -> Value {
-    let full: Value = serde_json::from_str(&image.config).unwrap_or(Value::Null);
+    let full: Value = image.config_value();
     match &full["config"] {
         Value::Object(_) => full["config"].clone(),
         _ => json!({}),

@@ -234,7 +234,7 @@ impl Containers {
             // The CLI pulls and retries on exactly this 404.
             Error::no_such_image(&crate::images::reference::as_asked(&image_ref))
         })?;
-        let image_config: Value = serde_json::from_str(&image.config).unwrap_or(Value::Null);
+        let image_config: Value = image.config_value();
         merge_image_defaults(&mut config, &image_config["config"]);
         if config.entrypoint.as_ref().is_none_or(|e| e.is_empty())
             && config.cmd.as_ref().is_none_or(|c| c.is_empty())
@@ -450,7 +450,7 @@ impl Containers {
         let mut running = 0;
         let mut stopped = 0;
         for row in &all {
-            let s: State = serde_json::from_str(&row.state).unwrap_or_default();
+            let s = State::of_row(row);
             if s.running {
                 running += 1;
             } else {

@@ -241,8 +241,7 @@ async fn reconcile(containers: &Containers) -> Result<()> {
         }
     }
     for row in rows {
-        let state: crate::containers::record::State =
-            serde_json::from_str(&row.state).unwrap_or_default();
+        let state = crate::containers::record::State::of_row(&row);
         if !state.running && !state.restarting {
             continue;
         }

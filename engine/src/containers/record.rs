@@ -64,6 +64,14 @@ pub struct Container {
     pub state: State,
 }
 
+impl State {
+    /// The state of a stored container alone (cheaper than the whole
+    /// record); an unreadable one reads as a stopped container's.
+    pub fn of_row(row: &ContainerRow) -> State {
+        serde_json::from_str(&row.state).unwrap_or_default()
+    }
+}
+
 impl Container {
     pub fn from_row(row: ContainerRow) -> Result<Container> {
         let bad = |what: &str, e: serde_json::Error| {

@@ -108,7 +108,7 @@ impl Images {
             .map_err(Error::internal)??,
         };
         let empty_layer = layers.len() == parent.layers.len();
-        let mut config: Value = serde_json::from_str(&parent.config).unwrap_or_else(|_| json!({}));
+        let mut config: Value = parent.config_value();
         let created = crate::util::now_rfc3339();
         config["created"] = json!(created);
         config["container"] = json!(info.container_id);

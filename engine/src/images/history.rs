@@ -11,7 +11,7 @@ use crate::error::Result;
 impl Images {
     pub async fn history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>> {
         let img = self.resolve(name).await?;
-        let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
+        let config: Value = img.config_value();
         let tags: Vec<String> = self
             .tags_of(&img.id)
             .await?

@@ -337,7 +337,7 @@ impl Images {
                     continue;
                 }
             }
-            let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
+            let config: Value = img.config_value();
             let labels = labels_of(&config);
             if !crate::filters::labels_match(&filters.get("label"), &labels) {
                 continue;
@@ -369,7 +369,7 @@ impl Images {
 
     pub async fn inspect(&self, name: &str) -> Result<ImageView> {
         let img = self.resolve(name).await?;
-        let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
+        let config: Value = img.config_value();
         let tags = self.tags_of(&img.id).await?;
         let mut inspect = ImageInspect {
             id: Some(img.id.clone()),
@@ -495,7 +495,7 @@ impl Images {
             if named && !all {
                 continue;
             }
-            let config: Value = serde_json::from_str(&img.config).unwrap_or(Value::Null);
+            let config: Value = img.config_value();
             let labels = labels_of(&config);
             if !filters.matches_prune_labels(&labels) {
                 continue;
@@ -578,10 +578,7 @@ impl Images {
             )));
         }
         if let Some(user) = users.first() {
-            let running = serde_json::from_str::<Value>(&user.state)
-                .ok()
-                .and_then(|s| s["Running"].as_bool())
-                .unwrap_or(false);
+            let running = crate::containers::record::State::of_row(user).running;
             if running {
                 return Err(Error::Conflict(format!(
                     "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",

@@ -430,7 +430,7 @@ impl Networks {
     pub async fn sweep_if_unused(&self) {
         if self
             .store
-            .sandboxes()
+            .sandbox_ids()
             .await
             .map(|s| s.is_empty())
             .unwrap_or(false)
@@ -510,22 +510,15 @@ impl Networks {
                     ),
                 ]);
             }
-            let doc = serde_json::to_string(&rec).map_err(Error::internal)?;
-            if !self.store.insert_network(&rec.id, &rec.name, &doc).await? {
-                self.store.update_network(&rec.id, &doc).await?;
+            if !self.store.insert_network(&rec.id, &rec.name, &rec).await? {
+                self.store.update_network(&rec.id, &rec).await?;
             }
         }
         Ok(())
     }
 
     pub async fn all(&self) -> Result<Vec<NetworkRecord>> {
-        Ok(self
-            .store
-            .networks()
-            .await?
-            .iter()
-            .filter_map(|d| serde_json::from_str(d).ok())
-            .collect())
+        self.store.networks().await
     }
 
     /// By full name, full id, or unique id prefix (Docker's order).
@@ -732,8 +725,7 @@ impl Networks {
                 rec.bridge
             )));
         }
-        let doc = serde_json::to_string(&rec).map_err(Error::internal)?;
-        if !self.store.insert_network(&rec.id, &rec.name, &doc).await? {
+        if !self.store.insert_network(&rec.id, &rec.name, &rec).await? {
             return Err(Error::Conflict(format!(
                 "network with name {name} already exists"
             )));
@@ -751,14 +743,12 @@ impl Networks {
     /// attachment.
     async fn active(&self, id: &str) -> Result<Vec<(String, sandbox::Attachment)>> {
         let mut out = Vec::new();
-        for (cid, doc) in self.store.sandboxes().await? {
+        for (cid, sb) in self.store.sandboxes::<sandbox::Sandbox>().await? {
             if sandbox::is_keeper(&cid) {
                 continue;
             }
-            if let Ok(sb) = serde_json::from_str::<sandbox::Sandbox>(&doc) {
-                if let Some(a) = sb.attachments.get(id) {
-                    out.push((cid, a.clone()));
-                }
+            if let Some(a) = sb.attachments.get(id) {
+                out.push((cid, a.clone()));
             }
         }
         Ok(out)
@@ -798,7 +788,7 @@ impl Networks {
     async fn networks_in_use(&self) -> Result<std::collections::HashSet<String>> {
         Ok(self
             .store
-            .endpoints()
+            .endpoints::<EndpointRecord>()
             .await?
             .into_iter()
             .map(|(_, nid, _)| nid)

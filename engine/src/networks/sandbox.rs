@@ -268,8 +268,7 @@ impl Networks {
         endpoints: &[(NetworkRecord, EndpointRecord)],
     ) -> Result<()> {
         for (n, e) in endpoints {
-            let doc = serde_json::to_string(e).map_err(Error::internal)?;
-            self.store.set_endpoint(container_id, &n.id, &doc).await?;
+            self.store.set_endpoint(container_id, &n.id, e).await?;
         }
         Ok(())
     }
@@ -278,13 +277,8 @@ impl Networks {
         &self,
         container_id: &str,
     ) -> Result<Vec<(String, EndpointRecord)>> {
-        let mut eps: Vec<(String, EndpointRecord)> = self
-            .store
-            .container_endpoints(container_id)
-            .await?
-            .into_iter()
-            .filter_map(|(nid, doc)| Some((nid, serde_json::from_str(&doc).ok()?)))
-            .collect();
+        let mut eps: Vec<(String, EndpointRecord)> =
+            self.store.container_endpoints(container_id).await?;
         eps.sort_by_key(|e| iface_order(&e.1.interface));
         Ok(eps)
     }
@@ -304,10 +298,7 @@ impl Networks {
     /// A renamed container's links on user-defined networks (`child:alias`
     /// in other containers' endpoints) follow its new name.
     pub async fn rename_link_child(&self, old: &str, new: &str) -> Result<()> {
-        for (cid, nid, doc) in self.store.endpoints().await? {
-            let Ok(mut e) = serde_json::from_str::<EndpointRecord>(&doc) else {
-                continue;
-            };
+        for (cid, nid, mut e) in self.store.endpoints::<EndpointRecord>().await? {
             let mut changed = false;
             for l in &mut e.links {
                 let (child, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
@@ -317,8 +308,7 @@ impl Networks {
                 }
             }
             if changed {
-                let doc = serde_json::to_string(&e).map_err(Error::internal)?;
-                self.store.set_endpoint(&cid, &nid, &doc).await?;
+                self.store.set_endpoint(&cid, &nid, &e).await?;
             }
         }
         Ok(())
@@ -348,11 +338,7 @@ impl Networks {
     }
 
     pub async fn sandbox(&self, container_id: &str) -> Result<Option<Sandbox>> {
-        Ok(self
-            .store
-            .sandbox(container_id)
-            .await?
-            .and_then(|d| serde_json::from_str(&d).ok()))
+        self.store.sandbox(container_id).await
     }
 
     /// Addresses in use in network `id`: running containers' and those
@@ -367,22 +353,18 @@ impl Networks {
                     .filter_map(|a| a.parse::<IpAddr>().ok()),
             );
         }
-        for (cid, doc) in self.store.sandboxes().await? {
-            if let Ok(sb) = serde_json::from_str::<Sandbox>(&doc) {
-                if let Some(a) = sb.attachments.get(network_id) {
-                    if cid != except {
-                        used.extend(a.ip.parse::<IpAddr>().ok());
-                        used.extend(a.ip6.parse::<IpAddr>().ok());
-                    }
+        for (cid, sb) in self.store.sandboxes::<Sandbox>().await? {
+            if let Some(a) = sb.attachments.get(network_id) {
+                if cid != except {
+                    used.extend(a.ip.parse::<IpAddr>().ok());
+                    used.extend(a.ip6.parse::<IpAddr>().ok());
                 }
             }
         }
-        for (cid, nid, doc) in self.store.endpoints().await? {
+        for (cid, nid, e) in self.store.endpoints::<EndpointRecord>().await? {
             if nid == network_id && cid != except {
-                if let Ok(e) = serde_json::from_str::<EndpointRecord>(&doc) {
-                    let asked = e.ipv4.iter().chain(&e.ipv6);
-                    used.extend(asked.filter_map(|ip| ip.parse::<IpAddr>().ok()));
-                }
+                let asked = e.ipv4.iter().chain(&e.ipv6);
+                used.extend(asked.filter_map(|ip| ip.parse::<IpAddr>().ok()));
             }
         }
         Ok(used)
@@ -394,13 +376,10 @@ impl Networks {
     /// network sees them (api-spec/divergences.md).
     async fn link_aliases(&self, network_id: &str, name: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for (_, nid, doc) in self.store.endpoints().await? {
+        for (_, nid, e) in self.store.endpoints::<EndpointRecord>().await? {
             if nid != network_id {
                 continue;
             }
-            let Ok(e) = serde_json::from_str::<EndpointRecord>(&doc) else {
-                continue;
-            };
             for l in &e.links {
                 let (child, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
                 if child.trim_start_matches('/') == name && !out.iter().any(|a| a == alias) {
@@ -552,11 +531,9 @@ impl Networks {
             plan.push((n, e.clone(), ip));
         }
         let mut taken = Vec::new();
-        for (cid, doc) in self.store.sandboxes().await? {
+        for (cid, sb) in self.store.sandboxes::<Sandbox>().await? {
             if cid != c.id {
-                if let Ok(sb) = serde_json::from_str::<Sandbox>(&doc) {
-                    taken.extend(sb.ports);
-                }
+                taken.extend(sb.ports);
             }
         }
         let published = ports::resolve(c, &self.default_bind_ip, &taken)?;
@@ -577,8 +554,7 @@ impl Networks {
         // Recorded before netavark runs, so that whatever it does can be
         // undone even if this berthd dies before it answers; from here on
         // the addresses and ports are taken.
-        let doc = serde_json::to_string(&sb).map_err(Error::internal)?;
-        self.store.set_sandbox(&c.id, &doc).await?;
+        self.store.set_sandbox(&c.id, &sb).await?;
         drop(_alloc);
         if let Err(e) = super::netns::create(&netns) {
             self.leave(&c.id).await;
@@ -631,15 +607,13 @@ impl Networks {
                 .attachments
                 .insert(n.id.clone(), attachment(n, e, ip, &opts, &st, true));
         }
-        let doc = serde_json::to_string(&sandbox).map_err(Error::internal)?;
-        self.store.set_sandbox(&c.id, &doc).await?;
+        self.store.set_sandbox(&c.id, &sandbox).await?;
         for (n, e, _) in plan.iter().filter(|(_, e, _)| !e.named) {
             let e = EndpointRecord {
                 named: true,
                 ..e.clone()
             };
-            let doc = serde_json::to_string(&e).map_err(Error::internal)?;
-            self.store.set_endpoint(&c.id, &n.id, &doc).await?;
+            self.store.set_endpoint(&c.id, &n.id, &e).await?;
         }
         for a in sandbox.attachments.values() {
             self.connect_event(&a.info.id, &a.network_name, &c.id, "connect");
@@ -746,13 +720,13 @@ impl Networks {
     /// `docker run --rm` pays ~70 ms. Keepers go after two idle seconds
     /// (`run_sweeper`), with their network, and when berthd stops.
     async fn keep_alive(&self, leaving: &str, sb: &Sandbox) {
-        let Ok(others) = self.store.sandboxes().await else {
+        let Ok(others) = self.store.sandboxes::<Sandbox>().await else {
             return;
         };
         let others: Vec<Sandbox> = others
             .into_iter()
             .filter(|(id, _)| id != leaving)
-            .filter_map(|(_, doc)| serde_json::from_str(&doc).ok())
+            .map(|(_, sb)| sb)
             .collect();
         for (nid, a) in &sb.attachments {
             if others.iter().any(|o| o.attachments.contains_key(nid)) {
@@ -829,8 +803,7 @@ impl Networks {
             )]),
             ports: Vec::new(),
         };
-        let doc = serde_json::to_string(&sb).map_err(Error::internal)?;
-        self.store.set_sandbox(&id, &doc).await?;
+        self.store.set_sandbox(&id, &sb).await?;
         drop(_alloc);
         let made = match super::netns::create(&netns) {
             Ok(()) => self.netavark.setup(&netns, &opts).await.map(|_| ()),
@@ -845,19 +818,15 @@ impl Networks {
     /// Removes the keepers of networks no container uses (`all`: every
     /// keeper, as when berthd stops).
     pub async fn drop_keepers(&self, all: bool) {
-        let Ok(sandboxes) = self.store.sandboxes().await else {
+        let Ok(sandboxes) = self.store.sandboxes::<Sandbox>().await else {
             return;
         };
-        let used: HashSet<String> = sandboxes
+        let used: HashSet<&String> = sandboxes
             .iter()
             .filter(|(id, _)| !is_keeper(id))
-            .filter_map(|(_, doc)| serde_json::from_str::<Sandbox>(doc).ok())
-            .flat_map(|sb| sb.attachments.into_keys())
+            .flat_map(|(_, sb)| sb.attachments.keys())
             .collect();
-        for (id, doc) in &sandboxes {
-            let Ok(sb) = serde_json::from_str::<Sandbox>(doc) else {
-                continue;
-            };
+        for (id, sb) in &sandboxes {
             if is_keeper(id) && (all || !sb.attachments.keys().any(|n| used.contains(n))) {
                 Box::pin(self.leave(id)).await;
             }
@@ -875,13 +844,7 @@ impl Networks {
     /// Containers that have a sandbox, or at least a namespace file (a
     /// crash between making the namespace and recording it).
     pub async fn sandbox_ids(&self) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = self
-            .store
-            .sandboxes()
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let mut ids = self.store.sandbox_ids().await?;
         if let Ok(dir) = std::fs::read_dir(&self.netns_dir) {
             for f in dir.flatten() {
                 let id = f.file_name().to_string_lossy().into_owned();
@@ -950,11 +913,9 @@ impl Networks {
             let st = status.get(&n.id).cloned().unwrap_or_default();
             sb.attachments
                 .insert(n.id.clone(), attachment(&n, &e, &ip, &opts, &st, false));
-            let doc = serde_json::to_string(&sb).map_err(Error::internal)?;
-            self.store.set_sandbox(&c.id, &doc).await?;
+            self.store.set_sandbox(&c.id, &sb).await?;
         }
-        let doc = serde_json::to_string(&e).map_err(Error::internal)?;
-        self.store.set_endpoint(&c.id, &n.id, &doc).await?;
+        self.store.set_endpoint(&c.id, &n.id, &e).await?;
         self.connect_event(&n.id, &n.name, &c.id, "connect");
         Ok(())
     }
@@ -1037,8 +998,7 @@ impl Networks {
                 self.netavark
                     .teardown(std::path::Path::new(&sb.netns), &opts)
                     .await?;
-                let doc = serde_json::to_string(&sb).map_err(Error::internal)?;
-                self.store.set_sandbox(&c.id, &doc).await?;
+                self.store.set_sandbox(&c.id, &sb).await?;
             }
         }
         self.store.delete_endpoint(&c.id, &n.id).await?;

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::types::Json;
 use sqlx::{Row, SqlitePool};
@@ -34,6 +36,14 @@ pub struct ImageRow {
     pub manifest: String,
     /// Image it was committed or built from ('' if none).
     pub parent: String,
+}
+
+impl ImageRow {
+    /// The image config, parsed (`Null` if unreadable). The column keeps
+    /// the exact bytes, whose digest is the image's id.
+    pub fn config_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.config).unwrap_or_default()
+    }
 }
 
 /// One step of the build cache.
@@ -613,23 +623,30 @@ impl Store {
         Ok(out)
     }
 
-    // Networks, endpoints and sandboxes hold JSON documents whose shape
-    // belongs to the networks module.
+    // Networks, endpoints and sandboxes hold JSON documents whose types
+    // belong to the networks module: written and read here as `Json<T>`,
+    // a document that does not decode (from a newer or broken berthd) is
+    // left out of what is read.
 
     /// Inserts a network; false when the name is taken.
-    pub async fn insert_network(&self, id: &str, name: &str, doc: &str) -> Result<bool> {
+    pub async fn insert_network<T: Serialize>(
+        &self,
+        id: &str,
+        name: &str,
+        doc: &T,
+    ) -> Result<bool> {
         let done = sqlx::query("INSERT OR IGNORE INTO networks (id, name, doc) VALUES (?, ?, ?)")
             .bind(id)
             .bind(name)
-            .bind(doc)
+            .bind(Json(doc))
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn update_network(&self, id: &str, doc: &str) -> Result<()> {
+    pub async fn update_network<T: Serialize>(&self, id: &str, doc: &T) -> Result<()> {
         sqlx::query("UPDATE networks SET doc = ? WHERE id = ?")
-            .bind(doc)
+            .bind(Json(doc))
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -637,11 +654,11 @@ impl Store {
     }
 
     /// Every network's document.
-    pub async fn networks(&self) -> Result<Vec<String>> {
+    pub async fn networks<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let rows = sqlx::query("SELECT doc FROM networks ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(rows.iter().filter_map(|r| document(r, 0)).collect())
     }
 
     /// Deletes a network and every endpoint in it.
@@ -656,16 +673,16 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_endpoint(
+    pub async fn set_endpoint<T: Serialize>(
         &self,
         container_id: &str,
         network_id: &str,
-        doc: &str,
+        doc: &T,
     ) -> Result<()> {
         sqlx::query("INSERT INTO endpoints (container_id, network_id, doc) VALUES (?, ?, ?) ON CONFLICT(container_id, network_id) DO UPDATE SET doc = excluded.doc")
             .bind(container_id)
             .bind(network_id)
-            .bind(doc)
+            .bind(Json(doc))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -681,50 +698,67 @@ impl Store {
     }
 
     /// (container id, network id, doc) of every endpoint.
-    pub async fn endpoints(&self) -> Result<Vec<(String, String, String)>> {
+    pub async fn endpoints<T: DeserializeOwned>(&self) -> Result<Vec<(String, String, T)>> {
         let rows = sqlx::query("SELECT container_id, network_id, doc FROM endpoints")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .filter_map(|r| Some((r.get(0), r.get(1), document(r, 2)?)))
             .collect())
     }
 
     /// (network id, doc) of a container's endpoints.
-    pub async fn container_endpoints(&self, container_id: &str) -> Result<Vec<(String, String)>> {
+    pub async fn container_endpoints<T: DeserializeOwned>(
+        &self,
+        container_id: &str,
+    ) -> Result<Vec<(String, T)>> {
         let rows = sqlx::query("SELECT network_id, doc FROM endpoints WHERE container_id = ?")
             .bind(container_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.get(0), document(r, 1)?)))
+            .collect())
     }
 
-    pub async fn set_sandbox(&self, container_id: &str, doc: &str) -> Result<()> {
+    pub async fn set_sandbox<T: Serialize>(&self, container_id: &str, doc: &T) -> Result<()> {
         sqlx::query("INSERT INTO sandboxes (container_id, doc) VALUES (?, ?) ON CONFLICT(container_id) DO UPDATE SET doc = excluded.doc")
             .bind(container_id)
-            .bind(doc)
+            .bind(Json(doc))
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    pub async fn sandbox(&self, container_id: &str) -> Result<Option<String>> {
+    pub async fn sandbox<T: DeserializeOwned>(&self, container_id: &str) -> Result<Option<T>> {
         Ok(
             sqlx::query("SELECT doc FROM sandboxes WHERE container_id = ?")
                 .bind(container_id)
                 .fetch_optional(&self.pool)
                 .await?
-                .map(|r| r.get(0)),
+                .and_then(|r| document(&r, 0)),
         )
     }
 
     /// (container id, doc) of every sandbox.
-    pub async fn sandboxes(&self) -> Result<Vec<(String, String)>> {
+    pub async fn sandboxes<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>> {
         let rows = sqlx::query("SELECT container_id, doc FROM sandboxes")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.get(0), document(r, 1)?)))
+            .collect())
+    }
+
+    /// The containers (and keepers) that have a sandbox.
+    pub async fn sandbox_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT container_id FROM sandboxes")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub async fn delete_sandbox(&self, container_id: &str) -> Result<()> {
@@ -736,12 +770,14 @@ impl Store {
     }
 }
 
+/// A JSON document column; `None` when it does not decode.
+fn document<T: DeserializeOwned>(r: &sqlx::sqlite::SqliteRow, index: usize) -> Option<T> {
+    r.try_get::<Json<T>, _>(index).ok().map(|j| j.0)
+}
+
 /// A JSON column decoded; a value that does not decode (written by hand,
 /// or cut short) reads as empty rather than failing every listing.
-fn json_column<T: serde::de::DeserializeOwned + Default>(
-    r: &sqlx::sqlite::SqliteRow,
-    index: usize,
-) -> T {
+fn json_column<T: DeserializeOwned + Default>(r: &sqlx::sqlite::SqliteRow, index: usize) -> T {
     r.try_get::<Json<T>, _>(index)
         .map(|j| j.0)
         .unwrap_or_default()

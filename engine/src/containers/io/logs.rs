@@ -135,10 +135,7 @@ impl Containers {
                     .block_on(store.container(&id))
                     .ok()
                     .flatten()
-                    .and_then(|r| {
-                        serde_json::from_str::<crate::containers::record::State>(&r.state).ok()
-                    })
-                    .is_some_and(|s| s.running);
+                    .is_some_and(|r| crate::containers::record::State::of_row(&r).running);
                 if !still {
                     read_from(format, &path, offset, 0, &mut out);
                     out.flush();
