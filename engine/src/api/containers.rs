@@ -19,7 +19,7 @@ use super::{ApiVersion, State};
 use crate::containers::io::logs::LogOptions;
 use crate::containers::lifecycle::WaitCondition;
 use crate::error::{Error, Result};
-use crate::filters::Filters;
+use crate::filters::containers::{self as containers_filter, ContainerFilter};
 
 pub async fn create(
     AxState(engine): AxState<State>,
@@ -45,7 +45,7 @@ pub async fn list(
     AxQuery(q): AxQuery<Query>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let filters = ContainerFilter::parse(q.get("filters").map(String::as_str))?;
     let limit = int_unchecked(&q, "limit")?
         .filter(|l| *l > 0)
         .map(|l| l as usize);
@@ -394,7 +394,7 @@ pub async fn prune(
     AxState(engine): AxState<State>,
     AxQuery(q): AxQuery<Query>,
 ) -> Result<Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let filters = containers_filter::prune_filter(q.get("filters").map(String::as_str))?;
     let (ids, freed) = engine.containers.prune(&filters).await?;
     Ok(
         Json(serde_json::json!({ "ContainersDeleted": shape::nil_if_empty(&ids), "SpaceReclaimed": freed }))

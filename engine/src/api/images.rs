@@ -13,7 +13,7 @@ use super::shape;
 use super::ApiVersion;
 use super::{stream, State};
 use crate::error::{Error, Result};
-use crate::filters::Filters;
+use crate::filters::images::{ImageFilter, ImagePruneFilter};
 use crate::images::pull::{Platform, PullRequest};
 use crate::images::reference::Reference;
 use crate::images::registry::AuthConfig;
@@ -24,7 +24,7 @@ pub async fn list(
     AxQuery(q): AxQuery<Query>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let filters = ImageFilter::parse(q.get("filters").map(String::as_str))?;
     let mut images = engine.images.list(&filters, flag(&q, "all")).await?;
     // dockerd counts an image's containers for `system df` only; its
     // list says -1 (not computed).
@@ -317,7 +317,7 @@ pub async fn prune(
     AxState(engine): AxState<State>,
     AxQuery(q): AxQuery<Query>,
 ) -> Result<Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let filters = ImagePruneFilter::parse(q.get("filters").map(String::as_str))?;
     let (deleted, freed) = engine.images.prune(&filters).await?;
     Ok(
         Json(serde_json::json!({ "ImagesDeleted": shape::nil_if_empty(&deleted), "SpaceReclaimed": freed }))

@@ -15,7 +15,7 @@ use super::shape;
 use super::ApiVersion;
 use super::State;
 use crate::error::Result;
-use crate::filters::Filters;
+use crate::filters::networks::NetworkFilter;
 use axum::Extension;
 
 fn decode<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T> {
@@ -35,7 +35,7 @@ pub async fn list(
     AxQuery(q): AxQuery<Query>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let filters = NetworkFilter::parse(q.get("filters").map(String::as_str))?;
     Ok(shape::NETWORK.json(&engine.networks.list(&filters).await?, version))
 }
 
@@ -59,7 +59,7 @@ pub async fn prune(
     AxState(engine): AxState<State>,
     AxQuery(q): AxQuery<Query>,
 ) -> Result<Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    let filters = crate::filters::networks::prune_filter(q.get("filters").map(String::as_str))?;
     let deleted = engine.networks.prune(&filters).await?;
     Ok(Json(json!({ "NetworksDeleted": shape::nil_if_empty(&deleted) })).into_response())
 }

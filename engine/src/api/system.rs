@@ -17,7 +17,7 @@ use super::{ApiVersion, State, MAX_API_VERSION, MIN_API_VERSION};
 use crate::error::Error;
 use crate::error::Result;
 use crate::events::Event;
-use crate::filters::{labels_match, Filters};
+use crate::filters::events::EventFilter;
 
 fn ping_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -251,53 +251,13 @@ pub async fn info(
     Ok(super::shape::INFO.json(&info, version))
 }
 
-fn event_matches(f: &Filters, e: &Event) -> bool {
-    let any = |key: &str, ok: &dyn Fn(&str) -> bool| {
-        let wanted = f.get(key);
-        wanted.is_empty() || wanted.iter().any(|w| ok(w))
-    };
-    any("type", &|t| e.kind == t)
-        && any("event", &|a| {
-            e.action == a || e.action.starts_with(&format!("{a}:"))
-        })
-        && any("container", &|c| {
-            e.kind == "container"
-                && (e.actor.id.starts_with(c)
-                    || e.actor.attributes.get("name").is_some_and(|n| n == c))
-        })
-        && any("volume", &|v| {
-            e.kind == "volume" && e.actor.id.starts_with(v)
-        })
-        && any("network", &|n| {
-            e.kind == "network"
-                && (e.actor.id.starts_with(n)
-                    || e.actor.attributes.get("name").is_some_and(|x| x == n))
-        })
-        && any("image", &|i| {
-            e.actor.attributes.get("image").is_some_and(|x| x == i)
-        })
-        && labels_match(
-            &f.get("label"),
-            &e.actor.attributes.clone().into_iter().collect(),
-        )
-}
-
 /// `GET /events`: replays retained events from `since`, then follows live
 /// ones until `until` (if given) or until the client goes away.
 pub async fn events(
     AxState(engine): AxState<State>,
     axum::extract::Query(q): axum::extract::Query<Query>,
 ) -> Result<axum::response::Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    filters.only(&[
-        "type",
-        "event",
-        "container",
-        "image",
-        "label",
-        "volume",
-        "network",
-    ])?;
+    let filters = EventFilter::parse(q.get("filters").map(String::as_str))?;
     let time = |key: &str| -> Result<Option<i128>> {
         match q.get(key).filter(|s| !s.is_empty()) {
             None => Ok(None),
@@ -319,7 +279,7 @@ pub async fn events(
     let before_until = move |e: &Event| until.is_none_or(|u| (e.time_nano as i128) <= u);
     let replay: Vec<_> = backlog
         .iter()
-        .filter(|e| event_matches(&filters, e) && before_until(e))
+        .filter(|e| filters.matches(e) && before_until(e))
         .map(line)
         .collect();
     let live_ends_at = until.map(|u| {
@@ -336,7 +296,7 @@ pub async fn events(
                 None => rx.recv().await,
             };
             match next {
-                Ok(e) if event_matches(&filters, &e) && before_until(&e) => {
+                Ok(e) if filters.matches(&e) && before_until(&e) => {
                     return Some((Ok::<_, std::convert::Infallible>(line(&e)), (rx, filters)))
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
@@ -363,7 +323,7 @@ pub async fn df(
     let (layers_size, shared) = engine.images.layer_usage().await?;
     let mut images = Vec::new();
     // Build steps' images are counted as build cache, not as images.
-    for summary in engine.images.list(&Filters::default(), false).await? {
+    for summary in engine.images.list(&Default::default(), false).await? {
         let mut v = serde_json::to_value(&summary).map_err(Error::internal)?;
         v["SharedSize"] = json!(shared.get(&summary.id).copied().unwrap_or(0));
         images.push(v);

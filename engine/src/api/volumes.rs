@@ -14,7 +14,7 @@ use super::shape;
 use super::ApiVersion;
 use super::State;
 use crate::error::Result;
-use crate::filters::Filters;
+use crate::filters::volumes::{VolumeFilter, VolumePruneFilter};
 use axum::Extension;
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,8 +55,7 @@ pub async fn list(
     AxQuery(q): AxQuery<Query>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    filters.only(&["name", "label", "dangling", "driver"])?;
+    let filters = VolumeFilter::parse(q.get("filters").map(String::as_str))?;
     let mut list = serde_json::to_value(engine.volumes.list(&filters).await?)
         .map_err(crate::error::Error::internal)?;
     shape::VOLUME.apply_each(&mut list["Volumes"], version);
@@ -92,8 +91,7 @@ pub async fn prune(
     AxQuery(q): AxQuery<Query>,
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
-    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
-    filters.only(&["label", "label!", "all"])?;
+    let filters = VolumePruneFilter::parse(q.get("filters").map(String::as_str))?;
     // Before API 1.42 (which brought the `all` filter) prune took named
     // volumes too.
     let named_by_default = version < ApiVersion(1, 42);

@@ -4,20 +4,13 @@ use bollard_stubs::models::ContainerSummary;
 
 use crate::containers::Containers;
 use crate::error::{Error, Result};
-use crate::filters::Filters;
+use crate::filters::containers::ContainerFilter;
+use crate::filters::PruneFilter;
 
 impl Containers {
     /// Removes stopped containers matching `until` and `label`; returns
     /// their ids and the bytes their writable layers held.
-    pub async fn prune(&self, filters: &Filters) -> Result<(Vec<String>, u64)> {
-        filters.only(&["until", "label", "label!"])?;
-        let until = match filters.get("until").first() {
-            Some(u) => Some(
-                crate::util::parse_until(u)
-                    .ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?,
-            ),
-            None => None,
-        };
+    pub async fn prune(&self, filters: &PruneFilter) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut freed = 0;
         for row in self.store.containers().await? {
@@ -26,13 +19,7 @@ impl Containers {
                 continue;
             }
             let labels = c.config.labels.clone().unwrap_or_default();
-            if !filters.matches_prune_labels(&labels) {
-                continue;
-            }
-            let created = crate::util::parse_rfc3339(&c.created)
-                .map(|(s, n)| s as i128 * 1_000_000_000 + n as i128)
-                .unwrap_or(0);
-            if until.is_some_and(|u| created >= u) {
+            if !filters.matches(&c.created, &labels) {
                 continue;
             }
             let size = crate::util::dir_size(&self.paths(&c.id).upper());
@@ -52,7 +39,7 @@ impl Containers {
     /// `docker system df`'s Containers list: ContainerSummary objects with
     /// SizeRw (the writable layer) and SizeRootFs.
     pub async fn disk_usage(&self) -> Result<Vec<ContainerSummary>> {
-        let summaries = self.list(true, None, &Filters::default()).await?;
+        let summaries = self.list(true, None, &ContainerFilter::default()).await?;
         let mut out = Vec::new();
         for mut s in summaries {
             let id = s.id.clone().unwrap_or_default();

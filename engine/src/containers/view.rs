@@ -11,19 +11,9 @@ use bollard_stubs::models::{
 use crate::containers::record::{Container, ZERO_TIME};
 use crate::containers::Containers;
 use crate::error::{Error, Result};
-use crate::filters::{labels_match, Filters};
+use crate::filters::containers::{ContainerFacts, ContainerFilter};
 use crate::networks::settings::NetworkSettings;
 use crate::util::{human_duration, parse_rfc3339, unix_now};
-
-const STATUSES: &[&str] = &[
-    "created",
-    "restarting",
-    "running",
-    "removing",
-    "paused",
-    "exited",
-    "dead",
-];
 
 /// "Up 5 minutes", "Exited (0) 2 seconds ago", "Created".
 pub fn status_text(c: &Container) -> String {
@@ -93,62 +83,33 @@ impl Containers {
         &self,
         all: bool,
         limit: Option<usize>,
-        filters: &Filters,
+        filters: &ContainerFilter,
     ) -> Result<Vec<ContainerSummary>> {
-        filters.only(&[
-            "id", "name", "label", "status", "ancestor", "exited", "before", "since", "volume",
-            "network", "health",
-        ])?;
-        for h in filters.get("health") {
-            if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
-                return Err(Error::InvalidArgument(format!(
-                    "Unrecognised filter value for health: {h}"
-                )));
-            }
-        }
         // before= and since= name containers; theirs is the creation time
         // the others are compared with.
         let created_of = |name: String| async move {
             let c = self.lookup(&name).await?;
             Ok::<_, Error>(parse_rfc3339(&c.created).unwrap_or((0, 0)))
         };
-        let mut before = None;
-        for b in filters.get("before") {
-            before = Some(created_of(b).await?);
-        }
-        let mut since = None;
-        for s in filters.get("since") {
-            since = Some(created_of(s).await?);
-        }
-        for s in filters.get("status") {
-            if !STATUSES.contains(&s.as_str()) {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid filter 'status={s}'"
-                )));
-            }
-        }
-        let exited: Vec<i32> = filters
-            .get("exited")
-            .iter()
-            .map(|e| {
-                e.parse::<i32>()
-                    .map_err(|_| Error::InvalidArgument(format!("invalid filter 'exited={e}'")))
-            })
-            .collect::<Result<_>>()?;
+        let before = match filters.before.clone() {
+            Some(b) => Some(created_of(b).await?),
+            None => None,
+        };
+        let since = match filters.since.clone() {
+            Some(s) => Some(created_of(s).await?),
+            None => None,
+        };
         // Images named in ancestor= filters, as ids.
         let mut ancestors = Vec::new();
-        for a in filters.get("ancestor") {
-            if let Some(img) = self.images.find(&a).await? {
+        for a in &filters.ancestor {
+            if let Some(img) = self.images.find(a).await? {
                 ancestors.push(img.id);
             } else {
                 ancestors.push(a.clone());
             }
         }
         // As in Docker, -n/--last N counts stopped containers too.
-        let all = all
-            || !filters.get("status").is_empty()
-            || !exited.is_empty()
-            || limit.is_some_and(|l| l > 0);
+        let all = all || filters.names_stopped() || limit.is_some_and(|l| l > 0);
         let tags = self.store.tags().await?;
         let mut all_mounts = self.store.all_container_mounts().await?;
         let mut out = Vec::new();
@@ -170,7 +131,7 @@ impl Containers {
                 continue;
             }
             let mounts = all_mounts.remove(&c.id).unwrap_or_default();
-            let volumes = filters.get("volume");
+            let volumes = &filters.volume;
             if !volumes.is_empty()
                 && !mounts.iter().any(|m| {
                     volumes
@@ -186,34 +147,16 @@ impl Containers {
                 .as_ref()
                 .map(|h| h.status.as_str())
                 .unwrap_or("none");
-            if !filters.get("health").is_empty()
-                && !filters.get("health").iter().any(|h| h == health)
-            {
-                continue;
-            }
-            if !filters.get("id").is_empty()
-                && !filters
-                    .get("id")
-                    .iter()
-                    .any(|p| c.id.starts_with(p.as_str()))
-            {
-                continue;
-            }
-            if !filters.get("name").is_empty()
-                && !filters
-                    .get("name")
-                    .iter()
-                    .any(|n| c.name.contains(n.trim_start_matches('/')))
-            {
-                continue;
-            }
-            if !filters.get("status").is_empty() && !filters.get("status").contains(&c.state.status)
-            {
-                continue;
-            }
-            if !exited.is_empty()
-                && (c.state.status != "exited" || !exited.contains(&c.state.exit_code))
-            {
+            let no_labels = HashMap::new();
+            let facts = ContainerFacts {
+                id: &c.id,
+                name: &c.name,
+                status: &c.state.status,
+                exit_code: c.state.exit_code,
+                health,
+                labels: c.config.labels.as_ref().unwrap_or(&no_labels),
+            };
+            if !filters.matches(&facts) {
                 continue;
             }
             if !ancestors.is_empty()
@@ -221,12 +164,6 @@ impl Containers {
                     .iter()
                     .any(|a| *a == c.image_id || *a == c.image_ref)
             {
-                continue;
-            }
-            if !labels_match(
-                &filters.get("label"),
-                c.config.labels.as_ref().unwrap_or(&HashMap::new()),
-            ) {
                 continue;
             }
             // Show the image as the user named it while that name still
@@ -241,7 +178,7 @@ impl Containers {
                 c.image_id.clone()
             };
             let networking = self.networks.networking(&c).await?;
-            let networks = filters.get("network");
+            let networks = &filters.network;
             if !networks.is_empty() && !networks.iter().any(|w| networking.on_network(w)) {
                 continue;
             }

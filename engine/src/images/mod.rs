@@ -32,6 +32,7 @@ use serde_json::Value;
 use tracing::debug;
 
 use crate::error::{Error, Result};
+use crate::filters::images::{ImageFilter, ImagePruneFilter};
 use crate::store::{ImageRow, Store};
 use reference::{familiar, Reference};
 
@@ -272,12 +273,7 @@ impl Images {
         Ok(map)
     }
 
-    pub async fn list(
-        &self,
-        filters: &crate::filters::Filters,
-        all: bool,
-    ) -> Result<Vec<ImageSummary>> {
-        filters.only(&["dangling", "reference", "label", "before", "since"])?;
+    pub async fn list(&self, filters: &ImageFilter, all: bool) -> Result<Vec<ImageSummary>> {
         let tags = self.tag_map().await?;
         let digests = self.digest_map().await?;
         let images = self.store.images().await?;
@@ -299,25 +295,16 @@ impl Images {
             .collect();
         let containers = self.store.containers().await?;
         let mut before = None;
-        if let Some(b) = filters.get("before").first() {
+        if let Some(b) = &filters.before {
             let img = self.resolve(b).await?;
             before = Some(img.created.clone());
         }
         let mut since = None;
-        if let Some(s) = filters.get("since").first() {
+        if let Some(s) = &filters.since {
             let img = self.resolve(s).await?;
             since = Some(img.created.clone());
         }
-        let dangling = match filters.get("dangling").first().map(String::as_str) {
-            None => None,
-            Some("true" | "1") => Some(true),
-            Some("false" | "0") => Some(false),
-            Some(v) => {
-                return Err(Error::InvalidArgument(format!(
-                    "Invalid filter 'dangling=[{v}]'"
-                )))
-            }
-        };
+        let dangling = filters.dangling;
         let mut out = Vec::new();
         for img in images {
             if !all && intermediate.contains(&img.id) {
@@ -330,7 +317,7 @@ impl Images {
                 }
             }
             // Like Docker, a reference filter also narrows the tags shown.
-            let refs = filters.get("reference");
+            let refs = &filters.reference;
             if !refs.is_empty() {
                 img_tags.retain(|t| refs.iter().any(|pat| reference_matches(pat, t)));
                 if img_tags.is_empty() {
@@ -339,7 +326,7 @@ impl Images {
             }
             let config: Value = img.config_value();
             let labels = labels_of(&config);
-            if !crate::filters::labels_match(&filters.get("label"), &labels) {
+            if !crate::filters::labels_match(&filters.label, &labels) {
                 continue;
             }
             if before.as_ref().is_some_and(|b| img.created >= *b)
@@ -453,25 +440,9 @@ impl Images {
     /// `label`. Returns the deleted items and the bytes freed.
     pub async fn prune(
         &self,
-        filters: &crate::filters::Filters,
+        filters: &ImagePruneFilter,
     ) -> Result<(Vec<ImageDeleteResponseItem>, u64)> {
-        filters.only(&["dangling", "until", "label", "label!"])?;
-        let all = match filters.get("dangling").first().map(String::as_str) {
-            None | Some("true" | "1") => false,
-            Some("false" | "0") => true,
-            Some(v) => {
-                return Err(Error::InvalidArgument(format!(
-                    "Invalid filter 'dangling=[{v}]'"
-                )))
-            }
-        };
-        let until = match filters.get("until").first() {
-            Some(u) => Some(
-                crate::util::parse_until(u)
-                    .ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?,
-            ),
-            None => None,
-        };
+        let all = filters.all;
         let tags = self.tag_map().await?;
         let digests = self.digest_map().await?;
         let mut deleted = Vec::new();
@@ -497,13 +468,7 @@ impl Images {
             }
             let config: Value = img.config_value();
             let labels = labels_of(&config);
-            if !filters.matches_prune_labels(&labels) {
-                continue;
-            }
-            let created = crate::util::parse_rfc3339(&img.created)
-                .map(|(s, n)| s as i128 * 1_000_000_000 + n as i128)
-                .unwrap_or(0);
-            if until.is_some_and(|u| created >= u) {
+            if !filters.prune.matches(&img.created, &labels) {
                 continue;
             }
             for t in tags.get(&img.id).into_iter().flatten() {

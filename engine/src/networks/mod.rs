@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::error::{Error, Result};
-use crate::filters::Filters;
+use crate::filters::networks::{NetworkFacts, NetworkFilter};
+use crate::filters::PruneFilter;
 use crate::store::Store;
 use ipam::Pool;
 
@@ -796,30 +797,20 @@ impl Networks {
     }
 
     /// `GET /networks`
-    pub async fn list(&self, filters: &Filters) -> Result<Vec<NetworkInspect>> {
-        filters.only(&["name", "id", "driver", "label", "type", "scope", "dangling"])?;
-        let dangling = filters.bool("dangling")?;
+    pub async fn list(&self, filters: &NetworkFilter) -> Result<Vec<NetworkInspect>> {
         let used = self.networks_in_use().await?;
         let mut out = Vec::new();
         for n in self.all().await? {
             let labels: HashMap<String, String> = n.labels.clone().into_iter().collect();
-            let kind = if n.is_predefined() {
-                "builtin"
-            } else {
-                "custom"
+            let facts = NetworkFacts {
+                name: &n.name,
+                id: &n.id,
+                driver: &n.driver,
+                labels: &labels,
+                builtin: n.is_predefined(),
             };
-            let ok = filters.matches_substring("name", &n.name)
-                && (filters.get("id").is_empty()
-                    || filters
-                        .get("id")
-                        .iter()
-                        .any(|w| n.id.starts_with(w.as_str())))
-                && filters.matches_exact("driver", &n.driver)
-                && filters.matches_labels("label", &labels)
-                && filters.matches_exact("type", kind)
-                && filters.matches_exact("scope", "local")
-                && dangling.is_none_or(|d| d == (!n.is_predefined() && !used.contains(&n.id)));
-            if ok {
+            let dangling = !n.is_predefined() && !used.contains(&n.id);
+            if filters.matches(&facts) && filters.dangling.is_none_or(|d| d == dangling) {
                 out.push(n.document());
             }
         }
@@ -849,26 +840,12 @@ impl Networks {
     }
 
     /// `POST /networks/prune`: user-defined networks no container uses.
-    pub async fn prune(&self, filters: &Filters) -> Result<Vec<String>> {
-        filters.only(&["label", "label!", "until"])?;
+    pub async fn prune(&self, filters: &PruneFilter) -> Result<Vec<String>> {
         let used = self.networks_in_use().await?;
-        let until = match filters.get("until").first() {
-            Some(u) => Some(
-                crate::util::parse_until(u)
-                    .ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?,
-            ),
-            None => None,
-        };
         let mut deleted = Vec::new();
         for n in self.all().await? {
             let labels: HashMap<String, String> = n.labels.clone().into_iter().collect();
-            if n.is_predefined() || used.contains(&n.id) || !filters.matches_prune_labels(&labels) {
-                continue;
-            }
-            let created = crate::util::parse_rfc3339(&n.created)
-                .map(|(s, n)| s as i128 * 1_000_000_000 + n as i128)
-                .unwrap_or(0);
-            if until.is_some_and(|u| created >= u) {
+            if n.is_predefined() || used.contains(&n.id) || !filters.matches(&n.created, &labels) {
                 continue;
             }
             self.drop_keeper_of(&n.id).await;

@@ -18,6 +18,7 @@ use bollard_stubs::models::{
 use tracing::info;
 
 use crate::error::{Error, Result};
+use crate::filters::volumes::{VolumeFilter, VolumePruneFilter};
 use crate::store::{Store, VolumeRow};
 
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
@@ -175,16 +176,13 @@ impl Volumes {
 
     /// `GET /volumes`: filters name (substring), label (key or key=value),
     /// dangling (not used by any container) and driver.
-    pub async fn list(&self, filters: &crate::filters::Filters) -> Result<VolumeListResponse> {
+    pub async fn list(&self, filters: &VolumeFilter) -> Result<VolumeListResponse> {
         let mut out = Vec::new();
         for v in self.store.volumes().await? {
-            if !filters.matches_substring("name", &v.name)
-                || !filters.matches_labels("label", &v.labels)
-                || !filters.matches_exact("driver", &v.driver)
-            {
+            if !filters.matches(&v.name, &v.labels, &v.driver) {
                 continue;
             }
-            if let Some(d) = filters.bool("dangling")? {
+            if let Some(d) = filters.dangling {
                 let used = !self.store.volume_users(&v.name).await?.is_empty();
                 if d == used {
                     continue;
@@ -307,15 +305,15 @@ impl Volumes {
     /// `label` and `label!` filters too.
     pub async fn prune(
         &self,
-        filters: &crate::filters::Filters,
+        filters: &VolumePruneFilter,
         named_by_default: bool,
     ) -> Result<VolumePruneResponse> {
-        let all = filters.bool("all")?.unwrap_or(named_by_default);
+        let all = filters.all.unwrap_or(named_by_default);
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for v in self.store.volumes().await? {
             if (!all && !v.anonymous)
-                || !filters.matches_prune_labels(&v.labels)
+                || !filters.labels.matches(&v.labels)
                 || !self.store.volume_users(&v.name).await?.is_empty()
             {
                 continue;

@@ -1,5 +1,17 @@
 //! The `filters` query parameter: JSON, either `{"key":["v1","v2"]}` or the
 //! older `{"key":{"v1":true}}` that the docker CLI still sends.
+//!
+//! `api/` parses it into the typed filter of the resource asked about
+//! (`containers::ContainerFilter`, `images::ImageFilter`…), which refuses
+//! keys the resource does not know with Docker's words and checks values;
+//! services take those types. [`Filters`] is the raw form they are read
+//! from; [`LabelFilter`] and [`PruneFilter`] are what several share.
+
+pub mod containers;
+pub mod events;
+pub mod images;
+pub mod networks;
+pub mod volumes;
 
 use std::collections::HashMap;
 
@@ -41,32 +53,6 @@ impl Filters {
         self.0.get(key).cloned().unwrap_or_default()
     }
 
-    /// No values for `key`, or one of them is part of `value`.
-    pub fn matches_substring(&self, key: &str, value: &str) -> bool {
-        let wanted = self.get(key);
-        wanted.is_empty() || wanted.iter().any(|w| value.contains(w.as_str()))
-    }
-
-    /// No values for `key`, or one of them is `value`.
-    pub fn matches_exact(&self, key: &str, value: &str) -> bool {
-        let wanted = self.get(key);
-        wanted.is_empty() || wanted.iter().any(|w| w == value)
-    }
-
-    /// The prune rule: every `label` filter holds and no `label!` one does.
-    pub fn matches_prune_labels(&self, labels: &HashMap<String, String>) -> bool {
-        self.matches_labels("label", labels)
-            && !self
-                .get("label!")
-                .iter()
-                .any(|l| labels_match(std::slice::from_ref(l), labels))
-    }
-
-    /// Every `key` filter (`k` or `k=v`) holds for `labels`.
-    pub fn matches_labels(&self, key: &str, labels: &HashMap<String, String>) -> bool {
-        labels_match(&self.get(key), labels)
-    }
-
     /// A boolean filter ("true"/"1"/"false"/"0"), if given.
     pub fn bool(&self, key: &str) -> Result<Option<bool>> {
         match self.get(key).first().map(String::as_str) {
@@ -86,6 +72,72 @@ impl Filters {
             None => Ok(()),
         }
     }
+}
+
+/// `label` filters (every one must hold) and, for prunes, `label!` ones
+/// (none may).
+#[derive(Debug, Default, Clone)]
+pub struct LabelFilter {
+    wanted: Vec<String>,
+    unwanted: Vec<String>,
+}
+
+impl LabelFilter {
+    pub fn of(f: &Filters) -> LabelFilter {
+        LabelFilter {
+            wanted: f.get("label"),
+            unwanted: f.get("label!"),
+        }
+    }
+
+    pub fn matches(&self, labels: &HashMap<String, String>) -> bool {
+        labels_match(&self.wanted, labels)
+            && !self
+                .unwanted
+                .iter()
+                .any(|l| labels_match(std::slice::from_ref(l), labels))
+    }
+}
+
+/// What the prunes of containers, networks and images share: `until`
+/// (created before a time or a duration ago) and the label filters.
+#[derive(Debug, Default, Clone)]
+pub struct PruneFilter {
+    /// Nanoseconds since the epoch.
+    until: Option<i128>,
+    pub labels: LabelFilter,
+}
+
+impl PruneFilter {
+    /// Reads `until`, `label` and `label!`, refusing keys outside `allowed`.
+    pub fn of(f: &Filters, allowed: &[&str]) -> Result<PruneFilter> {
+        f.only(allowed)?;
+        let until = match f.get("until").first() {
+            Some(u) => Some(
+                crate::util::parse_until(u)
+                    .ok_or_else(|| Error::InvalidArgument(format!("invalid filter 'until={u}'")))?,
+            ),
+            None => None,
+        };
+        Ok(PruneFilter {
+            until,
+            labels: LabelFilter::of(f),
+        })
+    }
+
+    /// Whether something created at `created` (RFC 3339) with `labels` is
+    /// to be pruned, as far as the filters say.
+    pub fn matches(&self, created: &str, labels: &HashMap<String, String>) -> bool {
+        let created = crate::util::parse_rfc3339(created)
+            .map(|(s, n)| s as i128 * 1_000_000_000 + n as i128)
+            .unwrap_or(0);
+        self.labels.matches(labels) && self.until.is_none_or(|u| created < u)
+    }
+}
+
+/// No value given, or one of them satisfies `pred`.
+pub fn any_or_none(values: &[String], pred: impl Fn(&str) -> bool) -> bool {
+    values.is_empty() || values.iter().any(|v| pred(v))
 }
 
 /// `label=key` needs the key, `label=key=value` the exact value.
