@@ -64,7 +64,10 @@ impl Containers {
         let running = c.is_running();
         if running {
             let update = berth_proto::UpdateTaskRequest {
-                resources: Some(resources::oci_resources(&c.host_config)),
+                resources: Some(
+                    serde_json::to_value(resources::oci_resources(&c.host_config)?)
+                        .map_err(Error::internal)?,
+                ),
                 restart: restart
                     .then(|| c.restart_policy().unwrap_or(berth_proto::RestartPolicy::No)),
             };

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use bollard_stubs::models::HostConfig;
-use serde_json::{json, Map, Value};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPidsBuilder, LinuxResources};
 
 use crate::error::{Error, Result};
 
@@ -15,55 +15,49 @@ const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
 /// The limits a HostConfig asks for, in OCI form; fields not asked for are
 /// absent (runc leaves those alone on update).
-pub fn oci_resources(hc: &HostConfig) -> Value {
-    let mut memory = Map::new();
-    if let Some(m) = hc.memory.filter(|m| *m > 0) {
-        memory.insert("limit".into(), json!(m));
-    }
-    if let Some(s) = hc.memory_swap.filter(|s| *s != 0) {
-        memory.insert("swap".into(), json!(s));
-    }
-    if let Some(r) = hc.memory_reservation.filter(|r| *r > 0) {
-        memory.insert("reservation".into(), json!(r));
-    }
-    let mut cpu = Map::new();
-    if let Some(s) = hc.cpu_shares.filter(|s| *s > 0) {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
+pub fn oci_resources(hc: &HostConfig) -> Result<LinuxResources> {
+    let positive = |v: Option<i64>| v.filter(|v| *v > 0);
+    let mut memory = LinuxMemory::default();
+    memory
+        .set_limit(positive(hc.memory))
+        .set_swap(hc.memory_swap.filter(|s| *s != 0))
+        .set_reservation(positive(hc.memory_reservation));
+    let mut cpu = LinuxCpu::default();
+    cpu.set_shares(positive(hc.cpu_shares).map(|s| s as u64));
+    if let Some(n) = positive(hc.nano_cpus) {
         // --cpus is a CFS quota over Docker's 100 ms period.
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n * 100_000 / 1_000_000_000));
+        cpu.set_period(Some(100_000));
+        cpu.set_quota(Some(n * 100_000 / 1_000_000_000));
     }
-    if let Some(p) = hc.cpu_period.filter(|p| *p > 0) {
-        cpu.insert("period".into(), json!(p));
+    if let Some(p) = positive(hc.cpu_period) {
+        cpu.set_period(Some(p as u64));
     }
-    if let Some(q) = hc.cpu_quota.filter(|q| *q > 0) {
-        cpu.insert("quota".into(), json!(q));
+    if let Some(q) = positive(hc.cpu_quota) {
+        cpu.set_quota(Some(q));
     }
-    if let Some(c) = hc.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
-        cpu.insert("cpus".into(), json!(c));
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    cpu.set_cpus(given(&hc.cpuset_cpus));
+    cpu.set_mems(given(&hc.cpuset_mems));
+    let mut out = LinuxResources::default();
+    if memory != LinuxMemory::default() {
+        out.set_memory(Some(memory));
     }
-    if let Some(m) = hc.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
-        cpu.insert("mems".into(), json!(m));
-    }
-    let mut out = Map::new();
-    if !memory.is_empty() {
-        out.insert("memory".into(), Value::Object(memory));
-    }
-    if !cpu.is_empty() {
-        out.insert("cpu".into(), Value::Object(cpu));
+    if cpu != LinuxCpu::default() {
+        out.set_cpu(Some(cpu));
     }
     if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
-        out.insert(
-            "pids".into(),
-            json!({ "limit": if p < 0 { -1 } else { p } }),
-        );
+        let pids = LinuxPidsBuilder::default()
+            .limit(if p < 0 { -1 } else { p })
+            .build()
+            .map_err(Error::internal)?;
+        out.set_pids(Some(pids));
     }
     if let Some(w) = hc.blkio_weight.filter(|w| *w > 0) {
-        out.insert("blockIO".into(), json!({ "weight": w }));
+        let mut block_io = LinuxBlockIo::default();
+        block_io.set_weight(Some(w));
+        out.set_block_io(Some(block_io));
     }
-    Value::Object(out)
+    Ok(out)
 }
 
 /// Checks limits as Docker does and fills in its defaults (swap twice the
@@ -172,15 +166,13 @@ mod tests {
             memory: Some(64 << 20),
             ..Default::default()
         };
-        let r = oci_resources(&hc);
+        let r = serde_json::to_value(oci_resources(&hc).unwrap()).unwrap();
         assert_eq!(r["cpu"]["quota"], 150_000);
         assert_eq!(r["cpu"]["period"], 100_000);
         assert_eq!(r["pids"]["limit"], 20);
         assert_eq!(r["memory"]["limit"], 64 << 20);
-        assert!(oci_resources(&HostConfig::default())
-            .as_object()
-            .unwrap()
-            .is_empty());
+        let none = serde_json::to_value(oci_resources(&HostConfig::default()).unwrap()).unwrap();
+        assert_eq!(none, serde_json::json!({}));
     }
 
     #[test]

@@ -191,7 +191,7 @@ pub fn build(
         .map_err(err)?;
     let rlimits = security::rlimits(hc)?;
     if !rlimits.is_empty() {
-        process.set_rlimits(Some(from_json(rlimits.into())?));
+        process.set_rlimits(Some(rlimits));
     }
 
     let ipc = security::ipc_mode(hc)?;
@@ -436,8 +436,7 @@ pub fn build(
         .masked_paths(masked)
         .readonly_paths(readonly)
         .resources({
-            let mut r: oci_spec::runtime::LinuxResources =
-                from_json(crate::containers::oci::resources::oci_resources(hc))?;
+            let mut r = crate::containers::oci::resources::oci_resources(hc)?;
             r.set_devices(Some(device_rules));
             r
         })

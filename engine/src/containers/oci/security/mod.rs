@@ -10,7 +10,7 @@ pub mod seccomp;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bollard_stubs::models::HostConfig;
-use serde_json::{json, Value};
+use oci_spec::runtime::{PosixRlimit, PosixRlimitBuilder, PosixRlimitType};
 
 use crate::error::{Error, Result};
 
@@ -265,7 +265,7 @@ pub fn check_sysctls(hc: &HostConfig) -> Result<()> {
 }
 
 /// `--ulimit name=soft:hard` as OCI rlimits. -1 is "unlimited".
-pub fn rlimits(hc: &HostConfig) -> Result<Vec<Value>> {
+pub fn rlimits(hc: &HostConfig) -> Result<Vec<PosixRlimit>> {
     const NAMES: &[&str] = &[
         "as",
         "core",
@@ -316,11 +316,16 @@ pub fn rlimits(hc: &HostConfig) -> Result<Vec<Value>> {
                 u.hard.unwrap_or(0)
             )));
         }
-        out.push(json!({
-            "type": format!("RLIMIT_{}", name.to_ascii_uppercase()),
-            "soft": soft,
-            "hard": hard,
-        }));
+        let kind = format!("RLIMIT_{}", name.to_ascii_uppercase())
+            .parse::<PosixRlimitType>()
+            .map_err(|_| Error::InvalidArgument(format!("invalid ulimit type: {name}")))?;
+        let rlimit = PosixRlimitBuilder::default()
+            .typ(kind)
+            .soft(soft)
+            .hard(hard)
+            .build()
+            .map_err(Error::internal)?;
+        out.push(rlimit);
     }
     Ok(out)
 }
@@ -496,7 +501,7 @@ mod tests {
             ulimits: Some(vec![u("nofile", 100, 200), u("core", -1, -1)]),
             ..Default::default()
         };
-        let r = rlimits(&h).unwrap();
+        let r = serde_json::to_value(rlimits(&h).unwrap()).unwrap();
         assert_eq!(r[0]["type"], "RLIMIT_NOFILE");
         assert_eq!(r[1]["hard"], u64::MAX);
         for bad in [u("bogus", 1, 1), u("nofile", 3, 2), u("nofile", -5, 2)] {
