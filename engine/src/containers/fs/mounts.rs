@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use bollard_stubs::models::{ContainerConfig, HostConfig, MountPoint};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::warn;
 
 use crate::confined::Confined;
@@ -403,11 +403,25 @@ pub fn document(m: &MountRow, volume_path: impl Fn(&str) -> std::path::PathBuf) 
     }
 }
 
+fn oci_mount(
+    destination: &str,
+    kind: &str,
+    source: &str,
+    options: Vec<String>,
+) -> oci_spec::runtime::Mount {
+    let mut m = oci_spec::runtime::Mount::default();
+    m.set_destination(destination.into())
+        .set_typ(Some(kind.into()))
+        .set_source(Some(source.into()))
+        .set_options(Some(options));
+    m
+}
+
 /// The OCI mounts, parents before children.
 pub fn oci_mounts(
     mounts: &[MountRow],
     volume_path: impl Fn(&str) -> std::path::PathBuf,
-) -> Vec<Value> {
+) -> Vec<oci_spec::runtime::Mount> {
     let mut sorted: Vec<&MountRow> = mounts.iter().collect();
     sorted.sort_by_key(|m| m.destination.matches('/').count());
     sorted
@@ -418,8 +432,13 @@ pub fn oci_mounts(
                 "tmpfs" => {
                     let mut options = vec!["nosuid".to_string(), "nodev".into(), "noexec".into()];
                     options.push(rw.into());
-                    options.extend(m.options.split(',').filter(|o| !o.is_empty()).map(String::from));
-                    json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": options})
+                    options.extend(
+                        m.options
+                            .split(',')
+                            .filter(|o| !o.is_empty())
+                            .map(String::from),
+                    );
+                    oci_mount(&m.destination, "tmpfs", "tmpfs", options)
                 }
                 kind => {
                     let source = if kind == "volume" {
@@ -434,8 +453,7 @@ pub fn oci_mounts(
                     };
                     let mut options = vec!["rbind".to_string(), rw.into(), propagation.into()];
                     options.extend(kept_flags(Path::new(&source)).iter().map(|f| f.to_string()));
-                    json!({"destination": m.destination, "type": "bind", "source": source,
-                           "options": options})
+                    oci_mount(&m.destination, "bind", &source, options)
                 }
             }
         })
@@ -509,7 +527,7 @@ impl crate::containers::Containers {
     pub(crate) async fn prepare_mounts(
         &self,
         c: &Container,
-    ) -> Result<(Vec<Value>, crate::volumes::VolumeHold)> {
+    ) -> Result<(Vec<oci_spec::runtime::Mount>, crate::volumes::VolumeHold)> {
         let mounts = self.store.container_mounts(&c.id).await?;
         let names: Vec<String> = mounts
             .iter()

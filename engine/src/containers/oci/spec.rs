@@ -74,7 +74,7 @@ pub struct Borrowed {
     /// container's own for `--ipc shareable`.
     pub shm: Option<std::path::PathBuf>,
     /// Volumes, binds and tmpfs mounts (`mounts::oci_mounts`).
-    pub user_mounts: Vec<serde_json::Value>,
+    pub user_mounts: Vec<oci_spec::runtime::Mount>,
     /// The network namespace to join: the container's own as netavark set
     /// it up, or another container's (`--network container:x`). None: a
     /// new, empty one (`--network none`).
@@ -82,10 +82,6 @@ pub struct Borrowed {
     /// Variables the container's links give it (`<ALIAS>_PORT`…): before
     /// its own, which win on a clash, as in dockerd.
     pub link_env: Vec<String>,
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
-    serde_json::from_value(v).map_err(err)
 }
 
 /// The environment: the container's, plus PATH and HOSTNAME (and TERM with
@@ -277,14 +273,14 @@ pub fn build(
     let user_dests: Vec<&str> = borrowed
         .user_mounts
         .iter()
-        .filter_map(|m| m["destination"].as_str())
+        .filter_map(|m| m.destination().to_str())
         .collect();
     mounts.retain(|m| {
         let d = m.destination().to_string_lossy();
         d != "/dev/shm" || !user_dests.contains(&"/dev/shm")
     });
     for m in &borrowed.user_mounts {
-        mounts.push(from_json(m.clone())?);
+        mounts.push(m.clone());
     }
     for (dest, file) in [
         ("/etc/resolv.conf", "resolv.conf"),
@@ -404,12 +400,12 @@ pub fn build(
     extra.extend(devices::custom(hc)?);
     let mut nodes: Vec<oci_spec::runtime::LinuxDevice> = Vec::new();
     for d in extra {
-        let node: oci_spec::runtime::LinuxDevice = from_json(d.node)?;
+        let node = d.node;
         // A --device given again under --privileged is one node.
         nodes.retain(|n| n.path() != node.path());
         nodes.push(node);
         if !privileged {
-            device_rules.push(from_json(d.rule)?);
+            device_rules.push(d.rule);
         }
     }
 

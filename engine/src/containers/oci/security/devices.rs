@@ -6,15 +6,17 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use bollard_stubs::models::HostConfig;
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+};
 
 use crate::error::{Error, Result};
 
 /// A node for the OCI spec's `linux.devices` and the cgroup rule allowing it.
 #[derive(Debug, Clone)]
 pub struct Device {
-    pub node: Value,
-    pub rule: Value,
+    pub node: LinuxDevice,
+    pub rule: LinuxDeviceCgroup,
 }
 
 fn permissions(p: &str) -> Result<String> {
@@ -53,32 +55,33 @@ fn node(path: &Path, inside: &Path, perms: &str) -> std::io::Result<Option<Devic
     let md = std::fs::symlink_metadata(path)?;
     let ft = md.file_type();
     let typ = if ft.is_char_device() {
-        "c"
+        LinuxDeviceType::C
     } else if ft.is_block_device() {
-        "b"
+        LinuxDeviceType::B
     } else {
         return Ok(None);
     };
     let rdev = md.rdev();
     let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    Ok(Some(Device {
-        node: json!({
-            "path": inside,
-            "type": typ,
-            "major": major,
-            "minor": minor,
-            "fileMode": md.mode() & 0o7777,
-            "uid": md.uid(),
-            "gid": md.gid(),
-        }),
-        rule: json!({
-            "allow": true,
-            "type": typ,
-            "major": major,
-            "minor": minor,
-            "access": perms,
-        }),
-    }))
+    let node = LinuxDeviceBuilder::default()
+        .path(inside)
+        .typ(typ)
+        .major(major as i64)
+        .minor(minor as i64)
+        .file_mode(md.mode() & 0o7777)
+        .uid(md.uid())
+        .gid(md.gid())
+        .build()
+        .map_err(std::io::Error::other)?;
+    let rule = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(typ)
+        .major(major as i64)
+        .minor(minor as i64)
+        .access(perms)
+        .build()
+        .map_err(std::io::Error::other)?;
+    Ok(Some(Device { node, rule }))
 }
 
 /// Nodes under a directory, recursively; `skip` names subdirectories left
@@ -153,6 +156,6 @@ pub fn all_host() -> Vec<Device> {
         &mut out,
     );
     // /dev/console belongs to the container's terminal, not the host's.
-    out.retain(|d| d.node["path"] != "/dev/console");
+    out.retain(|d| d.node.path() != Path::new("/dev/console"));
     out
 }
