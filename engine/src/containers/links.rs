@@ -88,11 +88,11 @@ impl Containers {
         let Some(row) = self.store.container(&id).await? else {
             return Ok(None);
         };
-        let parent = Container::from_row(row)?;
+        let parent = Container::from_row(row);
         for l in of(&parent).into_iter().filter(|l| l.alias == alias) {
             if let Some(id) = self.store.container_id_by_name(&l.child).await? {
                 if let Some(row) = self.store.container(&id).await? {
-                    return Ok(Some(Container::from_row(row)?));
+                    return Ok(Some(Container::from_row(row)));
                 }
             }
         }
@@ -136,7 +136,7 @@ impl Containers {
             }
         };
         for row in self.store.containers().await? {
-            let mut c = Container::from_row(row)?;
+            let mut c = Container::from_row(row);
             let links = of(&c);
             let renamed: Vec<Link> = links
                 .iter()

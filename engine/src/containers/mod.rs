@@ -168,12 +168,12 @@ impl Containers {
             return Err(Error::no_such_container(name_or_id));
         }
         if let Some(row) = self.store.container(name_or_id).await? {
-            return Container::from_row(row);
+            return Ok(Container::from_row(row));
         }
         let name = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
         if let Some(id) = self.store.container_id_by_name(name).await? {
             if let Some(row) = self.store.container(&id).await? {
-                return Container::from_row(row);
+                return Ok(Container::from_row(row));
             }
         }
         if let Some(child) = self.link_target(name).await? {
@@ -188,7 +188,7 @@ impl Containers {
             }
             if let Some(id) = ids.first() {
                 if let Some(row) = self.store.container(id).await? {
-                    return Container::from_row(row);
+                    return Ok(Container::from_row(row));
                 }
             }
         }
@@ -197,19 +197,13 @@ impl Containers {
 
     /// Stores a container's HostConfig as it now is.
     pub(crate) async fn save_host_config(&self, c: &Container) -> Result<()> {
-        let stored = serde_json::to_string(&c.host_config).map_err(Error::internal)?;
         self.store
-            .update_container_host_config(&c.id, &stored)
+            .update_container_host_config(&c.id, &c.host_config)
             .await
     }
 
     pub(crate) async fn save_state(&self, c: &Container) -> Result<()> {
-        self.store
-            .update_container_state(
-                &c.id,
-                &serde_json::to_string(&c.state).map_err(Error::internal)?,
-            )
-            .await
+        self.store.update_container_state(&c.id, &c.state).await
     }
 
     /// `POST /containers/create`: returns the new id and warnings.
@@ -450,7 +444,7 @@ impl Containers {
         let mut running = 0;
         let mut stopped = 0;
         for row in &all {
-            let s = State::of_row(row);
+            let s = &row.state;
             if s.running {
                 running += 1;
             } else {

@@ -241,7 +241,7 @@ async fn reconcile(containers: &Containers) -> Result<()> {
         }
     }
     for row in rows {
-        let state = crate::containers::record::State::of_row(&row);
+        let state = &row.state;
         if !state.running && !state.restarting {
             continue;
         }
@@ -268,7 +268,7 @@ async fn reconcile(containers: &Containers) -> Result<()> {
                 // policy says so are started again.
                 warn!(container_id = %row.id, "berth-core has no task for a running container; marking it exited");
                 exited(containers, &row.id, 0, 255, "", false, false).await?;
-                let c = crate::containers::record::Container::from_row(row.clone())?;
+                let c = crate::containers::record::Container::from_row(row.clone());
                 let comes_back = matches!(c.restart_policy(), Some(RestartPolicy::Always))
                     || (matches!(c.restart_policy(), Some(RestartPolicy::UnlessStopped))
                         && !state.manually_stopped);

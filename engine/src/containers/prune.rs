@@ -14,7 +14,7 @@ impl Containers {
         let mut removed = Vec::new();
         let mut freed = 0;
         for row in self.store.containers().await? {
-            let c = crate::containers::record::Container::from_row(row)?;
+            let c = crate::containers::record::Container::from_row(row);
             if c.is_running() {
                 continue;
             }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use bollard_stubs::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
 use crate::store::ContainerRow;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -64,33 +63,18 @@ pub struct Container {
     pub state: State,
 }
 
-impl State {
-    /// The state of a stored container alone (cheaper than the whole
-    /// record); an unreadable one reads as a stopped container's.
-    pub fn of_row(row: &ContainerRow) -> State {
-        serde_json::from_str(&row.state).unwrap_or_default()
-    }
-}
-
 impl Container {
-    pub fn from_row(row: ContainerRow) -> Result<Container> {
-        let bad = |what: &str, e: serde_json::Error| {
-            Error::Internal(format!(
-                "stored {what} of container {} is unreadable: {e}",
-                row.id
-            ))
-        };
-        Ok(Container {
-            config: serde_json::from_str(&row.config).map_err(|e| bad("config", e))?,
-            host_config: serde_json::from_str(&row.host_config)
-                .map_err(|e| bad("host config", e))?,
-            state: serde_json::from_str(&row.state).map_err(|e| bad("state", e))?,
+    pub fn from_row(row: ContainerRow) -> Container {
+        Container {
             id: row.id,
             name: row.name,
             image_id: row.image_id,
             image_ref: row.image_ref,
             created: row.created,
-        })
+            config: row.config,
+            host_config: row.host_config,
+            state: row.state,
+        }
     }
 
     pub fn to_row(&self) -> ContainerRow {
@@ -100,9 +84,9 @@ impl Container {
             image_id: self.image_id.clone(),
             image_ref: self.image_ref.clone(),
             created: self.created.clone(),
-            config: serde_json::to_string(&self.config).unwrap_or_default(),
-            host_config: serde_json::to_string(&self.host_config).unwrap_or_default(),
-            state: serde_json::to_string(&self.state).unwrap_or_default(),
+            config: self.config.clone(),
+            host_config: self.host_config.clone(),
+            state: self.state.clone(),
         }
     }
 

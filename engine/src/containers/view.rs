@@ -119,7 +119,7 @@ impl Containers {
             .await?
             .into_iter()
             .map(Container::from_row)
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Vec<_>>();
         let mut link_names = crate::containers::links::names_by_child(&every);
         for c in every {
             let created = parse_rfc3339(&c.created).unwrap_or((0, 0));

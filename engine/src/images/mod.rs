@@ -543,7 +543,7 @@ impl Images {
             )));
         }
         if let Some(user) = users.first() {
-            let running = crate::containers::record::State::of_row(user).running;
+            let running = user.state.running;
             if running {
                 return Err(Error::Conflict(format!(
                     "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",

@@ -10,8 +10,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::types::Json;
 use sqlx::{Row, SqlitePool};
 
+use bollard_stubs::models::{ContainerConfig, HostConfig};
+
+use crate::containers::record::State;
 use crate::error::{Error, Result};
 
+/// A container's row: its Config and HostConfig (bollard's) and its State
+/// are JSON columns, decoded here.
 #[derive(Debug, Clone)]
 pub struct ContainerRow {
     pub id: String,
@@ -19,9 +24,9 @@ pub struct ContainerRow {
     pub image_id: String,
     pub image_ref: String,
     pub created: String,
-    pub config: String,
-    pub host_config: String,
-    pub state: String,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
 }
 
 #[derive(Debug, Clone)]
@@ -130,17 +135,17 @@ impl Store {
             .bind(&c.image_id)
             .bind(&c.image_ref)
             .bind(&c.created)
-            .bind(&c.config)
-            .bind(&c.host_config)
-            .bind(&c.state)
+            .bind(Json(&c.config))
+            .bind(Json(&c.host_config))
+            .bind(Json(&c.state))
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    pub async fn update_container_state(&self, id: &str, state: &str) -> Result<()> {
+    pub async fn update_container_state(&self, id: &str, state: &State) -> Result<()> {
         sqlx::query("UPDATE containers SET state = ? WHERE id = ?")
-            .bind(state)
+            .bind(Json(state))
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -157,9 +162,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn update_container_host_config(&self, id: &str, host_config: &str) -> Result<()> {
+    pub async fn update_container_host_config(
+        &self,
+        id: &str,
+        host_config: &HostConfig,
+    ) -> Result<()> {
         sqlx::query("UPDATE containers SET host_config = ? WHERE id = ?")
-            .bind(host_config)
+            .bind(Json(host_config))
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -190,7 +199,7 @@ impl Store {
         let rows = sqlx::query("SELECT id, name, image_id, image_ref, created, config, host_config, state FROM containers ORDER BY created DESC")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(container_row).collect())
+        Ok(readable_containers(&rows))
     }
 
     pub async fn container(&self, id: &str) -> Result<Option<ContainerRow>> {
@@ -198,7 +207,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(container_row))
+        row.as_ref().map(container_row).transpose()
     }
 
     pub async fn container_id_by_name(&self, name: &str) -> Result<Option<String>> {
@@ -223,7 +232,7 @@ impl Store {
             .bind(image_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(container_row).collect())
+        Ok(readable_containers(&rows))
     }
 
     // ---- images ----
@@ -232,8 +241,8 @@ impl Store {
         sqlx::query("INSERT OR IGNORE INTO images (id, config, layers, chains, size, created, manifest, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(&img.id)
             .bind(&img.config)
-            .bind(serde_json::to_string(&img.layers).unwrap_or_default())
-            .bind(serde_json::to_string(&img.chains).unwrap_or_default())
+            .bind(Json(&img.layers))
+            .bind(Json(&img.chains))
             .bind(img.size)
             .bind(&img.created)
             .bind(&img.manifest)
@@ -794,27 +803,53 @@ fn volume_row(r: &sqlx::sqlite::SqliteRow) -> VolumeRow {
     }
 }
 
-fn container_row(r: &sqlx::sqlite::SqliteRow) -> ContainerRow {
-    ContainerRow {
-        id: r.get(0),
+/// The rows that decode; one that does not (written by a newer berthd, or
+/// damaged) is left out with a warning, as dockerd skips a container it
+/// cannot load, rather than failing every listing.
+fn readable_containers(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<ContainerRow> {
+    rows.iter()
+        .filter_map(|r| {
+            container_row(r)
+                .map_err(|e| tracing::warn!(error = %e, "skipping a container"))
+                .ok()
+        })
+        .collect()
+}
+
+fn container_row(r: &sqlx::sqlite::SqliteRow) -> Result<ContainerRow> {
+    let id: String = r.get(0);
+    let unreadable = |what: &str, e: sqlx::Error| {
+        Error::Internal(format!(
+            "stored {what} of container {id} is unreadable: {e}"
+        ))
+    };
+    Ok(ContainerRow {
+        config: r
+            .try_get::<Json<_>, _>(5)
+            .map_err(|e| unreadable("config", e))?
+            .0,
+        host_config: r
+            .try_get::<Json<_>, _>(6)
+            .map_err(|e| unreadable("host config", e))?
+            .0,
+        state: r
+            .try_get::<Json<_>, _>(7)
+            .map_err(|e| unreadable("state", e))?
+            .0,
         name: r.get(1),
         image_id: r.get(2),
         image_ref: r.get(3),
         created: r.get(4),
-        config: r.get(5),
-        host_config: r.get(6),
-        state: r.get(7),
-    }
+        id,
+    })
 }
 
 fn image_row(r: &sqlx::sqlite::SqliteRow) -> ImageRow {
-    let layers: String = r.get(2);
-    let chains: String = r.get(3);
     ImageRow {
         id: r.get(0),
         config: r.get(1),
-        layers: serde_json::from_str(&layers).unwrap_or_default(),
-        chains: serde_json::from_str(&chains).unwrap_or_default(),
+        layers: json_column(r, 2),
+        chains: json_column(r, 3),
         size: r.get(4),
         created: r.get(5),
         manifest: r.get(6),

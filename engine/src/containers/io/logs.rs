@@ -135,7 +135,7 @@ impl Containers {
                     .block_on(store.container(&id))
                     .ok()
                     .flatten()
-                    .is_some_and(|r| crate::containers::record::State::of_row(&r).running);
+                    .is_some_and(|r| r.state.running);
                 if !still {
                     read_from(format, &path, offset, 0, &mut out);
                     out.flush();

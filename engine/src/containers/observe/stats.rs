@@ -48,9 +48,7 @@ impl Containers {
                 ticker.tick().await;
                 // The latest state: a container may stop or restart meanwhile.
                 if let Ok(Some(row)) = store.container(&c.id).await {
-                    if let Ok(now) = Container::from_row(row) {
-                        c = now;
-                    }
+                    c = Container::from_row(row);
                 }
                 let mut doc = sample(&c).unwrap_or_else(|| empty(&c));
                 doc.preread = Some(std::mem::take(&mut prev_read));
