@@ -869,3 +869,54 @@ fn mount_row(r: &sqlx::sqlite::SqliteRow) -> MountRow {
         copy_up: r.get(7),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// JSON columns are stored as JSON text, which SQL reads
+    /// (`volume_active_users` uses json_extract), and come back typed.
+    #[tokio::test]
+    async fn json_columns_are_json_text_and_read_back_typed() {
+        let dir = std::env::temp_dir().join(format!("berth-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("berth.db")).await.unwrap();
+        let row = ContainerRow {
+            id: "c".repeat(64),
+            name: "web".into(),
+            image_id: "sha256:x".into(),
+            image_ref: "busybox".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            config: ContainerConfig {
+                cmd: Some(vec!["true".into()]),
+                ..Default::default()
+            },
+            host_config: HostConfig::default(),
+            state: State {
+                running: true,
+                ..State::created()
+            },
+        };
+        store.insert_container(&row).await.unwrap();
+        let (kind, running): (String, i64) = sqlx::query_as(
+            "SELECT typeof(state), json_extract(state, '$.Running') FROM containers",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!((kind.as_str(), running), ("text", 1));
+        let back = store.container(&row.id).await.unwrap().unwrap();
+        assert_eq!(back.config.cmd, row.config.cmd);
+        assert!(back.state.running);
+
+        // A row a newer berthd wrote in a shape this one cannot read is
+        // left out of listings, not the end of them.
+        sqlx::query("UPDATE containers SET state = '[1]'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(store.containers().await.unwrap().is_empty());
+        assert!(store.container(&row.id).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
