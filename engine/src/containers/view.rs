@@ -112,6 +112,7 @@ impl Containers {
         let all = all || filters.names_stopped() || limit.is_some_and(|l| l > 0);
         let tags = self.store.tags().await?;
         let mut all_mounts = self.store.all_container_mounts().await?;
+        let network_view = self.networks.view().await?;
         let mut out = Vec::new();
         let every = self
             .store
@@ -177,7 +178,7 @@ impl Containers {
             } else {
                 c.image_id.clone()
             };
-            let networking = self.networks.networking(&c).await?;
+            let networking = network_view.networking(&c);
             let networks = &filters.network;
             if !networks.is_empty() && !networks.iter().any(|w| networking.on_network(w)) {
                 continue;

@@ -1016,7 +1016,7 @@ fn keeper_of(network_id: &str) -> String {
     format!("keeper-{network_id}")
 }
 
-fn iface_order(iface: &str) -> u32 {
+pub(super) fn iface_order(iface: &str) -> u32 {
     iface.trim_start_matches("eth").parse().unwrap_or(u32::MAX)
 }
 
