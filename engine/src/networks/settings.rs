@@ -122,14 +122,15 @@ impl Networks {
     /// NetworkSettings of container inspect, and the Networks and Ports of
     /// `docker ps`, for one container.
     pub async fn networking(&self, c: &Container) -> Result<Networking> {
+        // A stopped container's sandbox is not looked at (see `networking`).
+        let sandbox = if c.is_running() || c.state.restarting {
+            self.sandbox(&c.id).await?
+        } else {
+            None
+        };
         let view = NetworkView {
             endpoints: HashMap::from([(c.id.clone(), self.endpoints_of(&c.id).await?)]),
-            sandboxes: self
-                .sandbox(&c.id)
-                .await?
-                .map(|sb| (c.id.clone(), sb))
-                .into_iter()
-                .collect(),
+            sandboxes: sandbox.map(|sb| (c.id.clone(), sb)).into_iter().collect(),
             networks: self.all().await?,
         };
         Ok(view.networking(c))

@@ -787,9 +787,7 @@ fn document<T: DeserializeOwned>(r: &sqlx::sqlite::SqliteRow, index: usize) -> O
 /// A JSON column decoded; a value that does not decode (written by hand,
 /// or cut short) reads as empty rather than failing every listing.
 fn json_column<T: DeserializeOwned + Default>(r: &sqlx::sqlite::SqliteRow, index: usize) -> T {
-    r.try_get::<Json<T>, _>(index)
-        .map(|j| j.0)
-        .unwrap_or_default()
+    document(r, index).unwrap_or_default()
 }
 
 fn volume_row(r: &sqlx::sqlite::SqliteRow) -> VolumeRow {

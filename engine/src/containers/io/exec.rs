@@ -96,22 +96,29 @@ pub struct Started {
     pub tty: bool,
 }
 
+/// dockerd's refusals of an exec, at create and again at start: the
+/// container must run and must not be paused.
+fn exec_allowed(c: &Container) -> Result<()> {
+    if !c.is_running() {
+        return Err(Error::Conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
+    }
+    if c.state.status == "paused" {
+        return Err(Error::Conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            c.id
+        )));
+    }
+    Ok(())
+}
+
 impl Containers {
     /// `POST /containers/{id}/exec`
     pub async fn exec_create(&self, name: &str, config: ExecConfig) -> Result<String> {
         let c = self.lookup(name).await?;
-        if !c.is_running() {
-            return Err(Error::Conflict(format!(
-                "Container {} is not running",
-                c.id
-            )));
-        }
-        if c.state.status == "paused" {
-            return Err(Error::Conflict(format!(
-                "Container {} is paused, unpause the container before exec",
-                c.id
-            )));
-        }
+        exec_allowed(&c)?;
         if config.cmd.is_empty() {
             return Err(Error::InvalidArgument("No exec command specified".into()));
         }
@@ -155,18 +162,7 @@ impl Containers {
             e.clone()
         };
         let c = self.lookup(&exec.container_id).await?;
-        if !c.is_running() {
-            return Err(Error::Conflict(format!(
-                "Container {} is not running",
-                c.id
-            )));
-        }
-        if c.state.status == "paused" {
-            return Err(Error::Conflict(format!(
-                "Container {} is paused, unpause the container before exec",
-                c.id
-            )));
-        }
+        exec_allowed(&c)?;
         let process = self.exec_process(&c, &exec.config)?;
         let req = CreateTaskRequest {
             log_max_size: 0,
