@@ -62,6 +62,24 @@ if ! "$plugin" version 2>/dev/null | grep -q "v$compose_version"; then
   rm -rf "$tmp"
 fi
 
+# buildx as a CLI plugin, built from the Go module proxy into target/tools:
+# with it installed `docker build` goes through BuildKit's API (/grpc and
+# /session), as on a stock Docker install, and compose builds with it. The
+# version is stamped in (compose refuses a buildx without one).
+buildx_version=v0.38.2
+plugin=/usr/local/lib/docker/cli-plugins/docker-buildx
+if ! "$plugin" version 2>/dev/null | grep -q " $buildx_version "; then
+  command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+  command -v go >/dev/null || { echo "go not found: buildx is built from the Go module proxy" >&2; exit 1; }
+  echo "building buildx $buildx_version from the Go module proxy (a few minutes on 2 cores)"
+  tools=$PWD/target/tools
+  mkdir -p "$tools" "$(dirname "$plugin")"
+  GOBIN=$tools GOFLAGS=-mod=mod go install \
+    -ldflags "-X github.com/docker/buildx/version.Version=$buildx_version -X github.com/docker/buildx/version.Revision=berth-setup" \
+    "github.com/docker/buildx/cmd/buildx@$buildx_version"
+  install -m 0755 "$tools/buildx" "$plugin"
+fi
+
 case "${1:-}" in --deps|--bench) exit 0 ;; esac
 
 echo "building release binaries (a few minutes on 2 cores)"

@@ -11,7 +11,7 @@ fn ping_version_and_info() {
     assert_eq!(r.header("Api-Version"), Some("1.50"));
     assert_eq!(r.header("Ostype"), Some("linux"));
     assert_eq!(r.header("Docker-Experimental"), Some("false"));
-    assert_eq!(r.header("Builder-Version"), Some("1"));
+    assert_eq!(r.header("Builder-Version"), Some("2"));
     let r = b.api("HEAD", "/_ping", None);
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());

@@ -25,6 +25,8 @@ pub struct Engine {
     pub volumes: Arc<Volumes>,
     pub events: Arc<Events>,
     pub builder: Arc<Builder>,
+    /// BuildKit's API on `/grpc` and `/session`, on the same builder.
+    pub buildkit: Arc<crate::buildkit::BuildKit>,
     pub core: Arc<CoreClient>,
     pub launcher: Arc<Launcher>,
     pub started: Instant,
@@ -95,6 +97,7 @@ impl Engine {
             .with_default_log(default_log),
         );
         let builder = Arc::new(Builder::new(containers.clone(), &config.data_root)?);
+        let buildkit = crate::buildkit::BuildKit::new(builder.clone());
         Ok(Arc::new(Engine {
             config,
             store,
@@ -104,6 +107,7 @@ impl Engine {
             volumes,
             events,
             builder,
+            buildkit,
             core,
             launcher,
             started: Instant::now(),

@@ -58,6 +58,23 @@ impl Error {
         }
     }
 
+    /// The same classes as gRPC codes, for BuildKit's API on `/grpc`.
+    pub fn grpc(&self) -> tonic::Status {
+        use tonic::Code;
+        let code = match self {
+            Error::NotFound(_) => Code::NotFound,
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::Conflict(_) => Code::AlreadyExists,
+            Error::Forbidden(_) => Code::PermissionDenied,
+            Error::Unauthorized(_) => Code::Unauthenticated,
+            Error::NotModified(_) => Code::FailedPrecondition,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::NotImplemented(_) => Code::Unimplemented,
+            Error::Internal(_) | Error::CommandFailed(..) => Code::Unknown,
+        };
+        tonic::Status::new(code, self.to_string())
+    }
+
     pub fn no_such_container(id: &str) -> Error {
         Error::NotFound(format!("No such container: {id}"))
     }
@@ -68,6 +85,17 @@ impl Error {
 
     pub fn internal(e: impl std::fmt::Display) -> Error {
         Error::Internal(e.to_string())
+    }
+}
+
+/// A failed call on a build session (the caller's side of a build).
+impl From<tonic::Status> for Error {
+    fn from(s: tonic::Status) -> Self {
+        match s.code() {
+            tonic::Code::NotFound => Error::NotFound(s.message().to_string()),
+            tonic::Code::InvalidArgument => Error::InvalidArgument(s.message().to_string()),
+            _ => Error::Internal(s.message().to_string()),
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod build;
+pub mod buildkit;
 pub mod cli;
 pub mod config;
 pub mod confined;

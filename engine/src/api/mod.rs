@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod attach_ws;
 pub mod build;
+pub mod buildkit;
 pub mod containers;
 pub mod create_body;
 pub mod exec;
@@ -177,6 +178,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
+        .route("/grpc", post(buildkit::grpc))
+        .route("/session", post(buildkit::session))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::create))
         .route(

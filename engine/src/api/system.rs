@@ -30,8 +30,8 @@ fn ping_headers() -> HeaderMap {
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    // Only the classic builder exists, so clients must not try BuildKit.
-    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    // BuildKit's API is served (`/grpc`, `/session`): clients prefer it.
+    h.insert("Builder-Version", HeaderValue::from_static("2"));
     h.insert("Swarm", HeaderValue::from_static("inactive"));
     h
 }

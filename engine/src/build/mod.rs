@@ -15,6 +15,7 @@ pub mod context;
 pub mod copy;
 pub mod dockerfile;
 pub mod ignore;
+pub mod report;
 pub mod run;
 pub mod steps;
 pub mod words;
@@ -82,6 +83,31 @@ impl Builder {
         })
     }
 
+    /// A fresh directory for one build (removed by the caller).
+    pub fn new_dir(&self) -> PathBuf {
+        self.root.join(crate::util::random_id())
+    }
+
+    /// Runs a Dockerfile whose context is already in `ctx` (a BuildKit
+    /// solve's: it came over the session) and returns the image, untagged;
+    /// the exporters name it. A failure is also reported to `out`.
+    pub async fn build_image(
+        self: &Arc<Self>,
+        opts: BuildOptions,
+        dir: PathBuf,
+        ctx: PathBuf,
+        dockerfile_text: &str,
+        out: report::Output,
+    ) -> Result<crate::store::ImageRow> {
+        let plan = dockerfile::parse(dockerfile_text).and_then(|df| steps::Plan::new(df, &opts))?;
+        let mut build = steps::Build::new(self.clone(), opts, dir, ctx, out);
+        let result = build.build(plan).await;
+        if let Err(e) = &result {
+            build.out.failed(e);
+        }
+        result
+    }
+
     /// Starts a build from the context in `body` (a file the caller made,
     /// removed here). Problems found before any step runs (no Dockerfile,
     /// a parse error, an unknown target) are returned as errors, so they
@@ -116,7 +142,8 @@ impl Builder {
         let out = progress.clone();
         let this = self.clone();
         tokio::spawn(async move {
-            steps::Build::new(this, opts, dir.clone(), ctx, out.clone())
+            let output = report::Output::legacy(out.clone(), opts.quiet);
+            steps::Build::new(this, opts, dir.clone(), ctx, output)
                 .run(df)
                 .await;
             workspace::unmount_below(&dir);

@@ -149,10 +149,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         if build.opts.force_rm {
             let _ = containers.remove(&id, true, true).await;
         }
-        return Err(Error::CommandFailed(
-            format!("The command '{cmdline}' returned a non-zero code: {code}"),
-            code,
-        ));
+        return Err(build.out.command_failed(&cmdline, code));
     }
     let upper = containers.paths(&id).upper();
     crate::containers::fs::diff::forget_mount_points(&upper);
@@ -174,19 +171,14 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     build.advance(stage, img, &created_by).await
 }
 
-/// Copies the shim's frames into the stream, never splitting a UTF-8
-/// character between two messages; stderr wrapped in red as the classic
-/// builder shows it (`ESC[91m` … `ESC[0m`, which clients look for).
+/// Copies the shim's frames into the build's output, never splitting a
+/// UTF-8 character between two messages.
 async fn relay(build: &mut Build, conn: &mut tokio::net::UnixStream) {
     let mut header = [0u8; 8];
     // Bytes not yet sent, per stream (index 2: stderr).
     let mut pending: [Vec<u8>; 3] = Default::default();
     let say = |build: &mut Build, stream: usize, text: &str| {
-        if stream == 2 {
-            build.out.say(&format!("\x1b[91m{text}\x1b[0m"));
-        } else {
-            build.out.say(text);
-        }
+        build.out.command_output(stream == 2, text);
     };
     loop {
         if conn.read_exact(&mut header).await.is_err() {

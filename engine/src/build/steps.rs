@@ -10,10 +10,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::dockerfile::{Args, Dockerfile, Instruction};
+use super::report::{Output, StepHeader};
 use super::{cache, words, BuildOptions, Builder};
 use crate::error::{Error, Result};
 use crate::images::commit::CommitInfo;
-use crate::images::progress::Progress;
 use crate::images::reference::{familiar, Reference};
 use crate::store::ImageRow;
 
@@ -46,6 +46,9 @@ pub struct Plan {
     pub total: usize,
     pub escape: char,
     pub warnings: Vec<String>,
+    /// More than one FROM in the Dockerfile (BuildKit then names steps
+    /// by their stage).
+    pub multi_stage: bool,
 }
 
 impl Plan {
@@ -103,6 +106,7 @@ impl Plan {
                 "dockerfile parse error: no build stage in current context".into(),
             ));
         }
+        let multi_stage = stages.len() > 1;
         if !opts.target.is_empty() {
             let t = opts.target.to_ascii_lowercase();
             let at = stages
@@ -142,6 +146,7 @@ impl Plan {
             meta_args,
             stages,
             total,
+            multi_stage,
             escape: df.escape,
             warnings: df.warnings,
         })
@@ -213,24 +218,6 @@ fn image_config(image: &ImageRow) -> Value {
     }
 }
 
-/// What a build says: the stream, or with `-q` held back and shown only
-/// when the build fails.
-pub struct Output {
-    pub progress: Arc<Progress>,
-    quiet: bool,
-    held: String,
-}
-
-impl Output {
-    pub fn say(&mut self, text: &str) {
-        if self.quiet {
-            self.held.push_str(text);
-        } else {
-            self.progress.stream(text);
-        }
-    }
-}
-
 pub struct Build {
     pub b: Arc<Builder>,
     pub opts: BuildOptions,
@@ -241,6 +228,11 @@ pub struct Build {
     pub escape: char,
     step: usize,
     total: usize,
+    /// BuildKit's numbering: the stage's prefix (`build `, `stage-1 `,
+    /// empty with a single stage), its step and its number of steps.
+    vertex_prefix: String,
+    vertex_step: usize,
+    vertex_total: usize,
     /// Finished stages: name and image.
     pub done: Vec<(Option<String>, ImageRow)>,
     /// Values of the ARGs before the first FROM.
@@ -260,22 +252,20 @@ impl Build {
         opts: BuildOptions,
         dir: PathBuf,
         ctx: PathBuf,
-        progress: Arc<Progress>,
+        out: Output,
     ) -> Build {
-        let quiet = opts.quiet;
         Build {
             b,
             opts,
             dir,
             ctx,
-            out: Output {
-                progress,
-                quiet,
-                held: String::new(),
-            },
+            out,
             escape: '\\',
             step: 0,
             total: 0,
+            vertex_prefix: String::new(),
+            vertex_step: 0,
+            vertex_total: 0,
             done: Vec::new(),
             meta: Vec::new(),
             used_args: HashSet::new(),
@@ -290,31 +280,28 @@ impl Build {
         self.dir.join(format!("{what}-{}", self.next_dir))
     }
 
+    /// The legacy builder's whole build: the steps, then the tags and
+    /// "Successfully built"; failures end the stream.
     pub async fn run(mut self, plan: Plan) {
-        self.escape = plan.escape;
-        self.total = plan.total;
-        for w in &plan.warnings {
-            self.out.say(&format!("{w}\n"));
-        }
-        match self.run_stages(plan).await {
-            Ok(image) => {
-                if let Err(e) = self.finish(&image).await {
-                    self.fail(e);
-                }
-            }
-            Err(e) => self.fail(e),
+        let result = match self.build(plan).await {
+            Ok(image) => self.finish(&image).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.out.failed(&e);
         }
     }
 
-    fn fail(&mut self, e: Error) {
-        if self.out.quiet && !self.out.held.is_empty() {
-            let held = std::mem::take(&mut self.out.held);
-            self.out.progress.stream(&held);
+    /// Runs the plan's stages; the last one's image is the result.
+    pub async fn build(&mut self, plan: Plan) -> Result<ImageRow> {
+        self.escape = plan.escape;
+        self.total = plan.total;
+        for w in &plan.warnings {
+            self.out.warn(w);
         }
-        match e {
-            Error::CommandFailed(msg, code) => self.out.progress.error_with_code(&msg, code),
-            other => self.out.progress.error(&other.to_string()),
-        }
+        let image = self.run_stages(plan).await?;
+        self.out.end_steps();
+        Ok(image)
     }
 
     async fn run_stages(&mut self, plan: Plan) -> Result<ImageRow> {
@@ -327,7 +314,14 @@ impl Build {
             }
         }
         let mut last = None;
-        for stage in plan.stages {
+        for (i, stage) in plan.stages.into_iter().enumerate() {
+            self.vertex_prefix = match (&stage.name, plan.multi_stage) {
+                (_, false) => String::new(),
+                (Some(n), true) => format!("{n} "),
+                (None, true) => format!("stage-{i} "),
+            };
+            self.vertex_step = 0;
+            self.vertex_total = 1 + stage.body.iter().filter(|i| makes_vertex(i)).count();
             let image = self.run_stage(stage.from, stage.body).await?;
             self.done.push((stage.name, image.clone()));
             last = Some(image);
@@ -368,13 +362,58 @@ impl Build {
     }
 
     fn header(&mut self, ins: &Instruction) {
+        self.header_shown(ins, makes_vertex(ins));
+    }
+
+    /// Announces a step; `shown` says whether BuildKit shows a vertex
+    /// for it (every counted step but FROM a stage).
+    fn header_shown(&mut self, ins: &Instruction, shown: bool) {
         self.step += 1;
-        let text = format!("Step {}/{} : {}\n", self.step, self.total, ins.original);
-        self.out.say(&text);
+        let legacy = format!("Step {}/{} : {}\n", self.step, self.total, ins.original);
+        if ins.name == "from" && !shown {
+            self.vertex_step += 1;
+        }
+        let vertex = shown.then(|| {
+            self.vertex_step += 1;
+            format!(
+                "[{}{}/{}] {}",
+                self.vertex_prefix,
+                self.vertex_step,
+                self.vertex_total,
+                vertex_text(ins)
+            )
+        });
+        self.out.step(StepHeader {
+            legacy: &legacy,
+            vertex,
+        });
     }
 
     async fn run_stage(&mut self, from: Instruction, body: Vec<Instruction>) -> Result<ImageRow> {
-        self.header(&from);
+        // BuildKit resolves a base image's config before the stage's steps
+        // and shows that as a vertex of its own.
+        let meta = self.meta.clone();
+        let mut from_image = false;
+        if let Some(base) = words::words(&from.text(), self.escape, &meta)
+            .ok()
+            .and_then(|p| p.first().cloned())
+        {
+            let lower = base.to_ascii_lowercase();
+            let is_stage = self
+                .done
+                .iter()
+                .any(|(n, _)| n.as_deref() == Some(lower.as_str()));
+            if !is_stage && !base.eq_ignore_ascii_case("scratch") {
+                if let Ok(r) = Reference::parse(&base) {
+                    from_image = true;
+                    self.out
+                        .internal(&format!("[internal] load metadata for {}", r.normalized()));
+                }
+            }
+        }
+        // FROM an earlier stage (or scratch) counts as a step but, as in
+        // BuildKit, shows no vertex: nothing is fetched.
+        self.header_shown(&from, from_image);
         from.allow_flags(&["platform"])?;
         let meta = self.meta.clone();
         if let Some(p) = from.flag("platform") {
@@ -463,10 +502,8 @@ impl Build {
                 let v: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
                 if let Some(m) = v["errorDetail"]["message"].as_str() {
                     failed = Some(m.to_string());
-                } else if !self.out.quiet {
-                    self.out
-                        .progress
-                        .relay(bytes::Bytes::from([line, b"\n"].concat()));
+                } else if let Some(p) = self.out.legacy_stream().filter(|_| !self.out.is_quiet()) {
+                    p.relay(bytes::Bytes::from([line, b"\n"].concat()));
                 }
             }
         }
@@ -702,8 +739,7 @@ impl Build {
             // images' steps count, not whatever this engine built before.
             return Ok(false);
         }
-        self.out.say(" ---> Using cache\n");
-        self.out.say(&format!(" ---> {}\n", short_id(&img.id)));
+        self.out.cached(&short_id(&img.id));
         stage.config = image_config(&img);
         stage.image = img;
         Ok(true)
@@ -758,12 +794,9 @@ impl Build {
                 list.join(" ")
             ));
         }
-        if image.id.is_empty() {
-            return Err(Error::InvalidArgument(
-                "No image was generated. Is your Dockerfile empty?".into(),
-            ));
+        if let Some(p) = self.out.legacy_stream() {
+            p.built(&image.id);
         }
-        self.out.progress.built(&image.id);
         self.out
             .say(&format!("Successfully built {}\n", short_id(&image.id)));
         for t in self.opts.tags.clone() {
@@ -773,11 +806,49 @@ impl Build {
             self.out
                 .say(&format!("Successfully tagged {}\n", familiar(&normalized)));
         }
-        if self.out.quiet {
-            self.out.progress.stream(&format!("{}\n", image.id));
+        if self.out.is_quiet() {
+            if let Some(p) = self.out.legacy_stream() {
+                p.stream(&format!("{}\n", image.id));
+            }
         }
         Ok(())
     }
+}
+
+/// Whether BuildKit makes a vertex (and counts a step) for an
+/// instruction inside a stage: the ones that change the filesystem.
+fn makes_vertex(ins: &Instruction) -> bool {
+    matches!(ins.name.as_str(), "run" | "copy" | "add" | "workdir")
+}
+
+/// A step as BuildKit names it: the keyword upper-cased, the rest as
+/// written; FROM names the image in full (`docker.io/library/busybox`).
+fn vertex_text(ins: &Instruction) -> String {
+    let original = ins
+        .original
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let rest = original
+        .split_once(' ')
+        .map(|(_, r)| r.to_string())
+        .unwrap_or_default();
+    if ins.name == "from" {
+        let image = rest
+            .split_whitespace()
+            .find(|w| !w.starts_with("--"))
+            .unwrap_or("");
+        let full = match Reference::parse(image) {
+            Ok(r) => match (&r.tag, &r.digest) {
+                (Some(t), _) => format!("{}:{t}", r.repository()),
+                (None, Some(d)) => format!("{}@{d}", r.repository()),
+                (None, None) => r.repository(),
+            },
+            Err(_) => image.to_string(),
+        };
+        return format!("FROM {full}");
+    }
+    format!("{} {rest}", ins.name.to_ascii_uppercase())
 }
 
 /// `["a" "b"]`: how Docker's history prints a command list.

@@ -1,0 +1,257 @@
+//! `moby.buildkit.v1.Control` on `/grpc`: Solve (a whole build: frontend,
+//! then exporters), Status (its progress), the worker list and version,
+//! and the build cache as BuildKit's DiskUsage and Prune describe it.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bollard_buildkit_proto::moby::buildkit::v1 as pb;
+use bollard_buildkit_proto::moby::buildkit::v1::frontend::result::Result as ResultRef;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::oneshot;
+use tonic::{Request, Response, Status};
+
+use super::export::{self, Exporter};
+use super::{frontend, BuildKit, Solve};
+use crate::error::{Error, Result};
+use crate::store::ImageRow;
+
+pub struct Control(pub Arc<BuildKit>);
+
+type Streamed<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
+
+fn timestamp(rfc3339: &str) -> Option<bollard_buildkit_proto::google::protobuf::Timestamp> {
+    let (seconds, nanos) = crate::util::parse_rfc3339(rfc3339)?;
+    Some(bollard_buildkit_proto::google::protobuf::Timestamp {
+        seconds,
+        nanos: nanos as i32,
+    })
+}
+
+#[tonic::async_trait]
+impl pb::control_server::Control for Control {
+    async fn disk_usage(
+        &self,
+        _req: Request<pb::DiskUsageRequest>,
+    ) -> std::result::Result<Response<pb::DiskUsageResponse>, Status> {
+        let usage = self.0.builder.usage().await.map_err(|e| e.grpc())?;
+        let record = usage
+            .into_iter()
+            .map(|c| pb::UsageRecord {
+                id: c.id.unwrap_or_default(),
+                size: c.size.unwrap_or(0),
+                created_at: c.created_at.as_deref().and_then(timestamp),
+                last_used_at: c.last_used_at.as_deref().and_then(timestamp),
+                usage_count: c.usage_count.unwrap_or(0),
+                description: c.description.unwrap_or_default(),
+                record_type: "regular".into(),
+                ..Default::default()
+            })
+            .collect();
+        Ok(Response::new(pb::DiskUsageResponse { record }))
+    }
+
+    type PruneStream = Streamed<pb::UsageRecord>;
+
+    async fn prune(
+        &self,
+        req: Request<pb::PruneRequest>,
+    ) -> std::result::Result<Response<Self::PruneStream>, Status> {
+        let req = req.into_inner();
+        // buildx sends an empty filter string when none was given; its
+        // `until` becomes keep_duration before it gets here.
+        let filters: Vec<&String> = req.filter.iter().filter(|f| !f.is_empty()).collect();
+        if !filters.is_empty() {
+            let list: Vec<&str> = filters.iter().map(|f| f.as_str()).collect();
+            return Err(Error::InvalidArgument(format!(
+                "failed to prune build cache: filters are not supported by this builder: {}",
+                list.join(",")
+            ))
+            .grpc());
+        }
+        // keep-duration: entries used more recently than that stay.
+        let unused_since = (req.keep_duration > 0).then(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as i128;
+            now - req.keep_duration as i128
+        });
+        let (deleted, _) = self
+            .0
+            .builder
+            .prune(req.all, unused_since)
+            .await
+            .map_err(|e| e.grpc())?;
+        let records: Vec<std::result::Result<pb::UsageRecord, Status>> = deleted
+            .into_iter()
+            .map(|id| {
+                Ok(pb::UsageRecord {
+                    id: id.get(..25).unwrap_or(&id).to_string(),
+                    record_type: "regular".into(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures_util::stream::iter(records))))
+    }
+
+    async fn solve(
+        &self,
+        req: Request<pb::SolveRequest>,
+    ) -> std::result::Result<Response<pb::SolveResponse>, Status> {
+        let req = req.into_inner();
+        let solve = self.0.solve(&req.r#ref);
+        tracing::info!(reference = %req.r#ref, frontend = %req.frontend, "BuildKit solve");
+        let result = run(&self.0, &solve, req).await;
+        self.0.finished(&solve);
+        match result {
+            Ok(exporter_response) => Ok(Response::new(pb::SolveResponse { exporter_response })),
+            Err(e) => {
+                tracing::info!(reference = %solve.reference, error = %e, "BuildKit solve failed");
+                Err(e.grpc())
+            }
+        }
+    }
+
+    type StatusStream = Streamed<pb::StatusResponse>;
+
+    async fn status(
+        &self,
+        req: Request<pb::StatusRequest>,
+    ) -> std::result::Result<Response<Self::StatusStream>, Status> {
+        let solve = self.0.solve(&req.into_inner().r#ref);
+        Ok(Response::new(Box::pin(
+            solve.status.clone().follow().map(Ok),
+        )))
+    }
+
+    type SessionStream = Streamed<pb::BytesMessage>;
+
+    async fn session(
+        &self,
+        _req: Request<tonic::Streaming<pb::BytesMessage>>,
+    ) -> std::result::Result<Response<Self::SessionStream>, Status> {
+        Err(Status::unimplemented(
+            "sessions are served on POST /session of the Docker API",
+        ))
+    }
+
+    async fn list_workers(
+        &self,
+        _req: Request<pb::ListWorkersRequest>,
+    ) -> std::result::Result<Response<pb::ListWorkersResponse>, Status> {
+        Ok(Response::new(pb::ListWorkersResponse {
+            record: vec![super::worker()],
+        }))
+    }
+
+    async fn info(
+        &self,
+        _req: Request<pb::InfoRequest>,
+    ) -> std::result::Result<Response<pb::InfoResponse>, Status> {
+        Ok(Response::new(pb::InfoResponse {
+            buildkit_version: super::worker().buildkit_version,
+        }))
+    }
+
+    type ListenBuildHistoryStream = Streamed<pb::BuildHistoryEvent>;
+
+    /// No build history is kept: the stream ends at once.
+    async fn listen_build_history(
+        &self,
+        _req: Request<pb::BuildHistoryRequest>,
+    ) -> std::result::Result<Response<Self::ListenBuildHistoryStream>, Status> {
+        Ok(Response::new(Box::pin(futures_util::stream::empty())))
+    }
+
+    async fn update_build_history(
+        &self,
+        _req: Request<pb::UpdateBuildHistoryRequest>,
+    ) -> std::result::Result<Response<pb::UpdateBuildHistoryResponse>, Status> {
+        Err(Status::not_found("no build history is kept"))
+    }
+}
+
+/// The exporters a Solve asks for, from the current or the older field.
+fn exporters(req: &pb::SolveRequest) -> Vec<Exporter> {
+    if !req.exporters.is_empty() {
+        return req
+            .exporters
+            .iter()
+            .map(|e| Exporter {
+                kind: e.r#type.clone(),
+                attrs: e.attrs.clone(),
+            })
+            .collect();
+    }
+    if req.exporter_deprecated.is_empty() {
+        return Vec::new();
+    }
+    vec![Exporter {
+        kind: req.exporter_deprecated.clone(),
+        attrs: req.exporter_attrs_deprecated.clone(),
+    }]
+}
+
+/// A whole solve: the result (from the client's gateway build function,
+/// or from the Dockerfile frontend named directly), then the exports.
+async fn run(
+    bk: &Arc<BuildKit>,
+    solve: &Arc<Solve>,
+    req: pb::SolveRequest,
+) -> Result<HashMap<String, String>> {
+    let exporters = exporters(&req);
+    export::check(&exporters)?;
+    let image: Option<ImageRow> = match (req.frontend.as_str(), req.definition.is_some()) {
+        ("", false) => {
+            // buildx's way: its build function drives the gateway and
+            // hands back a result with LLBBridge.Return.
+            let (tx, rx) = oneshot::channel();
+            *solve.returned.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            solve.session.send_replace(Some(req.session.clone()));
+            let ret = rx
+                .await
+                .map_err(|_| Error::Internal("the build ended without a result".into()))?;
+            if let Some(err) = ret.error.filter(|e| e.code != 0) {
+                return Err(Error::Internal(err.message));
+            }
+            match ret.result.and_then(|r| r.result) {
+                Some(ResultRef::Ref(r)) if !r.id.is_empty() => Some(result_image(solve, &r.id)?),
+                Some(ResultRef::RefDeprecated(id)) if !id.is_empty() => Some(result_image(solve, &id)?),
+                Some(ResultRef::Refs(_)) | Some(ResultRef::RefsDeprecated(_)) => {
+                    return Err(Error::NotImplemented(
+                        "multi-platform results are not supported by this builder".into(),
+                    ))
+                }
+                _ => None,
+            }
+        }
+        ("dockerfile.v0", _) => {
+            solve.session.send_replace(Some(req.session.clone()));
+            Some(frontend::run(bk, solve, &req.frontend_attrs).await?)
+        }
+        ("", true) => {
+            return Err(Error::NotImplemented(
+                "LLB definitions are not supported: this builder runs Dockerfiles (frontend dockerfile.v0)"
+                    .into(),
+            ))
+        }
+        (other, _) => {
+            return Err(Error::InvalidArgument(format!(
+                "frontend {other} not found: this builder has dockerfile.v0 only"
+            )))
+        }
+    };
+    match image {
+        Some(image) => export::run(bk, solve, &image, &exporters, &req.session).await,
+        None => Ok(HashMap::new()),
+    }
+}
+
+fn result_image(solve: &Solve, id: &str) -> Result<ImageRow> {
+    solve.result(id).ok_or_else(|| {
+        Error::InvalidArgument(format!("no result {id} in build {}", solve.reference))
+    })
+}

@@ -1,0 +1,254 @@
+//! The `dockerfile.v0` frontend: a solve's attributes become the Dockerfile
+//! engine's options; the Dockerfile, `.dockerignore` and the context come
+//! over the session, each as a vertex named as BuildKit names them; then
+//! the engine runs with its output going to the solve's status.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::filesync::{self, Fetch};
+use super::{BuildKit, Solve};
+use crate::build::report::Output;
+use crate::build::BuildOptions;
+use crate::error::{Error, Result};
+use crate::store::ImageRow;
+
+/// The session's names for the two directories buildx shares.
+const DOCKERFILE_DIR: &str = "dockerfile";
+const CONTEXT_DIR: &str = "context";
+
+/// The engine's options from the frontend's attributes (BuildKit's
+/// `dockerfile.v0` keys, as buildx sends them).
+pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions> {
+    let mut opts = BuildOptions {
+        dockerfile: attrs
+            .get("filename")
+            .filter(|f| !f.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "Dockerfile".into()),
+        rm: true,
+        ..Default::default()
+    };
+    for (k, v) in attrs {
+        if let Some(name) = k.strip_prefix("build-arg:") {
+            opts.build_args.insert(name.to_string(), Some(v.clone()));
+        } else if let Some(name) = k.strip_prefix("label:") {
+            opts.labels.insert(name.to_string(), v.clone());
+        } else if k.starts_with("context:") {
+            return Err(Error::NotImplemented(format!(
+                "named build contexts ({k}) are not supported by this builder yet"
+            )));
+        }
+    }
+    opts.target = attrs.get("target").cloned().unwrap_or_default();
+    // `no-cache` present: no cache (empty value: for every stage; a list
+    // of stages is taken as every stage too).
+    opts.no_cache = attrs.contains_key("no-cache");
+    opts.pull = attrs.get("image-resolve-mode").is_some_and(|m| m == "pull");
+    opts.platform = attrs.get("platform").cloned().unwrap_or_default();
+    opts.network_mode = match attrs.get("force-network-mode").map(String::as_str) {
+        None | Some("") | Some("sandbox") | Some("default") => String::new(),
+        Some(mode @ ("host" | "none")) => mode.to_string(),
+        Some(other) => {
+            return Err(Error::InvalidArgument(format!(
+                "invalid network mode {other:?}"
+            )))
+        }
+    };
+    // buildx sends `name=ip` pairs; the engine's RUN containers take
+    // Docker's `name:ip`.
+    opts.extra_hosts = attrs
+        .get("add-hosts")
+        .into_iter()
+        .flat_map(|h| h.split(','))
+        .filter(|h| !h.is_empty())
+        .map(|h| h.replacen('=', ":", 1))
+        .collect();
+    Ok(opts)
+}
+
+/// `.dockerignore` lines as the patterns fsutil filters with.
+fn exclude_patterns(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    let md = std::fs::metadata(path).ok()?;
+    if !md.is_file() || md.len() > 4 << 20 {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+/// Runs the Dockerfile frontend for `solve` and returns the built image.
+pub async fn run(
+    bk: &Arc<BuildKit>,
+    solve: &Arc<Solve>,
+    attrs: &HashMap<String, String>,
+) -> Result<ImageRow> {
+    let opts = options(attrs)?;
+    let session = bk.sessions.get(&solve.session_id().await?).await?;
+    let dir = bk.builder.new_dir();
+    let result = run_in(bk, solve, &session, opts, &dir).await;
+    let cleanup = dir.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::build::workspace::unmount_below(&cleanup);
+        if let Err(e) = std::fs::remove_dir_all(&cleanup) {
+            tracing::warn!(dir = %cleanup.display(), error = %e, "removing a build's directory");
+        }
+    })
+    .await;
+    result
+}
+
+async fn run_in(
+    bk: &Arc<BuildKit>,
+    solve: &Arc<Solve>,
+    session: &super::session::Session,
+    opts: BuildOptions,
+    dir: &Path,
+) -> Result<ImageRow> {
+    let status = &solve.status;
+    let name = opts.dockerfile.clone();
+    let base = Path::new(&name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+
+    let v = status.vertex(&format!("[internal] load build definition from {base}"));
+    let df_dir = dir.join("dockerfile");
+    let fetched = filesync::receive(
+        session,
+        &Fetch {
+            dir_name: DOCKERFILE_DIR.into(),
+            follow: vec![base.clone(), format!("{base}.dockerignore")],
+            ..Default::default()
+        },
+        &df_dir,
+    )
+    .await;
+    let text = match fetched.map(|n| (n, read_small(&df_dir.join(&base)))) {
+        Ok((n, Some(text))) => {
+            v.item("transferring dockerfile:", n as i64, 0);
+            v.done();
+            text
+        }
+        Ok((_, None)) => {
+            let e = Error::InvalidArgument(format!(
+                "failed to read dockerfile: open {base}: no such file or directory"
+            ));
+            v.error(&e.to_string());
+            return Err(e);
+        }
+        Err(e) => {
+            v.error(&e.to_string());
+            return Err(e);
+        }
+    };
+
+    // A Dockerfile's own `<name>.dockerignore` wins over the context's.
+    let ignore = match read_small(&df_dir.join(format!("{base}.dockerignore"))) {
+        Some(t) => t,
+        None => {
+            let v = status.vertex("[internal] load .dockerignore");
+            let ig_dir = dir.join("dockerignore");
+            let fetch = Fetch {
+                dir_name: CONTEXT_DIR.into(),
+                follow: vec![".dockerignore".into()],
+                ..Default::default()
+            };
+            let n = match filesync::receive(session, &fetch, &ig_dir).await {
+                Ok(n) => n,
+                Err(e) => {
+                    v.error(&e.to_string());
+                    return Err(e);
+                }
+            };
+            v.item("transferring context:", n as i64, 0);
+            read_small(&ig_dir.join(".dockerignore")).unwrap_or_default()
+        }
+    };
+
+    let v = status.vertex("[internal] load build context");
+    let ctx = dir.join("context");
+    let fetch = Fetch {
+        dir_name: CONTEXT_DIR.into(),
+        exclude: exclude_patterns(&ignore),
+        ..Default::default()
+    };
+    let n = match filesync::receive(session, &fetch, &ctx).await {
+        Ok(n) => n,
+        Err(e) => {
+            v.error(&e.to_string());
+            return Err(e);
+        }
+    };
+    v.item("transferring context:", n as i64, 0);
+    drop(v);
+
+    bk.builder
+        .build_image(
+            opts,
+            dir.to_path_buf(),
+            ctx,
+            &text,
+            Output::status(status.clone()),
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn frontend_attributes_become_build_options() {
+        let o = options(&attrs(&[
+            ("filename", "Dockerfile.dev"),
+            ("target", "test"),
+            ("build-arg:A", "1"),
+            ("label:l", "v"),
+            ("no-cache", ""),
+            ("add-hosts", "db=10.0.0.2,cache=10.0.0.3"),
+            ("force-network-mode", "none"),
+            ("image-resolve-mode", "pull"),
+        ]))
+        .unwrap();
+        assert_eq!(o.dockerfile, "Dockerfile.dev");
+        assert_eq!(o.target, "test");
+        assert_eq!(o.build_args.get("A"), Some(&Some("1".to_string())));
+        assert_eq!(o.labels.get("l").map(String::as_str), Some("v"));
+        assert!(o.no_cache && o.pull);
+        assert_eq!(o.extra_hosts, vec!["db:10.0.0.2", "cache:10.0.0.3"]);
+        assert_eq!(o.network_mode, "none");
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        let o = options(&attrs(&[])).unwrap();
+        assert_eq!(o.dockerfile, "Dockerfile");
+        assert!(!o.no_cache && o.network_mode.is_empty());
+        assert!(options(&attrs(&[("force-network-mode", "bogus")])).is_err());
+        assert!(options(&attrs(&[("context:base", "docker-image://x")])).is_err());
+    }
+
+    #[test]
+    fn dockerignore_lines_are_patterns() {
+        assert_eq!(
+            exclude_patterns("# c\n\nnode_modules\n!keep\n *.log \n"),
+            vec!["node_modules", "!keep", "*.log"]
+        );
+    }
+}
