@@ -429,3 +429,281 @@ fn grpc_and_session_refuse_plain_requests_as_dockerd_does() {
     assert_eq!(r.text(), "{\"message\":\"no upgrade proto in request\"}\n");
     b.finish();
 }
+
+#[test]
+fn run_mounts_secrets_caches_binds_tmpfs_and_network() {
+    let b = start();
+    let token = "tok3n-value-7731";
+    let dir = context(
+        &b,
+        "mounts",
+        &[
+            ("tok.txt", token),
+            ("data/file", "bound content\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -c1-64 > /seen-file && ls -l /run/secrets/tok | cut -c1-10 > /secret-mode\n\
+                 RUN --mount=type=secret,id=tok,env=TOKV sh -c 'printf %s \"$TOKV\" | sha256sum | cut -c1-64 > /seen-env'\n\
+                 RUN --mount=type=cache,target=/cache,id=counter sh -c 'echo x >> /cache/runs; wc -l < /cache/runs > /runs'\n\
+                 RUN --mount=type=tmpfs,target=/t sh -c 'mount | grep -c \" /t type tmpfs\" > /tmpfs; touch /t/x && chmod +x /t/x'\n\
+                 RUN --mount=type=bind,source=data,target=/d cat /d/file > /bound\n\
+                 RUN --network=none sh -c 'ip -o link | wc -l > /links'\n",
+            ),
+        ],
+    );
+    let secret = format!("id=tok,src={}", dir.join("tok.txt").display());
+    docker_in(
+        &b,
+        &dir,
+        &["build", "-q", "--secret", &secret, "-t", "bk-mounts", "."],
+    )
+    .ok();
+    let cat = |f: &str| {
+        b.docker(&["run", "--rm", "bk-mounts", "cat", f])
+            .ok()
+            .out()
+            .trim()
+            .to_string()
+    };
+    // The steps saw the secret (they kept only its digest)...
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    };
+    assert_eq!(cat("/seen-file"), digest);
+    assert_eq!(cat("/secret-mode"), "-r--------");
+    assert_eq!(cat("/seen-env"), digest);
+    assert_eq!(cat("/runs"), "1");
+    assert_eq!(cat("/tmpfs"), "1");
+    assert_eq!(cat("/bound"), "bound content");
+    assert_eq!(cat("/links"), "1", "only lo with --network=none");
+    // ...and it is in no layer and in no history line.
+    let saved = b
+        .docker_cmd(&["save", "bk-mounts"])
+        .output()
+        .unwrap()
+        .stdout;
+    let needle = token.as_bytes();
+    assert!(!saved.windows(needle.len()).any(|w| w == needle));
+    let history = b.docker(&["history", "--no-trunc", "bk-mounts"]).ok();
+    assert!(!history.stdout.contains(token), "{}", history.stdout);
+
+    // The cache mount outlives the build, even without the step cache...
+    docker_in(
+        &b,
+        &dir,
+        &[
+            "build",
+            "-q",
+            "--no-cache",
+            "--secret",
+            &secret,
+            "-t",
+            "bk-mounts",
+            ".",
+        ],
+    )
+    .ok();
+    assert_eq!(cat("/runs"), "2");
+    let du = b.docker(&["buildx", "du", "--verbose"]).ok();
+    assert!(du.stdout.contains("exec.cachemount"), "{}", du.stdout);
+    assert!(du.stdout.contains("cached mount /cache"), "{}", du.stdout);
+    // ...until it is pruned.
+    b.docker(&["buildx", "prune", "-f"]).ok();
+    docker_in(
+        &b,
+        &dir,
+        &[
+            "build",
+            "-q",
+            "--no-cache",
+            "--secret",
+            &secret,
+            "-t",
+            "bk-mounts",
+            ".",
+        ],
+    )
+    .ok();
+    assert_eq!(cat("/runs"), "1");
+    b.finish();
+}
+
+#[test]
+fn run_flags_are_checked_and_need_their_entitlements() {
+    let b = start();
+    let fails = |name: &str, dockerfile: &str, extra: &[&str]| {
+        let dir = context(&b, name, &[("Dockerfile", dockerfile)]);
+        let r = docker_in(
+            &b,
+            &dir,
+            &[&["build", "--progress=plain"], extra, &["."]].concat(),
+        );
+        assert_ne!(r.code, 0, "{name} built: {}", r.stderr);
+        r.stderr
+    };
+    let e = fails(
+        "req",
+        "FROM busybox\nRUN --mount=type=secret,id=nope,required=true true\n",
+        &[],
+    );
+    assert!(e.contains("secret nope not found"), "{e}");
+    let e = fails("host", "FROM busybox\nRUN --network=host true\n", &[]);
+    assert!(e.contains("network.host is not allowed"), "{e}");
+    let e = fails(
+        "insecure",
+        "FROM busybox\nRUN --security=insecure true\n",
+        &[],
+    );
+    assert!(e.contains("security.insecure is not allowed"), "{e}");
+    let e = fails(
+        "badkey",
+        "FROM busybox\nRUN --mount=type=cache,target=/c,colour=red true\n",
+        &[],
+    );
+    assert!(e.contains("unexpected key 'colour' in 'colour=red'"), "{e}");
+    // A secret that is not required and not given: the file is missing.
+    let e = fails(
+        "optional",
+        "FROM busybox\nRUN --mount=type=secret,id=nope cat /run/secrets/nope\n",
+        &[],
+    );
+    assert!(e.contains("exit code: 1"), "{e}");
+
+    // The legacy builder refuses them in dockerd's words.
+    let dir = context(
+        &b,
+        "legacy",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/c true\n",
+        )],
+    );
+    let out = b
+        .docker_cmd(&["build", "."])
+        .env("DOCKER_BUILDKIT", "0")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("the --mount option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled"),
+        "{text}"
+    );
+    b.finish();
+}
+
+/// A real ssh-agent holding a fresh key; stopped by pid when dropped.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        use std::io::BufRead;
+        let socket = dir.join("agent.sock");
+        let mut child = std::process::Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&socket)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh-agent (openssh-client)");
+        // It prints its environment once the socket listens.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("SSH_AUTH_SOCK"), "{line}");
+        let key = dir.join("key");
+        let gen = std::process::Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "berth-test-key",
+                "-f",
+            ])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(gen.success());
+        let add = std::process::Command::new("ssh-add")
+            .arg("-q")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &socket)
+            .status()
+            .unwrap();
+        assert!(add.success());
+        Agent { child, socket }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn run_mount_ssh_forwards_the_callers_agent() {
+    let b = start();
+    let dir = context(
+        &b,
+        "ssh",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY tools /tools\nRUN --mount=type=ssh /tools/ld-linux-x86-64.so.2 --library-path /tools /tools/ssh-add -l\n",
+        )],
+    );
+    // The host's real ssh-add, with its libraries, runs in the step and
+    // asks the forwarded agent for its keys.
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::copy("/usr/bin/ssh-add", tools.join("ssh-add")).unwrap();
+    let ldd = std::process::Command::new("ldd")
+        .arg("/usr/bin/ssh-add")
+        .output()
+        .unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let name = Path::new(lib).file_name().unwrap();
+        std::fs::copy(lib, tools.join(name)).unwrap();
+    }
+    let agent = Agent::start(&b.root);
+    let ssh = format!("default={}", agent.socket.display());
+    let r = docker_in(&b, &dir, &["build", "--progress=plain", "--ssh", &ssh, "."]).ok();
+    assert!(
+        r.stderr.contains("berth-test-key (ED25519)"),
+        "{}",
+        r.stderr
+    );
+    // Without --ssh the step runs with no agent, or fails when it is required.
+    let r = docker_in(&b, &dir, &["build", "--progress=plain", "--no-cache", "."]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    let dir = context(
+        &b,
+        "ssh-req",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=ssh,required=true true\n",
+        )],
+    );
+    let r = docker_in(&b, &dir, &["build", "--progress=plain", "."]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("unset ssh forward key default"),
+        "{}",
+        r.stderr
+    );
+    drop(agent);
+    b.finish();
+}

@@ -97,7 +97,14 @@ impl super::Builder {
             }
             self.store.delete_image(id).await?;
         }
-        let freed = self.images.gc().await?;
+        let mut freed = self.images.gc().await?;
+        // RUN --mount=type=cache directories are build cache too.
+        let since = unused_since
+            .map(|ns| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64));
+        for (name, size) in self.cache_mounts.prune(since) {
+            deleted.push(name);
+            freed += size;
+        }
         Ok((deleted, freed))
     }
 
@@ -129,6 +136,22 @@ impl super::Builder {
                 created_at: Some(e.created),
                 last_used_at: Some(e.last_used),
                 usage_count: Some(e.usage_count),
+            });
+        }
+        for m in self.cache_mounts.list() {
+            let used = chrono::DateTime::<chrono::Utc>::from(m.last_used)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            out.push(BuildCache {
+                id: Some(m.name.get(..25).unwrap_or(&m.name).to_string()),
+                parents: Some(Vec::new()),
+                typ: Some(BuildCacheTypeEnum::EXEC_CACHEMOUNT),
+                description: Some(format!("cached mount {}", m.target)),
+                in_use: Some(false),
+                shared: Some(true),
+                size: Some(m.size as i64),
+                created_at: Some(used.clone()),
+                last_used_at: Some(used),
+                usage_count: Some(1),
             });
         }
         Ok(out)

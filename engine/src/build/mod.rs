@@ -15,6 +15,7 @@ pub mod context;
 pub mod copy;
 pub mod dockerfile;
 pub mod ignore;
+pub mod mounts;
 pub mod report;
 pub mod run;
 pub mod steps;
@@ -65,6 +66,17 @@ pub struct Builder {
     pub(crate) store: Store,
     /// `<data-root>/builds`: one directory per build in progress.
     root: PathBuf,
+    /// `RUN --mount=type=cache` directories, kept between builds.
+    pub cache_mounts: mounts::CacheMounts,
+}
+
+/// What a BuildKit solve gives a build beyond its options: the caller's
+/// secrets and SSH agents, and the entitlements it was granted.
+#[derive(Clone, Default)]
+pub struct BuildKitHooks {
+    pub caller: Option<Arc<dyn mounts::Caller>>,
+    /// `network.host`, `security.insecure`.
+    pub entitlements: Vec<String>,
 }
 
 impl Builder {
@@ -80,6 +92,7 @@ impl Builder {
             store: containers.store.clone(),
             containers,
             root,
+            cache_mounts: mounts::CacheMounts::new(data_root.join("build-cache-mounts")),
         })
     }
 
@@ -98,9 +111,11 @@ impl Builder {
         ctx: PathBuf,
         dockerfile_text: &str,
         out: report::Output,
+        hooks: BuildKitHooks,
     ) -> Result<crate::store::ImageRow> {
         let plan = dockerfile::parse(dockerfile_text).and_then(|df| steps::Plan::new(df, &opts))?;
         let mut build = steps::Build::new(self.clone(), opts, dir, ctx, out);
+        build.buildkit = Some(hooks);
         let result = build.build(plan).await;
         if let Err(e) = &result {
             build.out.failed(e);

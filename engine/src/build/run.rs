@@ -8,6 +8,7 @@ use bollard_stubs::models::{ContainerConfig, HealthConfig, HostConfig, HostConfi
 use tokio::io::AsyncReadExt;
 
 use super::dockerfile::{Args, Instruction};
+use super::mounts;
 use super::steps::{short_id, Build, Stage, PROXY_ARGS};
 use crate::containers::lifecycle::WaitCondition;
 use crate::containers::CreateRequest;
@@ -48,11 +49,25 @@ fn command(ins: &Instruction, stage: &Stage) -> Vec<String> {
 }
 
 pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Result<()> {
-    // --mount, --network and --security are BuildKit's.
-    if let Some((flag, _)) = ins.flags.first() {
+    // --mount, --network and --security are BuildKit's; the legacy
+    // builder refuses them in dockerd's words.
+    if let (Some((flag, _)), None) = (ins.flags.first(), &build.buildkit) {
         return Err(Error::InvalidArgument(format!(
-            "the --{flag} option requires BuildKit, which this engine does not provide"
+            "the --{flag} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled"
         )));
+    }
+    let flags = mounts::parse_flags(&ins.flags)?;
+    let entitled = |e: &str| {
+        build
+            .buildkit
+            .as_ref()
+            .is_some_and(|h| h.entitlements.iter().any(|x| x == e))
+    };
+    if flags.network.as_deref() == Some("host") && !entitled("network.host") {
+        return Err(Error::Forbidden("network.host is not allowed".into()));
+    }
+    if flags.insecure && !entitled("security.insecure") {
+        return Err(Error::Forbidden("security.insecure is not allowed".into()));
     }
     let argv = command(ins, stage);
     if argv.is_empty() {
@@ -86,18 +101,30 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     } else {
         format!("|{} {} {cmdline}", shown.len(), shown.join(" "))
     };
-    if build.cached(stage, &created_by).await? {
+    // The flags change what the step does (not the secrets' values).
+    let cache_text = if flags.is_empty() {
+        created_by.clone()
+    } else {
+        format!("{created_by}\n{}", flags.cache_text())
+    };
+    if build.cached(stage, &cache_text).await? {
         return Ok(());
     }
 
     let containers = build.b.containers.clone();
     // As the classic builder: RUN steps are on the default bridge unless
     // the build names another network (any the engine has), host or none.
-    let network = if build.opts.network_mode.is_empty() {
-        "default"
-    } else {
-        build.opts.network_mode.as_str()
+    let scratch = build.scratch_dir("run-mounts");
+    let network = match (&flags.network, build.opts.network_mode.as_str()) {
+        (Some(n), _) => n.as_str(),
+        (None, "") => "default",
+        (None, n) => n,
     };
+    let caller = build.buildkit.as_ref().and_then(|h| h.caller.clone());
+    let provision =
+        mounts::Provision::make(&flags, &build.b.cache_mounts, caller, &scratch, &build.ctx)
+            .await?;
+    env.extend(provision.env.iter().cloned());
     let text = |key: &str| stage.config[key].as_str().map(str::to_string);
     let req = CreateRequest {
         config: ContainerConfig {
@@ -116,6 +143,9 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         host_config: HostConfig {
             network_mode: Some(network.to_string()),
             extra_hosts: Some(build.opts.extra_hosts.clone()),
+            mounts: (!provision.mounts.is_empty()).then(|| provision.mounts.clone()),
+            tmpfs: (!provision.tmpfs.is_empty()).then(|| provision.tmpfs.clone()),
+            privileged: flags.insecure.then_some(true),
             log_config: Some(HostConfigLogConfig {
                 typ: Some("none".into()),
                 config: None,
@@ -153,6 +183,9 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     }
     let upper = containers.paths(&id).upper();
     crate::containers::fs::diff::forget_mount_points(&upper);
+    forget_mount_targets(&upper, &provision.targets);
+    drop(provision);
+    let _ = std::fs::remove_dir_all(&scratch);
     let img = build
         .b
         .images
@@ -168,7 +201,30 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
             .out
             .say(&format!("Removing intermediate container {short}\n"));
     }
-    build.advance(stage, img, &created_by).await
+    build.advance(stage, img, &cache_text).await
+}
+
+/// Takes the placeholders of RUN's own mounts (`--mount` targets) out of
+/// the step's layer, and their parents the runtime made for them, as
+/// BuildKit leaves no trace of a mount in the image.
+fn forget_mount_targets(upper: &std::path::Path, targets: &[String]) {
+    for t in targets {
+        let Some(rel) = crate::confined::clean(std::path::Path::new(t)) else {
+            continue;
+        };
+        let mut path = upper.join(rel);
+        loop {
+            let removed = match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() && m.len() == 0 => std::fs::remove_file(&path).is_ok(),
+                Ok(m) if m.is_dir() => std::fs::remove_dir(&path).is_ok(), // only when empty
+                _ => false,
+            };
+            match path.parent() {
+                Some(p) if removed && p != upper => path = p.to_path_buf(),
+                _ => break,
+            }
+        }
+    }
 }
 
 /// Copies the shim's frames into the build's output, never splitting a

@@ -244,6 +244,9 @@ pub struct Build {
     /// With `--cache-from`: the images (and their ancestors) a cached step
     /// may come from; resolved at the first cache lookup.
     cache_sources: Option<HashSet<String>>,
+    /// Set for a BuildKit solve: RUN's `--mount`, `--network` and
+    /// `--security` are allowed, with the session's secrets.
+    pub buildkit: Option<super::BuildKitHooks>,
 }
 
 impl Build {
@@ -271,6 +274,7 @@ impl Build {
             used_args: HashSet::new(),
             next_dir: 0,
             cache_sources: None,
+            buildkit: None,
         }
     }
 

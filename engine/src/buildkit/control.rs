@@ -45,7 +45,11 @@ impl pb::control_server::Control for Control {
                 last_used_at: c.last_used_at.as_deref().and_then(timestamp),
                 usage_count: c.usage_count.unwrap_or(0),
                 description: c.description.unwrap_or_default(),
-                record_type: "regular".into(),
+                record_type: c
+                    .typ
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "regular".into()),
+                shared: c.shared.unwrap_or(false),
                 ..Default::default()
             })
             .collect();
@@ -204,6 +208,7 @@ async fn run(
 ) -> Result<HashMap<String, String>> {
     let exporters = exporters(&req);
     export::check(&exporters)?;
+    *solve.entitlements.lock().unwrap_or_else(|p| p.into_inner()) = req.entitlements.clone();
     let image: Option<ImageRow> = match (req.frontend.as_str(), req.definition.is_some()) {
         ("", false) => {
             // buildx's way: its build function drives the gateway and

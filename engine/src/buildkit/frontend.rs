@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use super::filesync::{self, Fetch};
 use super::{BuildKit, Solve};
+use crate::build::mounts::Caller;
 use crate::build::report::Output;
-use crate::build::BuildOptions;
+use crate::build::{BuildKitHooks, BuildOptions};
 use crate::error::{Error, Result};
 use crate::store::ImageRow;
 
@@ -27,7 +28,10 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions> {
             .filter(|f| !f.is_empty())
             .cloned()
             .unwrap_or_else(|| "Dockerfile".into()),
+        // No container of a step outlives it, failed or not: BuildKit's
+        // steps are never containers a user sees.
         rm: true,
+        force_rm: true,
         ..Default::default()
     };
     for (k, v) in attrs {
@@ -191,6 +195,10 @@ async fn run_in(
     v.item("transferring context:", n as i64, 0);
     drop(v);
 
+    let hooks = BuildKitHooks {
+        caller: Some(Arc::new(SessionCaller(session.clone()))),
+        entitlements: solve.entitlements(),
+    };
     bk.builder
         .build_image(
             opts,
@@ -198,8 +206,101 @@ async fn run_in(
             ctx,
             &text,
             Output::status(status.clone()),
+            hooks,
         )
         .await
+}
+
+/// What RUN steps get from the session: secrets (`--secret`) and SSH
+/// agents (`--ssh`).
+struct SessionCaller(super::session::Session);
+
+#[tonic::async_trait]
+impl Caller for SessionCaller {
+    async fn secret(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        use bollard_buildkit_proto::moby::buildkit::secrets::v1::secrets_client::SecretsClient;
+        use bollard_buildkit_proto::moby::buildkit::secrets::v1::GetSecretRequest;
+        if !self.0.serves("/moby.buildkit.secrets.v1.Secrets/GetSecret") {
+            return Ok(None);
+        }
+        let mut client = SecretsClient::with_origin(self.0.channel(), super::session::origin());
+        match client
+            .get_secret(GetSecretRequest {
+                id: id.to_string(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(r) => Ok(Some(r.into_inner().data)),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(s.into()),
+        }
+    }
+
+    async fn check_ssh_agent(&self, id: &str) -> Result<()> {
+        use bollard_buildkit_proto::moby::sshforward::v1::ssh_client::SshClient;
+        use bollard_buildkit_proto::moby::sshforward::v1::CheckAgentRequest;
+        if !self.0.serves("/moby.sshforward.v1.SSH/CheckAgent") {
+            return Err(Error::InvalidArgument(format!(
+                "unset ssh forward key {id}"
+            )));
+        }
+        let mut client = SshClient::with_origin(self.0.channel(), super::session::origin());
+        client
+            .check_agent(CheckAgentRequest { id: id.to_string() })
+            .await
+            .map(|_| ())
+            .map_err(|s| Error::InvalidArgument(s.message().to_string()))
+    }
+
+    async fn forward_ssh(&self, id: &str, conn: tokio::net::UnixStream) {
+        use bollard_buildkit_proto::moby::sshforward::v1::ssh_client::SshClient;
+        use bollard_buildkit_proto::moby::sshforward::v1::BytesMessage;
+        use futures_util::StreamExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut rd, mut wr) = conn.into_split();
+        // What the RUN's client writes goes out on the stream until it
+        // closes its side; the agent's answers come back the other way.
+        let (tx, rx) = tokio::sync::mpsc::channel::<BytesMessage>(16);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 << 10];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx
+                            .send(BytesMessage {
+                                data: buf[..n].to_vec(),
+                            })
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let requests = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx);
+        let mut req = tonic::Request::new(requests);
+        if let Ok(v) = id.parse() {
+            req.metadata_mut().insert("buildkit.ssh.id", v);
+        }
+        let mut client = SshClient::with_origin(self.0.channel(), super::session::origin());
+        let mut answers = match client.forward_agent(req).await {
+            Ok(r) => r.into_inner(),
+            Err(e) => {
+                tracing::debug!(error = %e, "forwarding an SSH agent connection");
+                return;
+            }
+        };
+        while let Some(Ok(m)) = answers.next().await {
+            if wr.write_all(&m.data).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    }
 }
 
 #[cfg(test)]

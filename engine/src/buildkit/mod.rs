@@ -63,6 +63,8 @@ pub struct Solve {
     results: Mutex<HashMap<String, ImageRow>>,
     /// Where LLBBridge.Return delivers the client's result.
     returned: Mutex<Option<oneshot::Sender<ReturnRequest>>>,
+    /// What Control.Solve was granted (`--allow network.host` …).
+    entitlements: Mutex<Vec<String>>,
 }
 
 impl Solve {
@@ -86,6 +88,13 @@ impl Solve {
             .ok_or_else(|| {
                 Error::InvalidArgument(format!("no solve {} in progress", self.reference))
             })
+    }
+
+    pub fn entitlements(&self) -> Vec<String> {
+        self.entitlements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn result(&self, id: &str) -> Option<ImageRow> {
@@ -117,6 +126,7 @@ impl BuildKit {
                     session: watch::channel(None).0,
                     results: Mutex::new(HashMap::new()),
                     returned: Mutex::new(None),
+                    entitlements: Mutex::new(Vec::new()),
                 })
             })
             .clone()
