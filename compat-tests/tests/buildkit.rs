@@ -707,3 +707,39 @@ fn run_mount_ssh_forwards_the_callers_agent() {
     drop(agent);
     b.finish();
 }
+
+#[test]
+fn push_sends_the_image_with_the_callers_credentials() {
+    let reg = berth_compat_tests::registry::Registry::with_htpasswd("builder", "s3cret");
+    let b = start();
+    let dir = context(&b, "push", APP);
+    let name = format!("{}/bk/app:1", reg.addr);
+    // Credentials live in the CLI's config: the session's Auth service
+    // hands them over when the engine asks for that host.
+    b.docker_stdin(
+        &["login", "-u", "builder", "--password-stdin", &reg.addr],
+        b"s3cret",
+    )
+    .ok();
+    let r = docker_in(&b, &dir, &["buildx", "build", "--progress=plain", "--push", "-t", &name, "."]).ok();
+    assert!(r.stderr.contains(&format!("naming to {name}")), "{}", r.stderr);
+    // Pulled back into a clean engine, it runs.
+    let other = Berth::start();
+    other
+        .docker_stdin(
+            &["login", "-u", "builder", "--password-stdin", &reg.addr],
+            b"s3cret",
+        )
+        .ok();
+    other.docker(&["pull", &name]).ok();
+    assert_eq!(
+        other.docker(&["run", "--rm", &name, "cat", "/copied"]).ok().out(),
+        "hello from the context"
+    );
+    other.finish();
+    // Without credentials the push is refused, and says so.
+    b.docker(&["logout", &reg.addr]).ok();
+    let r = docker_in(&b, &dir, &["buildx", "build", "--progress=plain", "--push", "-t", &name, "."]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    b.finish();
+}

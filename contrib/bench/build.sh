@@ -29,7 +29,7 @@ ctx=$(mktemp -d /tmp/bench-build.XXXX)
 } > "$ctx/Dockerfile"
 export DOCKER_BUILDKIT=0
 
-berth=unix:///run/berth/docker.sock
+berth=${BERTH_HOST:-unix:///run/berth/docker.sock}
 DOCKER_HOST=$berth docker load -i "$image" >/dev/null
 cleanup() { rm -rf "$ctx"; }
 trap cleanup EXIT
@@ -39,7 +39,7 @@ names=(berth)
 if [ $with_docker = 1 ]; then
   dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
   . contrib/bench/dockerd.sh
-  trap 'cleanup; kill $DOCKERD_PID 2>/dev/null; wait $DOCKERD_PID 2>/dev/null; ip link del bench-docker3 2>/dev/null; umount -R "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+  trap 'cleanup; kill $DOCKERD_PID 2>/dev/null || true; wait $DOCKERD_PID 2>/dev/null || true; ip link del bench-docker3 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"' EXIT
   start_bench_dockerd "$dir" bench-docker3 172.31.253.1/24 benchbuild
   DOCKER_HOST=unix://$dir/docker.sock docker load -i "$image" >/dev/null
   hosts+=("unix://$dir/docker.sock")
@@ -54,7 +54,9 @@ for i in "${!hosts[@]}"; do
   args+=(-n "${names[$i]} uncached" "DOCKER_HOST=$h docker build -q --no-cache -t bench-build $ctx")
   args+=(-n "${names[$i]} cached" "DOCKER_HOST=$h docker build -q -t bench-build $ctx")
 done
-hyperfine --warmup 1 --runs "$runs" "${args[@]}"
+json=()
+[ -z "${BENCH_JSON:-}" ] || json=(--export-json "$BENCH_JSON")
+hyperfine --warmup 1 --runs "$runs" "${json[@]}" "${args[@]}"
 for h in "${hosts[@]}"; do
   DOCKER_HOST=$h docker rmi bench-build >/dev/null 2>&1 || true
   DOCKER_HOST=$h docker builder prune -f >/dev/null 2>&1 || true

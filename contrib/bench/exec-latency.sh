@@ -20,7 +20,7 @@ command -v hyperfine >/dev/null || { echo "hyperfine missing: bash contrib/setup
 image=$PWD/target/busybox.tar
 [ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
 
-berth=unix:///run/berth/docker.sock
+berth=${BERTH_HOST:-unix:///run/berth/docker.sock}
 DOCKER_HOST=$berth docker load -i "$image" >/dev/null
 b=$(DOCKER_HOST=$berth docker run -d busybox sleep 100000)
 cleanup() { DOCKER_HOST=$berth docker rm -f "$b" >/dev/null 2>&1 || true; }
@@ -31,7 +31,7 @@ names=(berth)
 if [ $with_docker = 1 ]; then
   dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
   . contrib/bench/dockerd.sh
-  trap 'cleanup; DOCKER_HOST=unix://$dir/docker.sock docker rm -f "$d" >/dev/null 2>&1; kill $DOCKERD_PID 2>/dev/null; wait $DOCKERD_PID 2>/dev/null; ip link del bench-docker2 2>/dev/null; umount -R "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+  trap 'cleanup; DOCKER_HOST=unix://$dir/docker.sock docker rm -f "$d" >/dev/null 2>&1; kill $DOCKERD_PID 2>/dev/null || true; wait $DOCKERD_PID 2>/dev/null || true; ip link del bench-docker2 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"' EXIT
   start_bench_dockerd "$dir" bench-docker2 172.31.252.1/24 benchexec
   DOCKER_HOST=unix://$dir/docker.sock docker load -i "$image" >/dev/null
   d=$(DOCKER_HOST=unix://$dir/docker.sock docker run -d --network none busybox sleep 100000)
@@ -41,4 +41,6 @@ fi
 
 args=()
 for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
-hyperfine -N --warmup 3 --runs "$runs" "${args[@]}" 2>/dev/null || hyperfine --warmup 3 --runs "$runs" "${args[@]}"
+json=()
+[ -z "${BENCH_JSON:-}" ] || json=(--export-json "$BENCH_JSON")
+hyperfine -N --warmup 3 --runs "$runs" "${json[@]}" "${args[@]}" 2>/dev/null || hyperfine --warmup 3 --runs "$runs" "${json[@]}" "${args[@]}"

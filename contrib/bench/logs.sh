@@ -71,7 +71,7 @@ measure berth unix:///run/berth/docker.sock
 if [ $with_docker = 1 ]; then
   dir=$(mktemp -d /var/tmp/bench-dockerd.XXXX)
   . contrib/bench/dockerd.sh
-  trap 'kill $DOCKERD_PID 2>/dev/null; wait $DOCKERD_PID 2>/dev/null; ip link del bench-docker1 2>/dev/null; umount -R "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+  trap 'kill $DOCKERD_PID 2>/dev/null || true; wait $DOCKERD_PID 2>/dev/null || true; ip link del bench-docker1 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"' EXIT
   start_bench_dockerd "$dir" bench-docker1 172.31.251.1/24 benchlogs
   measure docker "unix://$dir/docker.sock"
 fi

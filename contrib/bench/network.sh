@@ -22,7 +22,7 @@ command -v hyperfine >/dev/null || { echo "hyperfine missing: bash contrib/setup
 image=$PWD/target/busybox.tar
 [ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
 
-berth=unix:///run/berth/docker.sock
+berth=${BERTH_HOST:-unix:///run/berth/docker.sock}
 hosts=("$berth")
 names=(berth)
 cleanup() {
@@ -35,7 +35,7 @@ trap cleanup EXIT
 if [ $with_docker = 1 ]; then
   dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
   . contrib/bench/dockerd.sh
-  trap 'cleanup; kill $DOCKERD_PID 2>/dev/null; wait $DOCKERD_PID 2>/dev/null; ip link del bench-docker4 2>/dev/null; umount -R "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+  trap 'cleanup; kill $DOCKERD_PID 2>/dev/null || true; wait $DOCKERD_PID 2>/dev/null || true; ip link del bench-docker4 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"' EXIT
   start_bench_dockerd "$dir" bench-docker4 172.31.252.1/24 benchnet
   hosts+=("unix://$dir/docker.sock")
   names+=(docker)
@@ -50,4 +50,6 @@ for i in "${!hosts[@]}"; do
   args+=(-n "${names[$i]} run --network" "DOCKER_HOST=$h docker run --rm --network benchnet busybox true")
   args+=(-n "${names[$i]} network create+rm" "DOCKER_HOST=$h docker network create benchnet2 >/dev/null && DOCKER_HOST=$h docker network rm benchnet2 >/dev/null")
 done
-hyperfine --warmup 2 --runs "$runs" "${args[@]}"
+json=()
+[ -z "${BENCH_JSON:-}" ] || json=(--export-json "$BENCH_JSON")
+hyperfine --warmup 2 --runs "$runs" "${json[@]}" "${args[@]}"

@@ -37,8 +37,8 @@ cleanup() {
     [ -z "$ids" ] || DOCKER_HOST=$h docker rm -f $ids >/dev/null 2>&1 || true
   done
   if [ $with_docker = 1 ]; then
-    kill "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null
-    ip link del bench-docker0 2>/dev/null; umount -R "$dir" 2>/dev/null; rm -rf "$dir"
+    kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true
+    ip link del bench-docker0 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"
   fi
 }
 trap cleanup EXIT
