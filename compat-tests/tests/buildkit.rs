@@ -195,7 +195,7 @@ fn build_options_reach_the_dockerfile() {
         "opts",
         &[(
             "Dockerfile.dev",
-            "FROM busybox AS base\nARG WHO=nobody\nRUN echo \"$WHO\" > /who\n\nFROM base AS test\nRUN echo test-stage > /stage\n\nFROM base AS unused\nRUN exit 9\n",
+            "FROM busybox AS base\nARG WHO=nobody\nRUN echo \"$WHO\" > /who\n\nFROM base AS unused\nRUN exit 9\n\nFROM base AS test\nRUN echo test-stage > /stage\n",
         )],
     );
     let r = docker_in(
@@ -218,7 +218,9 @@ fn build_options_reach_the_dockerfile() {
         ],
     )
     .ok();
-    // Stages are named as BuildKit names them in a multi-stage file.
+    // A stage the target does not need is not built (BuildKit's rule;
+    // "unused" would fail). Stages are named as BuildKit names them.
+    assert!(!r.stderr.contains("[unused"), "{}", r.stderr);
     assert!(
         r.stderr
             .contains("[base 1/2] FROM docker.io/library/busybox"),
@@ -721,8 +723,25 @@ fn push_sends_the_image_with_the_callers_credentials() {
         b"s3cret",
     )
     .ok();
-    let r = docker_in(&b, &dir, &["buildx", "build", "--progress=plain", "--push", "-t", &name, "."]).ok();
-    assert!(r.stderr.contains(&format!("naming to {name}")), "{}", r.stderr);
+    let r = docker_in(
+        &b,
+        &dir,
+        &[
+            "buildx",
+            "build",
+            "--progress=plain",
+            "--push",
+            "-t",
+            &name,
+            ".",
+        ],
+    )
+    .ok();
+    assert!(
+        r.stderr.contains(&format!("naming to {name}")),
+        "{}",
+        r.stderr
+    );
     // Pulled back into a clean engine, it runs.
     let other = Berth::start();
     other
@@ -733,13 +752,138 @@ fn push_sends_the_image_with_the_callers_credentials() {
         .ok();
     other.docker(&["pull", &name]).ok();
     assert_eq!(
-        other.docker(&["run", "--rm", &name, "cat", "/copied"]).ok().out(),
+        other
+            .docker(&["run", "--rm", &name, "cat", "/copied"])
+            .ok()
+            .out(),
         "hello from the context"
     );
     other.finish();
     // Without credentials the push is refused, and says so.
     b.docker(&["logout", &reg.addr]).ok();
-    let r = docker_in(&b, &dir, &["buildx", "build", "--progress=plain", "--push", "-t", &name, "."]);
+    let r = docker_in(
+        &b,
+        &dir,
+        &[
+            "buildx",
+            "build",
+            "--progress=plain",
+            "--push",
+            "-t",
+            &name,
+            ".",
+        ],
+    );
     assert_ne!(r.code, 0, "{}", r.stderr);
+    b.finish();
+}
+
+#[test]
+fn buildkit_dockerfile_flags_of_copy_and_add() {
+    let b = start();
+    let dir = context(
+        &b,
+        "link",
+        &[
+            ("a.txt", "linked\n"),
+            ("Dockerfile", "FROM busybox\nCOPY --link --chmod=0640 a.txt /a.txt\nRUN stat -c %a /a.txt > /mode\n"),
+        ],
+    );
+    docker_in(&b, &dir, &["build", "-q", "-t", "bk-link", "."]).ok();
+    assert_eq!(
+        b.docker(&["run", "--rm", "bk-link", "cat", "/a.txt", "/mode"])
+            .ok()
+            .out(),
+        "linked\n640"
+    );
+    // Flags the frontend does not know name their line.
+    let dir = context(
+        &b,
+        "unknown",
+        &[("Dockerfile", "FROM busybox\nCOPY --frob=1 Dockerfile /\n")],
+    );
+    let r = docker_in(&b, &dir, &["build", "-q", "."]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("dockerfile parse error line 2: Unknown flag: frob"),
+        "{}",
+        r.stderr
+    );
+    // --checksum only for downloads.
+    let dir = context(
+        &b,
+        "checksum",
+        &[
+            ("a.txt", "x"),
+            (
+                "Dockerfile",
+                "FROM busybox\nADD --checksum=sha256:0000 a.txt /\n",
+            ),
+        ],
+    );
+    let r = docker_in(&b, &dir, &["build", "-q", "."]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("checksum can't be specified for non-HTTP(S) sources"),
+        "{}",
+        r.stderr
+    );
+    b.finish();
+}
+
+/// A loopback HTTP server answering `requests` GETs with `body`.
+fn serve(body: &'static str, requests: usize) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for _ in 0..requests {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut req = [0u8; 4096];
+            let _ = conn.read(&mut req).unwrap();
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    (port, server)
+}
+
+#[test]
+fn add_checksum_verifies_downloads() {
+    let b = start();
+    let body = "downloaded body\n";
+    let good = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(body.as_bytes()))
+    };
+    let (port, server) = serve(body, 2);
+    let dockerfile = |sum: &str| {
+        format!("FROM busybox\nADD --checksum=sha256:{sum} http://127.0.0.1:{port}/f.txt /f.txt\n")
+    };
+    let dir = context(&b, "good", &[("Dockerfile", &dockerfile(&good))]);
+    docker_in(&b, &dir, &["build", "-q", "-t", "bk-sum", "."]).ok();
+    assert_eq!(
+        b.docker(&["run", "--rm", "bk-sum", "cat", "/f.txt"])
+            .ok()
+            .out(),
+        body.trim_end()
+    );
+    let bad = "0".repeat(64);
+    let dir = context(&b, "bad", &[("Dockerfile", &dockerfile(&bad))]);
+    let r = docker_in(&b, &dir, &["build", "-q", "."]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains(&format!("digest mismatch sha256:{good}: sha256:{bad}")),
+        "{}",
+        r.stderr
+    );
+    server.join().unwrap();
     b.finish();
 }

@@ -81,6 +81,7 @@ fn options(pairs: &[(String, String)]) -> Result<BuildOptions> {
         cache_from: json_param::<Option<Vec<String>>>(&q, "cachefrom")?.unwrap_or_default(),
         platform: q.get("platform").cloned().unwrap_or_default(),
         auth: Default::default(),
+        skip_unused_stages: false,
     })
 }
 

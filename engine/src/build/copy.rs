@@ -219,11 +219,34 @@ fn owner(rootfs: &Path, spec: &str) -> Result<(u32, u32)> {
 pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Result<()> {
     let add = ins.name == "add";
     let what = ins.name.to_ascii_uppercase();
-    ins.allow_flags(if add {
-        &["chown", "chmod"]
-    } else {
-        &["from", "chown", "chmod"]
+    // BuildKit's flags exist only in a BuildKit solve; the legacy builder
+    // knows none of them, as dockerd's.
+    let buildkit = build.buildkit.is_some();
+    ins.allow_flags(match (add, buildkit) {
+        (true, false) => &["chown", "chmod"],
+        (false, false) => &["from", "chown", "chmod"],
+        (true, true) => &[
+            "chown",
+            "chmod",
+            "link",
+            "checksum",
+            "exclude",
+            "parents",
+            "keep-git-dir",
+        ],
+        (false, true) => &["from", "chown", "chmod", "link", "exclude", "parents"],
     })?;
+    for unsupported in ["exclude", "parents", "keep-git-dir"] {
+        if ins.flag(unsupported).is_some() {
+            return Err(Error::NotImplemented(format!(
+                "{} --{unsupported} is not supported by this builder yet",
+                ins.name.to_ascii_uppercase()
+            )));
+        }
+    }
+    // `--link` changes how BuildKit layers the copy, not what the image
+    // holds: here every COPY already makes a layer of its own.
+    let checksum = ins.flag("checksum").map(str::to_string);
     let mut env = stage.args.clone();
     env.extend(stage.env());
     let esc = build.escape;
@@ -319,6 +342,9 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         } else if add && (item.starts_with("http://") || item.starts_with("https://")) {
             let path = generated.join(format!("url-{}", made.len()));
             download(item, &path).await?;
+            if let Some(want) = &checksum {
+                verify_checksum(&path, want)?;
+            }
             let name = item
                 .split(['?', '#'])
                 .next()
@@ -337,6 +363,11 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
                 mode: Some(0o600),
             });
         } else {
+            if checksum.is_some() {
+                return Err(Error::InvalidArgument(
+                    "checksum can't be specified for non-HTTP(S) sources".into(),
+                ));
+            }
             patterns.push(item.clone());
         }
     }
@@ -510,6 +541,22 @@ fn apply(
         };
         let stream = decompress(std::fs::File::open(&s.path)?)?;
         extract(stream, &target, &opts).map_err(unpack_err)?;
+    }
+    Ok(())
+}
+
+/// `ADD --checksum=sha256:…`: the download must have that digest.
+fn verify_checksum(path: &Path, want: &str) -> Result<()> {
+    let Some(hex_want) = want.strip_prefix("sha256:") else {
+        return Err(Error::InvalidArgument(format!(
+            "invalid checksum {want:?}: only sha256 digests are supported"
+        )));
+    };
+    let got = format!("{:x}", Sha256::digest(std::fs::read(path)?));
+    if got != hex_want.to_ascii_lowercase() {
+        return Err(Error::InvalidArgument(format!(
+            "digest mismatch sha256:{got}: {want}"
+        )));
     }
     Ok(())
 }

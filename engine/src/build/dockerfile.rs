@@ -80,7 +80,7 @@ impl Instruction {
     pub fn allow_flags(&self, allowed: &[&str]) -> Result<()> {
         for (name, _) in &self.flags {
             if !allowed.contains(&name.as_str()) {
-                return Err(Error::InvalidArgument(format!("Unknown flag: {name}")));
+                return Err(parse_error(self.line, format!("Unknown flag: {name}")));
             }
         }
         Ok(())

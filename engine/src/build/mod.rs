@@ -58,6 +58,9 @@ pub struct BuildOptions {
     pub cache_from: Vec<String>,
     pub platform: String,
     pub auth: crate::images::registry::AuthConfig,
+    /// BuildKit's rule: stages the target does not depend on are not built
+    /// (the legacy builder builds every stage up to the target).
+    pub skip_unused_stages: bool,
 }
 
 pub struct Builder {

@@ -56,7 +56,13 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
             "the --{flag} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled"
         )));
     }
-    let flags = mounts::parse_flags(&ins.flags)?;
+    ins.allow_flags(&["mount", "network", "security"])?;
+    let flags = mounts::parse_flags(&ins.flags).map_err(|e| match e {
+        Error::InvalidArgument(m) => {
+            Error::InvalidArgument(format!("dockerfile parse error line {}: {m}", ins.line))
+        }
+        other => other,
+    })?;
     let entitled = |e: &str| {
         build
             .buildkit

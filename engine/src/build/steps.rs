@@ -37,6 +37,8 @@ pub struct StagePlan {
     /// `AS name`, lower-cased.
     pub name: Option<String>,
     pub body: Vec<Instruction>,
+    /// Not built: the target does not depend on it (BuildKit only).
+    pub skipped: bool,
 }
 
 /// The stages to run (up to `--target`), checked before the build starts.
@@ -89,6 +91,7 @@ impl Plan {
                     from: ins,
                     name,
                     body: Vec::new(),
+                    skipped: false,
                 });
             } else if let Some(stage) = stages.last_mut() {
                 stage.body.push(ins);
@@ -120,6 +123,12 @@ impl Plan {
                 })?;
             stages.truncate(at + 1);
         }
+        if opts.skip_unused_stages {
+            let needed = needed_stages(&stages_refs(&stages));
+            for (stage, needed) in stages.iter_mut().zip(needed) {
+                stage.skipped = !needed;
+            }
+        }
         if !opts.labels.is_empty() {
             // The legacy builder adds `--label`s as a last LABEL step.
             let text = opts
@@ -141,7 +150,11 @@ impl Plan {
         if !opts.platform.is_empty() {
             check_platform(&opts.platform)?;
         }
-        let total = stages.iter().map(|s| 1 + s.body.len()).sum();
+        let total = stages
+            .iter()
+            .filter(|s| !s.skipped)
+            .map(|s| 1 + s.body.len())
+            .sum();
         Ok(Plan {
             meta_args,
             stages,
@@ -151,6 +164,67 @@ impl Plan {
             warnings: df.warnings,
         })
     }
+}
+
+/// What each stage refers to: its FROM's base and every `--from` of its
+/// instructions (COPY, ADD, RUN's `--mount=…,from=`), lower-cased.
+fn stages_refs(stages: &[StagePlan]) -> Vec<(Option<String>, Vec<String>)> {
+    stages
+        .iter()
+        .map(|s| {
+            let mut refs = Vec::new();
+            if let Some(base) = s.from.text().split_whitespace().next() {
+                refs.push(base.to_ascii_lowercase());
+            }
+            for ins in &s.body {
+                for (name, value) in &ins.flags {
+                    match name.as_str() {
+                        "from" => refs.push(value.to_ascii_lowercase()),
+                        "mount" => refs.extend(
+                            value
+                                .split(',')
+                                .filter_map(|kv| kv.trim().strip_prefix("from="))
+                                .map(str::to_ascii_lowercase),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+            (s.name.clone(), refs)
+        })
+        .collect()
+}
+
+/// Which stages the last one needs, following references backwards. A
+/// reference with a variable in it could name any earlier stage: all of
+/// them are kept.
+fn needed_stages(stages: &[(Option<String>, Vec<String>)]) -> Vec<bool> {
+    let n = stages.len();
+    let mut needed = vec![false; n];
+    if n == 0 {
+        return needed;
+    }
+    needed[n - 1] = true;
+    for i in (0..n).rev() {
+        if !needed[i] {
+            continue;
+        }
+        for r in &stages[i].1 {
+            if r.contains('$') {
+                needed[..i].iter_mut().for_each(|x| *x = true);
+            } else if let Ok(k) = r.parse::<usize>() {
+                if k < i {
+                    needed[k] = true;
+                }
+            } else if let Some(k) = (0..i)
+                .rev()
+                .find(|k| stages[*k].0.as_deref() == Some(r.as_str()))
+            {
+                needed[k] = true;
+            }
+        }
+    }
+    needed
 }
 
 /// Double-quotes a word for a generated instruction.
@@ -319,6 +393,12 @@ impl Build {
         }
         let mut last = None;
         for (i, stage) in plan.stages.into_iter().enumerate() {
+            if stage.skipped {
+                // Keeps stage indices (`COPY --from=0`) right; nothing
+                // refers to it.
+                self.done.push((stage.name, scratch()));
+                continue;
+            }
             self.vertex_prefix = match (&stage.name, plan.multi_stage) {
                 (_, false) => String::new(),
                 (Some(n), true) => format!("{n} "),
@@ -853,6 +933,40 @@ fn vertex_text(ins: &Instruction) -> String {
         return format!("FROM {full}");
     }
     format!("{} {rest}", ins.name.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::needed_stages;
+
+    fn st(name: Option<&str>, refs: &[&str]) -> (Option<String>, Vec<String>) {
+        (
+            name.map(str::to_string),
+            refs.iter().map(|r| r.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn only_stages_the_target_reaches_are_needed() {
+        let stages = [
+            st(Some("base"), &["busybox"]),
+            st(Some("unused"), &["base"]),
+            st(Some("tools"), &["busybox"]),
+            st(None, &["base", "tools"]),
+        ];
+        assert_eq!(needed_stages(&stages), vec![true, false, true, true]);
+        let by_index = [
+            st(None, &["busybox"]),
+            st(None, &["busybox"]),
+            st(None, &["busybox", "0"]),
+        ];
+        assert_eq!(needed_stages(&by_index), vec![true, false, true]);
+        let variable = [
+            st(Some("a"), &["busybox"]),
+            st(None, &["busybox", "${FROM}"]),
+        ];
+        assert_eq!(needed_stages(&variable), vec![true, true]);
+    }
 }
 
 /// `["a" "b"]`: how Docker's history prints a command list.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use bollard_buildkit_proto::moby::buildkit::v1 as pb;
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::result::Result as ResultRef;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use super::export::{self, Exporter};
@@ -213,12 +212,8 @@ async fn run(
         ("", false) => {
             // buildx's way: its build function drives the gateway and
             // hands back a result with LLBBridge.Return.
-            let (tx, rx) = oneshot::channel();
-            *solve.returned.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
             solve.session.send_replace(Some(req.session.clone()));
-            let ret = rx
-                .await
-                .map_err(|_| Error::Internal("the build ended without a result".into()))?;
+            let ret = solve.returned().await;
             if let Some(err) = ret.error.filter(|e| e.code != 0) {
                 return Err(Error::Internal(err.message));
             }

@@ -32,6 +32,7 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions> {
         // steps are never containers a user sees.
         rm: true,
         force_rm: true,
+        skip_unused_stages: true,
         ..Default::default()
     };
     for (k, v) in attrs {

@@ -170,20 +170,10 @@ impl LlbBridge for Gateway {
     ) -> std::result::Result<Response<pb::ReturnResponse>, Status> {
         let id = build_id(&req)?;
         let solve = self.0.solve(&id);
-        let waiting = solve
-            .returned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        match waiting {
-            Some(tx) => {
-                let _ = tx.send(req.into_inner());
-                Ok(Response::new(pb::ReturnResponse {}))
-            }
-            None => Err(Status::failed_precondition(format!(
-                "build {id} is not waiting for a result"
-            ))),
-        }
+        // Kept until Control.Solve of this build takes it, whichever
+        // comes first.
+        solve.returned.send_replace(Some(req.into_inner()));
+        Ok(Response::new(pb::ReturnResponse {}))
     }
 
     async fn inputs(

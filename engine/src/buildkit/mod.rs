@@ -33,7 +33,7 @@ use bollard_buildkit_proto::moby::buildkit::v1::control_server::ControlServer;
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::llb_bridge_server::LlbBridgeServer;
 use bollard_buildkit_proto::moby::buildkit::v1::frontend::ReturnRequest;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::build::Builder;
 use crate::error::{Error, Result};
@@ -61,8 +61,9 @@ pub struct Solve {
     session: watch::Sender<Option<String>>,
     /// Results of the gateway's solves, by the ref ids handed out.
     results: Mutex<HashMap<String, ImageRow>>,
-    /// Where LLBBridge.Return delivers the client's result.
-    returned: Mutex<Option<oneshot::Sender<ReturnRequest>>>,
+    /// The client's result, once LLBBridge.Return has delivered it (which
+    /// may be before Control.Solve arrives: buildx sends both at once).
+    returned: watch::Sender<Option<ReturnRequest>>,
     /// What Control.Solve was granted (`--allow network.host` …).
     entitlements: Mutex<Vec<String>>,
 }
@@ -88,6 +89,20 @@ impl Solve {
             .ok_or_else(|| {
                 Error::InvalidArgument(format!("no solve {} in progress", self.reference))
             })
+    }
+
+    /// The result the client's build function returned.
+    pub async fn returned(&self) -> ReturnRequest {
+        let mut rx = self.returned.subscribe();
+        loop {
+            if let Some(r) = rx.borrow_and_update().clone() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in self: not reached.
+                return ReturnRequest::default();
+            }
+        }
     }
 
     pub fn entitlements(&self) -> Vec<String> {
@@ -125,7 +140,7 @@ impl BuildKit {
                     status: status::Status::new(reference),
                     session: watch::channel(None).0,
                     results: Mutex::new(HashMap::new()),
-                    returned: Mutex::new(None),
+                    returned: watch::channel(None).0,
                     entitlements: Mutex::new(Vec::new()),
                 })
             })
