@@ -887,3 +887,58 @@ fn add_checksum_verifies_downloads() {
     server.join().unwrap();
     b.finish();
 }
+
+#[test]
+fn named_build_contexts_of_directories_and_images() {
+    let b = start();
+    let extra = context(&b, "extra", &[("hello.txt", "from extra\n")]);
+    let dir = context(
+        &b,
+        "named",
+        &[(
+            "Dockerfile",
+            "FROM base\nCOPY --from=extra hello.txt /hello.txt\n",
+        )],
+    );
+    let extra_arg = format!("extra={}", extra.display());
+    docker_in(
+        &b,
+        &dir,
+        &[
+            "buildx",
+            "build",
+            "-q",
+            "--load",
+            "-t",
+            "bk-named",
+            "--build-context",
+            &extra_arg,
+            "--build-context",
+            "base=docker-image://busybox:latest",
+            ".",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        b.docker(&["run", "--rm", "bk-named", "cat", "/hello.txt"])
+            .ok()
+            .out(),
+        "from extra"
+    );
+    // Other kinds are refused by name.
+    let r = docker_in(
+        &b,
+        &dir,
+        &[
+            "buildx",
+            "build",
+            "-q",
+            "--build-context",
+            "extra=https://127.0.0.1:9/x.git",
+            ".",
+        ],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("build context extra="), "{}", r.stderr);
+    b.finish();
+}

@@ -282,8 +282,23 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     // Where the sources come from.
     let mut from_ws = None;
     let mut from_id = String::new();
-    let src_root = match ins.flag("from") {
+    let named_dir = match ins.flag("from") {
         Some(f) => {
+            let f = words::word(f, esc, &env)?.to_ascii_lowercase();
+            match build
+                .buildkit
+                .as_ref()
+                .and_then(|h| h.named_contexts.get(&f))
+            {
+                Some(super::NamedContext::Dir(d)) => Some(d.clone()),
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    let src_root = match (ins.flag("from"), named_dir) {
+        (Some(_), Some(dir)) => dir,
+        (Some(f), None) => {
             let f = words::word(f, esc, &env)?;
             let img = match f.parse::<usize>() {
                 Ok(i) => build
@@ -304,7 +319,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
             from_ws = Some(ws);
             root
         }
-        None => build.ctx.clone(),
+        (None, _) => build.ctx.clone(),
     };
 
     // Heredocs and URLs become files of the build's own first.

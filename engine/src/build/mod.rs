@@ -80,6 +80,17 @@ pub struct BuildKitHooks {
     pub caller: Option<Arc<dyn mounts::Caller>>,
     /// `network.host`, `security.insecure`.
     pub entitlements: Vec<String>,
+    /// `--build-context name=…`, by lower-cased name.
+    pub named_contexts: std::collections::HashMap<String, NamedContext>,
+}
+
+/// What a named build context stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A directory of the caller's, already fetched (`COPY --from=name`).
+    Dir(PathBuf),
+    /// An image reference (`docker-image://…`): FROM and `--from` use it.
+    Image(String),
 }
 
 impl Builder {

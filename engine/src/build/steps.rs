@@ -541,8 +541,23 @@ impl Build {
         if name.eq_ignore_ascii_case("scratch") {
             return Ok(scratch());
         }
-        if stages {
-            let lower = name.to_ascii_lowercase();
+        let lower = name.to_ascii_lowercase();
+        // A named context of the image kind replaces the name (and wins
+        // over a stage of that name, as in BuildKit).
+        let named = self
+            .buildkit
+            .as_ref()
+            .and_then(|h| h.named_contexts.get(&lower).cloned());
+        let name = match &named {
+            Some(super::NamedContext::Image(r)) => r.as_str(),
+            Some(super::NamedContext::Dir(_)) => {
+                return Err(Error::InvalidArgument(format!(
+                    "build context {name:?} is a directory: it can be copied from, not built upon"
+                )))
+            }
+            None => name,
+        };
+        if stages && named.is_none() {
             if let Some((_, img)) = self
                 .done
                 .iter()

@@ -11,7 +11,7 @@ use super::filesync::{self, Fetch};
 use super::{BuildKit, Solve};
 use crate::build::mounts::Caller;
 use crate::build::report::Output;
-use crate::build::{BuildKitHooks, BuildOptions};
+use crate::build::{BuildKitHooks, BuildOptions, NamedContext};
 use crate::error::{Error, Result};
 use crate::store::ImageRow;
 
@@ -40,10 +40,6 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions> {
             opts.build_args.insert(name.to_string(), Some(v.clone()));
         } else if let Some(name) = k.strip_prefix("label:") {
             opts.labels.insert(name.to_string(), v.clone());
-        } else if k.starts_with("context:") {
-            return Err(Error::NotImplemented(format!(
-                "named build contexts ({k}) are not supported by this builder yet"
-            )));
         }
     }
     opts.target = attrs.get("target").cloned().unwrap_or_default();
@@ -73,6 +69,37 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions> {
     Ok(opts)
 }
 
+/// A `--build-context name=…` as buildx sends it (`context:<name>`):
+/// a directory it shares in the session, or an image.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ContextSource {
+    /// `local:<session directory name>`
+    Local(String),
+    /// `docker-image://<reference>`
+    Image(String),
+}
+
+pub fn named_contexts(attrs: &HashMap<String, String>) -> Result<Vec<(String, ContextSource)>> {
+    let mut out = Vec::new();
+    for (k, v) in attrs {
+        let Some(name) = k.strip_prefix("context:") else {
+            continue;
+        };
+        let source = if let Some(dir) = v.strip_prefix("local:") {
+            ContextSource::Local(dir.to_string())
+        } else if let Some(r) = v.strip_prefix("docker-image://") {
+            ContextSource::Image(r.to_string())
+        } else {
+            return Err(Error::NotImplemented(format!(
+                "build context {name}={v}: only directories and docker-image:// contexts are supported by this builder"
+            )));
+        };
+        out.push((name.to_ascii_lowercase(), source));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 /// `.dockerignore` lines as the patterns fsutil filters with.
 fn exclude_patterns(text: &str) -> Vec<String> {
     text.lines()
@@ -97,9 +124,10 @@ pub async fn run(
     attrs: &HashMap<String, String>,
 ) -> Result<ImageRow> {
     let opts = options(attrs)?;
+    let contexts = named_contexts(attrs)?;
     let session = bk.sessions.get(&solve.session_id().await?).await?;
     let dir = bk.builder.new_dir();
-    let result = run_in(bk, solve, &session, opts, &dir).await;
+    let result = run_in(bk, solve, &session, opts, contexts, &dir).await;
     let cleanup = dir.clone();
     let _ = tokio::task::spawn_blocking(move || {
         crate::build::workspace::unmount_below(&cleanup);
@@ -116,6 +144,7 @@ async fn run_in(
     solve: &Arc<Solve>,
     session: &super::session::Session,
     opts: BuildOptions,
+    contexts: Vec<(String, ContextSource)>,
     dir: &Path,
 ) -> Result<ImageRow> {
     let status = &solve.status;
@@ -196,7 +225,31 @@ async fn run_in(
     v.item("transferring context:", n as i64, 0);
     drop(v);
 
+    let mut named = HashMap::new();
+    for (name, source) in contexts {
+        let target = match source {
+            ContextSource::Image(r) => NamedContext::Image(r),
+            ContextSource::Local(dir_name) => {
+                let v = status.vertex(&format!("[context {name}] load from client"));
+                let dest = dir.join("named").join(crate::util::random_id());
+                let fetch = Fetch {
+                    dir_name,
+                    ..Default::default()
+                };
+                match filesync::receive(session, &fetch, &dest).await {
+                    Ok(n) => v.item("transferring context:", n as i64, 0),
+                    Err(e) => {
+                        v.error(&e.to_string());
+                        return Err(e);
+                    }
+                }
+                NamedContext::Dir(dest)
+            }
+        };
+        named.insert(name, target);
+    }
     let hooks = BuildKitHooks {
+        named_contexts: named,
         caller: Some(Arc::new(SessionCaller(session.clone()))),
         entitlements: solve.entitlements(),
     };
@@ -343,7 +396,18 @@ mod tests {
         assert_eq!(o.dockerfile, "Dockerfile");
         assert!(!o.no_cache && o.network_mode.is_empty());
         assert!(options(&attrs(&[("force-network-mode", "bogus")])).is_err());
-        assert!(options(&attrs(&[("context:base", "docker-image://x")])).is_err());
+        assert_eq!(
+            named_contexts(&attrs(&[
+                ("context:Base", "docker-image://alpine:3"),
+                ("context:src", "local:src")
+            ]))
+            .unwrap(),
+            vec![
+                ("base".to_string(), ContextSource::Image("alpine:3".into())),
+                ("src".to_string(), ContextSource::Local("src".into())),
+            ]
+        );
+        assert!(named_contexts(&attrs(&[("context:x", "https://example.com/a.git")])).is_err());
     }
 
     #[test]
