@@ -942,3 +942,67 @@ fn named_build_contexts_of_directories_and_images() {
     assert!(r.stderr.contains("build context extra="), "{}", r.stderr);
     b.finish();
 }
+
+#[test]
+fn a_client_gone_mid_build_leaves_nothing_behind() {
+    let b = start();
+    // The step says it started through its cache mount (a host directory)
+    // and waits there for the test's go-ahead.
+    let dir = context(
+        &b,
+        "gone",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/sync,id=gone-sync sh -c 'touch /sync/started; while [ ! -f /sync/go ]; do sleep 0.05; done; rm /sync/go /sync/started'\n",
+        )],
+    );
+    let mut client = b
+        .docker_cmd(&["build", "--progress=plain", "."])
+        .env_remove("DOCKER_BUILDKIT")
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let caches = b.data_root().join("build-cache-mounts");
+    let started = || {
+        std::fs::read_dir(&caches)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("started"))
+            .find(|p| p.exists())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let marker = loop {
+        if let Some(m) = started() {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // The client goes away (as with Ctrl-C, but without a goodbye).
+    client.kill().unwrap();
+    client.wait().unwrap();
+    std::fs::write(marker.with_file_name("go"), "").unwrap();
+    // The engine finishes the step and cleans up after itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let ps = b.docker(&["ps", "-aq"]).ok();
+        let mounted = berth_compat_tests::mounts_below(&b.data_root().join("builds"));
+        if ps.out().is_empty() && mounted.is_empty() && !marker.exists() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: containers {:?}, mounts {mounted:?}",
+            ps.out()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    b.finish();
+}

@@ -127,16 +127,23 @@ pub async fn run(
     let contexts = named_contexts(attrs)?;
     let session = bk.sessions.get(&solve.session_id().await?).await?;
     let dir = bk.builder.new_dir();
-    let result = run_in(bk, solve, &session, opts, contexts, &dir).await;
-    let cleanup = dir.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        crate::build::workspace::unmount_below(&cleanup);
-        if let Err(e) = std::fs::remove_dir_all(&cleanup) {
-            tracing::warn!(dir = %cleanup.display(), error = %e, "removing a build's directory");
-        }
-    })
-    .await;
-    result
+    // The build runs as a task of its own: a client that goes away (Ctrl-C
+    // resets the gRPC stream, which drops this future) must not stop it
+    // half-way, with a step's container running and its directory mounted.
+    let (bk, solve) = (bk.clone(), solve.clone());
+    let task = tokio::spawn(async move {
+        let result = run_in(&bk, &solve, &session, opts, contexts, &dir).await;
+        let cleanup = dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::build::workspace::unmount_below(&cleanup);
+            if let Err(e) = std::fs::remove_dir_all(&cleanup) {
+                tracing::warn!(dir = %cleanup.display(), error = %e, "removing a build's directory");
+            }
+        })
+        .await;
+        result
+    });
+    task.await.map_err(Error::internal)?
 }
 
 async fn run_in(
