@@ -15,7 +15,8 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use bollard_buildkit_proto::fsutil::types::{packet::PacketType, Packet, Stat};
@@ -25,6 +26,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::session::{origin, Session};
+use crate::confined::{fd_path, Confined};
 use crate::error::{Error, Result};
 
 /// Go's `os.FileMode` type bits, as fsutil puts them on the wire.
@@ -173,7 +175,7 @@ pub async fn receive(session: &Session, what: &Fetch, dest: &Path) -> Result<u64
     }
     let mut incoming = client.diff_copy(req).await?.into_inner();
 
-    let mut writer = Writer::new(dest);
+    let mut writer = Writer::new(dest)?;
     let mut walk_done = false;
     let mut fin_sent = false;
     let mut transferred = 0u64;
@@ -227,54 +229,61 @@ pub async fn receive(session: &Session, what: &Fetch, dest: &Path) -> Result<u64
     Ok(transferred)
 }
 
-/// Writes received entries below a root.
+/// Writes received entries below a root. Every name is resolved inside
+/// the root by the kernel (`crate::confined`): the sender chooses the
+/// entries and their order, so a symlink it sent earlier (`a -> /etc`)
+/// must not carry a later entry (`a/passwd`) out of the directory.
 struct Writer {
-    root: PathBuf,
+    root: Confined,
     next_id: u32,
-    /// Requested files being written, by STAT index.
-    open: HashMap<u32, (std::fs::File, PathBuf, i64)>,
-    /// Directories and their mtimes, set once their contents are written.
+    /// Requested files being written, by STAT index, with their mtimes.
+    open: HashMap<u32, (std::fs::File, i64)>,
+    /// Directories (relative) and their mtimes, set once their contents
+    /// are written.
     dirs: Vec<(PathBuf, i64)>,
 }
 
 impl Writer {
-    fn new(root: &Path) -> Writer {
-        Writer {
-            root: root.to_path_buf(),
+    fn new(root: &Path) -> Result<Writer> {
+        Ok(Writer {
+            root: Confined::open(root)?,
             next_id: 0,
             open: HashMap::new(),
             dirs: Vec::new(),
-        }
+        })
     }
 
     /// Creates one entry; true when its data must be requested.
     fn entry(&mut self, stat: &Stat) -> Result<bool> {
         let rel = confined(&stat.path)?;
-        let path = self.root.join(&rel);
         // Parents come first in the walk; a hostile order still cannot
-        // leave the root: every parent is made here, as a directory.
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
+        // leave the root: missing parents are made here, as directories,
+        // and existing ones (symlinks too) resolve inside the root.
+        let (parent, name) = self.root.parent_of(&rel)?;
+        let at = fd_path(&parent, &name);
         let perm = unix_perm(stat.mode);
         if stat.mode & go_mode::DIR != 0 {
-            match std::fs::create_dir(&path) {
+            match std::fs::create_dir(&at) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) => {}
                 Err(e) => return Err(e.into()),
             }
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm))?;
-            self.dirs.push((path, stat.mod_time));
+            // A real directory (checked above), so chmod cannot follow a link.
+            std::fs::set_permissions(&at, std::fs::Permissions::from_mode(perm))?;
+            self.dirs.push((rel, stat.mod_time));
             return Ok(false);
         }
         if stat.mode & go_mode::SYMLINK != 0 {
-            std::os::unix::fs::symlink(&stat.linkname, &path)?;
+            std::os::unix::fs::symlink(&stat.linkname, &at)?;
             return Ok(false);
         }
         if is_regular(stat.mode) && !stat.linkname.is_empty() {
-            // A hard link to a file sent earlier.
-            let target = self.root.join(confined(&stat.linkname)?);
-            std::fs::hard_link(target, &path)?;
+            // A hard link to a file sent earlier; link(2) does not follow a
+            // symlink at the target, so at worst this links the link.
+            let (tdir, tname) = self.root.parent_of(&confined(&stat.linkname)?)?;
+            std::fs::hard_link(fd_path(&tdir, &tname), &at)?;
             return Ok(false);
         }
         if !is_regular(stat.mode) {
@@ -285,23 +294,22 @@ impl Writer {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&path)?;
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&at)?;
         file.set_permissions(std::fs::Permissions::from_mode(perm))?;
-        self.open
-            .insert(self.next_id - 1, (file, path, stat.mod_time));
+        self.open.insert(self.next_id - 1, (file, stat.mod_time));
         Ok(true)
     }
 
     fn data(&mut self, id: u32, data: &[u8]) -> Result<()> {
         if data.is_empty() {
-            let Some((file, path, mtime)) = self.open.remove(&id) else {
+            let Some((file, mtime)) = self.open.remove(&id) else {
                 return Err(Error::Internal(format!("invalid file request {id}")));
             };
-            drop(file);
-            set_mtime(&path, mtime);
+            let _ = file.set_modified(system_time(mtime));
             return Ok(());
         }
-        let Some((file, _, _)) = self.open.get_mut(&id) else {
+        let Some((file, _)) = self.open.get_mut(&id) else {
             return Err(Error::Internal(format!("invalid file request {id}")));
         };
         file.write_all(data)?;
@@ -309,24 +317,27 @@ impl Writer {
     }
 
     fn finish(&mut self) {
-        for (dir, mtime) in self.dirs.iter().rev() {
-            set_mtime(dir, *mtime);
+        for (rel, mtime) in self.dirs.iter().rev() {
+            // Resolved again inside the root; the descriptor's /proc name
+            // is that very directory, whatever its path leads to now.
+            if let Ok(dir) = self.root.lookup(rel) {
+                let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+                if let Ok(f) = std::fs::File::open(&at) {
+                    let _ = f.set_modified(system_time(*mtime));
+                }
+            }
         }
     }
 }
 
-fn set_mtime(path: &Path, nanos: i64) {
-    let ts = nix::sys::time::TimeSpec::new(
-        nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000),
-    );
-    let _ = nix::sys::stat::utimensat(
-        None,
-        path,
-        &ts,
-        &ts,
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    );
+/// A Go `ModTime` in nanoseconds since the epoch (negative before it).
+fn system_time(nanos: i64) -> std::time::SystemTime {
+    let d = std::time::Duration::from_nanos(nanos.unsigned_abs());
+    if nanos >= 0 {
+        std::time::UNIX_EPOCH + d
+    } else {
+        std::time::UNIX_EPOCH - d
+    }
 }
 
 /// The entries below `root` in fsutil's walk order, as STATs.
@@ -547,6 +558,54 @@ mod tests {
         assert!(confined("../etc/passwd").is_err());
         assert!(confined("/etc/passwd").is_err());
         assert!(confined("a/../../b").is_err());
+    }
+
+    fn stat(path: &str, mode: u32, linkname: &str) -> Stat {
+        Stat {
+            path: path.into(),
+            mode,
+            linkname: linkname.into(),
+            mod_time: 1_000_000_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn entries_behind_a_received_symlink_stay_inside() {
+        let base = std::env::temp_dir().join(format!("berth-filesync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (root, outside) = (base.join("root"), base.join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let out = outside.to_str().unwrap();
+        let mut w = Writer::new(&root).unwrap();
+        let mut send = |s: Stat| {
+            w.next_id += 1;
+            w.entry(&s)
+        };
+        // Both links lead to `outside` on the host; inside the root, `up`
+        // leads to the root's own `outside` and `a` to nothing.
+        send(stat("a", go_mode::SYMLINK | 0o777, out)).unwrap();
+        send(stat("outside", go_mode::DIR | 0o755, "")).unwrap();
+        send(stat("up", go_mode::SYMLINK | 0o777, "../outside")).unwrap();
+        assert!(send(stat("up/file", 0o644, "")).unwrap());
+        send(stat("up/dir", go_mode::DIR | 0o755, "")).unwrap();
+        send(stat("up/hard", 0o644, "up/file")).unwrap();
+        assert!(send(stat("a/file", 0o644, "")).is_err());
+        assert!(send(stat("a/dir", go_mode::DIR | 0o755, "")).is_err());
+        // A directory entry over a symlink is refused, not chmod'ed through.
+        assert!(send(stat("up", go_mode::DIR | 0o777, "")).is_err());
+        w.finish();
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::metadata(&outside).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert!(root.join("outside/file").is_file());
+        assert!(root.join("outside/dir").is_dir());
+        assert!(root.join("outside/hard").is_file());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
