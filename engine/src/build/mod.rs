@@ -18,6 +18,7 @@ pub mod ignore;
 pub mod mounts;
 pub mod report;
 pub mod run;
+pub mod status;
 pub mod steps;
 pub mod words;
 pub mod workspace;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::buildkit::status::{Status, VertexHandle, STDERR, STDOUT};
+use super::status::{Status, VertexHandle, STDERR, STDOUT};
 use crate::error::Error;
 use crate::images::progress::Progress;
 

@@ -23,7 +23,6 @@ pub mod filesync;
 pub mod frontend;
 pub mod gateway;
 pub mod session;
-pub mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,7 +55,7 @@ pub struct BuildKit {
 /// gateway's calls each may come first.
 pub struct Solve {
     pub reference: String,
-    pub status: Arc<status::Status>,
+    pub status: Arc<crate::build::status::Status>,
     /// The session Control.Solve named, once it has.
     session: watch::Sender<Option<String>>,
     /// Results of the gateway's solves, by the ref ids handed out.
@@ -137,7 +136,7 @@ impl BuildKit {
             .or_insert_with(|| {
                 Arc::new(Solve {
                     reference: reference.to_string(),
-                    status: status::Status::new(reference),
+                    status: crate::build::status::Status::new(reference),
                     session: watch::channel(None).0,
                     results: Mutex::new(HashMap::new()),
                     returned: watch::channel(None).0,
