@@ -81,9 +81,79 @@ impl RunFlags {
         self == &RunFlags::default()
     }
 
-    /// What the cache key adds for these flags (secret values never).
+    /// What the cache key adds for these flags: each flag in one
+    /// canonical spelling, every field that changes the step's result
+    /// (secret values never: only their ids and where they go).
     pub fn cache_text(&self) -> String {
-        format!("{self:?}")
+        let mut words: Vec<String> = self.mounts.iter().map(mount_text).collect();
+        if let Some(n) = &self.network {
+            words.push(format!("--network={n}"));
+        }
+        if self.insecure {
+            words.push("--security=insecure".into());
+        }
+        words.join(" ")
+    }
+}
+
+fn mount_text(m: &MountSpec) -> String {
+    let opt = |name: &str, v: &Option<String>| match v {
+        Some(v) => format!(",{name}={v}"),
+        None => String::new(),
+    };
+    match m {
+        MountSpec::Cache {
+            id,
+            target,
+            sharing,
+            read_only,
+            mode,
+            uid,
+            gid,
+        } => {
+            let sharing = match sharing {
+                Sharing::Shared => "shared",
+                Sharing::Private => "private",
+                Sharing::Locked => "locked",
+            };
+            format!("--mount=type=cache,id={id},target={target},sharing={sharing},readonly={read_only},mode={mode:o},uid={uid},gid={gid}")
+        }
+        MountSpec::Secret {
+            id,
+            target,
+            env,
+            required,
+            mode,
+            uid,
+            gid,
+        } => format!(
+            "--mount=type=secret,id={id}{}{},required={required},mode={mode:o},uid={uid},gid={gid}",
+            opt("target", target),
+            opt("env", env)
+        ),
+        MountSpec::Ssh {
+            id,
+            target,
+            required,
+            mode,
+            uid,
+            gid,
+        } => format!(
+            "--mount=type=ssh,id={id}{},required={required},mode={mode:o},uid={uid},gid={gid}",
+            opt("target", target)
+        ),
+        MountSpec::Bind {
+            target,
+            source,
+            from,
+            read_write,
+        } => format!(
+            "--mount=type=bind,target={target},source={source}{},rw={read_write}",
+            opt("from", from)
+        ),
+        MountSpec::Tmpfs { target, size } => {
+            format!("--mount=type=tmpfs,target={target}{}", opt("size", size))
+        }
     }
 }
 
@@ -795,7 +865,11 @@ mod tests {
         .unwrap();
         assert_eq!(flags.network.as_deref(), Some("none"));
         assert!(!flags.is_empty());
-        assert_ne!(flags.cache_text(), RunFlags::default().cache_text());
+        assert_eq!(
+            flags.cache_text(),
+            "--mount=type=cache,id=/c,target=/c,sharing=shared,readonly=false,mode=755,uid=0,gid=0 --network=none"
+        );
+        assert_eq!(RunFlags::default().cache_text(), "");
         assert!(parse_flags(&[("network".into(), "bridge2".into())]).is_err());
         assert!(parse_flags(&[("frob".into(), "x".into())]).is_err());
     }
