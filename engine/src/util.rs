@@ -199,3 +199,11 @@ pub fn io_reason(e: &std::io::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// The messages of a channel as a stream (what request bodies and gRPC
+/// client streams take), ending when every sender is gone.
+pub fn channel_stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
+}

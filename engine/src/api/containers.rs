@@ -247,9 +247,7 @@ pub async fn logs(
         ));
     }
     let (tty, rx) = engine.containers.logs(&id, opts).await?;
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
+    let stream = futures_util::StreamExt::map(crate::util::channel_stream(rx), Ok::<_, Infallible>);
     let mut resp = Body::from_stream(stream).into_response();
     // Before 1.42 dockerd names no content type for logs; from 1.42 it
     // says whether the stream is multiplexed.

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::images::unpack::{decompress, extract, ApplyOptions, UnpackError};
 
 /// Dockerfiles larger than this are refused rather than read into memory.
-const MAX_DOCKERFILE: u64 = 4 << 20;
+pub const MAX_DOCKERFILE: u64 = 4 << 20;
 
 /// Where ustar and GNU tars carry their magic.
 fn is_tar(head: &[u8]) -> bool {

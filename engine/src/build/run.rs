@@ -214,21 +214,18 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
 /// the step's layer, and their parents the runtime made for them, as
 /// BuildKit leaves no trace of a mount in the image.
 fn forget_mount_targets(upper: &std::path::Path, targets: &[String]) {
+    let Ok(root) = crate::confined::Confined::open(upper) else {
+        return;
+    };
     for t in targets {
-        let Some(rel) = crate::confined::clean(std::path::Path::new(t)) else {
+        let Some(mut rel) = crate::confined::clean(std::path::Path::new(t)) else {
             continue;
         };
-        let mut path = upper.join(rel);
-        loop {
-            let removed = match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.is_file() && m.len() == 0 => std::fs::remove_file(&path).is_ok(),
-                Ok(m) if m.is_dir() => std::fs::remove_dir(&path).is_ok(), // only when empty
-                _ => false,
-            };
-            match path.parent() {
-                Some(p) if removed && p != upper => path = p.to_path_buf(),
-                _ => break,
-            }
+        // Parents the runtime made for the mount go too, when empty.
+        while !rel.as_os_str().is_empty()
+            && crate::containers::fs::diff::remove_placeholder(&root, &rel)
+        {
+            rel.pop();
         }
     }
 }

@@ -4,6 +4,7 @@
 //! `local` and `tar` send its files back to the caller over the session.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::images::reference::{familiar, Reference};
 use crate::images::registry::AuthConfig;
 use crate::store::ImageRow;
+use crate::tarball::{TreeWriter, Whiteouts};
 
 pub struct Exporter {
     pub kind: String,
@@ -66,7 +68,9 @@ pub async fn run(
                     let ws = Workspace::mount(&bk.builder.images, image, dir.clone())?;
                     if e.kind == "local" {
                         let n = filesync::send(&session, index, &ws.rootfs()).await?;
-                        v.item(&format!("copying files {}", human_bytes(n)), 0, 0);
+                        // The client prints the size ("copying files 1.99MB"), as
+                        // BuildKit's local exporter leaves it to it.
+                        v.item("copying files", n as i64, 0);
                     } else {
                         send_tar(&session, index, &ws.rootfs()).await?;
                         v.item("sending tarball", 0, 0);
@@ -91,22 +95,6 @@ pub async fn run(
         }
     }
     Ok(response)
-}
-
-/// Sizes as BuildKit's progress shows them (`1.99MB`).
-fn human_bytes(n: u64) -> String {
-    const UNITS: &[&str] = &["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.2}{}", UNITS[u])
-    }
 }
 
 /// The `moby` exporter: tags (`name=a,b`), then pushes when asked.
@@ -245,14 +233,12 @@ async fn send_tar(session: &Session, exporter: usize, root: &Path) -> Result<()>
     let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
     let root = root.to_path_buf();
     let writer = tokio::task::spawn_blocking(move || {
-        filesync::write_tar(
-            &root,
-            std::io::BufWriter::with_capacity(64 << 10, ChannelWriter(tx)),
-        )
+        let out = std::io::BufWriter::with_capacity(64 << 10, ChannelWriter(tx));
+        let mut tree = TreeWriter::new(out, Whiteouts::Keep);
+        tree.add_tree(&root)?;
+        tree.finish()?.flush()
     });
-    let outgoing = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|data| (BytesMessage { data }, rx))
-    });
+    let outgoing = crate::util::channel_stream(rx).map(|data| BytesMessage { data });
     let mut req = tonic::Request::new(outgoing);
     req.metadata_mut().insert(
         "buildkit-attachable-exporter-id",
@@ -286,12 +272,6 @@ impl std::io::Write for ChannelWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_like_buildkit() {
-        assert_eq!(human_bytes(38), "38B");
-        assert_eq!(human_bytes(1_990_000), "1.99MB");
-    }
 
     #[test]
     fn unknown_exporters_are_refused_up_front() {

@@ -159,8 +159,7 @@ pub async fn receive(session: &Session, what: &Fetch, dest: &Path) -> Result<u64
     let mut client = FileSyncClient::with_origin(session.channel(), origin())
         .max_decoding_message_size(64 << 20);
     let (tx, rx) = mpsc::channel::<Packet>(64);
-    let outgoing =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+    let outgoing = crate::util::channel_stream(rx);
     let mut req = tonic::Request::new(outgoing);
     let md = req.metadata_mut();
     add_metadata(md, "dir-name", std::slice::from_ref(&what.dir_name));
@@ -405,39 +404,6 @@ fn walk_dir(
     Ok(())
 }
 
-/// Writes the files below `root` as a tar (what `--output type=tar`
-/// gets): the walk's order, hard links as links, owners and times kept.
-pub fn write_tar<W: Write>(root: &Path, out: W) -> Result<()> {
-    let mut tar = tar::Builder::new(out);
-    for (stat, path) in walk(root)? {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(unix_perm(stat.mode));
-        h.set_uid(stat.uid as u64);
-        h.set_gid(stat.gid as u64);
-        h.set_mtime((stat.mod_time / 1_000_000_000).max(0) as u64);
-        h.set_size(0);
-        let name = stat.path.clone();
-        if stat.mode & go_mode::DIR != 0 {
-            h.set_entry_type(tar::EntryType::Directory);
-            tar.append_data(&mut h, format!("{name}/"), std::io::empty())?;
-        } else if stat.mode & go_mode::SYMLINK != 0 {
-            h.set_entry_type(tar::EntryType::Symlink);
-            tar.append_link(&mut h, &name, &stat.linkname)?;
-        } else if is_regular(stat.mode) && !stat.linkname.is_empty() {
-            h.set_entry_type(tar::EntryType::Link);
-            tar.append_link(&mut h, &name, &stat.linkname)?;
-        } else if is_regular(stat.mode) {
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(stat.size as u64);
-            tar.append_data(&mut h, &name, std::fs::File::open(&path)?)?;
-        }
-        // Devices, pipes and sockets are left out, as BuildKit's tar
-        // exporter leaves out what it cannot represent portably.
-    }
-    tar.into_inner()?.flush()?;
-    Ok(())
-}
-
 /// Sends the files below `root` to the caller's FileSend target
 /// `exporter` (the index of the `--output` it belongs to).
 pub async fn send(session: &Session, exporter: usize, root: &Path) -> Result<u64> {
@@ -449,8 +415,7 @@ pub async fn send(session: &Session, exporter: usize, root: &Path) -> Result<u64
     };
     let mut client = FileSendClient::with_origin(session.channel(), origin());
     let (tx, rx) = mpsc::channel::<Packet>(64);
-    let outgoing =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+    let outgoing = crate::util::channel_stream(rx);
     let mut req = tonic::Request::new(outgoing);
     req.metadata_mut().insert(
         "buildkit-attachable-exporter-id",

@@ -111,7 +111,7 @@ fn exclude_patterns(text: &str) -> Vec<String> {
 
 fn read_small(path: &Path) -> Option<String> {
     let md = std::fs::metadata(path).ok()?;
-    if !md.is_file() || md.len() > 4 << 20 {
+    if !md.is_file() || md.len() > crate::build::context::MAX_DOCKERFILE {
         return None;
     }
     std::fs::read_to_string(path).ok()

@@ -45,6 +45,24 @@ pub const BUILDKIT_VERSION: &str = "v0.13.0-berth";
 /// How long a finished solve's status stays for a late Status call.
 const KEEP_FINISHED: Duration = Duration::from_secs(60);
 
+/// How long the gateway's calls wait for Control.Solve to name the
+/// session; a solve that no Control.Solve claims by then is dropped.
+const SESSION_NAMED_WITHIN: Duration = Duration::from_secs(30);
+
+/// The value of a watch once it is set (the sender lives as long as the
+/// solve that holds it, so the wait only ends with a value).
+async fn first<T: Clone>(tx: &watch::Sender<Option<T>>) -> T {
+    let mut rx = tx.subscribe();
+    let value = match rx.wait_for(Option::is_some).await {
+        Ok(v) => v.clone(),
+        Err(_) => None,
+    };
+    match value {
+        Some(v) => v,
+        None => std::future::pending().await,
+    }
+}
+
 pub struct BuildKit {
     pub(crate) builder: Arc<Builder>,
     pub sessions: session::Sessions,
@@ -70,38 +88,14 @@ pub struct Solve {
 impl Solve {
     /// The session id, waiting until Control.Solve has named it.
     pub async fn session_id(&self) -> Result<String> {
-        let mut rx = self.session.subscribe();
-        let wait = async {
-            loop {
-                if let Some(id) = rx.borrow_and_update().clone() {
-                    return Some(id);
-                }
-                if rx.changed().await.is_err() {
-                    return None;
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), wait)
+        tokio::time::timeout(SESSION_NAMED_WITHIN, first(&self.session))
             .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("no solve {} in progress", self.reference))
-            })
+            .map_err(|_| Error::InvalidArgument(format!("no solve {} in progress", self.reference)))
     }
 
     /// The result the client's build function returned.
     pub async fn returned(&self) -> ReturnRequest {
-        let mut rx = self.returned.subscribe();
-        loop {
-            if let Some(r) = rx.borrow_and_update().clone() {
-                return r;
-            }
-            if rx.changed().await.is_err() {
-                // The sender lives in self: not reached.
-                return ReturnRequest::default();
-            }
-        }
+        first(&self.returned).await
     }
 
     pub fn entitlements(&self) -> Vec<String> {
@@ -129,21 +123,35 @@ impl BuildKit {
         })
     }
 
-    /// The solve `reference`, made on first mention.
-    pub fn solve(&self, reference: &str) -> Arc<Solve> {
+    /// The solve `reference`, made on first mention. A Status or gateway
+    /// call can name a build whose Control.Solve never comes (the client
+    /// died in between): such a solve is finished once
+    /// `SESSION_NAMED_WITHIN` has passed without one.
+    pub fn solve(self: &Arc<Self>, reference: &str) -> Arc<Solve> {
         let mut all = self.solves.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry(reference.to_string())
-            .or_insert_with(|| {
-                Arc::new(Solve {
-                    reference: reference.to_string(),
-                    status: crate::build::status::Status::new(reference),
-                    session: watch::channel(None).0,
-                    results: Mutex::new(HashMap::new()),
-                    returned: watch::channel(None).0,
-                    entitlements: Mutex::new(Vec::new()),
-                })
-            })
-            .clone()
+        if let Some(s) = all.get(reference) {
+            return s.clone();
+        }
+        let solve = Arc::new(Solve {
+            reference: reference.to_string(),
+            status: crate::build::status::Status::new(reference),
+            session: watch::channel(None).0,
+            results: Mutex::new(HashMap::new()),
+            returned: watch::channel(None).0,
+            entitlements: Mutex::new(Vec::new()),
+        });
+        all.insert(reference.to_string(), solve.clone());
+        let (me, unclaimed) = (self.clone(), solve.clone());
+        tokio::spawn(async move {
+            if tokio::time::timeout(SESSION_NAMED_WITHIN, first(&unclaimed.session))
+                .await
+                .is_err()
+            {
+                tracing::debug!(reference = %unclaimed.reference, "no Control.Solve came for this build");
+                me.finished(&unclaimed);
+            }
+        });
+        solve
     }
 
     /// The solve has ended: its status stream ends, and it is forgotten

@@ -90,15 +90,17 @@ impl Sessions {
             return Err(Error::Internal("no session given".into()));
         }
         let mut rx = self.changed.subscribe();
+        let found = || {
+            self.live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(id)
+                .cloned()
+        };
         let wait = async {
-            loop {
-                if let Some(s) = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
-                    return Some(s.clone());
-                }
-                if rx.changed().await.is_err() {
-                    return None;
-                }
-            }
+            // Looked at now and after every connect or disconnect.
+            rx.wait_for(|_| found().is_some()).await.ok()?;
+            found()
         };
         match tokio::time::timeout(SESSION_WAIT, wait).await {
             Ok(Some(s)) => Ok(s),

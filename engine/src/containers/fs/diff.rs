@@ -6,6 +6,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::confined::{fd_path, Confined};
 use crate::containers::Containers;
 use crate::error::{Error, Result};
 
@@ -28,17 +29,30 @@ const MOUNT_POINTS: &[&str] = &[
 /// its mount points (an empty /etc/hosts, an empty /proc), deepest first,
 /// so that a committed build step holds only what the step itself wrote.
 pub fn forget_mount_points(upper: &Path) {
+    let Ok(root) = Confined::open(upper) else {
+        return;
+    };
     for p in MOUNT_POINTS.iter().rev() {
-        let path = upper.join(p.trim_start_matches('/'));
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_file() && m.len() == 0 => {
-                let _ = std::fs::remove_file(&path);
-            }
-            Ok(m) if m.is_dir() => {
-                let _ = std::fs::remove_dir(&path); // only when empty
-            }
-            _ => {}
-        }
+        remove_placeholder(&root, Path::new(p.trim_start_matches('/')));
+    }
+}
+
+/// Removes `rel` below an upper directory when it is what a mount point
+/// leaves behind: an empty file or an empty directory. Resolved inside
+/// the directory, since what a container wrote there (a symlink `/x` ->
+/// `/etc`) must not lead the removal to the host. True when removed.
+pub fn remove_placeholder(upper: &Confined, rel: &Path) -> bool {
+    let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
+        return false;
+    };
+    let Ok(dir) = upper.dir(parent, false, 0) else {
+        return false;
+    };
+    let path = fd_path(&dir, name);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() && m.len() == 0 => std::fs::remove_file(&path).is_ok(),
+        Ok(m) if m.is_dir() => std::fs::remove_dir(&path).is_ok(), // only when empty
+        _ => false,
     }
 }
 
@@ -155,6 +169,27 @@ fn empty_dir(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_removed_inside_the_upper_directory_only() {
+        let base = std::env::temp_dir().join(format!("berth-placeholder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (upper, outside) = (base.join("upper"), base.join("outside"));
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::create_dir_all(outside.join("empty")).unwrap();
+        std::fs::write(outside.join("hosts"), b"").unwrap();
+        std::fs::write(upper.join("etc/hosts"), b"").unwrap();
+        std::fs::write(upper.join("etc/kept"), b"data").unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("link")).unwrap();
+        let root = Confined::open(&upper).unwrap();
+        assert!(remove_placeholder(&root, Path::new("etc/hosts")));
+        assert!(!remove_placeholder(&root, Path::new("etc/kept")));
+        assert!(!remove_placeholder(&root, Path::new("link/hosts")));
+        assert!(!remove_placeholder(&root, Path::new("link/empty")));
+        assert!(outside.join("hosts").exists() && outside.join("empty").is_dir());
+        assert!(upper.join("etc/kept").exists() && !upper.join("etc/hosts").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn added_modified_and_mount_points() {
