@@ -228,7 +228,7 @@ fn build_options_reach_the_dockerfile() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("[test 2/2] RUN echo test-stage > /stage"),
+        r.stderr.contains("[test 1/1] RUN echo test-stage > /stage"),
         "{}",
         r.stderr
     );

@@ -1,4 +1,5 @@
-//! `POST /build` (the legacy builder: a tar context in, JSON messages out)
+//! `POST /build` (a tar context in, JSON messages out: the legacy builder,
+//! or with `version=2` a BuildKit build, see `crate::buildkit::build_api`)
 //! and `POST /build/prune`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,6 +13,8 @@ use super::images::{body_to_file, progress_response};
 use super::query::{flag, Query};
 use super::State;
 use crate::build::BuildOptions;
+use crate::buildkit::build_api::ApiBuild;
+use crate::buildkit::export::Exporter;
 use crate::error::{Error, Result};
 use crate::images::reference::Reference;
 
@@ -26,12 +29,6 @@ fn json_param<T: serde::de::DeserializeOwned + Default>(q: &Query, key: &str) ->
 
 fn options(pairs: &[(String, String)]) -> Result<BuildOptions> {
     let q: Query = pairs.iter().cloned().collect();
-    if q.get("version").is_some_and(|v| v == "2") {
-        return Err(Error::NotImplemented(
-            "BuildKit is not supported by this engine; use the legacy builder (DOCKER_BUILDKIT=0)"
-                .into(),
-        ));
-    }
     if q.get("remote").is_some_and(|r| !r.is_empty()) {
         return Err(Error::InvalidArgument(
             "remote build contexts are not supported: send the context as a tar".into(),
@@ -91,10 +88,65 @@ pub async fn build(
     body: Body,
 ) -> Result<Response> {
     let opts = options(&pairs)?;
+    let q: Query = pairs.iter().cloned().collect();
+    let buildkit = match q.get("version").map(String::as_str) {
+        None | Some("") | Some("1") => None,
+        Some("2") => Some(api_build_request(&pairs, &q)?),
+        Some(v) => {
+            return Err(Error::InvalidArgument(format!(
+                "unsupported builder version {v}"
+            )))
+        }
+    };
     // The context goes to disk as it arrives: it can be large.
     let path = body_to_file(&engine, body).await?;
-    let progress = engine.builder.start(opts, path).await?;
+    let progress = match buildkit {
+        None => engine.builder.start(opts, path).await?,
+        Some(mut req) => {
+            req.opts = opts;
+            req.context = path;
+            engine.buildkit.api_build(req)
+        }
+    };
     Ok(progress_response(progress))
+}
+
+/// `outputs` as the API takes it: `[{"type":"tar","attrs":{…}}]` (keys
+/// in any case, as Go's decoder matches them).
+#[derive(serde::Deserialize)]
+struct OutputParam {
+    r#type: String,
+    #[serde(default)]
+    attrs: HashMap<String, String>,
+}
+
+/// What `version=2` adds to the legacy parameters (filled in by the caller
+/// with the options and the context file).
+fn api_build_request(pairs: &[(String, String)], q: &Query) -> Result<ApiBuild> {
+    let outputs: Vec<OutputParam> =
+        json_param::<Option<Vec<OutputParam>>>(q, "outputs")?.unwrap_or_default();
+    Ok(ApiBuild {
+        opts: BuildOptions::default(),
+        tags: pairs
+            .iter()
+            .filter(|(k, v)| k == "t" && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect(),
+        outputs: outputs
+            .into_iter()
+            .map(|o| Exporter {
+                kind: o.r#type,
+                attrs: o.attrs,
+            })
+            .collect(),
+        session: q.get("session").cloned().unwrap_or_default(),
+        build_id: q
+            .get("buildid")
+            .filter(|id| !id.is_empty())
+            .cloned()
+            .unwrap_or_else(crate::util::random_id),
+        context: Default::default(),
+    })
 }
 
 /// `POST /build/prune`: forgets the build cache and removes the images

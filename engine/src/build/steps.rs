@@ -405,7 +405,7 @@ impl Build {
                 (None, true) => format!("stage-{i} "),
             };
             self.vertex_step = 0;
-            self.vertex_total = 1 + stage.body.iter().filter(|i| makes_vertex(i)).count();
+            self.vertex_total = stage.body.iter().filter(|i| makes_vertex(i)).count();
             let image = self.run_stage(stage.from, stage.body).await?;
             self.done.push((stage.name, image.clone()));
             last = Some(image);
@@ -454,17 +454,16 @@ impl Build {
     fn header_shown(&mut self, ins: &Instruction, shown: bool) {
         self.step += 1;
         let legacy = format!("Step {}/{} : {}\n", self.step, self.total, ins.original);
-        if ins.name == "from" && !shown {
-            self.vertex_step += 1;
-        }
         let vertex = shown.then(|| {
             self.vertex_step += 1;
+            // BuildKit pads the index to the width of the total: `[ 1/12]`.
             format!(
-                "[{}{}/{}] {}",
+                "[{}{:>width$}/{}] {}",
                 self.vertex_prefix,
                 self.vertex_step,
                 self.vertex_total,
-                vertex_text(ins)
+                vertex_text(ins),
+                width = self.vertex_total.to_string().len()
             )
         });
         self.out.step(StepHeader {
@@ -495,8 +494,9 @@ impl Build {
                 }
             }
         }
-        // FROM an earlier stage (or scratch) counts as a step but, as in
-        // BuildKit, shows no vertex: nothing is fetched.
+        // FROM an earlier stage (or scratch) is, as in BuildKit, neither
+        // shown nor counted among the stage's vertexes: nothing is fetched.
+        self.vertex_total += usize::from(from_image);
         self.header_shown(&from, from_image);
         from.allow_flags(&["platform"])?;
         let meta = self.meta.clone();

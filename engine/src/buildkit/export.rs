@@ -23,6 +23,7 @@ use crate::images::registry::AuthConfig;
 use crate::store::ImageRow;
 use crate::tarball::{TreeWriter, Whiteouts};
 
+#[derive(Debug, Clone)]
 pub struct Exporter {
     pub kind: String,
     pub attrs: HashMap<String, String>,

@@ -126,18 +126,29 @@ pub async fn run(
     let opts = options(attrs)?;
     let contexts = named_contexts(attrs)?;
     let session = bk.sessions.get(&solve.session_id().await?).await?;
+    let (bk2, solve) = (bk.clone(), solve.clone());
+    in_build_dir(bk, move |dir| async move {
+        run_in(&bk2, &solve, &session, opts, contexts, &dir).await
+    })
+    .await
+}
+
+/// Runs `work` in a fresh build directory, unmounted and removed after.
+/// The work runs as a task of its own: a client that goes away (Ctrl-C
+/// resets the gRPC stream, which drops the caller's future) must not stop
+/// it half-way, with a step's container running and its directory mounted.
+pub(super) async fn in_build_dir<F, Fut>(bk: &Arc<BuildKit>, work: F) -> Result<ImageRow>
+where
+    F: FnOnce(std::path::PathBuf) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<ImageRow>> + Send + 'static,
+{
     let dir = bk.builder.new_dir();
-    // The build runs as a task of its own: a client that goes away (Ctrl-C
-    // resets the gRPC stream, which drops this future) must not stop it
-    // half-way, with a step's container running and its directory mounted.
-    let (bk, solve) = (bk.clone(), solve.clone());
     let task = tokio::spawn(async move {
-        let result = run_in(&bk, &solve, &session, opts, contexts, &dir).await;
-        let cleanup = dir.clone();
+        let result = work(dir.clone()).await;
         let _ = tokio::task::spawn_blocking(move || {
-            crate::build::workspace::unmount_below(&cleanup);
-            if let Err(e) = std::fs::remove_dir_all(&cleanup) {
-                tracing::warn!(dir = %cleanup.display(), error = %e, "removing a build's directory");
+            crate::build::workspace::unmount_below(&dir);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "removing a build's directory");
             }
         })
         .await;
@@ -274,7 +285,7 @@ async fn run_in(
 
 /// What RUN steps get from the session: secrets (`--secret`) and SSH
 /// agents (`--ssh`).
-struct SessionCaller(super::session::Session);
+pub(super) struct SessionCaller(pub(super) super::session::Session);
 
 #[tonic::async_trait]
 impl Caller for SessionCaller {

@@ -17,6 +17,7 @@
 //! the gateway's Solve runs the Dockerfile (`frontend.rs`) and Return
 //! hands its result to the exporters (`export.rs`).
 
+pub mod build_api;
 pub mod control;
 pub mod export;
 pub mod filesync;
