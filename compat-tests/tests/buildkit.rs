@@ -796,6 +796,39 @@ fn buildkit_dockerfile_flags_of_copy_and_add() {
             .out(),
         "linked\n640"
     );
+    // --exclude leaves out what its patterns match below each copied
+    // directory (`*` stays within one level, a directory pattern takes
+    // what is below it); --parents keeps source paths, below a `/./`
+    // pivot when there is one.
+    let dir = context(
+        &b,
+        "exclude-parents",
+        &[
+            ("src/a.txt", "a"),
+            ("src/b.log", "b"),
+            ("src/secret/k", "k"),
+            ("src/sub/c.txt", "c"),
+            ("src/sub/d.log", "d"),
+            ("pkg/x/mod.txt", "x"),
+            ("pkg/y/mod.txt", "y"),
+            ("pkg/y/other.txt", "o"),
+            ("base/deep/f.txt", "f"),
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 COPY --exclude=*.log --exclude=secret src/ /app/\n\
+                 COPY --parents pkg/*/mod.txt /mods/\n\
+                 COPY --parents ./base/./deep/f.txt /pivot/\n",
+            ),
+        ],
+    );
+    docker_in(&b, &dir, &["build", "-q", "-t", "bk-exclude", "."]).ok();
+    assert_eq!(
+        b.docker(&["run", "--rm", "bk-exclude", "sh", "-c", "find /app /mods /pivot -type f | sort"])
+            .ok()
+            .out(),
+        "/app/a.txt\n/app/sub/c.txt\n/app/sub/d.log\n/mods/pkg/x/mod.txt\n/mods/pkg/y/mod.txt\n/pivot/deep/f.txt"
+    );
     // Flags the frontend does not know name their line.
     let dir = context(
         &b,

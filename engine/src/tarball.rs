@@ -25,11 +25,15 @@ pub enum Whiteouts {
     ToAufs,
 }
 
+/// Says which names (as written, without a trailing `/`) to leave out.
+pub type Skip = Box<dyn Fn(&str) -> bool + Send>;
+
 pub struct TreeWriter<W: Write> {
     ar: tar::Builder<W>,
     /// (dev, inode) of files with several links → the name written first.
     links: HashMap<(u64, u64), String>,
     mode: Whiteouts,
+    skip: Option<Skip>,
 }
 
 impl<W: Write> TreeWriter<W> {
@@ -40,7 +44,20 @@ impl<W: Write> TreeWriter<W> {
             ar,
             links: HashMap::new(),
             mode,
+            skip: None,
         }
+    }
+
+    /// Leaves out of walked trees the entries `skip` names (`COPY
+    /// --exclude`). Skipped directories are still walked, since a pattern
+    /// may take back something below one.
+    pub fn skipping(mut self, skip: Skip) -> TreeWriter<W> {
+        self.skip = Some(skip);
+        self
+    }
+
+    fn skipped(&self, name: &str) -> bool {
+        self.skip.as_ref().is_some_and(|s| s(name))
     }
 
     /// Writes everything under `root` (not `root` itself), names relative.
@@ -103,13 +120,16 @@ impl<W: Write> TreeWriter<W> {
                 )?;
                 continue;
             }
+            let skipped = self.skipped(&name);
             if ft.is_dir() {
-                self.entry(&format!("{name}/"), &path, &meta)?;
-                if self.mode == Whiteouts::ToAufs && is_opaque(&path) {
-                    self.empty_file(&format!("{name}/{OPAQUE}"), &meta)?;
+                if !skipped {
+                    self.entry(&format!("{name}/"), &path, &meta)?;
+                    if self.mode == Whiteouts::ToAufs && is_opaque(&path) {
+                        self.empty_file(&format!("{name}/{OPAQUE}"), &meta)?;
+                    }
                 }
                 self.walk(&path, &format!("{name}/"))?;
-            } else {
+            } else if !skipped {
                 self.entry(&name, &path, &meta)?;
             }
         }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::dockerfile::{Args, Instruction};
+use super::ignore::Ignore;
 use super::steps::{Build, Stage};
 use super::words;
 use super::workspace::Workspace;
@@ -107,15 +108,23 @@ fn resolve(
     what: &str,
     in_context: bool,
     add: bool,
+    parents: bool,
 ) -> Result<Vec<Source>> {
     let conf = Confined::open(root)?;
     let mut out = Vec::new();
     for pat in patterns {
-        let rel = clean(Path::new(pat)).ok_or_else(|| {
+        let outside = || {
             Error::InvalidArgument(format!(
                 "{what} failed: forbidden path outside the build context: {pat} ()"
             ))
-        })?;
+        };
+        // With --parents, names are paths below the pivot (`a/./b/c`: below
+        // `a`), or below the root without one.
+        let pivot = match pat.split_once("/./") {
+            Some((p, _)) if parents => clean(Path::new(p)).ok_or_else(outside)?,
+            _ => PathBuf::new(),
+        };
+        let rel = clean(Path::new(pat)).ok_or_else(outside)?;
         let rels = if has_glob(pat) {
             let found = glob(&conf, &rel)?;
             if found.is_empty() {
@@ -141,13 +150,20 @@ fn resolve(
             let path = proc_path(&fd);
             let meta = std::fs::metadata(&path)?;
             let archive = add && meta.is_file() && is_archive(&path);
+            let name = if parents {
+                rel.strip_prefix(&pivot)
+                    .unwrap_or(&rel)
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                rel.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
             out.push(Source {
                 path,
                 _fd: Some(fd),
-                name: rel
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                name,
                 is_dir: meta.is_dir(),
                 archive,
                 mode: None,
@@ -236,7 +252,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         ],
         (false, true) => &["from", "chown", "chmod", "link", "exclude", "parents"],
     })?;
-    for unsupported in ["exclude", "parents", "keep-git-dir"] {
+    for unsupported in ["keep-git-dir"] {
         if ins.flag(unsupported).is_some() {
             return Err(Error::NotImplemented(format!(
                 "{} --{unsupported} is not supported by this builder yet",
@@ -277,6 +293,24 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
                 .ok_or_else(|| Error::InvalidArgument(format!("invalid chmod parameter: {m}")))?,
         ),
         None => None,
+    };
+
+    // `--parents` keeps each source's path (below a `/./` pivot, if one is
+    // written); `--exclude` leaves out what its patterns match, by the
+    // path below each copied directory (with --parents, below the pivot).
+    let parents = match ins.flag("parents") {
+        None => false,
+        Some(v) => super::mounts::parse_bool("parents", v)?,
+    };
+    let excludes: Vec<String> = ins
+        .flags
+        .iter()
+        .filter(|(k, _)| k == "exclude")
+        .map(|(_, v)| words::word(v, esc, &env))
+        .collect::<Result<_>>()?;
+    let exclude = match excludes.is_empty() {
+        true => None,
+        false => Some(std::sync::Arc::new(Ignore::parse(&excludes.join("\n"))?)),
     };
 
     // Where the sources come from.
@@ -390,15 +424,16 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     let in_context = from_ws.is_none();
     let sources = {
         let (root, patterns, what) = (src_root.clone(), patterns.clone(), what.clone());
-        let mut found =
-            tokio::task::spawn_blocking(move || resolve(&root, &patterns, &what, in_context, add))
-                .await
-                .map_err(Error::internal)??;
+        let mut found = tokio::task::spawn_blocking(move || {
+            resolve(&root, &patterns, &what, in_context, add, parents)
+        })
+        .await
+        .map_err(Error::internal)??;
         found.extend(made);
         found
     };
     let many = sources.len() > 1 || items.iter().any(|i| has_glob(i));
-    if many && !dir_hint {
+    if many && !dir_hint && !parents {
         return Err(Error::InvalidArgument(format!(
             "When using {what} with more than one source file, the destination must be a directory and end with a /"
         )));
@@ -441,6 +476,12 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     if let Some(m) = chmod {
         flags.push_str(&format!("--chmod={m:o} "));
     }
+    if parents {
+        flags.push_str("--parents ");
+    }
+    for e in &excludes {
+        flags.push_str(&format!("--exclude={e} "));
+    }
     let created_by = format!("/bin/sh -c #(nop) {what} {flags}{kind}:{hash} in {dest} ");
     if build.cached(stage, &created_by).await? {
         return Ok(());
@@ -453,15 +494,15 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         .dir
         .join(format!("copy-{}.tar", crate::util::random_id()));
     tokio::task::spawn_blocking(move || -> Result<()> {
-        let result = apply(
-            &rootfs,
-            &dest,
+        let placement = Placement {
+            dest: &dest,
             dir_hint,
-            &sources,
-            chown.as_deref(),
+            chown: chown.as_deref(),
             chmod,
-            &tmp,
-        );
+            parents,
+            exclude,
+        };
+        let result = apply(&rootfs, &placement, &sources, &tmp);
         let _ = std::fs::remove_file(&tmp);
         result
     })
@@ -481,23 +522,30 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     build.advance(stage, img, &created_by).await
 }
 
-/// Writes the sources below `dest` in the mounted image at `rootfs`.
-fn apply(
-    rootfs: &Path,
-    dest: &str,
+/// Where and how a COPY's sources land.
+struct Placement<'a> {
+    dest: &'a str,
+    /// The destination was written as a directory (`/app/`, `.`).
     dir_hint: bool,
-    sources: &[Source],
-    chown: Option<&str>,
+    chown: Option<&'a str>,
     chmod: Option<u32>,
-    tmp: &Path,
-) -> Result<()> {
+    /// `--parents`: names are paths, the destination a directory.
+    parents: bool,
+    /// `--exclude` patterns.
+    exclude: Option<std::sync::Arc<Ignore>>,
+}
+
+/// Writes the sources below `dest` in the mounted image at `rootfs`.
+fn apply(rootfs: &Path, at: &Placement, sources: &[Source], tmp: &Path) -> Result<()> {
+    let (dest, chmod) = (at.dest, at.chmod);
     let root = Confined::open(rootfs)?;
-    let owner = match chown {
+    let owner = match at.chown {
         Some(spec) => owner(rootfs, spec)?,
         None => (0, 0),
     };
     let dest_rel = clean(Path::new(dest)).unwrap_or_default();
-    let dest_is_dir = dir_hint
+    let dest_is_dir = at.dir_hint
+        || at.parents
         || sources.len() > 1
         || sources.iter().any(|s| s.is_dir || s.archive)
         || root
@@ -532,10 +580,22 @@ fn apply(
             std::io::BufWriter::new(std::fs::File::create(tmp)?),
             Whiteouts::Keep,
         );
+        if let Some(ex) = at.exclude.clone() {
+            tree = tree.skipping(Box::new(move |name| ex.excluded(Path::new(name))));
+        }
         for s in sources.iter().filter(|s| !s.archive) {
             if s.is_dir {
-                tree.add_tree_as(&s.path, "")?;
+                // With --parents a directory keeps its path below the pivot.
+                tree.add_tree_as(&s.path, if at.parents { &s.name } else { "" })?;
             } else {
+                if at.parents
+                    && at
+                        .exclude
+                        .as_ref()
+                        .is_some_and(|ex| ex.excluded(Path::new(&s.name)))
+                {
+                    continue;
+                }
                 let name = file_name.clone().unwrap_or_else(|| s.name.clone());
                 if let Some(mode) = s.mode {
                     std::fs::set_permissions(&s.path, std::fs::Permissions::from_mode(mode))?;

@@ -157,7 +157,7 @@ fn mount_text(m: &MountSpec) -> String {
     }
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool> {
+pub(super) fn parse_bool(key: &str, v: &str) -> Result<bool> {
     match v {
         "" | "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
