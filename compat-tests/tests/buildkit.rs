@@ -533,6 +533,66 @@ fn run_mounts_secrets_caches_binds_tmpfs_and_network() {
 }
 
 #[test]
+fn bind_mounts_from_stages_writable_binds_and_their_cache_keys() {
+    let b = start();
+    let dockerfile = "FROM busybox AS tools\n\
+        RUN echo tool-output > /tool\n\
+        FROM busybox\n\
+        RUN --mount=type=bind,from=tools,source=/tool,target=/t cat /t > /from-stage\n\
+        RUN --mount=type=bind,target=/ctx,rw echo scribble > /ctx/new && cat /ctx/new > /rw-ok\n\
+        RUN --mount=type=bind,source=input.txt,target=/in cat /in > /from-ctx\n";
+    let dir = context(
+        &b,
+        "bind-from",
+        &[("input.txt", "first\n"), ("Dockerfile", dockerfile)],
+    );
+    let read = |b: &Berth| {
+        b.docker(&[
+            "run",
+            "--rm",
+            "bk-bind",
+            "cat",
+            "/from-stage",
+            "/rw-ok",
+            "/from-ctx",
+        ])
+        .ok()
+        .out()
+        .to_string()
+    };
+    docker_in(&b, &dir, &["build", "-q", "-t", "bk-bind", "."]).ok();
+    assert_eq!(read(&b), "tool-output\nscribble\nfirst");
+    // What the step wrote into its writable bind stayed in the step.
+    assert!(!dir.join("new").exists());
+    // The bound file is part of the step's cache key: changed, the step
+    // runs again (the earlier steps stay cached).
+    std::fs::write(dir.join("input.txt"), "second\n").unwrap();
+    let r = docker_in(
+        &b,
+        &dir,
+        &["build", "--progress=plain", "-t", "bk-bind", "."],
+    )
+    .ok();
+    assert_eq!(
+        vertex_end(&r.stderr, "[stage-1 2/4] RUN --mount=type=bind,from=tools"),
+        "CACHED",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        vertex_end(
+            &r.stderr,
+            "[stage-1 4/4] RUN --mount=type=bind,source=input.txt"
+        ),
+        "DONE",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(&b), "tool-output\nscribble\nsecond");
+    b.finish();
+}
+
+#[test]
 fn run_flags_are_checked_and_need_their_entitlements() {
     let b = start();
     let fails = |name: &str, dockerfile: &str, extra: &[&str]| {

@@ -190,7 +190,7 @@ fn is_archive(path: &Path) -> bool {
 
 /// Hashes a source's content and metadata (not times, not owners).
 /// The top-level path (a descriptor's `/proc/self/fd/N`) is followed.
-fn hash_source(h: &mut Sha256, path: &Path, name: &str, top: bool) -> Result<()> {
+pub(super) fn hash_source(h: &mut Sha256, path: &Path, name: &str, top: bool) -> Result<()> {
     let meta = if top {
         std::fs::metadata(path)?
     } else {
@@ -314,46 +314,13 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     };
 
     // Where the sources come from.
-    let mut from_ws = None;
-    let mut from_id = String::new();
-    let named_dir = match ins.flag("from") {
-        Some(f) => {
-            let f = words::word(f, esc, &env)?.to_ascii_lowercase();
-            match build
-                .buildkit
-                .as_ref()
-                .and_then(|h| h.named_contexts.get(&f))
-            {
-                Some(super::NamedContext::Dir(d)) => Some(d.clone()),
-                _ => None,
-            }
-        }
+    let from = match ins.flag("from") {
+        Some(f) => Some(build.from_root(&words::word(f, esc, &env)?).await?),
         None => None,
     };
-    let src_root = match (ins.flag("from"), named_dir) {
-        (Some(_), Some(dir)) => dir,
-        (Some(f), None) => {
-            let f = words::word(f, esc, &env)?;
-            let img = match f.parse::<usize>() {
-                Ok(i) => build
-                    .done
-                    .get(i)
-                    .map(|(_, img)| img.clone())
-                    .ok_or_else(|| {
-                        Error::InvalidArgument(format!(
-                            "invalid from flag value {f}: no stage {i} before this one"
-                        ))
-                    })?,
-                Err(_) => build.base_image(&f, true).await?,
-            };
-            from_id = img.id.clone();
-            let dir = build.scratch_dir("from");
-            let ws = Workspace::mount(&build.b.images, &img, dir)?;
-            let root = ws.rootfs();
-            from_ws = Some(ws);
-            root
-        }
-        (None, _) => build.ctx.clone(),
+    let (src_root, from_id, from_ws) = match from {
+        Some(r) => (r.root, r.image_id, r.workspace),
+        None => (build.ctx.clone(), String::new(), None),
     };
 
     // Heredocs and URLs become files of the build's own first.

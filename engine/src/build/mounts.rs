@@ -561,14 +561,15 @@ fn bind(source: &Path, target: &str, read_only: bool) -> DockerMount {
 
 impl Provision {
     /// Makes everything `flags` asks for. `scratch` is a fresh directory of
-    /// the build's for secret files; `context` the build context;
-    /// `stage_root` resolves `from=` of a bind mount to a mounted root.
+    /// the build's for secret files and writable binds; `bind_roots` maps
+    /// a bind mount's `from` (empty: none, the build context) to the
+    /// directory it names, already mounted.
     pub async fn make(
         flags: &RunFlags,
         caches: &CacheMounts,
         caller: Option<Arc<dyn Caller>>,
         scratch: &Path,
-        context: &Path,
+        bind_roots: &HashMap<String, PathBuf>,
     ) -> Result<Provision> {
         let mut p = Provision::default();
         for (n, m) in flags.mounts.iter().enumerate() {
@@ -711,18 +712,33 @@ impl Provision {
                     from,
                     read_write,
                 } => {
-                    if from.is_some() {
-                        return Err(Error::NotImplemented(
-                            "bind mounts from another stage or image (from=) are not supported by this builder yet".into(),
-                        ));
-                    }
+                    let root = bind_roots
+                        .get(from.as_deref().unwrap_or(""))
+                        .ok_or_else(|| {
+                            Error::Internal(format!("no root for bind from {from:?}"))
+                        })?;
+                    let path = inside(root, source)?;
                     if *read_write {
-                        return Err(Error::NotImplemented(
-                            "read-write bind mounts of the context are not supported by this builder yet".into(),
-                        ));
+                        // Writable, but what the step writes there is
+                        // thrown away (BuildKit's rule): a copy of its own.
+                        let copy = scratch.join(format!("bind-{n}"));
+                        std::fs::create_dir_all(scratch)?;
+                        let out = tokio::process::Command::new("cp")
+                            .arg("-a")
+                            .arg(&path)
+                            .arg(&copy)
+                            .output()
+                            .await?;
+                        if !out.status.success() {
+                            return Err(Error::Internal(format!(
+                                "copying {source} for a writable bind: {}",
+                                String::from_utf8_lossy(&out.stderr).trim()
+                            )));
+                        }
+                        p.mounts.push(bind(&copy, target, false));
+                    } else {
+                        p.mounts.push(bind(&path, target, true));
                     }
-                    let path = inside(context, source)?;
-                    p.mounts.push(bind(&path, target, true));
                     p.targets.push(target.clone());
                 }
                 MountSpec::Tmpfs { target, size } => {
@@ -753,7 +769,7 @@ fn touch(path: &Path) -> nix::Result<()> {
 
 /// `source` inside the context, with every symlink resolved inside it:
 /// the host path the runtime binds (a context's symlink cannot lead out).
-fn inside(root: &Path, source: &str) -> Result<PathBuf> {
+pub(super) fn inside(root: &Path, source: &str) -> Result<PathBuf> {
     let confined = crate::confined::Confined::open(root)?;
     let rel = crate::confined::clean(Path::new(source)).unwrap_or_default();
     if rel.as_os_str().is_empty() {

@@ -4,12 +4,16 @@
 //! the build stream as it comes, and its filesystem changes committed as
 //! the step's layer.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use bollard_stubs::models::{ContainerConfig, HealthConfig, HostConfig, HostConfigLogConfig};
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::dockerfile::{Args, Instruction};
 use super::mounts;
-use super::steps::{short_id, Build, Stage, PROXY_ARGS};
+use super::steps::{short_id, Build, FromRoot, Stage, PROXY_ARGS};
 use crate::containers::lifecycle::WaitCondition;
 use crate::containers::CreateRequest;
 use crate::error::{Error, Result};
@@ -107,11 +111,56 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     } else {
         format!("|{} {} {cmdline}", shown.len(), shown.join(" "))
     };
+    // What bind mounts show the step, mounted now: their content (or
+    // their image's id) is part of what the step depends on.
+    let mut bind_roots: HashMap<String, PathBuf> = HashMap::new();
+    let mut image_ids: HashMap<String, String> = HashMap::new();
+    let mut mounted: Vec<FromRoot> = Vec::new();
+    let mut bind_keys = Vec::new();
+    for m in &flags.mounts {
+        let mounts::MountSpec::Bind { source, from, .. } = m else {
+            continue;
+        };
+        let key = from.clone().unwrap_or_default();
+        if !bind_roots.contains_key(&key) {
+            let root = match from {
+                None => build.ctx.clone(),
+                Some(f) => {
+                    let r = build.from_root(f).await?;
+                    image_ids.insert(key.clone(), r.image_id.clone());
+                    let root = r.root.clone();
+                    mounted.push(r);
+                    root
+                }
+            };
+            bind_roots.insert(key.clone(), root);
+        }
+        bind_keys.push(match image_ids.get(&key).filter(|id| !id.is_empty()) {
+            Some(id) => format!("bind {source} of {id}"),
+            None => {
+                // A directory (the context, a named one): its content.
+                let path = mounts::inside(&bind_roots[&key], source)?;
+                let source = source.clone();
+                tokio::task::spawn_blocking(move || -> Result<String> {
+                    let mut h = Sha256::new();
+                    super::copy::hash_source(&mut h, &path, &source, true)?;
+                    Ok(format!("bind {source}: {}", hex::encode(h.finalize())))
+                })
+                .await
+                .map_err(Error::internal)??
+            }
+        });
+    }
     // The flags change what the step does (not the secrets' values).
     let cache_text = if flags.is_empty() {
         created_by.clone()
     } else {
-        format!("{created_by}\n{}", flags.cache_text())
+        let mut text = format!("{created_by}\n{}", flags.cache_text());
+        for k in &bind_keys {
+            text.push('\n');
+            text.push_str(k);
+        }
+        text
     };
     if build.cached(stage, &cache_text).await? {
         return Ok(());
@@ -128,7 +177,7 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     };
     let caller = build.buildkit.as_ref().and_then(|h| h.caller.clone());
     let provision =
-        mounts::Provision::make(&flags, &build.b.cache_mounts, caller, &scratch, &build.ctx)
+        mounts::Provision::make(&flags, &build.b.cache_mounts, caller, &scratch, &bind_roots)
             .await?;
     env.extend(provision.env.iter().cloned());
     let text = |key: &str| stage.config[key].as_str().map(str::to_string);

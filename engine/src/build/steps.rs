@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::dockerfile::{Args, Dockerfile, Instruction};
 use super::report::{Output, StepHeader};
+use super::workspace::Workspace;
 use super::{cache, words, BuildOptions, Builder};
 use crate::error::{Error, Result};
 use crate::images::commit::CommitInfo;
@@ -292,6 +293,15 @@ fn image_config(image: &ImageRow) -> Value {
     }
 }
 
+/// A root files are taken from (see `Build::from_root`).
+pub struct FromRoot {
+    pub root: PathBuf,
+    /// The image's id, or empty for a directory.
+    pub image_id: String,
+    /// Keeps an image mounted.
+    pub workspace: Option<Workspace>,
+}
+
 pub struct Build {
     pub b: Arc<Builder>,
     pub opts: BuildOptions,
@@ -537,6 +547,43 @@ impl Build {
 
     /// The image a FROM (or `COPY --from`) names: `scratch`, an earlier
     /// stage, or an image, pulled when missing (or always with --pull).
+    /// What `COPY --from=` and `RUN --mount=…,from=` name: a named
+    /// context's directory, or a stage (by name or index) or image,
+    /// mounted for as long as the returned value lives.
+    pub async fn from_root(&mut self, from: &str) -> Result<FromRoot> {
+        let lower = from.to_ascii_lowercase();
+        let named = self
+            .buildkit
+            .as_ref()
+            .and_then(|h| h.named_contexts.get(&lower).cloned());
+        if let Some(super::NamedContext::Dir(dir)) = named {
+            return Ok(FromRoot {
+                root: dir,
+                image_id: String::new(),
+                workspace: None,
+            });
+        }
+        let img = match from.parse::<usize>() {
+            Ok(i) => self
+                .done
+                .get(i)
+                .map(|(_, img)| img.clone())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "invalid from flag value {from}: no stage {i} before this one"
+                    ))
+                })?,
+            Err(_) => self.base_image(from, true).await?,
+        };
+        let dir = self.scratch_dir("from");
+        let ws = Workspace::mount(&self.b.images, &img, dir)?;
+        Ok(FromRoot {
+            root: ws.rootfs(),
+            image_id: img.id.clone(),
+            workspace: Some(ws),
+        })
+    }
+
     pub async fn base_image(&mut self, name: &str, stages: bool) -> Result<ImageRow> {
         if name.eq_ignore_ascii_case("scratch") {
             return Ok(scratch());
