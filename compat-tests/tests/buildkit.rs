@@ -395,6 +395,60 @@ fn buildx_describes_the_builder_and_its_cache() {
 }
 
 #[test]
+fn builder_prune_takes_filters_and_size_limits() {
+    let b = start();
+    let dir = context(
+        &b,
+        "prune",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN --mount=type=cache,target=/c echo x > /c/f && echo first > /first\n\
+             RUN echo second > /second\n",
+        )],
+    );
+    let types = |b: &Berth| {
+        let du = b.docker(&["buildx", "du", "--verbose"]).ok().stdout;
+        let mut t: Vec<String> = du
+            .lines()
+            .filter_map(|l| l.strip_prefix("Type:"))
+            .map(|t| t.trim().to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    docker_in(&b, &dir, &["build", "-q", "."]).ok();
+    assert_eq!(types(&b), ["exec.cachemount", "regular", "regular"]);
+    // du and prune read the same filters.
+    let du = b
+        .docker(&["buildx", "du", "--filter", "type=exec.cachemount"])
+        .ok();
+    assert_eq!(du.stdout.lines().count(), 2, "{}", du.stdout);
+    b.docker(&["buildx", "prune", "-f", "--filter", "type=exec.cachemount"])
+        .ok();
+    assert_eq!(types(&b), ["regular", "regular"]);
+    // Size limits: nothing goes while the cache fits; past the limit the
+    // least recently used go first (the first step's record).
+    b.docker(&["buildx", "prune", "-f", "--reserved-space", "1GB"])
+        .ok();
+    assert_eq!(types(&b), ["regular", "regular"]);
+    b.docker(&["buildx", "prune", "-f", "--reserved-space", "3kB"])
+        .ok();
+    let du = b.docker(&["buildx", "du", "--verbose"]).ok().stdout;
+    assert!(du.contains("echo second > /second"), "{du}");
+    assert!(!du.contains("echo first > /first"), "{du}");
+    // The legacy API takes the same filters.
+    let r = b.api(
+        "POST",
+        "/v1.41/build/prune?filters=%7B%22type%22%3A%5B%22regular%22%5D%7D",
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(types(&b).is_empty());
+    b.finish();
+}
+
+#[test]
 fn docker_compose_builds_with_buildkit() {
     let b = start();
     let dir = context(

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::images::{body_to_file, progress_response};
 use super::query::{flag, Query};
 use super::State;
+use crate::build::cache::{CacheFilter, PrunePolicy};
 use crate::build::BuildOptions;
 use crate::buildkit::build_api::ApiBuild;
 use crate::buildkit::export::Exporter;
@@ -155,24 +156,57 @@ pub async fn prune(
     AxState(engine): AxState<State>,
     AxQuery(q): AxQuery<Query>,
 ) -> Result<Response> {
-    let all = flag(&q, "all");
     let filters = crate::filters::Filters::parse(q.get("filters").map(String::as_str))?;
-    // The filters of the legacy builder's cache; BuildKit's others (id,
-    // type, inuse...) describe records this cache does not have.
+    let bad = |what: String| Error::InvalidArgument(format!("failed to prune build cache: {what}"));
+    // The keys dockerd's BuildKit takes.
     filters
-        .only(&["until", "unused-for"])
-        .map_err(|e| Error::InvalidArgument(format!("failed to prune build cache: {e}")))?;
-    let mut unused_since = None;
-    for key in ["until", "unused-for"] {
-        if let Some(v) = filters.get(key).first() {
-            unused_since = Some(crate::util::parse_until(v).ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "failed to prune build cache: invalid filter '{key}={v}'"
-                ))
-            })?);
+        .only(&[
+            "until",
+            "unused-for",
+            "id",
+            "parent",
+            "parents",
+            "type",
+            "description",
+            "inuse",
+            "shared",
+            "private",
+        ])
+        .map_err(|e| bad(e.to_string()))?;
+    let mut policy = PrunePolicy::default();
+    for key in filters.keys() {
+        let values = filters.get(&key);
+        let [value] = values.as_slice() else {
+            return Err(bad("filters expect only one value".into()));
+        };
+        if key == "until" || key == "unused-for" {
+            policy.unused_since = Some(
+                crate::util::parse_until(value)
+                    .ok_or_else(|| bad(format!("invalid filter '{key}={value}'")))?,
+            );
+        } else {
+            // As dockerd hands them to BuildKit: ids by prefix, the rest equal.
+            let op = if key == "id" { "~=" } else { "==" };
+            policy
+                .filters
+                .extend(CacheFilter::parse_list(&format!("{key}{op}{value}"))?);
         }
     }
-    let (deleted, freed) = engine.builder.prune(all, unused_since).await?;
+    let bytes = |name: &str| -> Result<u64> {
+        match q.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(0),
+            Some(v) => v
+                .parse::<i64>()
+                .map(|n| n.max(0) as u64)
+                .map_err(|_| Error::InvalidArgument(format!("invalid {name} value {v:?}"))),
+        }
+    };
+    // `keep-storage` is the older name of `reserved-space`.
+    policy.reserved_space = bytes("reserved-space")?.max(bytes("keep-storage")?);
+    policy.max_used_space = bytes("max-used-space")?;
+    policy.min_free_space = bytes("min-free-space")?;
+    let (records, freed) = engine.builder.prune(&policy).await?;
+    let deleted: Vec<String> = records.into_iter().filter_map(|r| r.id).collect();
     Ok(Json(serde_json::json!({
         "CachesDeleted": super::shape::nil_if_empty(&deleted),
         "SpaceReclaimed": freed,

@@ -456,35 +456,23 @@ impl CacheMounts {
             .collect()
     }
 
-    /// Removes every cache mount not in use (and, with `unused_since`, not
-    /// used after it); returns (name, bytes) of each.
-    pub fn prune(&self, unused_since: Option<std::time::SystemTime>) -> Vec<(String, u64)> {
-        let mut out = Vec::new();
-        for CacheMountInfo {
-            name,
-            size,
-            last_used,
-            ..
-        } in self.list()
-        {
-            if unused_since.is_some_and(|t| last_used >= t) {
-                continue;
-            }
-            let in_use = self
-                .locks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|(id, l)| self.dir(id).ends_with(&name) && l.try_lock().is_err());
-            if in_use {
-                continue;
-            }
-            if std::fs::remove_dir_all(self.root.join(&name)).is_ok() {
-                let _ = std::fs::remove_file(self.root.join(&name).with_extension("id"));
-                out.push((name, size));
-            }
+    /// Removes the cache mount `name` unless a RUN is using it; true when
+    /// it went.
+    pub fn remove(&self, name: &str) -> bool {
+        let in_use = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(id, l)| self.dir(id).ends_with(name) && l.try_lock().is_err());
+        if in_use || name.is_empty() || name.contains('/') {
+            return false;
         }
-        out
+        if std::fs::remove_dir_all(self.root.join(name)).is_err() {
+            return false;
+        }
+        let _ = std::fs::remove_file(self.root.join(name).with_extension("id"));
+        true
     }
 }
 

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::export::{self, Exporter};
 use super::{frontend, BuildKit, Solve};
+use crate::build::cache::{CacheFilter, PrunePolicy};
 use crate::error::{Error, Result};
 use crate::store::ImageRow;
 
@@ -28,29 +29,40 @@ fn timestamp(rfc3339: &str) -> Option<bollard_buildkit_proto::google::protobuf::
     })
 }
 
+/// A build cache record as BuildKit describes it.
+fn usage_record(c: bollard_stubs::models::BuildCache) -> pb::UsageRecord {
+    pb::UsageRecord {
+        id: c.id.unwrap_or_default(),
+        size: c.size.unwrap_or(0),
+        created_at: c.created_at.as_deref().and_then(timestamp),
+        last_used_at: c.last_used_at.as_deref().and_then(timestamp),
+        usage_count: c.usage_count.unwrap_or(0),
+        description: c.description.unwrap_or_default(),
+        record_type: c
+            .typ
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "regular".into()),
+        shared: c.shared.unwrap_or(false),
+        in_use: c.in_use.unwrap_or(false),
+        ..Default::default()
+    }
+}
+
 #[tonic::async_trait]
 impl pb::control_server::Control for Control {
     async fn disk_usage(
         &self,
-        _req: Request<pb::DiskUsageRequest>,
+        req: Request<pb::DiskUsageRequest>,
     ) -> std::result::Result<Response<pb::DiskUsageResponse>, Status> {
+        let mut filters = Vec::new();
+        for f in &req.into_inner().filter {
+            filters.extend(CacheFilter::parse_list(f).map_err(|e| e.grpc())?);
+        }
         let usage = self.0.builder.usage().await.map_err(|e| e.grpc())?;
         let record = usage
             .into_iter()
-            .map(|c| pb::UsageRecord {
-                id: c.id.unwrap_or_default(),
-                size: c.size.unwrap_or(0),
-                created_at: c.created_at.as_deref().and_then(timestamp),
-                last_used_at: c.last_used_at.as_deref().and_then(timestamp),
-                usage_count: c.usage_count.unwrap_or(0),
-                description: c.description.unwrap_or_default(),
-                record_type: c
-                    .typ
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| "regular".into()),
-                shared: c.shared.unwrap_or(false),
-                ..Default::default()
-            })
+            .filter(|r| filters.iter().all(|f| f.matches(r)))
+            .map(usage_record)
             .collect();
         Ok(Response::new(pb::DiskUsageResponse { record }))
     }
@@ -62,41 +74,28 @@ impl pb::control_server::Control for Control {
         req: Request<pb::PruneRequest>,
     ) -> std::result::Result<Response<Self::PruneStream>, Status> {
         let req = req.into_inner();
-        // buildx sends an empty filter string when none was given; its
-        // `until` becomes keep_duration before it gets here.
-        let filters: Vec<&String> = req.filter.iter().filter(|f| !f.is_empty()).collect();
-        if !filters.is_empty() {
-            let list: Vec<&str> = filters.iter().map(|f| f.as_str()).collect();
-            return Err(Error::InvalidArgument(format!(
-                "failed to prune build cache: filters are not supported by this builder: {}",
-                list.join(",")
-            ))
-            .grpc());
+        // buildx joins its filters into one string (`type==regular,id~=ab`),
+        // empty when none was given; its `until` arrives as keep_duration.
+        let mut filters = Vec::new();
+        for f in &req.filter {
+            filters.extend(CacheFilter::parse_list(f).map_err(|e| e.grpc())?);
         }
-        // keep-duration: entries used more recently than that stay.
-        let unused_since = (req.keep_duration > 0).then(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos() as i128;
-            now - req.keep_duration as i128
-        });
-        let (deleted, _) = self
-            .0
-            .builder
-            .prune(req.all, unused_since)
-            .await
-            .map_err(|e| e.grpc())?;
-        let records: Vec<std::result::Result<pb::UsageRecord, Status>> = deleted
-            .into_iter()
-            .map(|id| {
-                Ok(pb::UsageRecord {
-                    id: id.get(..25).unwrap_or(&id).to_string(),
-                    record_type: "regular".into(),
-                    ..Default::default()
-                })
-            })
-            .collect();
+        let policy = PrunePolicy {
+            unused_since: (req.keep_duration > 0).then(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos() as i128;
+                now - req.keep_duration as i128
+            }),
+            filters,
+            reserved_space: req.reserved_space.max(0) as u64,
+            max_used_space: req.max_used_space.max(0) as u64,
+            min_free_space: req.min_free_space.max(0) as u64,
+        };
+        let (deleted, _) = self.0.builder.prune(&policy).await.map_err(|e| e.grpc())?;
+        let records: Vec<std::result::Result<pb::UsageRecord, Status>> =
+            deleted.into_iter().map(|c| Ok(usage_record(c))).collect();
         Ok(Response::new(Box::pin(futures_util::stream::iter(records))))
     }
 

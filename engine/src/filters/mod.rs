@@ -53,6 +53,13 @@ impl Filters {
         self.0.get(key).cloned().unwrap_or_default()
     }
 
+    /// The keys given, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.0.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
     /// A boolean filter ("true"/"1"/"false"/"0"), if given.
     pub fn bool(&self, key: &str) -> Result<Option<bool>> {
         match self.get(key).first().map(String::as_str) {
