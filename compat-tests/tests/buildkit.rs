@@ -1001,6 +1001,104 @@ fn serve(body: &'static str, requests: usize) -> (u16, std::thread::JoinHandle<(
     (port, server)
 }
 
+/// git's own daemon on a loopback port, serving the repositories below
+/// `base`: each connection is handed to `git daemon --inetd`.
+fn serve_git(base: PathBuf) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let input = conn.try_clone().unwrap();
+                let _ = std::process::Command::new("git")
+                    .args(["daemon", "--inetd", "--export-all"])
+                    .arg(format!("--base-path={}", base.display()))
+                    .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(input)))
+                    .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(conn)))
+                    .status();
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn add_clones_git_repositories() {
+    let b = start();
+    let git = |dir: &Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(["-C", dir.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A repository with a tag v1 (README "v1", docs/) and a later commit
+    // on main (README "v2").
+    let src = context(
+        &b,
+        "git-src",
+        &[("README", "v1\n"), ("docs/guide.txt", "guide\n")],
+    );
+    git(&src, &["init", "-q", "-b", "main"]);
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "one"]);
+    git(&src, &["tag", "v1"]);
+    std::fs::write(src.join("README"), "v2\n").unwrap();
+    git(&src, &["commit", "-q", "-am", "two"]);
+    let served = b.root.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    git(
+        &served,
+        &["clone", "-q", "--bare", src.to_str().unwrap(), "app.git"],
+    );
+    let port = serve_git(served);
+    let url = format!("git://127.0.0.1:{port}/app.git");
+    let dockerfile = format!(
+        "FROM busybox\n\
+         ADD {url} /main/\n\
+         ADD {url}#v1:docs /docs/\n\
+         ADD --keep-git-dir=true {url}#v1 /kept/\n"
+    );
+    let dir = context(&b, "git-add", &[("Dockerfile", &dockerfile)]);
+    docker_in(&b, &dir, &["build", "-q", "-t", "bk-git", "."]).ok();
+    let shown = b
+        .docker(&[
+            "run",
+            "--rm",
+            "bk-git",
+            "sh",
+            "-c",
+            "cat /main/README /docs/guide.txt /kept/README; test -d /kept/.git && test ! -e /main/.git && echo git-dirs-ok",
+        ])
+        .ok();
+    assert_eq!(shown.out(), "v2\nguide\nv1\ngit-dirs-ok");
+    // A ref the repository lacks fails the step with the remote named.
+    let dir = context(
+        &b,
+        "git-bad",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD {url}#nosuch /x/\n"),
+        )],
+    );
+    let r = docker_in(&b, &dir, &["build", "-q", "."]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(&format!("failed to fetch remote {url}")),
+        "{}",
+        r.stderr
+    );
+    b.finish();
+}
+
 #[test]
 fn add_checksum_verifies_downloads() {
     let b = start();

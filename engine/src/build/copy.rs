@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::dockerfile::{Args, Instruction};
+use super::git::{self, GitSource};
 use super::ignore::Ignore;
 use super::steps::{Build, Stage};
 use super::words;
@@ -252,14 +253,10 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
         ],
         (false, true) => &["from", "chown", "chmod", "link", "exclude", "parents"],
     })?;
-    for unsupported in ["keep-git-dir"] {
-        if ins.flag(unsupported).is_some() {
-            return Err(Error::NotImplemented(format!(
-                "{} --{unsupported} is not supported by this builder yet",
-                ins.name.to_ascii_uppercase()
-            )));
-        }
-    }
+    let keep_git_dir = match ins.flag("keep-git-dir") {
+        None => false,
+        Some(v) => super::mounts::parse_bool("keep-git-dir", v)?,
+    };
     // `--link` changes how BuildKit layers the copy, not what the image
     // holds: here every COPY already makes a layer of its own.
     let checksum = ins.flag("checksum").map(str::to_string);
@@ -354,6 +351,22 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
                 is_dir: false,
                 archive: false,
                 mode: Some(0o644),
+            });
+        } else if let Some(repo) = add.then(|| GitSource::parse(item)).flatten() {
+            let dir = generated.join(format!("git-{}", made.len()));
+            let (root, commit) = git::fetch(&repo, &dir, keep_git_dir).await?;
+            if let Some(want) = checksum.as_deref().filter(|w| !commit.starts_with(*w)) {
+                return Err(Error::InvalidArgument(format!(
+                    "expected checksum to match {want}, got {commit}"
+                )));
+            }
+            made.push(Source {
+                path: root,
+                _fd: None,
+                name: repo.name(),
+                is_dir: true,
+                archive: false,
+                mode: None,
             });
         } else if add && (item.starts_with("http://") || item.starts_with("https://")) {
             let path = generated.join(format!("url-{}", made.len()));

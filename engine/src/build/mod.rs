@@ -14,6 +14,7 @@ pub mod cache;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;
+pub mod git;
 pub mod ignore;
 pub mod mounts;
 pub mod report;
