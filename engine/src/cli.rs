@@ -3,7 +3,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use clap::Parser;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -13,7 +12,17 @@ use std::future::IntoFuture;
 use std::os::fd::AsRawFd;
 
 pub fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let config = match crate::config_file::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berthd: {e}");
+            std::process::exit(1);
+        }
+    };
+    if config.validate {
+        println!("configuration OK");
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&config.log_level)

@@ -100,6 +100,15 @@ pub struct Config {
     /// --log-opt; a container of that driver gets those it does not set.
     #[arg(long = "log-opt")]
     pub log_opts: Vec<String>,
+    /// dockerd's daemon.json, for the settings berthd has (default
+    /// /etc/berth/daemon.json; a missing default file is fine). A setting
+    /// may be given as a flag or in the file, not both.
+    #[arg(long)]
+    pub config_file: Option<PathBuf>,
+    /// Check the flags and the configuration file, say "configuration OK"
+    /// and exit (as dockerd --validate).
+    #[arg(long)]
+    pub validate: bool,
     /// Newest engine–core protocol version to speak (default: this build's
     /// newest). For running an engine as an older one would, in tests.
     #[arg(long, hide = true)]

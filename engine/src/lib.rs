@@ -12,6 +12,7 @@ pub mod build;
 pub mod buildkit;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod confined;
 pub mod containers;
 pub mod core_client;

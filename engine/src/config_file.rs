@@ -1,0 +1,364 @@
+//! `--config-file` (default `/etc/berth/daemon.json`): dockerd's
+//! `daemon.json`, for the settings berthd has. Operators keep their file:
+//! keys are dockerd's, and so are the rules: a setting given both as a
+//! flag and in the file is an error, as is a key that matches nothing; a
+//! missing default file is fine, a missing named one is not. A few keys
+//! describe what Berth always does (`live-restore`) and are accepted.
+//!
+//! Written against `serde_json::Value` rather than a derived struct: each
+//! key must be told apart as "given" or "not given" to find conflicts with
+//! the flags, and values arrive in dockerd's shapes (objects for address
+//! pools and log options) that the flags spell as `key=value` words.
+
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// Where berthd looks when `--config-file` is not given.
+pub const DEFAULT_PATH: &str = "/etc/berth/daemon.json";
+
+/// Keys of dockerd's that state what Berth always does; accepted so that
+/// an operator's file needs no editing.
+const ALWAYS_SO: &[(&str, &str)] = &[
+    (
+        "live-restore",
+        "containers always outlive berthd (they run under berth-core)",
+    ),
+    ("storage-driver", "images are always stored on overlayfs"),
+];
+
+/// The flags, then the configuration file over what they left unset.
+/// Exits like clap for `--help`, `--version` and bad flags.
+pub fn load() -> Result<Config, String> {
+    let matches = Config::command().get_matches();
+    let config = Config::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    with_file(config, &matches)
+}
+
+/// Applies the file the flags name (or the default one) to `config`.
+pub fn with_file(mut config: Config, matches: &ArgMatches) -> Result<Config, String> {
+    let (path, named) = match &config.config_file {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_PATH), false),
+    };
+    let fail = |e: String| {
+        format!(
+            "unable to configure the daemon with file {}: {e}",
+            path.display()
+        )
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(config),
+        Err(e) => return Err(fail(format!("open {}: {}", path.display(), io_reason(&e)))),
+    };
+    apply(&mut config, matches, &text).map_err(fail)?;
+    Ok(config)
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    crate::util::io_reason(e)
+}
+
+/// One setting of the file: its flag (clap's id) and how it is set.
+struct Setting {
+    key: &'static str,
+    arg: &'static str,
+    set: fn(&mut Config, &Value) -> Result<(), String>,
+}
+
+fn string(key: &str, v: &Value) -> Result<String, String> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{key}: a string is expected, not {v}"))
+}
+
+fn strings(key: &str, v: &Value) -> Result<Vec<String>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("{key}: a list is expected, not {v}"))?
+        .iter()
+        .map(|s| string(key, s))
+        .collect()
+}
+
+fn boolean(key: &str, v: &Value) -> Result<bool, String> {
+    v.as_bool()
+        .ok_or_else(|| format!("{key}: true or false is expected, not {v}"))
+}
+
+fn count(key: &str, v: &Value) -> Result<usize, String> {
+    v.as_u64()
+        .map(|n| n as usize)
+        .ok_or_else(|| format!("{key}: a whole number is expected, not {v}"))
+}
+
+const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "hosts",
+        arg: "hosts",
+        set: |c, v| Ok(c.hosts = strings("hosts", v)?),
+    },
+    Setting {
+        key: "tls",
+        arg: "tls",
+        set: |c, v| Ok(c.tls = Some(boolean("tls", v)?)),
+    },
+    Setting {
+        key: "tlsverify",
+        arg: "tlsverify",
+        set: |c, v| Ok(c.tlsverify = boolean("tlsverify", v)?),
+    },
+    Setting {
+        key: "tlscacert",
+        arg: "tlscacert",
+        set: |c, v| Ok(c.tlscacert = Some(string("tlscacert", v)?.into())),
+    },
+    Setting {
+        key: "tlscert",
+        arg: "tlscert",
+        set: |c, v| Ok(c.tlscert = Some(string("tlscert", v)?.into())),
+    },
+    Setting {
+        key: "tlskey",
+        arg: "tlskey",
+        set: |c, v| Ok(c.tlskey = Some(string("tlskey", v)?.into())),
+    },
+    Setting {
+        key: "data-root",
+        arg: "data_root",
+        set: |c, v| Ok(c.data_root = string("data-root", v)?.into()),
+    },
+    Setting {
+        key: "exec-root",
+        arg: "exec_root",
+        set: |c, v| Ok(c.exec_root = string("exec-root", v)?.into()),
+    },
+    Setting {
+        key: "pidfile",
+        arg: "pidfile",
+        set: |c, v| Ok(c.pidfile = Some(string("pidfile", v)?.into())),
+    },
+    Setting {
+        key: "group",
+        arg: "group",
+        set: |c, v| Ok(c.group = Some(string("group", v)?)),
+    },
+    Setting {
+        key: "log-level",
+        arg: "log_level",
+        set: |c, v| Ok(c.log_level = string("log-level", v)?),
+    },
+    Setting {
+        key: "debug",
+        arg: "log_level",
+        set: |c, v| {
+            if boolean("debug", v)? {
+                c.log_level = "debug".into();
+            }
+            Ok(())
+        },
+    },
+    Setting {
+        key: "default-runtime",
+        arg: "runtime",
+        set: |c, v| Ok(c.runtime = Some(string("default-runtime", v)?)),
+    },
+    Setting {
+        key: "insecure-registries",
+        arg: "insecure_registries",
+        set: |c, v| Ok(c.insecure_registries = strings("insecure-registries", v)?),
+    },
+    Setting {
+        key: "max-concurrent-downloads",
+        arg: "max_concurrent_downloads",
+        set: |c, v| Ok(c.max_concurrent_downloads = count("max-concurrent-downloads", v)?),
+    },
+    Setting {
+        key: "max-concurrent-uploads",
+        arg: "max_concurrent_uploads",
+        set: |c, v| Ok(c.max_concurrent_uploads = count("max-concurrent-uploads", v)?),
+    },
+    Setting {
+        key: "bridge",
+        arg: "bridge",
+        set: |c, v| Ok(c.bridge = string("bridge", v)?),
+    },
+    Setting {
+        key: "bip",
+        arg: "bip",
+        set: |c, v| Ok(c.bip = string("bip", v)?),
+    },
+    Setting {
+        key: "default-address-pools",
+        arg: "default_address_pools",
+        set: |c, v| {
+            // dockerd's file takes objects: {"base": "10.0.0.0/8", "size": 24}.
+            let list = v
+                .as_array()
+                .ok_or_else(|| format!("default-address-pools: a list is expected, not {v}"))?;
+            c.default_address_pools = list
+                .iter()
+                .map(|p| match (p["base"].as_str(), p["size"].as_u64()) {
+                    (Some(base), Some(size)) => Ok(format!("base={base},size={size}")),
+                    _ => Err(format!(
+                        "default-address-pools: {p} needs a \"base\" and a \"size\""
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "dns",
+        arg: "dns",
+        set: |c, v| Ok(c.dns = strings("dns", v)?),
+    },
+    Setting {
+        key: "ip",
+        arg: "ip",
+        set: |c, v| Ok(c.ip = string("ip", v)?),
+    },
+    Setting {
+        key: "log-driver",
+        arg: "log_driver",
+        set: |c, v| Ok(c.log_driver = string("log-driver", v)?),
+    },
+    Setting {
+        key: "log-opts",
+        arg: "log_opts",
+        set: |c, v| {
+            let map = v
+                .as_object()
+                .ok_or_else(|| format!("log-opts: an object is expected, not {v}"))?;
+            c.log_opts = map
+                .iter()
+                .map(|(k, v)| Ok(format!("{k}={}", string(&format!("log-opts.{k}"), v)?)))
+                .collect::<Result<_, String>>()?;
+            Ok(())
+        },
+    },
+];
+
+/// How a flag's value reads in a conflict message.
+fn flag_text(matches: &ArgMatches, arg: &str) -> String {
+    matches
+        .get_raw(arg)
+        .map(|vals| {
+            vals.map(|v| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// Applies the file's JSON text over `config`, refusing what dockerd
+/// refuses: a key the flags also set, a key that matches nothing.
+pub fn apply(config: &mut Config, matches: &ArgMatches, text: &str) -> Result<(), String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let Value::Object(map) = doc else {
+        return Err("the file must hold a JSON object".into());
+    };
+    let mut unknown = Vec::new();
+    let mut conflicts = Vec::new();
+    for (key, value) in &map {
+        if let Some((_, why)) = ALWAYS_SO.iter().find(|(k, _)| k == key) {
+            tracing::info!(key = %key, "{why}: nothing to configure");
+            continue;
+        }
+        let Some(setting) = SETTINGS.iter().find(|s| s.key == key) else {
+            unknown.push(key.clone());
+            continue;
+        };
+        if matches.value_source(setting.arg) == Some(ValueSource::CommandLine) {
+            conflicts.push(format!(
+                "{key}: (from flag: {}, from file: {})",
+                flag_text(matches, setting.arg),
+                value_text(value)
+            ));
+            continue;
+        }
+        (setting.set)(config, value)?;
+    }
+    if !conflicts.is_empty() {
+        return Err(format!(
+            "the following directives are specified both as a flag and in the configuration file: {}",
+            conflicts.join(", ")
+        ));
+    }
+    if !unknown.is_empty() {
+        unknown.sort();
+        return Err(format!(
+            "the following directives don't match any configuration option: {}",
+            unknown.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The file named by the flags, for `--validate`'s message.
+pub fn path_of(config: &Config) -> &Path {
+    config
+        .config_file
+        .as_deref()
+        .unwrap_or(Path::new(DEFAULT_PATH))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str], file: &str) -> Result<Config, String> {
+        let matches = Config::command()
+            .try_get_matches_from(std::iter::once("berthd").chain(flags.iter().copied()))
+            .unwrap();
+        let mut c = Config::from_arg_matches(&matches).unwrap();
+        apply(&mut c, &matches, file).map(|()| c)
+    }
+
+    #[test]
+    fn file_settings_fill_what_the_flags_left() {
+        let c = parse(
+            &["--bridge", "br-x"],
+            r#"{"data-root": "/srv/berth", "log-opts": {"max-size": "5m"},
+                "default-address-pools": [{"base": "10.9.0.0/16", "size": 24}],
+                "insecure-registries": ["reg:5000"], "debug": true, "live-restore": true}"#,
+        )
+        .unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/srv/berth"));
+        assert_eq!(c.bridge, "br-x");
+        assert_eq!(c.log_opts, ["max-size=5m"]);
+        assert_eq!(c.default_address_pools, ["base=10.9.0.0/16,size=24"]);
+        assert_eq!(c.insecure_registries, ["reg:5000"]);
+        assert_eq!(c.log_level, "debug");
+    }
+
+    #[test]
+    fn conflicts_and_unknown_keys_are_refused_in_dockerds_words() {
+        let e = parse(&["--data-root", "/a"], r#"{"data-root": "/b"}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "the following directives are specified both as a flag and in the configuration file: data-root: (from flag: /a, from file: /b)"
+        );
+        let e = parse(&[], r#"{"frobnicate": 1, "bogus": 2}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "the following directives don't match any configuration option: bogus, frobnicate"
+        );
+        assert!(parse(&[], r#"{"dns": "1.1.1.1"}"#)
+            .unwrap_err()
+            .contains("a list is expected"));
+        assert!(parse(&[], "[1]").is_err());
+    }
+}
