@@ -677,3 +677,52 @@ fn all_tags_push_and_pull_with_image_events() {
     }
     b.finish();
 }
+
+#[test]
+fn docker_hub_images_come_through_a_mirror_with_fallback() {
+    // The mirror holds what Docker Hub would: library/busybox.
+    let mirror = Registry::start();
+    let seed = Berth::start();
+    seed.load_busybox();
+    let name = format!("{}/library/busybox:mirrored", mirror.addr);
+    seed.docker(&["tag", "busybox", &name]).ok();
+    seed.docker(&["push", &name]).ok();
+    seed.finish();
+
+    // A first mirror that refuses connections (a port nothing listens on
+    // any more), then the working one: the pull falls back to the second,
+    // and never reaches Docker Hub (no traffic leaves loopback).
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead_url = format!("http://127.0.0.1:{dead}");
+    let good_url = format!("http://{}", mirror.addr);
+    let b = Berth::start_with(&[
+        "--registry-mirror",
+        &dead_url,
+        "--registry-mirror",
+        &good_url,
+    ]);
+    let mirrors = b
+        .docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"])
+        .ok();
+    assert_eq!(mirrors.out(), format!("[\"{dead_url}/\",\"{good_url}/\"]"));
+    let pulled = b.docker(&["pull", "busybox:mirrored"]).ok();
+    assert!(
+        pulled.stdout.contains("docker.io/library/busybox:mirrored"),
+        "{}",
+        pulled.stdout
+    );
+    let out = b
+        .docker(&["run", "--rm", "busybox:mirrored", "echo", "from-mirror"])
+        .ok();
+    assert_eq!(out.out(), "from-mirror");
+    // A bad mirror URL stops berthd with dockerd's reason.
+    let bad = std::process::Command::new(berth_compat_tests::bin_dir().join("berthd"))
+        .args(["--validate", "--registry-mirror", "ftp://x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    b.finish();
+}

@@ -64,6 +64,11 @@ pub struct Config {
     /// 127.0.0.0/8 always are. Repeatable.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// A pull-through mirror of Docker Hub (http:// or https:// URL), tried
+    /// before it for docker.io images, as dockerd's --registry-mirror.
+    /// Repeatable.
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
     /// Layers downloaded at once per pull.
     #[arg(long, default_value_t = 3)]
     pub max_concurrent_downloads: usize,

@@ -36,7 +36,18 @@ const ALWAYS_SO: &[(&str, &str)] = &[
 pub fn load() -> Result<Config, String> {
     let matches = Config::command().get_matches();
     let config = Config::from_arg_matches(&matches).map_err(|e| e.to_string())?;
-    with_file(config, &matches)
+    let config = with_file(config, &matches)?;
+    check(&config)?;
+    Ok(config)
+}
+
+/// Checks what the flags and file say beyond their shapes, before
+/// anything starts (and for `--validate`).
+pub fn check(config: &Config) -> Result<(), String> {
+    for m in &config.registry_mirrors {
+        crate::images::registry::Mirror::parse(m)?;
+    }
+    Ok(())
 }
 
 /// Applies the file the flags name (or the default one) to `config`.
@@ -171,6 +182,11 @@ const SETTINGS: &[Setting] = &[
         key: "insecure-registries",
         arg: "insecure_registries",
         set: |c, v| Ok(c.insecure_registries = strings("insecure-registries", v)?),
+    },
+    Setting {
+        key: "registry-mirrors",
+        arg: "registry_mirrors",
+        set: |c, v| Ok(c.registry_mirrors = strings("registry-mirrors", v)?),
     },
     Setting {
         key: "max-concurrent-downloads",

@@ -218,10 +218,17 @@ pub async fn info(
         warnings: Some(vec![]),
         ..Default::default()
     };
+    let mirrors: Vec<&str> = engine
+        .images
+        .registries
+        .mirrors()
+        .iter()
+        .map(|m| m.url.as_str())
+        .collect();
     info.registry_config = serde_json::from_value(json!({
-        "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}},
+        "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}},
         "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-        "Mirrors": []
+        "Mirrors": mirrors
     }))
     .ok();
     // What dockerd lists as built in, for what Berth has: the local volume

@@ -111,7 +111,15 @@ impl Images {
             snapshots,
             tmp,
             content: content::ContentStore::new(data_root)?,
-            registries: registry::Registries::new(config.insecure_registries.clone()),
+            registries: registry::Registries::new(
+                config.insecure_registries.clone(),
+                config
+                    .registry_mirrors
+                    .iter()
+                    .map(|m| registry::Mirror::parse(m))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(Error::InvalidArgument)?,
+            ),
             events,
             gc_lock: tokio::sync::RwLock::new(()),
             pulls: Mutex::new(HashMap::new()),

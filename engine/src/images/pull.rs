@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use super::content::sha256_digest;
 use super::progress::Progress;
 use super::reference::{familiar, Reference};
-use super::registry::{manifest_error, oci_reference, registry_error};
+use super::registry::{manifest_error, oci_reference, oci_reference_at, registry_error};
 use super::{unpack, Images};
 use crate::error::{Error, Result};
 use crate::store::{ImageRow, LayerBlob};
@@ -213,19 +213,38 @@ impl Images {
         let _gc = self.gc_lock.read().await;
         let r = &req.reference;
         let familiar_ref = familiar(&r.normalized());
-        let client = self.registries.client(&r.domain);
-        let oref = oci_reference(r);
-        let auth = req.auth.registry_auth();
         let accepted = [
             DOCKER_MANIFEST,
             OCI_MANIFEST,
             DOCKER_MANIFEST_LIST,
             OCI_INDEX,
         ];
-        let (top_bytes, top_digest) = client
-            .pull_manifest_raw(&oref, &auth, &accepted)
-            .await
-            .map_err(|e| manifest_error(e, &familiar_ref, &r.repository()))?;
+        // Docker Hub's mirrors first, each tried anonymously; whatever goes
+        // wrong with one, the next endpoint is tried, as dockerd falls back.
+        // The whole image then comes from where its manifest came from.
+        let mut endpoints = self.registries.endpoints(&r.domain).into_iter().peekable();
+        let (client, domain, auth, top_bytes, top_digest) = loop {
+            let Some(ep) = endpoints.next() else {
+                return Err(Error::Internal("no registry endpoint".into()));
+            };
+            let client = self.registries.client(&ep.domain);
+            let auth = if ep.mirror {
+                oci_client::secrets::RegistryAuth::Anonymous
+            } else {
+                req.auth.registry_auth()
+            };
+            match client
+                .pull_manifest_raw(&oci_reference_at(r, &ep.domain), &auth, &accepted)
+                .await
+            {
+                Ok((bytes, digest)) => break (client, ep.domain, auth, bytes, digest),
+                Err(e) if ep.mirror && endpoints.peek().is_some() => {
+                    tracing::info!(mirror = %ep.domain, reference = %familiar_ref, error = %e, "pull from mirror failed, trying the next endpoint");
+                }
+                Err(e) => return Err(manifest_error(e, &familiar_ref, &r.repository())),
+            }
+        };
+        let oref = oci_reference_at(r, &domain);
         check_manifest_digest(&top_bytes, &top_digest)?;
         let top: Manifest = parse_manifest(&top_bytes)?;
 
@@ -248,7 +267,7 @@ impl Images {
                 };
                 let (bytes, digest) = client
                     .pull_manifest_raw(
-                        &oci_reference(&by_digest),
+                        &oci_reference_at(&by_digest, &domain),
                         &auth,
                         &[DOCKER_MANIFEST, OCI_MANIFEST],
                     )

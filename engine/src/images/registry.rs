@@ -25,14 +25,95 @@ const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
 #[derive(Debug, Clone, Default)]
 pub struct Registries {
     insecure: Vec<String>,
+    /// `--registry-mirror`s: tried in order for Docker Hub's images.
+    mirrors: Vec<Mirror>,
+}
+
+/// A pull-through mirror of Docker Hub (dockerd's `registry-mirrors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// As `docker info` shows it: the URL with a trailing `/`.
+    pub url: String,
+    /// host[:port], what clients and references name.
+    pub domain: String,
+    /// Given as `http://`: spoken to over plain HTTP.
+    pub plain_http: bool,
+}
+
+impl Mirror {
+    /// A mirror as dockerd accepts one: an http or https URL of a host,
+    /// with no path, query or credentials.
+    pub fn parse(text: &str) -> Result<Mirror, String> {
+        let bad = || format!("invalid mirror: {text:?} is not a valid URI");
+        let (plain_http, rest) = match text.split_once("://") {
+            Some(("http", r)) => (true, r),
+            Some(("https", r)) => (false, r),
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "invalid mirror: unsupported scheme {scheme:?} in {text:?}"
+                ))
+            }
+            None => return Err(bad()),
+        };
+        let domain = rest.trim_end_matches('/');
+        if domain.is_empty() || domain.contains(['/', '?', '#', '@']) {
+            return Err(format!(
+                "invalid mirror: path, query, fragment or credentials are not allowed in {text:?}"
+            ));
+        }
+        let scheme = if plain_http { "http" } else { "https" };
+        Ok(Mirror {
+            url: format!("{scheme}://{domain}/"),
+            domain: domain.to_string(),
+            plain_http,
+        })
+    }
+}
+
+/// Where one pull may fetch an image from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// host[:port] spoken to.
+    pub domain: String,
+    /// A mirror: tried anonymously, and on any failure the next endpoint
+    /// is tried (dockerd's fallback).
+    pub mirror: bool,
 }
 
 impl Registries {
-    pub fn new(insecure: Vec<String>) -> Registries {
-        Registries { insecure }
+    pub fn new(insecure: Vec<String>, mirrors: Vec<Mirror>) -> Registries {
+        Registries { insecure, mirrors }
+    }
+
+    pub fn mirrors(&self) -> &[Mirror] {
+        &self.mirrors
+    }
+
+    /// The endpoints of a pull from `domain`: Docker Hub's mirrors first,
+    /// then the registry itself.
+    pub fn endpoints(&self, domain: &str) -> Vec<Endpoint> {
+        let mut out = Vec::new();
+        if domain == "docker.io" {
+            out.extend(self.mirrors.iter().map(|m| Endpoint {
+                domain: m.domain.clone(),
+                mirror: true,
+            }));
+        }
+        out.push(Endpoint {
+            domain: domain.to_string(),
+            mirror: false,
+        });
+        out
     }
 
     pub fn is_insecure(&self, domain: &str) -> bool {
+        if self
+            .mirrors
+            .iter()
+            .any(|m| m.plain_http && m.domain == domain)
+        {
+            return true;
+        }
         let host = host_of(domain);
         if host == "localhost" {
             return true;
@@ -126,10 +207,16 @@ fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
 
 /// The reference in oci-client's terms.
 pub fn oci_reference(r: &Reference) -> oci_client::Reference {
-    let registry = if r.domain == "docker.io" {
+    oci_reference_at(r, &r.domain)
+}
+
+/// The reference as fetched from `domain` (a mirror of its registry, or
+/// the registry itself).
+pub fn oci_reference_at(r: &Reference, domain: &str) -> oci_client::Reference {
+    let registry = if domain == "docker.io" {
         DOCKER_HUB_REGISTRY.to_string()
     } else {
-        r.domain.clone()
+        domain.to_string()
     };
     match (&r.tag, &r.digest) {
         (Some(t), Some(d)) => oci_client::Reference::with_tag_and_digest(
@@ -432,7 +519,7 @@ mod tests {
 
     #[test]
     fn loopback_and_listed_registries_are_plain_http() {
-        let r = Registries::new(vec!["10.1.0.0/16".into(), "myreg:5000".into()]);
+        let r = Registries::new(vec!["10.1.0.0/16".into(), "myreg:5000".into()], Vec::new());
         assert!(r.is_insecure("127.0.0.1:5000"));
         assert!(r.is_insecure("127.3.4.5"));
         assert!(r.is_insecure("localhost:5000"));
@@ -440,6 +527,21 @@ mod tests {
         assert!(r.is_insecure("myreg:5000"));
         assert!(!r.is_insecure("10.2.0.1"));
         assert!(!r.is_insecure("docker.io"));
+    }
+
+    #[test]
+    fn mirrors_are_checked_and_tried_before_docker_hub() {
+        let m = Mirror::parse("http://10.9.9.9:5000").unwrap();
+        assert_eq!(m.url, "http://10.9.9.9:5000/");
+        assert!(Mirror::parse("ftp://x").is_err());
+        assert!(Mirror::parse("https://x/path").is_err());
+        assert!(Mirror::parse("mirror.example").is_err());
+        let r = Registries::new(Vec::new(), vec![m]);
+        assert!(r.is_insecure("10.9.9.9:5000"));
+        let eps = r.endpoints("docker.io");
+        assert_eq!(eps.len(), 2);
+        assert!(eps[0].mirror && eps[0].domain == "10.9.9.9:5000");
+        assert_eq!(r.endpoints("ghcr.io").len(), 1);
     }
 
     #[test]
