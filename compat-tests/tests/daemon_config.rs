@@ -96,3 +96,66 @@ fn a_running_berthd_follows_its_configuration_file() {
     b.finish();
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
+
+#[test]
+fn sighup_reloads_what_may_change_and_says_so() {
+    use std::io::BufRead;
+    let mirror = berth_compat_tests::registry::Registry::start();
+    let file = config_file("reload", "daemon.json", "{}");
+    let b = Berth::start_with(&["--config-file", file.to_str().unwrap()]);
+    b.load_busybox();
+    // The mirror holds an image of Docker Hub's that this engine lacks.
+    let pushed = format!("{}/library/busybox:reloaded", mirror.addr);
+    b.docker(&["tag", "busybox", &pushed]).ok();
+    b.docker(&["push", &pushed]).ok();
+    b.docker(&["rmi", &pushed]).ok();
+
+    let url = format!("http://{}", mirror.addr);
+    std::fs::write(
+        &file,
+        format!(r#"{{"registry-mirrors": ["{url}"], "debug": true}}"#),
+    )
+    .unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &b.berthd_pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Events since before the signal: the reload's is replayed if it came
+    // already, or arrives live; either way it is the first line.
+    let mut events = b
+        .docker_cmd(&[
+            "events",
+            "--since",
+            &format!("{}.{:09}", before.as_secs(), before.subsec_nanos()),
+            "--filter",
+            "type=daemon",
+            "--format",
+            "{{.Action}} {{index .Actor.Attributes \"registry-mirrors\"}}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    // A bound on a hang (no reload ever announced), not a synchronisation.
+    let first = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let _ = events.kill();
+    let _ = events.wait();
+    assert_eq!(first.ok(), Some(format!("reload [{url}/]\n")));
+    let mirrors = b
+        .docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"])
+        .ok();
+    assert_eq!(mirrors.out(), format!("[\"{url}/\"]"));
+    b.docker(&["pull", "busybox:reloaded"]).ok();
+    b.finish();
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}

@@ -23,15 +23,7 @@ pub fn main() -> anyhow::Result<()> {
         println!("configuration OK");
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log_level)
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: logs usually go to a file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    crate::reload::init_logging(&config.log_level);
     // Registries over TLS use ring's primitives (one crypto provider for
     // the whole process; the alternative, aws-lc, needs a long C build).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -81,6 +73,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let handover =
         listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
 
+    tokio::spawn(crate::reload::on_hangup(engine.clone()));
     let app = api::app(engine.clone());
     crate::tcp::serve(tcp_endpoints, api::service(engine.clone()));
     // Two ways to stop: SIGTERM/SIGINT (drain for a bounded time, like

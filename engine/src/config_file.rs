@@ -41,6 +41,18 @@ pub fn load() -> Result<Config, String> {
     Ok(config)
 }
 
+/// The flags berthd started with and the configuration file as it is now
+/// (a SIGHUP's reload).
+pub fn reread() -> Result<Config, String> {
+    let matches = Config::command()
+        .try_get_matches_from(std::env::args_os())
+        .map_err(|e| e.to_string())?;
+    let config = Config::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    let config = with_file(config, &matches)?;
+    check(&config)?;
+    Ok(config)
+}
+
 /// Checks what the flags and file say beyond their shapes, before
 /// anything starts (and for `--validate`).
 pub fn check(config: &Config) -> Result<(), String> {

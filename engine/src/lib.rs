@@ -24,6 +24,7 @@ pub mod go_json;
 pub mod images;
 pub mod listener;
 pub mod networks;
+pub mod reload;
 pub mod store;
 pub mod tarball;
 pub mod tcp;

@@ -276,7 +276,7 @@ async fn push(
 /// `POST /auth`: checks credentials against the registry.
 pub async fn auth(AxState(engine): AxState<State>, body: axum::body::Bytes) -> Result<Response> {
     let auth: AuthConfig = crate::go_json::body(&body)?;
-    crate::images::registry::login(&engine.images.registries, &auth).await?;
+    crate::images::registry::login(&engine.images.registries(), &auth).await?;
     Ok(
         Json(serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" }))
             .into_response(),

@@ -218,9 +218,8 @@ pub async fn info(
         warnings: Some(vec![]),
         ..Default::default()
     };
-    let mirrors: Vec<&str> = engine
-        .images
-        .registries
+    let registries = engine.images.registries();
+    let mirrors: Vec<&str> = registries
         .mirrors()
         .iter()
         .map(|m| m.url.as_str())

@@ -57,7 +57,9 @@ pub struct Images {
     snapshots: PathBuf,
     tmp: PathBuf,
     pub(crate) content: content::ContentStore,
-    pub(crate) registries: registry::Registries,
+    /// Which registries are plain HTTP, and Docker Hub's mirrors: replaced
+    /// whole when the configuration is reloaded.
+    registries: std::sync::RwLock<registry::Registries>,
     pub events: Arc<crate::events::Events>,
     /// Operations that add layers hold it shared; garbage collection holds
     /// it exclusively, so it never takes a layer that is about to be used.
@@ -66,8 +68,53 @@ pub struct Images {
     pulls: Mutex<HashMap<String, Arc<progress::Progress>>>,
     /// One lock per layer being fetched or unpacked.
     layer_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    max_downloads: usize,
-    max_uploads: usize,
+    max_downloads: std::sync::atomic::AtomicUsize,
+    max_uploads: std::sync::atomic::AtomicUsize,
+}
+
+fn registries_of(config: &crate::config::Config) -> Result<registry::Registries> {
+    let mirrors = config
+        .registry_mirrors
+        .iter()
+        .map(|m| registry::Mirror::parse(m))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(Error::InvalidArgument)?;
+    Ok(registry::Registries::new(
+        config.insecure_registries.clone(),
+        mirrors,
+    ))
+}
+
+impl Images {
+    /// The registry settings now (a copy: a reload may replace them).
+    pub fn registries(&self) -> registry::Registries {
+        self.registries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Takes what a configuration reload may change: insecure registries,
+    /// mirrors, and how many layers move at once.
+    pub fn reload(&self, config: &crate::config::Config) -> Result<()> {
+        let registries = registries_of(config)?;
+        *self.registries.write().unwrap_or_else(|p| p.into_inner()) = registries;
+        use std::sync::atomic::Ordering::Relaxed;
+        self.max_downloads
+            .store(config.max_concurrent_downloads, Relaxed);
+        self.max_uploads
+            .store(config.max_concurrent_uploads, Relaxed);
+        Ok(())
+    }
+
+    fn max_downloads(&self) -> usize {
+        self.max_downloads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn max_uploads(&self) -> usize {
+        self.max_uploads.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// GOARCH spelling of this machine's architecture, as image configs use it.
@@ -111,21 +158,13 @@ impl Images {
             snapshots,
             tmp,
             content: content::ContentStore::new(data_root)?,
-            registries: registry::Registries::new(
-                config.insecure_registries.clone(),
-                config
-                    .registry_mirrors
-                    .iter()
-                    .map(|m| registry::Mirror::parse(m))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(Error::InvalidArgument)?,
-            ),
+            registries: std::sync::RwLock::new(registries_of(config)?),
             events,
             gc_lock: tokio::sync::RwLock::new(()),
             pulls: Mutex::new(HashMap::new()),
             layer_locks: Mutex::new(HashMap::new()),
-            max_downloads: config.max_concurrent_downloads,
-            max_uploads: config.max_concurrent_uploads,
+            max_downloads: config.max_concurrent_downloads.into(),
+            max_uploads: config.max_concurrent_uploads.into(),
         })
     }
 

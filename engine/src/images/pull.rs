@@ -222,12 +222,16 @@ impl Images {
         // Docker Hub's mirrors first, each tried anonymously; whatever goes
         // wrong with one, the next endpoint is tried, as dockerd falls back.
         // The whole image then comes from where its manifest came from.
-        let mut endpoints = self.registries.endpoints(&r.domain).into_iter().peekable();
+        let mut endpoints = self
+            .registries()
+            .endpoints(&r.domain)
+            .into_iter()
+            .peekable();
         let (client, domain, auth, top_bytes, top_digest) = loop {
             let Some(ep) = endpoints.next() else {
                 return Err(Error::Internal("no registry endpoint".into()));
             };
-            let client = self.registries.client(&ep.domain);
+            let client = self.registries().client(&ep.domain);
             let auth = if ep.mirror {
                 oci_client::secrets::RegistryAuth::Anonymous
             } else {
@@ -345,7 +349,7 @@ impl Images {
         let existed = self.store.image(&image_id).await?.is_some();
 
         // Layers: "Already exists" or a download, at most N at once.
-        let slots = Arc::new(Semaphore::new(self.max_downloads.max(1)));
+        let slots = Arc::new(Semaphore::new(self.max_downloads().max(1)));
         let mut jobs = Vec::new();
         for ((desc, diff), chain) in manifest.layers.iter().zip(&diff_ids).zip(&chains) {
             let id = short_digest(&desc.digest);
@@ -665,7 +669,7 @@ impl Images {
         platform: Option<Platform>,
         auth: super::registry::AuthConfig,
     ) -> Result<Arc<Progress>> {
-        let client = self.registries.client(&repository.domain);
+        let client = self.registries().client(&repository.domain);
         let listing = Reference {
             tag: Some("latest".into()),
             digest: None,
@@ -712,7 +716,7 @@ impl Images {
         auth: &super::registry::AuthConfig,
     ) -> Result<DistributionInspect> {
         let familiar_ref = familiar(&reference.normalized());
-        let client = self.registries.client(&reference.domain);
+        let client = self.registries().client(&reference.domain);
         let oref = oci_reference(reference);
         let accepted = [
             DOCKER_MANIFEST,

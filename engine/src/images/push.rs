@@ -121,7 +121,7 @@ impl Images {
     ) -> Result<()> {
         let _shared = self.gc_lock.read().await;
         let plan = self.plan_push(img).await?;
-        let client = self.registries.client(&r.domain);
+        let client = self.registries().client(&r.domain);
         let oref = oci_reference(r);
         client
             .auth(
@@ -136,7 +136,7 @@ impl Images {
         for l in plan.layers.iter().rev() {
             progress.layer(&short_digest(&l.digest), "Preparing");
         }
-        let slots = Arc::new(Semaphore::new(self.max_uploads.max(1)));
+        let slots = Arc::new(Semaphore::new(self.max_uploads().max(1)));
         let uploads = plan.layers.iter().rev().map(|layer| {
             let (client, oref, slots, progress) = (&client, &oref, slots.clone(), progress.clone());
             async move {
