@@ -123,57 +123,90 @@ const SETTINGS: &[Setting] = &[
     Setting {
         key: "hosts",
         arg: "hosts",
-        set: |c, v| Ok(c.hosts = strings("hosts", v)?),
+        set: |c, v| {
+            c.hosts = strings("hosts", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "tls",
         arg: "tls",
-        set: |c, v| Ok(c.tls = Some(boolean("tls", v)?)),
+        set: |c, v| {
+            c.tls = Some(boolean("tls", v)?);
+            Ok(())
+        },
     },
     Setting {
         key: "tlsverify",
         arg: "tlsverify",
-        set: |c, v| Ok(c.tlsverify = boolean("tlsverify", v)?),
+        set: |c, v| {
+            c.tlsverify = boolean("tlsverify", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "tlscacert",
         arg: "tlscacert",
-        set: |c, v| Ok(c.tlscacert = Some(string("tlscacert", v)?.into())),
+        set: |c, v| {
+            c.tlscacert = Some(string("tlscacert", v)?.into());
+            Ok(())
+        },
     },
     Setting {
         key: "tlscert",
         arg: "tlscert",
-        set: |c, v| Ok(c.tlscert = Some(string("tlscert", v)?.into())),
+        set: |c, v| {
+            c.tlscert = Some(string("tlscert", v)?.into());
+            Ok(())
+        },
     },
     Setting {
         key: "tlskey",
         arg: "tlskey",
-        set: |c, v| Ok(c.tlskey = Some(string("tlskey", v)?.into())),
+        set: |c, v| {
+            c.tlskey = Some(string("tlskey", v)?.into());
+            Ok(())
+        },
     },
     Setting {
         key: "data-root",
         arg: "data_root",
-        set: |c, v| Ok(c.data_root = string("data-root", v)?.into()),
+        set: |c, v| {
+            c.data_root = string("data-root", v)?.into();
+            Ok(())
+        },
     },
     Setting {
         key: "exec-root",
         arg: "exec_root",
-        set: |c, v| Ok(c.exec_root = string("exec-root", v)?.into()),
+        set: |c, v| {
+            c.exec_root = string("exec-root", v)?.into();
+            Ok(())
+        },
     },
     Setting {
         key: "pidfile",
         arg: "pidfile",
-        set: |c, v| Ok(c.pidfile = Some(string("pidfile", v)?.into())),
+        set: |c, v| {
+            c.pidfile = Some(string("pidfile", v)?.into());
+            Ok(())
+        },
     },
     Setting {
         key: "group",
         arg: "group",
-        set: |c, v| Ok(c.group = Some(string("group", v)?)),
+        set: |c, v| {
+            c.group = Some(string("group", v)?);
+            Ok(())
+        },
     },
     Setting {
         key: "log-level",
         arg: "log_level",
-        set: |c, v| Ok(c.log_level = string("log-level", v)?),
+        set: |c, v| {
+            c.log_level = string("log-level", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "debug",
@@ -188,37 +221,58 @@ const SETTINGS: &[Setting] = &[
     Setting {
         key: "default-runtime",
         arg: "runtime",
-        set: |c, v| Ok(c.runtime = Some(string("default-runtime", v)?)),
+        set: |c, v| {
+            c.runtime = Some(string("default-runtime", v)?);
+            Ok(())
+        },
     },
     Setting {
         key: "insecure-registries",
         arg: "insecure_registries",
-        set: |c, v| Ok(c.insecure_registries = strings("insecure-registries", v)?),
+        set: |c, v| {
+            c.insecure_registries = strings("insecure-registries", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "registry-mirrors",
         arg: "registry_mirrors",
-        set: |c, v| Ok(c.registry_mirrors = strings("registry-mirrors", v)?),
+        set: |c, v| {
+            c.registry_mirrors = strings("registry-mirrors", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "max-concurrent-downloads",
         arg: "max_concurrent_downloads",
-        set: |c, v| Ok(c.max_concurrent_downloads = count("max-concurrent-downloads", v)?),
+        set: |c, v| {
+            c.max_concurrent_downloads = count("max-concurrent-downloads", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "max-concurrent-uploads",
         arg: "max_concurrent_uploads",
-        set: |c, v| Ok(c.max_concurrent_uploads = count("max-concurrent-uploads", v)?),
+        set: |c, v| {
+            c.max_concurrent_uploads = count("max-concurrent-uploads", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "bridge",
         arg: "bridge",
-        set: |c, v| Ok(c.bridge = string("bridge", v)?),
+        set: |c, v| {
+            c.bridge = string("bridge", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "bip",
         arg: "bip",
-        set: |c, v| Ok(c.bip = string("bip", v)?),
+        set: |c, v| {
+            c.bip = string("bip", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "default-address-pools",
@@ -243,17 +297,26 @@ const SETTINGS: &[Setting] = &[
     Setting {
         key: "dns",
         arg: "dns",
-        set: |c, v| Ok(c.dns = strings("dns", v)?),
+        set: |c, v| {
+            c.dns = strings("dns", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "ip",
         arg: "ip",
-        set: |c, v| Ok(c.ip = string("ip", v)?),
+        set: |c, v| {
+            c.ip = string("ip", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "log-driver",
         arg: "log_driver",
-        set: |c, v| Ok(c.log_driver = string("log-driver", v)?),
+        set: |c, v| {
+            c.log_driver = string("log-driver", v)?;
+            Ok(())
+        },
     },
     Setting {
         key: "log-opts",

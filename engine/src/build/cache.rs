@@ -176,13 +176,13 @@ impl super::Builder {
             .iter()
             .filter(|(r, _)| {
                 let used = nanos(r.last_used_at.as_deref().unwrap_or(""));
-                !policy.unused_since.is_some_and(|t| used >= t)
+                policy.unused_since.is_none_or(|t| used < t)
                     && policy.filters.iter().all(|f| f.matches(r))
             })
             .collect();
         chosen.sort_by_key(|(r, _)| nanos(r.last_used_at.as_deref().unwrap_or("")));
         let free = nix::sys::statvfs::statvfs(&self.root)
-            .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+            .map(|s| s.blocks_available() * s.fragment_size())
             .unwrap_or(0);
         let mut freed_estimate = 0u64;
         let mut named: std::collections::HashSet<String> = self
