@@ -29,6 +29,33 @@ fn ping_version_and_info() {
     // On these hosts crun refuses the hybrid cgroup layout, so runc is chosen.
     let rt = info.out().split(' ').next().unwrap().to_string();
     assert!(rt == "runc" || rt == "crun", "{info:?}");
+    // What the CLI shows as "runc version" is the default runtime's own
+    // `--version` commit line; the backing filesystem is the data root's.
+    let said = std::process::Command::new(&rt)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let commit = String::from_utf8_lossy(&said.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("commit:").map(|c| c.trim().to_string()))
+        .unwrap();
+    let shown = b
+        .docker(&[
+            "info",
+            "--format",
+            "{{.RuncCommit.ID}}|{{index .DriverStatus 0 1}}",
+        ])
+        .ok();
+    let fs = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(b.data_root())
+        .output()
+        .unwrap();
+    let fs = match String::from_utf8_lossy(&fs.stdout).trim() {
+        "ext2/ext3" => "extfs".to_string(),
+        other => other.to_string(),
+    };
+    assert_eq!(shown.out(), format!("{commit}|{fs}"));
     b.finish();
 }
 

@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod filters;
 pub mod go_json;
+pub mod host_info;
 pub mod images;
 pub mod listener;
 pub mod networks;

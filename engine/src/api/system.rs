@@ -151,6 +151,23 @@ pub async fn info(
             },
         );
     }
+    // Facts of the host, asked once each (a process per binary).
+    let runtime_path = runtimes
+        .get(&default_runtime)
+        .and_then(|r| r.path.clone())
+        .map(std::path::PathBuf::from);
+    let data_root = engine.config.data_root.clone();
+    let (backing_fs, runtime_version, init_version) = tokio::task::spawn_blocking(move || {
+        (
+            crate::host_info::backing_filesystem(&data_root),
+            runtime_path.and_then(|p| crate::host_info::version_of(&p)),
+            crate::containers::oci::security::init_binary()
+                .ok()
+                .and_then(|p| crate::host_info::version_of(&p)),
+        )
+    })
+    .await
+    .map_err(crate::error::Error::internal)?;
     let mut info = SystemInfo {
         id: Some(engine.id.clone()),
         containers: Some(total as i64),
@@ -159,7 +176,7 @@ pub async fn info(
         containers_stopped: Some(stopped as i64),
         images: Some(images as i64),
         driver: Some("overlayfs".into()),
-        driver_status: Some(vec![vec!["Backing Filesystem".into(), "overlay".into()]]),
+        driver_status: Some(vec![vec!["Backing Filesystem".into(), backing_fs]]),
         docker_root_dir: Some(engine.config.data_root.display().to_string()),
         memory_limit: Some(true),
         swap_limit: Some(false),
@@ -247,6 +264,13 @@ pub async fn info(
             "berth-core unreachable".to_string()
         };
         info.containerd_commit = serde_json::from_value(json!({"ID": id})).ok();
+    }
+    // The CLI's "runc version" is the default runtime's (crun's, often).
+    if let Some(v) = runtime_version {
+        info.runc_commit = serde_json::from_value(json!({"ID": v})).ok();
+    }
+    if let Some(v) = init_version {
+        info.init_commit = serde_json::from_value(json!({"ID": v})).ok();
     }
     if !reachable {
         info.warnings = Some(vec![format!(
