@@ -590,11 +590,12 @@ fn run_mounts_secrets_caches_binds_tmpfs_and_network() {
 fn bind_mounts_from_stages_writable_binds_and_their_cache_keys() {
     let b = start();
     let dockerfile = "FROM busybox AS tools\n\
-        RUN echo tool-output > /tool\n\
+        RUN echo tool-output > /tool && mkdir /seed && echo seeded > /seed/s\n\
         FROM busybox\n\
         RUN --mount=type=bind,from=tools,source=/tool,target=/t cat /t > /from-stage\n\
         RUN --mount=type=bind,target=/ctx,rw echo scribble > /ctx/new && cat /ctx/new > /rw-ok\n\
-        RUN --mount=type=bind,source=input.txt,target=/in cat /in > /from-ctx\n";
+        RUN --mount=type=bind,source=input.txt,target=/in cat /in > /from-ctx\n\
+        RUN --mount=type=cache,id=seeded,target=/c,from=tools,source=/seed cat /c/s > /from-seed\n";
     let dir = context(
         &b,
         "bind-from",
@@ -609,13 +610,14 @@ fn bind_mounts_from_stages_writable_binds_and_their_cache_keys() {
             "/from-stage",
             "/rw-ok",
             "/from-ctx",
+            "/from-seed",
         ])
         .ok()
         .out()
         .to_string()
     };
     docker_in(&b, &dir, &["build", "-q", "-t", "bk-bind", "."]).ok();
-    assert_eq!(read(&b), "tool-output\nscribble\nfirst");
+    assert_eq!(read(&b), "tool-output\nscribble\nfirst\nseeded");
     // What the step wrote into its writable bind stayed in the step.
     assert!(!dir.join("new").exists());
     // The bound file is part of the step's cache key: changed, the step
@@ -628,7 +630,7 @@ fn bind_mounts_from_stages_writable_binds_and_their_cache_keys() {
     )
     .ok();
     assert_eq!(
-        vertex_end(&r.stderr, "[stage-1 2/4] RUN --mount=type=bind,from=tools"),
+        vertex_end(&r.stderr, "[stage-1 2/5] RUN --mount=type=bind,from=tools"),
         "CACHED",
         "{}",
         r.stderr
@@ -636,13 +638,13 @@ fn bind_mounts_from_stages_writable_binds_and_their_cache_keys() {
     assert_eq!(
         vertex_end(
             &r.stderr,
-            "[stage-1 4/4] RUN --mount=type=bind,source=input.txt"
+            "[stage-1 4/5] RUN --mount=type=bind,source=input.txt"
         ),
         "DONE",
         "{}",
         r.stderr
     );
-    assert_eq!(read(&b), "tool-output\nscribble\nsecond");
+    assert_eq!(read(&b), "tool-output\nscribble\nsecond\nseeded");
     b.finish();
 }
 

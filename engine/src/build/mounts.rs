@@ -33,6 +33,10 @@ pub enum MountSpec {
         mode: u32,
         uid: u32,
         gid: u32,
+        /// `from=` (a stage, image or named context) and `source=` in it:
+        /// what a new cache starts with, instead of an empty directory.
+        from: Option<String>,
+        source: String,
     },
     /// A secret of the session, as a file (and/or an environment variable).
     Secret {
@@ -110,13 +114,19 @@ fn mount_text(m: &MountSpec) -> String {
             mode,
             uid,
             gid,
+            from,
+            source,
         } => {
             let sharing = match sharing {
                 Sharing::Shared => "shared",
                 Sharing::Private => "private",
                 Sharing::Locked => "locked",
             };
-            format!("--mount=type=cache,id={id},target={target},sharing={sharing},readonly={read_only},mode={mode:o},uid={uid},gid={gid}")
+            let seed = match from {
+                Some(f) => format!(",from={f},source={source}"),
+                None => String::new(),
+            };
+            format!("--mount=type=cache,id={id},target={target},sharing={sharing},readonly={read_only},mode={mode:o},uid={uid},gid={gid}{seed}")
         }
         MountSpec::Secret {
             id,
@@ -286,11 +296,6 @@ pub fn parse_mount(text: &str) -> Result<MountSpec> {
         .unwrap_or(Ok(0))?;
     Ok(match kind.as_str() {
         "cache" => {
-            if get(&["from"]).is_some() || get(&["source", "src"]).is_some() {
-                return Err(Error::NotImplemented(
-                    "cache mounts seeded from another stage (from=, source=) are not supported by this builder yet".into(),
-                ));
-            }
             let target = need_target()?;
             MountSpec::Cache {
                 id: get(&["id"])
@@ -311,6 +316,8 @@ pub fn parse_mount(text: &str) -> Result<MountSpec> {
                 mode: mode(0o755)?,
                 uid,
                 gid,
+                from: get(&["from"]).filter(|f| !f.is_empty()),
+                source: get(&["source", "src"]).unwrap_or_default(),
             }
         }
         "secret" => {
@@ -550,8 +557,8 @@ fn bind(source: &Path, target: &str, read_only: bool) -> DockerMount {
 impl Provision {
     /// Makes everything `flags` asks for. `scratch` is a fresh directory of
     /// the build's for secret files and writable binds; `bind_roots` maps
-    /// a bind mount's `from` (empty: none, the build context) to the
-    /// directory it names, already mounted.
+    /// the `from` of a bind mount or of a cache's seed (empty: none, the
+    /// build context) to the directory it names, already mounted.
     pub async fn make(
         flags: &RunFlags,
         caches: &CacheMounts,
@@ -570,6 +577,8 @@ impl Provision {
                     mode,
                     uid,
                     gid,
+                    from,
+                    source,
                 } => {
                     let lock = caches.lock(id);
                     let dir = match sharing {
@@ -598,6 +607,23 @@ impl Provision {
                             Some(nix::unistd::Gid::from_raw(*gid)),
                         )
                         .map_err(|e| Error::Internal(format!("cache mount {id}: {e}")))?;
+                        // A new cache with from= starts as a copy of that
+                        // directory (BuildKit's seed), not empty.
+                        if let Some(root) = from.as_ref().and_then(|f| bind_roots.get(f)) {
+                            let seed = inside(root, source)?;
+                            let out = tokio::process::Command::new("cp")
+                                .arg("-a")
+                                .arg(format!("{}/.", seed.display()))
+                                .arg(&dir)
+                                .output()
+                                .await?;
+                            if !out.status.success() {
+                                return Err(Error::Internal(format!(
+                                    "seeding cache mount {id}: {}",
+                                    String::from_utf8_lossy(&out.stderr).trim()
+                                )));
+                            }
+                        }
                     }
                     // Touched, so `buildx du` shows when it was last used.
                     let _ = touch(&dir);
@@ -796,7 +822,9 @@ mod tests {
                 read_only: false,
                 mode: 0o755,
                 uid: 0,
-                gid: 0
+                gid: 0,
+                from: None,
+                source: String::new(),
             }
         );
         assert_eq!(

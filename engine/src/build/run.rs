@@ -118,8 +118,16 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
     let mut mounted: Vec<FromRoot> = Vec::new();
     let mut bind_keys = Vec::new();
     for m in &flags.mounts {
-        let mounts::MountSpec::Bind { source, from, .. } = m else {
-            continue;
+        let (source, from, is_bind) = match m {
+            mounts::MountSpec::Bind { source, from, .. } => (source, from, true),
+            // A cache's seed (from=) is mounted too; what a cache holds is
+            // not part of the key, as in BuildKit.
+            mounts::MountSpec::Cache {
+                source,
+                from: from @ Some(_),
+                ..
+            } => (source, from, false),
+            _ => continue,
         };
         let key = from.clone().unwrap_or_default();
         if !bind_roots.contains_key(&key) {
@@ -134,6 +142,9 @@ pub async fn step(build: &mut Build, stage: &mut Stage, ins: &Instruction) -> Re
                 }
             };
             bind_roots.insert(key.clone(), root);
+        }
+        if !is_bind {
+            continue;
         }
         bind_keys.push(match image_ids.get(&key).filter(|id| !id.is_empty()) {
             Some(id) => format!("bind {source} of {id}"),
