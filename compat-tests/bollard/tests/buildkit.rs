@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use berth_compat_tests::dockerd::Dockerd;
+use berth_compat_tests::images::layer_tar;
 use berth_compat_tests::Berth;
 use bollard::models::BuildInfoAux;
 use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion, ImageBuildOutput};
@@ -25,18 +26,6 @@ struct Seen {
     image_id: Option<String>,
     streams: Vec<String>,
     error: Option<String>,
-}
-
-fn context_tar(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut ar = tar::Builder::new(Vec::new());
-    for (name, body) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(1_700_000_000);
-        ar.append_data(&mut h, name, body.as_bytes()).unwrap();
-    }
-    ar.into_inner().unwrap()
 }
 
 fn client(socket: &Path) -> Docker {
@@ -122,7 +111,10 @@ fn a_buildkit_build_through_bollard_reads_as_on_dockerd() {
         .enable_all()
         .build()
         .unwrap();
-    let tar = context_tar(&[("Dockerfile", DOCKERFILE), ("a.txt", "from-context\n")]);
+    let tar = layer_tar(&[
+        ("Dockerfile", DOCKERFILE.as_bytes()),
+        ("a.txt", b"from-context\n"),
+    ]);
 
     let theirs = rt.block_on(build(&dockerd.socket, tar.clone(), "bollard-bk", None));
     let ours = rt.block_on(build(&berth.socket, tar.clone(), "bollard-bk", None));
@@ -149,7 +141,7 @@ fn a_buildkit_build_through_bollard_reads_as_on_dockerd() {
     assert_eq!(run.stdout, "from-run\nfrom-context\n");
 
     // A failing step: the error inside the stream, as bollard reports it.
-    let bad = context_tar(&[("Dockerfile", "FROM busybox\nRUN exit 3\n")]);
+    let bad = layer_tar(&[("Dockerfile", b"FROM busybox\nRUN exit 3\n")]);
     let theirs = rt.block_on(build(&dockerd.socket, bad.clone(), "bollard-bad", None));
     let ours = rt.block_on(build(&berth.socket, bad, "bollard-bad", None));
     let (Some(t), Some(o)) = (&theirs.error, &ours.error) else {
@@ -173,7 +165,10 @@ fn bollard_takes_a_buildkit_result_as_a_tar_over_its_session() {
         .build()
         .unwrap();
     let dest = berth.root.join("out.tar");
-    let tar = context_tar(&[("Dockerfile", DOCKERFILE), ("a.txt", "from-context\n")]);
+    let tar = layer_tar(&[
+        ("Dockerfile", DOCKERFILE.as_bytes()),
+        ("a.txt", b"from-context\n"),
+    ]);
     let seen = rt.block_on(build(
         &berth.socket,
         tar,

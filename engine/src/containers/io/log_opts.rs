@@ -1,6 +1,10 @@
 //! The `--log-opt`s of the json-file and local drivers, checked at create
 //! as Docker checks them: rotation (`max-size`, `max-file`) is carried out
 //! by the shim; `labels` and `env` name what `docker logs --details` shows.
+//! `mode` and `max-buffer-size` belong to every driver (dockerd's buffer in
+//! front of a driver): checked as dockerd checks them. Berth's drivers
+//! write files from the shim, which reads a container's output as it
+//! comes, so both modes behave alike here.
 
 use std::collections::HashMap;
 
@@ -70,10 +74,38 @@ pub const DOCKER_DRIVERS: &[&str] = &[
     "syslog",
 ];
 
+/// Options of every driver, not of one.
+const GENERIC: &[&str] = &["mode", "max-buffer-size"];
+
+/// `mode` and `max-buffer-size`, in dockerd's words.
+fn check_mode(opts: &HashMap<String, String>) -> Result<()> {
+    let mode = opts.get("mode").map(String::as_str).unwrap_or("");
+    if !matches!(mode, "" | "blocking" | "non-blocking") {
+        return Err(Error::InvalidArgument(format!(
+            "logger: logging mode not supported: {mode}"
+        )));
+    }
+    if let Some(size) = opts.get("max-buffer-size") {
+        if mode != "non-blocking" {
+            return Err(Error::InvalidArgument(
+                "logger: max-buffer-size option is only supported with 'mode=non-blocking'".into(),
+            ));
+        }
+        parse_size(size).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "error parsing option max-buffer-size: invalid size: '{size}'"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// Checks the options of the json-file, local or none driver.
 pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
+    check_mode(opts)?;
+    let own = |k: &&String| !GENERIC.contains(&k.as_str());
     if driver == "none" {
-        return match opts.keys().next() {
+        return match opts.keys().find(own) {
             Some(k) => Err(Error::InvalidArgument(format!(
                 "unknown log opt '{k}' for none log driver"
             ))),
@@ -82,7 +114,11 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
     }
     let local = driver == "local";
     let known = if local { KNOWN_LOCAL } else { KNOWN };
-    if let Some(k) = opts.keys().find(|k| !known.contains(&k.as_str())) {
+    if let Some(k) = opts
+        .keys()
+        .filter(own)
+        .find(|k| !known.contains(&k.as_str()))
+    {
         return Err(Error::InvalidArgument(if local {
             format!("unknown log opt '{k}' for log driver local")
         } else {
@@ -160,6 +196,40 @@ pub fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buffer_modes_are_every_drivers_options() {
+        let opts = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for driver in ["json-file", "local", "none"] {
+            assert!(check(
+                driver,
+                &opts(&[("mode", "non-blocking"), ("max-buffer-size", "4m")])
+            )
+            .is_ok());
+        }
+        let e = check("json-file", &opts(&[("mode", "bogus")])).unwrap_err();
+        assert_eq!(e.to_string(), "logger: logging mode not supported: bogus");
+        let e = check("local", &opts(&[("max-buffer-size", "4m")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "logger: max-buffer-size option is only supported with 'mode=non-blocking'"
+        );
+        let e = check(
+            "json-file",
+            &opts(&[("mode", "non-blocking"), ("max-buffer-size", "zz")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "error parsing option max-buffer-size: invalid size: 'zz'"
+        );
+        assert!(check("none", &opts(&[("max-size", "1m")])).is_err());
+    }
 
     #[test]
     fn sizes_and_rotation_options() {
