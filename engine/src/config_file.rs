@@ -10,7 +10,7 @@
 //! the flags, and values arrive in dockerd's shapes (objects for address
 //! pools and log options) that the flags spell as `key=value` words.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
@@ -77,14 +77,16 @@ pub fn with_file(mut config: Config, matches: &ArgMatches) -> Result<Config, Str
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(config),
-        Err(e) => return Err(fail(format!("open {}: {}", path.display(), io_reason(&e)))),
+        Err(e) => {
+            return Err(fail(format!(
+                "open {}: {}",
+                path.display(),
+                crate::util::io_reason(&e)
+            )))
+        }
     };
     apply(&mut config, matches, &text).map_err(fail)?;
     Ok(config)
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    crate::util::io_reason(e)
 }
 
 /// One setting of the file: its flag (clap's id) and how it is set.
@@ -396,14 +398,6 @@ pub fn apply(config: &mut Config, matches: &ArgMatches, text: &str) -> Result<()
         ));
     }
     Ok(())
-}
-
-/// The file named by the flags, for `--validate`'s message.
-pub fn path_of(config: &Config) -> &Path {
-    config
-        .config_file
-        .as_deref()
-        .unwrap_or(Path::new(DEFAULT_PATH))
 }
 
 #[cfg(test)]
