@@ -98,6 +98,87 @@ fn ps_filters() {
     b.finish();
 }
 
+/// `docker ps` answers from berthd's memory of the containers; every change
+/// made between two listings shows in the second, and a document kept for
+/// one API version is not served to another.
+#[test]
+fn ps_follows_every_change_between_listings() {
+    let b = Berth::start();
+    b.load_busybox();
+    let line = |name: &str| {
+        b.docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name=^{name}$"),
+            "--format",
+            "{{.Names}}|{{.Image}}|{{.Status}}|{{.Networks}}|{{.Ports}}",
+        ])
+        .ok()
+        .out()
+        .to_string()
+    };
+    b.docker(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"])
+        .ok();
+    let first = line("web");
+    assert!(first.starts_with("web|busybox|Up "), "{first}");
+    assert!(first.contains("|bridge|"), "{first}");
+
+    b.docker(&["rename", "web", "site"]).ok();
+    assert!(line("site").starts_with("site|busybox|Up "));
+    assert_eq!(line("web"), "");
+
+    b.docker(&["network", "create", "front"]).ok();
+    b.docker(&["network", "connect", "front", "site"]).ok();
+    let connected = line("site");
+    assert!(connected.contains("|bridge,front|"), "{connected}");
+
+    // The name the container was run with moves to another image: the
+    // listing shows the container's image by id from then on.
+    b.docker(&["commit", "site", "other"]).ok();
+    b.docker(&["tag", "other", "busybox"]).ok();
+    let retagged = line("site");
+    assert!(!retagged.contains("|busybox|"), "{retagged}");
+
+    b.docker(&["stop", "-t", "0", "site"]).ok();
+    let stopped = line("site");
+    assert!(stopped.contains("|Exited (137) "), "{stopped}");
+    // A stopped container is listed without the ports and addresses it had.
+    assert!(stopped.ends_with('|'), "{stopped}");
+
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let published = line("pub");
+    assert!(published.contains("127.0.0.1:"), "{published}");
+    assert!(published.ends_with("->80/tcp"), "{published}");
+
+    b.docker(&["rm", "-f", "site"]).ok();
+    assert_eq!(line("site"), "");
+
+    // GwPriority came with API 1.48: a listing for 1.47 lacks it even right
+    // after one for 1.50 had it, and the other way round.
+    let has_priority = |version: &str| {
+        let r = b.api("GET", &format!("/v{version}/containers/json"), None);
+        assert_eq!(r.status, 200);
+        String::from_utf8_lossy(&r.body).contains("\"GwPriority\"")
+    };
+    assert!(has_priority("1.50"));
+    assert!(!has_priority("1.47"));
+    assert!(has_priority("1.50"));
+    b.docker(&["rm", "-f", "pub"]).ok();
+    b.finish();
+}
+
 #[test]
 fn inspect_reports_state_and_config() {
     let b = Berth::start();

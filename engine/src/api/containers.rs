@@ -53,7 +53,26 @@ pub async fn list(
         .containers
         .list(flag(&q, "all"), limit, &filters)
         .await?;
-    Ok(shape::CONTAINER_SUMMARY.json(&list, version))
+    if flag(&q, "size") {
+        // Sizes are measured at each request, so nothing is reused.
+        let mut sized = Vec::with_capacity(list.len());
+        for listed in &list {
+            sized.push(engine.containers.sized_summary(listed).await?);
+        }
+        return Ok(shape::CONTAINER_SUMMARY.json(&sized, version));
+    }
+    // Each document is built and shaped once and then reused while the
+    // container, what its line shows and the API version stay the same.
+    let form = (u64::from(version.0) << 32) | u64::from(version.1);
+    let docs = list.iter().map(|listed| {
+        listed.rendered(form, |listed| {
+            let summary = engine.containers.summary(listed);
+            let mut doc = serde_json::to_value(summary).unwrap_or(Value::Null);
+            shape::CONTAINER_SUMMARY.apply(&mut doc, version);
+            serde_json::to_vec(&doc).unwrap_or_default()
+        })
+    });
+    Ok(shape::json_array(docs))
 }
 
 /// Below API 1.45 dockerd lists the short container id among a

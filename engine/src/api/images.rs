@@ -6,6 +6,7 @@ use axum::extract::{Path, Query as AxQuery, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::query::{flag, Query};
@@ -31,7 +32,24 @@ pub async fn list(
     for i in &mut images {
         i.containers = -1;
     }
-    Ok(shape::IMAGE_SUMMARY.json(&images, version))
+    let mut docs = serde_json::to_value(&images).map_err(Error::internal)?;
+    shape::IMAGE_SUMMARY.apply_each(&mut docs, version);
+    if let Value::Array(docs) = &mut docs {
+        docs.iter_mut().for_each(|d| virtual_size(d, version));
+    }
+    Ok(shape::json_response(&docs))
+}
+
+/// Below API 1.44 dockerd also writes VirtualSize, the same number as Size
+/// (the shape's template can only fill in a zero).
+fn virtual_size(doc: &mut Value, version: ApiVersion) {
+    if version > ApiVersion(1, 43) {
+        return;
+    }
+    let size = doc["Size"].clone();
+    if let Value::Object(fields) = doc {
+        fields.insert("VirtualSize".into(), size);
+    }
 }
 
 /// `GET /images/{name}/json`, `/history`, `/get` (names may contain slashes).
@@ -41,7 +59,11 @@ pub async fn by_name_get(
     Extension(version): Extension<ApiVersion>,
 ) -> Result<Response> {
     if let Some(name) = rest.strip_suffix("/json") {
-        return Ok(shape::IMAGE.json(&engine.images.inspect(name).await?, version));
+        let image = engine.images.inspect(name).await?;
+        let mut doc = serde_json::to_value(&image).map_err(Error::internal)?;
+        shape::IMAGE.apply(&mut doc, version);
+        virtual_size(&mut doc, version);
+        return Ok(shape::json_response(&doc));
     }
     if let Some(name) = rest.strip_suffix("/history") {
         return Ok(Json(engine.images.history(name).await?).into_response());

@@ -103,6 +103,27 @@ pub fn json_response(doc: &Value) -> Response {
     Json(doc).into_response()
 }
 
+/// A JSON list of documents already serialised, written as `json_response`
+/// writes a list of them.
+pub fn json_array(docs: impl Iterator<Item = bytes::Bytes>) -> Response {
+    let mut body = vec![b'['];
+    for (i, doc) in docs.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&doc);
+    }
+    body.extend_from_slice(b"]\n");
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// An answer serialised as dockerd writes it (`json_response`): used in
 /// place of `axum::Json`, which leaves out the final newline.
 pub struct Json<T>(pub T);

@@ -271,7 +271,9 @@ pub fn of(c: &Container) -> Vec<Link> {
 
 /// Every container's link names (`/parent/alias`), by child name: the
 /// extra names `ps` shows.
-pub fn names_by_child(all: &[Container]) -> HashMap<String, Vec<String>> {
+pub fn names_by_child<'a>(
+    all: impl IntoIterator<Item = &'a Container>,
+) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for c in all {
         for l in of(c) {

@@ -10,6 +10,7 @@ pub mod fs;
 pub mod io;
 pub mod lifecycle;
 pub mod links;
+pub mod memory;
 pub mod monitor;
 pub mod names;
 pub mod observe;
@@ -83,6 +84,8 @@ pub struct Containers {
     pub networks: Arc<crate::networks::Networks>,
     /// berthd's --log-driver and --log-opt.
     pub(crate) default_log: bollard_stubs::models::HostConfigLogConfig,
+    /// What listings read instead of the store.
+    memory: memory::Memory,
 }
 
 impl Containers {
@@ -104,6 +107,7 @@ impl Containers {
             execs: io::exec::Execs::default(),
             images: peers.images,
             default_log: io::log_opts::daemon_default("json-file", &[]).unwrap_or_default(),
+            memory: memory::Memory::default(),
         }
     }
 

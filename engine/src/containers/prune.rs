@@ -2,6 +2,7 @@
 
 use bollard_stubs::models::ContainerSummary;
 
+use crate::containers::memory::Listed;
 use crate::containers::Containers;
 use crate::error::{Error, Result};
 use crate::filters::containers::ContainerFilter;
@@ -39,24 +40,31 @@ impl Containers {
     /// `docker system df`'s Containers list: ContainerSummary objects with
     /// SizeRw (the writable layer) and SizeRootFs.
     pub async fn disk_usage(&self) -> Result<Vec<ContainerSummary>> {
-        let summaries = self.list(true, None, &ContainerFilter::default()).await?;
+        let listed = self.list(true, None, &ContainerFilter::default()).await?;
         let mut out = Vec::new();
-        for mut s in summaries {
-            let id = s.id.clone().unwrap_or_default();
-            let rw = crate::util::dir_size(&self.paths(&id).upper()) as i64;
-            let image_size = match self.store.container(&id).await? {
-                Some(row) => self
-                    .store
-                    .image(&row.image_id)
-                    .await?
-                    .map(|i| i.size)
-                    .unwrap_or(0),
-                None => 0,
-            };
-            s.size_rw = Some(rw);
-            s.size_root_fs = Some(rw + image_size);
-            out.push(s);
+        for l in &listed {
+            out.push(self.sized_summary(l).await?);
         }
         Ok(out)
+    }
+
+    /// The `docker ps` document with SizeRw (the writable layer) and
+    /// SizeRootFs (that and the image), as `docker ps --size` and
+    /// `docker system df` show them.
+    pub async fn sized_summary(&self, listed: &Listed) -> Result<ContainerSummary> {
+        let c = &listed.entry.container;
+        let rw = crate::util::dir_size(&self.paths(&c.id).upper()) as i64;
+        let image_size = self
+            .store
+            .image(&c.image_id)
+            .await?
+            .map(|i| i.size)
+            .unwrap_or(0);
+        Ok(ContainerSummary {
+            // Go's omitempty: dockerd leaves out a writable layer of 0 bytes.
+            size_rw: Some(rw).filter(|rw| *rw != 0),
+            size_root_fs: Some(rw + image_size),
+            ..self.summary(listed)
+        })
     }
 }

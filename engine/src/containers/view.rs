@@ -8,6 +8,7 @@ use bollard_stubs::models::{
     ContainerSummaryNetworkSettings, DriverData, Health, HealthcheckResult,
 };
 
+use crate::containers::memory::{Listed, Look};
 use crate::containers::record::{Container, ZERO_TIME};
 use crate::containers::Containers;
 use crate::error::{Error, Result};
@@ -84,7 +85,7 @@ impl Containers {
         all: bool,
         limit: Option<usize>,
         filters: &ContainerFilter,
-    ) -> Result<Vec<ContainerSummary>> {
+    ) -> Result<Vec<Listed>> {
         // before= and since= name containers; theirs is the creation time
         // the others are compared with.
         let created_of = |name: String| async move {
@@ -110,19 +111,12 @@ impl Containers {
         }
         // As in Docker, -n/--last N counts stopped containers too.
         let all = all || filters.names_stopped() || limit.is_some_and(|l| l > 0);
-        let tags = self.store.tags().await?;
-        let mut all_mounts = self.store.all_container_mounts().await?;
-        let network_view = self.networks.view().await?;
+        let snapshot = self.snapshot().await?;
+        let tags = &snapshot.tags;
         let mut out = Vec::new();
-        let every = self
-            .store
-            .containers()
-            .await?
-            .into_iter()
-            .map(Container::from_row)
-            .collect::<Vec<_>>();
-        let mut link_names = crate::containers::links::names_by_child(&every);
-        for c in every {
+        let mut link_names = crate::containers::links::names_by_child(snapshot.containers());
+        for entry in &snapshot.entries {
+            let c = &entry.container;
             let created = parse_rfc3339(&c.created).unwrap_or((0, 0));
             // Docker lists stopped containers when before/since ask for them.
             if !all && !c.is_running() && before.is_none() && since.is_none() {
@@ -131,7 +125,7 @@ impl Containers {
             if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
                 continue;
             }
-            let mounts = all_mounts.remove(&c.id).unwrap_or_default();
+            let mounts = &entry.mounts;
             let volumes = &filters.volume;
             if !volumes.is_empty()
                 && !mounts.iter().any(|m| {
@@ -178,54 +172,64 @@ impl Containers {
             } else {
                 c.image_id.clone()
             };
-            let networking = network_view.networking(&c);
+            let networking = &entry.networking;
             let networks = &filters.network;
             if !networks.is_empty() && !networks.iter().any(|w| networking.on_network(w)) {
                 continue;
             }
-            out.push(ContainerSummary {
-                id: Some(c.id.clone()),
-                names: Some({
-                    // Its own name and the names its links give it, sorted
-                    // as dockerd lists them.
-                    let mut names = link_names.remove(&c.name).unwrap_or_default();
-                    names.push(format!("/{}", c.name));
-                    names.sort();
-                    names
-                }),
-                image: Some(image),
-                image_id: Some(c.image_id.clone()),
-                command: Some(command_text(&c)),
-                created: Some(parse_rfc3339(&c.created).map(|t| t.0).unwrap_or(0)),
-                ports: Some(networking.ports.clone()),
-                labels: Some(c.config.labels.clone().unwrap_or_default()),
-                state: serde_json::from_value(serde_json::Value::String(c.state.status.clone()))
-                    .ok(),
-                status: Some(status_text(&c)),
-                host_config: Some(ContainerSummaryHostConfig {
-                    network_mode: c.host_config.network_mode.clone(),
-                    annotations: None,
-                }),
-                network_settings: Some(ContainerSummaryNetworkSettings {
-                    networks: Some(networking.summary_networks()),
-                }),
-                mounts: Some(
-                    mounts
-                        .iter()
-                        .map(|m| {
-                            crate::containers::fs::mounts::document(m, |n| {
-                                self.volumes.data_path(n)
-                            })
-                        })
-                        .collect(),
-                ),
-                ..Default::default()
+            // Its own name and the names its links give it, sorted as
+            // dockerd lists them.
+            let mut names = link_names.remove(&c.name).unwrap_or_default();
+            names.push(format!("/{}", c.name));
+            names.sort();
+            out.push(Listed {
+                entry: entry.clone(),
+                look: Look {
+                    image,
+                    names,
+                    status: status_text(c),
+                },
             });
             if limit.is_some_and(|l| l > 0 && out.len() >= l) {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// The `docker ps` document of a listed container.
+    pub fn summary(&self, listed: &Listed) -> ContainerSummary {
+        let Listed { entry, look } = listed;
+        let c = &entry.container;
+        ContainerSummary {
+            id: Some(c.id.clone()),
+            names: Some(look.names.clone()),
+            image: Some(look.image.clone()),
+            image_id: Some(c.image_id.clone()),
+            command: Some(command_text(c)),
+            created: Some(parse_rfc3339(&c.created).map(|t| t.0).unwrap_or(0)),
+            ports: Some(entry.networking.ports.clone()),
+            labels: Some(c.config.labels.clone().unwrap_or_default()),
+            state: serde_json::from_value(serde_json::Value::String(c.state.status.clone())).ok(),
+            status: Some(look.status.clone()),
+            host_config: Some(ContainerSummaryHostConfig {
+                network_mode: c.host_config.network_mode.clone(),
+                annotations: None,
+            }),
+            network_settings: Some(ContainerSummaryNetworkSettings {
+                networks: Some(entry.networking.summary_networks()),
+            }),
+            mounts: Some(
+                entry
+                    .mounts
+                    .iter()
+                    .map(|m| {
+                        crate::containers::fs::mounts::document(m, |n| self.volumes.data_path(n))
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
     }
 
     /// `GET /containers/{id}/json`

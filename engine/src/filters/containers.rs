@@ -22,8 +22,8 @@ const HEALTH: &[&str] = &["starting", "healthy", "unhealthy", "none"];
 pub struct ContainerFilter {
     /// Prefixes of the id.
     id: Vec<String>,
-    /// Substrings of the name.
-    name: Vec<String>,
+    /// Regular expressions looked for in the name (see [`NamePattern`]).
+    name: Vec<NamePattern>,
     label: Vec<String>,
     status: Vec<String>,
     exited: Vec<i32>,
@@ -79,7 +79,7 @@ impl ContainerFilter {
             .collect::<Result<_>>()?;
         Ok(ContainerFilter {
             id: f.get("id"),
-            name: f.get("name"),
+            name: f.get("name").iter().map(|n| NamePattern::new(n)).collect(),
             label: f.get("label"),
             status,
             exited,
@@ -102,11 +102,41 @@ impl ContainerFilter {
     pub fn matches(&self, c: &ContainerFacts) -> bool {
         any_or_none(&self.health, |h| h == c.health)
             && any_or_none(&self.id, |p| c.id.starts_with(p))
-            && any_or_none(&self.name, |n| c.name.contains(n.trim_start_matches('/')))
+            && (self.name.is_empty() || self.name.iter().any(|n| n.matches(c.name)))
             && any_or_none(&self.status, |s| s == c.status)
             && (self.exited.is_empty()
                 || (c.status == "exited" && self.exited.contains(&c.exit_code)))
             && labels_match(&self.label, c.labels)
+    }
+}
+
+/// A `name=` value as dockerd reads it: the name itself, or a regular
+/// expression found anywhere in the name, with or without its leading slash
+/// (`^/web$` and `^web$` both pick `web`). A value that is not a valid
+/// expression matches only the name it spells, without an error.
+#[derive(Debug, Clone)]
+struct NamePattern {
+    text: String,
+    regex: Option<regex::Regex>,
+}
+
+impl NamePattern {
+    fn new(text: &str) -> NamePattern {
+        NamePattern {
+            text: text.to_string(),
+            regex: regex::Regex::new(text).ok(),
+        }
+    }
+
+    /// `name` is without the slash.
+    fn matches(&self, name: &str) -> bool {
+        let slashed = format!("/{name}");
+        self.text == name
+            || self.text == slashed
+            || self
+                .regex
+                .as_ref()
+                .is_some_and(|r| r.is_match(name) || r.is_match(&slashed))
     }
 }
 
@@ -157,6 +187,23 @@ mod tests {
         assert!(!f(r#"{"health":["healthy"]}"#).matches(&facts(&labels)));
         assert!(f(r#"{"status":["exited"]}"#).names_stopped());
         assert!(!f(r#"{"name":["web"]}"#).names_stopped());
+    }
+
+    /// Answers of dockerd 20.10 for a container named `web-1`.
+    #[test]
+    fn names_are_regular_expressions_with_or_without_the_slash() {
+        let labels = HashMap::new();
+        let name = |n: &str| {
+            ContainerFilter::parse(Some(&serde_json::json!({ "name": [n] }).to_string()))
+                .unwrap()
+                .matches(&facts(&labels))
+        };
+        for hit in ["web", "^web-1$", "^/web-1$", "w.b", "/web-1", "eb-"] {
+            assert!(name(hit), "{hit}");
+        }
+        for miss in ["^web$", "^eb", "[", "x"] {
+            assert!(!name(miss), "{miss}");
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Images {
         } else {
             let tmp = self.scratch_snapshot()?;
             let unpacked = (|| {
-                let (diff, size) = unpack::unpack_layer(&mut tee, &tmp.join("fs"))
+                let (diff, _tar_size) = unpack::unpack_layer(&mut tee, &tmp.join("fs"))
                     .map_err(|e| Error::InvalidArgument(e.to_string()))?;
                 std::io::copy(&mut tee, &mut std::io::sink())?;
                 if diff != expected {
@@ -80,7 +80,7 @@ impl Images {
                         "layer digest mismatch: expected {expected}, got {diff}"
                     )));
                 }
-                std::fs::write(tmp.join("size"), size.to_string())?;
+                Images::record_snapshot_size(&tmp)?;
                 Ok(())
             })();
             match unpacked {

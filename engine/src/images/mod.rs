@@ -183,6 +183,15 @@ impl Images {
             .unwrap_or(0)
     }
 
+    /// Records the size of an unpacked scratch snapshot as dockerd counts
+    /// a layer's: the bytes of its files and symlinks, each inode once,
+    /// not the length of its tar (`docker images` shows the sum).
+    pub(crate) fn record_snapshot_size(tmp: &Path) -> Result<()> {
+        let size = crate::util::dir_size(&tmp.join("fs"));
+        std::fs::write(tmp.join("size"), size.to_string())?;
+        Ok(())
+    }
+
     /// A fresh scratch snapshot directory (with an empty `fs`), which
     /// [`Images::place_snapshot`] moves into place; left-overs of a crash
     /// are deleted at the next start.

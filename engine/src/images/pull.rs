@@ -577,7 +577,7 @@ fn unpack_checked(
     diff_id: &str,
     digest: &str,
 ) -> Result<()> {
-    let (diff, size) = unpack::unpack_layer(&mut *source, &tmp.join("fs"))
+    let (diff, _tar_size) = unpack::unpack_layer(&mut *source, &tmp.join("fs"))
         .map_err(|e| Error::InvalidArgument(format!("layer {digest}: {e}")))?;
     // Whatever follows the compressed stream still counts for the digest.
     io::copy(source, &mut io::sink())
@@ -587,7 +587,7 @@ fn unpack_checked(
             "layer {digest}: diff id mismatch: expected {diff_id}, got {diff}"
         )));
     }
-    std::fs::write(tmp.join("size"), size.to_string())?;
+    Images::record_snapshot_size(tmp)?;
     Ok(())
 }
 

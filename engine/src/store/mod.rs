@@ -202,6 +202,41 @@ impl Store {
         Ok(readable_containers(&rows))
     }
 
+    /// The counter that every change to what a listing shows raises
+    /// (containers, their mounts, endpoints and sandboxes, networks, tags:
+    /// migration 0006's triggers).
+    pub async fn revision(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT n FROM revision")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Every container's id and revision, newest first (as listed).
+    pub async fn container_revisions(&self) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT id, rev FROM containers ORDER BY created DESC")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The containers changed after revision `since`, with their revisions.
+    pub async fn containers_changed_since(&self, since: i64) -> Result<Vec<(i64, ContainerRow)>> {
+        let rows = sqlx::query("SELECT id, name, image_id, image_ref, created, config, host_config, state, rev FROM containers WHERE rev > ?")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                container_row(r)
+                    .map(|c| (r.get(8), c))
+                    .map_err(|e| tracing::warn!(error = %e, "skipping a container"))
+                    .ok()
+            })
+            .collect())
+    }
+
     pub async fn container(&self, id: &str) -> Result<Option<ContainerRow>> {
         let row = sqlx::query("SELECT id, name, image_id, image_ref, created, config, host_config, state FROM containers WHERE id = ?")
             .bind(id)
@@ -915,6 +950,133 @@ mod tests {
             .unwrap();
         assert!(store.containers().await.unwrap().is_empty());
         assert!(store.container(&row.id).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What the in-memory view of containers relies on: every change to
+    /// what a listing shows raises the revision and stamps the container,
+    /// whichever connection (or berthd) writes it.
+    #[tokio::test]
+    async fn every_listed_change_raises_the_revision_and_stamps_its_container() {
+        let dir = std::env::temp_dir().join(format!("berth-store-rev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("berth.db")).await.unwrap();
+        // Another berthd on the same database, as during a takeover.
+        let other = Store::open(&dir.join("berth.db")).await.unwrap();
+        let row = |id: &str, name: &str| ContainerRow {
+            id: id.repeat(64),
+            name: name.into(),
+            image_id: "sha256:x".into(),
+            image_ref: "busybox".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            config: ContainerConfig::default(),
+            host_config: HostConfig::default(),
+            state: State::created(),
+        };
+        let (a, b) = (row("a", "one"), row("b", "two"));
+        store.insert_container(&a).await.unwrap();
+        store.insert_container(&b).await.unwrap();
+        let changed_ids = |since: i64| {
+            let store = store.clone();
+            async move {
+                let mut ids: Vec<String> = store
+                    .containers_changed_since(since)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(_, c)| c.name)
+                    .collect();
+                ids.sort();
+                ids
+            }
+        };
+        assert_eq!(changed_ids(-1).await, ["one", "two"]);
+
+        // Each change, made by either connection, moves the revision on
+        // and marks exactly the container it concerns.
+        let mut last = store.revision().await.unwrap();
+        fn expect(what: &str, names: &[&str], last: &mut i64, now: i64, changed: Vec<String>) {
+            assert!(
+                now > *last,
+                "{what}: the revision did not move ({last} -> {now})"
+            );
+            assert_eq!(changed, names, "{what}");
+            *last = now;
+        }
+        let mut running = a.state.clone();
+        running.running = true;
+        other.update_container_state(&a.id, &running).await.unwrap();
+        let now = store.revision().await.unwrap();
+        let changed = changed_ids(last).await;
+        expect("state by another writer", &["one"], &mut last, now, changed);
+
+        let mount = MountRow {
+            destination: "/data".into(),
+            kind: "volume".into(),
+            source: "v".into(),
+            rw: true,
+            mode: String::new(),
+            propagation: String::new(),
+            options: String::new(),
+            copy_up: true,
+        };
+        store.set_container_mounts(&b.id, &[mount]).await.unwrap();
+        let now = store.revision().await.unwrap();
+        let changed = changed_ids(last).await;
+        expect("mounts", &["two"], &mut last, now, changed);
+
+        store
+            .set_endpoint(&a.id, "net1", &serde_json::json!({}))
+            .await
+            .unwrap();
+        let now = store.revision().await.unwrap();
+        let changed = changed_ids(last).await;
+        expect("endpoint", &["one"], &mut last, now, changed);
+
+        // A network's change reaches the containers on it.
+        store
+            .insert_network("net1", "front", &serde_json::json!({}))
+            .await
+            .unwrap();
+        let now = store.revision().await.unwrap();
+        let changed = changed_ids(last).await;
+        expect("network", &["one"], &mut last, now, changed);
+
+        store
+            .set_sandbox(&b.id, &serde_json::json!({}))
+            .await
+            .unwrap();
+        let now = store.revision().await.unwrap();
+        let changed = changed_ids(last).await;
+        expect("sandbox", &["two"], &mut last, now, changed);
+
+        other.rename_container(&b.id, "three").await.unwrap();
+        let now = store.revision().await.unwrap();
+        let changed = changed_ids(last).await;
+        expect(
+            "rename by another writer",
+            &["three"],
+            &mut last,
+            now,
+            changed,
+        );
+
+        // Removals and tags change no row but still move the revision.
+        store.delete_container(&a.id).await.unwrap();
+        let now = store.revision().await.unwrap();
+        let changed = changed_ids(last).await;
+        expect("removal", &[], &mut last, now, changed);
+        let ids: Vec<String> = store
+            .container_revisions()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, std::slice::from_ref(&b.id));
+
+        // A revision read stays put while nothing changes.
+        assert_eq!(store.revision().await.unwrap(), last);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
