@@ -137,3 +137,40 @@ fn events_are_replayed_across_engine_restarts() {
     b.docker(&["rm", "before", "dies-while-down"]).ok();
     b.finish();
 }
+
+/// `docker info` counts the clients following the events, as dockerd's
+/// NEventsListener does.
+#[test]
+fn info_counts_the_event_listeners() {
+    let b = Berth::start();
+    let listeners = || {
+        b.docker(&["info", "--format", "{{.NEventsListener}}"])
+            .ok()
+            .out()
+            .to_string()
+    };
+    assert_eq!(listeners(), "0");
+    let mut followers: Vec<_> = (0..2)
+        .map(|_| {
+            b.docker_cmd(&["events"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("docker events")
+        })
+        .collect();
+    // Each follower subscribes when its request arrives; wait for both.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while listeners() != "2" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "NEventsListener stayed at {}",
+            listeners()
+        );
+    }
+    for f in &mut followers {
+        f.kill().unwrap();
+        f.wait().unwrap();
+    }
+    b.finish();
+}

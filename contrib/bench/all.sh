@@ -9,12 +9,15 @@
 #   bash contrib/bench/all.sh [--runs N] [--only NAME,NAME]
 #
 # Benchmarks: run-latency, exec-latency, build (legacy builder), buildkit
-# (buildx), network, ps. memory.sh, logs.sh and pull.sh measure what a
-# mean time does not say (RSS, throughput) and are run by themselves.
+# (buildx), network, ps, parallel (many `docker run -d` at once), stats
+# (`docker stats --no-stream` of 50 containers; its log also has daemon CPU
+# for streaming stats and for many event subscribers). memory.sh, logs.sh
+# and pull.sh measure what a mean time does not say (RSS, throughput) and
+# are run by themselves.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=10
-only=run-latency,exec-latency,build,buildkit,network,ps
+only=run-latency,exec-latency,build,buildkit,network,ps,parallel,stats
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift ;;
@@ -28,6 +31,9 @@ for b in ${only//,/ }; do
   echo "running $b" >&2
   case $b in
     ps) bash contrib/bench/ps.sh --docker >"$out/ps.log" 2>&1 || echo "ps failed: see $out/ps.log" >&2 ;;
+    # Each run starts hundreds of containers: three are enough.
+    parallel) BENCH_JSON=$out/$b.json bash contrib/bench/parallel.sh --docker --runs 3 >"$out/$b.log" 2>&1 ||
+      echo "$b failed: see $out/$b.log" >&2 ;;
     *) BENCH_JSON=$out/$b.json bash "contrib/bench/$b.sh" --docker --runs "$runs" >"$out/$b.log" 2>&1 ||
       echo "$b failed: see $out/$b.log" >&2 ;;
   esac
@@ -46,6 +52,8 @@ targets = {
     ("buildkit", "cached"): ("ratio", 0.5),
     ("buildkit", "cache-mount"): ("ratio", 1 / 3),
     ("ps", ""): ("berth_ms", 3.0),
+    ("parallel", "50x8"): ("ratio", 0.25),
+    ("parallel", "200x32"): ("ratio", 0.25),
 }
 rows = []
 for name in sorted(os.listdir(out)):

@@ -121,6 +121,11 @@ impl Events {
         let _ = self.live.send(ev);
     }
 
+    /// Clients following the events now (`docker info`'s NEventsListener).
+    pub fn listeners(&self) -> usize {
+        self.live.receiver_count()
+    }
+
     /// Retained events at or after `since_nanos`, and a receiver for what
     /// follows, taken together so that nothing falls in between.
     pub fn subscribe(&self, since_nanos: Option<i128>) -> (Vec<Event>, broadcast::Receiver<Event>) {

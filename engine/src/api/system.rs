@@ -198,7 +198,7 @@ pub async fn info(
         logging_driver: Some(engine.config.log_driver.clone()),
         cgroup_driver: serde_json::from_value(json!("cgroupfs")).ok(),
         cgroup_version: serde_json::from_value(json!(cgroup_version())).ok(),
-        n_events_listener: Some(0),
+        n_events_listener: Some(engine.events.listeners() as i64),
         kernel_version: Some(kernel_version()),
         operating_system: Some(os_name()),
         os_type: Some("linux".into()),

@@ -443,19 +443,19 @@ impl Containers {
         Ok(format!("berth_{}", &crate::util::random_id()[..12]))
     }
 
+    /// `docker info`'s (containers, running, paused, stopped), counted from
+    /// the listings' snapshot rather than by decoding every row again.
     pub async fn count_by_state(&self) -> Result<(usize, usize, usize, usize)> {
-        let all = self.store.containers().await?;
-        let mut running = 0;
-        let mut stopped = 0;
-        for row in &all {
-            let s = &row.state;
-            if s.running {
-                running += 1;
-            } else {
-                stopped += 1;
+        let snapshot = self.snapshot().await?;
+        let (mut running, mut paused, mut stopped) = (0, 0, 0);
+        for c in snapshot.containers() {
+            match c.state.status.as_str() {
+                "paused" => paused += 1,
+                _ if c.state.running => running += 1,
+                _ => stopped += 1,
             }
         }
-        Ok((all.len(), running, 0, stopped))
+        Ok((snapshot.entries.len(), running, paused, stopped))
     }
 }
 

@@ -72,7 +72,7 @@ impl Images {
         } else {
             let tmp = self.scratch_snapshot()?;
             let unpacked = (|| {
-                let (diff, _tar_size) = unpack::unpack_layer(&mut tee, &tmp.join("fs"))
+                let diff = unpack::unpack_layer(&mut tee, &tmp.join("fs"))
                     .map_err(|e| Error::InvalidArgument(e.to_string()))?;
                 std::io::copy(&mut tee, &mut std::io::sink())?;
                 if diff != expected {

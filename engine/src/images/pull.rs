@@ -577,7 +577,7 @@ fn unpack_checked(
     diff_id: &str,
     digest: &str,
 ) -> Result<()> {
-    let (diff, _tar_size) = unpack::unpack_layer(&mut *source, &tmp.join("fs"))
+    let diff = unpack::unpack_layer(&mut *source, &tmp.join("fs"))
         .map_err(|e| Error::InvalidArgument(format!("layer {digest}: {e}")))?;
     // Whatever follows the compressed stream still counts for the digest.
     io::copy(source, &mut io::sink())

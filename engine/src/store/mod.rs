@@ -220,6 +220,15 @@ impl Store {
         )
     }
 
+    /// How many containers each image has (image id to count).
+    pub async fn containers_per_image(&self) -> Result<HashMap<String, i64>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT image_id, COUNT(*) FROM containers GROUP BY image_id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The containers changed after revision `since`, with their revisions.
     pub async fn containers_changed_since(&self, since: i64) -> Result<Vec<(i64, ContainerRow)>> {
         let rows = sqlx::query("SELECT id, name, image_id, image_ref, created, config, host_config, state, rev FROM containers WHERE rev > ?")
