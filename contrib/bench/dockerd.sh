@@ -4,7 +4,7 @@
 #
 #   start_bench_dockerd DIR BRIDGE CIDR NAMESPACE
 # sets DOCKERD_PID and waits until unix://DIR/docker.sock answers; the caller
-# stops it (kill "$DOCKERD_PID") and removes the bridge.
+# stops it (stop_bench_dockerd).
 start_bench_dockerd() {
   local dir=$1 bridge=$2 cidr=$3 ns=$4
   command -v dockerd >/dev/null || { echo "dockerd missing: bash contrib/setup.sh --bench" >&2; return 1; }
@@ -19,4 +19,26 @@ start_bench_dockerd() {
   for _ in $(seq 1 100); do DOCKER_HOST=unix://$dir/docker.sock docker version >/dev/null 2>&1 && return 0; sleep 0.2; done
   echo "dockerd did not come up; see $dir/dockerd.log" >&2
   return 1
+}
+
+#   stop_bench_dockerd DIR BRIDGE
+# stops the dockerd started by start_bench_dockerd and removes what it
+# left: the bridge, mounts under DIR and DIR itself.
+stop_bench_dockerd() {
+  local dir=$1 bridge=$2
+  kill "$DOCKERD_PID" 2>/dev/null || true
+  wait "$DOCKERD_PID" 2>/dev/null || true
+  ip link del "$bridge" 2>/dev/null || true
+  umount -R "$dir" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+#   cpu_seconds NAME...
+# prints the CPU seconds (user + system) used so far by every process with
+# one of these names (berthd berth-core, or dockerd containerd).
+cpu_seconds() {
+  local n p
+  for n in "$@"; do
+    for p in $(pgrep -x "$n"); do awk '{ print ($14 + $15) / 100 }' "/proc/$p/stat"; done
+  done | awk '{ t += $1 } END { printf "%.2f", t }'
 }

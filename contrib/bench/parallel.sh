@@ -15,6 +15,7 @@
 # time goes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. contrib/bench/dockerd.sh # start_bench_dockerd, stop_bench_dockerd, cpu_seconds
 runs=3
 cases=50x8,200x32
 with_docker=0
@@ -55,14 +56,12 @@ clear_host() {
 cleanup() {
   for h in "${hosts[@]}"; do clear_host "$h" 2>/dev/null || true; done
   if [ $with_docker = 1 ]; then
-    kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true
-    ip link del bench-docker0 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"
+    stop_bench_dockerd "$dir" bench-docker0
   fi
 }
 trap cleanup EXIT
 if [ $with_docker = 1 ]; then
   dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  . contrib/bench/dockerd.sh
   start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
   hosts+=("unix://$dir/docker.sock")
   names+=(docker)
@@ -90,23 +89,14 @@ json=()
 hyperfine --runs "$runs" "${json[@]}" "${labels[@]}" "${prepares[@]}" "${commands[@]}"
 
 # CPU of each daemon's processes for one run of the first case.
-cpu_of() { # names... -> CPU seconds (user + system) of those processes
-  local total=0 p
-  for n in "$@"; do
-    for p in $(pgrep -x "$n"); do
-      total=$(awk -v t="$total" '{ printf "%.2f", t + ($14 + $15) / 100 }' "/proc/$p/stat")
-    done
-  done
-  echo "$total"
-}
 busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
 first=${cases%%,*}
 for i in "${!hosts[@]}"; do
   clear_host "${hosts[$i]}"
   read -r -a procs <<<"${daemons[$i]}"
-  before=$(cpu_of "${procs[@]}"); machine=$(busy)
+  before=$(cpu_seconds "${procs[@]}"); machine=$(busy)
   bash -c "$(start_many "${hosts[$i]}" "${first%x*}" "${first#*x}")"
-  after=$(cpu_of "${procs[@]}"); machine_after=$(busy)
+  after=$(cpu_seconds "${procs[@]}"); machine_after=$(busy)
   awk -v n="${names[$i]}" -v c="$first" -v d="${daemons[$i]}" -v a="$after" -v b="$before" \
     -v ma="$machine_after" -v mb="$machine" \
     'BEGIN { printf "%-6s %s: daemon CPU %.2f s (%s), whole machine %.2f s\n", n, c, a - b, d, ma - mb }'

@@ -37,8 +37,7 @@ cleanup() {
     [ -z "$ids" ] || DOCKER_HOST=$h docker rm -f $ids >/dev/null 2>&1 || true
   done
   if [ $with_docker = 1 ]; then
-    kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true
-    ip link del bench-docker0 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"
+    stop_bench_dockerd "$dir" bench-docker0
   fi
 }
 trap cleanup EXIT

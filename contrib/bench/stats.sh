@@ -18,6 +18,7 @@
 # The benchmark's containers are removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. contrib/bench/dockerd.sh # start_bench_dockerd, stop_bench_dockerd, cpu_seconds
 containers=50
 subscribers=50
 runs=5
@@ -48,25 +49,17 @@ cleanup() {
     [ -z "$ids" ] || DOCKER_HOST=$h docker rm -f $ids >/dev/null 2>&1 || true
   done
   if [ $with_docker = 1 ]; then
-    kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true
-    ip link del bench-docker0 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"
+    stop_bench_dockerd "$dir" bench-docker0
   fi
 }
 trap cleanup EXIT
 if [ $with_docker = 1 ]; then
   dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  . contrib/bench/dockerd.sh
   start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
   hosts+=("unix://$dir/docker.sock")
   names+=(docker)
   daemons+=("dockerd containerd")
 fi
-
-cpu_of() { # process names... -> their CPU seconds (user + system)
-  local p
-  for n in "$@"; do for p in $(pgrep -x "$n"); do awk '{ print ($14 + $15) / 100 }' "/proc/$p/stat"; done; done |
-    awk '{ t += $1 } END { printf "%.2f", t }'
-}
 
 labels=() commands=()
 for i in "${!hosts[@]}"; do
@@ -87,9 +80,9 @@ for i in "${!hosts[@]}"; do
   h=${hosts[$i]}
   read -r -a procs <<<"${daemons[$i]}"
   # Streaming stats of every container for 10 s.
-  before=$(cpu_of "${procs[@]}")
+  before=$(cpu_seconds "${procs[@]}")
   DOCKER_HOST=$h timeout 10 docker stats --format '{{.ID}} {{.CPUPerc}}' >/dev/null 2>&1 || true
-  after=$(cpu_of "${procs[@]}")
+  after=$(cpu_seconds "${procs[@]}")
   awk -v n="${names[$i]}" -v c="$containers" -v a="$after" -v b="$before" -v d="${daemons[$i]}" \
     'BEGIN { printf "%-6s streaming stats of %d containers, 10 s: daemon CPU %.2f s (%s)\n", n, c, a - b, d }'
 
@@ -105,13 +98,13 @@ for i in "${!hosts[@]}"; do
     [ "$listeners" -ge "$subscribers" ] && break
     sleep 0.1
   done
-  before=$(cpu_of "${procs[@]}")
+  before=$(cpu_seconds "${procs[@]}")
   start=$(date +%s.%N)
   for _ in $(seq 1 20); do
     DOCKER_HOST=$h docker run --rm --label berth.bench=stats busybox true >/dev/null
   done
   end=$(date +%s.%N)
-  after=$(cpu_of "${procs[@]}")
+  after=$(cpu_seconds "${procs[@]}")
   for w in "${watchers[@]}"; do kill "$w" 2>/dev/null || true; done
   watchers=()
   awk -v n="${names[$i]}" -v m="$subscribers" -v s="$start" -v e="$end" -v a="$after" -v b="$before" \
