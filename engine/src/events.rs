@@ -29,6 +29,15 @@ pub struct Actor {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
+    /// The action, id and image again, in the fields of API 1.21: dockerd
+    /// still sends them with container events (image events without
+    /// `from`), and `docker events --format '{{.ID}}'` reads `id`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from: String,
     #[serde(rename = "Type")]
     pub kind: String,
     #[serde(rename = "Action")]
@@ -101,7 +110,14 @@ impl Events {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
+        let legacy = kind == "container" || kind == "image";
         let ev = Event {
+            status: if legacy { action.into() } else { String::new() },
+            id: if legacy { id.into() } else { String::new() },
+            from: match kind {
+                "container" => attributes.get("image").cloned().unwrap_or_default(),
+                _ => String::new(),
+            },
             kind: kind.into(),
             action: action.into(),
             actor: Actor {
@@ -202,5 +218,34 @@ mod tests {
             format!("c{}", 4 * RECENT + 9)
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn container_and_image_events_carry_dockerds_old_fields_first() {
+        let ev = Events::default();
+        let (_, mut rx) = ev.subscribe(None);
+        let attrs = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        ev.emit("container", "die", "abc", attrs("image", "busybox"));
+        ev.emit("image", "tag", "sha256:1", attrs("name", "x:latest"));
+        ev.emit("network", "create", "n1", attrs("name", "x"));
+        let keys = |e: Event| -> Vec<String> {
+            let v = serde_json::to_value(&e).unwrap();
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        // The order is dockerd's (status, id, from, Type, ...), as written.
+        let c = rx.try_recv().unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.id.as_str(), c.from.as_str()),
+            ("die", "abc", "busybox")
+        );
+        assert!(serde_json::to_string(&c)
+            .unwrap()
+            .starts_with(r#"{"status":"die","id":"abc","from":"busybox","Type""#));
+        assert_eq!(
+            keys(rx.try_recv().unwrap()).len(),
+            8,
+            "image: status and id, no from"
+        );
+        assert!(!keys(rx.try_recv().unwrap()).contains(&"status".to_string()));
     }
 }

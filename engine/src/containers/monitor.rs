@@ -4,8 +4,11 @@
 //! database, so an exit that happened while this engine was down (or while
 //! the core was restarting) is applied exactly when we come back.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{oneshot, Semaphore};
 
 use berth_proto::{Event, EventKind, RestartPolicy, TaskStatus};
 use tracing::{debug, info, warn};
@@ -56,9 +59,9 @@ pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
     }
 }
 
-async fn follow(containers: &Containers, epoch: &str) -> Result<()> {
+async fn follow(containers: &Arc<Containers>, epoch: &str) -> Result<()> {
     let store = &containers.store;
-    let mut cursor: u64 = match store.meta(EPOCH_KEY).await?.as_deref() {
+    let cursor: u64 = match store.meta(EPOCH_KEY).await?.as_deref() {
         Some(e) if e == epoch => store
             .meta(CURSOR_KEY)
             .await?
@@ -74,18 +77,119 @@ async fn follow(containers: &Containers, epoch: &str) -> Result<()> {
     // as an event and is applied idempotently.
     let mut stream = containers.core.events(cursor).await?;
     reconcile(containers).await?;
-    while let Some(ev) = stream.next().await {
-        let ev = ev?;
-        if ev.seq <= cursor {
-            continue;
+    let mut applying = Applying::new(cursor);
+    let failed = loop {
+        tokio::select! {
+            ev = stream.next() => match ev {
+                Some(Ok(ev)) if ev.seq <= applying.dispatched => {}
+                Some(Ok(ev)) if ev.namespace == NAMESPACE => applying.dispatch(containers, ev),
+                Some(Ok(ev)) => applying.skip(ev.seq),
+                Some(Err(e)) => break Some(e),
+                None => break None,
+            },
+            Some(done) = applying.tasks.join_next(), if !applying.tasks.is_empty() => {
+                if let Err(e) = applying.completed(done) {
+                    break Some(e);
+                }
+            }
         }
-        if ev.namespace == NAMESPACE {
-            apply(containers, &ev).await?;
+        applying.save(store).await?;
+    };
+    // What was started is finished before the stream is given up, so that
+    // the saved cursor covers every event applied.
+    while let Some(done) = applying.tasks.join_next().await {
+        if let Err(e) = applying.completed(done) {
+            warn!(error = %e, "applying a berth-core event");
         }
-        cursor = ev.seq;
-        store.set_meta(CURSOR_KEY, &cursor.to_string()).await?;
     }
-    Ok(())
+    applying.save(store).await?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// Events being applied. Exits of different containers are applied at
+/// once (twenty containers stopped together by `compose down` should not
+/// wait on each other's network teardown); one container's events stay in
+/// order, each waiting for the previous one. The saved cursor is the
+/// highest sequence number below which every event is applied, so a
+/// berthd that dies meanwhile applies the rest again (idempotently).
+struct Applying {
+    tasks: tokio::task::JoinSet<(u64, String, Result<()>)>,
+    /// Dispatched and not yet applied: sequence number → task id.
+    in_flight: BTreeMap<u64, String>,
+    /// The highest sequence number dispatched (or skipped).
+    dispatched: u64,
+    /// The cursor in the database.
+    saved: u64,
+    /// Per task id, its last event in flight and the signal of its end,
+    /// which the task's next event waits for.
+    tails: HashMap<String, (u64, oneshot::Receiver<()>)>,
+    /// Bounds the events applied at once (each may run netavark).
+    permits: Arc<Semaphore>,
+}
+
+impl Applying {
+    fn new(cursor: u64) -> Applying {
+        Applying {
+            tasks: tokio::task::JoinSet::new(),
+            in_flight: BTreeMap::new(),
+            dispatched: cursor,
+            saved: cursor,
+            tails: HashMap::new(),
+            permits: Arc::new(Semaphore::new(16)),
+        }
+    }
+
+    fn dispatch(&mut self, containers: &Arc<Containers>, ev: Event) {
+        let (done, end) = oneshot::channel();
+        let previous = self.tails.insert(ev.id.clone(), (ev.seq, end));
+        self.in_flight.insert(ev.seq, ev.id.clone());
+        self.dispatched = ev.seq;
+        let containers = Arc::clone(containers);
+        let permits = Arc::clone(&self.permits);
+        self.tasks.spawn(async move {
+            if let Some((_, previous)) = previous {
+                let _ = previous.await;
+            }
+            let applied = match permits.acquire_owned().await {
+                Ok(_permit) => apply(&containers, &ev).await,
+                Err(_) => Ok(()),
+            };
+            let _ = done.send(());
+            (ev.seq, ev.id, applied)
+        });
+    }
+
+    /// An event of another namespace: nothing to apply.
+    fn skip(&mut self, seq: u64) {
+        self.dispatched = seq;
+    }
+
+    fn completed(
+        &mut self,
+        done: std::result::Result<(u64, String, Result<()>), tokio::task::JoinError>,
+    ) -> Result<()> {
+        let (seq, id, applied) = done.map_err(crate::Error::internal)?;
+        if self.tails.get(&id).is_some_and(|(last, _)| *last == seq) {
+            self.tails.remove(&id);
+        }
+        // A failed event stays in flight: the cursor stops before it.
+        applied?;
+        self.in_flight.remove(&seq);
+        Ok(())
+    }
+
+    /// Saves the cursor if it moved.
+    async fn save(&mut self, store: &crate::store::Store) -> Result<()> {
+        let cursor = match self.in_flight.keys().next() {
+            Some(first) => first - 1,
+            None => self.dispatched,
+        };
+        if cursor > self.saved {
+            store.set_meta(CURSOR_KEY, &cursor.to_string()).await?;
+            self.saved = cursor;
+        }
+        Ok(())
+    }
 }
 
 async fn apply(containers: &Containers, ev: &Event) -> Result<()> {

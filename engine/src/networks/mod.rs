@@ -4,6 +4,8 @@
 //! bridges, veths and firewall rules are made by netavark when the first
 //! container of a network starts and go with the last one (`sandbox`).
 
+pub mod aardvark;
+pub mod direct;
 pub mod ipam;
 pub mod netavark;
 pub mod netns;
@@ -265,6 +267,9 @@ pub struct Networks {
     /// Held while addresses and host ports are picked and recorded, so two
     /// starts never pick the same one.
     alloc: tokio::sync::Mutex<()>,
+    /// Containers whose sandbox is being undone: for the choice of the
+    /// network's last container, which leaves a keeper (`keep_alive`).
+    leaving: tokio::sync::Mutex<std::collections::HashSet<String>>,
     /// Poked when a sandbox goes; see `run_sweeper`.
     pub(crate) sweep_soon: tokio::sync::Notify,
 }
@@ -404,6 +409,7 @@ impl Networks {
             default_bind_ip: config.ip.clone(),
             default_dns: config.dns.clone(),
             alloc: tokio::sync::Mutex::new(()),
+            leaving: Default::default(),
             sweep_soon: tokio::sync::Notify::new(),
         })
     }

@@ -147,6 +147,27 @@ impl Netavark {
         self.run("teardown", netns, opts).await.map(|_| ())
     }
 
+    /// aardvark-dns's directory: its pid file and one file of records per
+    /// network, named after the network's id.
+    pub fn aardvark_dir(&self) -> PathBuf {
+        self.config_dir.join("aardvark-dns")
+    }
+
+    /// Runs `f` on a blocking thread with the host-wide lock held: Berth's
+    /// own changes to the networks netavark set up (`direct`) must not
+    /// interleave with a netavark run.
+    pub async fn with_host_lock<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(move || {
+            let _lock = HostLock::take()?;
+            f()
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
     async fn run(&self, verb: &'static str, netns: &Path, opts: &Options) -> Result<Vec<u8>> {
         if !self.binary.is_file() {
             return Err(Error::Internal(format!(

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::netavark::{NetInfo, Options, PerNetwork};
 use super::ports::{self, Published};
+use super::{aardvark, direct};
 use super::{ipam, EndpointRecord, NetworkRecord, Networks};
 use crate::containers::record::Container;
 use crate::error::{Error, Result};
@@ -55,6 +56,10 @@ pub struct Attachment {
     pub info: NetInfo,
     /// Whether the published ports were set up on this network.
     pub with_ports: bool,
+    /// The host's end of the interface when Berth made it itself
+    /// (`direct`); empty when netavark did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host_veth: String,
 }
 
 impl Attachment {
@@ -594,18 +599,24 @@ impl Networks {
             mut sandbox,
         } = pending;
         let netns = PathBuf::from(&sandbox.netns);
-        let status = match self.netavark.setup(&netns, &opts).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.leave(&c.id).await;
-                return Err(e);
-            }
+        let direct = self.direct_join(&netns, &opts, &plan).await;
+        let status = match &direct {
+            Some((nid, st, _)) => BTreeMap::from([(nid.clone(), st.clone())]),
+            None => match self.netavark.setup(&netns, &opts).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.leave(&c.id).await;
+                    return Err(e);
+                }
+            },
         };
         for (n, e, ip) in &plan {
             let st = status.get(&n.id).cloned().unwrap_or_default();
-            sandbox
-                .attachments
-                .insert(n.id.clone(), attachment(n, e, ip, &opts, &st, true));
+            let mut a = attachment(n, e, ip, &opts, &st, true);
+            if let Some((_, _, host_veth)) = direct.as_ref().filter(|(nid, _, _)| *nid == n.id) {
+                a.host_veth = host_veth.clone();
+            }
+            sandbox.attachments.insert(n.id.clone(), a);
         }
         self.store.set_sandbox(&c.id, &sandbox).await?;
         for (n, e, _) in plan.iter().filter(|(_, e, _)| !e.named) {
@@ -620,6 +631,115 @@ impl Networks {
         }
         info!(container_id = %c.id, networks = sandbox.attachments.len(), ports = sandbox.ports.len(), "network set up");
         Ok(())
+    }
+
+    /// Sets up a container's only network without netavark when that is
+    /// all netavark would do (`direct`): no published ports, one IPv4
+    /// bridge network already up on this host. The network's id, the
+    /// status netavark would report and the host's end of the veth; None
+    /// when netavark must do it (or this failed, undone, and netavark
+    /// tries).
+    async fn direct_join(
+        &self,
+        netns: &std::path::Path,
+        opts: &Options,
+        plan: &[(NetworkRecord, EndpointRecord, Addresses)],
+    ) -> Option<(String, super::netavark::Status, String)> {
+        let [(n, _, addresses)] = plan else {
+            return None;
+        };
+        let per = opts.networks.get(&n.id)?;
+        if !opts.port_mappings.is_empty()
+            || n.driver != "bridge"
+            || n.bridge.is_empty()
+            || n.subnet6().is_some()
+            || addresses.ip6.is_some()
+        {
+            return None;
+        }
+        let d = direct::Plan {
+            network_id: n.id.clone(),
+            bridge: n.bridge.clone(),
+            internal: n.internal,
+            interface: per.interface_name.clone(),
+            ip: addresses.ip.clone(),
+            prefix: n.subnet()?.prefix_len(),
+            gateway: n.gateway.clone().unwrap_or_default(),
+            mac: per.static_mac.clone().unwrap_or_else(direct::random_mac),
+            mtu: n.options.get("com.docker.network.driver.mtu").cloned(),
+            record: n.dns.then(|| aardvark::Record {
+                container_id: opts.container_id.clone(),
+                ipv4: addresses.ip.clone(),
+                names: std::iter::once(opts.container_name.clone())
+                    .chain(per.aliases.iter().cloned())
+                    .collect(),
+                upstream: opts.dns_servers.clone(),
+            }),
+        };
+        let host_veth = direct::host_veth_name();
+        let dir = self.netavark.aardvark_dir();
+        let (ns, veth, plan2) = (netns.to_path_buf(), host_veth.clone(), d.clone());
+        let done = self
+            .netavark
+            .with_host_lock(move || {
+                if !direct::network_is_up(
+                    &plan2.bridge,
+                    &plan2.network_id,
+                    plan2.record.is_some(),
+                    &dir,
+                ) {
+                    return Ok(false);
+                }
+                direct::attach(&ns, &veth, &plan2, &dir).map(|()| true)
+            })
+            .await;
+        match done {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                warn!(container_id = %opts.container_id, error = %e, "setting up the interface directly; netavark does it");
+                return None;
+            }
+        }
+        let status = super::netavark::Status {
+            // netavark names the gateway, where aardvark-dns answers.
+            dns_server_ips: d.record.as_ref().map(|_| vec![d.gateway.clone()]),
+            dns_search_domains: None,
+            interfaces: Some(BTreeMap::from([(
+                d.interface.clone(),
+                super::netavark::Interface {
+                    mac_address: d.mac.clone(),
+                },
+            )])),
+        };
+        Some((n.id.clone(), status, host_veth))
+    }
+
+    /// Undoes an interface `direct_join` made; false when netavark must
+    /// (the network's last DNS record, or this failed).
+    async fn direct_leave(&self, container_id: &str, network_id: &str, a: &Attachment) -> bool {
+        let dir = self.netavark.aardvark_dir();
+        let (nid, cid, dns) = (
+            network_id.to_string(),
+            container_id.to_string(),
+            a.info.dns_enabled,
+        );
+        let forgotten = self
+            .netavark
+            .with_host_lock(move || direct::forget_record(&nid, &cid, dns, &dir))
+            .await;
+        let veth = a.host_veth.clone();
+        let done = match forgotten {
+            Ok(true) => tokio::task::spawn_blocking(move || direct::delete_link(&veth))
+                .await
+                .map_err(Error::internal)
+                .and_then(|r| r.map(|()| true)),
+            other => other,
+        };
+        done.unwrap_or_else(|e| {
+            warn!(container_id, error = %e, "removing the interface directly; netavark does it");
+            false
+        })
     }
 
     fn connect_event(
@@ -652,27 +772,37 @@ impl Networks {
                 return;
             }
         };
+        let netns = PathBuf::from(&sb.netns);
+        // Not after a lost boot (the namespace is gone): nothing is in use.
+        if !is_keeper(container_id) && super::netns::is_kept(&netns) {
+            self.keep_alive(container_id, &sb).await;
+        }
+        // Interfaces Berth made itself go without netavark; what that
+        // cannot undo falls to netavark below.
+        let mut for_netavark = sb.attachments.clone();
+        for (nid, a) in sb
+            .attachments
+            .iter()
+            .filter(|(_, a)| !a.host_veth.is_empty())
+        {
+            if self.direct_leave(container_id, nid, a).await {
+                for_netavark.remove(nid);
+            }
+        }
         let opts = Options {
             container_id: container_id.to_string(),
             container_name: sb.container_name.clone(),
-            networks: sb
-                .attachments
+            networks: for_netavark
                 .iter()
                 .map(|(id, a)| (id.clone(), a.per_network()))
                 .collect(),
-            network_info: sb
-                .attachments
+            network_info: for_netavark
                 .iter()
                 .map(|(id, a)| (id.clone(), a.info.clone()))
                 .collect(),
             port_mappings: sb.ports.iter().map(Published::mapping).collect(),
             dns_servers: Vec::new(),
         };
-        let netns = PathBuf::from(&sb.netns);
-        // Not after a lost boot (the namespace is gone): nothing is in use.
-        if !is_keeper(container_id) && super::netns::is_kept(&netns) {
-            self.keep_alive(container_id, &sb).await;
-        }
         if !super::netns::is_kept(&netns) {
             // The namespace is gone (a reboot-like loss of the exec-root).
             // netavark tears down inside one and stops at the first
@@ -683,7 +813,7 @@ impl Networks {
             // one to remove the network's rules.
             let _ = super::netns::remove(&netns);
             if super::netns::create(&netns).is_ok() {
-                for a in sb.attachments.values() {
+                for a in for_netavark.values() {
                     super::netns::add_stand_in(&netns, &a.interface);
                     super::netns::ensure_bridge(&a.info.network_interface);
                 }
@@ -705,6 +835,7 @@ impl Networks {
                 self.connect_event(&a.info.id, &a.network_name, container_id, "disconnect");
             }
         }
+        self.leaving.lock().await.remove(container_id);
         info!(container_id, "network torn down");
         // The shared chains go a little later, once no container has
         // started meanwhile (`run_sweeper`): sweeping after every exit would
@@ -720,14 +851,20 @@ impl Networks {
     /// `docker run --rm` pays ~70 ms. Keepers go after two idle seconds
     /// (`run_sweeper`), with their network, and when berthd stops.
     async fn keep_alive(&self, leaving: &str, sb: &Sandbox) {
-        let Ok(others) = self.store.sandboxes::<Sandbox>().await else {
-            return;
+        // Containers stopped together leave at once: each counts the others
+        // that are not leaving too, and says it is, in one step, so that
+        // exactly one of them finds itself last.
+        let others = {
+            let mut gone = self.leaving.lock().await;
+            let Ok(all) = self.store.sandboxes::<Sandbox>().await else {
+                return;
+            };
+            gone.insert(leaving.to_string());
+            all.into_iter()
+                .filter(|(id, _)| !gone.contains(id))
+                .map(|(_, sb)| sb)
+                .collect::<Vec<Sandbox>>()
         };
-        let others: Vec<Sandbox> = others
-            .into_iter()
-            .filter(|(id, _)| id != leaving)
-            .map(|(_, sb)| sb)
-            .collect();
         for (nid, a) in &sb.attachments {
             if others.iter().any(|o| o.attachments.contains_key(nid)) {
                 continue;
@@ -1067,5 +1204,6 @@ fn attachment(
         },
         info: n.netavark_info(),
         with_ports,
+        host_veth: String::new(),
     }
 }
