@@ -11,13 +11,14 @@
 # Benchmarks: run-latency, exec-latency, build (legacy builder), buildkit
 # (buildx), network, ps, parallel (many `docker run -d` at once), stats
 # (`docker stats --no-stream` of 50 containers; its log also has daemon CPU
-# for streaming stats and for many event subscribers). memory.sh, logs.sh
+# for streaming stats and for many event subscribers), compose (`compose
+# up -d` and `down` of 20 and 100 services). memory.sh, logs.sh
 # and pull.sh measure what a mean time does not say (RSS, throughput) and
 # are run by themselves.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=10
-only=run-latency,exec-latency,build,buildkit,network,ps,parallel,stats
+only=run-latency,exec-latency,build,buildkit,network,ps,parallel,stats,compose
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift ;;
@@ -32,7 +33,7 @@ for b in ${only//,/ }; do
   case $b in
     ps) bash contrib/bench/ps.sh --docker >"$out/ps.log" 2>&1 || echo "ps failed: see $out/ps.log" >&2 ;;
     # Each run starts hundreds of containers: three are enough.
-    parallel) BENCH_JSON=$out/$b.json bash contrib/bench/parallel.sh --docker --runs 3 >"$out/$b.log" 2>&1 ||
+    parallel | compose) BENCH_JSON=$out/$b.json bash "contrib/bench/$b.sh" --docker --runs 3 >"$out/$b.log" 2>&1 ||
       echo "$b failed: see $out/$b.log" >&2 ;;
     *) BENCH_JSON=$out/$b.json bash "contrib/bench/$b.sh" --docker --runs "$runs" >"$out/$b.log" 2>&1 ||
       echo "$b failed: see $out/$b.log" >&2 ;;
@@ -54,6 +55,10 @@ targets = {
     ("ps", ""): ("berth_ms", 3.0),
     ("parallel", "50x8"): ("ratio", 0.25),
     ("parallel", "200x32"): ("ratio", 0.25),
+    ("compose", "up-20"): ("ratio", 0.25),
+    ("compose", "down-20"): ("ratio", 0.25),
+    ("compose", "up-100"): ("ratio", 0.25),
+    ("compose", "down-100"): ("ratio", 0.25),
 }
 rows = []
 for name in sorted(os.listdir(out)):

@@ -1,28 +1,78 @@
 #!/usr/bin/env bash
-# Benchmark: memory of Berth's processes. Run by hand, as root, with Berth
-# running (contrib/setup.sh):
+# Benchmark: memory with N idle containers (default 200), Berth and (with
+# --docker) Debian's dockerd side by side. Run by hand, as root, with Berth
+# running (contrib/setup.sh, or BERTH_HOST=unix:///path/to.sock):
 #
-#   bash contrib/bench/memory.sh [N]     (N idle containers, default 10)
+#   bash contrib/bench/memory.sh [--docker] [--containers N]
 #
-# Prints the USS (private memory, from /proc/PID/smaps_rollup) of each
-# berth-shim, and the RSS of berthd and berth-core while idle.
+# Prints, per daemon, the RSS and USS (private memory, from
+# /proc/PID/smaps_rollup) of the daemon's processes (berthd + berth-core,
+# or dockerd + containerd) with the containers running, and the mean USS
+# of the per-container process (berth-shim, or containerd-shim-runc-v2).
 set -euo pipefail
-n=${1:-10}
-export DOCKER_HOST=unix:///run/berth/docker.sock
-ids=()
-for i in $(seq 1 "$n"); do ids+=("$(docker run -d busybox sleep 100000)"); done
-trap 'docker rm -f "${ids[@]}" >/dev/null' EXIT
-kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/smaps_rollup"; }
-uss_total=0
-for id in "${ids[@]}"; do
-  pid=$(docker inspect -f '{{.State.Pid}}' "$id")
-  shim=$(awk '/^PPid:/ {print $2}' /proc/$pid/status)
-  uss=$(( $(kb "$shim" Private_Clean) + $(kb "$shim" Private_Dirty) ))
-  uss_total=$((uss_total + uss))
-  printf 'shim %-7s USS %5d KiB  RSS %5d KiB  PSS %5d KiB\n' "$shim" "$uss" "$(kb "$shim" Rss)" "$(kb "$shim" Pss)"
+cd "$(dirname "$0")/../.."
+. contrib/bench/dockerd.sh # start_bench_dockerd, stop_bench_dockerd
+n=200
+with_docker=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --docker) with_docker=1 ;;
+    --containers) n=$2; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
 done
-echo "mean shim USS: $((uss_total / n)) KiB over $n idle containers"
-for name in berthd berth-core; do
-  pid=$(pgrep -xo "$name")
-  printf '%-10s pid %-7s RSS %6d KiB  USS %6d KiB\n' "$name" "$pid" "$(kb "$pid" Rss)" "$(( $(kb "$pid" Private_Clean) + $(kb "$pid" Private_Dirty) ))"
+image=$PWD/target/busybox.tar
+[ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
+
+hosts=("${BERTH_HOST:-unix:///run/berth/docker.sock}")
+names=(berth)
+daemons=("berthd berth-core")
+cleanup() {
+  for h in "${hosts[@]}"; do
+    ids=$(DOCKER_HOST=$h docker ps -aq --filter label=berth.bench=memory 2>/dev/null || true)
+    [ -z "$ids" ] || DOCKER_HOST=$h docker rm -f $ids >/dev/null 2>&1 || true
+  done
+  if [ $with_docker = 1 ]; then
+    stop_bench_dockerd "$dir" bench-docker0
+  fi
+}
+trap cleanup EXIT
+if [ $with_docker = 1 ]; then
+  dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
+  start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
+  hosts+=("unix://$dir/docker.sock")
+  names+=(docker)
+  daemons+=("dockerd containerd")
+fi
+
+kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/smaps_rollup"; }
+uss() { echo $(($(kb "$1" Private_Clean) + $(kb "$1" Private_Dirty))); }
+
+for i in "${!hosts[@]}"; do
+  export DOCKER_HOST=${hosts[$i]}
+  docker load -i "$image" >/dev/null
+  seq 1 "$n" | xargs -P 8 -I{} docker run -d --label berth.bench=memory busybox sleep 100000 >/dev/null
+  # The per-container process: the parent of each container's init.
+  total=0 count=0
+  for pid in $(docker ps -q --filter label=berth.bench=memory | xargs docker inspect -f '{{.State.Pid}}'); do
+    shim=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status")
+    total=$((total + $(uss "$shim")))
+    count=$((count + 1))
+  done
+  rss=0 private=0
+  for name in ${daemons[$i]}; do
+    for pid in $(pgrep -x "$name"); do
+      # Only this daemon's: its command line names its socket or root.
+      case $name in
+        dockerd | containerd) grep -qa "$dir" "/proc/$pid/cmdline" || continue ;;
+      esac
+      rss=$((rss + $(kb "$pid" Rss)))
+      private=$((private + $(uss "$pid")))
+    done
+  done
+  printf '%-6s %d containers: daemons (%s) RSS %d KiB, USS %d KiB; per-container process mean USS %d KiB\n' \
+    "${names[$i]}" "$count" "${daemons[$i]}" "$rss" "$private" "$((total / count))"
+  ids=$(docker ps -aq --filter label=berth.bench=memory)
+  [ -z "$ids" ] || docker rm -f $ids >/dev/null
 done

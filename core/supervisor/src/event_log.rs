@@ -2,7 +2,10 @@
 //! that only grows, kept in `events.jsonl` in the state directory so that an
 //! engine that was away (or a core that restarted) resumes exactly where it
 //! left off. The `epoch` file names this log; a new log (after the exec-root
-//! was wiped, as by a reboot) gets a new epoch.
+//! was wiped, as by a reboot) gets a new epoch. The file is rewritten with
+//! the retained events once it holds twice as many: it lives on the
+//! exec-root, a tmpfs, and a host that runs a million short containers
+//! would otherwise keep a gigabyte of old events in memory.
 
 use std::io::Write;
 use std::path::Path;
@@ -22,9 +25,39 @@ pub struct EventLog {
 }
 
 struct Inner {
+    path: std::path::PathBuf,
     file: std::fs::File,
+    /// Lines in the file (torn ones included).
+    lines: usize,
     recent: std::collections::VecDeque<Event>,
     next_seq: u64,
+}
+
+impl Inner {
+    /// Rewrites the file with the retained events once it holds twice as
+    /// many lines; written aside and renamed, so a kill meanwhile leaves
+    /// the old file or the new one.
+    fn compact_if_due(&mut self) {
+        if self.lines < 2 * RETAIN {
+            return;
+        }
+        let tmp = self.path.with_extension("jsonl.tmp");
+        let body: String = self
+            .recent
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap_or_default() + "\n")
+            .collect();
+        let rewritten = std::fs::write(&tmp, body)
+            .and_then(|_| std::fs::rename(&tmp, &self.path))
+            .and_then(|_| std::fs::File::options().append(true).open(&self.path));
+        match rewritten {
+            Ok(f) => {
+                self.file = f;
+                self.lines = self.recent.len();
+            }
+            Err(e) => tracing::warn!(error = %e, "compacting the event log"),
+        }
+    }
 }
 
 impl EventLog {
@@ -41,7 +74,9 @@ impl EventLog {
         let path = state_dir.join("events.jsonl");
         let mut recent = std::collections::VecDeque::new();
         let mut next_seq = 1;
+        let mut lines = 0;
         if let Ok(text) = std::fs::read_to_string(&path) {
+            lines = text.lines().count();
             // A line cut short by a kill during the write is skipped.
             for ev in text
                 .lines()
@@ -62,7 +97,9 @@ impl EventLog {
         Ok(EventLog {
             epoch,
             inner: Mutex::new(Inner {
+                path,
                 file,
+                lines,
                 recent,
                 next_seq,
             }),
@@ -111,10 +148,12 @@ impl EventLog {
         if let Err(e) = inner.file.write_all(line.as_bytes()) {
             tracing::error!(error = %e, "writing event log");
         }
+        inner.lines += 1;
         inner.recent.push_back(ev.clone());
         if inner.recent.len() > RETAIN {
             inner.recent.pop_front();
         }
+        inner.compact_if_due();
         let _ = self.live.send(ev.clone());
         ev
     }
@@ -157,6 +196,47 @@ mod tests {
             vec![2, 3]
         );
         assert_eq!(backlog[0].exit_code, Some(3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_file_stays_bounded_and_keeps_its_sequence() {
+        let dir = std::env::temp_dir().join(format!("berth-evlog-bound-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = EventLog::open(&dir).unwrap();
+        let total = 2 * RETAIN as u64 + 7;
+        for i in 0..total {
+            log.append(
+                "ns",
+                &format!("c{i}"),
+                EventKind::Start,
+                1,
+                None,
+                "t".into(),
+            );
+        }
+        drop(log);
+        let lines = std::fs::read_to_string(dir.join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .count();
+        assert!(lines < 2 * RETAIN, "{lines} lines kept");
+        let log = EventLog::open(&dir).unwrap();
+        assert_eq!(
+            log.append("ns", "next", EventKind::Start, 1, None, "t".into())
+                .seq,
+            total + 1
+        );
+        let (backlog, _) = log.subscribe(total - 2);
+        assert_eq!(
+            backlog.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            vec![
+                format!("c{}", total - 2).as_str(),
+                format!("c{}", total - 1).as_str(),
+                "next"
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
