@@ -14,7 +14,7 @@
 # used for one up and one down of the first size.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. contrib/bench/dockerd.sh # start_bench_dockerd, stop_bench_dockerd, cpu_seconds
+. contrib/bench/dockerd.sh # bench_daemons, bench_daemons_stop, cpu_seconds
 runs=5
 sizes=20,100
 with_docker=0
@@ -33,29 +33,18 @@ image=$PWD/target/busybox.tar
 [ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
 
 work=$(mktemp -d /tmp/bench-compose.XXXX)
-berth=${BERTH_HOST:-unix:///run/berth/docker.sock}
-hosts=("$berth")
-names=(berth)
-daemons=("berthd berth-core")
+hosts=()
 cleanup() {
   for h in "${hosts[@]}"; do
     for n in ${sizes//,/ }; do
       DOCKER_HOST=$h docker compose -f "$work/$n.yaml" -p "bench$n" down -t 0 >/dev/null 2>&1 || true
     done
   done
-  if [ $with_docker = 1 ]; then
-    stop_bench_dockerd "$dir" bench-docker0
-  fi
+  bench_daemons_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
-if [ $with_docker = 1 ]; then
-  dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
-  hosts+=("unix://$dir/docker.sock")
-  names+=(docker)
-  daemons+=("dockerd containerd")
-fi
+bench_daemons $with_docker compose
 for h in "${hosts[@]}"; do DOCKER_HOST=$h docker load -i "$image" >/dev/null; done
 
 # The project file of N services.

@@ -42,3 +42,34 @@ cpu_seconds() {
     for p in $(pgrep -x "$n"); do awk '{ print ($14 + $15) / 100 }' "/proc/$p/stat"; done
   done | awk '{ t += $1 } END { printf "%.2f", t }'
 }
+
+#   bench_daemons WITH_DOCKER LABEL
+# sets the arrays hosts, names and daemons of a side-by-side benchmark:
+# Berth (BERTH_HOST, else /run/berth/docker.sock; its processes berthd and
+# berth-core) and, when WITH_DOCKER is 1, a dockerd started beside it
+# (dockerd and containerd). bench_daemons_stop removes the containers
+# labelled berth.bench=LABEL on each and stops that dockerd. Callers set
+# `trap ... EXIT` first, with hosts=() so that it can run at any point.
+bench_daemons() {
+  BENCH_LABEL=$2
+  BENCH_DOCKERD_DIR=
+  hosts=("${BERTH_HOST:-unix:///run/berth/docker.sock}")
+  names=(berth)
+  daemons=("berthd berth-core")
+  if [ "$1" = 1 ]; then
+    BENCH_DOCKERD_DIR=$(mktemp -d /tmp/bench-dockerd.XXXX)
+    start_bench_dockerd "$BENCH_DOCKERD_DIR" bench-docker0 172.31.250.1/24 bench
+    hosts+=("unix://$BENCH_DOCKERD_DIR/docker.sock")
+    names+=(docker)
+    daemons+=("dockerd containerd")
+  fi
+}
+
+bench_daemons_stop() {
+  local h ids
+  for h in "${hosts[@]}"; do
+    ids=$(DOCKER_HOST=$h docker ps -aq --filter "label=berth.bench=${BENCH_LABEL:-}" 2>/dev/null || true)
+    [ -z "$ids" ] || DOCKER_HOST=$h docker rm -f $ids >/dev/null 2>&1 || true
+  done
+  [ -z "${BENCH_DOCKERD_DIR:-}" ] || stop_bench_dockerd "$BENCH_DOCKERD_DIR" bench-docker0
+}

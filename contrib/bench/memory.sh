@@ -11,7 +11,7 @@
 # of the per-container process (berth-shim, or containerd-shim-runc-v2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. contrib/bench/dockerd.sh # start_bench_dockerd, stop_bench_dockerd
+. contrib/bench/dockerd.sh # bench_daemons, bench_daemons_stop
 n=200
 with_docker=0
 while [ $# -gt 0 ]; do
@@ -25,26 +25,9 @@ done
 image=$PWD/target/busybox.tar
 [ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
 
-hosts=("${BERTH_HOST:-unix:///run/berth/docker.sock}")
-names=(berth)
-daemons=("berthd berth-core")
-cleanup() {
-  for h in "${hosts[@]}"; do
-    ids=$(DOCKER_HOST=$h docker ps -aq --filter label=berth.bench=memory 2>/dev/null || true)
-    [ -z "$ids" ] || DOCKER_HOST=$h docker rm -f $ids >/dev/null 2>&1 || true
-  done
-  if [ $with_docker = 1 ]; then
-    stop_bench_dockerd "$dir" bench-docker0
-  fi
-}
-trap cleanup EXIT
-if [ $with_docker = 1 ]; then
-  dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
-  hosts+=("unix://$dir/docker.sock")
-  names+=(docker)
-  daemons+=("dockerd containerd")
-fi
+hosts=()
+trap bench_daemons_stop EXIT
+bench_daemons $with_docker memory
 
 kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/smaps_rollup"; }
 uss() { echo $(($(kb "$1" Private_Clean) + $(kb "$1" Private_Dirty))); }
@@ -65,7 +48,7 @@ for i in "${!hosts[@]}"; do
     for pid in $(pgrep -x "$name"); do
       # Only this daemon's: its command line names its socket or root.
       case $name in
-        dockerd | containerd) grep -qa "$dir" "/proc/$pid/cmdline" || continue ;;
+        dockerd | containerd) grep -qa "$BENCH_DOCKERD_DIR" "/proc/$pid/cmdline" || continue ;;
       esac
       rss=$((rss + $(kb "$pid" Rss)))
       private=$((private + $(uss "$pid")))

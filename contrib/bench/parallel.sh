@@ -15,7 +15,7 @@
 # time goes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. contrib/bench/dockerd.sh # start_bench_dockerd, stop_bench_dockerd, cpu_seconds
+. contrib/bench/dockerd.sh # bench_daemons, bench_daemons_stop, cpu_seconds
 runs=3
 cases=50x8,200x32
 with_docker=0
@@ -32,10 +32,7 @@ command -v hyperfine >/dev/null || { echo "hyperfine missing: bash contrib/setup
 image=$PWD/target/busybox.tar
 [ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
 
-berth=${BERTH_HOST:-unix:///run/berth/docker.sock}
-hosts=("$berth")
-names=(berth)
-daemons=("berthd berth-core")
+hosts=()
 # Removes the benchmark's containers and waits (at most 60 s) until the
 # removal's work in the background (runtime deletes, network teardown)
 # is over, so that it does not run during the next timed run.
@@ -55,18 +52,10 @@ clear_host() {
 }
 cleanup() {
   for h in "${hosts[@]}"; do clear_host "$h" 2>/dev/null || true; done
-  if [ $with_docker = 1 ]; then
-    stop_bench_dockerd "$dir" bench-docker0
-  fi
+  bench_daemons_stop
 }
 trap cleanup EXIT
-if [ $with_docker = 1 ]; then
-  dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
-  hosts+=("unix://$dir/docker.sock")
-  names+=(docker)
-  daemons+=("dockerd containerd")
-fi
+bench_daemons $with_docker parallel
 for h in "${hosts[@]}"; do DOCKER_HOST=$h docker load -i "$image" >/dev/null; done
 
 # The command of one timed run: COUNT starts, PARALLEL at a time.

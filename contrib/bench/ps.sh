@@ -27,27 +27,10 @@ while [ $# -gt 0 ]; do
 done
 image=$PWD/target/busybox.tar
 [ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
-berth=${BERTH_HOST:-unix:///run/berth/docker.sock}
-hosts=("$berth")
-names=(berth)
-
-cleanup() {
-  for h in "${hosts[@]}"; do
-    ids=$(DOCKER_HOST=$h docker ps -aq --filter label=berth.bench=ps 2>/dev/null || true)
-    [ -z "$ids" ] || DOCKER_HOST=$h docker rm -f $ids >/dev/null 2>&1 || true
-  done
-  if [ $with_docker = 1 ]; then
-    stop_bench_dockerd "$dir" bench-docker0
-  fi
-}
-trap cleanup EXIT
-if [ $with_docker = 1 ]; then
-  dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  . contrib/bench/dockerd.sh
-  start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
-  hosts+=("unix://$dir/docker.sock")
-  names+=(docker)
-fi
+. contrib/bench/dockerd.sh # bench_daemons, bench_daemons_stop
+hosts=()
+trap bench_daemons_stop EXIT
+bench_daemons $with_docker ps
 
 # N containers, the first M running, the others created and never started.
 populate() {

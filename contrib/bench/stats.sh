@@ -18,7 +18,7 @@
 # The benchmark's containers are removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. contrib/bench/dockerd.sh # start_bench_dockerd, stop_bench_dockerd, cpu_seconds
+. contrib/bench/dockerd.sh # bench_daemons, bench_daemons_stop, cpu_seconds
 containers=50
 subscribers=50
 runs=5
@@ -37,29 +37,14 @@ command -v hyperfine >/dev/null || { echo "hyperfine missing: bash contrib/setup
 image=$PWD/target/busybox.tar
 [ -f "$image" ] || contrib/make-busybox-image.sh "$image" >/dev/null
 
-berth=${BERTH_HOST:-unix:///run/berth/docker.sock}
-hosts=("$berth")
-names=(berth)
-daemons=("berthd berth-core")
+hosts=()
 watchers=()
 cleanup() {
   for w in "${watchers[@]}"; do kill "$w" 2>/dev/null || true; done
-  for h in "${hosts[@]}"; do
-    ids=$(DOCKER_HOST=$h docker ps -aq --filter label=berth.bench=stats 2>/dev/null || true)
-    [ -z "$ids" ] || DOCKER_HOST=$h docker rm -f $ids >/dev/null 2>&1 || true
-  done
-  if [ $with_docker = 1 ]; then
-    stop_bench_dockerd "$dir" bench-docker0
-  fi
+  bench_daemons_stop
 }
 trap cleanup EXIT
-if [ $with_docker = 1 ]; then
-  dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  start_bench_dockerd "$dir" bench-docker0 172.31.250.1/24 bench
-  hosts+=("unix://$dir/docker.sock")
-  names+=(docker)
-  daemons+=("dockerd containerd")
-fi
+bench_daemons $with_docker stats
 
 labels=() commands=()
 for i in "${!hosts[@]}"; do

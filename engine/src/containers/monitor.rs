@@ -4,7 +4,7 @@
 //! database, so an exit that happened while this engine was down (or while
 //! the core was restarting) is applied exactly when we come back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,7 +81,7 @@ async fn follow(containers: &Arc<Containers>, epoch: &str) -> Result<()> {
     let failed = loop {
         tokio::select! {
             ev = stream.next() => match ev {
-                Some(Ok(ev)) if ev.seq <= applying.dispatched => {}
+                Some(Ok(ev)) if ev.seq <= applying.marks.dispatched => {}
                 Some(Ok(ev)) if ev.namespace == NAMESPACE => applying.dispatch(containers, ev),
                 Some(Ok(ev)) => applying.skip(ev.seq),
                 Some(Err(e)) => break Some(e),
@@ -114,10 +114,7 @@ async fn follow(containers: &Arc<Containers>, epoch: &str) -> Result<()> {
 /// berthd that dies meanwhile applies the rest again (idempotently).
 struct Applying {
     tasks: tokio::task::JoinSet<(u64, String, Result<()>)>,
-    /// Dispatched and not yet applied: sequence number → task id.
-    in_flight: BTreeMap<u64, String>,
-    /// The highest sequence number dispatched (or skipped).
-    dispatched: u64,
+    marks: Marks,
     /// The cursor in the database.
     saved: u64,
     /// Per task id, its last event in flight and the signal of its end,
@@ -127,12 +124,38 @@ struct Applying {
     permits: Arc<Semaphore>,
 }
 
+/// Which events are dispatched and which are still being applied.
+#[derive(Debug)]
+struct Marks {
+    /// Dispatched and not yet applied (a failed one stays).
+    in_flight: BTreeSet<u64>,
+    /// The highest sequence number dispatched (or skipped).
+    dispatched: u64,
+}
+
+impl Marks {
+    fn start(&mut self, seq: u64) {
+        self.in_flight.insert(seq);
+        self.dispatched = seq;
+    }
+
+    /// The highest sequence number up to which every event is applied.
+    fn cursor(&self) -> u64 {
+        match self.in_flight.first() {
+            Some(first) => first - 1,
+            None => self.dispatched,
+        }
+    }
+}
+
 impl Applying {
     fn new(cursor: u64) -> Applying {
         Applying {
             tasks: tokio::task::JoinSet::new(),
-            in_flight: BTreeMap::new(),
-            dispatched: cursor,
+            marks: Marks {
+                in_flight: BTreeSet::new(),
+                dispatched: cursor,
+            },
             saved: cursor,
             tails: HashMap::new(),
             permits: Arc::new(Semaphore::new(16)),
@@ -142,8 +165,7 @@ impl Applying {
     fn dispatch(&mut self, containers: &Arc<Containers>, ev: Event) {
         let (done, end) = oneshot::channel();
         let previous = self.tails.insert(ev.id.clone(), (ev.seq, end));
-        self.in_flight.insert(ev.seq, ev.id.clone());
-        self.dispatched = ev.seq;
+        self.marks.start(ev.seq);
         let containers = Arc::clone(containers);
         let permits = Arc::clone(&self.permits);
         self.tasks.spawn(async move {
@@ -161,7 +183,7 @@ impl Applying {
 
     /// An event of another namespace: nothing to apply.
     fn skip(&mut self, seq: u64) {
-        self.dispatched = seq;
+        self.marks.dispatched = seq;
     }
 
     fn completed(
@@ -174,16 +196,13 @@ impl Applying {
         }
         // A failed event stays in flight: the cursor stops before it.
         applied?;
-        self.in_flight.remove(&seq);
+        self.marks.in_flight.remove(&seq);
         Ok(())
     }
 
     /// Saves the cursor if it moved.
     async fn save(&mut self, store: &crate::store::Store) -> Result<()> {
-        let cursor = match self.in_flight.keys().next() {
-            Some(first) => first - 1,
-            None => self.dispatched,
-        };
+        let cursor = self.marks.cursor();
         if cursor > self.saved {
             store.set_meta(CURSOR_KEY, &cursor.to_string()).await?;
             self.saved = cursor;
@@ -402,4 +421,33 @@ async fn reconcile(containers: &Containers) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Marks;
+
+    #[test]
+    fn the_cursor_stops_below_the_first_event_not_applied() {
+        let mut m = Marks {
+            in_flight: Default::default(),
+            dispatched: 10,
+        };
+        assert_eq!(m.cursor(), 10);
+        for seq in 11..=14 {
+            m.start(seq);
+        }
+        assert_eq!(m.cursor(), 10);
+        // 12 and 14 finish first: 11 still holds the cursor back.
+        m.in_flight.remove(&12);
+        m.in_flight.remove(&14);
+        assert_eq!(m.cursor(), 10);
+        m.in_flight.remove(&11);
+        assert_eq!(m.cursor(), 12);
+        m.in_flight.remove(&13);
+        assert_eq!(m.cursor(), 14);
+        // An event of another namespace moves it on when nothing is open.
+        m.dispatched = 15;
+        assert_eq!(m.cursor(), 15);
+    }
 }
