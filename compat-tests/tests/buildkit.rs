@@ -860,6 +860,15 @@ fn push_sends_the_image_with_the_callers_credentials() {
         "{}",
         r.stderr
     );
+    // buildx pushes a docker-driver build itself, once, as against dockerd
+    // (whose exporter leaves `push` to it): one push vertex.
+    let pushes: std::collections::HashSet<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.ends_with(&format!("pushing {name} with docker")))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(pushes.len(), 1, "{}", r.stderr);
     // Pulled back into a clean engine, it runs.
     let other = Berth::start();
     other
@@ -893,6 +902,141 @@ fn push_sends_the_image_with_the_callers_credentials() {
         ],
     );
     assert_ne!(r.code, 0, "{}", r.stderr);
+    b.finish();
+}
+
+/// `--cache-to type=inline` puts the steps' records into the pushed image;
+/// another engine with an empty cache takes those steps from the registry
+/// (`--cache-from type=registry`): the same files, not a rerun.
+#[test]
+fn inline_cache_travels_through_a_registry() {
+    let reg = berth_compat_tests::registry::Registry::start();
+    let b = start();
+    let files: &[(&str, &str)] = &[
+        (
+            "Dockerfile",
+            "FROM busybox\nENV X=1\nCOPY a.txt /a.txt\nRUN cat /proc/sys/kernel/random/uuid > /id\nRUN echo two > /two\n",
+        ),
+        ("a.txt", "hello\n"),
+    ];
+    let dir = context(&b, "inline", files);
+    let name = format!("{}/cache/app:1", reg.addr);
+    let build = |b: &Berth, args: &[&str]| {
+        let mut argv = vec!["buildx", "build", "--progress=plain"];
+        argv.extend_from_slice(args);
+        argv.push(".");
+        docker_in(b, &dir, &argv)
+    };
+    let r = build(&b, &["--cache-to", "type=inline", "--push", "-t", &name]).ok();
+    assert_eq!(
+        vertex_end(&r.stderr, "exporting cache"),
+        "DONE",
+        "{}",
+        r.stderr
+    );
+    let id = b
+        .docker(&["run", "--rm", &name, "cat", "/id"])
+        .ok()
+        .out()
+        .to_string();
+
+    // A clean engine: nothing cached, not even the layers.
+    let other = Berth::start();
+    other.load_busybox();
+    let from = format!("type=registry,ref={name}");
+    let r = build(&other, &["--cache-from", &from, "-t", "from-cache"]).ok();
+    let log = &r.stderr;
+    assert_eq!(
+        vertex_end(log, &format!("importing cache manifest from {name}")),
+        "DONE",
+        "{log}"
+    );
+    for step in ["[2/4] COPY a.txt", "[3/4] RUN cat", "[4/4] RUN echo"] {
+        assert_eq!(vertex_end(log, step), "CACHED", "{step}: {log}");
+    }
+    let taken = other.docker(&["run", "--rm", "from-cache", "cat", "/id"]);
+    assert_eq!(taken.ok().out(), id, "the step's file is the pushed one");
+    // Only what was built is named: the cache's image is not pulled.
+    let listed = other
+        .docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok();
+    let mut listed: Vec<&str> = listed.out().lines().collect();
+    listed.sort();
+    assert_eq!(listed, ["busybox:latest", "from-cache:latest"]);
+
+    // A changed file: its COPY and every step after it run again.
+    std::fs::write(dir.join("a.txt"), "changed\n").unwrap();
+    let r = build(&other, &["--cache-from", &from, "-t", "from-cache"]).ok();
+    assert_eq!(
+        vertex_end(&r.stderr, "[2/4] COPY a.txt"),
+        "DONE",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        vertex_end(&r.stderr, "[3/4] RUN cat"),
+        "DONE",
+        "{}",
+        r.stderr
+    );
+    let rerun = other.docker(&["run", "--rm", "from-cache", "cat", "/id"]);
+    assert_ne!(rerun.ok().out(), id);
+
+    // A cache image that is not there fails its vertex, not the build
+    // (as BuildKit in dockerd: `<ref>: not found`).
+    let missing = format!("{}/cache/nosuch:1", reg.addr);
+    let r = build(
+        &other,
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={missing}"),
+            "-t",
+            "x",
+        ],
+    )
+    .ok();
+    assert!(
+        r.stderr.contains(&format!("ERROR: {missing}: not found")),
+        "{}",
+        r.stderr
+    );
+    other.finish();
+    b.finish();
+}
+
+/// Stages that do not refer to each other are built at the same time, as
+/// BuildKit builds them: here each of two stages waits for the other
+/// through a FIFO in a shared cache mount, which in order would never end
+/// (the reader gives up after 30 s and fails the build).
+#[test]
+fn independent_stages_are_built_at_once() {
+    let b = start();
+    let mount = "--mount=type=cache,id=rendezvous,target=/s,sharing=shared";
+    let dockerfile = format!(
+        "FROM busybox AS reader\n\
+         RUN {mount} mkfifo /s/p 2>/dev/null; timeout 30 sh -c 'read line < /s/p && echo $line > /got'\n\
+         FROM busybox AS writer\n\
+         RUN {mount} mkfifo /s/p 2>/dev/null; timeout 30 sh -c 'echo from-the-writer > /s/p' && echo sent > /sent\n\
+         FROM busybox\n\
+         COPY --from=reader /got /got\n\
+         COPY --from=writer /sent /sent\n"
+    );
+    let dir = context(&b, "at-once", &[("Dockerfile", dockerfile.as_str())]);
+    let r = docker_in(
+        &b,
+        &dir,
+        &["build", "--progress=plain", "-t", "at-once", "."],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for step in ["[reader 2/2] RUN", "[writer 2/2] RUN", "[stage-2 3/3] COPY"] {
+        assert_eq!(vertex_end(&r.stderr, step), "DONE", "{step}: {}", r.stderr);
+    }
+    assert_eq!(
+        b.docker(&["run", "--rm", "at-once", "cat", "/got", "/sent"])
+            .ok()
+            .out(),
+        "from-the-writer\nsent"
+    );
     b.finish();
 }
 

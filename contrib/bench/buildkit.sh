@@ -7,7 +7,10 @@
 #   - cached: the same, unchanged;
 #   - cache-mount: a one-line source change before a step that installs
 #     "packages" into a RUN --mount=type=cache directory (64 MB made once,
-#     then only checked), so only the cache mount saves the work.
+#     then only checked), so only the cache mount saves the work;
+#   - stages: three independent stages of one 0.5 s RUN each and a last
+#     one copying from them, with --no-cache (about 0.5 s when the three
+#     run at once, 1.5 s in order).
 # Run by hand, as root, with Berth running (contrib/setup.sh, or
 # BERTH_HOST=unix:///path/to.sock) and buildx installed (setup.sh --deps):
 #
@@ -41,6 +44,15 @@ echo "some source" > "$ctx/steps/src.txt"
   echo "COPY src.txt /src.txt"
   for i in 1 2 3 4 5 6 7 8; do echo "RUN echo step $i > /step$i"; done
 } > "$ctx/steps/Dockerfile"
+mkdir -p "$ctx/stages"
+{
+  for s in a b c; do
+    echo "FROM busybox AS $s"
+    echo "RUN sleep 0.5 && echo $s > /$s"
+  done
+  echo "FROM busybox"
+  for s in a b c; do echo "COPY --from=$s /$s /$s"; done
+} > "$ctx/stages/Dockerfile"
 echo "version 0" > "$ctx/mount/src.txt"
 cat > "$ctx/mount/Dockerfile" <<'EOF'
 FROM busybox
@@ -48,22 +60,13 @@ COPY src.txt /src.txt
 RUN --mount=type=cache,target=/var/cache/pkgs sh -c '[ -f /var/cache/pkgs/deps ] || dd if=/dev/urandom of=/var/cache/pkgs/deps bs=1M count=64 2>/dev/null; ls -l /var/cache/pkgs/deps > /deps.list; cat /src.txt > /out'
 EOF
 
-berth=${BERTH_HOST:-unix:///run/berth/docker.sock}
-DOCKER_HOST=$berth docker load -i "$image" >/dev/null
-cleanup() { rm -rf "$ctx"; }
-trap cleanup EXIT
-hosts=("$berth")
-names=(berth)
-
-if [ $with_docker = 1 ]; then
-  dir=$(mktemp -d /tmp/bench-dockerd.XXXX)
-  . contrib/bench/dockerd.sh
-  trap 'cleanup; kill $DOCKERD_PID 2>/dev/null || true; wait $DOCKERD_PID 2>/dev/null || true; ip link del bench-docker5 2>/dev/null || true; umount -R "$dir" 2>/dev/null || true; rm -rf "$dir"' EXIT
-  start_bench_dockerd "$dir" bench-docker5 172.31.251.1/24 benchbuildkit
-  DOCKER_HOST=unix://$dir/docker.sock docker load -i "$image" >/dev/null
-  hosts+=("unix://$dir/docker.sock")
-  names+=(docker)
-fi
+. contrib/bench/dockerd.sh
+hosts=()
+trap 'bench_daemons_stop; rm -rf "$ctx"' EXIT
+bench_daemons $with_docker buildkit
+for h in "${hosts[@]}"; do
+  DOCKER_HOST=$h docker load -i "$image" >/dev/null
+done
 
 # buildx keeps its state in the docker config directory: one of our own.
 export DOCKER_CONFIG=$ctx/docker-config
@@ -78,11 +81,12 @@ for i in "${!hosts[@]}"; do
   args+=(-n "${names[$i]} uncached" --prepare true "DOCKER_HOST=$h docker build -q --no-cache -t bench-bk $ctx/steps")
   args+=(-n "${names[$i]} cached" --prepare true "DOCKER_HOST=$h docker build -q -t bench-bk $ctx/steps")
   args+=(-n "${names[$i]} cache-mount" --prepare "date +%s%N > $ctx/mount/src.txt" "DOCKER_HOST=$h docker build -q -t bench-bk-mount $ctx/mount")
+  args+=(-n "${names[$i]} stages" --prepare true "DOCKER_HOST=$h docker build -q --no-cache -t bench-bk-stages $ctx/stages")
 done
 json=()
 [ -z "${BENCH_JSON:-}" ] || json=(--export-json "$BENCH_JSON")
 hyperfine --warmup 1 --runs "$runs" "${json[@]}" "${args[@]}"
 for h in "${hosts[@]}"; do
-  DOCKER_HOST=$h docker rmi bench-bk bench-bk-mount >/dev/null 2>&1 || true
+  DOCKER_HOST=$h docker rmi bench-bk bench-bk-mount bench-bk-stages >/dev/null 2>&1 || true
   DOCKER_HOST=$h docker buildx prune -af >/dev/null 2>&1 || true
 done

@@ -16,6 +16,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod git;
 pub mod ignore;
+pub mod inline_cache;
 pub mod mounts;
 pub mod report;
 pub mod run;
@@ -84,6 +85,8 @@ pub struct BuildKitHooks {
     pub entitlements: Vec<String>,
     /// `--build-context name=…`, by lower-cased name.
     pub named_contexts: std::collections::HashMap<String, NamedContext>,
+    /// `--cache-from` images' records: steps taken from a registry.
+    pub cache_imports: inline_cache::Imports,
 }
 
 /// What a named build context stands for.

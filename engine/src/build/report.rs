@@ -50,6 +50,17 @@ impl Output {
         }
     }
 
+    /// The output of a stage that runs beside others (BuildKit only): the
+    /// same status, its own open vertex.
+    pub fn fork(&self) -> Output {
+        match self {
+            Output::Status { status, .. } => Output::status(status.clone()),
+            Output::Legacy {
+                progress, quiet, ..
+            } => Output::legacy(progress.clone(), *quiet),
+        }
+    }
+
     /// The legacy stream, for what only it carries (pull progress relayed,
     /// the built image's id).
     pub fn legacy_stream(&self) -> Option<&Arc<Progress>> {

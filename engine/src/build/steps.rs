@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -196,32 +197,44 @@ fn stages_refs(stages: &[StagePlan]) -> Vec<(Option<String>, Vec<String>)> {
         .collect()
 }
 
-/// Which stages the last one needs, following references backwards. A
-/// reference with a variable in it could name any earlier stage: all of
-/// them are kept.
-fn needed_stages(stages: &[(Option<String>, Vec<String>)]) -> Vec<bool> {
-    let n = stages.len();
-    let mut needed = vec![false; n];
-    if n == 0 {
-        return needed;
-    }
-    needed[n - 1] = true;
-    for i in (0..n).rev() {
-        if !needed[i] {
-            continue;
-        }
-        for r in &stages[i].1 {
-            if r.contains('$') {
-                needed[..i].iter_mut().for_each(|x| *x = true);
-            } else if let Ok(k) = r.parse::<usize>() {
-                if k < i {
-                    needed[k] = true;
+/// The earlier stages each stage refers to (by name or index); a
+/// reference with a variable in it could name any of them.
+fn stage_deps(stages: &[(Option<String>, Vec<String>)]) -> Vec<Vec<usize>> {
+    (0..stages.len())
+        .map(|i| {
+            let mut deps = Vec::new();
+            for r in &stages[i].1 {
+                if r.contains('$') {
+                    deps.extend(0..i);
+                } else if let Ok(k) = r.parse::<usize>() {
+                    if k < i {
+                        deps.push(k);
+                    }
+                } else if let Some(k) = (0..i)
+                    .rev()
+                    .find(|k| stages[*k].0.as_deref() == Some(r.as_str()))
+                {
+                    deps.push(k);
                 }
-            } else if let Some(k) = (0..i)
-                .rev()
-                .find(|k| stages[*k].0.as_deref() == Some(r.as_str()))
-            {
-                needed[k] = true;
+            }
+            deps.sort_unstable();
+            deps.dedup();
+            deps
+        })
+        .collect()
+}
+
+/// Which stages the last one needs, following references backwards.
+fn needed_stages(stages: &[(Option<String>, Vec<String>)]) -> Vec<bool> {
+    let deps = stage_deps(stages);
+    let mut needed = vec![false; stages.len()];
+    if let Some(last) = needed.last_mut() {
+        *last = true;
+    }
+    for i in (0..stages.len()).rev() {
+        if needed[i] {
+            for d in &deps[i] {
+                needed[*d] = true;
             }
         }
     }
@@ -323,8 +336,9 @@ pub struct Build {
     pub meta: Vec<(String, String)>,
     /// Build args some ARG (or RUN, for the proxy ones) consumed.
     pub used_args: HashSet<String>,
-    /// Counter for scratch directory names.
-    next_dir: usize,
+    /// Counter for scratch directory names, shared by the stages that
+    /// run at once.
+    next_dir: Arc<AtomicUsize>,
     /// With `--cache-from`: the images (and their ancestors) a cached step
     /// may come from; resolved at the first cache lookup.
     cache_sources: Option<HashSet<String>>,
@@ -356,7 +370,7 @@ impl Build {
             done: Vec::new(),
             meta: Vec::new(),
             used_args: HashSet::new(),
-            next_dir: 0,
+            next_dir: Arc::new(AtomicUsize::new(0)),
             cache_sources: None,
             buildkit: None,
         }
@@ -364,8 +378,8 @@ impl Build {
 
     /// A fresh directory inside the build's own.
     pub fn scratch_dir(&mut self, what: &str) -> PathBuf {
-        self.next_dir += 1;
-        self.dir.join(format!("{what}-{}", self.next_dir))
+        let n = self.next_dir.fetch_add(1, Ordering::Relaxed) + 1;
+        self.dir.join(format!("{what}-{n}"))
     }
 
     /// The legacy builder's whole build: the steps, then the tags and
@@ -401,6 +415,9 @@ impl Build {
                 }
             }
         }
+        if self.buildkit.is_some() && plan.stages.len() > 1 {
+            return self.run_stages_at_once(plan).await;
+        }
         let mut last = None;
         for (i, stage) in plan.stages.into_iter().enumerate() {
             if stage.skipped {
@@ -409,18 +426,117 @@ impl Build {
                 self.done.push((stage.name, scratch()));
                 continue;
             }
-            self.vertex_prefix = match (&stage.name, plan.multi_stage) {
-                (_, false) => String::new(),
-                (Some(n), true) => format!("{n} "),
-                (None, true) => format!("stage-{i} "),
-            };
-            self.vertex_step = 0;
-            self.vertex_total = stage.body.iter().filter(|i| makes_vertex(i)).count();
+            self.number_stage(i, &stage, plan.multi_stage);
             let image = self.run_stage(stage.from, stage.body).await?;
             self.done.push((stage.name, image.clone()));
             last = Some(image);
         }
         last.ok_or_else(|| Error::Internal("no stage ran".into()))
+    }
+
+    /// BuildKit's numbering for a stage's vertexes: its prefix (`build `,
+    /// `stage-1 `, none with a single stage) and its count.
+    fn number_stage(&mut self, i: usize, stage: &StagePlan, multi_stage: bool) {
+        self.vertex_prefix = match (&stage.name, multi_stage) {
+            (_, false) => String::new(),
+            (Some(n), true) => format!("{n} "),
+            (None, true) => format!("stage-{i} "),
+        };
+        self.vertex_step = 0;
+        self.vertex_total = stage.body.iter().filter(|i| makes_vertex(i)).count();
+    }
+
+    /// A BuildKit solve's stages: each starts as soon as the stages it
+    /// refers to are built, so independent ones run at once (as in
+    /// BuildKit; the legacy builder runs them in order). Each runs in a
+    /// build of its own that sees the finished stages. A failed stage
+    /// fails the build once the stages already running have ended: none
+    /// is stopped half-way, with a step's container running.
+    async fn run_stages_at_once(&mut self, plan: Plan) -> Result<ImageRow> {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let deps = stage_deps(&stages_refs(&plan.stages));
+        let n = plan.stages.len();
+        let multi_stage = plan.multi_stage;
+        // A stage not built yet holds an unnamed placeholder: no stage
+        // refers to one that is not built (that is what `deps` ensures).
+        self.done = (0..n).map(|_| (None, scratch())).collect();
+        let mut built = vec![false; n];
+        let mut waiting: Vec<Option<StagePlan>> = Vec::with_capacity(n);
+        for (i, stage) in plan.stages.into_iter().enumerate() {
+            if stage.skipped {
+                self.done[i] = (stage.name, scratch());
+                built[i] = true;
+                waiting.push(None);
+            } else {
+                waiting.push(Some(stage));
+            }
+        }
+        let mut running = FuturesUnordered::new();
+        let mut failed: Option<Error> = None;
+        loop {
+            for i in 0..n {
+                if failed.is_some() || !deps[i].iter().all(|d| built[*d]) {
+                    continue;
+                }
+                let Some(stage) = waiting[i].take() else {
+                    continue;
+                };
+                let mut fork = self.fork();
+                fork.number_stage(i, &stage, multi_stage);
+                running.push(async move {
+                    let result = fork.run_stage(stage.from, stage.body).await;
+                    match &result {
+                        Ok(_) => fork.out.end_steps(),
+                        Err(e) => fork.out.failed(e),
+                    }
+                    (i, stage.name, fork.used_args, result)
+                });
+            }
+            let Some((i, name, used, result)) = running.next().await else {
+                break;
+            };
+            self.used_args.extend(used);
+            match result {
+                Ok(image) => {
+                    self.done[i] = (name, image);
+                    built[i] = true;
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match built.last() {
+            Some(true) => Ok(self.done[n - 1].1.clone()),
+            _ => Err(Error::Internal("the last stage was not built".into())),
+        }
+    }
+
+    /// A build for one stage, sharing this one's options, directory,
+    /// status and finished stages.
+    fn fork(&self) -> Build {
+        Build {
+            b: self.b.clone(),
+            opts: self.opts.clone(),
+            dir: self.dir.clone(),
+            ctx: self.ctx.clone(),
+            out: self.out.fork(),
+            escape: self.escape,
+            step: 0,
+            total: self.total,
+            vertex_prefix: String::new(),
+            vertex_step: 0,
+            vertex_total: 0,
+            done: self.done.clone(),
+            meta: self.meta.clone(),
+            used_args: HashSet::new(),
+            next_dir: self.next_dir.clone(),
+            cache_sources: None,
+            buildkit: self.buildkit.clone(),
+        }
     }
 
     /// `ARG a=1 b`: (name, value) pairs, values from --build-arg, the
@@ -877,8 +993,12 @@ impl Build {
             return Ok(false);
         }
         let key = cache::key(&stage.image.id, created_by);
-        let Some(img) = cache::lookup(&self.b.store, &key).await? else {
-            return Ok(false);
+        let img = match cache::lookup(&self.b.store, &key).await? {
+            Some(img) => img,
+            None => match self.imported(&key, created_by).await? {
+                Some(img) => img,
+                None => return Ok(false),
+            },
         };
         if !self.opts.cache_from.is_empty() && !self.cache_sources().await?.contains(&img.id) {
             // The classic builder's rule: with --cache-from, only those
@@ -889,6 +1009,29 @@ impl Build {
         stage.config = image_config(&img);
         stage.image = img;
         Ok(true)
+    }
+
+    /// A step taken from a `--cache-from` image's inline cache, and
+    /// remembered as if built here. A record that cannot be taken (its
+    /// layers unreachable) is a miss: the step runs, as in BuildKit.
+    async fn imported(&self, key: &str, created_by: &str) -> Result<Option<ImageRow>> {
+        let Some(imports) = self.buildkit.as_ref().map(|h| &h.cache_imports) else {
+            return Ok(None);
+        };
+        if imports.is_empty() {
+            return Ok(None);
+        }
+        match imports.take(&self.b.images, key).await {
+            Ok(Some(img)) => {
+                cache::remember(&self.b.store, key, &img.id, created_by).await?;
+                Ok(Some(img))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "taking a step from an imported cache failed; it runs");
+                Ok(None)
+            }
+        }
     }
 
     /// The `--cache-from` images and every image they were built from

@@ -170,6 +170,7 @@ impl BuildKit {
                 caller,
                 entitlements: Vec::new(),
                 named_contexts: Default::default(),
+                cache_imports: Default::default(),
             };
             bk.builder
                 .build_image(opts, dir, ctx, &text, Output::status(status), hooks)

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use super::export::{self, Exporter};
 use super::{frontend, BuildKit, Solve};
 use crate::build::cache::{CacheFilter, PrunePolicy};
+use crate::build::inline_cache;
 use crate::error::{Error, Result};
 use crate::store::ImageRow;
 
@@ -206,6 +207,8 @@ async fn run(
 ) -> Result<HashMap<String, String>> {
     let exporters = exporters(&req);
     export::check(&exporters)?;
+    let cache = req.cache.clone().unwrap_or_default();
+    let inline = inline_export(&cache.exports)?;
     *solve.entitlements.lock().unwrap_or_else(|p| p.into_inner()) = req.entitlements.clone();
     let image: Option<ImageRow> = match (req.frontend.as_str(), req.definition.is_some()) {
         ("", false) => {
@@ -229,7 +232,15 @@ async fn run(
         }
         ("dockerfile.v0", _) => {
             solve.session.send_replace(Some(req.session.clone()));
-            Some(frontend::run(bk, solve, &req.frontend_attrs).await?)
+            let imports = cache
+                .imports
+                .iter()
+                .map(|e| frontend::CacheImport {
+                    kind: e.r#type.clone(),
+                    attrs: e.attrs.clone(),
+                })
+                .collect();
+            Some(frontend::run(bk, solve, &req.frontend_attrs, imports).await?)
         }
         ("", true) => {
             return Err(Error::NotImplemented(
@@ -243,10 +254,34 @@ async fn run(
             )))
         }
     };
-    match image {
-        Some(image) => export::run(bk, solve, &image, &exporters, &req.session).await,
-        None => Ok(HashMap::new()),
+    let Some(mut image) = image else {
+        return Ok(HashMap::new());
+    };
+    if inline {
+        let v = solve.status.vertex("exporting cache");
+        v.item("preparing build cache for export", 0, 0);
+        image = inline_cache::attach(&bk.builder.images, &bk.builder.store, &image).await?;
+        v.done();
     }
+    export::run(bk, solve, &image, &exporters, &req.session).await
+}
+
+/// Whether the solve asks for inline cache, the one cache export this
+/// builder has (buildx's docker driver itself refuses the others, as it
+/// does against dockerd without the containerd image store).
+fn inline_export(exports: &[pb::CacheOptionsEntry]) -> Result<bool> {
+    let mut inline = false;
+    for e in exports {
+        match e.r#type.as_str() {
+            "inline" => inline = true,
+            other => {
+                return Err(Error::NotImplemented(format!(
+                    "cache export {other:?} is not supported by this builder: it exports inline cache only"
+                )))
+            }
+        }
+    }
+    Ok(inline)
 }
 
 fn result_image(solve: &Solve, id: &str) -> Result<ImageRow> {

@@ -1,7 +1,8 @@
 //! Exporters: what happens to a solve's image. `moby` (buildx's default
-//! with the docker driver, and `image`) names it in Berth's store and, with
-//! `push=true`, pushes it with the session's registry credentials;
-//! `local` and `tar` send its files back to the caller over the session.
+//! with the docker driver) and `image` name it in Berth's store; `image`
+//! with `push=true` also pushes it with the session's registry credentials
+//! (buildx pushes a `moby` export itself); `local` and `tar` send its files
+//! back to the caller over the session.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -98,7 +99,8 @@ pub async fn run(
     Ok(response)
 }
 
-/// The `moby` exporter: tags (`name=a,b`), then pushes when asked.
+/// The `moby` and `image` exporters: tags (`name=a,b`), then, for
+/// `image`, pushes when asked.
 async fn to_store(
     bk: &Arc<BuildKit>,
     solve: &Arc<Solve>,
@@ -131,7 +133,10 @@ async fn to_store(
         references.push(r);
     }
     v.done();
-    let push = e.attrs.get("push").is_some_and(|p| p == "true");
+    // buildx pushes a `moby` export itself, through `POST /images/push`
+    // ("pushing … with docker"), after the solve: dockerd's moby exporter
+    // ignores `push`, and pushing here too sent every image twice.
+    let push = e.kind == "image" && e.attrs.get("push").is_some_and(|p| p == "true");
     if push {
         if references.is_empty() {
             return Err(Error::InvalidArgument(
@@ -197,7 +202,7 @@ async fn push_one(
 
 /// The caller's credentials for a registry, through the session's Auth
 /// service (none when it has none for that host).
-async fn credentials(session: &Session, host: &str) -> AuthConfig {
+pub(super) async fn credentials(session: &Session, host: &str) -> AuthConfig {
     if !session.serves("/moby.filesync.v1.Auth/Credentials") {
         return AuthConfig::default();
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::filesync::{self, Fetch};
 use super::{BuildKit, Solve};
+use crate::build::inline_cache::Imports;
 use crate::build::mounts::Caller;
 use crate::build::report::Output;
 use crate::build::{BuildKitHooks, BuildOptions, NamedContext};
@@ -69,6 +70,43 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions> {
     Ok(opts)
 }
 
+/// A `--cache-from` entry: BuildKit's cache importer type and attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheImport {
+    pub kind: String,
+    pub attrs: HashMap<String, String>,
+}
+
+/// The cache imports of a solve: those it names itself, then the
+/// frontend's `cache-imports` attribute (the same list as JSON, BuildKit's
+/// client sets both), each reference once.
+pub fn cache_imports(attrs: &HashMap<String, String>, named: Vec<CacheImport>) -> Vec<CacheImport> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(rename = "Type", alias = "type", default)]
+        kind: String,
+        #[serde(rename = "Attrs", alias = "attrs", default)]
+        attrs: HashMap<String, String>,
+    }
+    let from_attr: Vec<Entry> = attrs
+        .get("cache-imports")
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    let mut out: Vec<CacheImport> = Vec::new();
+    let entries = named
+        .into_iter()
+        .chain(from_attr.into_iter().map(|e| CacheImport {
+            kind: e.kind,
+            attrs: e.attrs,
+        }));
+    for e in entries {
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
 /// A `--build-context name=…` as buildx sends it (`context:<name>`):
 /// a directory it shares in the session, or an image.
 #[derive(Debug, PartialEq, Eq)]
@@ -122,15 +160,61 @@ pub async fn run(
     bk: &Arc<BuildKit>,
     solve: &Arc<Solve>,
     attrs: &HashMap<String, String>,
+    imports: Vec<CacheImport>,
 ) -> Result<ImageRow> {
     let opts = options(attrs)?;
     let contexts = named_contexts(attrs)?;
+    let imports = cache_imports(attrs, imports);
     let session = bk.sessions.get(&solve.session_id().await?).await?;
     let (bk2, solve) = (bk.clone(), solve.clone());
     in_build_dir(bk, move |dir| async move {
-        run_in(&bk2, &solve, &session, opts, contexts, &dir).await
+        run_in(&bk2, &solve, &session, opts, contexts, imports, &dir).await
     })
     .await
+}
+
+/// Reads the records of every `--cache-from` image, each under BuildKit's
+/// vertex. As in BuildKit, one that cannot be read fails its vertex, not
+/// the build.
+async fn import_caches(
+    bk: &Arc<BuildKit>,
+    status: &Arc<crate::build::status::Status>,
+    session: &super::session::Session,
+    imports: &[CacheImport],
+) -> Imports {
+    let mut found = Imports::default();
+    for import in imports {
+        let reference = import.attrs.get("ref").cloned().unwrap_or_default();
+        let v = status.vertex(&format!("importing cache manifest from {reference}"));
+        let result = async {
+            if import.kind != "registry" {
+                return Err(Error::NotImplemented(format!(
+                    "cache import type {:?} is not supported by this builder: it imports from registries",
+                    import.kind
+                )));
+            }
+            let r = crate::images::reference::Reference::parse(&reference)?;
+            let auth = super::export::credentials(session, &r.domain).await;
+            found.add(&bk.builder.images, &r, &auth).await
+        }
+        .await;
+        match result {
+            Ok(n) => {
+                tracing::info!(reference, records = n, "cache imported");
+                v.done();
+            }
+            Err(e) => v.error(&format!("{reference}: {}", not_found_text(&e))),
+        }
+    }
+    found
+}
+
+/// BuildKit's words for a missing cache image: `<ref>: not found`.
+fn not_found_text(e: &Error) -> String {
+    match e {
+        Error::NotFound(_) => "not found".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Runs `work` in a fresh build directory, unmounted and removed after.
@@ -163,6 +247,7 @@ async fn run_in(
     session: &super::session::Session,
     opts: BuildOptions,
     contexts: Vec<(String, ContextSource)>,
+    imports: Vec<CacheImport>,
     dir: &Path,
 ) -> Result<ImageRow> {
     let status = &solve.status;
@@ -266,10 +351,12 @@ async fn run_in(
         };
         named.insert(name, target);
     }
+    let cache_imports = import_caches(bk, status, session, &imports).await;
     let hooks = BuildKitHooks {
         named_contexts: named,
         caller: Some(Arc::new(SessionCaller(session.clone()))),
         entitlements: solve.entitlements(),
+        cache_imports,
     };
     bk.builder
         .build_image(

@@ -90,9 +90,14 @@ impl LlbBridge for Gateway {
             // `--call outline|targets|check`: subrequests of the frontend.
             return Err(unimplemented(&format!("frontend request {request}")));
         }
-        let image = frontend::run(&self.0, &solve, &req.frontend_opt)
-            .await
-            .map_err(|e: Error| e.grpc())?;
+        let image = frontend::run(
+            &self.0,
+            &solve,
+            &req.frontend_opt,
+            imports_of(&req.cache_imports),
+        )
+        .await
+        .map_err(|e: Error| e.grpc())?;
         let result_id = crate::util::random_id();
         let config = image.config.clone();
         solve
@@ -235,4 +240,15 @@ impl LlbBridge for Gateway {
         tracing::debug!(warning = %String::from_utf8_lossy(&w.short), "frontend warning");
         Ok(Response::new(pb::WarnResponse {}))
     }
+}
+
+/// The gateway's cache import entries as the frontend takes them.
+fn imports_of(entries: &[pb::CacheOptionsEntry]) -> Vec<frontend::CacheImport> {
+    entries
+        .iter()
+        .map(|e| frontend::CacheImport {
+            kind: e.r#type.clone(),
+            attrs: e.attrs.clone(),
+        })
+        .collect()
 }

@@ -148,3 +148,25 @@ impl Images {
         Ok(row)
     }
 }
+
+impl Images {
+    /// A child of `base` with the same layers and another config (the
+    /// inline cache's records added): no history entry, as BuildKit's
+    /// exporter adds none.
+    pub async fn derive(&self, base: &ImageRow, config: Value) -> Result<ImageRow> {
+        let _shared = self.gc_lock.read().await;
+        let bytes = serde_json::to_vec(&config).map_err(Error::internal)?;
+        let row = ImageRow {
+            id: sha256_digest(&bytes),
+            config: String::from_utf8_lossy(&bytes).into_owned(),
+            layers: base.layers.clone(),
+            chains: base.chains.clone(),
+            size: base.size,
+            created: base.created.clone(),
+            manifest: String::new(),
+            parent: base.id.clone(),
+        };
+        self.record(&row, &[]).await?;
+        Ok(row)
+    }
+}

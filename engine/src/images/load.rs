@@ -156,14 +156,7 @@ impl Images {
             for image in extracted.images()? {
                 let config: Value = serde_json::from_slice(&image.config)
                     .map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
-                let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|d| d.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let diff_ids = super::diff_ids_of(&config);
                 if diff_ids.len() != image.layers.len() {
                     return Err(Error::InvalidArgument(format!(
                         "image config lists {} layers, the archive has {}",

@@ -18,6 +18,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod remote;
 pub mod save;
 pub mod unpack;
 
@@ -768,6 +769,18 @@ fn untagged(normalized: &str) -> ImageDeleteResponseItem {
         untagged: Some(familiar(normalized)),
         deleted: None,
     }
+}
+
+/// An image config's layer diff ids (`rootfs.diff_ids`), in order.
+pub fn diff_ids_of(config: &Value) -> Vec<String> {
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn labels_of(config: &Value) -> HashMap<String, String> {

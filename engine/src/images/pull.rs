@@ -16,14 +16,13 @@ use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use oci_client::manifest::OciDescriptor;
 use serde::Deserialize;
-use serde_json::Value;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::content::sha256_digest;
 use super::progress::Progress;
 use super::reference::{familiar, Reference};
-use super::registry::{manifest_error, oci_reference, oci_reference_at, registry_error};
+use super::registry::{manifest_error, oci_reference, registry_error};
 use super::{unpack, Images};
 use crate::error::{Error, Result};
 use crate::store::{ImageRow, LayerBlob};
@@ -37,8 +36,6 @@ pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.ta
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
-/// Configs larger than this are refused (real ones are kilobytes).
-const MAX_CONFIG_SIZE: i64 = 8 << 20;
 const MAX_MANIFEST_SIZE: usize = 4 << 20;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,7 +95,7 @@ impl Platform {
         })
     }
 
-    fn matches(&self, other: &Platform) -> bool {
+    pub(super) fn matches(&self, other: &Platform) -> bool {
         let norm = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
             ("arm64", Some("v8")) => None,
             (_, v) => v.map(str::to_string),
@@ -120,17 +117,17 @@ impl std::fmt::Display for Platform {
 }
 
 #[derive(Debug, Deserialize)]
-struct Manifest {
+pub(super) struct Manifest {
     #[serde(rename = "schemaVersion", default)]
-    schema_version: i64,
+    pub schema_version: i64,
     #[serde(rename = "mediaType", default)]
-    media_type: String,
+    pub media_type: String,
     #[serde(default)]
-    config: Option<Descriptor>,
+    pub config: Option<Descriptor>,
     #[serde(default)]
-    layers: Vec<Descriptor>,
+    pub layers: Vec<Descriptor>,
     #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
+    pub manifests: Option<Vec<Descriptor>>,
 }
 
 pub struct PullRequest {
@@ -213,98 +210,9 @@ impl Images {
         let _gc = self.gc_lock.read().await;
         let r = &req.reference;
         let familiar_ref = familiar(&r.normalized());
-        let accepted = [
-            DOCKER_MANIFEST,
-            OCI_MANIFEST,
-            DOCKER_MANIFEST_LIST,
-            OCI_INDEX,
-        ];
-        // Docker Hub's mirrors first, each tried anonymously; whatever goes
-        // wrong with one, the next endpoint is tried, as dockerd falls back.
-        // The whole image then comes from where its manifest came from.
-        let mut endpoints = self
-            .registries()
-            .endpoints(&r.domain)
-            .into_iter()
-            .peekable();
-        let (client, domain, auth, top_bytes, top_digest) = loop {
-            let Some(ep) = endpoints.next() else {
-                return Err(Error::Internal("no registry endpoint".into()));
-            };
-            let client = self.registries().client(&ep.domain);
-            let auth = if ep.mirror {
-                oci_client::secrets::RegistryAuth::Anonymous
-            } else {
-                req.auth.registry_auth()
-            };
-            match client
-                .pull_manifest_raw(&oci_reference_at(r, &ep.domain), &auth, &accepted)
-                .await
-            {
-                Ok((bytes, digest)) => break (client, ep.domain, auth, bytes, digest),
-                Err(e) if ep.mirror && endpoints.peek().is_some() => {
-                    tracing::info!(mirror = %ep.domain, reference = %familiar_ref, error = %e, "pull from mirror failed, trying the next endpoint");
-                }
-                Err(e) => return Err(manifest_error(e, &familiar_ref, &r.repository())),
-            }
-        };
-        let oref = oci_reference_at(r, &domain);
-        check_manifest_digest(&top_bytes, &top_digest)?;
-        let top: Manifest = parse_manifest(&top_bytes)?;
-
-        let (manifest, manifest_bytes, manifest_digest) =
-            if top.manifests.is_some() || is_index(&top.media_type) {
-                let wanted = req.platform.clone().unwrap_or_else(Platform::host);
-                let entries = top.manifests.clone().unwrap_or_default();
-                let chosen = entries
-                    .iter()
-                    .find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
-                    .ok_or_else(|| {
-                        Error::NotFound(format!(
-                            "no matching manifest for {wanted} in the manifest list entries"
-                        ))
-                    })?;
-                let by_digest = Reference {
-                    tag: None,
-                    digest: Some(chosen.digest.clone()),
-                    ..r.clone()
-                };
-                let (bytes, digest) = client
-                    .pull_manifest_raw(
-                        &oci_reference_at(&by_digest, &domain),
-                        &auth,
-                        &[DOCKER_MANIFEST, OCI_MANIFEST],
-                    )
-                    .await
-                    .map_err(|e| manifest_error(e, &familiar_ref, &r.repository()))?;
-                check_manifest_digest(&bytes, &digest)?;
-                if digest != chosen.digest {
-                    return Err(Error::InvalidArgument(format!(
-                        "manifest digest mismatch: expected {}, got {digest}",
-                        chosen.digest
-                    )));
-                }
-                (parse_manifest(&bytes)?, bytes, digest)
-            } else {
-                (top, top_bytes.clone(), top_digest.clone())
-            };
-        if manifest.schema_version != 2 {
-            return Err(Error::InvalidArgument(format!(
-                "unsupported manifest schema version {} for {familiar_ref}: only Docker schema 2 and OCI manifests can be pulled",
-                manifest.schema_version
-            )));
-        }
-        let config_desc = manifest
-            .config
-            .clone()
-            .ok_or_else(|| Error::InvalidArgument("manifest has no config".into()))?;
-        if config_desc.size > MAX_CONFIG_SIZE {
-            return Err(Error::InvalidArgument(format!(
-                "image config of {} bytes is too large",
-                config_desc.size
-            )));
-        }
-
+        let manifest = self
+            .resolve_manifest(r, req.platform.clone(), &req.auth)
+            .await?;
         let header_id = r
             .tag
             .clone()
@@ -314,112 +222,26 @@ impl Images {
         if let Some(tx) = started.take() {
             let _ = tx.send(Ok(()));
         }
-
-        // The config: small, fetched whole and checked against its digest.
-        let mut config_bytes = Vec::new();
-        client
-            .pull_blob(&oref, &oci_descriptor(&config_desc), &mut config_bytes)
-            .await
-            .map_err(registry_error)?;
-        if sha256_digest(&config_bytes) != config_desc.digest {
-            return Err(Error::InvalidArgument(format!(
-                "config digest mismatch for {}",
-                config_desc.digest
-            )));
-        }
-        let config: Value = serde_json::from_slice(&config_bytes)
-            .map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
-        let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|d| d.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if diff_ids.len() != manifest.layers.len() {
-            return Err(Error::InvalidArgument(format!(
-                "image config lists {} layers, the manifest {}",
-                diff_ids.len(),
-                manifest.layers.len()
-            )));
-        }
-        let chains = unpack::chain_ids(&diff_ids);
-        let image_id = config_desc.digest.clone();
+        let remote = self.fetch_config(manifest).await?;
+        let image_id = remote.image_id().to_string();
         let existed = self.store.image(&image_id).await?.is_some();
+        self.fetch_layers(&remote, remote.diff_ids.len(), progress, existed)
+            .await?;
 
-        // Layers: "Already exists" or a download, at most N at once.
-        let slots = Arc::new(Semaphore::new(self.max_downloads().max(1)));
-        let mut jobs = Vec::new();
-        for ((desc, diff), chain) in manifest.layers.iter().zip(&diff_ids).zip(&chains) {
-            let id = short_digest(&desc.digest);
-            if self.snapshot_exists(chain) {
-                // An image already here is simply "up to date".
-                if !existed {
-                    progress.layer(&id, "Already exists");
-                }
-                continue;
-            }
-            progress.layer(&id, "Pulling fs layer");
-            jobs.push((desc.clone(), diff.clone(), chain.clone(), id));
-        }
-        // On the first failure the other downloads stop; every one is
-        // waited for, so that no scratch snapshot outlives the error.
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let first_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-        let first_error = &first_error;
-        let fetches = jobs.into_iter().map(|(desc, diff, chain, id)| {
-            let this = self.clone();
-            let client = &client;
-            let oref = &oref;
-            let slots = slots.clone();
-            let progress = progress.clone();
-            let cancel = cancel.clone();
-            async move {
-                let permit = match slots.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        progress.layer(&id, "Waiting");
-                        tokio::select! {
-                            p = slots.acquire_owned() => match p {
-                                Ok(p) => p,
-                                Err(_) => return, // the semaphore is never closed
-                            },
-                            _ = cancel.cancelled() => return,
-                        }
-                    }
-                };
-                let r = this
-                    .fetch_layer(client, oref, &desc, &diff, &chain, &id, &progress, &cancel)
-                    .await;
-                drop(permit);
-                if let Err(e) = r {
-                    // The first failure is the one to report; the rest are
-                    // its consequences.
-                    if !cancel.is_cancelled() {
-                        cancel.cancel();
-                        *first_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    }
-                }
-            }
-        });
-        futures_util::future::join_all(fetches).await;
-        if let Some(e) = first_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(e);
-        }
-
-        let size: u64 = chains.iter().map(|c| self.snapshot_size(c)).sum();
-        let created = config["created"]
+        let size: u64 = remote.chains.iter().map(|c| self.snapshot_size(c)).sum();
+        let created = remote.config["created"]
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(crate::util::now_rfc3339);
-        self.content.put(&manifest_bytes)?;
+        let top_digest = remote.manifest.top_digest.clone();
+        let manifest_digest = remote.manifest.digest.clone();
+        self.content.put(&remote.manifest.bytes)?;
         self.store
             .insert_image(&ImageRow {
                 id: image_id.clone(),
-                config: String::from_utf8_lossy(&config_bytes).into_owned(),
-                layers: diff_ids,
-                chains,
+                config: String::from_utf8_lossy(&remote.config_bytes).into_owned(),
+                layers: remote.diff_ids,
+                chains: remote.chains,
                 size: size as i64,
                 created,
                 manifest: manifest_digest.clone(),
@@ -453,7 +275,7 @@ impl Images {
 
     /// Downloads one layer and unpacks it as it arrives.
     #[allow(clippy::too_many_arguments)]
-    async fn fetch_layer(
+    pub(super) async fn fetch_layer(
         self: &Arc<Self>,
         client: &oci_client::Client,
         oref: &oci_client::Reference,
@@ -591,11 +413,11 @@ fn unpack_checked(
     Ok(())
 }
 
-fn is_index(media_type: &str) -> bool {
+pub(super) fn is_index(media_type: &str) -> bool {
     media_type == DOCKER_MANIFEST_LIST || media_type == OCI_INDEX
 }
 
-fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
+pub(super) fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
     if bytes.len() > MAX_MANIFEST_SIZE {
         return Err(Error::InvalidArgument("manifest too large".into()));
     }
@@ -603,7 +425,7 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
         .map_err(|e| Error::InvalidArgument(format!("invalid manifest: {e}")))
 }
 
-fn check_manifest_digest(bytes: &[u8], digest: &str) -> Result<()> {
+pub(super) fn check_manifest_digest(bytes: &[u8], digest: &str) -> Result<()> {
     let actual = sha256_digest(bytes);
     if digest.starts_with("sha256:") && actual != digest {
         return Err(Error::InvalidArgument(format!(
