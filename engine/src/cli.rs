@@ -39,6 +39,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // TCP first: a refused TLS setup stops berthd before it opens its
     // state, starts a core or serves anything.
     let tcp_endpoints = crate::tcp::bind(&config).await?;
+    let metrics = match &config.metrics_addr {
+        Some(addr) => Some(crate::metrics::bind(addr)?),
+        None => None,
+    };
     if let Some(p) = &config.pidfile {
         std::fs::write(p, std::process::id().to_string())?;
     }
@@ -65,6 +69,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if source == listener::Source::Bound {
         secure_socket(&socket, config.group.as_deref())?;
     }
+    if source == listener::Source::Takeover {
+        crate::metrics::METRICS.took_over();
+    }
     std_listener.set_nonblocking(true)?;
     let raw_listener = std_listener.as_raw_fd();
     let (listener, stop_accepting) =
@@ -76,6 +83,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(crate::reload::on_hangup(engine.clone()));
     let app = api::app(engine.clone());
     crate::tcp::serve(tcp_endpoints, api::service(engine.clone()));
+    if let Some(listener) = metrics {
+        crate::metrics::serve(listener, engine.clone());
+    }
     // Two ways to stop: SIGTERM/SIGINT (drain for a bounded time, like
     // dockerd) and a takeover (drain until every request and attached
     // stream is done: they belong to users of the old process).

@@ -105,6 +105,10 @@ pub struct Config {
     /// --log-opt; a container of that driver gets those it does not set.
     #[arg(long = "log-opt")]
     pub log_opts: Vec<String>,
+    /// Serve Prometheus metrics on this address (ip:port) at /metrics,
+    /// plain HTTP, like dockerd's --metrics-addr; none by default.
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
     /// dockerd's daemon.json, for the settings berthd has (default
     /// /etc/berth/daemon.json; a missing default file is fine). A setting
     /// may be given as a flag or in the file, not both.

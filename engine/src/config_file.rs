@@ -59,6 +59,10 @@ pub fn check(config: &Config) -> Result<(), String> {
     for m in &config.registry_mirrors {
         crate::images::registry::Mirror::parse(m)?;
     }
+    if let Some(a) = &config.metrics_addr {
+        a.parse::<std::net::SocketAddr>()
+            .map_err(|_| format!("invalid metrics-addr {a:?}: use ip:port"))?;
+    }
     Ok(())
 }
 
@@ -313,6 +317,14 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "metrics-addr",
+        arg: "metrics_addr",
+        set: |c, v| {
+            c.metrics_addr = Some(string("metrics-addr", v)?);
+            Ok(())
+        },
+    },
+    Setting {
         key: "log-driver",
         arg: "log_driver",
         set: |c, v| {
@@ -418,9 +430,11 @@ mod tests {
             &["--bridge", "br-x"],
             r#"{"data-root": "/srv/berth", "log-opts": {"max-size": "5m"},
                 "default-address-pools": [{"base": "10.9.0.0/16", "size": 24}],
-                "insecure-registries": ["reg:5000"], "debug": true, "live-restore": true}"#,
+                "insecure-registries": ["reg:5000"], "debug": true, "live-restore": true,
+                "metrics-addr": "127.0.0.1:9323"}"#,
         )
         .unwrap();
+        assert_eq!(c.metrics_addr.as_deref(), Some("127.0.0.1:9323"));
         assert_eq!(c.data_root, PathBuf::from("/srv/berth"));
         assert_eq!(c.bridge, "br-x");
         assert_eq!(c.log_opts, ["max-size=5m"]);

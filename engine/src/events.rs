@@ -128,6 +128,7 @@ impl Events {
             time: nanos / 1_000_000_000,
             time_nano: nanos,
         };
+        crate::metrics::METRICS.event();
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.ring.push_back(ev.clone());
         if recent.ring.len() > RECENT {

@@ -1,6 +1,7 @@
-//! Facts about the host that `docker info` reports: the filesystem under
-//! the data root, and the versions of the default runtime and of the init
-//! `--init` uses. Versions cost a process each, so each binary is asked
+//! Facts about the host that `docker info` (and the metrics' engine info)
+//! report: kernel, distribution and memory, the filesystem under the data
+//! root, and the versions of the default runtime and of the init `--init`
+//! uses. Versions cost a process each, so each binary is asked
 //! once and the answer kept (a binary replaced on disk is a new path only
 //! after a restart; dockerd asks once too).
 
@@ -28,6 +29,42 @@ pub fn backing_filesystem(path: &Path) -> String {
         _ => "<unknown>",
     }
     .to_string()
+}
+
+/// The kernel's release (`uname -r`).
+pub fn kernel_version() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A field of /etc/os-release (`VERSION_ID`), unquoted.
+pub fn os_release(field: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix('=')
+            .map(|v| v.trim_matches('"').to_string())
+    })
+}
+
+/// The distribution's name (`PRETTY_NAME` of /etc/os-release).
+pub fn os_name() -> String {
+    os_release("PRETTY_NAME").unwrap_or_else(|| "Linux".into())
+}
+
+/// The host's memory in bytes (`MemTotal` of /proc/meminfo).
+pub fn mem_total() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 /// What `--version` says a runtime or init is, as `docker info` shows it:

@@ -24,6 +24,7 @@ pub mod go_json;
 pub mod host_info;
 pub mod images;
 pub mod listener;
+pub mod metrics;
 pub mod networks;
 pub mod reload;
 pub mod store;

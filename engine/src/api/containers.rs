@@ -20,12 +20,14 @@ use crate::containers::io::logs::LogOptions;
 use crate::containers::lifecycle::WaitCondition;
 use crate::error::{Error, Result};
 use crate::filters::containers::{self as containers_filter, ContainerFilter};
+use crate::metrics::METRICS;
 
 pub async fn create(
     AxState(engine): AxState<State>,
     AxQuery(q): AxQuery<Query>,
     body: Bytes,
 ) -> Result<Response> {
+    let started = std::time::Instant::now();
     let (id, warnings) = engine
         .containers
         .create(
@@ -33,6 +35,7 @@ pub async fn create(
             super::create_body::decode(&body)?,
         )
         .await?;
+    METRICS.container_action("create", started.elapsed());
     Ok((
         StatusCode::CREATED,
         Json(json!({ "Id": id, "Warnings": warnings })),
@@ -122,7 +125,9 @@ pub async fn inspect(
 }
 
 pub async fn start(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<StatusCode> {
+    let started = std::time::Instant::now();
     engine.containers.start(&id).await?;
+    METRICS.container_action("start", started.elapsed());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,10 +191,12 @@ pub async fn remove(
         engine.containers.remove_link(&id).await?;
         return Ok(StatusCode::NO_CONTENT);
     }
+    let started = std::time::Instant::now();
     engine
         .containers
         .remove(&id, flag(&q, "force"), flag(&q, "v"))
         .await?;
+    METRICS.container_action("delete", started.elapsed());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -473,6 +480,7 @@ pub async fn top(
 
 /// `GET /containers/{id}/changes`
 pub async fn changes(AxState(engine): AxState<State>, Path(id): Path<String>) -> Result<Response> {
+    let started = std::time::Instant::now();
     let changes: Vec<_> = engine
         .containers
         .diff(&id)
@@ -480,6 +488,7 @@ pub async fn changes(AxState(engine): AxState<State>, Path(id): Path<String>) ->
         .into_iter()
         .map(|c| json!({ "Path": c.path, "Kind": c.kind }))
         .collect();
+    METRICS.container_action("changes", started.elapsed());
     // No change is Go's nil slice: null (bollard reads it as None).
     Ok(shape::json_response(&shape::nil_if_empty(&changes)))
 }

@@ -397,7 +397,9 @@ pub async fn commit(
             .collect(),
         config,
     };
+    let started = std::time::Instant::now();
     let id = engine.containers.commit(req).await?;
+    crate::metrics::METRICS.container_action("commit", started.elapsed());
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
 }
 

@@ -222,7 +222,16 @@ async fn request_span(req: Request, next: axum::middleware::Next) -> Response {
         path = %req.uri().path(),
         container_id = tracing::field::Empty,
     );
+    // The route's pattern, not the path: ids and names make no new series.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
     let response = next.run(req).instrument(span.clone()).await;
+    crate::metrics::METRICS.api_request(method.as_str(), &route, started.elapsed());
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
     response
 }

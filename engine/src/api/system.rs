@@ -46,12 +46,6 @@ pub async fn ping_head() -> impl IntoResponse {
     (h, "")
 }
 
-fn kernel_version() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 pub async fn version() -> Json<SystemVersion> {
     let v = env!("CARGO_PKG_VERSION").to_string();
     let arch = crate::images::go_arch().to_string();
@@ -80,7 +74,7 @@ pub async fn version() -> Json<SystemVersion> {
         go_version: Some(String::new()),
         os: Some("linux".into()),
         arch: Some(arch),
-        kernel_version: Some(kernel_version()),
+        kernel_version: Some(crate::host_info::kernel_version()),
         // dockerd writes Experimental only when it is true (omitempty).
         experimental: None,
         build_time: Some(String::new()),
@@ -93,31 +87,6 @@ fn cgroup_version() -> &'static str {
     } else {
         "1"
     }
-}
-
-fn os_name() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("PRETTY_NAME=")
-                    .map(|v| v.trim_matches('"').to_string())
-            })
-        })
-        .unwrap_or_else(|| "Linux".into())
-}
-
-fn mem_total() -> i64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("MemTotal:")
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-            })
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
 }
 
 pub async fn info(
@@ -199,8 +168,8 @@ pub async fn info(
         cgroup_driver: serde_json::from_value(json!("cgroupfs")).ok(),
         cgroup_version: serde_json::from_value(json!(cgroup_version())).ok(),
         n_events_listener: Some(engine.events.listeners() as i64),
-        kernel_version: Some(kernel_version()),
-        operating_system: Some(os_name()),
+        kernel_version: Some(crate::host_info::kernel_version()),
+        operating_system: Some(crate::host_info::os_name()),
         os_type: Some("linux".into()),
         architecture: Some(std::env::consts::ARCH.into()),
         ncpu: Some(
@@ -208,7 +177,7 @@ pub async fn info(
                 .map(|n| n.get() as i64)
                 .unwrap_or(1),
         ),
-        mem_total: Some(mem_total()),
+        mem_total: Some(crate::host_info::mem_total()),
         index_server_address: Some("https://index.docker.io/v1/".into()),
         name: Some(
             std::fs::read_to_string("/proc/sys/kernel/hostname")

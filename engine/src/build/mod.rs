@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::images::progress::Progress;
 use crate::images::reference::Reference;
 use crate::images::Images;
+use crate::metrics::METRICS;
 use crate::store::Store;
 
 /// `POST /build`'s query, checked.
@@ -132,11 +133,15 @@ impl Builder {
         out: report::Output,
         hooks: BuildKitHooks,
     ) -> Result<crate::store::ImageRow> {
-        let plan = dockerfile::parse(dockerfile_text).and_then(|df| steps::Plan::new(df, &opts))?;
+        METRICS.build_started();
+        let plan = dockerfile::parse(dockerfile_text)
+            .and_then(|df| steps::Plan::new(df, &opts))
+            .inspect_err(count_failure)?;
         let mut build = steps::Build::new(self.clone(), opts, dir, ctx, out);
         build.buildkit = Some(hooks);
         let result = build.build(plan).await;
         if let Err(e) = &result {
+            count_failure(e);
             build.out.failed(e);
         }
         result
@@ -165,9 +170,11 @@ impl Builder {
             .await
             .map_err(Error::internal)?
         };
+        METRICS.build_started();
         let df = match prepared.and_then(|df| steps::Plan::new(df, &opts)) {
             Ok(plan) => plan,
             Err(e) => {
+                count_failure(&e);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -188,4 +195,21 @@ impl Builder {
         });
         Ok(progress)
     }
+}
+
+/// Counts a failed build under dockerd's reason for it.
+pub fn count_failure(e: &Error) {
+    let text = e.to_string();
+    let reason = if text.contains("unknown instruction") {
+        "unknown_instruction_error"
+    } else if text.contains("cannot be empty") {
+        "dockerfile_empty_error"
+    } else if text.contains("parse error") {
+        "dockerfile_syntax_error"
+    } else if text.contains("failed to reach build target") {
+        "build_target_not_reachable_error"
+    } else {
+        "error_processing_commands_error"
+    };
+    METRICS.build_failed(reason);
 }

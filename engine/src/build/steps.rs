@@ -390,6 +390,7 @@ impl Build {
             Err(e) => Err(e),
         };
         if let Err(e) = result {
+            super::count_failure(&e);
             self.out.failed(&e);
         }
     }

@@ -51,6 +51,7 @@ pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
         link = Link::Connected;
         containers.learn_core_default(&handshake.default_runtime);
         backoff = Duration::from_millis(50);
+        crate::metrics::METRICS.core_connected();
         if let Err(e) = follow(&containers, &handshake.event_epoch).await {
             warn!(error = %e, "following berth-core events");
         }

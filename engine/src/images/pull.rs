@@ -332,6 +332,7 @@ impl Images {
             let failed = chunk.is_err();
             if let Ok(b) = &chunk {
                 current += b.len() as u64;
+                crate::metrics::METRICS.pulled(b.len() as u64);
                 progress.bytes(id, "Downloading", current, total, false);
             }
             if tx.send(chunk).await.is_err() || failed {
