@@ -476,6 +476,46 @@ fn docker_compose_builds_with_buildkit() {
     b.finish();
 }
 
+/// Compose's `cache_to`/`cache_from` reach the same solve: a pushed
+/// service image carries its steps, and after a prune the next
+/// `compose build` takes them from the registry.
+#[test]
+fn docker_compose_builds_with_registry_cache() {
+    let reg = berth_compat_tests::registry::Registry::start();
+    let b = start();
+    let image = format!("{}/cproj/app:1", reg.addr);
+    let compose = format!(
+        "services:\n  app:\n    image: {image}\n    build:\n      context: .\n      cache_from: [\"type=registry,ref={image}\"]\n      cache_to: [\"type=inline\"]\n"
+    );
+    let dir = context(
+        &b,
+        "cproj",
+        &[
+            ("compose.yaml", compose.as_str()),
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN cat /proc/sys/kernel/random/uuid > /id\n",
+            ),
+        ],
+    );
+    // The first build finds no cache image: that vertex fails, not the build.
+    docker_in(&b, &dir, &["compose", "--progress=plain", "build"]).ok();
+    docker_in(&b, &dir, &["compose", "push"]).ok();
+    let id = b.docker(&["run", "--rm", &image, "cat", "/id"]).ok();
+    b.docker(&["rmi", &image]).ok();
+    b.docker(&["buildx", "prune", "-af"]).ok();
+    let r = docker_in(&b, &dir, &["compose", "--progress=plain", "build"]).ok();
+    assert_eq!(
+        vertex_end(&r.stdout, "[2/2] RUN cat"),
+        "CACHED",
+        "{}",
+        r.stdout
+    );
+    let again = b.docker(&["run", "--rm", &image, "cat", "/id"]).ok();
+    assert_eq!(again.out(), id.out());
+    b.finish();
+}
+
 #[test]
 fn grpc_and_session_refuse_plain_requests_as_dockerd_does() {
     let b = Berth::start();
