@@ -17,6 +17,8 @@ cargo fmt "${bollard[@]}" --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked "${bollard[@]}" --target-dir target --all-targets -- -D warnings
 cargo build --release --locked -p berth-engine -p berth-core -p berth-shim
+# The upgrade tests replace the previous release by this build.
+bash contrib/previous-release.sh
 export BERTH_BIN_DIR=$PWD/target/release
 cargo test --locked --workspace -- --test-threads=2
 cargo test --locked "${bollard[@]}" --target-dir target -- --test-threads=2

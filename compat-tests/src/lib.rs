@@ -62,10 +62,26 @@ pub fn bin_dir() -> PathBuf {
     panic!("berthd, berth-core and berth-shim not built: run `cargo build --release` first");
 }
 
+/// The previous release's binaries, built from this repository's history
+/// by `contrib/previous-release.sh` (which contrib/test.sh runs first).
+pub fn previous_release_dir() -> PathBuf {
+    let dir = std::env::var_os("BERTH_PREVIOUS_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/previous-release/bin"));
+    assert!(
+        dir.join("berthd").is_file(),
+        "the previous release is not built in {}: run contrib/previous-release.sh",
+        dir.display()
+    );
+    dir
+}
+
 pub struct Berth {
     pub root: PathBuf,
     pub socket: PathBuf,
     berthd: Option<Child>,
+    /// A berthd that is not our child: started by `berthd upgrade`.
+    detached_berthd: Option<u32>,
     extra_args: Vec<String>,
     /// Where berthd is run from (it finds berth-core next to itself).
     bin: PathBuf,
@@ -206,6 +222,12 @@ impl Berth {
     }
 
     pub fn start_with(extra: &[&str]) -> Berth {
+        Self::start_from(bin_dir(), extra)
+    }
+
+    /// Starts the binaries in `bin` (another build, such as the previous
+    /// release's) rather than this tree's.
+    pub fn start_from(bin: PathBuf, extra: &[&str]) -> Berth {
         let root =
             std::env::temp_dir().join(format!("berth-test-{}-{}", std::process::id(), unique()));
         let _ = std::fs::remove_dir_all(&root);
@@ -214,8 +236,9 @@ impl Berth {
             socket: root.join("docker.sock"),
             root,
             berthd: None,
+            detached_berthd: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            bin: bin_dir(),
+            bin,
             net: NetSlot::take(),
         };
         b.spawn_berthd();
@@ -315,16 +338,7 @@ impl Berth {
                     "/usr/sbin:/usr/bin:/sbin:/bin".into()
                 },
             )
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .arg("--data-root")
-            .arg(self.data_root())
-            .arg("--exec-root")
-            .arg(self.exec_root())
-            .arg("--pidfile")
-            .arg(self.root.join("berthd.pid"))
-            .args(self.net.args())
-            .args(&self.extra_args)
+            .args(self.berthd_flags())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -349,6 +363,54 @@ impl Berth {
             // Polling a socket for readiness: nothing else tells us when it listens.
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The flags every berthd of this instance runs with.
+    fn berthd_flags(&self) -> Vec<std::ffi::OsString> {
+        let mut flags: Vec<std::ffi::OsString> = vec![
+            "-H".into(),
+            format!("unix://{}", self.socket.display()).into(),
+            "--data-root".into(),
+            self.data_root().into(),
+            "--exec-root".into(),
+            self.exec_root().into(),
+            "--pidfile".into(),
+            self.root.join("berthd.pid").into(),
+        ];
+        flags.extend(self.net.args().into_iter().map(Into::into));
+        flags.extend(self.extra_args.iter().map(Into::into));
+        flags
+    }
+
+    /// Runs `berthd upgrade` from `bin` with `options` (and this instance's
+    /// flags). When it succeeds, the old berthd has handed over: we wait
+    /// for it to drain and exit, and follow the new one (not our child) by
+    /// its pid file from then on.
+    pub fn upgrade(&mut self, bin: &Path, options: &[&str]) -> Run {
+        let run = Run::from(
+            Command::new(bin.join("berthd"))
+                .arg("upgrade")
+                .arg("--log-file")
+                .arg(self.root.join("berthd.log"))
+                .args(options)
+                .args(self.berthd_flags())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run berthd upgrade"),
+        );
+        let replaced = run.stdout.contains("berthd replaced by");
+        if replaced {
+            if let Some(mut old) = self.berthd.take() {
+                let status = old.wait().unwrap();
+                assert!(status.success(), "the old berthd exited with {status}");
+            } else if let Some(pid) = self.detached_berthd {
+                assert!(wait_exit(pid as i32), "the old berthd {pid} did not exit");
+            }
+            let pid = std::fs::read_to_string(self.root.join("berthd.pid")).unwrap();
+            self.detached_berthd = Some(pid.trim().parse().unwrap());
+            self.bin = bin.to_path_buf();
+        }
+        run
     }
 
     /// Runs the next berthd from a copy that has no berth-core beside it
@@ -419,7 +481,11 @@ impl Berth {
     }
 
     pub fn berthd_pid(&self) -> u32 {
-        self.berthd.as_ref().map(|c| c.id()).unwrap_or(0)
+        self.berthd
+            .as_ref()
+            .map(|c| c.id())
+            .or(self.detached_berthd)
+            .unwrap_or(0)
     }
 
     pub fn log(&self) -> String {
@@ -599,12 +665,16 @@ impl Berth {
     /// left. Returns what `docker rm -f` complained about, if anything.
     fn shutdown(&mut self) -> Option<String> {
         let mut complaint = None;
-        if self.berthd.is_some() {
+        if self.berthd.is_some() || self.detached_berthd.is_some() {
             complaint = remove_all_containers(|args| self.docker(args));
         }
         if let Some(mut c) = self.berthd.take() {
             unsafe_kill(c.id() as i32, libc::SIGTERM);
             let _ = c.wait();
+        }
+        if let Some(pid) = self.detached_berthd.take() {
+            unsafe_kill(pid as i32, libc::SIGTERM);
+            wait_exit(pid as i32);
         }
         // Containers still running (a test that failed while no berthd
         // ran, so `rm -f` could not reach them): their inits by the pid

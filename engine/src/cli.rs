@@ -12,6 +12,11 @@ use std::future::IntoFuture;
 use std::os::fd::AsRawFd;
 
 pub fn main() -> anyhow::Result<()> {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "upgrade") {
+        return crate::upgrade::main(std::env::args_os().skip(2).collect());
+    }
+    // Taken before anything starts a process that would inherit it.
+    let _ = NOTIFY_SOCKET.set(berth_proto::notify::take_socket());
     let config = match crate::config_file::load() {
         Ok(c) => c,
         Err(e) => {
@@ -60,12 +65,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             warn!(error = %e, "berth-core is not available yet; requests that need it answer 503")
         }
     }
+    if config.takeover {
+        // Until the berthd we replace has finished its requests, its starts
+        // in progress are not ours to mistake for leftovers.
+        engine
+            .containers
+            .another_berthd
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     tokio::spawn(containers::monitor::run(
         engine.containers.clone(),
         engine.launcher.clone(),
     ));
 
-    let (std_listener, source) = listener::acquire(&socket, &config.exec_root, config.takeover)?;
+    let (std_listener, source, predecessor) =
+        listener::acquire(&socket, &config.exec_root, config.takeover)?;
+    if let Some(conn) = predecessor {
+        let containers = engine.containers.clone();
+        tokio::spawn(async move {
+            listener::predecessor_exited(conn).await;
+            info!("the berthd taken over has exited");
+            containers
+                .another_berthd
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            if let Err(e) = containers::monitor::remove_leftovers(&containers).await {
+                warn!(error = %e, "removing what cut-short starts left behind");
+            }
+        });
+    }
     if source == listener::Source::Bound {
         secure_socket(&socket, config.group.as_deref())?;
     }
@@ -77,6 +104,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (listener, stop_accepting) =
         listener::Switchable::new(tokio::net::UnixListener::from_std(std_listener)?);
     info!(socket = %socket.display(), source = ?source, version = env!("CARGO_PKG_VERSION"), "berthd listening");
+    if let Some(socket) = NOTIFY_SOCKET.get().cloned().flatten() {
+        // Accepting starts below; a connection made now waits in the backlog.
+        if let Err(e) = berth_proto::notify::ready(&socket) {
+            warn!(error = %e, %socket, "notifying readiness");
+        }
+    }
     let handover =
         listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
 
@@ -92,14 +125,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (why_tx, why_rx) = tokio::sync::oneshot::channel();
     let taken_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let taken_over_in_stop = taken_over.clone();
+    let containers_in_stop = engine.containers.clone();
     let stop = async move {
         let why = tokio::select! {
             _ = shutdown_signal() => Stop::Signal,
             r = handover => {
-                if let Err(e) = r {
-                    warn!(error = %e, "handover socket failed");
+                match r {
+                    // Kept open until this process exits: its end of file
+                    // tells the successor that we are gone.
+                    Ok(conn) => drop(SUCCESSOR_LINK.set(conn)),
+                    Err(e) => warn!(error = %e, "handover socket failed"),
                 }
                 taken_over_in_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                containers_in_stop
+                    .another_berthd
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 // The successor accepts from now on; what we accepted has
                 // this long to get its request read before idle
                 // connections are closed (see listener::Switchable).
@@ -184,3 +224,11 @@ async fn shutdown_signal() {
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
 }
+
+/// sd_notify's socket, when a service manager or `berthd upgrade` waits
+/// for us to serve.
+static NOTIFY_SOCKET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// The handover connection to the berthd that took over from us.
+static SUCCESSOR_LINK: std::sync::OnceLock<std::os::unix::net::UnixStream> =
+    std::sync::OnceLock::new();

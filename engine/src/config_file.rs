@@ -44,8 +44,17 @@ pub fn load() -> Result<Config, String> {
 /// The flags berthd started with and the configuration file as it is now
 /// (a SIGHUP's reload).
 pub fn reread() -> Result<Config, String> {
+    from_args(std::env::args_os())
+}
+
+/// `args` (the program's name first) as berthd would take them, with the
+/// configuration file they name (`berthd upgrade` reads the flags of the
+/// berthd it replaces so).
+pub fn from_args(
+    args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+) -> Result<Config, String> {
     let matches = Config::command()
-        .try_get_matches_from(std::env::args_os())
+        .try_get_matches_from(args)
         .map_err(|e| e.to_string())?;
     let config = Config::from_arg_matches(&matches).map_err(|e| e.to_string())?;
     let config = with_file(config, &matches)?;

@@ -30,6 +30,7 @@ pub mod reload;
 pub mod store;
 pub mod tarball;
 pub mod tcp;
+pub mod upgrade;
 pub mod util;
 pub mod volumes;
 

@@ -31,22 +31,25 @@ pub fn handover_path(exec_root: &Path) -> PathBuf {
 }
 
 /// The API listener: from systemd, from a running berthd, or bound anew.
+/// After a takeover, also the handover connection, which the old berthd
+/// keeps open until it has drained and exited (end of file then).
 pub fn acquire(
     socket: &Path,
     exec_root: &Path,
     takeover: bool,
-) -> anyhow::Result<(UnixListener, Source)> {
+) -> anyhow::Result<(UnixListener, Source, Option<UnixStream>)> {
     if let Some(l) = from_systemd()? {
-        return Ok((l, Source::Systemd));
+        return Ok((l, Source::Systemd, None));
     }
     if takeover {
-        return Ok((take_over(&handover_path(exec_root))?, Source::Takeover));
+        let (l, predecessor) = take_over(&handover_path(exec_root))?;
+        return Ok((l, Source::Takeover, Some(predecessor)));
     }
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(socket);
-    Ok((UnixListener::bind(socket)?, Source::Bound))
+    Ok((UnixListener::bind(socket)?, Source::Bound, None))
 }
 
 /// `LISTEN_FDS`/`LISTEN_PID` (sd_listen_fds): the first passed descriptor.
@@ -79,7 +82,7 @@ fn from_systemd() -> anyhow::Result<Option<UnixListener>> {
 }
 
 /// Asks the running berthd for its listener.
-fn take_over(handover: &Path) -> anyhow::Result<UnixListener> {
+fn take_over(handover: &Path) -> anyhow::Result<(UnixListener, UnixStream)> {
     let conn = UnixStream::connect(handover).map_err(|e| {
         anyhow::anyhow!(
             "--takeover: no running berthd answers at {}: {e}",
@@ -111,12 +114,24 @@ fn take_over(handover: &Path) -> anyhow::Result<UnixListener> {
     })?;
     info!(answer = %text.trim(), "took over the API socket");
     // SAFETY: the kernel just installed this descriptor for us.
-    Ok(unsafe { UnixListener::from_raw_fd(fd) })
+    Ok((unsafe { UnixListener::from_raw_fd(fd) }, conn))
+}
+
+/// Resolves once the berthd we took over from has exited (its end of the
+/// handover connection closes with it).
+pub async fn predecessor_exited(conn: UnixStream) {
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 64];
+        while matches!(std::io::Read::read(&mut &conn, &mut buf), Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// Serves takeover requests: sends `listener` to the asker, then resolves
-/// so that the caller stops accepting and drains.
-pub async fn serve_handover(path: PathBuf, listener: RawFd) -> anyhow::Result<()> {
+/// so that the caller stops accepting and drains. The connection comes
+/// back: the caller keeps it open until it exits, which tells the
+/// successor when this process is gone.
+pub async fn serve_handover(path: PathBuf, listener: RawFd) -> anyhow::Result<UnixStream> {
     let _ = std::fs::remove_file(&path);
     let l = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
@@ -128,12 +143,12 @@ pub async fn serve_handover(path: PathBuf, listener: RawFd) -> anyhow::Result<()
         let (conn, _) = l.accept().await?;
         let conn = conn.into_std()?;
         conn.set_nonblocking(false)?;
-        let handed = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+        let handed = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<UnixStream>> {
             let mut line = String::new();
             BufReader::new(&conn).read_line(&mut line)?;
             if line.trim() != "takeover" {
                 (&conn).write_all(b"error unknown request\n")?;
-                return Ok(false);
+                return Ok(None);
             }
             let reply = format!("ok {}\n", std::process::id());
             let fds = [listener];
@@ -144,12 +159,12 @@ pub async fn serve_handover(path: PathBuf, listener: RawFd) -> anyhow::Result<()
                 MsgFlags::empty(),
                 None,
             )?;
-            Ok(true)
+            Ok(Some(conn))
         })
         .await??;
-        if handed {
+        if let Some(conn) = handed {
             info!("handed the API socket to a new berthd; draining");
-            return Ok(());
+            return Ok(conn);
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod attach;
 pub mod json_log;
 pub mod local_log;
 pub mod locate;
+pub mod notify;
 pub mod shim;
 pub mod timefmt;
 
@@ -56,6 +57,9 @@ pub struct Handshake {
     /// (for example after a reboot cleared the exec-root), which tells the
     /// engine that its stored cursor no longer applies.
     pub event_epoch: String,
+    /// The core's process id: an upgrade knows by it that a new core serves.
+    #[serde(default)]
+    pub pid: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,26 +5,23 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use berth_proto::{
     CreateTaskRequest, Handshake, KillRequest, ResizeRequest, TaskInfo, UpdateTaskRequest,
 };
 use serde::Deserialize;
 
-use crate::event_log::EventLog;
-use crate::tasks::Tasks;
+use crate::generation::Generation;
+use crate::serving::{self, Serving};
 use crate::Error;
 
-#[derive(Clone)]
-struct AppState {
-    tasks: Tasks,
-    events: Arc<EventLog>,
-}
+/// Handlers take the generation that serves (see `serving::gate`).
+type Current = Extension<Generation>;
 
-pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
+pub fn router(serving: Arc<Serving>) -> Router {
     let v1 = Router::new()
         .route("/handshake", get(handshake))
         .route("/namespaces/{ns}/tasks", get(list).post(create))
@@ -51,10 +48,10 @@ pub fn router(tasks: Tasks, events: Arc<EventLog>) -> Router {
         .nest("/v3", v1)
         .nest("/v4", v4.clone())
         .nest("/v5", v4)
-        .with_state(AppState { tasks, events })
+        .layer(axum::middleware::from_fn_with_state(serving, serving::gate))
 }
 
-async fn handshake(State(s): State<AppState>) -> Json<Handshake> {
+async fn handshake(Extension(s): Current) -> Json<Handshake> {
     Json(Handshake {
         min_version: berth_proto::MIN_VERSION,
         max_version: berth_proto::VERSION,
@@ -63,18 +60,16 @@ async fn handshake(State(s): State<AppState>) -> Json<Handshake> {
         default_runtime: s.tasks.runtimes().default_name().to_string(),
         runtimes: s.tasks.runtimes().list(),
         event_epoch: s.events.epoch().to_string(),
+        pid: std::process::id(),
     })
 }
 
-async fn list(
-    State(s): State<AppState>,
-    Path(ns): Path<String>,
-) -> Result<Json<Vec<TaskInfo>>, Error> {
+async fn list(Extension(s): Current, Path(ns): Path<String>) -> Result<Json<Vec<TaskInfo>>, Error> {
     Ok(Json(s.tasks.list(&ns)?))
 }
 
 async fn create(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path(ns): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TaskInfo>), Error> {
@@ -83,21 +78,21 @@ async fn create(
 }
 
 async fn inspect(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Json<TaskInfo>, Error> {
     Ok(Json(s.tasks.inspect(&ns, &id)?))
 }
 
 async fn start(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Json<TaskInfo>, Error> {
     Ok(Json(s.tasks.start(&ns, &id).await?))
 }
 
 async fn kill(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, Error> {
@@ -109,7 +104,7 @@ async fn kill(
 }
 
 async fn resize(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, Error> {
@@ -119,7 +114,7 @@ async fn resize(
 }
 
 async fn close_stdin(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
     s.tasks.close_stdin(&ns, &id).await?;
@@ -127,21 +122,21 @@ async fn close_stdin(
 }
 
 async fn pause(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Json<TaskInfo>, Error> {
     Ok(Json(s.tasks.set_paused(&ns, &id, true).await?))
 }
 
 async fn resume(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Json<TaskInfo>, Error> {
     Ok(Json(s.tasks.set_paused(&ns, &id, false).await?))
 }
 
 async fn update(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<TaskInfo>, Error> {
@@ -150,7 +145,7 @@ async fn update(
 }
 
 async fn delete(
-    State(s): State<AppState>,
+    Extension(s): Current,
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
     s.tasks.delete(&ns, &id).await?;
@@ -166,11 +161,11 @@ struct EventsQuery {
 /// JSON lines: the retained events after the cursor, then live ones. A
 /// subscriber that falls too far behind is disconnected and resumes with its
 /// cursor, so no event is skipped silently.
-async fn events_v1(state: State<AppState>, q: Query<EventsQuery>) -> Body {
+async fn events_v1(state: Current, q: Query<EventsQuery>) -> Body {
     events_stream(state, q, 1)
 }
 
-async fn events_v2(state: State<AppState>, q: Query<EventsQuery>) -> Body {
+async fn events_v2(state: Current, q: Query<EventsQuery>) -> Body {
     events_stream(state, q, 2)
 }
 
@@ -185,7 +180,7 @@ fn known_to(version: u32, ev: &berth_proto::Event) -> bool {
         )
 }
 
-fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>, version: u32) -> Body {
+fn events_stream(Extension(s): Current, Query(q): Query<EventsQuery>, version: u32) -> Body {
     let (backlog, rx) = s.events.subscribe(q.after);
     let line = |ev: &berth_proto::Event| {
         let mut l = serde_json::to_vec(ev).unwrap_or_default();
@@ -214,6 +209,9 @@ fn events_stream(State(s): State<AppState>, Query(q): Query<EventsQuery>, versio
         }
     });
     use futures_util::StreamExt;
+    // A core that hands over ends the stream; the subscriber comes back
+    // with its cursor and reaches the successor.
+    let live = live.take_until(s.events.on_close());
     Body::from_stream(first.chain(live))
 }
 

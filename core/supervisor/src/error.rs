@@ -19,6 +19,9 @@ pub enum Error {
     Runtime(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The core is handing over and could not pass the request on.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -29,6 +32,7 @@ impl Error {
             Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
             Error::Runtime(_) | Error::Io(_) => ErrorCode::Internal,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
 }

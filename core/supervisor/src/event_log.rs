@@ -22,6 +22,9 @@ pub struct EventLog {
     epoch: String,
     inner: Mutex<Inner>,
     live: broadcast::Sender<Event>,
+    /// Set when this core hands the log to a successor: subscribers' streams
+    /// end, and they subscribe again (to the successor) with their cursor.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 struct Inner {
@@ -94,6 +97,7 @@ impl EventLog {
             .append(true)
             .open(&path)?;
         let (live, _) = broadcast::channel(1024);
+        let (closed, _) = tokio::sync::watch::channel(false);
         Ok(EventLog {
             epoch,
             inner: Mutex::new(Inner {
@@ -104,11 +108,34 @@ impl EventLog {
                 next_seq,
             }),
             live,
+            closed,
         })
     }
 
     pub fn epoch(&self) -> &str {
         &self.epoch
+    }
+
+    /// The sequence number of the last event appended (0 for none).
+    pub fn last_seq(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_seq
+            - 1
+    }
+
+    /// Ends every subscriber's stream: another core continues this log.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once [`EventLog::close`] was called (at once if it was).
+    pub fn on_close(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closed.subscribe();
+        async move {
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
     }
 
     /// Appends an event, assigning its sequence number, and publishes it.

@@ -10,10 +10,13 @@ pub mod api;
 pub mod cli;
 pub mod error;
 pub mod event_log;
+pub mod generation;
+pub mod handover;
 pub mod ids;
 pub mod lock;
 pub mod pidfd;
 pub mod runtimes;
+pub mod serving;
 pub mod shim;
 pub mod tasks;
 

@@ -6,6 +6,7 @@ use tracing::{info, warn};
 
 use crate::Error;
 
+#[derive(Clone)]
 pub struct Runtimes {
     default: (String, PathBuf),
     /// Runtimes that passed the probe (or were named explicitly).

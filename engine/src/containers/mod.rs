@@ -86,6 +86,12 @@ pub struct Containers {
     pub(crate) default_log: bollard_stubs::models::HostConfigLogConfig,
     /// What listings read instead of the store.
     memory: memory::Memory,
+    /// Set while another berthd serves the same containers (during a
+    /// takeover, the one taken over, until it exits; in that one, from the
+    /// handover on): its container locks are not ours, so a start it is in
+    /// the middle of would look like a network left behind (see
+    /// `monitor::remove_leftovers`).
+    pub(crate) another_berthd: std::sync::atomic::AtomicBool,
 }
 
 impl Containers {
@@ -108,6 +114,7 @@ impl Containers {
             images: peers.images,
             default_log: io::log_opts::daemon_default("json-file", &[]).unwrap_or_default(),
             memory: memory::Memory::default(),
+            another_berthd: Default::default(),
         }
     }
 

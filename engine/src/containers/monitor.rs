@@ -315,6 +315,15 @@ async fn exited(
     };
     let current = c.is_running() && (pid == 0 || c.state.pid == 0 || c.state.pid == pid);
     if c.id != id || !(current || c.state.restarting) {
+        if !c.is_running()
+            && containers
+                .another_berthd
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // The other berthd of a takeover applied it first: our own
+            // waiters (`docker wait`, attached runs) still need to hear.
+            containers.notify(crate::containers::Change::Exited(id.to_string()));
+        }
         return Ok(());
     }
     containers
@@ -332,38 +341,15 @@ async fn exited(
 /// Compares running containers with the core's tasks: exits the event log
 /// no longer holds, and tasks that vanished (a wiped exec-root) are settled.
 async fn reconcile(containers: &Containers) -> Result<()> {
+    // See `remove_leftovers`.
+    let alone = !containers
+        .another_berthd
+        .load(std::sync::atomic::Ordering::SeqCst);
+    if alone {
+        remove_orphaned_tasks(containers).await?;
+    }
     let tasks = containers.core.tasks().await?;
     let rows = containers.store.containers().await?;
-    // Tasks nobody needs: stopped ones of containers that are gone (removed
-    // while the core was away), and created-but-never-started ones left by a
-    // start that berthd or the core did not finish.
-    for t in &tasks {
-        // Exec tasks: only those whose container is gone, once they ended.
-        if let Some(parent) = &t.exec_in {
-            if t.status == TaskStatus::Stopped && !rows.iter().any(|r| &r.id == parent) {
-                let _ = containers.core.delete_task(&t.id).await;
-            }
-            continue;
-        }
-        let row = rows.iter().find(|r| r.id == t.id);
-        let orphan = match t.status {
-            TaskStatus::Stopped => row.is_none(),
-            TaskStatus::Created => true,
-            TaskStatus::Running => false,
-        };
-        if !orphan {
-            continue;
-        }
-        let lock = containers.lock_of(&t.id);
-        let _guard = lock.lock().await;
-        // Re-read under the lock: a start in progress holds it.
-        if let Ok(now) = containers.core.task(&t.id).await {
-            if now.status == t.status {
-                debug!(container_id = %t.id, status = ?t.status, "deleting an orphaned task");
-                let _ = containers.core.delete_task(&t.id).await;
-            }
-        }
-    }
     for row in rows {
         let state = &row.state;
         if !state.running && !state.restarting {
@@ -405,9 +391,62 @@ async fn reconcile(containers: &Containers) -> Result<()> {
             }
         }
     }
-    // Networks of containers that are not running (a crashed berthd's,
-    // a start cut short) go now; running containers keep theirs. Under the
-    // container's lock: a start in progress holds it.
+    if alone {
+        remove_stale_networks(containers).await?;
+    }
+    Ok(())
+}
+
+/// What a start or removal cut short left behind: tasks nobody needs and
+/// networks of containers that are not running. Decided under each
+/// container's lock, which a start in progress holds; so never while
+/// another berthd serves the same containers (during a takeover), whose
+/// starts hold locks of their own. The berthd that took over calls this
+/// once the one it replaced has exited.
+pub async fn remove_leftovers(containers: &Containers) -> Result<()> {
+    remove_orphaned_tasks(containers).await?;
+    remove_stale_networks(containers).await
+}
+
+async fn remove_orphaned_tasks(containers: &Containers) -> Result<()> {
+    let tasks = containers.core.tasks().await?;
+    let rows = containers.store.containers().await?;
+    // Tasks nobody needs: stopped ones of containers that are gone (removed
+    // while the core was away), and created-but-never-started ones left by a
+    // start that berthd or the core did not finish.
+    for t in &tasks {
+        // Exec tasks: only those whose container is gone, once they ended.
+        if let Some(parent) = &t.exec_in {
+            if t.status == TaskStatus::Stopped && !rows.iter().any(|r| &r.id == parent) {
+                let _ = containers.core.delete_task(&t.id).await;
+            }
+            continue;
+        }
+        let row = rows.iter().find(|r| r.id == t.id);
+        let orphan = match t.status {
+            TaskStatus::Stopped => row.is_none(),
+            TaskStatus::Created => true,
+            TaskStatus::Running => false,
+        };
+        if !orphan {
+            continue;
+        }
+        let lock = containers.lock_of(&t.id);
+        let _guard = lock.lock().await;
+        // Re-read under the lock: a start in progress holds it.
+        if let Ok(now) = containers.core.task(&t.id).await {
+            if now.status == t.status {
+                debug!(container_id = %t.id, status = ?t.status, "deleting an orphaned task");
+                let _ = containers.core.delete_task(&t.id).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Networks of containers that are not running (a crashed berthd's, a
+/// start cut short) go; running containers keep theirs.
+async fn remove_stale_networks(containers: &Containers) -> Result<()> {
     for id in containers.networks.sandbox_ids().await? {
         let lock = containers.lock_of(&id);
         let _guard = lock.lock().await;

@@ -25,6 +25,17 @@ pub struct Launcher {
 
 impl Launcher {
     pub fn new(config: &Config) -> Result<Launcher> {
+        Ok(Launcher {
+            spawning: tokio::sync::Mutex::new(()),
+            binary: berth_proto::locate::sibling_or_path("berth-core"),
+            args: Launcher::args(config)?,
+            log: Launcher::log(config),
+        })
+    }
+
+    /// The flags a core for this configuration is started with (also by
+    /// `berthd upgrade`, adding `--takeover`).
+    pub fn args(config: &Config) -> Result<Vec<String>> {
         let socket = config.core_socket().map_err(Error::InvalidArgument)?;
         let mut args = vec![
             "--address".to_string(),
@@ -38,12 +49,12 @@ impl Launcher {
             args.push("--default-runtime".into());
             args.push(rt.clone());
         }
-        Ok(Launcher {
-            spawning: tokio::sync::Mutex::new(()),
-            binary: berth_proto::locate::sibling_or_path("berth-core"),
-            args,
-            log: config.exec_root.join("berth-core.log"),
-        })
+        Ok(args)
+    }
+
+    /// Where a core started for this configuration writes its log.
+    pub fn log(config: &Config) -> PathBuf {
+        config.exec_root.join("berth-core.log")
     }
 
     /// Makes sure a core answers: handshake, else start one and wait for it.

@@ -44,7 +44,10 @@ impl Tasks {
             if rec.restarting {
                 // The previous core died between an exit and its restart.
                 let this = self.clone();
-                tokio::spawn(async move { this.restart(&rec.namespace, &rec.id).await });
+                tokio::spawn(async move {
+                    let restart = this.restart(&rec.namespace, &rec.id);
+                    this.in_background(restart).await
+                });
             }
             return;
         }

@@ -36,7 +36,7 @@ impl Tasks {
         let exited = self.inner.shims.exited(shim_pid);
         tokio::spawn(async move {
             exited.await;
-            this.on_shim_exit(&ns, &id).await;
+            this.in_background(this.on_shim_exit(&ns, &id)).await;
         });
     }
 
@@ -86,7 +86,7 @@ impl Tasks {
             let (ns, id) = (ns.to_string(), id.to_string());
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                this.restart(&ns, &id).await;
+                this.in_background(this.restart(&ns, &id)).await;
             });
         }
     }

@@ -59,12 +59,17 @@ impl Tasks {
         let this = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            this.set_health(&ns, &id, pid, |h| {
-                if h.status.is_empty() {
-                    h.status = "starting".into();
-                }
-                false
-            });
+            let starting = async {
+                this.set_health(&ns, &id, pid, |h| {
+                    if h.status.is_empty() {
+                        h.status = "starting".into();
+                    }
+                    false
+                })
+            };
+            if this.in_background(starting).await.is_none() {
+                return; // another core took the tasks over
+            }
             loop {
                 tokio::time::sleep(Duration::from_millis(check.interval_ms.max(10))).await;
                 // Stop when the task stopped, was restarted (new pid) or deleted.
@@ -74,9 +79,10 @@ impl Tasks {
                 let result = this.run_check(&rec, &check).await;
                 debug!(%id, exit_code = result.exit_code, "health check");
                 let in_start = started.elapsed() < Duration::from_millis(check.start_period_ms);
-                let changed =
-                    this.set_health(&ns, &id, pid, |h| record(h, &check, result, in_start));
-                if let Some(status) = changed {
+                let recorded = async {
+                    let changed =
+                        this.set_health(&ns, &id, pid, |h| record(h, &check, result, in_start));
+                    let Some(status) = changed else { return };
                     info!(%id, %status, "health status changed");
                     this.inner.events.append_event(Event {
                         seq: 0,
@@ -92,6 +98,9 @@ impl Tasks {
                         restart_count: 0,
                         health_status: status,
                     });
+                };
+                if this.in_background(recorded).await.is_none() {
+                    return;
                 }
             }
         });

@@ -52,6 +52,11 @@ struct Inner {
     /// Deletions still cleaning up in the background (runtime delete, task
     /// directory); a create of the same id waits for them.
     deleting: Mutex<HashMap<Key, tokio::task::JoinHandle<()>>>,
+    /// Set once another core took these tasks over (see [`Tasks::retire`]).
+    /// Background work (exits, restarts, health results) holds it for
+    /// reading while it changes anything, so retiring waits for work in
+    /// progress and nothing starts afterwards.
+    retired: tokio::sync::RwLock<bool>,
 }
 
 impl Tasks {
@@ -71,6 +76,7 @@ impl Tasks {
                 events,
                 tasks: Mutex::new(HashMap::new()),
                 deleting: Mutex::new(HashMap::new()),
+                retired: tokio::sync::RwLock::new(false),
             }),
         }
     }
@@ -99,6 +105,36 @@ impl Tasks {
         for h in handles {
             let _ = h.await;
         }
+    }
+
+    /// Gives the tasks up to another core: waits for the background work
+    /// that is changing something, lets no more start, and waits for the
+    /// deletions still cleaning up. Exits that happen from now on are left
+    /// to the successor, which finds them when it adopts the tasks. The
+    /// API's requests are held off by the caller (`serving`), not here.
+    pub async fn retire(&self) {
+        *self.inner.retired.write().await = true;
+        let deleting = lock(&self.inner.deleting).len();
+        let started = std::time::Instant::now();
+        self.drain_deletes().await;
+        tracing::info!(
+            deleting,
+            took_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "deletions finished"
+        );
+    }
+
+    /// Runs background work (an exit being recorded, a restart, a health
+    /// result) unless the tasks were given up; `None` then. Only spawned
+    /// tasks call this, never code that an API request runs: those are
+    /// held off by the caller, and taking the lock twice could deadlock
+    /// behind a waiting [`Tasks::retire`].
+    async fn in_background<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        let retired = self.inner.retired.read().await;
+        if *retired {
+            return None;
+        }
+        Some(work.await)
     }
 
     fn dir(&self, ns: &str, id: &str) -> PathBuf {

@@ -481,3 +481,58 @@ fn a_new_core_adopts_what_the_old_one_left() {
         assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     });
 }
+
+/// A core that hands its tasks to a successor (`Tasks::retire`) records
+/// nothing more, not even an exit or a restart due then; the successor,
+/// adopting the same directory, records each of them once and continues
+/// the event sequence.
+#[tokio::test(start_paused = true)]
+async fn a_retired_core_leaves_exits_and_restarts_to_its_successor() {
+    let t = Fixture::new("retire");
+    t.running(request("quiet")).await;
+    t.running(request("exits")).await;
+    t.running(restarting("restarts", RestartPolicy::Always))
+        .await;
+    let mut rx = t.core.events();
+    // Exited just before: its restart waits out the back-off.
+    t.shims.exit("restarts", 1);
+    assert!(next(&mut rx, EventKind::Exit).await.restarting);
+
+    t.core.tasks.retire().await;
+    let last = t.core.events.last_seq();
+    t.shims.exit("exits", 4);
+    // Long past the back-off, and the watcher has seen the exit.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        t.core.events.last_seq(),
+        last,
+        "a retired core recorded an event"
+    );
+    assert_eq!(t.core.status("exits"), TaskStatus::Running);
+    assert_eq!(t.core.status("restarts"), TaskStatus::Stopped);
+
+    let successor = Core::open(&t.dir, &t.runtime, &t.shims);
+    let mut rx = successor.events();
+    successor.tasks.adopt_existing().await;
+    assert_eq!(successor.status("quiet"), TaskStatus::Running);
+    let exits = successor.tasks.inspect(NS, "exits").unwrap();
+    assert_eq!(
+        (exits.status, exits.exit_code),
+        (TaskStatus::Stopped, Some(4))
+    );
+    let restarted = next(&mut rx, EventKind::Start).await;
+    assert_eq!(
+        (restarted.id.as_str(), restarted.restart_count),
+        ("restarts", 1)
+    );
+    let (log, _) = successor.events.subscribe(0);
+    for pair in log.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+    }
+    let exits_of = |id: &str| {
+        log.iter()
+            .filter(|e| e.id == id && e.kind == EventKind::Exit)
+            .count()
+    };
+    assert_eq!((exits_of("exits"), exits_of("restarts")), (1, 1));
+}
