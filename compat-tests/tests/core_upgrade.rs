@@ -1,6 +1,7 @@
 //! `berthd upgrade`: the previous release (built from this repository's
-//! history by contrib/previous-release.sh) replaced by this build, core
-//! first and berthd second, while clients keep working; a core takeover
+//! history by contrib/previous-release.sh), running 200 containers,
+//! replaced by this build, core first and berthd second, while clients keep
+//! working; a core takeover
 //! alone; and new binaries that fail, which leave the old ones serving.
 
 use std::collections::HashMap;
@@ -203,6 +204,50 @@ fn logs_grow(b: &Berth, name: &str, than: usize) {
     }
 }
 
+/// Starts `n` containers that print a line every second, four at a time,
+/// through the API; their ids.
+fn start_fleet(socket: &Path, n: usize) -> Vec<String> {
+    let body = br#"{"Image":"busybox","Labels":{"fleet":"1"},"Cmd":["sh","-c","while :; do echo tick; sleep 1; done"]}"#;
+    let per = n.div_ceil(4);
+    let starters: Vec<_> = (0..4)
+        .map(|_| {
+            let socket = socket.to_path_buf();
+            std::thread::spawn(move || {
+                (0..per)
+                    .map(|_| {
+                        let r = http::request(&socket, "POST", "/containers/create", Some(body))
+                            .unwrap();
+                        assert_eq!(r.status, 201, "{}", r.text());
+                        let id = r.json()["Id"].as_str().unwrap().to_string();
+                        let path = format!("/containers/{id}/start");
+                        let r = http::request(&socket, "POST", &path, None).unwrap();
+                        assert_eq!(r.status, 204, "{}", r.text());
+                        id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<String> = starters
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    ids.truncate(n);
+    ids
+}
+
+/// Each container's state and pid, as `docker inspect` shows them.
+fn states(b: &Berth, ids: &[String]) -> Vec<String> {
+    let mut args = vec!["inspect", "-f", "{{.State.Status}} {{.State.Pid}}"];
+    args.extend(ids.iter().map(String::as_str));
+    b.docker(&args)
+        .ok()
+        .stdout
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
 fn the_previous_release_is_upgraded_in_place_refusing_nothing() {
     let mut b = Berth::start_from(previous_release_dir(), &[]);
@@ -219,12 +264,16 @@ fn the_previous_release_is_upgraded_in_place_refusing_nothing() {
     ])
     .ok();
     let ticker = b.pid_of("ticker");
+    let fleet = start_fleet(&b.socket, 200);
+    let fleet_before = states(&b, &fleet);
+    assert!(fleet_before.iter().all(|s| s.starts_with("running ")));
     let old_cores = cores(&b);
     assert_eq!(old_cores.len(), 1, "{old_cores:?}");
 
     let load = Load::start(&b.socket);
     load.wait_for_runs(5);
     let run = b.upgrade(&bin_dir(), &[]);
+    eprintln!("{}", run.stdout);
     assert_eq!(run.code, 0, "{run:?}\n{}", b.log());
     assert!(run.stdout.contains("replaced by berth-core"), "{run:?}");
     assert!(run.stdout.contains("berthd replaced by"), "{run:?}");
@@ -236,9 +285,11 @@ fn the_previous_release_is_upgraded_in_place_refusing_nothing() {
     let new_cores = cores(&b);
     assert_eq!(new_cores.len(), 1, "{new_cores:?}");
     assert_ne!(new_cores, old_cores);
-    // The container kept running and logging.
+    // The containers kept running and logging.
     assert_eq!(b.pid_of("ticker"), ticker);
+    assert_eq!(states(&b, &fleet), fleet_before);
     logs_grow(&b, "ticker", log_lines(&b, "ticker"));
+    logs_grow(&b, &fleet[199], log_lines(&b, &fleet[199]));
     check_core_events(&b, &ran);
 
     // The upgraded installation runs, stops and upgrades again.

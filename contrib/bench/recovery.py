@@ -57,8 +57,9 @@ def docker(sock, *args):
     return subprocess.run(["docker", *args], env=env, check=True, capture_output=True, text=True).stdout
 
 
-def berthd_pid(sock):
-    """The berthd serving `sock`: the one whose command line names it."""
+def process_of(binary, mention):
+    """(pid, command line) of the `binary` process whose command line
+    mentions `mention`, or None."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -66,9 +67,17 @@ def berthd_pid(sock):
             cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if os.path.basename(cmd[0]) == b"berthd" and any(sock.encode() in a for a in cmd):
+        if os.path.basename(cmd[0]) == binary.encode() and any(mention.encode() in a for a in cmd):
             return int(pid), [a.decode() for a in cmd if a]
-    raise SystemExit(f"no berthd serving {sock} (start it with -H unix://{sock})")
+    return None
+
+
+def berthd_pid(sock):
+    """The berthd serving `sock`: the one whose command line names it."""
+    found = process_of("berthd", sock)
+    if not found:
+        raise SystemExit(f"no berthd serving {sock} (start it with -H unix://{sock})")
+    return found
 
 
 def wait_killed(pid):

@@ -34,7 +34,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from recovery import ROOT, UnixConnection, berthd_pid, docker, remove_containers  # noqa: E402
+from recovery import ROOT, UnixConnection, berthd_pid, docker, process_of, remove_containers  # noqa: E402
 
 BERTHD = os.path.join(ROOT, "target", "release", "berthd")
 LABEL = "berth.bench=recovery"
@@ -93,16 +93,8 @@ def run_step(sock):
 
 
 def core_pid(exec_root):
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(cmd[0]) == b"berth-core" and any(exec_root.encode() in a for a in cmd):
-            return int(pid)
-    return None
+    found = process_of("berth-core", exec_root)
+    return found[0] if found else None
 
 
 def wait_gone(pid):
