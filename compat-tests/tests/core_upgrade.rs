@@ -456,3 +456,30 @@ fn a_broken_new_binary_leaves_the_old_one_serving() {
     );
     b.finish();
 }
+
+#[test]
+fn a_core_stopped_with_sigterm_exits_and_berthd_starts_another() {
+    let b = Berth::start();
+    b.load_busybox();
+    b.docker(&["run", "-d", "--name", "sleeper", "busybox", "sleep", "1000"])
+        .ok();
+    let sleeper = b.pid_of("sleeper");
+    let core = cores(&b);
+    // berthd follows the core's event stream: the core must end it to stop.
+    berth_compat_tests::unsafe_kill(core[0] as i32, libc::SIGTERM);
+    assert!(
+        wait_exit(core[0] as i32),
+        "berth-core did not exit on SIGTERM\n{}",
+        b.log()
+    );
+    b.wait_for_core();
+    assert_ne!(cores(&b), core);
+    assert_eq!(b.pid_of("sleeper"), sleeper);
+    assert_eq!(
+        b.docker(&["run", "--rm", "busybox", "echo", "again"])
+            .ok()
+            .out(),
+        "again"
+    );
+    b.finish();
+}

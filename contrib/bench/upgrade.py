@@ -79,17 +79,23 @@ def list_step(sock):
 
 
 def run_step(sock):
-    """One short container, its four requests timed together."""
-    status, body = call(sock, "POST", "/containers/create", {"Image": "busybox", "Cmd": ["true"]})
+    """One short container, its four requests timed together; removed
+    whatever happened."""
+    status, body = call(sock, "POST", "/containers/create",
+                        {"Image": "busybox", "Cmd": ["true"], "Labels": {"berth.bench": "recovery"}})
     if status != 201:
         raise RuntimeError(f"create: {status} {body[:200]!r}")
     cid = json.loads(body)["Id"]
-    for method, path, want in (("POST", f"/containers/{cid}/start", 204),
-                               ("POST", f"/containers/{cid}/wait", 200),
-                               ("DELETE", f"/containers/{cid}", 204)):
-        status, body = call(sock, method, path)
-        if status != want:
-            raise RuntimeError(f"{method} {path}: {status} {body[:200]!r}")
+    try:
+        for method, path, want in (("POST", f"/containers/{cid}/start", 204),
+                                   ("POST", f"/containers/{cid}/wait", 200)):
+            status, body = call(sock, method, path)
+            if status != want:
+                raise RuntimeError(f"{method} {path}: {status} {body[:200]!r}")
+    finally:
+        status, body = call(sock, "DELETE", f"/containers/{cid}?force=1")
+        if status != 204:
+            raise RuntimeError(f"DELETE: {status} {body[:200]!r}")
 
 
 def core_pid(exec_root):

@@ -124,6 +124,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     };
+    if !handed_over {
+        // Event streams never end by themselves, and a graceful shutdown
+        // waits for every response: end them (subscribers come back, to
+        // whichever core answers next, with their cursors).
+        serving.close_event_streams().await;
+    }
     let _ = stop_tx.send(());
     server.await??;
     if handed_over {

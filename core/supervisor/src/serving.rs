@@ -57,6 +57,13 @@ impl Serving {
         }
     }
 
+    /// Ends every event subscriber's stream (at shutdown).
+    pub async fn close_event_streams(&self) {
+        if let Mode::Local(generation) = &*self.mode.read().await {
+            generation.events.close();
+        }
+    }
+
     /// Waits for deletions still cleaning up (at shutdown).
     pub async fn drain_deletes(&self) {
         if let Mode::Local(generation) = &*self.mode.read().await {

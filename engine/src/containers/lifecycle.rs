@@ -539,8 +539,9 @@ impl Containers {
         name: &str,
         condition: WaitCondition,
     ) -> Result<impl std::future::Future<Output = (i64, Option<String>)> + Send + 'static> {
-        let c = self.lookup(name).await?;
+        // Subscribed before looking: an exit applied in between is heard.
         let mut rx = self.subscribe();
+        let c = self.lookup(name).await?;
         let this = self.clone();
         let id = c.id.clone();
         let already = match condition {

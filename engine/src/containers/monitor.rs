@@ -315,13 +315,11 @@ async fn exited(
     };
     let current = c.is_running() && (pid == 0 || c.state.pid == 0 || c.state.pid == pid);
     if c.id != id || !(current || c.state.restarting) {
-        if !c.is_running()
-            && containers
-                .another_berthd
-                .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            // The other berthd of a takeover applied it first: our own
+        if !c.is_running() {
+            // Applied already, perhaps by the other berthd of a takeover
+            // (both follow the core while the old one drains): our own
             // waiters (`docker wait`, attached runs) still need to hear.
+            // They read the row again, so hearing twice does no harm.
             containers.notify(crate::containers::Change::Exited(id.to_string()));
         }
         return Ok(());
