@@ -108,8 +108,20 @@ fn details_streams_and_refused_options() {
         details.stdout,
         "TIER=web,team=blue o1\nTIER=web,team=blue o2\nTIER=web,team=blue o3\n"
     );
-    let ts = b.docker(&["logs", "-t", "--tail", "1", "detailed"]).ok();
-    // The last entry of either stream: e2, on stderr.
+    // The last entry, on its stream, with its time. Entries of two streams
+    // written a moment apart may be logged in either order (two pipes, as
+    // with dockerd's two copiers), so this output uses one stream.
+    b.docker(&[
+        "run",
+        "--name",
+        "stamped",
+        "busybox",
+        "sh",
+        "-c",
+        "echo e1 >&2; echo e2 >&2",
+    ])
+    .ok();
+    let ts = b.docker(&["logs", "-t", "--tail", "1", "stamped"]).ok();
     assert_eq!(ts.stdout, "");
     let (stamp, text) = ts.stderr.trim_end().split_once(' ').unwrap();
     assert!(stamp.ends_with('Z') && stamp.len() == 30, "{stamp}");
