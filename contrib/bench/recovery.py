@@ -42,6 +42,17 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
+def call(sock, method, path, body=None):
+    """(status, body) of an API request (version 1.50) with a JSON body."""
+    c = UnixConnection(sock)
+    c.request(method, "/v1.50" + path, body=json.dumps(body) if body is not None else None,
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
 def get(sock, path):
     """(status, body) of a GET, or None when nothing answers."""
     try:

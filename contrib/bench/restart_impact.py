@@ -16,38 +16,24 @@ request):
      re-adopts the shim and reports the exit).
 """
 import argparse
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
+import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import recovery  # noqa: E402
 
 SOCK = "/run/berth/docker.sock"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BERTHD = os.path.join(ROOT, "target", "release", "berthd")
 
 
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self):
-        super().__init__("localhost", timeout=30)
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.sock.connect(SOCK)
-
-
 def call(method, path, body=None):
-    c = UnixHTTP()
-    c.request(method, "/v1.50" + path, body=json.dumps(body) if body is not None else None,
-              headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
+    return recovery.call(SOCK, method, path, body)
 
 
 class Looper(threading.Thread):

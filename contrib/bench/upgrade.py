@@ -34,20 +34,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from recovery import ROOT, UnixConnection, berthd_pid, docker, process_of, remove_containers  # noqa: E402
+from recovery import ROOT, berthd_pid, call, docker, process_of, remove_containers  # noqa: E402
 
 BERTHD = os.path.join(ROOT, "target", "release", "berthd")
 LABEL = "berth.bench=recovery"
-
-
-def call(sock, method, path, body=None):
-    c = UnixConnection(sock)
-    c.request(method, "/v1.50" + path, body=json.dumps(body) if body is not None else None,
-              headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
 
 
 class Client(threading.Thread):
