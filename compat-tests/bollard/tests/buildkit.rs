@@ -89,12 +89,31 @@ async fn build(socket: &Path, tar: Vec<u8>, tag: &str, output: Option<ImageBuild
 /// path dockerd 20.10 names a lone unnamed stage `stage-0`, which neither
 /// its own `/grpc` path nor current BuildKit does (they show `[1/3] …`,
 /// as Berth does on both paths).
+///
+/// The steps come sorted: BuildKit reports vertexes as its solver reaches
+/// them, so the order in which dockerd first names them changes from run
+/// to run (a cached `FROM` may first appear after the `RUN` that needs
+/// it). Berth's own order is checked apart, by `numbered_in_order`.
 fn steps(seen: &Seen) -> Vec<String> {
-    seen.vertexes
+    let mut steps: Vec<String> = seen
+        .vertexes
         .iter()
         .filter(|v| *v != "copy /context /")
         .map(|v| v.replacen("[stage-0 ", "[", 1))
-        .collect()
+        .collect();
+    steps.sort();
+    steps
+}
+
+/// Whether the numbered steps (`[n/total] …`) first appear in the order of
+/// the Dockerfile, as on a build whose stage runs one step after another.
+fn numbered_in_order(seen: &Seen) -> bool {
+    let numbers: Vec<u32> = seen
+        .vertexes
+        .iter()
+        .filter_map(|v| v.strip_prefix('[')?.split('/').next()?.parse().ok())
+        .collect();
+    numbers.windows(2).all(|w| w[0] < w[1])
 }
 
 const DOCKERFILE: &str = "FROM busybox\n\
@@ -125,6 +144,7 @@ fn a_buildkit_build_through_bollard_reads_as_on_dockerd() {
         steps(&theirs),
         "berth: {ours:?}\ndockerd: {theirs:?}"
     );
+    assert!(numbered_in_order(&ours), "{ours:?}");
     assert!(ours.logs.contains("said-by-run"), "{ours:?}");
     assert_eq!(ours.streams, theirs.streams);
     assert_eq!(ours.streams, ["Successfully tagged bollard-bk:latest\n"]);
