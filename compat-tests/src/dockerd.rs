@@ -25,14 +25,23 @@ impl Dockerd {
     /// Starts dockerd, or returns why it cannot run here (not installed:
     /// `contrib/setup.sh --deps` installs docker.io).
     pub fn start() -> Result<Dockerd, String> {
+        Dockerd::start_with(&[])
+    }
+
+    /// [`Dockerd::start`] with more flags (`--config-file …`).
+    pub fn start_with(extra: &[&str]) -> Result<Dockerd, String> {
         let bin = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .ok_or("dockerd is not installed (bash contrib/setup.sh --deps installs docker.io)")?;
-        // One oracle at a time per host slot: the bridge and its subnet are
-        // named after our pid, so parallel test binaries never meet.
-        let n = std::process::id() % 200;
-        let root = std::env::temp_dir().join(format!("berth-oracle-{}", std::process::id()));
+        // One oracle per host slot: the bridge and its subnet are named
+        // after our pid and how many oracles this process started, so that
+        // neither parallel test binaries nor parallel tests meet.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = (std::process::id() * 7 + k) % 200;
+        let name = format!("berth-oracle-{}-{k}", std::process::id());
+        let root = std::env::temp_dir().join(&name);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
         let bridge = format!("dkoracle{n}");
@@ -49,7 +58,7 @@ impl Dockerd {
         ip(&["link", "set", &bridge, "up"]);
         let log = std::fs::File::create(root.join("dockerd.log")).map_err(|e| e.to_string())?;
         let socket = root.join("docker.sock");
-        let ns = format!("berth-oracle-{}", std::process::id());
+        let ns = name.clone();
         let child = Command::new(bin)
             .arg("--data-root")
             .arg(root.join("data"))
@@ -68,6 +77,7 @@ impl Dockerd {
                 "--default-address-pool",
                 &format!("base=10.248.{n}.0/24,size=28"),
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
@@ -95,6 +105,11 @@ impl Dockerd {
             // Polling the socket: nothing else says when dockerd listens.
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// dockerd's pid (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("dockerd runs").id()
     }
 
     pub fn log(&self) -> String {

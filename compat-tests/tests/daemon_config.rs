@@ -97,9 +97,49 @@ fn a_running_berthd_follows_its_configuration_file() {
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
+/// Sends SIGHUP to `pid` and returns the first daemon event from then on,
+/// as `format` prints it (`docker` builds the CLI's command for the engine).
+fn reload_event(docker: impl Fn(&[&str]) -> Command, pid: u32, format: &str) -> Option<String> {
+    use std::io::BufRead;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Events since before the signal: the reload's is replayed if it came
+    // already, or arrives live; either way it is the first line.
+    let since = format!("{}.{:09}", before.as_secs(), before.subsec_nanos());
+    let mut events = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--filter",
+        "type=daemon",
+        "--format",
+        format,
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    // A bound on a hang (no reload ever announced), not a synchronisation.
+    let first = rx.recv_timeout(std::time::Duration::from_secs(60)).ok();
+    let _ = events.kill();
+    let _ = events.wait();
+    first
+}
+
 #[test]
 fn sighup_reloads_what_may_change_and_says_so() {
-    use std::io::BufRead;
     let mirror = berth_compat_tests::registry::Registry::start();
     let file = config_file("reload", "daemon.json", "{}");
     let b = Berth::start_with(&["--config-file", file.to_str().unwrap()]);
@@ -116,41 +156,12 @@ fn sighup_reloads_what_may_change_and_says_so() {
         format!(r#"{{"registry-mirrors": ["{url}"], "debug": true}}"#),
     )
     .unwrap();
-    let before = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let status = Command::new("kill")
-        .args(["-HUP", &b.berthd_pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    // Events since before the signal: the reload's is replayed if it came
-    // already, or arrives live; either way it is the first line.
-    let mut events = b
-        .docker_cmd(&[
-            "events",
-            "--since",
-            &format!("{}.{:09}", before.as_secs(), before.subsec_nanos()),
-            "--filter",
-            "type=daemon",
-            "--format",
-            "{{.Action}} {{index .Actor.Attributes \"registry-mirrors\"}}",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = events.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut first = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut first);
-        let _ = tx.send(first);
-    });
-    // A bound on a hang (no reload ever announced), not a synchronisation.
-    let first = rx.recv_timeout(std::time::Duration::from_secs(60));
-    let _ = events.kill();
-    let _ = events.wait();
-    assert_eq!(first.ok(), Some(format!("reload [{url}/]\n")));
+    let first = reload_event(
+        |args| b.docker_cmd(args),
+        b.berthd_pid(),
+        "{{.Action}} {{index .Actor.Attributes \"registry-mirrors\"}}",
+    );
+    assert_eq!(first, Some(format!("reload [\"{url}\"]\n")));
     let mirrors = b
         .docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"])
         .ok();
@@ -158,4 +169,171 @@ fn sighup_reloads_what_may_change_and_says_so() {
     b.docker(&["pull", "busybox:reloaded"]).ok();
     b.finish();
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
+/// The settings that give containers their defaults, and the daemon's
+/// labels and features, from one daemon.json given to both engines.
+const DEFAULTS_JSON: &str = r#"{
+    "labels": ["tier=test", "zone=a", "tier=test"],
+    "dns-search": ["example.test"],
+    "dns-opts": ["ndots:3"],
+    "default-shm-size": "96M",
+    "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 4321, "Soft": 1234}},
+    "shutdown-timeout": 7,
+    "features": {"buildkit": false}
+}"#;
+
+/// What a user reads of those settings on one engine.
+fn defaults_seen(
+    docker: &dyn Fn(&[&str]) -> berth_compat_tests::Run,
+    socket: &std::path::Path,
+) -> Vec<String> {
+    let show = "grep -E '^(search|options)' /etc/resolv.conf; ulimit -n; ulimit -Hn; \
+                df -k /dev/shm | tail -1 | awk '{print $2}'";
+    // dockerd lists its labels in a Go map's order (random): sorted here.
+    let mut labels: Vec<String> =
+        docker(&["info", "--format", "{{range .Labels}}{{println .}}{{end}}"])
+            .ok()
+            .stdout
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+    labels.sort();
+    let mut seen = vec![
+        labels.join(" "),
+        // Defaults where the container says nothing.
+        docker(&["run", "--rm", "busybox", "sh", "-c", show])
+            .ok()
+            .stdout,
+        // The container's own settings win, limit by limit.
+        docker(&[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nproc=77",
+            "--dns-search",
+            "mine.test",
+            "--shm-size",
+            "8m",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("{show}; ulimit -u"),
+        ])
+        .ok()
+        .stdout,
+    ];
+    docker(&["create", "--name", "dflt", "busybox", "true"]).ok();
+    // dockerd records the shm size and the ulimits at create, the DNS
+    // settings it applies at start.
+    seen.push(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.ShmSize}} {{json .HostConfig.Ulimits}} {{json .HostConfig.DnsSearch}} {{json .HostConfig.DnsOptions}}",
+            "dflt",
+        ])
+        .ok()
+        .stdout,
+    );
+    docker(&["rm", "dflt"]).ok();
+    // `features: {"buildkit": false}`: the ping offers the legacy builder.
+    let ping = berth_compat_tests::http::request(socket, "GET", "/_ping", None).unwrap();
+    seen.push(format!(
+        "Builder-Version: {:?}",
+        ping.header("builder-version")
+    ));
+    seen
+}
+
+#[test]
+fn container_defaults_labels_and_features_read_as_on_dockerd() {
+    let file = config_file("defaults", "daemon.json", DEFAULTS_JSON);
+    let flags = ["--config-file", file.to_str().unwrap()];
+    let dockerd = berth_compat_tests::dockerd::Dockerd::start_with(&flags)
+        .unwrap_or_else(|e| panic!("the oracle: {e}"));
+    let b = Berth::start_with(&flags);
+    dockerd.load_busybox();
+    b.load_busybox();
+    let theirs = defaults_seen(&|a| dockerd.docker(a), &dockerd.socket);
+    let ours = defaults_seen(&|a| b.docker(a), &b.socket);
+    assert_eq!(ours, theirs);
+    // And what they are, so that two engines agreeing on nothing fails.
+    assert_eq!(ours[0], "tier=test zone=a");
+    assert_eq!(
+        ours[1],
+        "search example.test\noptions ndots:3\n1234\n4321\n98304\n"
+    );
+    assert_eq!(
+        ours[3],
+        "100663296 [{\"Hard\":4321,\"Name\":\"nofile\",\"Soft\":1234}] [] []\n"
+    );
+    assert_eq!(ours[4], "Builder-Version: Some(\"1\")");
+
+    // Bad values stop berthd before it opens anything, naming the setting.
+    let bad = config_file(
+        "defaults",
+        "bad.json",
+        r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Hard": 1, "Soft": 2}}}"#,
+    );
+    let (code, _, err) = validate(&["--config-file", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "default-ulimits: ulimit soft limit must be less than or equal to hard limit: 2 > 1"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = validate(&["--label", "nolabel"]);
+    assert_eq!(
+        (code, err.trim_end()),
+        (1, "berthd: bad attribute format: nolabel")
+    );
+
+    dockerd.finish();
+    b.finish();
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
+#[test]
+fn a_reload_of_labels_shutdown_timeout_and_features_reads_as_on_dockerd() {
+    let theirs_file = config_file("reload-labels", "dockerd.json", r#"{"labels": ["old=1"]}"#);
+    let ours_file = config_file("reload-labels", "berthd.json", r#"{"labels": ["old=1"]}"#);
+    let dockerd = berth_compat_tests::dockerd::Dockerd::start_with(&[
+        "--config-file",
+        theirs_file.to_str().unwrap(),
+    ])
+    .unwrap_or_else(|e| panic!("the oracle: {e}"));
+    let b = Berth::start_with(&["--config-file", ours_file.to_str().unwrap()]);
+    // One label: dockerd would list two in a random order.
+    let changed = r#"{"labels": ["new=2"], "shutdown-timeout": 3, "features": {"buildkit": true, "other": false},
+        "insecure-registries": ["10.1.2.3:5000"], "registry-mirrors": ["http://127.0.0.1:1"]}"#;
+    std::fs::write(&theirs_file, changed).unwrap();
+    std::fs::write(&ours_file, changed).unwrap();
+    let format = "{{.Action}} labels={{index .Actor.Attributes \"labels\"}} \
+                  shutdown-timeout={{index .Actor.Attributes \"shutdown-timeout\"}} \
+                  features={{index .Actor.Attributes \"features\"}} \
+                  insecure={{index .Actor.Attributes \"insecure-registries\"}} \
+                  mirrors={{index .Actor.Attributes \"registry-mirrors\"}}";
+    let theirs = reload_event(
+        |args| berth_compat_tests::docker_on(&dockerd.socket, &dockerd.root, args),
+        dockerd.pid(),
+        format,
+    );
+    let ours = reload_event(|args| b.docker_cmd(args), b.berthd_pid(), format);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.as_deref()
+            .is_some_and(|e| e.contains("shutdown-timeout=3")),
+        "{ours:?}"
+    );
+    let labels = |run: berth_compat_tests::Run| run.ok().stdout;
+    assert_eq!(
+        labels(b.docker(&["info", "--format", "{{json .Labels}}"])),
+        labels(dockerd.docker(&["info", "--format", "{{json .Labels}}"]))
+    );
+    dockerd.finish();
+    b.finish();
+    let _ = std::fs::remove_dir_all(ours_file.parent().unwrap());
 }

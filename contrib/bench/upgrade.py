@@ -4,7 +4,7 @@
 Run by hand, as root, with the berthd of this checkout running (as
 contrib/setup.sh starts it, or on the socket given). Standard library only.
 
-    python3 contrib/bench/upgrade.py [--containers 200] [--host /run/berth/docker.sock] [--seconds 2]
+    python3 contrib/bench/upgrade.py [--containers 200] [--host /run/berth/docker.sock] [--seconds 2] [--repeat 1]
 
 With N running containers that print a line every half second, two clients
 loop, one connection per request: one lists containers (GET
@@ -18,8 +18,11 @@ each container exits). For each of these, run in turn:
   4. a plain core restart: SIGTERM to berth-core (berthd starts a new one
      when it notices);
 
-it prints the requests that failed and the slowest of each kind, then
-checks that every container kept running and logging. The binaries of this
+it prints the requests that failed and the slowest of each kind (each
+request timed on its own; with --repeat K, each action is run K times,
+interleaved with the others, and the median and the maximum over the runs
+are shown, with when the worst core request started relative to the
+action), then checks that every container kept running and logging. The binaries of this
 checkout replace themselves, which measures the mechanism, not a version
 change.
 """
@@ -41,7 +44,7 @@ LABEL = "berth.bench=recovery"
 
 
 class Client(threading.Thread):
-    """Loops on `step` until stopped; counts failures and the slowest."""
+    """Loops on `step` until stopped; every request is timed on its own."""
 
     def __init__(self, step):
         super().__init__(daemon=True)
@@ -49,41 +52,60 @@ class Client(threading.Thread):
         self.stop = False
         self.ok = 0
         self.failed = []
-        self.slowest = 0.0
+        # (started, seconds, what) of every request that answered.
+        self.requests = []
+
+    def timed(self, what, request):
+        t = time.monotonic()
+        result = request()
+        self.requests.append((t, time.monotonic() - t, what))
+        return result
 
     def run(self):
         while not self.stop:
-            t = time.monotonic()
             try:
-                self.step()
+                self.step(self)
                 self.ok += 1
             except Exception as e:  # a failure is what we count
                 self.failed.append(str(e))
-            self.slowest = max(self.slowest, time.monotonic() - t)
+
+    def slowest(self, kinds=None):
+        """The slowest request (seconds, what, started) of the given kinds."""
+        chosen = [r for r in self.requests if kinds is None or r[2] in kinds]
+        if not chosen:
+            return (0.0, "-", 0.0)
+        t, d, what = max(chosen, key=lambda r: r[1])
+        return (d, what, t)
 
 
-def list_step(sock):
-    status, body = call(sock, "GET", "/containers/json")
+def list_step(sock, client):
+    status, body = client.timed("list", lambda: call(sock, "GET", "/containers/json"))
     if status != 200:
         raise RuntimeError(f"list: {status} {body[:200]!r}")
 
 
-def run_step(sock):
-    """One short container, its four requests timed together; removed
-    whatever happened."""
-    status, body = call(sock, "POST", "/containers/create",
-                        {"Image": "busybox", "Cmd": ["true"], "Labels": {"berth.bench": "recovery"}})
+# The requests of a run cycle that go to berth-core. `wait` is left out of
+# the slowest: it lasts as long as the container runs.
+CORE_REQUESTS = ("create", "start", "delete")
+
+
+def run_step(sock, client):
+    """One short container through the API: create, start, wait, delete
+    (removed whatever happened)."""
+    status, body = client.timed("create", lambda: call(
+        sock, "POST", "/containers/create",
+        {"Image": "busybox", "Cmd": ["true"], "Labels": {"berth.bench": "recovery"}}))
     if status != 201:
         raise RuntimeError(f"create: {status} {body[:200]!r}")
     cid = json.loads(body)["Id"]
     try:
-        for method, path, want in (("POST", f"/containers/{cid}/start", 204),
-                                   ("POST", f"/containers/{cid}/wait", 200)):
-            status, body = call(sock, method, path)
+        for what, path, want in (("start", f"/containers/{cid}/start", 204),
+                                 ("wait", f"/containers/{cid}/wait", 200)):
+            status, body = client.timed(what, lambda: call(sock, "POST", path))
             if status != want:
-                raise RuntimeError(f"{method} {path}: {status} {body[:200]!r}")
+                raise RuntimeError(f"POST {path}: {status} {body[:200]!r}")
     finally:
-        status, body = call(sock, "DELETE", f"/containers/{cid}?force=1")
+        status, body = client.timed("delete", lambda: call(sock, "DELETE", f"/containers/{cid}?force=1"))
         if status != 204:
             raise RuntimeError(f"DELETE: {status} {body[:200]!r}")
 
@@ -99,23 +121,51 @@ def wait_gone(pid):
     os.close(fd)
 
 
-def measure(sock, label, action, seconds):
-    clients = [Client(lambda: list_step(sock)), Client(lambda: run_step(sock))]
-    for c in clients:
+def measure(sock, action, seconds):
+    """Loads the daemon for `seconds` with `action` run in the middle; the
+    action's duration, the failures, and the slowest list and core request
+    as (seconds, what, started relative to the action's start)."""
+    lister = Client(lambda c: list_step(sock, c))
+    runner = Client(lambda c: run_step(sock, c))
+    for c in (lister, runner):
         c.start()
     time.sleep(seconds / 2)
     t = time.monotonic()
     action()
     took = time.monotonic() - t
     time.sleep(seconds / 2)
-    for c in clients:
+    for c in (lister, runner):
         c.stop = True
-    for c in clients:
+    for c in (lister, runner):
         c.join()
-    lister, runner = clients
-    failed = lister.failed + runner.failed
-    print(f"| {label} | {took * 1000:.0f} ms | {lister.ok} / {runner.ok} | {len(failed)} | "
-          f"{lister.slowest * 1000:.1f} ms | {runner.slowest * 1000:.1f} ms |")
+    slow_list = lister.slowest()
+    slow_core = runner.slowest(CORE_REQUESTS)
+    return {
+        "took": took,
+        "ok": (lister.ok, runner.ok),
+        "failed": lister.failed + runner.failed,
+        "list": (slow_list[0], slow_list[1], slow_list[2] - t),
+        "core": (slow_core[0], slow_core[1], slow_core[2] - t),
+    }
+
+
+def report(label, runs):
+    """One table row: medians over the repeats, and the worst repeat."""
+    def ms(x):
+        return f"{x * 1000:.1f}"
+
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+
+    lists = [r["list"][0] for r in runs]
+    cores = [r["core"][0] for r in runs]
+    failed = [f for r in runs for f in r["failed"]]
+    worst_core = max(runs, key=lambda r: r["core"][0])["core"]
+    print(f"| {label} | {ms(median([r['took'] for r in runs]))} ms | "
+          f"{sum(r['ok'][0] for r in runs)} / {sum(r['ok'][1] for r in runs)} | {len(failed)} | "
+          f"{ms(median(lists))} ({ms(max(lists))}) ms | {ms(median(cores))} ({ms(max(cores))}) ms, "
+          f"worst: {worst_core[1]} at {worst_core[2] * 1000:+.0f} ms |")
     for f in failed[:5]:
         print(f"|   failed: {f} |")
 
@@ -125,6 +175,8 @@ def main():
     ap.add_argument("--containers", type=int, default=200)
     ap.add_argument("--host", default="/run/berth/docker.sock")
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each action this many times (the slowest request varies between runs)")
     args = ap.parse_args()
     sock = args.host
     pid, cmd = berthd_pid(sock)
@@ -157,13 +209,24 @@ def main():
             os.kill(core, signal.SIGTERM)
             wait_gone(core)
 
-        print(f"{args.containers} running containers; clients: list, and create+start+wait+delete\n")
-        print("| action | action took | requests ok (list / run cycles) | failed | slowest list | slowest run cycle |")
+        print(f"{args.containers} running containers; clients: list, and create+start+wait+delete; "
+              f"{args.repeat} run(s) of each action\n")
+        print("| action | action took (median) | requests ok (list / run cycles) | failed "
+              "| slowest list: median (max) | slowest create/start/delete: median (max) |")
         print("|---|---|---|---|---|---|")
-        measure(sock, "nothing (baseline)", lambda: None, args.seconds)
-        measure(sock, "core takeover (`berthd upgrade --core-only`)", lambda: upgrade("--core-only"), args.seconds)
-        measure(sock, "full upgrade (`berthd upgrade`)", lambda: upgrade(), args.seconds)
-        measure(sock, "plain core restart (SIGTERM)", restart_core, args.seconds)
+        actions = [
+            ("nothing (baseline)", lambda: None),
+            ("core takeover (`berthd upgrade --core-only`)", lambda: upgrade("--core-only")),
+            ("full upgrade (`berthd upgrade`)", lambda: upgrade()),
+            ("plain core restart (SIGTERM)", restart_core),
+        ]
+        runs = {label: [] for label, _ in actions}
+        # Interleaved, so that a slow spell of the host falls on every row.
+        for _ in range(args.repeat):
+            for label, action in actions:
+                runs[label].append(measure(sock, action, args.seconds))
+        for label, _ in actions:
+            report(label, runs[label])
 
         ids_after = docker(sock, "ps", "-q", "--filter", "label=" + LABEL).split()
         kept = sum(1 for i in ids if docker(sock, "inspect", "-f", "{{.State.Pid}}", i).strip() == pids[i])

@@ -160,15 +160,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         engine.containers.streams.wait_idle().await;
         Ok::<_, std::io::Error>(())
     };
+    // The shutdown timeout as it is when the signal comes (a reload may
+    // have changed it).
+    let engine_in_drain = engine.clone();
     tokio::select! {
         r = drained => r?,
-        _ = async {
+        waited = async {
             if let Ok(Stop::Signal) = why_rx.await {
-                tokio::time::sleep(SIGNAL_DRAIN).await;
+                let secs = engine_in_drain.settings().shutdown_timeout;
+                tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+                secs
             } else {
-                std::future::pending::<()>().await;
+                std::future::pending::<u64>().await
             }
-        } => warn!("requests still open after {} s; stopping anyway", SIGNAL_DRAIN.as_secs()),
+        } => warn!("requests still open after {waited} s (shutdown-timeout); stopping anyway"),
     }
     if !taken_over.load(std::sync::atomic::Ordering::Relaxed) {
         // Networks without containers were only kept for speed; a stopped
@@ -192,9 +197,6 @@ enum Stop {
     Signal,
     Takeover,
 }
-
-/// How long SIGTERM waits for open requests (a `docker wait` can last forever).
-const SIGNAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// After a takeover, how long connections accepted before it get to send
 /// their first request before idle ones are closed. Clients write their

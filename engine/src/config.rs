@@ -93,6 +93,37 @@ pub struct Config {
     /// Repeatable.
     #[arg(long = "dns")]
     pub dns: Vec<String>,
+    /// DNS search domains for containers that name none (--dns-search),
+    /// like dockerd's --dns-search. Repeatable.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// resolv.conf options for containers that name none (--dns-option),
+    /// like dockerd's --dns-opt. Repeatable.
+    #[arg(long = "dns-opt")]
+    pub dns_opts: Vec<String>,
+    /// Size of /dev/shm for containers that give none (--shm-size), like
+    /// dockerd's --default-shm-size: bytes with an optional unit (64M).
+    #[arg(long, default_value = "64M")]
+    pub default_shm_size: String,
+    /// A ulimit for containers that do not set it: name=soft[:hard], like
+    /// dockerd's --default-ulimit. Repeatable.
+    #[arg(long = "default-ulimit")]
+    pub default_ulimits: Vec<String>,
+    /// Labels of this daemon (key=value), shown by `docker info`, like
+    /// dockerd's --label. Repeatable.
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Seconds a stopping berthd (SIGTERM) waits for open requests before
+    /// it exits anyway, like dockerd's --shutdown-timeout. Containers keep
+    /// running either way.
+    #[arg(long, default_value_t = 15)]
+    pub shutdown_timeout: u64,
+    /// dockerd's `features` (name: on or off); only from the configuration
+    /// file, as in dockerd 20.10. `buildkit: false` makes `/_ping` offer
+    /// the legacy builder (Builder-Version 1), as dockerd's does; other
+    /// names are kept and switch nothing.
+    #[arg(skip)]
+    pub features: std::collections::BTreeMap<String, bool>,
     /// Host address of published ports that name none (-p 80, -P), like
     /// dockerd's --ip.
     #[arg(long, default_value = "0.0.0.0")]

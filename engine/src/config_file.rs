@@ -68,11 +68,38 @@ pub fn check(config: &Config) -> Result<(), String> {
     for m in &config.registry_mirrors {
         crate::images::registry::Mirror::parse(m)?;
     }
+    crate::containers::defaults::Defaults::from_config(config)?;
+    labels(&config.labels)?;
     if let Some(a) = &config.metrics_addr {
         a.parse::<std::net::SocketAddr>()
             .map_err(|_| format!("invalid metrics-addr {a:?}: use ip:port"))?;
     }
     Ok(())
+}
+
+/// The daemon's labels as dockerd 20.10 takes them: each `key=value`, a
+/// key given twice with different values is a conflict, the same pair
+/// twice counts once. Unlike dockerd, whose order is a Go map's (random),
+/// they stay in the order given.
+pub fn labels(given: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in given {
+        let Some((key, _)) = l.split_once('=') else {
+            return Err(format!("bad attribute format: {l}"));
+        };
+        if let Some(other) = out
+            .iter()
+            .find(|o| o.split_once('=').map(|(k, _)| k) == Some(key))
+        {
+            if other != l {
+                // dockerd's words: the later one first.
+                return Err(format!("conflict labels for {l} and {other}"));
+            }
+            continue;
+        }
+        out.push(l.clone());
+    }
+    Ok(out)
 }
 
 /// Applies the file the flags name (or the default one) to `config`.
@@ -102,7 +129,8 @@ pub fn with_file(mut config: Config, matches: &ArgMatches) -> Result<Config, Str
     Ok(config)
 }
 
-/// One setting of the file: its flag (clap's id) and how it is set.
+/// One setting of the file: its flag (clap's id; empty for a key that has
+/// none) and how it is set.
 struct Setting {
     key: &'static str,
     arg: &'static str,
@@ -318,6 +346,84 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "dns-search",
+        arg: "dns_search",
+        set: |c, v| {
+            c.dns_search = strings("dns-search", v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "dns-opts",
+        arg: "dns_opts",
+        set: |c, v| {
+            c.dns_opts = strings("dns-opts", v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "default-shm-size",
+        arg: "default_shm_size",
+        set: |c, v| {
+            c.default_shm_size = string("default-shm-size", v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "default-ulimits",
+        arg: "default_ulimits",
+        set: |c, v| {
+            // dockerd's file takes objects keyed by name:
+            // {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}.
+            let map = v
+                .as_object()
+                .ok_or_else(|| format!("default-ulimits: an object is expected, not {v}"))?;
+            c.default_ulimits = map
+                .iter()
+                .map(|(name, u)| {
+                    let n = |field: &str| {
+                        u[field].as_i64().ok_or_else(|| {
+                            format!("default-ulimits: {name} needs a whole number {field:?}")
+                        })
+                    };
+                    Ok(format!("{name}={}:{}", n("Soft")?, n("Hard")?))
+                })
+                .collect::<Result<_, String>>()?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "labels",
+        arg: "labels",
+        set: |c, v| {
+            c.labels = strings("labels", v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "shutdown-timeout",
+        arg: "shutdown_timeout",
+        set: |c, v| {
+            c.shutdown_timeout = count("shutdown-timeout", v)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "features",
+        // No flag in dockerd 20.10 either: the file only.
+        arg: "",
+        set: |c, v| {
+            let map = v
+                .as_object()
+                .ok_or_else(|| format!("features: an object is expected, not {v}"))?;
+            c.features = map
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), boolean(&format!("features.{k}"), v)?)))
+                .collect::<Result<_, String>>()?;
+            Ok(())
+        },
+    },
+    Setting {
         key: "ip",
         arg: "ip",
         set: |c, v| {
@@ -395,7 +501,9 @@ pub fn apply(config: &mut Config, matches: &ArgMatches, text: &str) -> Result<()
             unknown.push(key.clone());
             continue;
         };
-        if matches.value_source(setting.arg) == Some(ValueSource::CommandLine) {
+        if !setting.arg.is_empty()
+            && matches.value_source(setting.arg) == Some(ValueSource::CommandLine)
+        {
             conflicts.push(format!(
                 "{key}: (from flag: {}, from file: {})",
                 flag_text(matches, setting.arg),
@@ -468,5 +576,49 @@ mod tests {
             .unwrap_err()
             .contains("a list is expected"));
         assert!(parse(&[], "[1]").is_err());
+    }
+
+    #[test]
+    fn container_defaults_labels_and_features_from_the_file() {
+        let c = parse(
+            &["--dns-search", "flag.test"],
+            r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 10, "Hard": 20}},
+                "default-shm-size": "1g", "labels": ["a=1"], "shutdown-timeout": 3,
+                "features": {"buildkit": false}, "dns-opts": ["ndots:2"]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.default_ulimits, ["nofile=10:20"]);
+        assert_eq!(c.default_shm_size, "1g");
+        assert_eq!(c.labels, ["a=1"]);
+        assert_eq!(c.shutdown_timeout, 3);
+        assert_eq!(c.features.get("buildkit"), Some(&false));
+        assert_eq!(
+            (c.dns_search, c.dns_opts),
+            (vec!["flag.test".to_string()], vec!["ndots:2".to_string()])
+        );
+        // A key also given as a flag is refused, labels too.
+        assert!(parse(&["--label", "x=1"], r#"{"labels": ["y=2"]}"#)
+            .unwrap_err()
+            .contains("labels: (from flag: x=1, from file: y=2)"));
+        assert!(parse(&[], r#"{"features": {"buildkit": "yes"}}"#)
+            .unwrap_err()
+            .contains("features.buildkit: true or false"));
+    }
+
+    #[test]
+    fn labels_as_dockerd_takes_them() {
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            labels(&owned(&["a=1", "b=2", "a=1"])).unwrap(),
+            ["a=1", "b=2"]
+        );
+        assert_eq!(
+            labels(&owned(&["a=1", "a=2"])).unwrap_err(),
+            "conflict labels for a=2 and a=1"
+        );
+        assert_eq!(
+            labels(&owned(&["a"])).unwrap_err(),
+            "bad attribute format: a"
+        );
     }
 }

@@ -34,6 +34,8 @@ pub struct Engine {
     pub core_info: RwLock<Option<Handshake>>,
     /// A stable id for `docker info`'s ID field.
     pub id: String,
+    /// What a SIGHUP may change (`reload`).
+    settings: RwLock<Arc<crate::reload::Settings>>,
 }
 
 impl Engine {
@@ -94,9 +96,15 @@ impl Engine {
                 config.data_root.clone(),
                 config.runtime.clone().unwrap_or_default(),
             )
-            .with_default_log(default_log),
+            .with_default_log(default_log)
+            .with_defaults(
+                crate::containers::defaults::Defaults::from_config(&config)
+                    .map_err(crate::Error::InvalidArgument)?,
+            ),
         );
         let builder = Arc::new(Builder::new(containers.clone(), &config.data_root)?);
+        let settings =
+            crate::reload::Settings::from_config(&config).map_err(crate::Error::InvalidArgument)?;
         let buildkit = crate::buildkit::BuildKit::new(builder.clone());
         Ok(Arc::new(Engine {
             config,
@@ -113,7 +121,20 @@ impl Engine {
             started: Instant::now(),
             core_info: RwLock::new(None),
             id,
+            settings: RwLock::new(Arc::new(settings)),
         }))
+    }
+
+    /// The settings a reload may change, as they are now.
+    pub fn settings(&self) -> Arc<crate::reload::Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_settings(&self, settings: crate::reload::Settings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
     }
 
     /// Handshakes with the core (starting it if needed) and remembers its answer.

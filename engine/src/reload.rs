@@ -1,7 +1,8 @@
 //! SIGHUP, as dockerd takes it: the flags and the configuration file are
 //! read again and what may change while running is applied (the log
 //! level, insecure registries, Docker Hub's mirrors, how many layers move
-//! at once); the rest waits for a restart. A reload is announced as a
+//! at once, the daemon's labels, the shutdown timeout and `features`);
+//! the rest waits for a restart. A reload is announced as a
 //! `daemon` `reload` event; a file that does not read leaves everything as
 //! it was, and says why in the log.
 
@@ -14,6 +15,34 @@ use tracing_subscriber::{reload, EnvFilter, Registry};
 
 use crate::config::Config;
 use crate::Engine;
+
+/// The settings a reload may change that requests read as they come
+/// ([`Engine::settings`]); replaced whole by a reload.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `docker info`'s Labels.
+    pub labels: Vec<String>,
+    /// How long a SIGTERM waits for open requests, in seconds.
+    pub shutdown_timeout: u64,
+    /// daemon.json's `features`.
+    pub features: BTreeMap<String, bool>,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Result<Settings, String> {
+        Ok(Settings {
+            labels: crate::config_file::labels(&config.labels)?,
+            shutdown_timeout: config.shutdown_timeout,
+            features: config.features.clone(),
+        })
+    }
+}
+
+/// A map as dockerd's reload event prints one (Go's `%v`: keys sorted).
+fn go_map(map: &BTreeMap<String, bool>) -> String {
+    let pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    format!("map[{}]", pairs.join(" "))
+}
 
 /// Changes the level of the logger installed by `init_logging`.
 static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
@@ -37,29 +66,29 @@ pub fn init_logging(level: &str) {
     let _ = LOG_FILTER.set(handle);
 }
 
-/// A list as dockerd's reload event prints one (Go's `%v`).
-fn go_list(items: &[String]) -> String {
-    format!("[{}]", items.join(" "))
+/// A list as dockerd's reload event prints one: JSON.
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 /// Applies what may change of `config` and announces it.
 pub fn apply(engine: &Engine, config: &Config) -> crate::error::Result<()> {
+    // Everything that can fail first, so that a bad file changes nothing.
+    let settings = Settings::from_config(config).map_err(crate::Error::InvalidArgument)?;
     engine.images.reload(config)?;
+    engine.set_settings(settings.clone());
     if let Some(h) = LOG_FILTER.get() {
         let _ = h.reload(filter(&config.log_level));
     }
-    let mirrors: Vec<String> = engine
-        .images
-        .registries()
-        .mirrors()
-        .iter()
-        .map(|m| m.url.clone())
-        .collect();
     let attributes: BTreeMap<String, String> = [
         ("debug", (config.log_level == "debug").to_string()),
         ("log-level", config.log_level.clone()),
-        ("insecure-registries", go_list(&config.insecure_registries)),
-        ("registry-mirrors", go_list(&mirrors)),
+        (
+            "insecure-registries",
+            json_list(&config.insecure_registries),
+        ),
+        // As the file gives them (`docker info` shows them normalized).
+        ("registry-mirrors", json_list(&config.registry_mirrors)),
         (
             "max-concurrent-downloads",
             config.max_concurrent_downloads.to_string(),
@@ -68,6 +97,9 @@ pub fn apply(engine: &Engine, config: &Config) -> crate::error::Result<()> {
             "max-concurrent-uploads",
             config.max_concurrent_uploads.to_string(),
         ),
+        ("labels", json_list(&settings.labels)),
+        ("shutdown-timeout", settings.shutdown_timeout.to_string()),
+        ("features", go_map(&settings.features)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -207,3 +207,23 @@ pub fn channel_stream<T: Send + 'static>(
 ) -> impl futures_util::Stream<Item = T> + Send + 'static {
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
 }
+
+/// go-units' RAMInBytes: "10m", "1.5g", "512k", "100" (1024-based).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let n: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return None,
+    };
+    let v = n * mult as f64;
+    (v >= 1.0).then_some(v as u64)
+}

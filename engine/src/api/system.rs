@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::events::Event;
 use crate::filters::events::EventFilter;
 
-fn ping_headers() -> HeaderMap {
+fn ping_headers(engine: &crate::Engine) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
         header::CONTENT_TYPE,
@@ -30,18 +30,24 @@ fn ping_headers() -> HeaderMap {
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    // BuildKit's API is served (`/grpc`, `/session`): clients prefer it.
-    h.insert("Builder-Version", HeaderValue::from_static("2"));
+    // BuildKit's API is served (`/grpc`, `/session`): clients prefer it,
+    // unless daemon.json's `features` say `"buildkit": false` (dockerd
+    // then offers its legacy builder, version 1).
+    let builder = match engine.settings().features.get("buildkit") {
+        Some(false) => "1",
+        _ => "2",
+    };
+    h.insert("Builder-Version", HeaderValue::from_static(builder));
     h.insert("Swarm", HeaderValue::from_static("inactive"));
     h
 }
 
-pub async fn ping() -> impl IntoResponse {
-    (ping_headers(), "OK")
+pub async fn ping(AxState(engine): AxState<State>) -> impl IntoResponse {
+    (ping_headers(&engine), "OK")
 }
 
-pub async fn ping_head() -> impl IntoResponse {
-    let mut h = ping_headers();
+pub async fn ping_head(AxState(engine): AxState<State>) -> impl IntoResponse {
+    let mut h = ping_headers(&engine);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     (h, "")
 }
@@ -184,7 +190,7 @@ pub async fn info(
                 .map(|h| h.trim().to_string())
                 .unwrap_or_default(),
         ),
-        labels: Some(vec![]),
+        labels: Some(engine.settings().labels.clone()),
         experimental_build: Some(false),
         server_version: Some(env!("CARGO_PKG_VERSION").into()),
         runtimes: Some(runtimes),

@@ -156,8 +156,8 @@ impl Containers {
                         .map(|j| j.nameservers.as_slice())
                         .unwrap_or_default(),
                     dns: &dns,
-                    dns_search: hc.dns_search.as_deref().unwrap_or_default(),
-                    dns_options: hc.dns_options.as_deref().unwrap_or_default(),
+                    dns_search: self.defaults.dns_search_for(hc),
+                    dns_options: self.defaults.dns_options_for(hc),
                     links: &linked.hosts,
                 },
             )?;
@@ -177,6 +177,7 @@ impl Containers {
         borrowed.user_mounts = user_mounts;
         borrowed.netns = netns;
         borrowed.link_env = link_env;
+        borrowed.ulimits = self.defaults.ulimits_for(&c.host_config);
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT, borrowed)?;
         let local_log = c.log_driver() == "local";
         if local_log && self.core.version() < 5 {

@@ -6,6 +6,7 @@
 //! core's event stream (`monitor`), so an exit that happened while the
 //! engine was down is applied when it comes back.
 
+pub mod defaults;
 pub mod fs;
 pub mod io;
 pub mod lifecycle;
@@ -84,6 +85,9 @@ pub struct Containers {
     pub networks: Arc<crate::networks::Networks>,
     /// berthd's --log-driver and --log-opt.
     pub(crate) default_log: bollard_stubs::models::HostConfigLogConfig,
+    /// berthd's other container defaults (shm size, ulimits, DNS search
+    /// and options).
+    pub(crate) defaults: defaults::Defaults,
     /// What listings read instead of the store.
     memory: memory::Memory,
     /// Set while another berthd serves the same containers (during a
@@ -113,6 +117,7 @@ impl Containers {
             execs: io::exec::Execs::default(),
             images: peers.images,
             default_log: io::log_opts::daemon_default("json-file", &[]).unwrap_or_default(),
+            defaults: defaults::Defaults::default(),
             memory: memory::Memory::default(),
             another_berthd: Default::default(),
         }
@@ -121,6 +126,12 @@ impl Containers {
     /// Containers that name no logging driver get this one.
     pub fn with_default_log(mut self, log: bollard_stubs::models::HostConfigLogConfig) -> Self {
         self.default_log = log;
+        self
+    }
+
+    /// Containers get these where they do not say.
+    pub fn with_defaults(mut self, defaults: defaults::Defaults) -> Self {
+        self.defaults = defaults;
         self
     }
 
@@ -331,7 +342,10 @@ impl Containers {
         });
 
         let warnings = oci::resources::check(&mut host_config)?;
-        oci::security::check(&mut host_config)?;
+        oci::security::check(&mut host_config, self.defaults.shm_size)?;
+        if !self.defaults.ulimits.is_empty() {
+            host_config.ulimits = Some(self.defaults.ulimits_for(&host_config));
+        }
         if !host_config.privileged.unwrap_or(false) {
             // dockerd records the paths it will mask in HostConfig.
             let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -598,8 +612,8 @@ impl Containers {
                     &fs::rootfs::EtcFiles {
                         nameservers: &nameservers,
                         dns: &dns,
-                        dns_search: hc.dns_search.as_deref().unwrap_or_default(),
-                        dns_options: hc.dns_options.as_deref().unwrap_or_default(),
+                        dns_search: self.defaults.dns_search_for(hc),
+                        dns_options: self.defaults.dns_options_for(hc),
                         ..Default::default()
                     },
                 )?;

@@ -334,7 +334,11 @@ impl Containers {
             &hostname,
             &resolved,
             crate::containers::lifecycle::CGROUP_PARENT,
-            spec::Borrowed::default(),
+            spec::Borrowed {
+                // The process runs under the container's limits.
+                ulimits: self.defaults.ulimits_for(&c.host_config),
+                ..Default::default()
+            },
         )?;
         serde_json::to_value(full.process()).map_err(Error::internal)
     }

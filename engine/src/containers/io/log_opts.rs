@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use bollard_stubs::models::{HostConfig, HostConfigLogConfig};
 
 use crate::error::{Error, Result};
+use crate::util::parse_size;
 
 const KNOWN: &[&str] = &[
     "max-size",
@@ -171,26 +172,6 @@ pub fn apply_default(hc: &mut HostConfig, daemon: &HostConfigLogConfig) {
             config.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-}
-
-/// go-units' RAMInBytes: "10m", "1.5g", "512k", "100" (1024-based).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let lower = s.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(digits_end);
-    let n: f64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim_end_matches('b').trim_end_matches('i') {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return None,
-    };
-    let v = n * mult as f64;
-    (v >= 1.0).then_some(v as u64)
 }
 
 #[cfg(test)]

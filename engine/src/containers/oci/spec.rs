@@ -82,6 +82,9 @@ pub struct Borrowed {
     /// Variables the container's links give it (`<ALIAS>_PORT`…): before
     /// its own, which win on a clash, as in dockerd.
     pub link_env: Vec<String>,
+    /// berthd's --default-ulimit, for the names the container does not
+    /// set (`Defaults::ulimits_for`): the container's own and these.
+    pub ulimits: Vec<bollard_stubs::models::ResourcesUlimits>,
 }
 
 /// The environment: the container's, plus PATH and HOSTNAME (and TERM with
@@ -185,7 +188,7 @@ pub fn build(
         )
         .build()
         .map_err(err)?;
-    let rlimits = security::rlimits(hc)?;
+    let rlimits = security::rlimits(&borrowed.ulimits)?;
     if !rlimits.is_empty() {
         process.set_rlimits(Some(rlimits));
     }

@@ -9,7 +9,7 @@ pub mod seccomp;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bollard_stubs::models::HostConfig;
+use bollard_stubs::models::{HostConfig, ResourcesUlimits};
 use oci_spec::runtime::{PosixRlimit, PosixRlimitBuilder, PosixRlimitType};
 
 use crate::error::{Error, Result};
@@ -265,7 +265,7 @@ pub fn check_sysctls(hc: &HostConfig) -> Result<()> {
 }
 
 /// `--ulimit name=soft:hard` as OCI rlimits. -1 is "unlimited".
-pub fn rlimits(hc: &HostConfig) -> Result<Vec<PosixRlimit>> {
+pub fn rlimits(ulimits: &[ResourcesUlimits]) -> Result<Vec<PosixRlimit>> {
     const NAMES: &[&str] = &[
         "as",
         "core",
@@ -295,7 +295,7 @@ pub fn rlimits(hc: &HostConfig) -> Result<Vec<PosixRlimit>> {
     };
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    for u in hc.ulimits.iter().flatten() {
+    for u in ulimits {
         let name = u.name.clone().unwrap_or_default();
         if !NAMES.contains(&name.as_str()) {
             return Err(Error::InvalidArgument(format!(
@@ -371,12 +371,13 @@ fn parse_mode(mode: &str, what: &str, private: &[&str]) -> Result<NamespaceMode>
 }
 
 /// Everything above, checked at create so that bad input stores nothing.
-/// Normalizes what Docker shows in inspect (IpcMode "private", ShmSize).
-pub fn check(hc: &mut HostConfig) -> Result<()> {
+/// Normalizes what Docker shows in inspect (IpcMode "private", ShmSize:
+/// berthd's default one, `default_shm_size`, when none is given).
+pub fn check(hc: &mut HostConfig, default_shm_size: i64) -> Result<()> {
     capabilities(hc)?;
     security_opts(hc)?;
     check_sysctls(hc)?;
-    rlimits(hc)?;
+    rlimits(hc.ulimits.as_deref().unwrap_or_default())?;
     pid_mode(hc)?;
     ipc_mode(hc)?;
     devices::check(hc)?;
@@ -386,7 +387,7 @@ pub fn check(hc: &mut HostConfig) -> Result<()> {
                 "SHM size can not be less than 0".into(),
             ))
         }
-        None | Some(0) => hc.shm_size = Some(DEFAULT_SHM_SIZE),
+        None | Some(0) => hc.shm_size = Some(default_shm_size),
         _ => {}
     }
     if hc.ipc_mode.as_deref().unwrap_or("").is_empty() {
@@ -491,25 +492,17 @@ mod tests {
 
     #[test]
     fn ulimits() {
-        use bollard_stubs::models::ResourcesUlimits as U;
-        let u = |name: &str, soft, hard| U {
+        let u = |name: &str, soft, hard| ResourcesUlimits {
             name: Some(name.into()),
             soft: Some(soft),
             hard: Some(hard),
         };
-        let h = HostConfig {
-            ulimits: Some(vec![u("nofile", 100, 200), u("core", -1, -1)]),
-            ..Default::default()
-        };
-        let r = serde_json::to_value(rlimits(&h).unwrap()).unwrap();
+        let r = serde_json::to_value(rlimits(&[u("nofile", 100, 200), u("core", -1, -1)]).unwrap())
+            .unwrap();
         assert_eq!(r[0]["type"], "RLIMIT_NOFILE");
         assert_eq!(r[1]["hard"], u64::MAX);
         for bad in [u("bogus", 1, 1), u("nofile", 3, 2), u("nofile", -5, 2)] {
-            let h = HostConfig {
-                ulimits: Some(vec![bad]),
-                ..Default::default()
-            };
-            assert!(rlimits(&h).is_err());
+            assert!(rlimits(&[bad]).is_err());
         }
     }
 }
