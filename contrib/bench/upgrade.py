@@ -4,10 +4,10 @@
 Run by hand, as root, with the berthd of this checkout running (as
 contrib/setup.sh starts it, or on the socket given). Standard library only.
 
-    python3 contrib/bench/upgrade.py [--containers 200] [--host /run/berth/docker.sock] [--seconds 2] [--repeat 1]
+    python3 contrib/bench/upgrade.py [--containers 200] [--host /run/berth/docker.sock] [--seconds 2] [--repeat 1] [--pace 5] [--window 300]
 
 With N running containers that print a line every half second, two clients
-loop, one connection per request: one lists containers (GET
+loop (waiting --pace ms between steps), one connection per request: one lists containers (GET
 /containers/json, which berthd answers alone), one runs short containers
 through the API (create, start, wait, delete: each needs berth-core, and
 each container exits). For each of these, run in turn:
@@ -18,8 +18,9 @@ each container exits). For each of these, run in turn:
   4. a plain core restart: SIGTERM to berth-core (berthd starts a new one
      when it notices);
 
-it prints the requests that failed and the slowest of each kind (each
-request timed on its own; with --repeat K, each action is run K times,
+it prints the requests that failed and the slowest of each kind in
+progress while the action ran (at least --window ms from its start, the
+same span for the baseline; each request timed on its own; with --repeat K, each action is run K times,
 interleaved with the others, and the median and the maximum over the runs
 are shown, with when the worst core request started relative to the
 action), then checks that every container kept running and logging. The binaries of this
@@ -46,9 +47,12 @@ LABEL = "berth.bench=recovery"
 class Client(threading.Thread):
     """Loops on `step` until stopped; every request is timed on its own."""
 
-    def __init__(self, step):
+    def __init__(self, step, pace=0.0):
         super().__init__(daemon=True)
         self.step = step
+        # Seconds between steps: a client that polls, not one that
+        # saturates the host (whose own queueing would be measured then).
+        self.pace = pace
         self.stop = False
         self.ok = 0
         self.failed = []
@@ -57,7 +61,10 @@ class Client(threading.Thread):
 
     def timed(self, what, request):
         t = time.monotonic()
-        result = request()
+        try:
+            result = request()
+        except OSError as e:
+            raise RuntimeError(f"{what}: {e} after {time.monotonic() - t:.1f} s") from e
         self.requests.append((t, time.monotonic() - t, what))
         return result
 
@@ -68,10 +75,15 @@ class Client(threading.Thread):
                 self.ok += 1
             except Exception as e:  # a failure is what we count
                 self.failed.append(str(e))
+            if self.pace:
+                time.sleep(self.pace)
 
-    def slowest(self, kinds=None):
-        """The slowest request (seconds, what, started) of the given kinds."""
+    def slowest(self, kinds=None, during=None):
+        """The slowest request (seconds, what, started) of the given kinds,
+        of those that were in progress at some time of `during` (from, to)."""
         chosen = [r for r in self.requests if kinds is None or r[2] in kinds]
+        if during is not None:
+            chosen = [r for r in chosen if r[0] < during[1] and r[0] + r[1] > during[0]]
         if not chosen:
             return (0.0, "-", 0.0)
         t, d, what = max(chosen, key=lambda r: r[1])
@@ -121,12 +133,14 @@ def wait_gone(pid):
     os.close(fd)
 
 
-def measure(sock, action, seconds):
+def measure(sock, action, seconds, pace, window):
     """Loads the daemon for `seconds` with `action` run in the middle; the
     action's duration, the failures, and the slowest list and core request
+    in progress while the action ran (at least `window` seconds from its
+    start, so that the baseline's "nothing" spans as long as an upgrade),
     as (seconds, what, started relative to the action's start)."""
-    lister = Client(lambda c: list_step(sock, c))
-    runner = Client(lambda c: run_step(sock, c))
+    lister = Client(lambda c: list_step(sock, c), pace)
+    runner = Client(lambda c: run_step(sock, c), pace)
     for c in (lister, runner):
         c.start()
     time.sleep(seconds / 2)
@@ -138,8 +152,9 @@ def measure(sock, action, seconds):
         c.stop = True
     for c in (lister, runner):
         c.join()
-    slow_list = lister.slowest()
-    slow_core = runner.slowest(CORE_REQUESTS)
+    during = (t, t + max(took, window))
+    slow_list = lister.slowest(during=during)
+    slow_core = runner.slowest(CORE_REQUESTS, during=during)
     return {
         "took": took,
         "ok": (lister.ok, runner.ok),
@@ -161,10 +176,12 @@ def report(label, runs):
     lists = [r["list"][0] for r in runs]
     cores = [r["core"][0] for r in runs]
     failed = [f for r in runs for f in r["failed"]]
+    worst_list = max(runs, key=lambda r: r["list"][0])["list"]
     worst_core = max(runs, key=lambda r: r["core"][0])["core"]
     print(f"| {label} | {ms(median([r['took'] for r in runs]))} ms | "
           f"{sum(r['ok'][0] for r in runs)} / {sum(r['ok'][1] for r in runs)} | {len(failed)} | "
-          f"{ms(median(lists))} ({ms(max(lists))}) ms | {ms(median(cores))} ({ms(max(cores))}) ms, "
+          f"{ms(median(lists))} ({ms(max(lists))}) ms, worst at {worst_list[2] * 1000:+.0f} ms | "
+          f"{ms(median(cores))} ({ms(max(cores))}) ms, "
           f"worst: {worst_core[1]} at {worst_core[2] * 1000:+.0f} ms |")
     for f in failed[:5]:
         print(f"|   failed: {f} |")
@@ -175,6 +192,10 @@ def main():
     ap.add_argument("--containers", type=int, default=200)
     ap.add_argument("--host", default="/run/berth/docker.sock")
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--pace", type=float, default=5.0,
+                    help="milliseconds each client waits between steps (0: as fast as it can)")
+    ap.add_argument("--window", type=float, default=300.0,
+                    help="milliseconds from the action's start in which requests count, at least")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each action this many times (the slowest request varies between runs)")
     args = ap.parse_args()
@@ -209,10 +230,11 @@ def main():
             os.kill(core, signal.SIGTERM)
             wait_gone(core)
 
-        print(f"{args.containers} running containers; clients: list, and create+start+wait+delete; "
-              f"{args.repeat} run(s) of each action\n")
+        print(f"{args.containers} running containers; clients: list, and create+start+wait+delete, "
+              f"{args.pace:g} ms apart; {args.repeat} run(s) of each action\n")
         print("| action | action took (median) | requests ok (list / run cycles) | failed "
-              "| slowest list: median (max) | slowest create/start/delete: median (max) |")
+              f"| slowest list while it ran (≥ {args.window:g} ms): median (max) "
+              "| slowest create/start/delete while it ran: median (max) |")
         print("|---|---|---|---|---|---|")
         actions = [
             ("nothing (baseline)", lambda: None),
@@ -224,7 +246,7 @@ def main():
         # Interleaved, so that a slow spell of the host falls on every row.
         for _ in range(args.repeat):
             for label, action in actions:
-                runs[label].append(measure(sock, action, args.seconds))
+                runs[label].append(measure(sock, action, args.seconds, args.pace / 1000, args.window / 1000))
         for label, _ in actions:
             report(label, runs[label])
 

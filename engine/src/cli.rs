@@ -32,6 +32,12 @@ pub fn main() -> anyhow::Result<()> {
     // Registries over TLS use ring's primitives (one crypto provider for
     // the whole process; the alternative, aws-lc, needs a long C build).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if config.takeover {
+        // A successor prepares at a lower priority, leaving the CPU to the
+        // berthd still serving (`berth_proto::priority`); before any
+        // thread exists, so that they all inherit it.
+        berth_proto::priority::lower_while_preparing();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -40,6 +46,11 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        takeover = config.takeover,
+        "berthd starting"
+    );
     let socket = config.socket_path().map_err(anyhow::Error::msg)?;
     // TCP first: a refused TLS setup stops berthd before it opens its
     // state, starts a core or serves anything.
@@ -52,6 +63,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         std::fs::write(p, std::process::id().to_string())?;
     }
     let engine = Engine::open(config.clone()).await?;
+    if config.takeover {
+        // The first listing would read every container from the store;
+        // read them now, while the berthd we replace still answers. Then
+        // the priority goes back up (before a core may be started, which
+        // would inherit it).
+        let warm = std::time::Instant::now();
+        match engine.containers.snapshot().await {
+            Ok(s) => info!(
+                containers = s.entries.len(),
+                took_ms = warm.elapsed().as_secs_f64() * 1000.0,
+                "container view loaded before taking over"
+            ),
+            Err(e) => warn!(error = %e, "loading the container view"),
+        }
+    }
+    if let Err(e) = berth_proto::priority::take_back() {
+        warn!(error = %e, "taking over at a lower priority");
+    }
     // The first handshake (which may start the core) happens before we
     // listen, so that the first request finds a working engine. A core we
     // cannot reach is no reason not to serve: what needs it answers 503
@@ -81,6 +110,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (std_listener, source, predecessor) =
         listener::acquire(&socket, &config.exec_root, config.takeover)?;
     if let Some(conn) = predecessor {
+        tokio::spawn(containers::monitor::announce_other_berthds_changes(
+            engine.containers.clone(),
+        ));
         let containers = engine.containers.clone();
         tokio::spawn(async move {
             listener::predecessor_exited(conn).await;
@@ -140,6 +172,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 containers_in_stop
                     .another_berthd
                     .store(true, std::sync::atomic::Ordering::SeqCst);
+                // Waits still open here end with what the successor applies.
+                tokio::spawn(containers::monitor::announce_other_berthds_changes(
+                    containers_in_stop.clone(),
+                ));
                 // The successor accepts from now on; what we accepted has
                 // this long to get its request read before idle
                 // connections are closed (see listener::Switchable).

@@ -64,6 +64,12 @@ pub fn main() -> anyhow::Result<()> {
         // Colour codes only on a terminal: logs usually go to a file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if config.takeover {
+        // A successor prepares at a lower priority, leaving the CPU to the
+        // core still serving (`berth_proto::priority`); before any thread
+        // exists, so that they all inherit it.
+        berth_proto::priority::lower_while_preparing();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -191,8 +197,17 @@ async fn take_over(
     // Everything that needs no state is done before the running core
     // holds requests off: the probe runs a container.
     let setup = prepare(config, shim)?;
+    let census = std::time::Instant::now();
+    let vouched = crate::tasks::Vouched::census(&setup.state_dir, &setup.shims());
+    info!(
+        took_ms = census.elapsed().as_secs_f64() * 1000.0,
+        "checked the running shims before the old core freezes"
+    );
+    if let Err(e) = berth_proto::priority::take_back() {
+        warn!(error = %e, "the takeover goes on at a lower priority");
+    }
     let last_seq = successor.freeze().await?;
-    let generation = Generation::open(&setup).await?;
+    let generation = Generation::open_vouched(&setup, &vouched).await?;
     let ours = generation.events.last_seq();
     if ours < last_seq {
         anyhow::bail!("--takeover: the event log ends at {ours}, the running core's at {last_seq}");

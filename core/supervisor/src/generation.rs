@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::event_log::EventLog;
 use crate::runtimes::Runtimes;
-use crate::tasks::Tasks;
+use crate::tasks::{Tasks, Vouched};
 
 #[derive(Clone)]
 pub struct Generation {
@@ -30,11 +30,25 @@ pub struct Setup {
     pub shim: PathBuf,
 }
 
+impl Setup {
+    pub fn shims(&self) -> crate::shim::Processes {
+        crate::shim::Processes {
+            binary: self.shim.clone(),
+        }
+    }
+}
+
 impl Generation {
     /// Takes the state directory's lock, opens the event log and adopts the
     /// tasks found there (following their shims, recording exits that
     /// happened meanwhile).
     pub async fn open(setup: &Setup) -> anyhow::Result<Generation> {
+        Generation::open_vouched(setup, &Vouched::default()).await
+    }
+
+    /// [`Generation::open`] after a census of the shims (a takeover's,
+    /// taken before the running core froze).
+    pub async fn open_vouched(setup: &Setup, vouched: &Vouched) -> anyhow::Result<Generation> {
         let lock = crate::lock::exclusive(&setup.state_dir.join("core.lock")).map_err(|e| {
             anyhow::anyhow!(
                 "another berth-core is using {}: {e}",
@@ -46,12 +60,10 @@ impl Generation {
             setup.state_dir.clone(),
             setup.runtimes.clone(),
             Arc::new(berth_runtime::CliFactory),
-            Arc::new(crate::shim::Processes {
-                binary: setup.shim.clone(),
-            }),
+            Arc::new(setup.shims()),
             events.clone(),
         );
-        tasks.adopt_existing().await;
+        tasks.adopt_vouched(vouched).await;
         Ok(Generation {
             tasks,
             events,

@@ -48,11 +48,22 @@ pub fn kill(pid: i32, signal: i32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether `pid` is alive and its command line mentions `needle` (guards
-/// against a recycled pid when re-adopting shims).
-pub fn is_process_of(pid: i32, needle: &str) -> bool {
+/// Whether `pid` is alive and its command line mentions every needle
+/// (guards against a recycled pid when re-adopting shims). Reading a
+/// command line reads the process's memory: one read for all needles.
+pub fn command_line_has(pid: i32, needles: &[&str]) -> bool {
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains(needle),
+        Ok(cmdline) => {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            needles.iter().all(|n| cmdline.contains(n))
+        }
         Err(_) => false,
     }
+}
+
+/// The process's name (`comm`, at most 15 bytes), if it is alive.
+pub fn command_name(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|n| n.trim_end().to_string())
 }

@@ -41,6 +41,10 @@ pub trait Shims: Send + Sync {
     fn exited(&self, shim_pid: i32) -> BoxFuture<'static, ()>;
     /// Whether `shim_pid` still is the shim of task `id` (pids are reused).
     fn is_shim_of(&self, shim_pid: i32, id: &str) -> bool;
+    /// Whether `shim_pid` is alive and a shim (of any task): enough for a
+    /// pid that [`Shims::is_shim_of`] vouched for moments ago, and much
+    /// cheaper (it does not read the process's memory).
+    fn is_a_shim(&self, shim_pid: i32) -> bool;
     /// Kills a shim that does not go by itself.
     fn kill(&self, shim_pid: i32);
 }
@@ -85,9 +89,11 @@ impl Shims for Processes {
     }
 
     fn is_shim_of(&self, shim_pid: i32, id: &str) -> bool {
-        shim_pid > 0
-            && pidfd::is_process_of(shim_pid, "berth-shim")
-            && pidfd::is_process_of(shim_pid, id)
+        shim_pid > 0 && pidfd::command_line_has(shim_pid, &["berth-shim", id])
+    }
+
+    fn is_a_shim(&self, shim_pid: i32) -> bool {
+        shim_pid > 0 && pidfd::command_name(shim_pid).as_deref() == Some("berth-shim")
     }
 
     fn kill(&self, shim_pid: i32) {

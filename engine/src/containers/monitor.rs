@@ -461,6 +461,50 @@ async fn remove_stale_networks(containers: &Containers) -> Result<()> {
     Ok(())
 }
 
+/// How often the changes of another berthd are looked for (see
+/// [`announce_other_berthds_changes`]).
+const OTHER_BERTHD_POLL: Duration = Duration::from_millis(20);
+
+/// While another berthd serves the same containers (the overlap of a
+/// takeover: the new one accepts, the old one finishes its requests), an
+/// exit or removal that the other one applies reaches this one's waiters
+/// (`docker wait`, attached runs, `--rm`) through the store only: both
+/// follow the core, but whichever applies an exit first is the only one
+/// to notify, and a `wait` here may have looked at the row just before.
+/// So the store is watched while the overlap lasts (a query of one
+/// counter when nothing changed), and what changed is announced here.
+pub async fn announce_other_berthds_changes(containers: Arc<Containers>) {
+    use std::sync::atomic::Ordering;
+    let Ok(mut before) = containers.snapshot().await else {
+        return;
+    };
+    while containers.another_berthd.load(Ordering::SeqCst) {
+        tokio::time::sleep(OTHER_BERTHD_POLL).await;
+        let Ok(now) = containers.snapshot().await else {
+            continue;
+        };
+        if Arc::ptr_eq(&now, &before) {
+            continue;
+        }
+        let old: HashMap<&str, &crate::containers::record::Container> =
+            before.containers().map(|c| (c.id.as_str(), c)).collect();
+        for c in now.containers() {
+            let exited_now = match old.get(c.id.as_str()) {
+                Some(o) => c.state.finished_at != o.state.finished_at,
+                None => c.state.finished_at != crate::containers::record::ZERO_TIME,
+            };
+            if exited_now && !c.is_running() {
+                containers.notify(crate::containers::Change::Exited(c.id.clone()));
+            }
+        }
+        let present: BTreeSet<&str> = now.containers().map(|c| c.id.as_str()).collect();
+        for id in old.keys().filter(|id| !present.contains(*id)) {
+            containers.notify(crate::containers::Change::Removed(id.to_string()));
+        }
+        before = now;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Marks;

@@ -33,6 +33,7 @@ use crate::runtimes::Runtimes;
 use crate::shim::Shims;
 use crate::{ids, Error};
 
+pub use adopt::Vouched;
 use record::TaskRecord;
 
 type Key = (String, String);

@@ -190,6 +190,13 @@ impl Shims for FakeShims {
             .any(|s| s.shim_pid == shim_pid && s.is_of(id) && s.alive())
     }
 
+    fn is_a_shim(&self, shim_pid: i32) -> bool {
+        self.state()
+            .shims
+            .values()
+            .any(|s| s.shim_pid == shim_pid && s.alive())
+    }
+
     fn kill(&self, shim_pid: i32) {
         let state = self.state();
         if let Some(s) = state.shims.values().find(|s| s.shim_pid == shim_pid) {

@@ -383,6 +383,56 @@ async fn an_exec_task_runs_in_its_running_container() {
     ));
 }
 
+/// A takeover's census vouches for the shims before the old core freezes;
+/// a vouched shim that exits before the adoption is still found gone (its
+/// exit recorded), and one not vouched for is checked in full.
+#[test]
+fn a_census_taken_before_the_freeze_is_not_trusted_blindly() {
+    let dir = StateDir::new("census");
+    let runtime = Recording::new();
+    let shims = FakeShims::new(runtime.clone());
+    let clock = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let first = clock();
+    first.block_on(async {
+        let core = Core::open(&dir, &runtime, &shims);
+        for id in ["stays", "goes"] {
+            core.tasks.create(NS, request(id)).await.unwrap();
+            core.tasks.start(NS, id).await.unwrap();
+        }
+    });
+    drop(first);
+    let vouched = super::Vouched::census(&dir.0, shims.as_ref());
+    // Started after the census: not vouched for, checked when adopted.
+    let late = clock();
+    late.block_on(async {
+        let core = Core::open(&dir, &runtime, &shims);
+        core.tasks.adopt_existing().await;
+        core.tasks.create(NS, request("late")).await.unwrap();
+        core.tasks.start(NS, "late").await.unwrap();
+    });
+    drop(late);
+    shims.exit("goes", 3);
+
+    let second = clock();
+    second.block_on(async {
+        let core = Core::open(&dir, &runtime, &shims);
+        core.tasks.adopt_vouched(&vouched).await;
+        assert_eq!(core.status("stays"), TaskStatus::Running);
+        assert_eq!(core.status("late"), TaskStatus::Running);
+        let goes = core.tasks.inspect(NS, "goes").unwrap();
+        assert_eq!(
+            (goes.status, goes.exit_code),
+            (TaskStatus::Stopped, Some(3))
+        );
+    });
+}
+
 /// A core that stops (its runtime dropped, as when it is killed) and a new
 /// one over the same state directory: live shims are followed again, exits
 /// that happened meanwhile are recorded, and half-made tasks are removed.
