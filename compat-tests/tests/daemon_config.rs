@@ -337,3 +337,82 @@ fn a_reload_of_labels_shutdown_timeout_and_features_reads_as_on_dockerd() {
     b.finish();
     let _ = std::fs::remove_dir_all(ours_file.parent().unwrap());
 }
+
+/// What a user reads of a runtime configured by name on one engine.
+fn runtime_seen(docker: &dyn Fn(&[&str]) -> berth_compat_tests::Run) -> Vec<String> {
+    let created = docker(&[
+        "create",
+        "--name",
+        "named-rt",
+        "--runtime",
+        "myrt",
+        "busybox",
+        "true",
+    ]);
+    let mut seen = vec![
+        docker(&["info", "--format", "{{json .Runtimes.myrt}}"])
+            .ok()
+            .stdout,
+        docker(&["run", "--rm", "--runtime", "myrt", "busybox", "echo", "ran"])
+            .ok()
+            .stdout,
+        format!("create: {}", created.code),
+        docker(&["inspect", "-f", "{{.HostConfig.Runtime}}", "named-rt"])
+            .ok()
+            .stdout,
+    ];
+    docker(&["rm", "named-rt"]).ok();
+    let unknown = docker(&["create", "--runtime", "nosuch", "busybox", "true"]);
+    seen.push(format!("{} {}", unknown.code, unknown.stderr.trim()));
+    seen
+}
+
+#[test]
+fn a_runtime_configured_by_name_runs_as_on_dockerd() {
+    let out = Command::new("sh")
+        .args(["-c", "command -v runc"])
+        .output()
+        .unwrap();
+    let runc = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !runc.is_empty(),
+        "runc is installed by contrib/setup.sh --deps"
+    );
+    let file = config_file(
+        "runtimes",
+        "daemon.json",
+        &format!(r#"{{"runtimes": {{"myrt": {{"path": "{runc}"}}}}}}"#),
+    );
+    let flags = ["--config-file", file.to_str().unwrap()];
+    let dockerd = berth_compat_tests::dockerd::Dockerd::start_with(&flags)
+        .unwrap_or_else(|e| panic!("the oracle: {e}"));
+    let b = Berth::start_with(&flags);
+    dockerd.load_busybox();
+    b.load_busybox();
+    let theirs = runtime_seen(&|a| dockerd.docker(a));
+    let ours = runtime_seen(&|a| b.docker(a));
+    assert_eq!(ours, theirs);
+    assert_eq!(ours[0], format!("{{\"path\":\"{runc}\"}}\n"));
+    assert_eq!(ours[1], "ran\n");
+    assert_eq!(ours[3], "myrt\n");
+    assert!(
+        ours[4].contains("Unknown runtime specified nosuch"),
+        "{ours:?}"
+    );
+
+    // runtimeArgs would be dropped: refused instead, naming the runtime.
+    let args = config_file(
+        "runtimes",
+        "args.json",
+        r#"{"runtimes": {"dbg": {"path": "/usr/bin/true", "runtimeArgs": ["--debug"]}}}"#,
+    );
+    let (code, _, err) = validate(&["--config-file", args.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("runtimeArgs of dbg are not supported"),
+        "{err}"
+    );
+    dockerd.finish();
+    b.finish();
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}

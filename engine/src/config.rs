@@ -49,6 +49,10 @@ pub struct Config {
     /// the fastest installed runtime that works on this host.
     #[arg(long)]
     pub runtime: Option<String>,
+    /// Another OCI runtime containers may name (`--runtime NAME`):
+    /// name=path, like dockerd's --add-runtime. Repeatable.
+    #[arg(long = "add-runtime")]
+    pub runtimes: Vec<String>,
     /// Log level: debug, info, warn, error.
     #[arg(short = 'l', long, default_value = "info")]
     pub log_level: String,

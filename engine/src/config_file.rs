@@ -70,6 +70,7 @@ pub fn check(config: &Config) -> Result<(), String> {
     }
     crate::containers::defaults::Defaults::from_config(config)?;
     labels(&config.labels)?;
+    crate::reload::runtimes(&config.runtimes)?;
     if let Some(a) = &config.metrics_addr {
         a.parse::<std::net::SocketAddr>()
             .map_err(|_| format!("invalid metrics-addr {a:?}: use ip:port"))?;
@@ -393,6 +394,34 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "runtimes",
+        arg: "runtimes",
+        set: |c, v| {
+            // dockerd's file: {"name": {"path": "...", "runtimeArgs": [...]}}.
+            let map = v
+                .as_object()
+                .ok_or_else(|| format!("runtimes: an object is expected, not {v}"))?;
+            c.runtimes = map
+                .iter()
+                .map(|(name, rt)| {
+                    let path = rt["path"]
+                        .as_str()
+                        .ok_or_else(|| format!("runtimes: {name} needs a \"path\""))?;
+                    if rt["runtimeArgs"].as_array().is_some_and(|a| !a.is_empty()) {
+                        // berth-core runs a runtime with its own global
+                        // flags only; better refused than dropped.
+                        return Err(format!(
+                            "runtimes: runtimeArgs of {name} are not supported by Berth; \
+                             use a wrapper script as the path"
+                        ));
+                    }
+                    Ok(format!("{name}={path}"))
+                })
+                .collect::<Result<_, String>>()?;
+            Ok(())
+        },
+    },
+    Setting {
         key: "labels",
         arg: "labels",
         set: |c, v| {
@@ -619,6 +648,34 @@ mod tests {
         assert_eq!(
             labels(&owned(&["a"])).unwrap_err(),
             "bad attribute format: a"
+        );
+    }
+
+    #[test]
+    fn runtimes_by_name_as_dockerd_takes_them() {
+        let c = parse(
+            &[],
+            r#"{"runtimes": {"mine": {"path": "/opt/rt/bin/runc"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.runtimes, ["mine=/opt/rt/bin/runc"]);
+        let e = parse(
+            &[],
+            r#"{"runtimes": {"mine": {"path": "/x", "runtimeArgs": ["--debug"]}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("runtimeArgs of mine are not supported"), "{e}");
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            crate::reload::runtimes(&owned(&["runc=/x"])).unwrap_err(),
+            "runtime name 'runc' is reserved"
+        );
+        assert!(crate::reload::runtimes(&owned(&["nopath"])).is_err());
+        assert_eq!(
+            crate::reload::runtimes(&owned(&["a=/x", "b=/y"]))
+                .unwrap()
+                .len(),
+            2
         );
     }
 }

@@ -105,6 +105,7 @@ impl Engine {
         let builder = Arc::new(Builder::new(containers.clone(), &config.data_root)?);
         let settings =
             crate::reload::Settings::from_config(&config).map_err(crate::Error::InvalidArgument)?;
+        containers.set_runtimes(settings.runtimes.clone());
         let buildkit = crate::buildkit::BuildKit::new(builder.clone());
         Ok(Arc::new(Engine {
             config,

@@ -1,7 +1,8 @@
 //! SIGHUP, as dockerd takes it: the flags and the configuration file are
 //! read again and what may change while running is applied (the log
 //! level, insecure registries, Docker Hub's mirrors, how many layers move
-//! at once, the daemon's labels, the shutdown timeout and `features`);
+//! at once, the daemon's labels, the shutdown timeout, `features` and the
+//! runtimes containers may name);
 //! the rest waits for a restart. A reload is announced as a
 //! `daemon` `reload` event; a file that does not read leaves everything as
 //! it was, and says why in the log.
@@ -26,6 +27,28 @@ pub struct Settings {
     pub shutdown_timeout: u64,
     /// daemon.json's `features`.
     pub features: BTreeMap<String, bool>,
+    /// Runtimes by name (`--add-runtime`, `runtimes`): their paths.
+    pub runtimes: BTreeMap<String, String>,
+}
+
+/// The runtimes Berth knows by name itself: a configured runtime may not
+/// take their names (dockerd reserves runc's).
+const RESERVED_RUNTIMES: &[&str] = &["runc", "crun"];
+
+/// `name=path` pairs as a map, refused in dockerd's words.
+pub fn runtimes(given: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for r in given {
+        let (name, path) = r
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .ok_or_else(|| format!("invalid runtime {r:?}: use name=path"))?;
+        if RESERVED_RUNTIMES.contains(&name) {
+            return Err(format!("runtime name '{name}' is reserved"));
+        }
+        out.insert(name.to_string(), path.to_string());
+    }
+    Ok(out)
 }
 
 impl Settings {
@@ -34,6 +57,7 @@ impl Settings {
             labels: crate::config_file::labels(&config.labels)?,
             shutdown_timeout: config.shutdown_timeout,
             features: config.features.clone(),
+            runtimes: runtimes(&config.runtimes)?,
         })
     }
 }
@@ -77,6 +101,7 @@ pub fn apply(engine: &Engine, config: &Config) -> crate::error::Result<()> {
     let settings = Settings::from_config(config).map_err(crate::Error::InvalidArgument)?;
     engine.images.reload(config)?;
     engine.set_settings(settings.clone());
+    engine.containers.set_runtimes(settings.runtimes.clone());
     if let Some(h) = LOG_FILTER.get() {
         let _ = h.reload(filter(&config.log_level));
     }

@@ -126,6 +126,15 @@ pub async fn info(
             },
         );
     }
+    for (name, path) in &engine.settings().runtimes {
+        runtimes.insert(
+            name.clone(),
+            bollard_stubs::models::Runtime {
+                path: Some(path.clone()),
+                ..Default::default()
+            },
+        );
+    }
     // Facts of the host, asked once each (a process per binary).
     let runtime_path = runtimes
         .get(&default_runtime)

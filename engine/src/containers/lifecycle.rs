@@ -231,7 +231,7 @@ impl Containers {
             stdin: c.config.open_stdin.unwrap_or(false),
             stdin_once: c.config.stdin_once.unwrap_or(false),
             tty: c.tty(),
-            runtime: c.host_config.runtime.clone().unwrap_or_default(),
+            runtime: self.runtime_for_core(c.host_config.runtime.as_deref().unwrap_or("")),
             exec_in: None,
         };
         // netavark configures the namespace while the runtime creates the

@@ -73,6 +73,9 @@ pub struct Containers {
     /// The core's default runtime as of its last handshake: recorded in
     /// HostConfig.Runtime at create (dockerd records the name it will use).
     pub(crate) core_default_runtime: std::sync::RwLock<String>,
+    /// Runtimes configured by name (`--add-runtime`): name → path. A
+    /// container records the name; the core is given the path.
+    runtimes: std::sync::RwLock<Arc<std::collections::BTreeMap<String, String>>>,
     /// One lock per container so that start and exit handling never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) changes: broadcast::Sender<Change>,
@@ -109,6 +112,7 @@ impl Containers {
             data_root,
             default_runtime,
             core_default_runtime: Default::default(),
+            runtimes: Default::default(),
             locks: Mutex::new(HashMap::new()),
             changes,
             pending: io::attach::Pending::default(),
@@ -304,6 +308,7 @@ impl Containers {
                 ));
             }
         }
+        self.check_runtime(host_config.runtime.as_deref().unwrap_or(""))?;
         disable_labels_when_shared(&mut host_config);
         // dockerd names the default runtime at create only when the body
         // has a HostConfig; without one it is chosen at start, unrecorded.
@@ -443,6 +448,44 @@ impl Containers {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The runtimes configured by name (a reload replaces them).
+    pub fn set_runtimes(&self, runtimes: std::collections::BTreeMap<String, String>) {
+        *self.runtimes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(runtimes);
+    }
+
+    /// What the core is told to run `name` with: a configured runtime's
+    /// path, else the name itself (crun, runc or a path, which the core
+    /// resolves).
+    pub(crate) fn runtime_for_core(&self, name: &str) -> String {
+        self.runtimes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    }
+
+    /// Refuses at create what no start could run, as dockerd does: a
+    /// runtime neither configured, nor one the core knows by name, nor a
+    /// path.
+    fn check_runtime(&self, name: &str) -> Result<()> {
+        let known = name.is_empty()
+            || name.starts_with('/')
+            || berth_runtime_names().contains(&name)
+            || self
+                .runtimes
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(name);
+        if known {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "Unknown runtime specified {name}"
+            )))
+        }
     }
 
     /// Remembers the core's default runtime (from a handshake), the name
@@ -655,4 +698,9 @@ fn check_container_network_mode(config: &ContainerConfig, hc: &HostConfig) -> Re
         return conflict("port publishing and the container type network mode");
     }
     Ok(())
+}
+
+/// The runtimes berth-core knows by name.
+fn berth_runtime_names() -> &'static [&'static str] {
+    &["crun", "runc"]
 }
