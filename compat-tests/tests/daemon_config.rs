@@ -171,6 +171,16 @@ fn sighup_reloads_what_may_change_and_says_so() {
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
+/// dockerd and berthd started with the same flags, busybox loaded in both.
+fn both_with(flags: &[&str]) -> (berth_compat_tests::dockerd::Dockerd, Berth) {
+    let dockerd = berth_compat_tests::dockerd::Dockerd::start_with(flags)
+        .unwrap_or_else(|e| panic!("the oracle: {e}"));
+    let b = Berth::start_with(flags);
+    dockerd.load_busybox();
+    b.load_busybox();
+    (dockerd, b)
+}
+
 /// The settings that give containers their defaults, and the daemon's
 /// labels and features, from one daemon.json given to both engines.
 const DEFAULTS_JSON: &str = r#"{
@@ -251,11 +261,7 @@ fn defaults_seen(
 fn container_defaults_labels_and_features_read_as_on_dockerd() {
     let file = config_file("defaults", "daemon.json", DEFAULTS_JSON);
     let flags = ["--config-file", file.to_str().unwrap()];
-    let dockerd = berth_compat_tests::dockerd::Dockerd::start_with(&flags)
-        .unwrap_or_else(|e| panic!("the oracle: {e}"));
-    let b = Berth::start_with(&flags);
-    dockerd.load_busybox();
-    b.load_busybox();
+    let (dockerd, b) = both_with(&flags);
     let theirs = defaults_seen(&|a| dockerd.docker(a), &dockerd.socket);
     let ours = defaults_seen(&|a| b.docker(a), &b.socket);
     assert_eq!(ours, theirs);
@@ -384,11 +390,7 @@ fn a_runtime_configured_by_name_runs_as_on_dockerd() {
         &format!(r#"{{"runtimes": {{"myrt": {{"path": "{runc}"}}}}}}"#),
     );
     let flags = ["--config-file", file.to_str().unwrap()];
-    let dockerd = berth_compat_tests::dockerd::Dockerd::start_with(&flags)
-        .unwrap_or_else(|e| panic!("the oracle: {e}"));
-    let b = Berth::start_with(&flags);
-    dockerd.load_busybox();
-    b.load_busybox();
+    let (dockerd, b) = both_with(&flags);
     let theirs = runtime_seen(&|a| dockerd.docker(a));
     let ours = runtime_seen(&|a| b.docker(a));
     assert_eq!(ours, theirs);

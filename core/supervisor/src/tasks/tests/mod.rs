@@ -383,6 +383,16 @@ async fn an_exec_task_runs_in_its_running_container() {
     ));
 }
 
+/// A runtime whose clock moves only when every task waits, for a core
+/// that is stopped (the runtime dropped) and another opened after it.
+fn paused_clock() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
 /// A takeover's census vouches for the shims before the old core freezes;
 /// a vouched shim that exits before the adoption is still found gone (its
 /// exit recorded), and one not vouched for is checked in full.
@@ -391,14 +401,7 @@ fn a_census_taken_before_the_freeze_is_not_trusted_blindly() {
     let dir = StateDir::new("census");
     let runtime = Recording::new();
     let shims = FakeShims::new(runtime.clone());
-    let clock = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    };
-    let first = clock();
+    let first = paused_clock();
     first.block_on(async {
         let core = Core::open(&dir, &runtime, &shims);
         for id in ["stays", "goes"] {
@@ -409,7 +412,7 @@ fn a_census_taken_before_the_freeze_is_not_trusted_blindly() {
     drop(first);
     let vouched = super::Vouched::census(&dir.0, shims.as_ref());
     // Started after the census: not vouched for, checked when adopted.
-    let late = clock();
+    let late = paused_clock();
     late.block_on(async {
         let core = Core::open(&dir, &runtime, &shims);
         core.tasks.adopt_existing().await;
@@ -419,7 +422,7 @@ fn a_census_taken_before_the_freeze_is_not_trusted_blindly() {
     drop(late);
     shims.exit("goes", 3);
 
-    let second = clock();
+    let second = paused_clock();
     second.block_on(async {
         let core = Core::open(&dir, &runtime, &shims);
         core.tasks.adopt_vouched(&vouched).await;
@@ -441,15 +444,8 @@ fn a_new_core_adopts_what_the_old_one_left() {
     let dir = StateDir::new("adopt");
     let runtime = Recording::new();
     let shims = FakeShims::new(runtime.clone());
-    let clock = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    };
 
-    let first = clock();
+    let first = paused_clock();
     first.block_on(async {
         let core = Core::open(&dir, &runtime, &shims);
         for id in ["live", "exited", "crashed", "half-made"] {
@@ -473,7 +469,7 @@ fn a_new_core_adopts_what_the_old_one_left() {
     shims.crash("crashed");
     let before = runtime.calls().len();
 
-    let second = clock();
+    let second = paused_clock();
     second.block_on(async {
         let core = Core::open(&dir, &runtime, &shims);
         let mut rx = core.events();
