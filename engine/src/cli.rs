@@ -107,12 +107,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         engine.launcher.clone(),
     ));
 
+    // What the other berthd changes from now on is announced here (see
+    // monitor::announce_other_berthds_changes); taken before we serve.
+    let before_overlap = if config.takeover {
+        engine.containers.snapshot().await.ok()
+    } else {
+        None
+    };
     let (std_listener, source, predecessor) =
         listener::acquire(&socket, &config.exec_root, config.takeover)?;
     if let Some(conn) = predecessor {
-        tokio::spawn(containers::monitor::announce_other_berthds_changes(
-            engine.containers.clone(),
-        ));
+        if let Some(before) = before_overlap {
+            tokio::spawn(containers::monitor::announce_other_berthds_changes(
+                engine.containers.clone(),
+                before,
+            ));
+        }
         let containers = engine.containers.clone();
         tokio::spawn(async move {
             listener::predecessor_exited(conn).await;
@@ -173,9 +183,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     .another_berthd
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 // Waits still open here end with what the successor applies.
-                tokio::spawn(containers::monitor::announce_other_berthds_changes(
-                    containers_in_stop.clone(),
-                ));
+                if let Ok(before) = containers_in_stop.snapshot().await {
+                    tokio::spawn(containers::monitor::announce_other_berthds_changes(
+                        containers_in_stop.clone(),
+                        before,
+                    ));
+                }
                 // The successor accepts from now on; what we accepted has
                 // this long to get its request read before idle
                 // connections are closed (see listener::Switchable).

@@ -472,12 +472,15 @@ const OTHER_BERTHD_POLL: Duration = Duration::from_millis(20);
 /// follow the core, but whichever applies an exit first is the only one
 /// to notify, and a `wait` here may have looked at the row just before.
 /// So the store is watched while the overlap lasts (a query of one
-/// counter when nothing changed), and what changed is announced here.
-pub async fn announce_other_berthds_changes(containers: Arc<Containers>) {
+/// counter when nothing changed), and what changed since `before` is
+/// announced here. `before` is taken by the caller before the overlap
+/// begins (before the new berthd serves, or as the old one hands over):
+/// a change between it and this task's first look would be missed.
+pub async fn announce_other_berthds_changes(
+    containers: Arc<Containers>,
+    mut before: Arc<crate::containers::memory::Snapshot>,
+) {
     use std::sync::atomic::Ordering;
-    let Ok(mut before) = containers.snapshot().await else {
-        return;
-    };
     while containers.another_berthd.load(Ordering::SeqCst) {
         tokio::time::sleep(OTHER_BERTHD_POLL).await;
         let Ok(now) = containers.snapshot().await else {
