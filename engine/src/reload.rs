@@ -31,10 +31,6 @@ pub struct Settings {
     pub runtimes: BTreeMap<String, String>,
 }
 
-/// The runtimes Berth knows by name itself: a configured runtime may not
-/// take their names (dockerd reserves runc's).
-const RESERVED_RUNTIMES: &[&str] = &["runc", "crun"];
-
 /// `name=path` pairs as a map, refused in dockerd's words.
 pub fn runtimes(given: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
@@ -43,7 +39,9 @@ pub fn runtimes(given: &[String]) -> Result<BTreeMap<String, String>, String> {
             .split_once('=')
             .filter(|(n, p)| !n.is_empty() && !p.is_empty())
             .ok_or_else(|| format!("invalid runtime {r:?}: use name=path"))?;
-        if RESERVED_RUNTIMES.contains(&name) {
+        // Berth's own names: a configured runtime may not take them
+        // (dockerd reserves runc's).
+        if crate::containers::BUILT_IN_RUNTIMES.contains(&name) {
             return Err(format!("runtime name '{name}' is reserved"));
         }
         out.insert(name.to_string(), path.to_string());

@@ -473,7 +473,7 @@ impl Containers {
     fn check_runtime(&self, name: &str) -> Result<()> {
         let known = name.is_empty()
             || name.starts_with('/')
-            || berth_runtime_names().contains(&name)
+            || BUILT_IN_RUNTIMES.contains(&name)
             || self
                 .runtimes
                 .read()
@@ -700,7 +700,5 @@ fn check_container_network_mode(config: &ContainerConfig, hc: &HostConfig) -> Re
     Ok(())
 }
 
-/// The runtimes berth-core knows by name.
-fn berth_runtime_names() -> &'static [&'static str] {
-    &["crun", "runc"]
-}
+/// The runtimes berth-core knows by name (its probe's candidates).
+pub const BUILT_IN_RUNTIMES: &[&str] = &["crun", "runc"];
