@@ -126,6 +126,14 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// A transaction that takes the write lock as it begins. A deferred one
+    /// that reads before it writes fails with SQLITE_BUSY_SNAPSHOT (517) when
+    /// another connection commits in between, and the busy timeout does not
+    /// wait that out; begun IMMEDIATE, it waits for the lock instead.
+    async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     // ---- containers ----
 
     pub async fn insert_container(&self, c: &ContainerRow) -> Result<()> {
@@ -176,7 +184,7 @@ impl Store {
     }
 
     pub async fn delete_container(&self, id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query("DELETE FROM container_mounts WHERE container_id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -317,7 +325,7 @@ impl Store {
 
     /// Deletes an image and its tags in one transaction.
     pub async fn delete_image(&self, id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query("DELETE FROM tags WHERE image_id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -338,7 +346,7 @@ impl Store {
 
     /// Points `name` at `image_id`; returns the image it pointed at before.
     pub async fn set_tag(&self, name: &str, image_id: &str) -> Result<Option<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let old: Option<String> = sqlx::query("SELECT image_id FROM tags WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -633,7 +641,7 @@ impl Store {
     }
 
     pub async fn set_container_mounts(&self, id: &str, mounts: &[MountRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query("DELETE FROM container_mounts WHERE container_id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -915,6 +923,45 @@ fn mount_row(r: &sqlx::sqlite::SqliteRow) -> MountRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tagging reads the old image and then writes: begun as a deferred
+    /// transaction, a commit by another connection in between fails it with
+    /// SQLITE_BUSY_SNAPSHOT (517), which the busy timeout does not wait out.
+    /// Builds tag while other connections write, so racing tags must all land.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_tags_all_land() {
+        let dir = std::env::temp_dir().join(format!("berth-store-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("berth.db")).await.unwrap();
+        for writer in 0..4 {
+            let image = ImageRow {
+                id: format!("sha256:{writer}"),
+                config: "{}".into(),
+                layers: vec![],
+                chains: vec![],
+                size: 0,
+                created: "2026-01-01T00:00:00Z".into(),
+                manifest: String::new(),
+                parent: String::new(),
+            };
+            store.insert_image(&image).await.unwrap();
+        }
+        let mut tasks = Vec::new();
+        for writer in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for round in 0..200 {
+                    let image = format!("sha256:{writer}");
+                    store.set_tag(&format!("tag{}", round % 3), &image).await?;
+                }
+                Ok::<_, Error>(())
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// JSON columns are stored as JSON text, which SQL reads
     /// (`volume_active_users` uses json_extract), and come back typed.
