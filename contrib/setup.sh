@@ -23,8 +23,9 @@ cd "$(dirname "$0")/.."
 # tests); docker.io for its dockerd, the oracle of the differential tests
 # and the other side of the benchmarks (the docker CLI already on PATH
 # stays first; where none exists, docker.io brings one); prometheus (the
-# scraper the metrics test reads berthd's --metrics-addr with).
-packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose docker.io git prometheus)
+# scraper the metrics test reads berthd's --metrics-addr with); rsyslog (the
+# receiver the syslog log driver's tests send to, on its own ports).
+packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose docker.io git prometheus rsyslog)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -420,9 +420,10 @@ fn a_broken_new_binary_leaves_the_old_one_serving() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr.contains("berth-core was not replaced")
+            && run.stderr.contains("serves protocol versions 5..=")
             && run
                 .stderr
-                .contains("serves protocol versions 5..=5, but the running berthd uses version 4"),
+                .contains(", but the running berthd uses version 4"),
         "{run:?}"
     );
     serving(&b);

@@ -33,8 +33,10 @@ pub mod timefmt;
 /// container by a shim of its own. 4 adds pause, resume and update of a
 /// running task (`UpdateTaskRequest`, `TaskInfo::paused`). 5 adds the
 /// `local` log format (`CreateTaskRequest::log_format`); an older core
-/// would write json-file where the engine reads `local`.
-pub const VERSION: u32 = 5;
+/// would write json-file where the engine reads `local`. 6 adds sending
+/// each line to syslog (`CreateTaskRequest::syslog`), which an older core
+/// would drop.
+pub const VERSION: u32 = 6;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
 
@@ -122,6 +124,11 @@ pub struct CreateTaskRequest {
     /// `process`), not a whole spec. It starts on `start`, like a task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_in: Option<String>,
+    /// Since version 6: the shim also sends every line to this syslog
+    /// receiver (Docker's syslog driver); `log_path` is then the local
+    /// cache `docker logs` reads (dual logging), in the `local` format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<shim::Syslog>,
 }
 
 /// A health check (Docker's HEALTHCHECK), run by the core with the

@@ -70,6 +70,29 @@ impl LogFormat {
     }
 }
 
+/// A syslog receiver the shim sends each line of output to, as Docker's
+/// syslog driver does: one message a line, stdout at severity info,
+/// stderr at err.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Syslog {
+    /// `udp://host:port`, `tcp://host:port`, `unix:///path` (a stream
+    /// socket), `unixgram:///path`; empty: the host's own syslog socket
+    /// (/dev/log). The port is always given.
+    pub address: String,
+    /// Docker's `syslog-format`: "" (its default, the BSD form without a
+    /// host name), `rfc3164`, `rfc5424`, `rfc5424micro`.
+    #[serde(default)]
+    pub format: String,
+    /// The facility's number (daemon: 3).
+    pub facility: u8,
+    /// The tag (application name), its template already filled in.
+    pub tag: String,
+}
+
+/// How a start that could not reach its log receiver fails, in dockerd's
+/// words: the shim's message starts so, and the engine passes it on as is.
+pub const LOGGING_FAILED: &str = "failed to initialize logging driver";
+
 /// The shim's command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Args {
@@ -85,6 +108,8 @@ pub struct Args {
     pub log_max_size: u64,
     pub log_max_files: u32,
     pub log_format: LogFormat,
+    /// Where each line also goes (`--syslog-*`).
+    pub syslog: Option<Syslog>,
     /// Prefix of the shim's sockets (see [`sockets`]).
     pub socket_base: PathBuf,
     pub stdin: bool,
@@ -119,6 +144,12 @@ impl Args {
                     &self.log_max_files.max(1).to_string().into(),
                 );
             }
+        }
+        if let Some(s) = &self.syslog {
+            pair("--syslog-address", &s.address.clone().into());
+            pair("--syslog-format", &s.format.clone().into());
+            pair("--syslog-facility", &s.facility.to_string().into());
+            pair("--syslog-tag", &s.tag.clone().into());
         }
         for (on, flag) in [
             (self.exec, "--exec"),
@@ -161,6 +192,14 @@ impl Args {
                         .parse()
                         .map_err(|_| "--log-max-files needs a number")?
                 }
+                "--syslog-address" => a.syslog_mut().address = value()?,
+                "--syslog-format" => a.syslog_mut().format = value()?,
+                "--syslog-facility" => {
+                    a.syslog_mut().facility = value()?
+                        .parse()
+                        .map_err(|_| "--syslog-facility needs a number")?
+                }
+                "--syslog-tag" => a.syslog_mut().tag = value()?,
                 "--socket-base" => a.socket_base = value()?.into(),
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,
@@ -183,6 +222,10 @@ impl Args {
             a.runtime_root = a.state_dir.join("runtime");
         }
         Ok(a)
+    }
+
+    fn syslog_mut(&mut self) -> &mut Syslog {
+        self.syslog.get_or_insert_with(Syslog::default)
     }
 
     /// A file of the task's state directory (see [`files`]).
@@ -346,6 +389,12 @@ mod tests {
             log_max_size: 1024,
             log_max_files: 3,
             log_format: LogFormat::Local,
+            syslog: Some(Syslog {
+                address: String::new(),
+                format: "rfc5424".into(),
+                facility: 3,
+                tag: "web {x}".into(),
+            }),
             socket_base: "/run/x".into(),
             stdin: true,
             stdin_once: false,

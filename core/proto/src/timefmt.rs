@@ -13,15 +13,39 @@ pub fn now() -> String {
 }
 
 pub fn format(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let c = Civil::of(secs);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     )
+}
+
+/// A calendar date and time of day (of whatever zone `secs` was shifted to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    /// 1 to 12.
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl Civil {
+    /// The date and time `secs` seconds after 1970-01-01T00:00:00.
+    pub fn of(secs: i64) -> Civil {
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400) as u32;
+        Civil {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: (rem % 3600) / 60,
+            second: rem % 60,
+        }
+    }
 }
 
 fn civil_from_days(z: i64) -> (i64, u32, u32) {

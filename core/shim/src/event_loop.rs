@@ -13,6 +13,7 @@ use nix::sys::signalfd::SignalFd;
 use crate::attach::{Client, HIGH_WATER};
 use crate::log_writer::LogWriter;
 use crate::stdio::{self, Streams};
+use crate::syslog::Syslog;
 use crate::{reaper, Args};
 use berth_proto::shim::{self as contract, files, sockets, Request};
 use berth_proto::timefmt;
@@ -41,6 +42,8 @@ pub struct Shim {
     /// The pty master, kept for resize.
     console: Option<OwnedFd>,
     log: LogWriter,
+    /// Docker's syslog driver: every line also goes there.
+    syslog: Option<Syslog>,
     attach: UnixListener,
     control: UnixListener,
     clients: Vec<Client>,
@@ -158,6 +161,7 @@ impl Shim {
             args.log_format,
         )
         .map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
+        let syslog = args.syslog.as_ref().map(Syslog::connect).transpose()?;
         if let Some(dir) = args.socket_base.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("socket directory: {e}"))?;
         }
@@ -182,6 +186,7 @@ impl Shim {
             stdin_close: false,
             console,
             log,
+            syslog,
             attach,
             control,
             clients: Vec::new(),
@@ -304,12 +309,15 @@ impl Shim {
         match nix::unistd::read(fd.as_raw_fd(), buf) {
             Ok(0) => {
                 *slot = None;
-                self.log.flush();
+                self.flush_logs();
             }
             Ok(n) => {
                 self.bulk |= n >= BULK_READ && n < buf.len();
                 let data = &buf[..n];
                 self.log.write(stream, data);
+                if let Some(syslog) = &mut self.syslog {
+                    syslog.write(stream, data);
+                }
                 for c in &mut self.clients {
                     c.queue(stream, data);
                 }
@@ -318,8 +326,16 @@ impl Shim {
             // EIO: the terminal's other side is gone.
             Err(_) => {
                 *slot = None;
-                self.log.flush();
+                self.flush_logs();
             }
+        }
+    }
+
+    /// Writes out unfinished lines: a stream closed or the process exited.
+    fn flush_logs(&mut self) {
+        self.log.flush();
+        if let Some(syslog) = &mut self.syslog {
+            syslog.flush();
         }
     }
 
@@ -489,7 +505,7 @@ impl Shim {
     /// keeps `<runtime> delete` (about 10 ms) out of the path from exit to
     /// the exit event.
     fn shutdown(&mut self) {
-        self.log.flush();
+        self.flush_logs();
         let finished_at = timefmt::now();
         stdio::remove_socket(&self.args.socket(sockets::ATTACH));
         stdio::remove_socket(&self.args.socket(sockets::CONTROL));

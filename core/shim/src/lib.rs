@@ -23,6 +23,7 @@ mod log_writer;
 mod oom;
 mod reaper;
 mod stdio;
+mod syslog;
 
 pub use berth_proto::shim::Args;
 use berth_proto::shim::Ready;

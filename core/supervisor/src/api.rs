@@ -1,4 +1,4 @@
-//! The core's HTTP API (protocol versions 1 to 5; see api-spec/core.yaml).
+//! The core's HTTP API (protocol versions 1 to 6; see api-spec/core.yaml).
 //! Thin handlers over [`Tasks`] and [`EventLog`]; only this module knows HTTP.
 
 use std::convert::Infallible;
@@ -30,7 +30,7 @@ pub fn router(serving: Arc<Serving>) -> Router {
         .route("/namespaces/{ns}/tasks/{id}/kill", post(kill))
         .route("/namespaces/{ns}/tasks/{id}/resize", post(resize))
         .route("/namespaces/{ns}/tasks/{id}/close-stdin", post(close_stdin));
-    // Versions 2, 3 and 5 only added fields; 4 added routes.
+    // Versions 2, 3, 5 and 6 only added fields; 4 added routes.
     let v4 = v1
         .clone()
         .route("/namespaces/{ns}/tasks/{id}/pause", post(pause))
@@ -43,11 +43,13 @@ pub fn router(serving: Arc<Serving>) -> Router {
         .route("/v3/events", get(events_v2))
         .route("/v4/events", get(events_v2))
         .route("/v5/events", get(events_v2))
+        .route("/v6/events", get(events_v2))
         .nest("/v1", v1.clone())
         .nest("/v2", v1.clone())
         .nest("/v3", v1)
         .nest("/v4", v4.clone())
-        .nest("/v5", v4)
+        .nest("/v5", v4.clone())
+        .nest("/v6", v4)
         .layer(axum::middleware::from_fn_with_state(serving, serving::gate))
 }
 

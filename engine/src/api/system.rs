@@ -238,7 +238,13 @@ pub async fn info(
         volume: Some(vec!["local".into()]),
         network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
         authorization: None,
-        log: Some(vec!["json-file".into(), "local".into()]),
+        log: Some(
+            crate::containers::io::log_opts::SUPPORTED
+                .iter()
+                .filter(|d| **d != "none")
+                .map(|d| d.to_string())
+                .collect(),
+        ),
     });
     info.swarm = serde_json::from_value(json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null})).ok();
     if let Some(h) = &core {

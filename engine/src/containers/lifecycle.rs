@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use berth_proto::shim::LOGGING_FAILED;
 use berth_proto::CreateTaskRequest;
 use tracing::{info, warn};
 
 use crate::containers::record::{Container, State};
-use crate::containers::{fs::rootfs, oci::spec, oci::user, Change, Containers};
+use crate::containers::{fs::rootfs, io, oci::spec, oci::user, Change, Containers};
 use crate::core_client::CoreClient;
 use crate::error::{Error, Result};
 
@@ -86,6 +87,30 @@ impl Containers {
                 Err(e)
             }
         }
+    }
+
+    /// Where the shim sends each line for the syslog driver (none for the
+    /// other drivers); the tag template is filled in now, as dockerd
+    /// fills it when the container starts.
+    fn syslog_target(&self, c: &Container) -> Result<Option<berth_proto::shim::Syslog>> {
+        if c.log_driver() != "syslog" {
+            return Ok(None);
+        }
+        if self.core.version() < 6 {
+            return Err(Error::InvalidArgument(format!(
+                "the running berth-core speaks protocol version {}, which cannot send logs to syslog; upgrade berth-core",
+                self.core.version()
+            )));
+        }
+        let opts = c.log_options();
+        let facts = io::log_tag::Facts {
+            id: &c.id,
+            name: &c.name,
+            image_id: &c.image_id,
+            image_name: &c.image_ref,
+        };
+        let tag = io::log_tag::render(opts.get("tag").map_or("", String::as_str), &facts)?;
+        io::syslog::target(&opts, tag).map(Some)
     }
 
     async fn start_locked(&self, c: &mut Container) -> Result<()> {
@@ -179,13 +204,14 @@ impl Containers {
         borrowed.link_env = link_env;
         borrowed.ulimits = self.defaults.ulimits_for(&c.host_config);
         let oci = spec::build(c, &paths, &hostname, &resolved, CGROUP_PARENT, borrowed)?;
-        let local_log = c.log_driver() == "local";
+        let local_log = c.log_format() == berth_proto::shim::LogFormat::Local;
         if local_log && self.core.version() < 5 {
             return Err(Error::InvalidArgument(format!(
                 "the running berth-core speaks protocol version {}, which cannot write the local log format; upgrade berth-core",
                 self.core.version()
             )));
         }
+        let syslog = self.syslog_target(c)?;
         let log_path = match c.log_file(&paths) {
             None => String::new(),
             Some(p) => {
@@ -233,6 +259,7 @@ impl Containers {
             tty: c.tty(),
             runtime: self.runtime_for_core(c.host_config.runtime.as_deref().unwrap_or("")),
             exec_in: None,
+            syslog,
         };
         // netavark configures the namespace while the runtime creates the
         // container in it: the process runs only at start_task.
@@ -249,6 +276,8 @@ impl Containers {
             return Err(e);
         }
         let task = created.map_err(|e| match e {
+            // The shim reached no syslog receiver: dockerd says so as it is.
+            Error::Internal(m) if m.starts_with(LOGGING_FAILED) => Error::Internal(m),
             Error::Internal(m) => {
                 let msg = format!("failed to create task for container: {m}: unknown");
                 if exit_code_for_start_error(&m) != 0 {

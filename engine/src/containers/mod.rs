@@ -267,11 +267,12 @@ impl Containers {
             .as_ref()
             .and_then(|l| l.typ.clone())
             .unwrap_or_default();
-        if !matches!(driver.as_str(), "" | "json-file" | "local" | "none") {
+        if !driver.is_empty() && !io::log_opts::SUPPORTED.contains(&driver.as_str()) {
             return Err(Error::InvalidArgument(
                 if io::log_opts::DOCKER_DRIVERS.contains(&driver.as_str()) {
                     format!(
-                        "logging driver {driver} is not supported; use json-file, local or none"
+                        "logging driver {driver} is not supported; use {}",
+                        io::log_opts::SUPPORTED.join(", ")
                     )
                 } else {
                     // What dockerd says of a name that is no driver of its own.

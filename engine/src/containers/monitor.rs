@@ -30,6 +30,8 @@ enum Link {
 /// Runs forever: connect (starting a core if needed), reconcile, follow.
 pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
     let mut backoff = Duration::from_millis(50);
+    // The same, while the core answers but its event stream fails at once.
+    let mut refused = Duration::from_millis(50);
     let mut link = Link::Disconnected;
     loop {
         let handshake = match launcher.ensure(&containers.core).await {
@@ -52,9 +54,19 @@ pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
         containers.learn_core_default(&handshake.default_runtime);
         backoff = Duration::from_millis(50);
         crate::metrics::METRICS.core_connected();
+        let began = std::time::Instant::now();
         if let Err(e) = follow(&containers, &handshake.event_epoch).await {
             warn!(error = %e, "following berth-core events");
+            // A core that answers the handshake but refuses the stream
+            // (say, a route it lacks) must not be asked thousands of times
+            // a second.
+            if began.elapsed() < Duration::from_secs(1) {
+                tokio::time::sleep(refused).await;
+                refused = (refused * 2).min(Duration::from_secs(2));
+                continue;
+            }
         }
+        refused = Duration::from_millis(50);
         // The stream ended: the core exited or restarted. Retry at once;
         // the backoff applies only while nothing answers.
     }

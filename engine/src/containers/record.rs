@@ -154,23 +154,42 @@ impl Container {
 
     /// (max size, files kept) of json-file rotation; checked at create.
     pub fn log_rotation(&self) -> (u64, u32) {
-        let opts = self
-            .host_config
+        crate::containers::io::log_opts::rotation(&self.log_driver(), &self.log_options())
+            .unwrap_or((0, 1))
+    }
+
+    /// The log driver's options.
+    pub fn log_options(&self) -> std::collections::HashMap<String, String> {
+        self.host_config
             .log_config
             .as_ref()
             .and_then(|l| l.config.clone())
-            .unwrap_or_default();
-        crate::containers::io::log_opts::rotation(&self.log_driver(), &opts).unwrap_or((0, 1))
+            .unwrap_or_default()
     }
 
     /// Where the shim writes the log: json-file's `<id>-json.log`, the
-    /// local driver's `local-logs/container.log` (Docker's places); none
-    /// for the none driver.
+    /// local driver's `local-logs/container.log`, a shipping driver's
+    /// dual-logging cache `container-cached.log` (Docker's places); none
+    /// for the none driver or a disabled cache.
     pub fn log_file(&self, paths: &Paths) -> Option<PathBuf> {
-        match self.log_driver().as_str() {
+        let driver = self.log_driver();
+        match driver.as_str() {
             "none" => None,
+            "json-file" => Some(paths.log(&self.id)),
             "local" => Some(paths.local_log()),
-            _ => Some(paths.log(&self.id)),
+            _ if crate::containers::io::log_opts::keeps_cache(&driver, &self.log_options()) => {
+                Some(paths.cached_log())
+            }
+            _ => None,
+        }
+    }
+
+    /// The format of [`Self::log_file`]: json-file's own, else `local`.
+    pub fn log_format(&self) -> berth_proto::shim::LogFormat {
+        if self.log_driver() == "json-file" {
+            berth_proto::shim::LogFormat::JsonFile
+        } else {
+            berth_proto::shim::LogFormat::Local
         }
     }
 
@@ -213,5 +232,9 @@ impl Paths {
     }
     pub fn local_log(&self) -> PathBuf {
         self.dir.join("local-logs").join("container.log")
+    }
+    /// The dual-logging cache of a driver that ships lines elsewhere.
+    pub fn cached_log(&self) -> PathBuf {
+        self.dir.join("container-cached.log")
     }
 }

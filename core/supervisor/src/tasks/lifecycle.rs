@@ -65,6 +65,7 @@ impl Tasks {
             log_max_size: req.log_max_size,
             log_max_files: req.log_max_files,
             log_format: req.log_format.clone(),
+            syslog: req.syslog.clone(),
             stdin: req.stdin,
             stdin_once: req.stdin_once,
             tty: req.tty,
@@ -157,6 +158,7 @@ impl Tasks {
             log_max_files: rec.log_max_files,
             log_format: contract::LogFormat::parse(&rec.log_format)
                 .map_err(Error::InvalidArgument)?,
+            syslog: rec.syslog.clone(),
             socket_base: rec.socket_base.clone(),
             stdin: rec.stdin,
             stdin_once: rec.stdin_once,

@@ -33,6 +33,8 @@ pub(super) struct TaskRecord {
     pub log_max_files: u32,
     #[serde(default)]
     pub log_format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<contract::Syslog>,
     #[serde(default)]
     pub stdin: bool,
     #[serde(default)]

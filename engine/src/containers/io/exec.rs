@@ -178,6 +178,7 @@ impl Containers {
             restart: None,
             health: None,
             exec_in: Some(c.id.clone()),
+            syslog: None,
         };
         let task = self.core.create_task(&req).await?;
         Ok(Started {

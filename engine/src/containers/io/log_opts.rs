@@ -4,7 +4,12 @@
 //! `mode` and `max-buffer-size` belong to every driver (dockerd's buffer in
 //! front of a driver): checked as dockerd checks them. Berth's drivers
 //! write files from the shim, which reads a container's output as it
-//! comes, so both modes behave alike here.
+//! comes, so both modes behave alike for them. (The syslog driver's sends
+//! are blocking in either mode: a stalled tcp receiver holds the shim, as
+//! dockerd's blocking mode holds the container; non-blocking mode's ring
+//! buffer is not built yet.) A driver that ships lines
+//! elsewhere (syslog) also keeps dockerd's dual-logging cache, a `local`
+//! file `docker logs` reads, with its `cache-*` options.
 
 use std::collections::HashMap;
 
@@ -27,9 +32,58 @@ const KNOWN: &[&str] = &[
 /// The local driver's options (Docker's list).
 const KNOWN_LOCAL: &[&str] = &["max-size", "max-file", "compress"];
 
+/// The drivers Berth has.
+pub const SUPPORTED: &[&str] = &["json-file", "local", "none", "syslog"];
+
+/// Whether `driver` writes its own file (else it ships lines elsewhere and
+/// keeps the dual-logging cache).
+fn writes_a_file(driver: &str) -> bool {
+    matches!(driver, "" | "json-file" | "local" | "none")
+}
+
+/// The dual-logging cache's options, which every shipping driver takes.
+const CACHE: &[&str] = &[
+    "cache-disabled",
+    "cache-max-size",
+    "cache-max-file",
+    "cache-compress",
+];
+
+/// Go's strconv.ParseBool.
+fn go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether a shipping driver keeps the cache `docker logs` reads.
+pub fn keeps_cache(driver: &str, opts: &HashMap<String, String>) -> bool {
+    !writes_a_file(driver)
+        && !opts
+            .get("cache-disabled")
+            .and_then(|v| go_bool(v))
+            .unwrap_or(false)
+}
+
 /// (max size in bytes, 0 for none; files kept in all). The local driver
-/// rotates by default, as Docker's does: 20 MiB, 5 files.
+/// and the dual-logging cache rotate by default, as Docker's do: 20 MiB, 5
+/// files. dockerd takes any cache size or count and falls back to these.
 pub fn rotation(driver: &str, opts: &HashMap<String, String>) -> Result<(u64, u32)> {
+    if !writes_a_file(driver) {
+        let size = opts
+            .get("cache-max-size")
+            .and_then(|s| parse_size(s))
+            .filter(|s| *s > 0)
+            .unwrap_or(20 << 20);
+        let files = opts
+            .get("cache-max-file")
+            .and_then(|s| s.parse::<u32>().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(5);
+        return Ok((size, files));
+    }
     let local = driver == "local";
     let size = match opts.get("max-size").map(String::as_str) {
         None | Some("") if local => 20 << 20,
@@ -113,6 +167,25 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
             None => Ok(()),
         };
     }
+    if driver == "syslog" {
+        if let Some(k) = opts
+            .keys()
+            .filter(own)
+            .find(|k| !super::syslog::OPTIONS.contains(&k.as_str()) && !CACHE.contains(&k.as_str()))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "unknown log opt '{k}' for syslog log driver"
+            )));
+        }
+        if let Some(v) = opts.get("cache-disabled") {
+            if go_bool(v).is_none() {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid value for option cache-disabled: {v}"
+                )));
+            }
+        }
+        return super::syslog::check(opts);
+    }
     let local = driver == "local";
     let known = if local { KNOWN_LOCAL } else { KNOWN };
     if let Some(k) = opts
@@ -139,9 +212,10 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
 /// would be, so that a mistake stops berthd at start rather than every
 /// `docker run` after.
 pub fn daemon_default(driver: &str, opts: &[String]) -> Result<HostConfigLogConfig> {
-    if !matches!(driver, "json-file" | "local" | "none") {
+    if !SUPPORTED.contains(&driver) {
         return Err(Error::InvalidArgument(format!(
-            "--log-driver {driver} is not supported; use json-file, local or none"
+            "--log-driver {driver} is not supported; use {}",
+            SUPPORTED.join(", ")
         )));
     }
     let mut config = HashMap::new();
@@ -263,7 +337,36 @@ mod tests {
         };
         apply_default(&mut hc, &daemon);
         assert!(hc.log_config.unwrap().config.unwrap().is_empty());
-        assert!(daemon_default("syslog", &[]).is_err());
+        assert!(daemon_default("gelf", &[]).is_err());
+        assert!(daemon_default("syslog", &["syslog-format=rfc5424".into()]).is_ok());
+        assert!(daemon_default("syslog", &["max-size=1m".into()]).is_err());
+        // The dual-logging cache: dockerd's defaults stand in for bad values.
+        assert_eq!(
+            rotation("syslog", &opts(&[("cache-max-size", "zz")])).unwrap(),
+            (20 << 20, 5)
+        );
+        assert_eq!(
+            rotation(
+                "syslog",
+                &opts(&[("cache-max-size", "1m"), ("cache-max-file", "2")])
+            )
+            .unwrap(),
+            (1 << 20, 2)
+        );
+        assert!(keeps_cache("syslog", &opts(&[])));
+        assert!(!keeps_cache("syslog", &opts(&[("cache-disabled", "true")])));
+        assert_eq!(
+            check("syslog", &opts(&[("cache-disabled", "maybe")]))
+                .unwrap_err()
+                .to_string(),
+            "invalid value for option cache-disabled: maybe"
+        );
+        assert_eq!(
+            check("syslog", &opts(&[("max-size", "1m")]))
+                .unwrap_err()
+                .to_string(),
+            "unknown log opt 'max-size' for syslog log driver"
+        );
         assert!(daemon_default("local", &["max-size".into()]).is_err());
         assert!(check("local", &opts(&[("max-file", "2"), ("compress", "false")])).is_ok());
         assert!(check("json-file", &opts(&[("bogus", "1")])).is_err());

@@ -42,13 +42,8 @@ pub struct LogOptions {
 /// Frames are sent in batches of about this size.
 const BATCH: usize = 64 * 1024;
 
-/// How a container's log is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    JsonFile,
-    /// `berth_proto::local_log` records.
-    Local,
-}
+/// How a container's log is stored (json-file, or `local_log` records).
+use berth_proto::shim::LogFormat as Format;
 
 impl Containers {
     /// Returns whether the container has a TTY (raw stream) and the receiver
@@ -59,17 +54,13 @@ impl Containers {
         opts: LogOptions,
     ) -> Result<(bool, mpsc::Receiver<Bytes>)> {
         let c = self.lookup(name).await?;
-        if c.log_driver() == "none" {
+        let paths = self.paths(&c.id);
+        let Some(path) = c.log_file(&paths) else {
             return Err(Error::InvalidArgument(
                 "configured logging driver does not support reading".into(),
             ));
-        }
-        let paths = self.paths(&c.id);
-        let (format, path) = if c.log_driver() == "local" {
-            (Format::Local, paths.local_log())
-        } else {
-            (Format::JsonFile, paths.log(&c.id))
         };
+        let format = c.log_format();
         let tty = c.tty();
         let (tx, rx) = mpsc::channel(16);
         let mut changes = self.subscribe();

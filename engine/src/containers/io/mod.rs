@@ -3,4 +3,6 @@
 pub mod attach;
 pub mod exec;
 pub mod log_opts;
+pub mod log_tag;
 pub mod logs;
+pub mod syslog;

@@ -1,0 +1,327 @@
+//! Log drivers that ship lines elsewhere, tested against a real receiver:
+//! Debian's rsyslogd on its own ports and sockets, writing each message it
+//! receives as it came (`%rawmsg%`). dockerd 20.10 sends to the same
+//! rsyslogd, and the messages of both must read alike.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_compat_tests::dockerd::Dockerd;
+use berth_compat_tests::{free_port, Berth};
+
+/// An rsyslogd listening on 127.0.0.1 (udp and tcp), on a unix stream
+/// socket and on a unix datagram socket, writing every raw message to one
+/// file. Dropped: stopped, its directory removed.
+struct Rsyslog {
+    dir: PathBuf,
+    udp: u16,
+    tcp: u16,
+    child: Child,
+}
+
+impl Rsyslog {
+    fn start() -> Rsyslog {
+        let (udp, tcp) = (free_port(), free_port());
+        let dir = std::env::temp_dir().join(format!("berth-rsyslog-{}-{udp}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        let config = format!(
+            r#"global(workDirectory="{d}")
+module(load="imudp")
+module(load="imtcp")
+module(load="imptcp")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imudp" address="127.0.0.1" port="{udp}")
+input(type="imtcp" address="127.0.0.1" port="{tcp}")
+input(type="imptcp" path="{d}/stream.sock")
+input(type="imuxsock" Socket="{d}/gram.sock")
+template(name="raw" type="string" string="%rawmsg%\n")
+*.* action(type="omfile" file="{d}/received.log" template="raw")
+"#
+        );
+        std::fs::write(dir.join("rsyslog.conf"), config).unwrap();
+        let log = std::fs::File::create(dir.join("rsyslogd.out")).unwrap();
+        let child = Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(dir.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start rsyslogd (install it with contrib/setup.sh --deps)");
+        let r = Rsyslog {
+            dir,
+            udp,
+            tcp,
+            child,
+        };
+        // Ready when every input listens: the tcp port answers and both
+        // sockets exist.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err()
+            || !r.dir.join("stream.sock").exists()
+            || !r.dir.join("gram.sock").exists()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "rsyslogd did not start: {}",
+                r.out()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    fn out(&self) -> String {
+        std::fs::read_to_string(self.dir.join("rsyslogd.out")).unwrap_or_default()
+    }
+
+    fn address(&self, transport: &str) -> String {
+        match transport {
+            "udp" => format!("udp://127.0.0.1:{}", self.udp),
+            "tcp" => format!("tcp://127.0.0.1:{}", self.tcp),
+            "unix" => format!("unix://{}/stream.sock", self.dir.display()),
+            _ => format!("unixgram://{}/gram.sock", self.dir.display()),
+        }
+    }
+
+    /// The messages received so far that carry `tag`.
+    fn messages(&self, tag: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("received.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!(" {tag}")))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until `count` messages carry `tag`, and returns them.
+    fn wait_for(&self, tag: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.messages(tag);
+            if got.len() >= count {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rsyslogd received {got:?} for {tag}, wanted {count} messages"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A message with what differs between two senders on one host made
+/// alike: the time (each form's own), the sending process's id, and the
+/// tag's engine prefix.
+fn normalized(msg: &str, tag: &str) -> String {
+    let (pri, rest) = msg.split_once('>').unwrap_or(("", msg));
+    let rest = if let Some(after) = rest.strip_prefix("1 ") {
+        // RFC 5424: VERSION TIMESTAMP HOST APP PID MSGID - MSG
+        let mut fields: Vec<&str> = after.splitn(6, ' ').collect();
+        fields[0] = "TIME";
+        fields[3] = "PID";
+        format!("1 {}", fields.join(" "))
+    } else {
+        // BSD forms: "Mmm dd hh:mm:ss " (15 characters), then TAG[PID]: MSG.
+        let (_, after_time) = rest.split_at(15.min(rest.len()));
+        let (head, msg) = after_time.split_once("]: ").unwrap_or((after_time, ""));
+        let head = head.rsplit_once('[').map_or(head, |(h, _)| h);
+        format!("TIME{head}[PID]: {msg}")
+    };
+    format!("{pri}>{}", rest.replace(tag, "TAG"))
+}
+
+/// Each transport and format: the same container on Berth and on dockerd,
+/// the messages rsyslogd received from each, alike but for time and pid.
+#[test]
+fn syslog_messages_read_as_dockerds() {
+    let rsyslog = Rsyslog::start();
+    let dockerd = Dockerd::start().unwrap_or_else(|e| panic!("the oracle: {e}"));
+    let b = Berth::start();
+    dockerd.load_busybox();
+    b.load_busybox();
+    let cases = [
+        ("udp", ""),
+        ("udp", "rfc3164"),
+        ("udp", "rfc5424"),
+        ("udp", "rfc5424micro"),
+        ("tcp", ""),
+        ("tcp", "rfc5424"),
+        ("unix", "rfc3164"),
+        ("unixgram", ""),
+    ];
+    for (i, (transport, format)) in cases.into_iter().enumerate() {
+        let mut per_engine = Vec::new();
+        for engine in ["berth", "docker"] {
+            // No name is the start of another: rsyslogd's file is searched by tag.
+            let name = format!("{engine}-{i}-{transport}");
+            let address = rsyslog.address(transport);
+            let mut args = vec![
+                "run".to_string(),
+                "--rm".into(),
+                "--name".into(),
+                name.clone(),
+                "--log-driver".into(),
+                "syslog".into(),
+                "--log-opt".into(),
+                format!("syslog-address={address}"),
+                "--log-opt".into(),
+                "tag={{.Name}}".into(),
+                "--log-opt".into(),
+                "syslog-facility=local4".into(),
+            ];
+            if !format.is_empty() {
+                args.extend(["--log-opt".into(), format!("syslog-format={format}")]);
+            }
+            args.extend([
+                "busybox".into(),
+                "sh".into(),
+                "-c".into(),
+                "echo out; echo; echo 'tab\there \"quoted\"' >&2; printf partial".into(),
+            ]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = if engine == "berth" {
+                b.docker(&args)
+            } else {
+                dockerd.docker(&args)
+            };
+            assert_eq!(run.ok().stdout, "out\n\npartial", "{name}");
+            // The empty line is not sent: three messages.
+            let mut got: Vec<String> = rsyslog
+                .wait_for(&name, 3)
+                .iter()
+                .map(|m| normalized(m, &name))
+                .collect();
+            got.sort();
+            per_engine.push(got);
+        }
+        assert_eq!(
+            per_engine[0], per_engine[1],
+            "{transport} {format:?}: Berth's messages, then dockerd's"
+        );
+    }
+
+    // Options are refused in dockerd's words, at create or at start.
+    let closed = free_port();
+    let refused_address = format!("syslog-address=tcp://127.0.0.1:{closed}");
+    for opt in [
+        "syslog-format=bogus",
+        "syslog-facility=bogus",
+        "bogus=1",
+        "max-size=1m",
+        "syslog-address=foo://x",
+        "syslog-address=unix:///nonexistent/berth.sock",
+        "cache-disabled=maybe",
+        "tag={{.Bogus}}",
+        refused_address.as_str(),
+    ] {
+        let args = [
+            "run",
+            "--rm",
+            "--log-driver",
+            "syslog",
+            "--log-opt",
+            opt,
+            "busybox",
+            "true",
+        ];
+        let ours = b.docker(&args);
+        let theirs = dockerd.docker(&args);
+        assert_ne!(ours.code, 0, "{opt}");
+        assert_eq!(
+            ours.stderr.lines().next(),
+            theirs.stderr.lines().next(),
+            "{opt}: Berth's error, then dockerd's"
+        );
+    }
+    dockerd.finish();
+}
+
+/// The shim sends the lines: they keep reaching the receiver while berthd
+/// is down, and `docker logs` reads them from the dual-logging cache.
+#[test]
+fn syslog_lines_flow_while_berthd_is_down_and_docker_logs_reads_the_cache() {
+    let rsyslog = Rsyslog::start();
+    let mut b = Berth::start();
+    b.load_busybox();
+    let gate = std::env::temp_dir().join(format!("berth-syslog-gate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&gate);
+    std::fs::create_dir_all(&gate).unwrap();
+    let address = rsyslog.address("udp");
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "shipper",
+        "-v",
+        &format!("{}:/gate", gate.display()),
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &format!("syslog-address={address}"),
+        "--log-opt",
+        "tag=shipper-{{.ImageName}}",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; while [ ! -e /gate/go ]; do sleep 0.05; done; echo after",
+    ])
+    .ok();
+    rsyslog.wait_for("shipper-busybox", 1);
+    assert_eq!(
+        b.docker(&["inspect", "-f", "{{.LogPath}}", "shipper"])
+            .ok()
+            .out(),
+        ""
+    );
+
+    b.kill_berthd();
+    std::fs::write(gate.join("go"), "").unwrap();
+    let got = rsyslog.wait_for("shipper-busybox", 2);
+    assert!(got[1].ends_with("]: after"), "{got:?}");
+
+    b.spawn_berthd();
+    b.docker(&["wait", "shipper"]).ok();
+    let logs = b.docker(&["logs", "shipper"]).ok();
+    assert_eq!(logs.stdout, "before\nafter\n");
+
+    // Without the cache there is nothing to read, as on dockerd.
+    b.docker(&[
+        "run",
+        "--name",
+        "uncached",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &format!("syslog-address={address}"),
+        "--log-opt",
+        "cache-disabled=true",
+        "busybox",
+        "echo",
+        "hi",
+    ])
+    .ok();
+    let logs = b.docker(&["logs", "uncached"]);
+    assert_ne!(logs.code, 0);
+    assert!(
+        logs.stderr
+            .contains("configured logging driver does not support reading"),
+        "{}",
+        logs.stderr
+    );
+    std::fs::remove_dir_all(&gate).unwrap();
+}
