@@ -325,3 +325,81 @@ fn syslog_lines_flow_while_berthd_is_down_and_docker_logs_reads_the_cache() {
     );
     std::fs::remove_dir_all(&gate).unwrap();
 }
+
+/// A receiver that stops reading (rsyslogd stopped with SIGSTOP): with
+/// `mode=non-blocking` the container runs to its end and what overflows
+/// the buffer is lost; in the default blocking mode its output waits for
+/// the receiver and nothing is lost once it reads again.
+#[test]
+fn syslog_modes_when_the_receiver_stops_reading() {
+    let rsyslog = Rsyslog::start();
+    let b = Berth::start();
+    b.load_busybox();
+    let address = rsyslog.address("tcp");
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &rsyslog.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} rsyslogd");
+    };
+    // 40,000 lines of 250 bytes: 10 MB, more than the sockets between
+    // them buffer.
+    let script = "yes $(printf '%0249d' 0) | head -n 40000";
+    let run = |name: &str, extra: &[&str]| {
+        let tag = format!("tag={name}");
+        let opt = format!("syslog-address={address}");
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--log-driver",
+            "syslog",
+            "--log-opt",
+            &opt,
+            "--log-opt",
+            &tag,
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        b.docker(&args).ok();
+    };
+    signal("-STOP");
+    run(
+        "lossy",
+        &[
+            "--log-opt",
+            "mode=non-blocking",
+            "--log-opt",
+            "max-buffer-size=64k",
+        ],
+    );
+    run("patient", &[]);
+    // The non-blocking one ends while the receiver still reads nothing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut wait = b.docker_cmd(&["wait", "lossy"]);
+    let waiter = std::thread::spawn(move || {
+        let out = wait.output().unwrap();
+        let _ = tx.send(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    });
+    let ended = rx.recv_timeout(Duration::from_secs(60));
+    // Let the receiver read again before judging, so that nothing is left
+    // hanging whatever the outcome.
+    signal("-CONT");
+    assert_eq!(
+        ended.as_deref(),
+        Ok("0"),
+        "the non-blocking container did not end"
+    );
+    waiter.join().unwrap();
+    b.docker(&["wait", "patient"]).ok();
+    let all = rsyslog.wait_for("patient[", 40_000);
+    assert_eq!(all.len(), 40_000);
+    let lossy = rsyslog.messages("lossy[").len();
+    assert!(
+        lossy < 40_000,
+        "{lossy} of 40000 arrived: nothing was dropped"
+    );
+}

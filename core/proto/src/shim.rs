@@ -87,6 +87,11 @@ pub struct Syslog {
     pub facility: u8,
     /// The tag (application name), its template already filled in.
     pub tag: String,
+    /// `mode=non-blocking`: messages the receiver has not taken wait up to
+    /// this many bytes, and what does not fit is dropped; 0: blocking (the
+    /// container's output waits for the receiver).
+    #[serde(default)]
+    pub max_buffer: u64,
 }
 
 /// How a start that could not reach its log receiver fails, in dockerd's
@@ -150,6 +155,9 @@ impl Args {
             pair("--syslog-format", &s.format.clone().into());
             pair("--syslog-facility", &s.facility.to_string().into());
             pair("--syslog-tag", &s.tag.clone().into());
+            if s.max_buffer > 0 {
+                pair("--syslog-max-buffer", &s.max_buffer.to_string().into());
+            }
         }
         for (on, flag) in [
             (self.exec, "--exec"),
@@ -200,6 +208,11 @@ impl Args {
                         .map_err(|_| "--syslog-facility needs a number")?
                 }
                 "--syslog-tag" => a.syslog_mut().tag = value()?,
+                "--syslog-max-buffer" => {
+                    a.syslog_mut().max_buffer = value()?
+                        .parse()
+                        .map_err(|_| "--syslog-max-buffer needs a number")?
+                }
                 "--socket-base" => a.socket_base = value()?.into(),
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,
@@ -394,6 +407,7 @@ mod tests {
                 format: "rfc5424".into(),
                 facility: 3,
                 tag: "web {x}".into(),
+                max_buffer: 1_000_000,
             }),
             socket_base: "/run/x".into(),
             stdin: true,

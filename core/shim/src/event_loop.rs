@@ -22,6 +22,10 @@ use berth_proto::timefmt;
 /// the container's pid namespace (or share the host's) may hold the pipes.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
+/// How long the syslog receiver gets, after the container exited, to take
+/// the messages still waiting for it, before the exit is reported.
+const SYSLOG_AT_EXIT: Duration = Duration::from_secs(2);
+
 /// A read of at least this much (but less than the buffer) means a bulk
 /// writer: the shim then pauses for [`BULK_PAUSE`] so that its next read
 /// takes what piled up in the pipe (1 MiB) instead of waking up for each
@@ -214,7 +218,8 @@ impl Shim {
             if self.finished() {
                 break;
             }
-            let backpressure = self.clients.iter().any(|c| c.out.len() > HIGH_WATER);
+            let backpressure = self.clients.iter().any(|c| c.out.len() > HIGH_WATER)
+                || self.syslog.as_ref().is_some_and(Syslog::holds_output);
             // Build the poll set: (fd, events, what).
             let mut set: Vec<(RawFd, i16, Slot)> = Vec::with_capacity(8 + self.clients.len());
             set.push((self.sigchld.as_fd().as_raw_fd(), libc::POLLIN, Slot::Signal));
@@ -231,6 +236,9 @@ impl Shim {
                 if let Some(fd) = &self.err {
                     set.push((fd.as_raw_fd(), libc::POLLIN, Slot::Err));
                 }
+            }
+            if let Some(fd) = self.syslog.as_ref().and_then(Syslog::waiting_fd) {
+                set.push((fd, libc::POLLOUT, Slot::Syslog));
             }
             if let (Some(fd), false) = (&self.stdin, self.stdin_pending.is_empty()) {
                 set.push((fd.as_raw_fd(), libc::POLLOUT, Slot::Stdin));
@@ -268,6 +276,11 @@ impl Shim {
                     Slot::Out => self.on_output(STDOUT, &mut buf),
                     Slot::Err => self.on_output(STDERR, &mut buf),
                     Slot::Stdin => self.flush_stdin(),
+                    Slot::Syslog => {
+                        if let Some(syslog) = &mut self.syslog {
+                            syslog.drain();
+                        }
+                    }
                     Slot::Client(i) => self.on_client(i, pfd.revents, &mut buf),
                 }
             }
@@ -506,6 +519,9 @@ impl Shim {
     /// the exit event.
     fn shutdown(&mut self) {
         self.flush_logs();
+        if let Some(syslog) = &mut self.syslog {
+            syslog.finish(Instant::now() + SYSLOG_AT_EXIT);
+        }
         let finished_at = timefmt::now();
         stdio::remove_socket(&self.args.socket(sockets::ATTACH));
         stdio::remove_socket(&self.args.socket(sockets::CONTROL));
@@ -536,6 +552,7 @@ enum Slot {
     Out,
     Err,
     Stdin,
+    Syslog,
     Client(usize),
 }
 

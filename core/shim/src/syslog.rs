@@ -5,9 +5,16 @@
 //! severity info and stderr at err; empty lines are not sent, and a line
 //! longer than [`MAX_PARTIAL`] goes out in pieces, as dockerd's copier
 //! cuts it. Every message ends with a newline, on every transport, as
-//! dockerd's sends them. A failed send reconnects and tries once more;
-//! after that the line is dropped (and said so on the shim's stderr),
-//! never the container's output blocked for good.
+//! dockerd's sends them. A broken connection is made again for the next
+//! message.
+//!
+//! Sockets are non-blocking and what the receiver does not take yet waits
+//! in a queue, which the shim's poll loop writes out when the socket is
+//! writable. In dockerd's blocking mode the shim stops reading the
+//! container's output while anything waits ([`Syslog::holds_output`]), so
+//! a slow receiver slows the container, as on dockerd, while the shim
+//! still answers kill and attach. With `mode=non-blocking` the queue holds
+//! at most `max-buffer-size` bytes and what does not fit is dropped.
 //!
 //! The message forms, byte for byte as dockerd 20.10 writes them (the
 //! process id is the shim's, where dockerd gives its own):
@@ -18,10 +25,12 @@
 //!
 //! Times are local, as dockerd's are.
 
-#![allow(unsafe_code)] // localtime_r: the zone offset of an instant
+#![allow(unsafe_code)] // localtime_r (a zone's offset) and poll (the exit's last sends)
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,12 +55,32 @@ enum Conn {
 }
 
 impl Conn {
-    fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
+    /// Bytes taken: a datagram goes whole or not at all, a stream may take
+    /// part of a message.
+    fn send(&mut self, msg: &[u8]) -> std::io::Result<usize> {
         match self {
-            Conn::Udp(s) => s.send(msg).map(drop),
-            Conn::Tcp(s) => s.write_all(msg),
-            Conn::Stream(s) => s.write_all(msg),
-            Conn::Datagram(s) => s.send(msg).map(drop),
+            Conn::Udp(s) => s.send(msg),
+            Conn::Tcp(s) => s.write(msg),
+            Conn::Stream(s) => s.write(msg),
+            Conn::Datagram(s) => s.send(msg),
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        match self {
+            Conn::Udp(s) => s.as_raw_fd(),
+            Conn::Tcp(s) => s.as_raw_fd(),
+            Conn::Stream(s) => s.as_raw_fd(),
+            Conn::Datagram(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn set_nonblocking(&self) -> std::io::Result<()> {
+        match self {
+            Conn::Udp(s) => s.set_nonblocking(true),
+            Conn::Tcp(s) => s.set_nonblocking(true),
+            Conn::Stream(s) => s.set_nonblocking(true),
+            Conn::Datagram(s) => s.set_nonblocking(true),
         }
     }
 }
@@ -63,8 +92,18 @@ pub struct Syslog {
     pid: u32,
     /// Bytes of an unfinished line, per stream (0 = stdout, 1 = stderr).
     partial: [Vec<u8>; 2],
-    /// The message being put together (kept to reuse its allocation).
-    msg: Vec<u8>,
+    /// Messages the receiver has not taken (wholly) yet, oldest first;
+    /// `sent` bytes of the first are out, `queued` bytes in all.
+    queue: VecDeque<Vec<u8>>,
+    sent: usize,
+    queued: usize,
+    /// The first message failed once already.
+    retried: bool,
+    /// mode=non-blocking: the queue's limit (messages beyond it are
+    /// dropped); `None`: blocking mode.
+    limit: Option<usize>,
+    /// Messages dropped since the last one that got through.
+    dropped: u64,
 }
 
 impl Syslog {
@@ -80,8 +119,97 @@ impl Syslog {
                 .unwrap_or_default(),
             pid: std::process::id(),
             partial: [Vec::new(), Vec::new()],
-            msg: Vec::new(),
+            queue: VecDeque::new(),
+            sent: 0,
+            queued: 0,
+            retried: false,
+            limit: (target.max_buffer > 0).then_some(target.max_buffer as usize),
+            dropped: 0,
         })
+    }
+
+    /// Blocking mode with messages waiting: the container's output is not
+    /// read until the receiver took them.
+    pub fn holds_output(&self) -> bool {
+        self.limit.is_none() && !self.queue.is_empty()
+    }
+
+    /// The socket to poll for writability, while messages wait for it.
+    pub fn waiting_fd(&self) -> Option<RawFd> {
+        match (&self.conn, self.queue.is_empty()) {
+            (Some(conn), false) => Some(conn.fd()),
+            _ => None,
+        }
+    }
+
+    /// Writes out what waits, as far as the receiver takes it now. As
+    /// dockerd's writer does, a message that fails is tried once more on a
+    /// new connection, then dropped (a stream's half-sent message too).
+    pub fn drain(&mut self) {
+        while !self.queue.is_empty() {
+            if self.conn.is_none() {
+                match dial(&self.target.address) {
+                    Ok(conn) => self.conn = Some(conn),
+                    Err(e) => {
+                        eprintln!("berth-shim: syslog: {e}");
+                        self.drop_front();
+                        continue;
+                    }
+                }
+            }
+            let (Some(conn), Some(front)) = (&mut self.conn, self.queue.front()) else {
+                return;
+            };
+            match conn.send(&front[self.sent..]) {
+                Ok(n) if self.sent + n < front.len() => self.sent += n,
+                Ok(_) => self.drop_front(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    eprintln!("berth-shim: syslog: {e}");
+                    self.conn = None;
+                    if self.retried || self.sent > 0 {
+                        self.drop_front();
+                    } else {
+                        self.retried = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first message is done with: sent, or given up.
+    fn drop_front(&mut self) {
+        if let Some(m) = self.queue.pop_front() {
+            self.queued -= m.len();
+        }
+        self.sent = 0;
+        self.retried = false;
+    }
+
+    /// At exit: what still waits gets until `deadline` to go out.
+    pub fn finish(&mut self, deadline: std::time::Instant) {
+        self.flush();
+        while !self.queue.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                eprintln!(
+                    "berth-shim: syslog: {} messages not delivered at exit",
+                    self.queue.len()
+                );
+                return;
+            }
+            // Without a connection, drain dials again (or drops what it cannot send).
+            if let Some(fd) = self.waiting_fd() {
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, exclusively borrowed for the call.
+                unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(100) as i32) };
+            }
+            self.drain();
+        }
     }
 
     /// Takes output of `stream` (1 stdout, 2 stderr) as it was read.
@@ -120,8 +248,7 @@ impl Syslog {
             return;
         }
         let severity = if stream == 2 { ERR } else { INFO };
-        let mut msg = std::mem::take(&mut self.msg);
-        msg.clear();
+        let mut msg = Vec::with_capacity(line.len() + 80);
         format_message(
             &mut msg,
             &self.target,
@@ -131,29 +258,35 @@ impl Syslog {
             self.pid,
             line,
         );
-        // One reconnection per message, as dockerd's writer retries.
-        for attempt in 0..2 {
-            if self.conn.is_none() {
-                self.conn = dial(&self.target.address).ok();
-            }
-            let Some(conn) = &mut self.conn else { continue };
-            match conn.send(&msg) {
-                Ok(()) => break,
-                Err(e) => {
-                    self.conn = None;
-                    if attempt == 1 {
-                        eprintln!("berth-shim: syslog: {e}");
-                    }
+        if let Some(limit) = self.limit {
+            if self.queued + msg.len() > limit {
+                self.dropped += 1;
+                if self.dropped == 1 {
+                    eprintln!("berth-shim: syslog: buffer full, dropping messages");
                 }
+                return;
             }
         }
-        self.msg = msg;
+        self.dropped = 0;
+        self.queued += msg.len();
+        self.queue.push_back(msg);
+        if self.queue.len() == 1 {
+            self.drain();
+        }
     }
 }
 
-/// Opens the connection `address` names (see [`Target::address`]); errors
-/// read like Go's (`dial tcp 127.0.0.1:5599: connect: connection refused`).
+/// Opens the connection `address` names (see [`Target::address`]),
+/// non-blocking once made; errors read like Go's (`dial tcp
+/// 127.0.0.1:5599: connect: connection refused`).
 fn dial(address: &str) -> Result<Conn, String> {
+    let conn = dial_blocking(address)?;
+    conn.set_nonblocking()
+        .map_err(|e| format!("dial {address}: {}", go_reason(&e)))?;
+    Ok(conn)
+}
+
+fn dial_blocking(address: &str) -> Result<Conn, String> {
     if address.is_empty() {
         return dial_local();
     }
@@ -322,6 +455,7 @@ mod tests {
             format: format.into(),
             facility: 3,
             tag: "c227462ff832".into(),
+            ..Default::default()
         };
         let mut out = Vec::new();
         format_message(&mut out, &target, 30, at, "vm", 16697, line.as_bytes());
@@ -376,6 +510,7 @@ mod tests {
             format: "rfc3164".into(),
             facility: 16,
             tag: "web".into(),
+            ..Default::default()
         };
         let mut s = Syslog::connect(&target).unwrap();
         s.write(1, b"one\n\ntw");
@@ -395,6 +530,56 @@ mod tests {
             got,
             ["<134> one\n", "<131> err\n", "<134> two\n", "<134> three\n"]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A receiver that does not read: in blocking mode the shim holds the
+    /// container's output and loses nothing; in non-blocking mode it keeps
+    /// reading and drops what overflows the buffer.
+    #[test]
+    fn a_lagging_receiver_holds_output_or_loses_what_overflows() {
+        use std::io::Read;
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("berth-shim-lag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stream.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut line = vec![b'x'; 999];
+        line.push(b'\n');
+        for max_buffer in [0, 10_000] {
+            let target = Target {
+                address: format!("unix://{}", path.display()),
+                tag: "t".into(),
+                max_buffer,
+                ..Default::default()
+            };
+            let mut s = Syslog::connect(&target).unwrap();
+            let (mut peer, _) = listener.accept().unwrap();
+            // 1,000 messages of about 1 KB: more than a socket buffers.
+            for _ in 0..1000 {
+                s.write(1, &line);
+            }
+            let reader = std::thread::spawn(move || {
+                let mut all = Vec::new();
+                peer.read_to_end(&mut all).unwrap();
+                all.iter().filter(|b| **b == b'\n').count()
+            });
+            if max_buffer == 0 {
+                assert!(s.holds_output());
+            } else {
+                assert!(!s.holds_output());
+                assert!(s.queued <= 10_000);
+            }
+            s.finish(std::time::Instant::now() + std::time::Duration::from_secs(10));
+            assert!(s.queue.is_empty());
+            drop(s);
+            let received = reader.join().unwrap();
+            if max_buffer == 0 {
+                assert_eq!(received, 1000);
+            } else {
+                assert!(received < 1000, "{received}");
+            }
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

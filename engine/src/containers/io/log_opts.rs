@@ -4,10 +4,10 @@
 //! `mode` and `max-buffer-size` belong to every driver (dockerd's buffer in
 //! front of a driver): checked as dockerd checks them. Berth's drivers
 //! write files from the shim, which reads a container's output as it
-//! comes, so both modes behave alike for them. (The syslog driver's sends
-//! are blocking in either mode: a stalled tcp receiver holds the shim, as
-//! dockerd's blocking mode holds the container; non-blocking mode's ring
-//! buffer is not built yet.) A driver that ships lines
+//! comes, so both modes behave alike for them. The syslog driver honours
+//! them (see the shim's syslog.rs): blocking holds the container's output
+//! while the receiver lags, non-blocking drops what overflows the buffer.
+//! A driver that ships lines
 //! elsewhere (syslog) also keeps dockerd's dual-logging cache, a `local`
 //! file `docker logs` reads, with its `cache-*` options.
 

@@ -82,7 +82,14 @@ pub fn target(opts: &HashMap<String, String>, tag: String) -> Result<Syslog> {
             }
         }
     }
+    // dockerd's ring buffer in front of a driver holds 1 MB unless told.
+    let max_buffer = if get("mode") == "non-blocking" {
+        crate::util::parse_size(get("max-buffer-size")).unwrap_or(1_000_000)
+    } else {
+        0
+    };
     Ok(Syslog {
+        max_buffer,
         address,
         format: get("syslog-format").to_string(),
         facility: facility(get("syslog-facility"))?,
@@ -188,6 +195,12 @@ mod tests {
         assert_eq!(t(&[("syslog-facility", "local3")]).facility, 19);
         assert_eq!(t(&[("syslog-facility", "7")]).facility, 7);
         assert_eq!(t(&[]).facility, 3);
+        assert_eq!(t(&[]).max_buffer, 0);
+        assert_eq!(t(&[("mode", "non-blocking")]).max_buffer, 1_000_000);
+        assert_eq!(
+            t(&[("mode", "non-blocking"), ("max-buffer-size", "4k")]).max_buffer,
+            4096
+        );
         assert_eq!(
             target(
                 &opts(&[("syslog-address", "udp://127.0.0.1:99999")]),
