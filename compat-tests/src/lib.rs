@@ -83,6 +83,8 @@ pub struct Berth {
     /// A berthd that is not our child: started by `berthd upgrade`.
     detached_berthd: Option<u32>,
     extra_args: Vec<String>,
+    /// Variables berthd's environment has besides the test's.
+    env: Vec<(String, String)>,
     /// Where berthd is run from (it finds berth-core next to itself).
     bin: PathBuf,
     /// This instance's network slot (see `NetSlot`).
@@ -225,9 +227,18 @@ impl Berth {
         Self::start_from(bin_dir(), extra)
     }
 
+    /// [`Berth::start`] with berthd's environment extended by `env`.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Berth {
+        Self::start_from_with_env(bin_dir(), &[], env)
+    }
+
     /// Starts the binaries in `bin` (another build, such as the previous
     /// release's) rather than this tree's.
     pub fn start_from(bin: PathBuf, extra: &[&str]) -> Berth {
+        Self::start_from_with_env(bin, extra, &[])
+    }
+
+    fn start_from_with_env(bin: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Berth {
         let root =
             std::env::temp_dir().join(format!("berth-test-{}-{}", std::process::id(), unique()));
         let _ = std::fs::remove_dir_all(&root);
@@ -238,6 +249,10 @@ impl Berth {
             berthd: None,
             detached_berthd: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             bin,
             net: NetSlot::take(),
         };
@@ -338,6 +353,7 @@ impl Berth {
                     "/usr/sbin:/usr/bin:/sbin:/bin".into()
                 },
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(self.berthd_flags())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

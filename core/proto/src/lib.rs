@@ -34,8 +34,8 @@ pub mod timefmt;
 /// running task (`UpdateTaskRequest`, `TaskInfo::paused`). 5 adds the
 /// `local` log format (`CreateTaskRequest::log_format`); an older core
 /// would write json-file where the engine reads `local`. 6 adds sending
-/// each line to syslog (`CreateTaskRequest::syslog`), which an older core
-/// would drop.
+/// each line to syslog or journald (`CreateTaskRequest::syslog`,
+/// `journald`), which an older core would drop.
 pub const VERSION: u32 = 6;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
@@ -129,6 +129,9 @@ pub struct CreateTaskRequest {
     /// cache `docker logs` reads (dual logging), in the `local` format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog: Option<shim::Syslog>,
+    /// Since version 6: the same for journald (Docker's journald driver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journald: Option<shim::Journald>,
 }
 
 /// A health check (Docker's HEALTHCHECK), run by the core with the

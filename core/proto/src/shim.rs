@@ -94,6 +94,21 @@ pub struct Syslog {
     pub max_buffer: u64,
 }
 
+/// A journald the shim sends each line to, as Docker's journald driver
+/// does (its native protocol; see the shim's journald.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journald {
+    /// The journal's native socket (`/run/systemd/journal/socket`).
+    pub socket: String,
+    /// Every entry's fields besides MESSAGE and PRIORITY, in order
+    /// (CONTAINER_ID, CONTAINER_NAME, SYSLOG_IDENTIFIER, …).
+    #[serde(default)]
+    pub fields: Vec<(String, String)>,
+    /// As [`Syslog::max_buffer`].
+    #[serde(default)]
+    pub max_buffer: u64,
+}
+
 /// How a start that could not reach its log receiver fails, in dockerd's
 /// words: the shim's message starts so, and the engine passes it on as is.
 pub const LOGGING_FAILED: &str = "failed to initialize logging driver";
@@ -113,8 +128,9 @@ pub struct Args {
     pub log_max_size: u64,
     pub log_max_files: u32,
     pub log_format: LogFormat,
-    /// Where each line also goes (`--syslog-*`).
+    /// Where each line also goes (`--syslog-*`, `--journald-*`).
     pub syslog: Option<Syslog>,
+    pub journald: Option<Journald>,
     /// Prefix of the shim's sockets (see [`sockets`]).
     pub socket_base: PathBuf,
     pub stdin: bool,
@@ -157,6 +173,15 @@ impl Args {
             pair("--syslog-tag", &s.tag.clone().into());
             if s.max_buffer > 0 {
                 pair("--syslog-max-buffer", &s.max_buffer.to_string().into());
+            }
+        }
+        if let Some(j) = &self.journald {
+            pair("--journald-socket", &j.socket.clone().into());
+            for (k, v) in &j.fields {
+                pair("--journald-field", &format!("{k}={v}").into());
+            }
+            if j.max_buffer > 0 {
+                pair("--journald-max-buffer", &j.max_buffer.to_string().into());
             }
         }
         for (on, flag) in [
@@ -213,6 +238,19 @@ impl Args {
                         .parse()
                         .map_err(|_| "--syslog-max-buffer needs a number")?
                 }
+                "--journald-socket" => a.journald_mut().socket = value()?,
+                "--journald-field" => {
+                    let v = value()?;
+                    let (k, v) = v
+                        .split_once('=')
+                        .ok_or("--journald-field needs KEY=value")?;
+                    a.journald_mut().fields.push((k.to_string(), v.to_string()));
+                }
+                "--journald-max-buffer" => {
+                    a.journald_mut().max_buffer = value()?
+                        .parse()
+                        .map_err(|_| "--journald-max-buffer needs a number")?
+                }
                 "--socket-base" => a.socket_base = value()?.into(),
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,
@@ -239,6 +277,10 @@ impl Args {
 
     fn syslog_mut(&mut self) -> &mut Syslog {
         self.syslog.get_or_insert_with(Syslog::default)
+    }
+
+    fn journald_mut(&mut self) -> &mut Journald {
+        self.journald.get_or_insert_with(Journald::default)
     }
 
     /// A file of the task's state directory (see [`files`]).
@@ -408,6 +450,14 @@ mod tests {
                 facility: 3,
                 tag: "web {x}".into(),
                 max_buffer: 1_000_000,
+            }),
+            journald: Some(Journald {
+                socket: "/run/systemd/journal/socket".into(),
+                fields: vec![
+                    ("CONTAINER_NAME".into(), "web".into()),
+                    ("LABEL_X".into(), "a=b".into()),
+                ],
+                max_buffer: 0,
             }),
             socket_base: "/run/x".into(),
             stdin: true,

@@ -12,8 +12,8 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::attach::{Client, HIGH_WATER};
 use crate::log_writer::LogWriter;
+use crate::ship::{Form, Shipper};
 use crate::stdio::{self, Streams};
-use crate::syslog::Syslog;
 use crate::{reaper, Args};
 use berth_proto::shim::{self as contract, files, sockets, Request};
 use berth_proto::timefmt;
@@ -22,9 +22,10 @@ use berth_proto::timefmt;
 /// the container's pid namespace (or share the host's) may hold the pipes.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
-/// How long the syslog receiver gets, after the container exited, to take
-/// the messages still waiting for it, before the exit is reported.
-const SYSLOG_AT_EXIT: Duration = Duration::from_secs(2);
+/// How long a log receiver (syslog, journald) gets, after the container
+/// exited, to take the messages still waiting for it, before the exit is
+/// reported.
+const SHIPPING_AT_EXIT: Duration = Duration::from_secs(2);
 
 /// A read of at least this much (but less than the buffer) means a bulk
 /// writer: the shim then pauses for [`BULK_PAUSE`] so that its next read
@@ -46,8 +47,8 @@ pub struct Shim {
     /// The pty master, kept for resize.
     console: Option<OwnedFd>,
     log: LogWriter,
-    /// Docker's syslog driver: every line also goes there.
-    syslog: Option<Syslog>,
+    /// Docker's syslog or journald driver: every line also goes there.
+    shipper: Option<Shipper>,
     attach: UnixListener,
     control: UnixListener,
     clients: Vec<Client>,
@@ -165,7 +166,7 @@ impl Shim {
             args.log_format,
         )
         .map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
-        let syslog = args.syslog.as_ref().map(Syslog::connect).transpose()?;
+        let shipper = shipper_of(args)?;
         if let Some(dir) = args.socket_base.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("socket directory: {e}"))?;
         }
@@ -190,7 +191,7 @@ impl Shim {
             stdin_close: false,
             console,
             log,
-            syslog,
+            shipper,
             attach,
             control,
             clients: Vec::new(),
@@ -219,7 +220,7 @@ impl Shim {
                 break;
             }
             let backpressure = self.clients.iter().any(|c| c.out.len() > HIGH_WATER)
-                || self.syslog.as_ref().is_some_and(Syslog::holds_output);
+                || self.shipper.as_ref().is_some_and(Shipper::holds_output);
             // Build the poll set: (fd, events, what).
             let mut set: Vec<(RawFd, i16, Slot)> = Vec::with_capacity(8 + self.clients.len());
             set.push((self.sigchld.as_fd().as_raw_fd(), libc::POLLIN, Slot::Signal));
@@ -237,8 +238,8 @@ impl Shim {
                     set.push((fd.as_raw_fd(), libc::POLLIN, Slot::Err));
                 }
             }
-            if let Some(fd) = self.syslog.as_ref().and_then(Syslog::waiting_fd) {
-                set.push((fd, libc::POLLOUT, Slot::Syslog));
+            if let Some(fd) = self.shipper.as_ref().and_then(Shipper::waiting_fd) {
+                set.push((fd, libc::POLLOUT, Slot::Shipper));
             }
             if let (Some(fd), false) = (&self.stdin, self.stdin_pending.is_empty()) {
                 set.push((fd.as_raw_fd(), libc::POLLOUT, Slot::Stdin));
@@ -276,9 +277,9 @@ impl Shim {
                     Slot::Out => self.on_output(STDOUT, &mut buf),
                     Slot::Err => self.on_output(STDERR, &mut buf),
                     Slot::Stdin => self.flush_stdin(),
-                    Slot::Syslog => {
-                        if let Some(syslog) = &mut self.syslog {
-                            syslog.drain();
+                    Slot::Shipper => {
+                        if let Some(shipper) = &mut self.shipper {
+                            shipper.drain();
                         }
                     }
                     Slot::Client(i) => self.on_client(i, pfd.revents, &mut buf),
@@ -295,13 +296,21 @@ impl Shim {
         self.shutdown();
     }
 
-    fn finished(&self) -> bool {
-        match self.exited_at {
-            None => false,
-            Some(at) => {
-                (self.out.is_none() && self.err.is_none()) || at.elapsed() > DRAIN_AFTER_EXIT
-            }
+    fn finished(&mut self) -> bool {
+        let Some(at) = self.exited_at else {
+            return false;
+        };
+        if self.out.is_none() && self.err.is_none() {
+            return true;
         }
+        // While a lagging log receiver holds the output (blocking mode),
+        // what is left in the pipes waits for it, as on dockerd: the drain
+        // clock starts again once the receiver takes what waits.
+        if self.shipper.as_ref().is_some_and(Shipper::holds_output) {
+            self.exited_at = Some(Instant::now());
+            return false;
+        }
+        at.elapsed() > DRAIN_AFTER_EXIT
     }
 
     fn on_sigchld(&mut self) {
@@ -322,14 +331,14 @@ impl Shim {
         match nix::unistd::read(fd.as_raw_fd(), buf) {
             Ok(0) => {
                 *slot = None;
-                self.flush_logs();
+                self.flush_stream_logs(stream);
             }
             Ok(n) => {
                 self.bulk |= n >= BULK_READ && n < buf.len();
                 let data = &buf[..n];
                 self.log.write(stream, data);
-                if let Some(syslog) = &mut self.syslog {
-                    syslog.write(stream, data);
+                if let Some(shipper) = &mut self.shipper {
+                    shipper.write(stream, data);
                 }
                 for c in &mut self.clients {
                     c.queue(stream, data);
@@ -339,16 +348,24 @@ impl Shim {
             // EIO: the terminal's other side is gone.
             Err(_) => {
                 *slot = None;
-                self.flush_logs();
+                self.flush_stream_logs(stream);
             }
         }
     }
 
-    /// Writes out unfinished lines: a stream closed or the process exited.
+    /// Writes out the unfinished line of a stream that closed.
+    fn flush_stream_logs(&mut self, stream: u8) {
+        self.log.flush_stream(stream);
+        if let Some(shipper) = &mut self.shipper {
+            shipper.flush_stream(stream);
+        }
+    }
+
+    /// Writes out unfinished lines: the process exited.
     fn flush_logs(&mut self) {
         self.log.flush();
-        if let Some(syslog) = &mut self.syslog {
-            syslog.flush();
+        if let Some(shipper) = &mut self.shipper {
+            shipper.flush();
         }
     }
 
@@ -519,8 +536,8 @@ impl Shim {
     /// the exit event.
     fn shutdown(&mut self) {
         self.flush_logs();
-        if let Some(syslog) = &mut self.syslog {
-            syslog.finish(Instant::now() + SYSLOG_AT_EXIT);
+        if let Some(shipper) = &mut self.shipper {
+            shipper.finish(Instant::now() + SHIPPING_AT_EXIT);
         }
         let finished_at = timefmt::now();
         stdio::remove_socket(&self.args.socket(sockets::ATTACH));
@@ -552,8 +569,23 @@ enum Slot {
     Out,
     Err,
     Stdin,
-    Syslog,
+    Shipper,
     Client(usize),
+}
+
+/// Connects to the log receiver the driver names, if any: one that cannot
+/// be reached fails the start, as on dockerd.
+fn shipper_of(args: &Args) -> Result<Option<Shipper>, String> {
+    if let Some(s) = &args.syslog {
+        let form = Form::Syslog(crate::syslog::Form::new(s));
+        return Shipper::connect(form, &s.address, s.max_buffer).map(Some);
+    }
+    if let Some(j) = &args.journald {
+        let form = Form::Journald(crate::journald::Form::new(j));
+        let address = format!("unixgram://{}", j.socket);
+        return Shipper::connect(form, &address, j.max_buffer).map(Some);
+    }
+    Ok(None)
 }
 
 fn listen(path: &std::path::Path) -> Result<UnixListener, String> {

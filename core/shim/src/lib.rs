@@ -19,9 +19,11 @@
 mod attach;
 mod daemonize;
 mod event_loop;
+mod journald;
 mod log_writer;
 mod oom;
 mod reaper;
+mod ship;
 mod stdio;
 mod syslog;
 

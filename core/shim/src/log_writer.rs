@@ -213,25 +213,26 @@ impl LogWriter {
 
     /// Writes out unfinished lines (at stream close or exit).
     pub fn flush(&mut self) {
+        self.flush_stream(1);
+        self.flush_stream(2);
+    }
+
+    /// Writes out the unfinished line of one stream (it closed; the other
+    /// may still be mid-line).
+    pub fn flush_stream(&mut self, stream: u8) {
         if self.file.is_none() {
             return;
         }
+        let piece = std::mem::take(&mut self.partial[usize::from(stream == 2)]);
         if self.format == Format::Local {
-            let time = local_log::now_nanos();
-            for (idx, stream) in [(0, 1u8), (1, 2u8)] {
-                let piece = std::mem::take(&mut self.partial[idx]);
-                self.add_record(stream, true, time, &piece, &[]);
-            }
+            self.add_record(stream, true, local_log::now_nanos(), &piece, &[]);
             return;
         }
-        self.time = timefmt::now();
-        for (idx, stream) in [(0, 1u8), (1, 2u8)] {
-            let piece = std::mem::take(&mut self.partial[idx]);
-            if !piece.is_empty() {
-                self.add(stream, &piece, false);
-            }
+        if !piece.is_empty() {
+            self.time = timefmt::now();
+            self.add(stream, &piece, false);
+            self.write_out();
         }
-        self.write_out();
     }
 
     /// Adds an entry; with rotation, a file is rotated before the entry
@@ -322,6 +323,18 @@ mod tests {
         let long = vec![b'x'; MAX_PARTIAL + 10];
         w.write(2, &long);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
+        // One stream closing leaves the other's unfinished line alone.
+        w.write(1, b"half");
+        w.flush_stream(2);
+        w.write(1, b" and half\n");
+        let last = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            last.lines()
+                .last()
+                .unwrap()
+                .starts_with("{\"log\":\"half and half\\n\""),
+            "{last}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

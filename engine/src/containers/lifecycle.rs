@@ -14,6 +14,12 @@ use crate::error::{Error, Result};
 /// The cgroup parent of every container, like Docker's "/docker".
 pub const CGROUP_PARENT: &str = "/berth";
 
+/// The receivers a shipping log driver's shim sends to.
+type Shipping = (
+    Option<berth_proto::shim::Syslog>,
+    Option<berth_proto::shim::Journald>,
+);
+
 /// What `POST /containers/{id}/wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -89,16 +95,17 @@ impl Containers {
         }
     }
 
-    /// Where the shim sends each line for the syslog driver (none for the
-    /// other drivers); the tag template is filled in now, as dockerd
-    /// fills it when the container starts.
-    fn syslog_target(&self, c: &Container) -> Result<Option<berth_proto::shim::Syslog>> {
-        if c.log_driver() != "syslog" {
-            return Ok(None);
+    /// Where the shim sends each line for the syslog or journald driver
+    /// (neither for the file drivers); the tag template is filled in now,
+    /// as dockerd fills it when the container starts.
+    fn shipping(&self, c: &Container) -> Result<Shipping> {
+        let driver = c.log_driver();
+        if !matches!(driver.as_str(), "syslog" | "journald") {
+            return Ok((None, None));
         }
         if self.core.version() < 6 {
             return Err(Error::InvalidArgument(format!(
-                "the running berth-core speaks protocol version {}, which cannot send logs to syslog; upgrade berth-core",
+                "the running berth-core speaks protocol version {}, which cannot send logs to {driver}; upgrade berth-core",
                 self.core.version()
             )));
         }
@@ -110,7 +117,11 @@ impl Containers {
             image_name: &c.image_ref,
         };
         let tag = io::log_tag::render(opts.get("tag").map_or("", String::as_str), &facts)?;
-        io::syslog::target(&opts, tag).map(Some)
+        if driver == "journald" {
+            let max_buffer = io::log_opts::max_buffer(&opts);
+            return Ok((None, Some(io::journald::settings(c, tag, max_buffer)?)));
+        }
+        Ok((Some(io::syslog::target(&opts, tag)?), None))
     }
 
     async fn start_locked(&self, c: &mut Container) -> Result<()> {
@@ -211,7 +222,7 @@ impl Containers {
                 self.core.version()
             )));
         }
-        let syslog = self.syslog_target(c)?;
+        let (syslog, journald) = self.shipping(c)?;
         let log_path = match c.log_file(&paths) {
             None => String::new(),
             Some(p) => {
@@ -260,6 +271,7 @@ impl Containers {
             runtime: self.runtime_for_core(c.host_config.runtime.as_deref().unwrap_or("")),
             exec_in: None,
             syslog,
+            journald,
         };
         // netavark configures the namespace while the runtime creates the
         // container in it: the process runs only at start_task.

@@ -167,6 +167,34 @@ impl Container {
             .unwrap_or_default()
     }
 
+    /// The attributes the `labels` and `env` log options name, with their
+    /// values (sorted by key): what `docker logs --details` shows and the
+    /// journald driver adds to each entry.
+    pub fn log_attributes(&self) -> Vec<(String, String)> {
+        let opts = self.log_options();
+        let names = |key: &str| -> Vec<String> {
+            opts.get(key)
+                .map(|s| s.split(',').map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let mut attrs: Vec<(String, String)> = Vec::new();
+        let labels = self.config.labels.clone().unwrap_or_default();
+        for key in names("labels") {
+            if let Some(v) = labels.get(&key) {
+                attrs.push((key, v.clone()));
+            }
+        }
+        let env = self.config.env.clone().unwrap_or_default();
+        for key in names("env") {
+            let prefix = format!("{key}=");
+            if let Some(v) = env.iter().find_map(|e| e.strip_prefix(&prefix)) {
+                attrs.push((key, v.to_string()));
+            }
+        }
+        attrs.sort();
+        attrs
+    }
+
     /// Where the shim writes the log: json-file's `<id>-json.log`, the
     /// local driver's `local-logs/container.log`, a shipping driver's
     /// dual-logging cache `container-cached.log` (Docker's places); none

@@ -66,6 +66,7 @@ impl Tasks {
             log_max_files: req.log_max_files,
             log_format: req.log_format.clone(),
             syslog: req.syslog.clone(),
+            journald: req.journald.clone(),
             stdin: req.stdin,
             stdin_once: req.stdin_once,
             tty: req.tty,
@@ -159,6 +160,7 @@ impl Tasks {
             log_format: contract::LogFormat::parse(&rec.log_format)
                 .map_err(Error::InvalidArgument)?,
             syslog: rec.syslog.clone(),
+            journald: rec.journald.clone(),
             socket_base: rec.socket_base.clone(),
             stdin: rec.stdin,
             stdin_once: rec.stdin_once,

@@ -35,6 +35,8 @@ pub(super) struct TaskRecord {
     pub log_format: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog: Option<contract::Syslog>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journald: Option<contract::Journald>,
     #[serde(default)]
     pub stdin: bool,
     #[serde(default)]

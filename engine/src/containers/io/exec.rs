@@ -179,6 +179,7 @@ impl Containers {
             health: None,
             exec_in: Some(c.id.clone()),
             syslog: None,
+            journald: None,
         };
         let task = self.core.create_task(&req).await?;
         Ok(Started {

@@ -33,7 +33,7 @@ const KNOWN: &[&str] = &[
 const KNOWN_LOCAL: &[&str] = &["max-size", "max-file", "compress"];
 
 /// The drivers Berth has.
-pub const SUPPORTED: &[&str] = &["json-file", "local", "none", "syslog"];
+pub const SUPPORTED: &[&str] = &["json-file", "journald", "local", "none", "syslog"];
 
 /// Whether `driver` writes its own file (else it ships lines elsewhere and
 /// keeps the dual-logging cache).
@@ -56,6 +56,17 @@ fn go_bool(s: &str) -> Option<bool> {
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
         _ => None,
     }
+}
+
+/// The buffer in front of a shipping driver in `mode=non-blocking`, in
+/// bytes (dockerd's ring buffer holds 1 MB unless told); 0: blocking.
+pub fn max_buffer(opts: &HashMap<String, String>) -> u64 {
+    if opts.get("mode").map(String::as_str) != Some("non-blocking") {
+        return 0;
+    }
+    opts.get("max-buffer-size")
+        .and_then(|s| parse_size(s))
+        .unwrap_or(1_000_000)
 }
 
 /// Whether a shipping driver keeps the cache `docker logs` reads.
@@ -166,6 +177,16 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
             ))),
             None => Ok(()),
         };
+    }
+    if driver == "journald" {
+        if let Some(k) = opts.keys().filter(own).find(|k| {
+            !super::journald::OPTIONS.contains(&k.as_str()) && !CACHE.contains(&k.as_str())
+        }) {
+            return Err(Error::InvalidArgument(format!(
+                "unknown log opt '{k}' for journald log driver"
+            )));
+        }
+        return Ok(());
     }
     if driver == "syslog" {
         if let Some(k) = opts

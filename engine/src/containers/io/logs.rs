@@ -141,35 +141,7 @@ impl Containers {
 /// Docker's `--details`: the attributes named by the log options `labels`
 /// and `env`, as `key=value` pairs joined by commas.
 fn details_of(c: &crate::containers::record::Container) -> String {
-    let opts = c
-        .host_config
-        .log_config
-        .as_ref()
-        .and_then(|l| l.config.clone())
-        .unwrap_or_default();
-    let mut attrs: Vec<(String, String)> = Vec::new();
-    let labels = c.config.labels.clone().unwrap_or_default();
-    for key in opts
-        .get("labels")
-        .map(|s| s.split(',').collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        if let Some(v) = labels.get(key) {
-            attrs.push((key.to_string(), v.clone()));
-        }
-    }
-    let env = c.config.env.clone().unwrap_or_default();
-    for key in opts
-        .get("env")
-        .map(|s| s.split(',').collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        if let Some(v) = env.iter().find_map(|e| e.strip_prefix(&format!("{key}="))) {
-            attrs.push((key.to_string(), v.to_string()));
-        }
-    }
-    attrs.sort();
-    attrs
+    c.log_attributes()
         .iter()
         .map(|(k, v)| format!("{}={}", url_escape(k), url_escape(v)))
         .collect::<Vec<_>>()

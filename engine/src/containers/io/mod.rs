@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod exec;
+pub mod journald;
 pub mod log_opts;
 pub mod log_tag;
 pub mod logs;

@@ -82,14 +82,8 @@ pub fn target(opts: &HashMap<String, String>, tag: String) -> Result<Syslog> {
             }
         }
     }
-    // dockerd's ring buffer in front of a driver holds 1 MB unless told.
-    let max_buffer = if get("mode") == "non-blocking" {
-        crate::util::parse_size(get("max-buffer-size")).unwrap_or(1_000_000)
-    } else {
-        0
-    };
     Ok(Syslog {
-        max_buffer,
+        max_buffer: super::log_opts::max_buffer(opts),
         address,
         format: get("syslog-format").to_string(),
         facility: facility(get("syslog-facility"))?,
