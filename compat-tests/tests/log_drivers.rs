@@ -517,10 +517,14 @@ fn journald_entries_carry_dockerds_fields() {
             "journaled",
             "--label",
             "com.example.tier=web",
+            "-e",
+            "API_TOKEN=hunter2",
             "--log-driver",
             "journald",
             "--log-opt",
             "labels=com.example.tier",
+            "--log-opt",
+            "env=API_TOKEN",
             "--log-opt",
             "tag={{.Name}}-{{.ImageName}}",
             "busybox",
@@ -564,6 +568,14 @@ fn journald_entries_carry_dockerds_fields() {
         assert_eq!(e["CONTAINER_TAG"], "journaled-busybox");
         assert_eq!(e["IMAGE_NAME"], "busybox");
         assert_eq!(e["COM_EXAMPLE_TIER"], "web");
+        assert_eq!(e["API_TOKEN"], "hunter2");
+        // Logged where the user asked, not shown to every user in `ps`
+        // (journald records the sender's command line).
+        assert!(
+            !e["_CMDLINE"].as_str().unwrap_or("").contains("hunter2"),
+            "{}",
+            e["_CMDLINE"]
+        );
     }
     let logs = b.docker(&["logs", "journaled"]).ok();
     assert_eq!(logs.stdout, "hello\n\npart");

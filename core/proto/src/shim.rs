@@ -109,6 +109,12 @@ pub struct Journald {
     pub max_buffer: u64,
 }
 
+/// The journald fields reach the shim in its environment (JSON), not on
+/// its command line: they may hold `env` values the user chose to log,
+/// and a command line is readable by every user (and recorded by journald
+/// in each entry's _CMDLINE), an environment only by the shim's owner.
+pub const JOURNALD_FIELDS_ENV: &str = "BERTH_JOURNALD_FIELDS";
+
 /// How a start that could not reach its log receiver fails, in dockerd's
 /// words: the shim's message starts so, and the engine passes it on as is.
 pub const LOGGING_FAILED: &str = "failed to initialize logging driver";
@@ -177,9 +183,6 @@ impl Args {
         }
         if let Some(j) = &self.journald {
             pair("--journald-socket", &j.socket.clone().into());
-            for (k, v) in &j.fields {
-                pair("--journald-field", &format!("{k}={v}").into());
-            }
             if j.max_buffer > 0 {
                 pair("--journald-max-buffer", &j.max_buffer.to_string().into());
             }
@@ -197,8 +200,26 @@ impl Args {
         out
     }
 
-    /// Reads the shim's command line (without the program name).
+    /// What the shim's environment must hold besides its command line.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        match &self.journald {
+            Some(j) => vec![(
+                JOURNALD_FIELDS_ENV,
+                serde_json::to_string(&j.fields).unwrap_or_default(),
+            )],
+            None => Vec::new(),
+        }
+    }
+
+    /// Reads the shim's command line (without the program name) and the
+    /// part of its settings in its environment.
     pub fn parse(argv: &[String]) -> Result<Args, String> {
+        Self::parse_with(argv, std::env::var(JOURNALD_FIELDS_ENV).ok().as_deref())
+    }
+
+    /// [`Args::parse`], with the journald fields given (the value of
+    /// [`JOURNALD_FIELDS_ENV`]).
+    pub fn parse_with(argv: &[String], journald_fields: Option<&str>) -> Result<Args, String> {
         let mut a = Args::default();
         let mut it = argv.iter();
         while let Some(key) = it.next() {
@@ -239,13 +260,6 @@ impl Args {
                         .map_err(|_| "--syslog-max-buffer needs a number")?
                 }
                 "--journald-socket" => a.journald_mut().socket = value()?,
-                "--journald-field" => {
-                    let v = value()?;
-                    let (k, v) = v
-                        .split_once('=')
-                        .ok_or("--journald-field needs KEY=value")?;
-                    a.journald_mut().fields.push((k.to_string(), v.to_string()));
-                }
                 "--journald-max-buffer" => {
                     a.journald_mut().max_buffer = value()?
                         .parse()
@@ -265,6 +279,10 @@ impl Args {
             || a.runtime.as_os_str().is_empty()
         {
             return Err("--id, --state-dir, --bundle and --runtime are required".into());
+        }
+        if let (Some(j), Some(fields)) = (&mut a.journald, journald_fields) {
+            j.fields =
+                serde_json::from_str(fields).map_err(|e| format!("{JOURNALD_FIELDS_ENV}: {e}"))?;
         }
         if a.socket_base.as_os_str().is_empty() {
             a.socket_base = a.state_dir.join("sock");
@@ -470,7 +488,10 @@ mod tests {
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
-        assert_eq!(Args::parse(&argv).unwrap(), a);
+        assert!(!argv.iter().any(|s| s.contains("LABEL_X")));
+        let env = a.environment();
+        assert_eq!(env[0].0, JOURNALD_FIELDS_ENV);
+        assert_eq!(Args::parse_with(&argv, Some(&env[0].1)).unwrap(), a);
     }
 
     #[test]

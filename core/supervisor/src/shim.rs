@@ -114,6 +114,7 @@ pub fn read_pid(path: &Path) -> Option<i32> {
 async fn spawn(shim: &Path, args: &contract::Args) -> Result<i32, Error> {
     let mut cmd = tokio::process::Command::new(shim);
     cmd.args(args.to_args());
+    cmd.envs(args.environment());
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
