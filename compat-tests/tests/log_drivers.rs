@@ -378,22 +378,41 @@ fn syslog_modes_when_the_receiver_stops_reading() {
     );
     run("patient", &[]);
     // The non-blocking one ends while the receiver still reads nothing.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut wait = b.docker_cmd(&["wait", "lossy"]);
-    let waiter = std::thread::spawn(move || {
-        let out = wait.output().unwrap();
-        let _ = tx.send(String::from_utf8_lossy(&out.stdout).trim().to_string());
-    });
-    let ended = rx.recv_timeout(Duration::from_secs(60));
+    let lossy_ended = wait_within(&b, "lossy", 60);
+    // A blocking one killed while the receiver is stuck: its exit is
+    // reported all the same (dockerd reports exits whatever its log copier
+    // waits for), after a bounded wait for the receiver.
+    let opt = format!("syslog-address={address}");
+    b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "stuck",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &opt,
+        "busybox",
+        "sh",
+        "-c",
+        "yes",
+    ])
+    .ok();
+    b.docker(&["kill", "stuck"]).ok();
+    let stuck_ended = wait_within(&b, "stuck", 60);
     // Let the receiver read again before judging, so that nothing is left
     // hanging whatever the outcome.
     signal("-CONT");
     assert_eq!(
-        ended.as_deref(),
-        Ok("0"),
+        lossy_ended.as_deref(),
+        Some("0"),
         "the non-blocking container did not end"
     );
-    waiter.join().unwrap();
+    assert_eq!(
+        stuck_ended.as_deref(),
+        Some("137"),
+        "a killed container's exit was not reported"
+    );
     b.docker(&["wait", "patient"]).ok();
     let all = rsyslog.wait_for("patient[", 40_000);
     let odd: Vec<&String> = all
@@ -411,6 +430,18 @@ fn syslog_modes_when_the_receiver_stops_reading() {
         lossy < 40_000,
         "{lossy} of 40000 arrived: nothing was dropped"
     );
+}
+
+/// `docker wait NAME`'s exit code, or `None` if it takes longer than
+/// `secs` (the waiting client is left to end with the test).
+fn wait_within(b: &Berth, name: &str, secs: u64) -> Option<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut wait = b.docker_cmd(&["wait", name]);
+    std::thread::spawn(move || {
+        let out = wait.output().unwrap();
+        let _ = tx.send(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    });
+    rx.recv_timeout(Duration::from_secs(secs)).ok()
 }
 
 /// A systemd-journald of the test's own, in a journal namespace: its

@@ -27,6 +27,10 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// reported.
 const SHIPPING_AT_EXIT: Duration = Duration::from_secs(2);
 
+/// How long after the exit a lagging log receiver may hold the output
+/// still in the pipes (blocking mode) before the exit is reported anyway.
+const HELD_AFTER_EXIT: Duration = Duration::from_secs(10);
+
 /// A read of at least this much (but less than the buffer) means a bulk
 /// writer: the shim then pauses for [`BULK_PAUSE`] so that its next read
 /// takes what piled up in the pipe (1 MiB) instead of waking up for each
@@ -55,6 +59,9 @@ pub struct Shim {
     sigchld: SignalFd,
     exit_code: Option<i32>,
     exited_at: Option<Instant>,
+    /// When a log receiver last held the output after the exit (the drain
+    /// clock counts from then).
+    held_at: Option<Instant>,
     /// The last read found a bulk writer (see [`BULK_READ`]).
     bulk: bool,
     /// The container's OOM-kill counter (not for execs).
@@ -198,6 +205,7 @@ impl Shim {
             sigchld,
             exit_code: None,
             exited_at: None,
+            held_at: None,
             bulk: false,
             oom_counter: if args.exec {
                 None
@@ -297,20 +305,24 @@ impl Shim {
     }
 
     fn finished(&mut self) -> bool {
-        let Some(at) = self.exited_at else {
+        let Some(exited) = self.exited_at else {
             return false;
         };
         if self.out.is_none() && self.err.is_none() {
             return true;
         }
         // While a lagging log receiver holds the output (blocking mode),
-        // what is left in the pipes waits for it, as on dockerd: the drain
-        // clock starts again once the receiver takes what waits.
-        if self.shipper.as_ref().is_some_and(Shipper::holds_output) {
-            self.exited_at = Some(Instant::now());
+        // what is left in the pipes waits for it, and the drain clock
+        // starts again once it took what waits; but not for ever: dockerd
+        // reports an exit whatever its log copier is stuck on, and so must
+        // `docker stop` and `docker wait` here.
+        if self.shipper.as_ref().is_some_and(Shipper::holds_output)
+            && exited.elapsed() < HELD_AFTER_EXIT
+        {
+            self.held_at = Some(Instant::now());
             return false;
         }
-        at.elapsed() > DRAIN_AFTER_EXIT
+        self.held_at.unwrap_or(exited).elapsed() > DRAIN_AFTER_EXIT
     }
 
     fn on_sigchld(&mut self) {
