@@ -24,10 +24,11 @@ cd "$(dirname "$0")/.."
 # and the other side of the benchmarks (the docker CLI already on PATH
 # stays first; where none exists, docker.io brings one); prometheus (the
 # scraper the metrics test reads berthd's --metrics-addr with); rsyslog (the
-# receiver the syslog log driver's tests send to, on its own ports); systemd
+# receiver the syslog log driver's tests send to, on its own ports, and
+# rsyslog-openssl for its tcp+tls input); systemd
 # (its journald, which the journald driver's tests start in a journal
 # namespace of their own, and journalctl).
-packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose docker.io git prometheus rsyslog systemd)
+packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose docker.io git prometheus rsyslog rsyslog-openssl systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -3,10 +3,9 @@
 //! with the explicit `--tls=false`. Certificates are made with openssl.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::Command;
 
-use berth_compat_tests::{bin_dir, Berth};
+use berth_compat_tests::{bin_dir, make_certs, Berth};
 
 #[test]
 fn the_socket_is_0660_root_and_the_docker_group() {
@@ -32,36 +31,6 @@ fn gid_of(group: &str) -> Option<u32> {
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() > 2 && f[0] == group)
         .and_then(|f| f[2].parse().ok())
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, in
-/// `dir`; `name` prefixes the files so that two CAs can share a directory.
-fn make_certs(dir: &Path, name: &str) {
-    let script = format!(
-        r#"set -e
-cd '{dir}'
-key() {{ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }}
-key {name}-ca-key.pem
-openssl req -x509 -new -key {name}-ca-key.pem -out {name}-ca.pem -days 1 -subj /CN={name}-ca
-for who in server client; do
-  key {name}-$who-key.pem
-  openssl req -new -key {name}-$who-key.pem -out {name}-$who.csr -subj /CN=$who
-done
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
-printf 'extendedKeyUsage=clientAuth\n' > client.ext
-for who in server client; do
-  openssl x509 -req -in {name}-$who.csr -CA {name}-ca.pem -CAkey {name}-ca-key.pem \
-    -CAcreateserial -out {name}-$who-cert.pem -days 1 -extfile $who.ext 2>/dev/null
-done
-"#,
-        dir = dir.display()
-    );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
 }
 
 /// The port of berthd's TCP listener, from its log line.

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_compat_tests::dockerd::Dockerd;
-use berth_compat_tests::{free_port, Berth};
+use berth_compat_tests::{free_port, make_certs, Berth};
 
 /// An rsyslogd listening on 127.0.0.1 (udp and tcp), on a unix stream
 /// socket and on a unix datagram socket, writing every raw message to one
@@ -22,12 +22,35 @@ struct Rsyslog {
 
 impl Rsyslog {
     fn start() -> Rsyslog {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, the tcp input speaks TLS (rsyslog's openssl driver)
+    /// with a server certificate for 127.0.0.1 from the CA `tls-ca.pem`
+    /// in [`Rsyslog::dir`] (made by `make_certs(dir, "tls")`), and there is
+    /// no other input.
+    fn start_with(tls: bool) -> Rsyslog {
         let (udp, tcp) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!("berth-rsyslog-{}-{udp}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
-        let config = format!(
-            r#"global(workDirectory="{d}")
+        let config = if tls {
+            make_certs(&dir, "tls");
+            format!(
+                r#"global(workDirectory="{d}"
+  DefaultNetstreamDriver="ossl"
+  DefaultNetstreamDriverCAFile="{d}/tls-ca.pem"
+  DefaultNetstreamDriverCertFile="{d}/tls-server-cert.pem"
+  DefaultNetstreamDriverKeyFile="{d}/tls-server-key.pem")
+module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+input(type="imtcp" address="127.0.0.1" port="{tcp}")
+template(name="raw" type="string" string="%rawmsg%\n")
+*.* action(type="omfile" file="{d}/received.log" template="raw")
+"#
+            )
+        } else {
+            format!(
+                r#"global(workDirectory="{d}")
 module(load="imudp")
 module(load="imtcp")
 module(load="imptcp")
@@ -39,7 +62,8 @@ input(type="imuxsock" Socket="{d}/gram.sock")
 template(name="raw" type="string" string="%rawmsg%\n")
 *.* action(type="omfile" file="{d}/received.log" template="raw")
 "#
-        );
+            )
+        };
         std::fs::write(dir.join("rsyslog.conf"), config).unwrap();
         let log = std::fs::File::create(dir.join("rsyslogd.out")).unwrap();
         let child = Command::new("rsyslogd")
@@ -63,8 +87,8 @@ template(name="raw" type="string" string="%rawmsg%\n")
         // sockets exist.
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err()
-            || !r.dir.join("stream.sock").exists()
-            || !r.dir.join("gram.sock").exists()
+            || (!tls && !r.dir.join("stream.sock").exists())
+            || (!tls && !r.dir.join("gram.sock").exists())
         {
             assert!(
                 Instant::now() < deadline,
@@ -84,6 +108,7 @@ template(name="raw" type="string" string="%rawmsg%\n")
         match transport {
             "udp" => format!("udp://127.0.0.1:{}", self.udp),
             "tcp" => format!("tcp://127.0.0.1:{}", self.tcp),
+            "tcp+tls" => format!("tcp+tls://127.0.0.1:{}", self.tcp),
             "unix" => format!("unix://{}/stream.sock", self.dir.display()),
             _ => format!("unixgram://{}/gram.sock", self.dir.display()),
         }
@@ -249,6 +274,114 @@ fn syslog_messages_read_as_dockerds() {
         );
     }
     dockerd.finish();
+}
+
+/// Syslog over tcp+tls to rsyslogd's TLS input: with the CA, the RFC 5424
+/// form (octet-counted, as dockerd frames it) and the default form read as
+/// dockerd's do; with `syslog-tls-skip-verify` no CA is needed; with
+/// another CA the start fails.
+#[test]
+fn syslog_over_tls_reads_as_dockerds() {
+    let rsyslog = Rsyslog::start_with(true);
+    let dockerd = Dockerd::start().unwrap_or_else(|e| panic!("the oracle: {e}"));
+    let b = Berth::start();
+    dockerd.load_busybox();
+    b.load_busybox();
+    let address = format!("syslog-address={}", rsyslog.address("tcp+tls"));
+    let ca = format!(
+        "syslog-tls-ca-cert={}",
+        rsyslog.dir.join("tls-ca.pem").display()
+    );
+    for (i, format) in ["rfc5424", "rfc5424micro", ""].into_iter().enumerate() {
+        let mut per_engine = Vec::new();
+        for engine in ["berth", "docker"] {
+            let name = format!("{engine}-tls{i}");
+            let form = format!("syslog-format={format}");
+            let mut args = vec![
+                "run",
+                "--rm",
+                "--name",
+                &name,
+                "--log-driver",
+                "syslog",
+                "--log-opt",
+                &address,
+                "--log-opt",
+                &ca,
+                "--log-opt",
+                "tag={{.Name}}",
+            ];
+            if !format.is_empty() {
+                args.extend(["--log-opt", &form]);
+            }
+            args.extend(["busybox", "sh", "-c", "echo one; echo two >&2"]);
+            let run = if engine == "berth" {
+                b.docker(&args)
+            } else {
+                dockerd.docker(&args)
+            };
+            run.ok();
+            let mut got: Vec<String> = rsyslog
+                .wait_for(&name, 2)
+                .iter()
+                .map(|m| normalized(m, &name))
+                .collect();
+            got.sort();
+            per_engine.push(got);
+        }
+        assert_eq!(
+            per_engine[0], per_engine[1],
+            "{format:?}: Berth's messages, then dockerd's"
+        );
+    }
+    dockerd.finish();
+
+    // No CA needed when the certificate is not checked.
+    b.docker(&[
+        "run",
+        "--rm",
+        "--name",
+        "unchecked",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &address,
+        "--log-opt",
+        "syslog-tls-skip-verify=true",
+        "--log-opt",
+        "tag={{.Name}}",
+        "busybox",
+        "echo",
+        "taken",
+    ])
+    .ok();
+    assert!(rsyslog.wait_for("unchecked", 1)[0].ends_with("]: taken"));
+
+    // A receiver whose certificate the given CA did not sign.
+    make_certs(&rsyslog.dir, "other");
+    let other = format!(
+        "syslog-tls-ca-cert={}",
+        rsyslog.dir.join("other-ca.pem").display()
+    );
+    let run = b.docker(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &address,
+        "--log-opt",
+        &other,
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("Error response from daemon: failed to initialize logging driver: "),
+        "{}",
+        run.stderr
+    );
 }
 
 /// The shim sends the lines: they keep reaching the receiver while berthd

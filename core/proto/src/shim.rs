@@ -75,9 +75,9 @@ impl LogFormat {
 /// stderr at err.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Syslog {
-    /// `udp://host:port`, `tcp://host:port`, `unix:///path` (a stream
-    /// socket), `unixgram:///path`; empty: the host's own syslog socket
-    /// (/dev/log). The port is always given.
+    /// `udp://host:port`, `tcp://host:port`, `tcp+tls://host:port`,
+    /// `unix:///path` (a stream socket), `unixgram:///path`; empty: the
+    /// host's own syslog socket (/dev/log). The port is always given.
     pub address: String,
     /// Docker's `syslog-format`: "" (its default, the BSD form without a
     /// host name), `rfc3164`, `rfc5424`, `rfc5424micro`.
@@ -92,6 +92,26 @@ pub struct Syslog {
     /// container's output waits for the receiver).
     #[serde(default)]
     pub max_buffer: u64,
+    /// For `tcp+tls://`: how the receiver is trusted and who we are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SyslogTls>,
+}
+
+/// Docker's `syslog-tls-*` options: PEM files (empty: not given).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyslogTls {
+    /// The CA the receiver's certificate must chain to (empty: the
+    /// host's CA bundle).
+    #[serde(default)]
+    pub ca_cert: String,
+    /// A client certificate and its key, for receivers that ask for one.
+    #[serde(default)]
+    pub cert: String,
+    #[serde(default)]
+    pub key: String,
+    /// Take any certificate (`syslog-tls-skip-verify`).
+    #[serde(default)]
+    pub skip_verify: bool,
 }
 
 /// A journald the shim sends each line to, as Docker's journald driver
@@ -180,6 +200,14 @@ impl Args {
             if s.max_buffer > 0 {
                 pair("--syslog-max-buffer", &s.max_buffer.to_string().into());
             }
+            if let Some(t) = &s.tls {
+                pair("--syslog-tls-ca-cert", &t.ca_cert.clone().into());
+                pair("--syslog-tls-cert", &t.cert.clone().into());
+                pair("--syslog-tls-key", &t.key.clone().into());
+                if t.skip_verify {
+                    pair("--syslog-tls-skip-verify", &"true".into());
+                }
+            }
         }
         if let Some(j) = &self.journald {
             pair("--journald-socket", &j.socket.clone().into());
@@ -254,6 +282,10 @@ impl Args {
                         .map_err(|_| "--syslog-facility needs a number")?
                 }
                 "--syslog-tag" => a.syslog_mut().tag = value()?,
+                "--syslog-tls-ca-cert" => a.syslog_tls_mut().ca_cert = value()?,
+                "--syslog-tls-cert" => a.syslog_tls_mut().cert = value()?,
+                "--syslog-tls-key" => a.syslog_tls_mut().key = value()?,
+                "--syslog-tls-skip-verify" => a.syslog_tls_mut().skip_verify = value()? == "true",
                 "--syslog-max-buffer" => {
                     a.syslog_mut().max_buffer = value()?
                         .parse()
@@ -295,6 +327,10 @@ impl Args {
 
     fn syslog_mut(&mut self) -> &mut Syslog {
         self.syslog.get_or_insert_with(Syslog::default)
+    }
+
+    fn syslog_tls_mut(&mut self) -> &mut SyslogTls {
+        self.syslog_mut().tls.get_or_insert_with(SyslogTls::default)
     }
 
     fn journald_mut(&mut self) -> &mut Journald {
@@ -468,6 +504,12 @@ mod tests {
                 facility: 3,
                 tag: "web {x}".into(),
                 max_buffer: 1_000_000,
+                tls: Some(SyslogTls {
+                    ca_cert: "/c/ca.pem".into(),
+                    cert: String::new(),
+                    key: String::new(),
+                    skip_verify: true,
+                }),
             }),
             journald: Some(Journald {
                 socket: "/run/systemd/journal/socket".into(),

@@ -26,6 +26,7 @@ mod reaper;
 mod ship;
 mod stdio;
 mod syslog;
+mod tls;
 
 pub use berth_proto::shim::Args;
 use berth_proto::shim::Ready;

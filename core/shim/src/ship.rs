@@ -22,9 +22,10 @@ use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 
-use berth_proto::shim::LOGGING_FAILED;
+use berth_proto::shim::{SyslogTls, LOGGING_FAILED};
 
 use crate::log_writer::MAX_PARTIAL;
+use crate::tls::Tls;
 use crate::{journald, syslog};
 
 /// Where the host's own syslog listens when no address is given, in the
@@ -46,6 +47,14 @@ impl Form {
             Form::Journald(f) => Some(f.message(stream, line, partial)),
         }
     }
+
+    /// The TLS settings of a `tcp+tls://` receiver.
+    fn tls(&self) -> Option<&SyslogTls> {
+        match self {
+            Form::Syslog(f) => f.tls(),
+            Form::Journald(_) => None,
+        }
+    }
 }
 
 enum Conn {
@@ -53,6 +62,7 @@ enum Conn {
     Tcp(TcpStream),
     Stream(UnixStream),
     Datagram(UnixDatagram),
+    Tls(Box<Tls>),
 }
 
 impl Conn {
@@ -64,6 +74,19 @@ impl Conn {
             Conn::Tcp(s) => s.write(msg),
             Conn::Stream(s) => s.write(msg),
             Conn::Datagram(s) => s.send(msg),
+            Conn::Tls(s) => s.send(msg),
+        }
+    }
+
+    /// Bytes accepted but not yet on the wire (TLS records).
+    fn backlog(&self) -> bool {
+        matches!(self, Conn::Tls(s) if s.backlog())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Tls(s) => s.flush(),
+            _ => Ok(()),
         }
     }
 
@@ -73,6 +96,7 @@ impl Conn {
             Conn::Tcp(s) => s.as_raw_fd(),
             Conn::Stream(s) => s.as_raw_fd(),
             Conn::Datagram(s) => s.as_raw_fd(),
+            Conn::Tls(s) => s.socket().as_raw_fd(),
         }
     }
 
@@ -82,6 +106,7 @@ impl Conn {
             Conn::Tcp(s) => s.set_nonblocking(true),
             Conn::Stream(s) => s.set_nonblocking(true),
             Conn::Datagram(s) => s.set_nonblocking(true),
+            Conn::Tls(s) => s.socket().set_nonblocking(true),
         }
     }
 }
@@ -110,7 +135,7 @@ impl Shipper {
     /// Connects as dockerd does when a container starts: a receiver that
     /// cannot be reached fails the start, in dockerd's words.
     pub fn connect(form: Form, address: &str, max_buffer: u64) -> Result<Shipper, String> {
-        let conn = dial(address).map_err(|e| format!("{LOGGING_FAILED}: {e}"))?;
+        let conn = dial(address, form.tls()).map_err(|e| format!("{LOGGING_FAILED}: {e}"))?;
         Ok(Shipper {
             form,
             address: address.to_string(),
@@ -133,19 +158,34 @@ impl Shipper {
 
     /// The socket to poll for writability, while messages wait for it.
     pub fn waiting_fd(&self) -> Option<RawFd> {
-        match (&self.conn, self.queue.is_empty()) {
-            (Some(conn), false) => Some(conn.fd()),
+        match &self.conn {
+            Some(conn) if !self.queue.is_empty() || conn.backlog() => Some(conn.fd()),
             _ => None,
         }
+    }
+
+    /// Nothing waits, here or in the connection.
+    fn done(&self) -> bool {
+        self.queue.is_empty() && !self.conn.as_ref().is_some_and(Conn::backlog)
     }
 
     /// Writes out what waits, as far as the receiver takes it now. As
     /// dockerd's writer does, a message that fails is tried once more on a
     /// new connection, then dropped (a stream's half-sent message too).
     pub fn drain(&mut self) {
+        if let Some(conn) = &mut self.conn {
+            match conn.flush() {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    eprintln!("berth-shim: log receiver: {e}");
+                    self.conn = None;
+                }
+            }
+        }
         while !self.queue.is_empty() {
             if self.conn.is_none() {
-                match dial(&self.address) {
+                match dial(&self.address, self.form.tls()) {
                     Ok(conn) => self.conn = Some(conn),
                     Err(e) => {
                         eprintln!("berth-shim: log receiver: {e}");
@@ -186,7 +226,7 @@ impl Shipper {
     /// At exit: what still waits gets until `deadline` to go out.
     pub fn finish(&mut self, deadline: std::time::Instant) {
         self.flush();
-        while !self.queue.is_empty() {
+        while !self.done() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 eprintln!(
@@ -275,14 +315,14 @@ impl Shipper {
 /// `unix:///path`, `unixgram:///path`; empty: the host's syslog socket),
 /// non-blocking once made; errors read like Go's (`dial tcp
 /// 127.0.0.1:5599: connect: connection refused`).
-fn dial(address: &str) -> Result<Conn, String> {
-    let conn = dial_blocking(address)?;
+fn dial(address: &str, tls: Option<&SyslogTls>) -> Result<Conn, String> {
+    let conn = dial_blocking(address, tls)?;
     conn.set_nonblocking()
         .map_err(|e| format!("dial {address}: {}", go_reason(&e)))?;
     Ok(conn)
 }
 
-fn dial_blocking(address: &str) -> Result<Conn, String> {
+fn dial_blocking(address: &str, tls: Option<&SyslogTls>) -> Result<Conn, String> {
     if address.is_empty() {
         return dial_local();
     }
@@ -303,6 +343,13 @@ fn dial_blocking(address: &str) -> Result<Conn, String> {
             Ok(Conn::Udp(socket))
         }
         "tcp" => TcpStream::connect(rest).map(Conn::Tcp).map_err(failed),
+        "tcp+tls" => {
+            let sock = TcpStream::connect(rest)
+                .map_err(|e| format!("dial tcp {rest}: connect: {}", go_reason(&e)))?;
+            let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+            let settings = tls.cloned().unwrap_or_default();
+            Tls::connect(sock, host, &settings).map(|t| Conn::Tls(Box::new(t)))
+        }
         "unix" => UnixStream::connect(rest).map(Conn::Stream).map_err(failed),
         "unixgram" => {
             let socket = UnixDatagram::unbound().map_err(failed)?;

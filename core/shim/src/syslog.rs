@@ -17,7 +17,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_proto::shim::Syslog as Target;
+use berth_proto::shim::{Syslog as Target, SyslogTls};
 use berth_proto::timefmt::Civil;
 
 /// Severities (RFC 5424).
@@ -42,7 +42,14 @@ impl Form {
         }
     }
 
-    /// The message of a line; dockerd sends no empty ones.
+    pub fn tls(&self) -> Option<&SyslogTls> {
+        self.target.tls.as_ref()
+    }
+
+    /// The message of a line; dockerd sends no empty ones. Over tcp+tls
+    /// the RFC 5424 forms go with RFC 5425's octet counting (the length,
+    /// a space, the message), as dockerd frames them; everything else is
+    /// ended by its newline alone.
     pub fn message(&self, stream: u8, line: &[u8]) -> Option<Vec<u8>> {
         if line.is_empty() {
             return None;
@@ -58,6 +65,13 @@ impl Form {
             self.pid,
             line,
         );
+        if self.target.address.starts_with("tcp+tls://")
+            && self.target.format.starts_with("rfc5424")
+        {
+            let mut framed = format!("{} ", msg.len()).into_bytes();
+            framed.extend_from_slice(&msg);
+            return Some(framed);
+        }
         Some(msg)
     }
 }

@@ -288,7 +288,7 @@ impl Containers {
             return Err(e);
         }
         let task = created.map_err(|e| match e {
-            // The shim reached no syslog receiver: dockerd says so as it is.
+            // The shim reached no log receiver: dockerd says so as it is.
             Error::Internal(m) if m.starts_with(LOGGING_FAILED) => Error::Internal(m),
             Error::Internal(m) => {
                 let msg = format!("failed to create task for container: {m}: unknown");

@@ -1,14 +1,10 @@
 //! The syslog log driver's options: checked at create in dockerd's order
 //! and words, turned into the shim's [`Syslog`] target at start (the shim
 //! sends the lines, so they keep flowing while berthd is down).
-//!
-//! `syslog-address` over `tcp+tls` is refused: the shim has no TLS client
-//! yet, and sending in the clear what the user asked to encrypt is worse
-//! than saying so.
 
 use std::collections::HashMap;
 
-use berth_proto::shim::{Syslog, LOGGING_FAILED};
+use berth_proto::shim::{Syslog, SyslogTls, LOGGING_FAILED};
 
 use crate::error::{Error, Result};
 
@@ -73,7 +69,7 @@ pub fn target(opts: &HashMap<String, String>, tag: String) -> Result<Syslog> {
     let address = address(get("syslog-address"))?;
     // dockerd takes any port at create and fails the start on a bad one.
     if let Some((proto, rest)) = address.split_once("://") {
-        if matches!(proto, "tcp" | "udp") {
+        if matches!(proto, "tcp" | "udp" | "tcp+tls") {
             let port = rest.rsplit_once(':').map_or("", |(_, p)| p);
             if port.parse::<u16>().is_err() {
                 return Err(Error::Internal(format!(
@@ -82,7 +78,18 @@ pub fn target(opts: &HashMap<String, String>, tag: String) -> Result<Syslog> {
             }
         }
     }
+    let tls = address.starts_with("tcp+tls://").then(|| SyslogTls {
+        ca_cert: get("syslog-tls-ca-cert").to_string(),
+        cert: get("syslog-tls-cert").to_string(),
+        key: get("syslog-tls-key").to_string(),
+        // Go's strconv.ParseBool, as dockerd reads it.
+        skip_verify: matches!(
+            get("syslog-tls-skip-verify"),
+            "1" | "t" | "T" | "TRUE" | "true" | "True"
+        ),
+    });
     Ok(Syslog {
+        tls,
         max_buffer: super::log_opts::max_buffer(opts),
         address,
         format: get("syslog-format").to_string(),
@@ -110,10 +117,7 @@ fn address(given: &str) -> Result<String> {
             })?;
             Ok(given.to_string())
         }
-        "tcp+tls" => Err(Error::InvalidArgument(
-            "syslog-address tcp+tls:// is not supported by Berth yet: use tcp, udp, unix or unixgram".into(),
-        )),
-        "tcp" | "udp" => {
+        "tcp" | "udp" | "tcp+tls" => {
             let host = rest.split('/').next().unwrap_or("");
             let has_port = match host.rsplit_once(':') {
                 // "[::1]" alone is a host without a port.
@@ -187,6 +191,15 @@ mod tests {
             "tcp://[::1]:601"
         );
         assert_eq!(t(&[("syslog-facility", "local3")]).facility, 19);
+        let secure = t(&[
+            ("syslog-address", "tcp+tls://127.0.0.1"),
+            ("syslog-tls-ca-cert", "/c/ca.pem"),
+        ]);
+        assert_eq!(secure.address, "tcp+tls://127.0.0.1:514");
+        assert_eq!(secure.tls.unwrap().ca_cert, "/c/ca.pem");
+        assert!(t(&[("syslog-address", "tcp://127.0.0.1:514")])
+            .tls
+            .is_none());
         assert_eq!(t(&[("syslog-facility", "7")]).facility, 7);
         assert_eq!(t(&[]).facility, 3);
         assert_eq!(t(&[]).max_buffer, 0);
