@@ -205,8 +205,10 @@ fn an_engine_without_a_common_protocol_version_refuses_to_start() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    // The core's newest version grows with the protocol; the floor and
+    // the refusal are what matter.
     assert!(
-        err.contains("speaks protocol versions 1..=5, this berthd speaks 0..=0"),
+        err.contains("speaks protocol versions 1..=") && err.contains(", this berthd speaks 0..=0"),
         "{err}"
     );
     b.finish();
