@@ -124,6 +124,18 @@ template(name="raw" type="string" string="%rawmsg%\n")
             .collect()
     }
 
+    /// [`Rsyslog::wait_for`]'s messages made comparable across senders
+    /// ([`normalized`]), sorted (stdout and stderr may interleave).
+    fn normalized(&self, tag: &str, count: usize) -> Vec<String> {
+        let mut got: Vec<String> = self
+            .wait_for(tag, count)
+            .iter()
+            .map(|m| normalized(m, tag))
+            .collect();
+        got.sort();
+        got
+    }
+
     /// Waits until `count` messages carry `tag`, and returns them.
     fn wait_for(&self, tag: &str, count: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -226,13 +238,7 @@ fn syslog_messages_read_as_dockerds() {
             };
             assert_eq!(run.ok().stdout, "out\n\npartial", "{name}");
             // The empty line is not sent: three messages.
-            let mut got: Vec<String> = rsyslog
-                .wait_for(&name, 3)
-                .iter()
-                .map(|m| normalized(m, &name))
-                .collect();
-            got.sort();
-            per_engine.push(got);
+            per_engine.push(rsyslog.normalized(&name, 3));
         }
         assert_eq!(
             per_engine[0], per_engine[1],
@@ -321,13 +327,7 @@ fn syslog_over_tls_reads_as_dockerds() {
                 dockerd.docker(&args)
             };
             run.ok();
-            let mut got: Vec<String> = rsyslog
-                .wait_for(&name, 2)
-                .iter()
-                .map(|m| normalized(m, &name))
-                .collect();
-            got.sort();
-            per_engine.push(got);
+            per_engine.push(rsyslog.normalized(&name, 2));
         }
         assert_eq!(
             per_engine[0], per_engine[1],

@@ -65,9 +65,8 @@ impl Form {
             self.pid,
             line,
         );
-        if self.target.address.starts_with("tcp+tls://")
-            && self.target.format.starts_with("rfc5424")
-        {
+        // The engine gives TLS settings exactly for tcp+tls:// addresses.
+        if self.target.tls.is_some() && self.target.format.starts_with("rfc5424") {
             let mut framed = format!("{} ", msg.len()).into_bytes();
             framed.extend_from_slice(&msg);
             return Some(framed);

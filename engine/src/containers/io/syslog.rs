@@ -82,11 +82,7 @@ pub fn target(opts: &HashMap<String, String>, tag: String) -> Result<Syslog> {
         ca_cert: get("syslog-tls-ca-cert").to_string(),
         cert: get("syslog-tls-cert").to_string(),
         key: get("syslog-tls-key").to_string(),
-        // Go's strconv.ParseBool, as dockerd reads it.
-        skip_verify: matches!(
-            get("syslog-tls-skip-verify"),
-            "1" | "t" | "T" | "TRUE" | "true" | "True"
-        ),
+        skip_verify: super::log_opts::go_bool(get("syslog-tls-skip-verify")).unwrap_or(false),
     });
     Ok(Syslog {
         tls,
