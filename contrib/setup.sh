@@ -85,6 +85,34 @@ if ! "$plugin" version 2>/dev/null | grep -q " $buildx_version "; then
   install -m 0755 "$tools/buildx" "$plugin"
 fi
 
+# Log receivers the fluentd and gelf drivers' tests send to, into
+# target/tools: the OpenTelemetry Collector with its fluent forward
+# receiver, built from the Go module proxy by the collector's builder
+# (contrib/otelcol/builder.yaml; fluentd itself and fluent-bit are in
+# neither Debian 12 nor PyPI), and graygelf's GELF server from npm (no
+# Graylog in Debian 12 or PyPI), run by compat-tests/receivers/gelf-udp.js.
+otelcol_builder_version=v0.165.0
+tools=$PWD/target/tools
+if ! [ -x "$tools/berth-otelcol" ] || ! cmp -s contrib/otelcol/builder.yaml "$tools/otelcol-builder.yaml"; then
+  command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+  command -v go >/dev/null || { echo "go not found: the fluentd tests' receiver is built from the Go module proxy" >&2; exit 1; }
+  echo "building the OpenTelemetry Collector (fluent forward receiver) from the Go module proxy"
+  mkdir -p "$tools"
+  GOBIN=$tools go install "go.opentelemetry.io/collector/cmd/builder@$otelcol_builder_version"
+  "$tools/builder" --config contrib/otelcol/builder.yaml >/dev/null
+  install -m 0755 target/tools/otelcol-build/berth-otelcol "$tools/berth-otelcol"
+  cp contrib/otelcol/builder.yaml "$tools/otelcol-builder.yaml"
+fi
+if ! [ -f "$tools/node/node_modules/graygelf/server.js" ]; then
+  if ! command -v npm >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  echo "installing graygelf (GELF server) from npm"
+  mkdir -p "$tools/node"
+  npm install --silent --no-audit --no-fund --prefix "$tools/node" graygelf@2.0.0
+fi
+
 case "${1:-}" in --deps|--bench) exit 0 ;; esac
 
 echo "building release binaries (a few minutes on 2 cores)"

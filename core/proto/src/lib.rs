@@ -35,8 +35,9 @@ pub mod timefmt;
 /// `local` log format (`CreateTaskRequest::log_format`); an older core
 /// would write json-file where the engine reads `local`. 6 adds sending
 /// each line to syslog or journald (`CreateTaskRequest::syslog`,
-/// `journald`), which an older core would drop.
-pub const VERSION: u32 = 6;
+/// `journald`), which an older core would drop. 7 adds the same for
+/// fluentd and GELF receivers (`CreateTaskRequest::fluentd`, `gelf`).
+pub const VERSION: u32 = 7;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
 
@@ -132,6 +133,12 @@ pub struct CreateTaskRequest {
     /// Since version 6: the same for journald (Docker's journald driver).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journald: Option<shim::Journald>,
+    /// Since version 7: the same for a fluentd receiver (forward protocol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fluentd: Option<shim::Fluentd>,
+    /// Since version 7: the same for a GELF receiver (Graylog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gelf: Option<shim::Gelf>,
 }
 
 /// A health check (Docker's HEALTHCHECK), run by the core with the

@@ -129,11 +129,78 @@ pub struct Journald {
     pub max_buffer: u64,
 }
 
-/// The journald fields reach the shim in its environment (JSON), not on
-/// its command line: they may hold `env` values the user chose to log,
-/// and a command line is readable by every user (and recorded by journald
-/// in each entry's _CMDLINE), an environment only by the shim's owner.
-pub const JOURNALD_FIELDS_ENV: &str = "BERTH_JOURNALD_FIELDS";
+/// A fluentd receiver the shim sends each line to, as Docker's fluentd
+/// driver does: the forward protocol's message mode, one
+/// `[tag, time, record, {}]` a line (see the shim's fluentd.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fluentd {
+    /// `tcp://host:port` or `unix:///path`.
+    pub address: String,
+    /// The tag, its template already filled in.
+    pub tag: String,
+    /// `fluentd-sub-second-precision`: times as the protocol's EventTime
+    /// (seconds and nanoseconds) rather than whole seconds.
+    #[serde(default)]
+    pub sub_second: bool,
+    /// `fluentd-async`: a start does not wait for the receiver; lines wait
+    /// in a buffer of `max_buffer` bytes (what does not fit is dropped)
+    /// while it is away.
+    #[serde(default)]
+    pub lazy: bool,
+    /// `fluentd-retry-wait` in milliseconds: the first wait before dialling
+    /// again, growing by half each time (at most a minute).
+    #[serde(default)]
+    pub retry_wait_ms: u64,
+    /// `fluentd-max-retries`: dials before a message is given up.
+    #[serde(default)]
+    pub max_retries: u64,
+    /// As [`Syslog::max_buffer`].
+    #[serde(default)]
+    pub max_buffer: u64,
+    /// The record's fields besides `log`, `source` and the partial ones
+    /// (`container_id`, `container_name`, the `labels`/`env` attributes).
+    /// They travel in [`LOG_FIELDS_ENV`], not on the command line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}
+
+/// A GELF receiver (Graylog) the shim sends each line to, as Docker's gelf
+/// driver does (see the shim's gelf.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gelf {
+    /// `udp://host:port` or `tcp://host:port`.
+    pub address: String,
+    /// The message's `host`: the machine's name.
+    pub host: String,
+    /// UDP only: "gzip" (dockerd's default), "zlib" or "none".
+    #[serde(default)]
+    pub compression: String,
+    /// The deflate level, -1 (the library's default) to 9.
+    #[serde(default)]
+    pub level: i32,
+    /// TCP only: tries to connect again after a failed send, and the
+    /// seconds between them (dockerd's `gelf-tcp-max-reconnect`, 3, and
+    /// `gelf-tcp-reconnect-delay`, 1).
+    #[serde(default)]
+    pub max_reconnect: u32,
+    #[serde(default)]
+    pub reconnect_delay_s: u32,
+    /// As [`Syslog::max_buffer`].
+    #[serde(default)]
+    pub max_buffer: u64,
+    /// The message's additional fields (`_container_id`, …, `_tag`, the
+    /// attributes), sorted by name. In [`LOG_FIELDS_ENV`] for the shim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}
+
+/// The journald, fluentd or GELF fields reach the shim in its environment
+/// (JSON), not on its command line: they may hold `env` values the user
+/// chose to log, and a command line is readable by every user (and
+/// recorded by journald in each entry's _CMDLINE), an environment only by
+/// the shim's owner. The shim removes it once read, so the runtime it
+/// starts does not inherit it.
+pub const LOG_FIELDS_ENV: &str = "BERTH_LOG_FIELDS";
 
 /// How a start that could not reach its log receiver fails, in dockerd's
 /// words: the shim's message starts so, and the engine passes it on as is.
@@ -154,9 +221,13 @@ pub struct Args {
     pub log_max_size: u64,
     pub log_max_files: u32,
     pub log_format: LogFormat,
-    /// Where each line also goes (`--syslog-*`, `--journald-*`).
+    /// Where each line also goes (`--syslog-*`, `--journald-*`, and the
+    /// two below).
     pub syslog: Option<Syslog>,
     pub journald: Option<Journald>,
+    /// `--fluentd` and `--gelf`: their settings as JSON, fields apart.
+    pub fluentd: Option<Fluentd>,
+    pub gelf: Option<Gelf>,
     /// Prefix of the shim's sockets (see [`sockets`]).
     pub socket_base: PathBuf,
     pub stdin: bool,
@@ -215,6 +286,20 @@ impl Args {
                 pair("--journald-max-buffer", &j.max_buffer.to_string().into());
             }
         }
+        if let Some(f) = &self.fluentd {
+            let bare = Fluentd {
+                fields: Vec::new(),
+                ..f.clone()
+            };
+            pair("--fluentd", &json(&bare).into());
+        }
+        if let Some(g) = &self.gelf {
+            let bare = Gelf {
+                fields: Vec::new(),
+                ..g.clone()
+            };
+            pair("--gelf", &json(&bare).into());
+        }
         for (on, flag) in [
             (self.exec, "--exec"),
             (self.stdin, "--stdin"),
@@ -230,24 +315,30 @@ impl Args {
 
     /// What the shim's environment must hold besides its command line.
     pub fn environment(&self) -> Vec<(&'static str, String)> {
-        match &self.journald {
-            Some(j) => vec![(
-                JOURNALD_FIELDS_ENV,
-                serde_json::to_string(&j.fields).unwrap_or_default(),
-            )],
+        match self.log_fields() {
+            Some(fields) => vec![(LOG_FIELDS_ENV, json(fields))],
             None => Vec::new(),
         }
+    }
+
+    /// The fields of the driver that has them (at most one is set).
+    fn log_fields(&self) -> Option<&Vec<(String, String)>> {
+        self.journald
+            .as_ref()
+            .map(|j| &j.fields)
+            .or(self.fluentd.as_ref().map(|f| &f.fields))
+            .or(self.gelf.as_ref().map(|g| &g.fields))
     }
 
     /// Reads the shim's command line (without the program name) and the
     /// part of its settings in its environment.
     pub fn parse(argv: &[String]) -> Result<Args, String> {
-        Self::parse_with(argv, std::env::var(JOURNALD_FIELDS_ENV).ok().as_deref())
+        Self::parse_with(argv, std::env::var(LOG_FIELDS_ENV).ok().as_deref())
     }
 
-    /// [`Args::parse`], with the journald fields given (the value of
-    /// [`JOURNALD_FIELDS_ENV`]).
-    pub fn parse_with(argv: &[String], journald_fields: Option<&str>) -> Result<Args, String> {
+    /// [`Args::parse`], with the log fields given (the value of
+    /// [`LOG_FIELDS_ENV`]).
+    pub fn parse_with(argv: &[String], log_fields: Option<&str>) -> Result<Args, String> {
         let mut a = Args::default();
         let mut it = argv.iter();
         while let Some(key) = it.next() {
@@ -297,6 +388,15 @@ impl Args {
                         .parse()
                         .map_err(|_| "--journald-max-buffer needs a number")?
                 }
+                "--fluentd" => {
+                    a.fluentd = Some(
+                        serde_json::from_str(&value()?).map_err(|e| format!("--fluentd: {e}"))?,
+                    )
+                }
+                "--gelf" => {
+                    a.gelf =
+                        Some(serde_json::from_str(&value()?).map_err(|e| format!("--gelf: {e}"))?)
+                }
                 "--socket-base" => a.socket_base = value()?.into(),
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,
@@ -312,9 +412,16 @@ impl Args {
         {
             return Err("--id, --state-dir, --bundle and --runtime are required".into());
         }
-        if let (Some(j), Some(fields)) = (&mut a.journald, journald_fields) {
-            j.fields =
-                serde_json::from_str(fields).map_err(|e| format!("{JOURNALD_FIELDS_ENV}: {e}"))?;
+        if let Some(fields) = log_fields {
+            let fields: Vec<(String, String)> =
+                serde_json::from_str(fields).map_err(|e| format!("{LOG_FIELDS_ENV}: {e}"))?;
+            if let Some(j) = &mut a.journald {
+                j.fields = fields;
+            } else if let Some(f) = &mut a.fluentd {
+                f.fields = fields;
+            } else if let Some(g) = &mut a.gelf {
+                g.fields = fields;
+            }
         }
         if a.socket_base.as_os_str().is_empty() {
             a.socket_base = a.state_dir.join("sock");
@@ -432,6 +539,11 @@ impl Request {
 }
 
 /// The control socket's answer line.
+/// Settings as one JSON argument or variable (they serialise infallibly).
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 pub fn answer(result: &Result<(), String>) -> String {
     match result {
         Ok(()) => "ok".into(),
@@ -519,6 +631,8 @@ mod tests {
                 ],
                 max_buffer: 0,
             }),
+            fluentd: None,
+            gelf: None,
             socket_base: "/run/x".into(),
             stdin: true,
             stdin_once: false,
@@ -532,8 +646,58 @@ mod tests {
             .collect();
         assert!(!argv.iter().any(|s| s.contains("LABEL_X")));
         let env = a.environment();
-        assert_eq!(env[0].0, JOURNALD_FIELDS_ENV);
+        assert_eq!(env[0].0, LOG_FIELDS_ENV);
         assert_eq!(Args::parse_with(&argv, Some(&env[0].1)).unwrap(), a);
+    }
+
+    #[test]
+    fn fluentd_and_gelf_round_trip_with_their_fields_apart() {
+        let base = |fluentd, gelf| Args {
+            id: "c1".into(),
+            state_dir: "/s".into(),
+            bundle: "/b".into(),
+            runtime: "/rt".into(),
+            runtime_root: "/r".into(),
+            socket_base: "/x".into(),
+            fluentd,
+            gelf,
+            ..Default::default()
+        };
+        let fields = vec![("container_id".to_string(), "SECRET".to_string())];
+        for a in [
+            base(
+                Some(Fluentd {
+                    address: "tcp://127.0.0.1:24224".into(),
+                    tag: "web".into(),
+                    sub_second: true,
+                    retry_wait_ms: 1000,
+                    max_retries: 5,
+                    fields: fields.clone(),
+                    ..Default::default()
+                }),
+                None,
+            ),
+            base(
+                None,
+                Some(Gelf {
+                    address: "udp://127.0.0.1:12201".into(),
+                    host: "vm".into(),
+                    compression: "gzip".into(),
+                    level: 1,
+                    fields: fields.clone(),
+                    ..Default::default()
+                }),
+            ),
+        ] {
+            let argv: Vec<String> = a
+                .to_args()
+                .into_iter()
+                .map(|s| s.into_string().unwrap())
+                .collect();
+            assert!(!argv.iter().any(|s| s.contains("SECRET")), "{argv:?}");
+            let env = a.environment();
+            assert_eq!(Args::parse_with(&argv, Some(&env[0].1)).unwrap(), a);
+        }
     }
 
     #[test]

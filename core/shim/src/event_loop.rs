@@ -12,7 +12,7 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::attach::{Client, HIGH_WATER};
 use crate::log_writer::LogWriter;
-use crate::ship::{Form, Shipper};
+use crate::ship::{Form, Retry, Shipper};
 use crate::stdio::{self, Streams};
 use crate::{reaper, Args};
 use berth_proto::shim::{self as contract, files, sockets, Request};
@@ -270,8 +270,17 @@ impl Shim {
                     revents: 0,
                 })
                 .collect();
-            let timeout = if self.exited_at.is_some() { 100 } else { -1 };
-            if poll(&mut fds, timeout) <= 0 {
+            let mut timeout = if self.exited_at.is_some() { 100 } else { -1 };
+            if let Some(wait) = self.shipper.as_ref().and_then(Shipper::wake_in) {
+                // A retry's wait, rounded up so that it is over on waking.
+                let ms = wait.as_millis().min(60_000) as i32 + 1;
+                timeout = if timeout < 0 { ms } else { timeout.min(ms) };
+            }
+            let ready = poll(&mut fds, timeout);
+            if let Some(shipper) = &mut self.shipper {
+                shipper.on_timer();
+            }
+            if ready <= 0 {
                 continue;
             }
             for (pfd, &(_, _, slot)) in fds.iter().zip(set.iter()) {
@@ -590,12 +599,40 @@ enum Slot {
 fn shipper_of(args: &Args) -> Result<Option<Shipper>, String> {
     if let Some(s) = &args.syslog {
         let form = Form::Syslog(crate::syslog::Form::new(s));
-        return Shipper::connect(form, &s.address, s.max_buffer).map(Some);
+        return Shipper::connect(form, &s.address, s.max_buffer, false).map(Some);
     }
     if let Some(j) = &args.journald {
         let form = Form::Journald(crate::journald::Form::new(j));
         let address = format!("unixgram://{}", j.socket);
-        return Shipper::connect(form, &address, j.max_buffer).map(Some);
+        return Shipper::connect(form, &address, j.max_buffer, false).map(Some);
+    }
+    if let Some(f) = &args.fluentd {
+        let retry = Retry {
+            dials: f.max_retries,
+            wait: Duration::from_millis(f.retry_wait_ms),
+            grows: true,
+        };
+        let form = Form::Fluentd(crate::fluentd::Form::new(f), retry);
+        return Shipper::connect(form, &f.address, f.max_buffer, f.lazy).map(Some);
+    }
+    if let Some(g) = &args.gelf {
+        // go-gelf's TCP writer dials again after a failed write; a UDP
+        // send fails only locally.
+        let retry = if g.address.starts_with("tcp://") {
+            Retry {
+                dials: u64::from(g.max_reconnect),
+                wait: Duration::from_secs(u64::from(g.reconnect_delay_s)),
+                grows: false,
+            }
+        } else {
+            Retry {
+                dials: 0,
+                wait: Duration::ZERO,
+                grows: false,
+            }
+        };
+        let form = Form::Gelf(crate::gelf::Form::new(g), retry);
+        return Shipper::connect(form, &g.address, g.max_buffer, false).map(Some);
     }
     Ok(None)
 }

@@ -19,7 +19,10 @@
 mod attach;
 mod daemonize;
 mod event_loop;
+mod fluentd;
+mod gelf;
 mod journald;
+mod lines;
 mod log_writer;
 mod oom;
 mod reaper;
@@ -42,6 +45,9 @@ pub fn run(argv: Vec<String>) -> i32 {
             return 2;
         }
     };
+    // Read; the runtime and the container's processes need not see it.
+    // (Single-threaded still, so changing the environment is sound.)
+    std::env::remove_var(berth_proto::shim::LOG_FIELDS_ENV);
     // From here on the parent half returns at once and the detached half
     // carries on; `ready` is the pipe back to berth-core.
     let mut ready = match daemonize::detach(&args) {

@@ -20,8 +20,7 @@ use berth_proto::{local_log, timefmt};
 /// The file format: the shim's `--log-format` (json-file or local).
 pub use berth_proto::shim::LogFormat as Format;
 
-/// Docker's json-file logger buffers at most 16 KiB of a line.
-pub const MAX_PARTIAL: usize = 16 * 1024;
+use crate::lines::{Cut, Lines, MAX_PARTIAL};
 
 pub struct LogWriter {
     format: Format,
@@ -32,7 +31,10 @@ pub struct LogWriter {
     max_size: u64,
     /// Files kept in all, the current one included.
     max_files: u32,
-    /// Bytes of an unfinished line, per stream (0 = stdout, 1 = stderr).
+    /// json-file: the lines of the output.
+    lines: Lines,
+    /// local: bytes of an unfinished line, per stream (0 = stdout, 1 =
+    /// stderr).
     partial: [Vec<u8>; 2],
     /// Whole entries not written yet: everything one read produced goes out
     /// in one write(2), not one per line (a chatty container writes
@@ -67,6 +69,7 @@ impl LogWriter {
             size,
             max_size,
             max_files: max_files.max(1),
+            lines: Lines::default(),
             partial: [Vec::new(), Vec::new()],
             out: Vec::new(),
             time: String::new(),
@@ -96,7 +99,7 @@ impl LogWriter {
     }
 
     /// Takes output of `stream` (1 stdout, 2 stderr) as it was read.
-    pub fn write(&mut self, stream: u8, mut data: &[u8]) {
+    pub fn write(&mut self, stream: u8, data: &[u8]) {
         if self.file.is_none() {
             return;
         }
@@ -108,23 +111,11 @@ impl LogWriter {
         // the whole read is valid, so is every line of it.
         let valid = std::str::from_utf8(data).is_ok();
         self.out.reserve(data.len() + data.len() / 2 + 128);
-        let idx = usize::from(stream == 2);
-        while let Some(pos) = memchr::memchr(b'\n', data) {
-            if self.partial[idx].is_empty() {
-                self.add(stream, &data[..=pos], valid);
-            } else {
-                let mut line = std::mem::take(&mut self.partial[idx]);
-                line.extend_from_slice(&data[..=pos]);
-                self.add(stream, &line, false);
-            }
-            data = &data[pos + 1..];
-        }
-        self.partial[idx].extend_from_slice(data);
-        while self.partial[idx].len() >= MAX_PARTIAL {
-            let rest = self.partial[idx].split_off(MAX_PARTIAL);
-            let piece = std::mem::replace(&mut self.partial[idx], rest);
-            self.add(stream, &piece, false);
-        }
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.cut(stream, data, |Cut { text, fresh, .. }| {
+            self.add(stream, text, valid && fresh)
+        });
+        self.lines = lines;
         self.write_out();
     }
 
@@ -223,11 +214,12 @@ impl LogWriter {
         if self.file.is_none() {
             return;
         }
-        let piece = std::mem::take(&mut self.partial[usize::from(stream == 2)]);
         if self.format == Format::Local {
+            let piece = std::mem::take(&mut self.partial[usize::from(stream == 2)]);
             self.add_record(stream, true, local_log::now_nanos(), &piece, &[]);
             return;
         }
+        let piece = self.lines.take_rest(stream);
         if !piece.is_empty() {
             self.time = timefmt::now();
             self.add(stream, &piece, false);
@@ -335,6 +327,15 @@ mod tests {
                 .starts_with("{\"log\":\"half and half\\n\""),
             "{last}"
         );
+        // A long line read whole is cut as dockerd cuts it: a piece of
+        // 16 KiB without a newline, then the rest.
+        let mut whole = vec![b'z'; MAX_PARTIAL + 5];
+        whole.push(b'\n');
+        w.write(1, &whole);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let tail: Vec<&str> = text.lines().rev().take(2).collect();
+        assert!(tail[0].starts_with("{\"log\":\"zzzzz\\n\""), "{}", tail[0]);
+        assert!(tail[1].contains(&format!("{}\",", "z".repeat(MAX_PARTIAL))));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

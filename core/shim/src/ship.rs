@@ -1,32 +1,36 @@
 //! Lines of a container's output shipped to a log receiver (Docker's
-//! syslog and journald drivers), by the shim, so that they keep flowing
-//! while berthd is down or being replaced.
+//! syslog, journald, fluentd and gelf drivers), by the shim, so that they
+//! keep flowing while berthd is down or being replaced.
 //!
 //! Output is cut into lines as dockerd's copier cuts it (at newlines, and
-//! in pieces of [`MAX_PARTIAL`] bytes); each line becomes one message in
+//! in pieces of [`crate::lines::MAX_PARTIAL`] bytes); each line becomes one message in
 //! the driver's [`Form`]. Sockets are non-blocking and what the receiver
 //! does not take yet waits in a queue, which the shim's poll loop writes
 //! out when the socket is writable. In dockerd's blocking mode the shim
 //! stops reading the container's output while anything waits
 //! ([`Shipper::holds_output`]), so a slow receiver slows the container, as
 //! on dockerd, while the shim still answers kill and attach. With
-//! `mode=non-blocking` the queue holds at most `max-buffer-size` bytes and
-//! what does not fit is dropped. A message that fails is tried once more on
-//! a new connection, then dropped, as dockerd's writers do.
+//! `mode=non-blocking` (and fluentd's `fluentd-async`) the queue holds at
+//! most `max-buffer-size` bytes and what does not fit is dropped. A message
+//! that fails is tried again on a new connection as the driver's library
+//! in dockerd does ([`Retry`]: syslog and journald once at once, fluentd
+//! up to `fluentd-max-retries` times with growing waits, gelf over TCP up
+//! to `gelf-tcp-max-reconnect` times), then dropped.
 
 #![allow(unsafe_code)] // poll: the exit's last sends
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::time::{Duration, Instant};
 
 use berth_proto::shim::{SyslogTls, LOGGING_FAILED};
 
-use crate::log_writer::MAX_PARTIAL;
+use crate::lines::{Cut, Lines};
 use crate::tls::Tls;
-use crate::{journald, syslog};
+use crate::{fluentd, gelf, journald, syslog};
 
 /// Where the host's own syslog listens when no address is given, in the
 /// order dockerd tries them.
@@ -36,15 +40,28 @@ const LOCAL_SOCKETS: &[&str] = &["/dev/log", "/var/run/syslog", "/var/run/log"];
 pub enum Form {
     Syslog(syslog::Form),
     Journald(journald::Form),
+    Fluentd(fluentd::Form, Retry),
+    Gelf(gelf::Form, Retry),
 }
 
 impl Form {
     /// The message of one line of `stream` (1 stdout, 2 stderr); `None`
     /// when the driver sends nothing for it.
-    fn message(&self, stream: u8, line: &[u8], partial: bool) -> Option<Vec<u8>> {
+    fn message(&mut self, stream: u8, line: &[u8], partial: bool) -> Option<Vec<u8>> {
+        let now = std::time::SystemTime::now();
         match self {
             Form::Syslog(f) => f.message(stream, line),
             Form::Journald(f) => Some(f.message(stream, line, partial)),
+            Form::Fluentd(f, _) => Some(f.message(stream, line, partial, now)),
+            Form::Gelf(f, _) => f.message(stream, line, now),
+        }
+    }
+
+    /// What goes out for a message: itself, or GELF's chunks.
+    fn datagrams(&self, msg: Vec<u8>) -> Vec<Vec<u8>> {
+        match self {
+            Form::Gelf(f, _) => f.datagrams(msg),
+            _ => vec![msg],
         }
     }
 
@@ -52,8 +69,56 @@ impl Form {
     fn tls(&self) -> Option<&SyslogTls> {
         match self {
             Form::Syslog(f) => f.tls(),
-            Form::Journald(_) => None,
+            _ => None,
         }
+    }
+
+    fn retry(&self) -> Retry {
+        match self {
+            Form::Fluentd(_, r) | Form::Gelf(_, r) => *r,
+            // dockerd's syslog writer dials once more, at once; journald's
+            // datagrams fail only when journald is gone.
+            Form::Syslog(_) | Form::Journald(_) => Retry::ONCE,
+        }
+    }
+
+    /// A receiver that cannot be reached at start, in dockerd's words.
+    fn unreachable(&self, address: &str, e: String) -> String {
+        match self {
+            Form::Gelf(..) => {
+                let endpoint = address.split_once("://").map_or(address, |(_, a)| a);
+                format!("{LOGGING_FAILED}: gelf: cannot connect to GELF endpoint: {endpoint} {e}")
+            }
+            _ => format!("{LOGGING_FAILED}: {e}"),
+        }
+    }
+}
+
+/// How a message that failed is tried again: up to `dials` more
+/// connections, the first after `wait`, each next one after half as long
+/// again when `grows` (fluent-logger's backoff, at most a minute).
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub dials: u64,
+    pub wait: Duration,
+    pub grows: bool,
+}
+
+impl Retry {
+    const ONCE: Retry = Retry {
+        dials: 1,
+        wait: Duration::ZERO,
+        grows: false,
+    };
+    const LONGEST_WAIT: Duration = Duration::from_secs(60);
+
+    /// The wait before the `n`th new try (from 1).
+    fn wait_before(&self, n: u64) -> Duration {
+        if !self.grows {
+            return self.wait;
+        }
+        let factor = 1.5f64.powi(n.saturating_sub(1).min(64) as i32);
+        self.wait.mul_f64(factor).min(Self::LONGEST_WAIT)
     }
 }
 
@@ -115,15 +180,16 @@ pub struct Shipper {
     form: Form,
     address: String,
     conn: Option<Conn>,
-    /// Bytes of an unfinished line, per stream (0 = stdout, 1 = stderr).
-    partial: [Vec<u8>; 2],
+    /// The lines of the output.
+    lines: Lines,
     /// Messages the receiver has not taken (wholly) yet, oldest first;
     /// `sent` bytes of the first are out, `queued` bytes in all.
     queue: VecDeque<Vec<u8>>,
     sent: usize,
     queued: usize,
-    /// The first message failed once already.
-    retried: bool,
+    /// Times the first message failed, and when to try it again.
+    failures: u64,
+    retry_at: Option<Instant>,
     /// mode=non-blocking: the queue's limit (messages beyond it are
     /// dropped); `None`: blocking mode.
     limit: Option<usize>,
@@ -133,21 +199,48 @@ pub struct Shipper {
 
 impl Shipper {
     /// Connects as dockerd does when a container starts: a receiver that
-    /// cannot be reached fails the start, in dockerd's words.
-    pub fn connect(form: Form, address: &str, max_buffer: u64) -> Result<Shipper, String> {
-        let conn = dial(address, form.tls()).map_err(|e| format!("{LOGGING_FAILED}: {e}"))?;
+    /// cannot be reached fails the start, in dockerd's words; unless
+    /// `lazy` (fluentd-async), when the first message dials.
+    pub fn connect(
+        form: Form,
+        address: &str,
+        max_buffer: u64,
+        lazy: bool,
+    ) -> Result<Shipper, String> {
+        let conn = match dial(address, form.tls()) {
+            Ok(conn) => Some(conn),
+            Err(e) if lazy => {
+                eprintln!("berth-shim: log receiver: {e}");
+                None
+            }
+            Err(e) => return Err(form.unreachable(address, e)),
+        };
         Ok(Shipper {
             form,
             address: address.to_string(),
-            conn: Some(conn),
-            partial: [Vec::new(), Vec::new()],
+            conn,
+            lines: Lines::default(),
             queue: VecDeque::new(),
             sent: 0,
             queued: 0,
-            retried: false,
+            failures: 0,
+            retry_at: None,
             limit: (max_buffer > 0).then_some(max_buffer as usize),
             dropped: 0,
         })
+    }
+
+    /// How long until a message that failed is due to be tried again.
+    pub fn wake_in(&self) -> Option<Duration> {
+        self.retry_at
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Tries again what failed, when its wait is over.
+    pub fn on_timer(&mut self) {
+        if self.wake_in().is_some_and(|d| d.is_zero()) {
+            self.drain();
+        }
     }
 
     /// Blocking mode with messages waiting: the container's output is not
@@ -169,10 +262,16 @@ impl Shipper {
         self.queue.is_empty() && !self.conn.as_ref().is_some_and(Conn::backlog)
     }
 
-    /// Writes out what waits, as far as the receiver takes it now. As
-    /// dockerd's writer does, a message that fails is tried once more on a
-    /// new connection, then dropped (a stream's half-sent message too).
+    /// Writes out what waits, as far as the receiver takes it now; a
+    /// message that fails goes again whole on a new connection, as the
+    /// driver's [`Retry`] says, or is dropped.
     pub fn drain(&mut self) {
+        if let Some(at) = self.retry_at {
+            if Instant::now() < at {
+                return;
+            }
+            self.retry_at = None;
+        }
         if let Some(conn) = &mut self.conn {
             match conn.flush() {
                 Ok(()) => {}
@@ -189,8 +288,10 @@ impl Shipper {
                     Ok(conn) => self.conn = Some(conn),
                     Err(e) => {
                         eprintln!("berth-shim: log receiver: {e}");
-                        self.drop_front();
-                        continue;
+                        if self.failed() {
+                            continue;
+                        }
+                        return;
                     }
                 }
             }
@@ -204,14 +305,34 @@ impl Shipper {
                 Err(e) => {
                     eprintln!("berth-shim: log receiver: {e}");
                     self.conn = None;
-                    if self.retried || self.sent > 0 {
-                        self.drop_front();
-                    } else {
-                        self.retried = true;
+                    self.sent = 0;
+                    if !self.failed() {
+                        return;
                     }
                 }
             }
         }
+    }
+
+    /// The first message failed: it is given up once its retries are
+    /// spent, else tried again after the wait. Whether to go on now.
+    fn failed(&mut self) -> bool {
+        self.failures += 1;
+        let retry = self.form.retry();
+        if self.failures > retry.dials {
+            eprintln!(
+                "berth-shim: log receiver: message dropped after {} tries",
+                self.failures
+            );
+            self.drop_front();
+            return true;
+        }
+        let wait = retry.wait_before(self.failures);
+        if wait.is_zero() {
+            return true;
+        }
+        self.retry_at = Some(Instant::now() + wait);
+        false
     }
 
     /// The first message is done with: sent, or given up.
@@ -220,14 +341,14 @@ impl Shipper {
             self.queued -= m.len();
         }
         self.sent = 0;
-        self.retried = false;
+        self.failures = 0;
     }
 
     /// At exit: what still waits gets until `deadline` to go out.
-    pub fn finish(&mut self, deadline: std::time::Instant) {
+    pub fn finish(&mut self, deadline: Instant) {
         self.flush();
         while !self.done() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 eprintln!(
                     "berth-shim: {} log messages not delivered at exit",
@@ -235,8 +356,11 @@ impl Shipper {
                 );
                 return;
             }
-            // Without a connection, drain dials again (or drops what it cannot send).
-            if let Some(fd) = self.waiting_fd() {
+            // Without a connection, drain dials again (or drops what it
+            // cannot send) once a retry's wait is over.
+            if let Some(wait) = self.wake_in() {
+                std::thread::sleep(wait.min(left).min(Duration::from_millis(100)));
+            } else if let Some(fd) = self.waiting_fd() {
                 let mut pfd = libc::pollfd {
                     fd,
                     events: libc::POLLOUT,
@@ -250,26 +374,13 @@ impl Shipper {
     }
 
     /// Takes output of `stream` (1 stdout, 2 stderr) as it was read.
-    pub fn write(&mut self, stream: u8, mut data: &[u8]) {
-        let idx = usize::from(stream == 2);
-        while let Some(pos) = memchr::memchr(b'\n', data) {
-            if self.partial[idx].is_empty() {
-                self.send(stream, &data[..pos], false);
-            } else {
-                let mut line = std::mem::take(&mut self.partial[idx]);
-                line.extend_from_slice(&data[..pos]);
-                self.send(stream, &line, false);
-                line.clear();
-                self.partial[idx] = line;
-            }
-            data = &data[pos + 1..];
-        }
-        self.partial[idx].extend_from_slice(data);
-        while self.partial[idx].len() >= MAX_PARTIAL {
-            let rest = self.partial[idx].split_off(MAX_PARTIAL);
-            let piece = std::mem::replace(&mut self.partial[idx], rest);
-            self.send(stream, &piece, true);
-        }
+    pub fn write(&mut self, stream: u8, data: &[u8]) {
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.cut(stream, data, |Cut { text, ended, .. }| {
+            let line = if ended { &text[..text.len() - 1] } else { text };
+            self.send(stream, line, !ended);
+        });
+        self.lines = lines;
     }
 
     /// Sends what is left of unfinished lines (a stream closed).
@@ -281,7 +392,7 @@ impl Shipper {
     /// Sends the unfinished line of one stream (it closed; the other may
     /// still be mid-line).
     pub fn flush_stream(&mut self, stream: u8) {
-        let piece = std::mem::take(&mut self.partial[usize::from(stream == 2)]);
+        let piece = self.lines.take_rest(stream);
         if !piece.is_empty() {
             self.send(stream, &piece, true);
         }
@@ -293,8 +404,10 @@ impl Shipper {
         let Some(msg) = self.form.message(stream, line, partial) else {
             return;
         };
+        let datagrams = self.form.datagrams(msg);
+        let size: usize = datagrams.iter().map(Vec::len).sum();
         if let Some(limit) = self.limit {
-            if self.queued + msg.len() > limit {
+            if self.queued + size > limit {
                 self.dropped += 1;
                 if self.dropped == 1 {
                     eprintln!("berth-shim: log buffer full, dropping messages");
@@ -303,9 +416,10 @@ impl Shipper {
             }
         }
         self.dropped = 0;
-        self.queued += msg.len();
-        self.queue.push_back(msg);
-        if self.queue.len() == 1 {
+        let idle = self.queue.is_empty();
+        self.queued += size;
+        self.queue.extend(datagrams);
+        if idle {
             self.drain();
         }
     }
@@ -360,6 +474,15 @@ fn dial_blocking(address: &str, tls: Option<&SyslogTls>) -> Result<Conn, String>
     }
 }
 
+/// Random bytes (ids of GELF chunks and of fluentd's partial lines).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut out)) {
+        eprintln!("berth-shim: /dev/urandom: {e}");
+    }
+    out
+}
+
 /// The host's syslog socket: datagram first, then stream, at each place.
 fn dial_local() -> Result<Conn, String> {
     for path in LOCAL_SOCKETS {
@@ -409,7 +532,7 @@ mod tests {
         };
         let address = format!("unixgram://{}", path.display());
         let mut s =
-            Shipper::connect(Form::Syslog(syslog::Form::new(&target)), &address, 0).unwrap();
+            Shipper::connect(Form::Syslog(syslog::Form::new(&target)), &address, 0, false).unwrap();
         s.write(1, b"one\n\ntw");
         s.write(2, b"err\n");
         s.write(1, b"o\nthree");
@@ -450,7 +573,7 @@ mod tests {
             };
             let form = Form::Syslog(syslog::Form::new(&target));
             let address = format!("unix://{}", path.display());
-            let mut s = Shipper::connect(form, &address, max_buffer).unwrap();
+            let mut s = Shipper::connect(form, &address, max_buffer, false).unwrap();
             let (mut peer, _) = listener.accept().unwrap();
             // 1,000 messages of about 1 KB: more than a socket buffers.
             for _ in 0..1000 {
@@ -486,7 +609,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let form = Form::Syslog(syslog::Form::new(&Target::default()));
-        let err = Shipper::connect(form, &format!("tcp://{addr}"), 0)
+        let err = Shipper::connect(form, &format!("tcp://{addr}"), 0, false)
             .err()
             .unwrap();
         assert_eq!(

@@ -30,27 +30,25 @@ pub fn router(serving: Arc<Serving>) -> Router {
         .route("/namespaces/{ns}/tasks/{id}/kill", post(kill))
         .route("/namespaces/{ns}/tasks/{id}/resize", post(resize))
         .route("/namespaces/{ns}/tasks/{id}/close-stdin", post(close_stdin));
-    // Versions 2, 3, 5 and 6 only added fields; 4 added routes.
+    // Versions 2, 3 and 5 on only added fields; 4 added routes. Every
+    // version up to this build's is served, so a version that adds only
+    // fields needs no change here.
     let v4 = v1
         .clone()
         .route("/namespaces/{ns}/tasks/{id}/pause", post(pause))
         .route("/namespaces/{ns}/tasks/{id}/resume", post(resume))
         .route("/namespaces/{ns}/tasks/{id}/update", post(update));
-    Router::new()
+    let mut router = Router::new()
         .route("/handshake", get(handshake))
         .route("/v1/events", get(events_v1))
-        .route("/v2/events", get(events_v2))
-        .route("/v3/events", get(events_v2))
-        .route("/v4/events", get(events_v2))
-        .route("/v5/events", get(events_v2))
-        .route("/v6/events", get(events_v2))
-        .nest("/v1", v1.clone())
-        .nest("/v2", v1.clone())
-        .nest("/v3", v1)
-        .nest("/v4", v4.clone())
-        .nest("/v5", v4.clone())
-        .nest("/v6", v4)
-        .layer(axum::middleware::from_fn_with_state(serving, serving::gate))
+        .nest("/v1", v1.clone());
+    for version in 2..=berth_proto::VERSION {
+        let routes = if version < 4 { v1.clone() } else { v4.clone() };
+        router = router
+            .route(&format!("/v{version}/events"), get(events_v2))
+            .nest(&format!("/v{version}"), routes);
+    }
+    router.layer(axum::middleware::from_fn_with_state(serving, serving::gate))
 }
 
 async fn handshake(Extension(s): Current) -> Json<Handshake> {

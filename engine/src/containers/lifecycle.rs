@@ -14,11 +14,14 @@ use crate::error::{Error, Result};
 /// The cgroup parent of every container, like Docker's "/docker".
 pub const CGROUP_PARENT: &str = "/berth";
 
-/// The receivers a shipping log driver's shim sends to.
-type Shipping = (
-    Option<berth_proto::shim::Syslog>,
-    Option<berth_proto::shim::Journald>,
-);
+/// The receiver a shipping log driver's shim sends to, if any.
+enum Shipping {
+    None,
+    Syslog(berth_proto::shim::Syslog),
+    Journald(berth_proto::shim::Journald),
+    Fluentd(berth_proto::shim::Fluentd),
+    Gelf(berth_proto::shim::Gelf),
+}
 
 /// What `POST /containers/{id}/wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,15 +98,17 @@ impl Containers {
         }
     }
 
-    /// Where the shim sends each line for the syslog or journald driver
-    /// (neither for the file drivers); the tag template is filled in now,
-    /// as dockerd fills it when the container starts.
+    /// Where the shim sends each line for a shipping driver (none for the
+    /// file drivers); the tag template is filled in now, as dockerd fills
+    /// it when the container starts.
     fn shipping(&self, c: &Container) -> Result<Shipping> {
         let driver = c.log_driver();
-        if !matches!(driver.as_str(), "syslog" | "journald") {
-            return Ok((None, None));
-        }
-        if self.core.version() < 6 {
+        let since = match driver.as_str() {
+            "syslog" | "journald" => 6,
+            "fluentd" | "gelf" => 7,
+            _ => return Ok(Shipping::None),
+        };
+        if self.core.version() < since {
             return Err(Error::InvalidArgument(format!(
                 "the running berth-core speaks protocol version {}, which cannot send logs to {driver}; upgrade berth-core",
                 self.core.version()
@@ -117,11 +122,13 @@ impl Containers {
             image_name: &c.image_ref,
         };
         let tag = io::log_tag::render(opts.get("tag").map_or("", String::as_str), &facts)?;
-        if driver == "journald" {
-            let max_buffer = io::log_opts::max_buffer(&opts);
-            return Ok((None, Some(io::journald::settings(c, tag, max_buffer)?)));
-        }
-        Ok((Some(io::syslog::target(&opts, tag)?), None))
+        let max_buffer = io::log_opts::max_buffer(&opts);
+        Ok(match driver.as_str() {
+            "journald" => Shipping::Journald(io::journald::settings(c, tag, max_buffer)?),
+            "fluentd" => Shipping::Fluentd(io::fluentd::settings(c, &opts, tag, max_buffer)?),
+            "gelf" => Shipping::Gelf(io::gelf::settings(c, &opts, tag, max_buffer)?),
+            _ => Shipping::Syslog(io::syslog::target(&opts, tag)?),
+        })
     }
 
     async fn start_locked(&self, c: &mut Container) -> Result<()> {
@@ -222,7 +229,7 @@ impl Containers {
                 self.core.version()
             )));
         }
-        let (syslog, journald) = self.shipping(c)?;
+        let shipping = self.shipping(c)?;
         let log_path = match c.log_file(&paths) {
             None => String::new(),
             Some(p) => {
@@ -252,7 +259,7 @@ impl Containers {
             status: "starting".into(),
             ..Default::default()
         });
-        let req = CreateTaskRequest {
+        let mut req = CreateTaskRequest {
             restart,
             health,
             id: c.id.clone(),
@@ -270,9 +277,18 @@ impl Containers {
             tty: c.tty(),
             runtime: self.runtime_for_core(c.host_config.runtime.as_deref().unwrap_or("")),
             exec_in: None,
-            syslog,
-            journald,
+            syslog: None,
+            journald: None,
+            fluentd: None,
+            gelf: None,
         };
+        match shipping {
+            Shipping::None => {}
+            Shipping::Syslog(s) => req.syslog = Some(s),
+            Shipping::Journald(j) => req.journald = Some(j),
+            Shipping::Fluentd(f) => req.fluentd = Some(f),
+            Shipping::Gelf(g) => req.gelf = Some(g),
+        }
         // netavark configures the namespace while the runtime creates the
         // container in it: the process runs only at start_task.
         let (created, net) = tokio::join!(self.core.create_task(&req), async {

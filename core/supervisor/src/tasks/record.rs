@@ -37,6 +37,10 @@ pub(super) struct TaskRecord {
     pub syslog: Option<contract::Syslog>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journald: Option<contract::Journald>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fluentd: Option<contract::Fluentd>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gelf: Option<contract::Gelf>,
     #[serde(default)]
     pub stdin: bool,
     #[serde(default)]

@@ -180,6 +180,8 @@ impl Containers {
             exec_in: Some(c.id.clone()),
             syslog: None,
             journald: None,
+            fluentd: None,
+            gelf: None,
         };
         let task = self.core.create_task(&req).await?;
         Ok(Started {

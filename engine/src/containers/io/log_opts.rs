@@ -7,9 +7,9 @@
 //! comes, so both modes behave alike for them. The syslog driver honours
 //! them (see the shim's syslog.rs): blocking holds the container's output
 //! while the receiver lags, non-blocking drops what overflows the buffer.
-//! A driver that ships lines
-//! elsewhere (syslog) also keeps dockerd's dual-logging cache, a `local`
-//! file `docker logs` reads, with its `cache-*` options.
+//! A driver that ships lines elsewhere (syslog, journald, fluentd, gelf)
+//! also keeps dockerd's dual-logging cache, a `local` file `docker logs`
+//! reads, with its `cache-*` options.
 
 use std::collections::HashMap;
 
@@ -33,7 +33,15 @@ const KNOWN: &[&str] = &[
 const KNOWN_LOCAL: &[&str] = &["max-size", "max-file", "compress"];
 
 /// The drivers Berth has.
-pub const SUPPORTED: &[&str] = &["json-file", "journald", "local", "none", "syslog"];
+pub const SUPPORTED: &[&str] = &[
+    "fluentd",
+    "gelf",
+    "json-file",
+    "journald",
+    "local",
+    "none",
+    "syslog",
+];
 
 /// Whether `driver` writes its own file (else it ships lines elsewhere and
 /// keeps the dual-logging cache).
@@ -178,25 +186,24 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
             None => Ok(()),
         };
     }
-    if driver == "journald" {
-        if let Some(k) = opts.keys().filter(own).find(|k| {
-            !super::journald::OPTIONS.contains(&k.as_str()) && !CACHE.contains(&k.as_str())
-        }) {
-            return Err(Error::InvalidArgument(format!(
-                "unknown log opt '{k}' for journald log driver"
-            )));
-        }
-        return Ok(());
-    }
-    if driver == "syslog" {
-        if let Some(k) = opts
-            .keys()
-            .filter(own)
-            .find(|k| !super::syslog::OPTIONS.contains(&k.as_str()) && !CACHE.contains(&k.as_str()))
-        {
-            return Err(Error::InvalidArgument(format!(
-                "unknown log opt '{k}' for syslog log driver"
-            )));
+    if !writes_a_file(driver) {
+        // A shipping driver: its own options, the cache's, and its checks.
+        let own_options = match driver {
+            "journald" => super::journald::OPTIONS,
+            "syslog" => super::syslog::OPTIONS,
+            "fluentd" => super::fluentd::OPTIONS,
+            _ => &[],
+        };
+        if driver != "gelf" {
+            if let Some(k) = opts
+                .keys()
+                .filter(own)
+                .find(|k| !own_options.contains(&k.as_str()) && !CACHE.contains(&k.as_str()))
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown log opt '{k}' for {driver} log driver"
+                )));
+            }
         }
         if let Some(v) = opts.get("cache-disabled") {
             if go_bool(v).is_none() {
@@ -205,7 +212,19 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
                 )));
             }
         }
-        return super::syslog::check(opts);
+        return match driver {
+            "syslog" => super::syslog::check(opts),
+            "fluentd" => super::fluentd::check(opts),
+            // gelf checks every key itself, in its own words.
+            "gelf" => super::gelf::check(
+                &opts
+                    .iter()
+                    .filter(|(k, _)| own(k) && !CACHE.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => Ok(()),
+        };
     }
     let local = driver == "local";
     let known = if local { KNOWN_LOCAL } else { KNOWN };

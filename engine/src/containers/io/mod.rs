@@ -2,6 +2,8 @@
 
 pub mod attach;
 pub mod exec;
+pub mod fluentd;
+pub mod gelf;
 pub mod journald;
 pub mod log_opts;
 pub mod log_tag;
