@@ -339,6 +339,27 @@ fn a_reload_of_labels_shutdown_timeout_and_features_reads_as_on_dockerd() {
         labels(b.docker(&["info", "--format", "{{json .Labels}}"])),
         labels(dockerd.docker(&["info", "--format", "{{json .Labels}}"]))
     );
+
+    // A file that no longer names them: dockerd keeps the labels, the
+    // shutdown timeout and the registries it had, and resets `features`.
+    std::fs::write(&theirs_file, "{}").unwrap();
+    std::fs::write(&ours_file, "{}").unwrap();
+    let theirs = reload_event(
+        |args| berth_compat_tests::docker_on(&dockerd.socket, &dockerd.root, args),
+        dockerd.pid(),
+        format,
+    );
+    let ours = reload_event(|args| b.docker_cmd(args), b.berthd_pid(), format);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.as_deref()
+            .is_some_and(|e| e.contains(r#"labels=["new=2"]"#) && e.contains("features=map[] ")),
+        "{ours:?}"
+    );
+    assert_eq!(
+        labels(b.docker(&["info", "--format", "{{json .Labels}}"])),
+        "[\"new=2\"]\n"
+    );
     dockerd.finish();
     b.finish();
     let _ = std::fs::remove_dir_all(ours_file.parent().unwrap());
@@ -402,18 +423,109 @@ fn a_runtime_configured_by_name_runs_as_on_dockerd() {
         "{ours:?}"
     );
 
-    // runtimeArgs would be dropped: refused instead, naming the runtime.
-    let args = config_file(
-        "runtimes",
-        "args.json",
-        r#"{"runtimes": {"dbg": {"path": "/usr/bin/true", "runtimeArgs": ["--debug"]}}}"#,
+    // runtimeArgs: both engines run the runtime through a script of
+    // theirs that puts the arguments first, and `docker info` lists them
+    // as configured. The runtime here is a script of the test's that
+    // notes its first argument and runs runc with the rest.
+    let logs = file.parent().unwrap().join("runtime-args");
+    std::fs::create_dir_all(&logs).unwrap();
+    let wrapper = |who: &str| logs.join(format!("{who}-rt.sh"));
+    for who in ["berthd", "dockerd"] {
+        use std::os::unix::fs::PermissionsExt;
+        let noted = logs.join(format!("{who}.args"));
+        std::fs::write(
+            wrapper(who),
+            format!(
+                "#!/bin/sh\necho \"$1\" >> {}\nshift\nexec {runc} \"$@\"\n",
+                noted.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(wrapper(who), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let with_args = |who: &str| {
+        format!(
+            r#"{{"runtimes": {{"myrt": {{"path": "{runc}"}}, "dbg": {{"path": "{}", "runtimeArgs": ["first-{who}"]}}}}}}"#,
+            wrapper(who).display()
+        )
+    };
+    let ours_file = config_file("runtimes", "berthd.json", &with_args("berthd"));
+    let theirs_file = config_file("runtimes", "dockerd.json", &with_args("dockerd"));
+    let dockerd2 = berth_compat_tests::dockerd::Dockerd::start_with(&[
+        "--config-file",
+        theirs_file.to_str().unwrap(),
+    ])
+    .unwrap_or_else(|e| panic!("the oracle: {e}"));
+    let b2 = Berth::start_with(&["--config-file", ours_file.to_str().unwrap()]);
+    dockerd2.load_busybox();
+    b2.load_busybox();
+    for (who, docker, data_root) in [
+        (
+            "berthd",
+            &(|a: &[&str]| b2.docker(a)) as &dyn Fn(&[&str]) -> berth_compat_tests::Run,
+            b2.data_root(),
+        ),
+        (
+            "dockerd",
+            &|a: &[&str]| dockerd2.docker(a),
+            dockerd2.root.join("data"),
+        ),
+    ] {
+        let info = docker(&["info", "--format", "{{json .Runtimes.dbg}}"]).ok();
+        assert_eq!(
+            info.out(),
+            format!(
+                r#"{{"path":"{}","runtimeArgs":["first-{who}"]}}"#,
+                wrapper(who).display()
+            )
+        );
+        let run = docker(&["run", "--rm", "--runtime", "dbg", "busybox", "echo", "ran"]).ok();
+        assert_eq!(run.stdout, "ran\n");
+        let noted = std::fs::read_to_string(logs.join(format!("{who}.args"))).unwrap_or_default();
+        assert!(
+            !noted.is_empty() && noted.lines().all(|l| l == format!("first-{who}")),
+            "{who}: the runtime's first arguments: {noted:?}"
+        );
+        let script = std::fs::read_to_string(data_root.join("runtimes/dbg")).unwrap();
+        assert_eq!(
+            script,
+            format!("#!/bin/sh\n{} first-{who} $@\n", wrapper(who).display()),
+            "{who}"
+        );
+    }
+
+    // A reload may change the default runtime: new containers get it,
+    // and the reload event says so, on both.
+    for (path, who) in [(&ours_file, "berthd"), (&theirs_file, "dockerd")] {
+        let mut json: serde_json::Value = serde_json::from_str(&with_args(who)).unwrap();
+        json["default-runtime"] = "myrt".into();
+        std::fs::write(path, json.to_string()).unwrap();
+    }
+    let format = "{{.Action}} {{index .Actor.Attributes \"default-runtime\"}}";
+    let theirs = reload_event(
+        |args| berth_compat_tests::docker_on(&dockerd2.socket, &dockerd2.root, args),
+        dockerd2.pid(),
+        format,
     );
-    let (code, _, err) = validate(&["--config-file", args.to_str().unwrap()]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("runtimeArgs of dbg are not supported"),
-        "{err}"
-    );
+    let ours = reload_event(|args| b2.docker_cmd(args), b2.berthd_pid(), format);
+    assert_eq!(ours.as_deref(), Some("reload myrt\n"));
+    assert_eq!(ours, theirs);
+    for docker in [
+        &(|a: &[&str]| b2.docker(a)) as &dyn Fn(&[&str]) -> berth_compat_tests::Run,
+        &|a: &[&str]| dockerd2.docker(a),
+    ] {
+        docker(&["create", "--name", "after-reload", "busybox", "true"]).ok();
+        let rt = docker(&["inspect", "-f", "{{.HostConfig.Runtime}}", "after-reload"]).ok();
+        assert_eq!(rt.out(), "myrt");
+        assert_eq!(
+            docker(&["info", "--format", "{{.DefaultRuntime}}"])
+                .ok()
+                .out(),
+            "myrt"
+        );
+    }
+    dockerd2.finish();
+    b2.finish();
     dockerd.finish();
     b.finish();
     let _ = std::fs::remove_dir_all(file.parent().unwrap());

@@ -53,6 +53,14 @@ pub struct Config {
     /// name=path, like dockerd's --add-runtime. Repeatable.
     #[arg(long = "add-runtime")]
     pub runtimes: Vec<String>,
+    /// The arguments of those runtimes (daemon.json's `runtimeArgs`), by
+    /// name; only from the configuration file, as in dockerd.
+    #[arg(skip)]
+    pub runtime_args: std::collections::BTreeMap<String, Vec<String>>,
+    /// The keys the configuration file set (a reload keeps the current
+    /// value of some keys the file no longer names, as dockerd does).
+    #[arg(skip)]
+    pub file_keys: std::collections::BTreeSet<String>,
     /// Log level: debug, info, warn, error.
     #[arg(short = 'l', long, default_value = "info")]
     pub log_level: String,

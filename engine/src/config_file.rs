@@ -70,7 +70,7 @@ pub fn check(config: &Config) -> Result<(), String> {
     }
     crate::containers::defaults::Defaults::from_config(config)?;
     labels(&config.labels)?;
-    crate::reload::runtimes(&config.runtimes)?;
+    crate::reload::runtimes(&config.runtimes, &config.runtime_args)?;
     if let Some(a) = &config.metrics_addr {
         a.parse::<std::net::SocketAddr>()
             .map_err(|_| format!("invalid metrics-addr {a:?}: use ip:port"))?;
@@ -407,15 +407,14 @@ const SETTINGS: &[Setting] = &[
                     let path = rt["path"]
                         .as_str()
                         .ok_or_else(|| format!("runtimes: {name} needs a \"path\""))?;
-                    if rt["runtimeArgs"].as_array().is_some_and(|a| !a.is_empty()) {
-                        // berth-core runs a runtime with its own global
-                        // flags only; better refused than dropped.
-                        return Err(format!(
-                            "runtimes: runtimeArgs of {name} are not supported by Berth; \
-                             use a wrapper script as the path"
-                        ));
-                    }
                     Ok(format!("{name}={path}"))
+                })
+                .collect::<Result<_, String>>()?;
+            c.runtime_args = map
+                .iter()
+                .filter_map(|(name, rt)| {
+                    let args = rt.get("runtimeArgs")?;
+                    Some(strings("runtimeArgs", args).map(|a| (name.clone(), a)))
                 })
                 .collect::<Result<_, String>>()?;
             Ok(())
@@ -541,6 +540,7 @@ pub fn apply(config: &mut Config, matches: &ArgMatches, text: &str) -> Result<()
             continue;
         }
         (setting.set)(config, value)?;
+        config.file_keys.insert(key.clone());
     }
     if !conflicts.is_empty() {
         return Err(format!(
@@ -659,20 +659,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.runtimes, ["mine=/opt/rt/bin/runc"]);
-        let e = parse(
+        let c = parse(
             &[],
             r#"{"runtimes": {"mine": {"path": "/x", "runtimeArgs": ["--debug"]}}}"#,
         )
+        .unwrap();
+        assert_eq!(c.runtime_args["mine"], ["--debug"]);
+        let e = parse(
+            &[],
+            r#"{"runtimes": {"mine": {"path": "/x", "runtimeArgs": "-d"}}}"#,
+        )
         .unwrap_err();
-        assert!(e.contains("runtimeArgs of mine are not supported"), "{e}");
+        assert!(e.contains("runtimeArgs: a list is expected"), "{e}");
         let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let none = Default::default();
         assert_eq!(
-            crate::reload::runtimes(&owned(&["runc=/x"])).unwrap_err(),
+            crate::reload::runtimes(&owned(&["runc=/x"]), &none).unwrap_err(),
             "runtime name 'runc' is reserved"
         );
-        assert!(crate::reload::runtimes(&owned(&["nopath"])).is_err());
+        assert!(crate::reload::runtimes(&owned(&["nopath"]), &none).is_err());
         assert_eq!(
-            crate::reload::runtimes(&owned(&["a=/x", "b=/y"]))
+            crate::reload::runtimes(&owned(&["a=/x", "b=/y"]), &none)
                 .unwrap()
                 .len(),
             2

@@ -36,6 +36,8 @@ pub struct Engine {
     pub id: String,
     /// What a SIGHUP may change (`reload`).
     settings: RwLock<Arc<crate::reload::Settings>>,
+    /// The configuration the last reload applied (`None`: `config`'s).
+    pub(crate) reloaded: std::sync::Mutex<Option<Config>>,
 }
 
 impl Engine {
@@ -100,21 +102,19 @@ impl Engine {
             events: events.clone(),
         };
         let containers = Arc::new(
-            Containers::new(
-                peers,
-                config.data_root.clone(),
-                config.runtime.clone().unwrap_or_default(),
-            )
-            .with_default_log(default_log)
-            .with_defaults(
-                crate::containers::defaults::Defaults::from_config(&config)
-                    .map_err(crate::Error::InvalidArgument)?,
-            ),
+            Containers::new(peers, config.data_root.clone())
+                .with_default_log(default_log)
+                .with_defaults(
+                    crate::containers::defaults::Defaults::from_config(&config)
+                        .map_err(crate::Error::InvalidArgument)?,
+                ),
         );
         let builder = Arc::new(Builder::new(containers.clone(), &config.data_root)?);
         let settings =
             crate::reload::Settings::from_config(&config).map_err(crate::Error::InvalidArgument)?;
-        containers.set_runtimes(settings.runtimes.clone());
+        let for_core = crate::reload::write_runtime_scripts(&config.data_root, &settings.runtimes)
+            .map_err(crate::Error::Internal)?;
+        containers.set_runtimes(for_core, &settings.default_runtime);
         let buildkit = crate::buildkit::BuildKit::new(builder.clone());
         tracing::info!(
             store_ms,
@@ -139,6 +139,7 @@ impl Engine {
             core_info: RwLock::new(None),
             id,
             settings: RwLock::new(Arc::new(settings)),
+            reloaded: std::sync::Mutex::new(None),
         }))
     }
 

@@ -106,12 +106,14 @@ pub async fn info(
     let live = engine.core.handshake().await;
     let reachable = live.is_ok();
     let core = live.ok().or_else(|| engine.cached_core_info());
-    let default_runtime = engine
-        .config
-        .runtime
-        .clone()
-        .or_else(|| core.as_ref().map(|h| h.default_runtime.clone()))
-        .unwrap_or_default();
+    let configured = engine.settings().default_runtime.clone();
+    let default_runtime = if configured.is_empty() {
+        core.as_ref()
+            .map(|h| h.default_runtime.clone())
+            .unwrap_or_default()
+    } else {
+        configured
+    };
     let mut runtimes = HashMap::new();
     for rt in core
         .as_ref()
@@ -126,11 +128,12 @@ pub async fn info(
             },
         );
     }
-    for (name, path) in &engine.settings().runtimes {
+    for (name, rt) in &engine.settings().runtimes {
         runtimes.insert(
             name.clone(),
             bollard_stubs::models::Runtime {
-                path: Some(path.clone()),
+                path: Some(rt.path.clone()),
+                runtime_args: (!rt.args.is_empty()).then(|| rt.args.clone()),
                 ..Default::default()
             },
         );

@@ -69,7 +69,7 @@ pub struct Containers {
     pub(crate) core: Arc<CoreClient>,
     pub(crate) data_root: PathBuf,
     /// `--runtime` of this berthd; empty means the core's default.
-    pub(crate) default_runtime: String,
+    default_runtime: std::sync::RwLock<String>,
     /// The core's default runtime as of its last handshake: recorded in
     /// HostConfig.Runtime at create (dockerd records the name it will use).
     pub(crate) core_default_runtime: std::sync::RwLock<String>,
@@ -102,7 +102,7 @@ pub struct Containers {
 }
 
 impl Containers {
-    pub fn new(peers: Peers, data_root: PathBuf, default_runtime: String) -> Containers {
+    pub fn new(peers: Peers, data_root: PathBuf) -> Containers {
         let (changes, _) = broadcast::channel(256);
         Containers {
             volumes: peers.volumes,
@@ -110,7 +110,7 @@ impl Containers {
             store: peers.store,
             core: peers.core,
             data_root,
-            default_runtime,
+            default_runtime: Default::default(),
             core_default_runtime: Default::default(),
             runtimes: Default::default(),
             locks: Mutex::new(HashMap::new()),
@@ -440,10 +440,16 @@ impl Containers {
     }
 
     /// The runtime a container gets when it names none: berthd's
-    /// `--runtime`, else the core's default ("" while that is unknown).
+    /// `--default-runtime`, else the core's default ("" while that is
+    /// unknown).
     pub(crate) fn default_runtime_name(&self) -> String {
-        if !self.default_runtime.is_empty() {
-            return self.default_runtime.clone();
+        let configured = self
+            .default_runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !configured.is_empty() {
+            return configured;
         }
         self.core_default_runtime
             .read()
@@ -451,9 +457,19 @@ impl Containers {
             .clone()
     }
 
-    /// The runtimes configured by name (a reload replaces them).
-    pub fn set_runtimes(&self, runtimes: std::collections::BTreeMap<String, String>) {
+    /// The runtimes configured by name, each with the path the core runs
+    /// (a wrapper script for one with arguments), and the default runtime
+    /// ("": the core's); a reload replaces them.
+    pub fn set_runtimes(
+        &self,
+        runtimes: std::collections::BTreeMap<String, String>,
+        default_runtime: &str,
+    ) {
         *self.runtimes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(runtimes);
+        *self
+            .default_runtime
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = default_runtime.to_string();
     }
 
     /// What the core is told to run `name` with: a configured runtime's
