@@ -171,6 +171,22 @@ fn sighup_reloads_what_may_change_and_says_so() {
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
+/// SIGHUP to berthd and to dockerd: the first daemon event of each, as
+/// `format` prints it (Berth's, then dockerd's).
+fn reload_both(
+    dockerd: &berth_compat_tests::dockerd::Dockerd,
+    b: &Berth,
+    format: &str,
+) -> (Option<String>, Option<String>) {
+    let theirs = reload_event(
+        |args| berth_compat_tests::docker_on(&dockerd.socket, &dockerd.root, args),
+        dockerd.pid(),
+        format,
+    );
+    let ours = reload_event(|args| b.docker_cmd(args), b.berthd_pid(), format);
+    (ours, theirs)
+}
+
 /// dockerd and berthd started with the same flags, busybox loaded in both.
 fn both_with(flags: &[&str]) -> (berth_compat_tests::dockerd::Dockerd, Berth) {
     let dockerd = berth_compat_tests::dockerd::Dockerd::start_with(flags)
@@ -322,12 +338,7 @@ fn a_reload_of_labels_shutdown_timeout_and_features_reads_as_on_dockerd() {
                   features={{index .Actor.Attributes \"features\"}} \
                   insecure={{index .Actor.Attributes \"insecure-registries\"}} \
                   mirrors={{index .Actor.Attributes \"registry-mirrors\"}}";
-    let theirs = reload_event(
-        |args| berth_compat_tests::docker_on(&dockerd.socket, &dockerd.root, args),
-        dockerd.pid(),
-        format,
-    );
-    let ours = reload_event(|args| b.docker_cmd(args), b.berthd_pid(), format);
+    let (ours, theirs) = reload_both(&dockerd, &b, format);
     assert_eq!(ours, theirs);
     assert!(
         ours.as_deref()
@@ -344,12 +355,7 @@ fn a_reload_of_labels_shutdown_timeout_and_features_reads_as_on_dockerd() {
     // shutdown timeout and the registries it had, and resets `features`.
     std::fs::write(&theirs_file, "{}").unwrap();
     std::fs::write(&ours_file, "{}").unwrap();
-    let theirs = reload_event(
-        |args| berth_compat_tests::docker_on(&dockerd.socket, &dockerd.root, args),
-        dockerd.pid(),
-        format,
-    );
-    let ours = reload_event(|args| b.docker_cmd(args), b.berthd_pid(), format);
+    let (ours, theirs) = reload_both(&dockerd, &b, format);
     assert_eq!(ours, theirs);
     assert!(
         ours.as_deref()
@@ -502,12 +508,7 @@ fn a_runtime_configured_by_name_runs_as_on_dockerd() {
         std::fs::write(path, json.to_string()).unwrap();
     }
     let format = "{{.Action}} {{index .Actor.Attributes \"default-runtime\"}}";
-    let theirs = reload_event(
-        |args| berth_compat_tests::docker_on(&dockerd2.socket, &dockerd2.root, args),
-        dockerd2.pid(),
-        format,
-    );
-    let ours = reload_event(|args| b2.docker_cmd(args), b2.berthd_pid(), format);
+    let (ours, theirs) = reload_both(&dockerd2, &b2, format);
     assert_eq!(ours.as_deref(), Some("reload myrt\n"));
     assert_eq!(ours, theirs);
     for docker in [
