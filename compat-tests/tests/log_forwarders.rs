@@ -313,6 +313,33 @@ fn fluentd_records_read_as_dockerds() {
         "{precise:?}"
     );
 
+    // fluentd-request-ack: each record waits for the receiver's
+    // acknowledgement before the next goes; all arrive, once each.
+    b.docker(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "fluentd",
+        "--log-opt",
+        &address,
+        "--log-opt",
+        "tag=acked",
+        "--log-opt",
+        "fluentd-request-ack=true",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo $i; done",
+    ])
+    .ok();
+    let mut acked: Vec<String> = collector
+        .wait_for("acked", 5)
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    acked.sort();
+    assert_eq!(acked, ["1", "2", "3", "4", "5"]);
+
     // Bad options: refused at create, in dockerd's words.
     for opt in [
         "fluentd-retry-wait=soon",

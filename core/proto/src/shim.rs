@@ -154,6 +154,11 @@ pub struct Fluentd {
     /// `fluentd-max-retries`: dials before a message is given up.
     #[serde(default)]
     pub max_retries: u64,
+    /// `fluentd-request-ack`: each message asks the receiver for an
+    /// acknowledgement, and the next waits for it (one unacknowledged is
+    /// sent again on a new connection).
+    #[serde(default)]
+    pub request_ack: bool,
     /// As [`Syslog::max_buffer`].
     #[serde(default)]
     pub max_buffer: u64,

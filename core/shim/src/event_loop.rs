@@ -246,8 +246,8 @@ impl Shim {
                     set.push((fd.as_raw_fd(), libc::POLLIN, Slot::Err));
                 }
             }
-            if let Some(fd) = self.shipper.as_ref().and_then(Shipper::waiting_fd) {
-                set.push((fd, libc::POLLOUT, Slot::Shipper));
+            if let Some((fd, events)) = self.shipper.as_ref().and_then(Shipper::waiting) {
+                set.push((fd, events, Slot::Shipper));
             }
             if let (Some(fd), false) = (&self.stdin, self.stdin_pending.is_empty()) {
                 set.push((fd.as_raw_fd(), libc::POLLOUT, Slot::Stdin));

@@ -9,7 +9,10 @@
 //! messages with `partial_message`, `partial_id` (one per line),
 //! `partial_ordinal` (from 1) and `partial_last`. The time is whole
 //! seconds, or with `fluentd-sub-second-precision` the protocol's
-//! EventTime (MessagePack extension 0: seconds and nanoseconds).
+//! EventTime (MessagePack extension 0: seconds and nanoseconds). With
+//! `fluentd-request-ack` the options ask for an acknowledgement,
+//! `{"chunk": ID}` (24 characters: 16 random bytes in base64, as dockerd's),
+//! which the receiver answers with `{"ack": ID}`.
 //!
 //! MessagePack is written here by hand: four kinds of value (array, map,
 //! string, integer, and one extension) do not warrant a library in a
@@ -25,6 +28,7 @@ pub struct Form {
     fields: Vec<u8>,
     field_count: usize,
     sub_second: bool,
+    request_ack: bool,
     /// Per stream (stdout, stderr): the id of the line being sent in
     /// pieces and the pieces sent so far.
     pieces: [Option<(String, u32)>; 2],
@@ -42,6 +46,7 @@ impl Form {
             fields,
             field_count: settings.fields.len(),
             sub_second: settings.sub_second,
+            request_ack: settings.request_ack,
             pieces: [None, None],
         }
     }
@@ -92,10 +97,48 @@ impl Form {
             str(&mut out, b"partial_last");
             str(&mut out, if last { b"true" } else { b"false" });
         }
-        // The options: none.
-        out.push(0x80);
+        if self.request_ack {
+            out.push(0x81);
+            str(&mut out, b"chunk");
+            str(&mut out, &base64(&crate::ship::random_bytes::<16>()));
+        } else {
+            // The options: none.
+            out.push(0x80);
+        }
         out
     }
+
+    /// The acknowledgement a sent message waits for: its chunk id, the
+    /// last bytes of the message.
+    pub fn ack_id<'m>(&self, msg: &'m [u8]) -> Option<&'m [u8]> {
+        self.request_ack
+            .then(|| msg.get(msg.len().saturating_sub(CHUNK_ID_LEN)..))
+            .flatten()
+    }
+}
+
+/// 16 bytes in base64.
+const CHUNK_ID_LEN: usize = 24;
+
+/// Standard base64 with padding (the chunk id's 16 bytes: nothing more
+/// needs it, so no crate).
+fn base64(bytes: &[u8]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+    out
 }
 
 /// dockerd's partial id: 32 random bytes in hex.
@@ -204,6 +247,24 @@ mod tests {
         let id = |m: &[u8]| at_key(m, b"partial_id")[..66].to_vec();
         assert_eq!(id(&first)[..2], [0xd9, 64]);
         assert_eq!(id(&first), id(&last));
+    }
+
+    #[test]
+    fn acknowledged_messages_carry_a_chunk_id() {
+        let mut f = Form::new(&Fluentd {
+            tag: "t".into(),
+            request_ack: true,
+            ..Default::default()
+        });
+        let msg = f.message(1, b"hi", false, UNIX_EPOCH);
+        let id = f.ack_id(&msg).unwrap().to_vec();
+        assert_eq!(id.len(), 24);
+        assert!(id.ends_with(b"=="));
+        let tail = &msg[msg.len() - 32..];
+        assert_eq!(&tail[..8], b"\x81\xa5chunk\xb8");
+        assert_eq!(base64(b"ABCDEFGHIJKLMNOP"), b"QUJDREVGR0hJSktMTU5PUA==");
+        assert_eq!(base64(b"ab"), b"YWI=");
+        assert!(form(false).ack_id(&msg).is_none());
     }
 
     #[test]

@@ -73,6 +73,15 @@ impl Form {
         }
     }
 
+    /// The acknowledgement a sent message waits for (fluentd's
+    /// `fluentd-request-ack`), if any.
+    fn ack_id<'m>(&self, msg: &'m [u8]) -> Option<&'m [u8]> {
+        match self {
+            Form::Fluentd(f, _) => f.ack_id(msg),
+            _ => None,
+        }
+    }
+
     fn retry(&self) -> Retry {
         match self {
             Form::Fluentd(_, r) | Form::Gelf(_, r) => *r,
@@ -143,6 +152,16 @@ impl Conn {
         }
     }
 
+    /// What the receiver answered (an acknowledgement), as far as it came.
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Read;
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Stream(s) => s.read(buf),
+            _ => Err(std::io::ErrorKind::Unsupported.into()),
+        }
+    }
+
     /// Bytes accepted but not yet on the wire (TLS records).
     fn backlog(&self) -> bool {
         matches!(self, Conn::Tls(s) if s.backlog())
@@ -187,6 +206,10 @@ pub struct Shipper {
     queue: VecDeque<Vec<u8>>,
     sent: usize,
     queued: usize,
+    /// The first message went out and waits for the receiver's
+    /// acknowledgement; what it answered so far.
+    awaiting_ack: bool,
+    answer: Vec<u8>,
     /// Times the first message failed, and when to try it again.
     failures: u64,
     retry_at: Option<Instant>,
@@ -225,6 +248,8 @@ impl Shipper {
             queued: 0,
             failures: 0,
             retry_at: None,
+            awaiting_ack: false,
+            answer: Vec::new(),
             limit: (max_buffer > 0).then_some(max_buffer as usize),
             dropped: 0,
         })
@@ -249,10 +274,14 @@ impl Shipper {
         self.limit.is_none() && !self.queue.is_empty()
     }
 
-    /// The socket to poll for writability, while messages wait for it.
-    pub fn waiting_fd(&self) -> Option<RawFd> {
+    /// The socket to poll and for what: readable while an acknowledgement
+    /// is due, writable while messages wait.
+    pub fn waiting(&self) -> Option<(RawFd, i16)> {
         match &self.conn {
-            Some(conn) if !self.queue.is_empty() || conn.backlog() => Some(conn.fd()),
+            Some(conn) if self.awaiting_ack => Some((conn.fd(), libc::POLLIN)),
+            Some(conn) if !self.queue.is_empty() || conn.backlog() => {
+                Some((conn.fd(), libc::POLLOUT))
+            }
             _ => None,
         }
     }
@@ -298,8 +327,36 @@ impl Shipper {
             let (Some(conn), Some(front)) = (&mut self.conn, self.queue.front()) else {
                 return;
             };
+            if self.awaiting_ack {
+                let mut buf = [0u8; 256];
+                let lost = match conn.recv(&mut buf) {
+                    Ok(0) => "the receiver closed the connection before it acknowledged".into(),
+                    Ok(n) => {
+                        self.answer.extend_from_slice(&buf[..n]);
+                        let id = self.form.ack_id(front).unwrap_or_default();
+                        if self.answer.windows(id.len()).any(|w| w == id) {
+                            self.drop_front();
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                    Err(e) => e.to_string(),
+                };
+                eprintln!("berth-shim: log receiver: {lost}");
+                self.conn = None;
+                self.awaiting_ack = false;
+                self.answer.clear();
+                if !self.failed() {
+                    return;
+                }
+                continue;
+            }
             match conn.send(&front[self.sent..]) {
                 Ok(n) if self.sent + n < front.len() => self.sent += n,
+                Ok(_) if self.form.ack_id(front).is_some() => {
+                    self.sent = 0;
+                    self.awaiting_ack = true;
+                }
                 Ok(_) => self.drop_front(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -342,6 +399,8 @@ impl Shipper {
         }
         self.sent = 0;
         self.failures = 0;
+        self.awaiting_ack = false;
+        self.answer.clear();
     }
 
     /// At exit: what still waits gets until `deadline` to go out.
@@ -360,10 +419,10 @@ impl Shipper {
             // cannot send) once a retry's wait is over.
             if let Some(wait) = self.wake_in() {
                 std::thread::sleep(wait.min(left).min(Duration::from_millis(100)));
-            } else if let Some(fd) = self.waiting_fd() {
+            } else if let Some((fd, events)) = self.waiting() {
                 let mut pfd = libc::pollfd {
                     fd,
-                    events: libc::POLLOUT,
+                    events,
                     revents: 0,
                 };
                 // SAFETY: one valid pollfd, exclusively borrowed for the call.
@@ -600,6 +659,57 @@ mod tests {
                 assert!(received < 1000, "{received}");
             }
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// fluentd-request-ack: a record stays first until the receiver
+    /// acknowledges it; one whose connection closed unacknowledged goes
+    /// again, whole, on a new connection.
+    #[test]
+    fn an_unacknowledged_record_goes_again_on_a_new_connection() {
+        use berth_proto::shim::Fluentd;
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("berth-shim-ack-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("forward.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let settings = Fluentd {
+            tag: "t".into(),
+            request_ack: true,
+            ..Default::default()
+        };
+        let retry = Retry {
+            dials: 3,
+            wait: Duration::ZERO,
+            grows: false,
+        };
+        let form = Form::Fluentd(fluentd::Form::new(&settings), retry);
+        let mut s =
+            Shipper::connect(form, &format!("unix://{}", path.display()), 0, false).unwrap();
+        let (mut first, _) = listener.accept().unwrap();
+        s.write(1, b"one\n");
+        assert!(s.holds_output());
+        let mut got = vec![0u8; 256];
+        let n = first.read(&mut got).unwrap();
+        got.truncate(n);
+        drop(first);
+        let again = std::thread::spawn(move || {
+            let (mut second, _) = listener.accept().unwrap();
+            let mut msg = vec![0u8; 256];
+            let n = second.read(&mut msg).unwrap();
+            msg.truncate(n);
+            let mut ack = b"\x81\xa3ack\xb8".to_vec();
+            ack.extend_from_slice(&msg[msg.len() - 24..]);
+            second.write_all(&ack).unwrap();
+            // Held open until the shim is done with it.
+            let _ = second.read(&mut [0u8; 1]);
+            msg
+        });
+        s.finish(Instant::now() + Duration::from_secs(10));
+        assert!(s.queue.is_empty());
+        drop(s);
+        assert_eq!(again.join().unwrap(), got);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

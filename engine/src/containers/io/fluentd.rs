@@ -55,14 +55,7 @@ struct Config {
 
 /// The checks dockerd makes when the container is created.
 pub fn check(opts: &HashMap<String, String>) -> Result<()> {
-    if config(opts)?.request_ack {
-        // Acknowledged delivery needs the shim to read the receiver's
-        // answers and resend what was not acknowledged: not built yet.
-        return Err(Error::InvalidArgument(
-            "fluentd-request-ack is not supported by Berth".into(),
-        ));
-    }
-    Ok(())
+    config(opts).map(|_| ())
 }
 
 fn config(opts: &HashMap<String, String>) -> Result<Config> {
@@ -153,6 +146,7 @@ pub fn settings(
         lazy: cfg.is_async || cfg.async_connect,
         retry_wait_ms: cfg.retry_wait_ms,
         max_retries: cfg.max_retries,
+        request_ack: cfg.request_ack,
         max_buffer,
         fields,
     })
