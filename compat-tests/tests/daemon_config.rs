@@ -350,6 +350,12 @@ fn a_reload_of_labels_shutdown_timeout_and_features_reads_as_on_dockerd() {
         labels(b.docker(&["info", "--format", "{{json .Labels}}"])),
         labels(dockerd.docker(&["info", "--format", "{{json .Labels}}"]))
     );
+    // The log says what changed.
+    let log = b.log();
+    assert!(
+        log.contains(r#"reloaded setting changed key=labels from=["old=1"] to=["new=2"]"#),
+        "{log}"
+    );
 
     // A file that no longer names them: dockerd keeps the labels, the
     // shutdown timeout and the registries it had, and resets `features`.

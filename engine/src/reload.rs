@@ -194,7 +194,9 @@ fn with_kept(current: &Config, mut new: Config) -> Config {
 /// Applies what may change of `config` and announces it.
 pub fn apply(engine: &Engine, config: &Config) -> crate::error::Result<()> {
     let mut reloaded = engine.reloaded.lock().unwrap_or_else(|p| p.into_inner());
-    let config = &with_kept(reloaded.as_ref().unwrap_or(&engine.config), config.clone());
+    let current = reloaded.clone().unwrap_or_else(|| engine.config.clone());
+    let before = attributes(engine, &current, &engine.settings());
+    let config = &with_kept(&current, config.clone());
     // Everything that can fail first, so that a bad file changes nothing.
     let settings = Settings::from_config(config).map_err(crate::Error::InvalidArgument)?;
     if !settings.default_runtime.is_empty()
@@ -217,7 +219,25 @@ pub fn apply(engine: &Engine, config: &Config) -> crate::error::Result<()> {
     if let Some(h) = LOG_FILTER.get() {
         let _ = h.reload(filter(&config.log_level));
     }
-    let attributes: BTreeMap<String, String> = [
+    let attributes = attributes(engine, config, &settings);
+    // What changed, for the log (the event carries every value).
+    for (key, now) in &attributes {
+        let was = before.get(key).map_or("", String::as_str);
+        if was != now {
+            tracing::info!(key = %key, from = %was, to = %now, "reloaded setting changed");
+        }
+    }
+    engine
+        .events
+        .emit("daemon", "reload", &engine.id, attributes);
+    *reloaded = Some(config.clone());
+    Ok(())
+}
+
+/// The reload event's attributes, as dockerd names them, for `config`
+/// and `settings`.
+fn attributes(engine: &Engine, config: &Config, settings: &Settings) -> BTreeMap<String, String> {
+    [
         ("debug", (config.log_level == "debug").to_string()),
         ("log-level", config.log_level.clone()),
         (
@@ -237,17 +257,12 @@ pub fn apply(engine: &Engine, config: &Config) -> crate::error::Result<()> {
         ("labels", json_list(&settings.labels)),
         ("shutdown-timeout", settings.shutdown_timeout.to_string()),
         ("features", go_map(&settings.features)),
-        ("default-runtime", default_runtime_named(engine, &settings)),
-        ("runtimes", runtimes_listed(engine, &settings)),
+        ("default-runtime", default_runtime_named(engine, settings)),
+        ("runtimes", runtimes_listed(engine, settings)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    engine
-        .events
-        .emit("daemon", "reload", &engine.id, attributes);
-    *reloaded = Some(config.clone());
-    Ok(())
+    .collect()
 }
 
 /// The default runtime's name: the configured one, else the core's.
