@@ -120,14 +120,24 @@ impl Retry {
         grows: false,
     };
     const LONGEST_WAIT: Duration = Duration::from_secs(60);
+    /// After the first new try, the least wait: a receiver that stays
+    /// away must not keep the shim dialling in a loop (`fluentd-retry-wait
+    /// 0s` with dockerd's unbounded retries), deaf to its other work.
+    const SHORTEST_LATER_WAIT: Duration = Duration::from_millis(10);
 
     /// The wait before the `n`th new try (from 1).
     fn wait_before(&self, n: u64) -> Duration {
-        if !self.grows {
-            return self.wait;
+        let wait = if self.grows {
+            let factor = 1.5f64.powi(n.saturating_sub(1).min(64) as i32);
+            self.wait.mul_f64(factor).min(Self::LONGEST_WAIT)
+        } else {
+            self.wait
+        };
+        if n > 1 {
+            wait.max(Self::SHORTEST_LATER_WAIT)
+        } else {
+            wait
         }
-        let factor = 1.5f64.powi(n.saturating_sub(1).min(64) as i32);
-        self.wait.mul_f64(factor).min(Self::LONGEST_WAIT)
     }
 }
 
@@ -660,6 +670,34 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Waits between new tries: as configured (growing by half for
+    /// fluentd), never more than a minute, and after the first never
+    /// none at all.
+    #[test]
+    fn retries_wait_and_never_spin() {
+        let grows = Retry {
+            dials: u64::MAX,
+            wait: Duration::from_millis(100),
+            grows: true,
+        };
+        assert_eq!(grows.wait_before(1), Duration::from_millis(100));
+        assert_eq!(grows.wait_before(3), Duration::from_millis(225));
+        assert_eq!(grows.wait_before(40), Duration::from_secs(60));
+        let eager = Retry {
+            wait: Duration::ZERO,
+            ..grows
+        };
+        assert_eq!(eager.wait_before(1), Duration::ZERO);
+        assert_eq!(eager.wait_before(2), Duration::from_millis(10));
+        // Against a receiver that is not there, a line costs two dials
+        // and then waits, rather than dialling on and on.
+        let form = Form::Fluentd(fluentd::Form::new(&Default::default()), eager);
+        let mut s = Shipper::connect(form, "unix:///nonexistent/forward.sock", 0, true).unwrap();
+        s.write(1, b"line\n");
+        assert_eq!(s.failures, 2);
+        assert!(s.wake_in().is_some());
     }
 
     /// fluentd-request-ack: a record stays first until the receiver
