@@ -20,7 +20,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_proto::shim::Gelf;
-use flate2::Compression;
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
 /// The longest datagram, and the part of a chunk that is data (the rest is
 /// the chunk header: magic, message id, number, count), as dockerd's.
@@ -41,7 +41,10 @@ pub struct Form {
     head: Vec<u8>,
     tail: Vec<u8>,
     /// UDP: compression and chunks; `None` for TCP (NUL-ended messages).
-    udp: Option<(Packing, Compression)>,
+    udp: Option<Packing>,
+    /// The deflate state (a few hundred KiB), made once and reset for
+    /// each message rather than allocated and freed per line.
+    deflate: Option<Compress>,
 }
 
 impl Form {
@@ -57,25 +60,33 @@ impl Form {
             json_str(&mut tail, value.as_bytes());
         }
         tail.push(b'}');
-        let udp = settings.address.starts_with("udp://").then(|| {
-            let packing = match settings.compression.as_str() {
-                "zlib" => Packing::Zlib,
-                "none" => Packing::Plain,
-                _ => Packing::Gzip,
-            };
-            // -1 is Go's default level, as flate2's default.
-            let level = match u32::try_from(settings.level) {
-                Ok(n) => Compression::new(n.min(9)),
-                Err(_) => Compression::default(),
-            };
-            (packing, level)
-        });
-        Form { head, tail, udp }
+        let packing = match settings.compression.as_str() {
+            "zlib" => Packing::Zlib,
+            "none" => Packing::Plain,
+            _ => Packing::Gzip,
+        };
+        let udp = settings.address.starts_with("udp://").then_some(packing);
+        // -1 is Go's default level, as flate2's default.
+        let level = match u32::try_from(settings.level) {
+            Ok(n) => Compression::new(n.min(9)),
+            Err(_) => Compression::default(),
+        };
+        let deflate = match udp {
+            Some(Packing::Gzip) => Some(Compress::new(level, false)),
+            Some(Packing::Zlib) => Some(Compress::new(level, true)),
+            _ => None,
+        };
+        Form {
+            head,
+            tail,
+            udp,
+            deflate,
+        }
     }
 
     /// The message of one line of `stream` (1 stdout, 2 stderr), read at
     /// `now`; `None` for an empty line.
-    pub fn message(&self, stream: u8, line: &[u8], now: SystemTime) -> Option<Vec<u8>> {
+    pub fn message(&mut self, stream: u8, line: &[u8], now: SystemTime) -> Option<Vec<u8>> {
         if line.is_empty() {
             return None;
         }
@@ -94,23 +105,26 @@ impl Form {
             millis as f64 / 1000.0
         );
         json.extend_from_slice(&self.tail);
-        let Some((packing, level)) = self.udp else {
+        let Some(packing) = self.udp else {
             json.push(0);
             return Some(json);
         };
-        Some(match packing {
-            Packing::Plain => json,
-            Packing::Gzip => {
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
-                let _ = e.write_all(&json);
-                e.finish().unwrap_or_default()
-            }
-            Packing::Zlib => {
-                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), level);
-                let _ = e.write_all(&json);
-                e.finish().unwrap_or_default()
-            }
-        })
+        let Some(deflate) = &mut self.deflate else {
+            return Some(json);
+        };
+        let mut out = Vec::with_capacity(json.len() / 2 + 64);
+        if matches!(packing, Packing::Gzip) {
+            // RFC 1952's header as Go writes it: no name, no time, OS unknown.
+            out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        }
+        deflated(deflate, &json, &mut out);
+        if matches!(packing, Packing::Gzip) {
+            let mut crc = Crc::new();
+            crc.update(&json);
+            out.extend_from_slice(&crc.sum().to_le_bytes());
+            out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        }
+        Some(out)
     }
 
     /// The datagrams of a message: itself, or GELF chunks when it is too
@@ -138,6 +152,25 @@ impl Form {
             })
             .collect()
     }
+}
+
+/// `input` compressed whole onto `out` (a zlib stream when `deflate` was
+/// made with its header, raw deflate otherwise); `deflate` is reset after.
+fn deflated(deflate: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
+    let start_in = deflate.total_in();
+    loop {
+        out.reserve(input.len() / 2 + 64);
+        let taken = (deflate.total_in() - start_in) as usize;
+        match deflate.compress_vec(&input[taken..], out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => break,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("berth-shim: gelf: compressing: {e}");
+                break;
+            }
+        }
+    }
+    deflate.reset();
 }
 
 /// A JSON string as Go's encoding/json writes one.
@@ -193,7 +226,7 @@ mod tests {
     /// dockerd 20.10's message for a line of stderr (captured over TCP).
     #[test]
     fn a_line_as_dockerd_sends_it() {
-        let f = Form::new(&settings("tcp://127.0.0.1:12201"));
+        let mut f = Form::new(&settings("tcp://127.0.0.1:12201"));
         let at = UNIX_EPOCH + Duration::from_millis(1_796_674_547_956);
         let got = f.message(2, b"err", at).unwrap();
         let want = concat!(
@@ -207,7 +240,7 @@ mod tests {
 
     #[test]
     fn udp_messages_are_gzipped_and_chunked_when_long() {
-        let f = Form::new(&settings("udp://127.0.0.1:12201"));
+        let mut f = Form::new(&settings("udp://127.0.0.1:12201"));
         let msg = f.message(1, b"hello", UNIX_EPOCH).unwrap();
         assert_eq!(&msg[..3], &[0x1f, 0x8b, 0x08]);
         let mut json = String::new();
@@ -215,11 +248,34 @@ mod tests {
             .read_to_string(&mut json)
             .unwrap();
         assert!(json.contains(r#""short_message":"hello","timestamp":0,"level":6"#));
+        // The deflate state is reused: the next message reads as well.
+        let next = f.message(2, b"again", UNIX_EPOCH).unwrap();
+        let mut json = String::new();
+        flate2::read::GzDecoder::new(&next[..])
+            .read_to_string(&mut json)
+            .unwrap();
+        assert!(json.contains(r#""short_message":"again""#), "{json}");
+        let mut zlib = Form::new(&Gelf {
+            compression: "zlib".into(),
+            ..settings("udp://127.0.0.1:12201")
+        });
+        for line in [&b"one"[..], b"two"] {
+            let msg = zlib.message(1, line, UNIX_EPOCH).unwrap();
+            let mut json = String::new();
+            flate2::read::ZlibDecoder::new(&msg[..])
+                .read_to_string(&mut json)
+                .unwrap();
+            assert!(json.contains(&format!(
+                r#""short_message":"{}""#,
+                String::from_utf8_lossy(line)
+            )));
+        }
         // Random bytes do not compress: a long line needs chunks.
         let noise: Vec<u8> = (0..4000u32)
             .map(|i| b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26)
             .collect();
-        let chunks = f.datagrams(f.message(1, &noise, UNIX_EPOCH).unwrap());
+        let long = f.message(1, &noise, UNIX_EPOCH).unwrap();
+        let chunks = f.datagrams(long);
         assert!(chunks.len() > 1);
         for (i, c) in chunks.iter().enumerate() {
             assert!(c.len() <= CHUNK_SIZE);
