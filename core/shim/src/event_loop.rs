@@ -224,6 +224,7 @@ impl Shim {
         // Pages are only touched when a read fills them.
         let mut buf = vec![0u8; 256 * 1024];
         loop {
+            self.note_hold();
             if self.finished() {
                 break;
             }
@@ -313,22 +314,33 @@ impl Shim {
         self.shutdown();
     }
 
-    fn finished(&mut self) -> bool {
+    /// After the exit, while a lagging log receiver holds the output
+    /// (blocking mode), what is left in the pipes waits for it, and the
+    /// drain clock starts again once it took what waits: the last moment
+    /// it held is noted here.
+    fn note_hold(&mut self) {
+        if self.exited_at.is_some() && self.holding_after_exit() {
+            self.held_at = Some(Instant::now());
+        }
+    }
+
+    /// A lagging receiver holds the output, and not for too long since the
+    /// exit: dockerd reports an exit whatever its log copier is stuck on,
+    /// and so must `docker stop` and `docker wait` here.
+    fn holding_after_exit(&self) -> bool {
+        self.exited_at
+            .is_some_and(|exited| exited.elapsed() < HELD_AFTER_EXIT)
+            && self.shipper.as_ref().is_some_and(Shipper::holds_output)
+    }
+
+    fn finished(&self) -> bool {
         let Some(exited) = self.exited_at else {
             return false;
         };
         if self.out.is_none() && self.err.is_none() {
             return true;
         }
-        // While a lagging log receiver holds the output (blocking mode),
-        // what is left in the pipes waits for it, and the drain clock
-        // starts again once it took what waits; but not for ever: dockerd
-        // reports an exit whatever its log copier is stuck on, and so must
-        // `docker stop` and `docker wait` here.
-        if self.shipper.as_ref().is_some_and(Shipper::holds_output)
-            && exited.elapsed() < HELD_AFTER_EXIT
-        {
-            self.held_at = Some(Instant::now());
+        if self.holding_after_exit() {
             return false;
         }
         self.held_at.unwrap_or(exited).elapsed() > DRAIN_AFTER_EXIT

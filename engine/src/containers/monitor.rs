@@ -54,17 +54,18 @@ pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
         containers.learn_core_default(&handshake.default_runtime);
         backoff = Duration::from_millis(50);
         crate::metrics::METRICS.core_connected();
-        let began = std::time::Instant::now();
-        if let Err(e) = follow(&containers, &handshake.event_epoch).await {
-            warn!(error = %e, "following berth-core events");
-            // A core that answers the handshake but refuses the stream
-            // (say, a route it lacks) must not be asked thousands of times
-            // a second.
-            if began.elapsed() < Duration::from_secs(1) {
+        match follow(&containers, &handshake.event_epoch).await {
+            Ok(()) => {}
+            Err(Stopped::NotFollowing(e)) => {
+                // A core that answers the handshake but refuses the stream
+                // (say, a route it lacks) must not be asked thousands of
+                // times a second.
+                warn!(error = %e, "cannot follow berth-core events");
                 tokio::time::sleep(refused).await;
                 refused = (refused * 2).min(Duration::from_secs(2));
                 continue;
             }
+            Err(Stopped::Broke(e)) => warn!(error = %e, "following berth-core events"),
         }
         refused = Duration::from_millis(50);
         // The stream ended: the core exited or restarted. Retry at once;
@@ -72,7 +73,30 @@ pub async fn run(containers: Arc<Containers>, launcher: Arc<Launcher>) {
     }
 }
 
-async fn follow(containers: &Arc<Containers>, epoch: &str) -> Result<()> {
+/// Why [`follow`] returned with an error.
+enum Stopped {
+    /// Before the stream ran: the cursor, the subscription or the
+    /// reconciliation failed (asked again after a backoff).
+    NotFollowing(crate::Error),
+    /// The stream, or applying its events, failed (asked again at once).
+    Broke(crate::Error),
+}
+
+async fn follow(containers: &Arc<Containers>, epoch: &str) -> std::result::Result<(), Stopped> {
+    let (stream, cursor) = subscribe(containers, epoch)
+        .await
+        .map_err(Stopped::NotFollowing)?;
+    apply_stream(containers, stream, cursor)
+        .await
+        .map_err(Stopped::Broke)
+}
+
+/// The core's event stream from the saved cursor, the containers
+/// reconciled with its tasks.
+async fn subscribe(
+    containers: &Arc<Containers>,
+    epoch: &str,
+) -> Result<(crate::core_client::EventStream, u64)> {
     let store = &containers.store;
     let cursor: u64 = match store.meta(EPOCH_KEY).await?.as_deref() {
         Some(e) if e == epoch => store
@@ -88,8 +112,17 @@ async fn follow(containers: &Arc<Containers>, epoch: &str) -> Result<()> {
     };
     // Subscribe first, then reconcile: whatever happens in between arrives
     // as an event and is applied idempotently.
-    let mut stream = containers.core.events(cursor).await?;
+    let stream = containers.core.events(cursor).await?;
     reconcile(containers).await?;
+    Ok((stream, cursor))
+}
+
+async fn apply_stream(
+    containers: &Arc<Containers>,
+    mut stream: crate::core_client::EventStream,
+    cursor: u64,
+) -> Result<()> {
+    let store = &containers.store;
     let mut applying = Applying::new(cursor);
     let failed = loop {
         tokio::select! {
