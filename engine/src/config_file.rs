@@ -122,7 +122,7 @@ pub fn with_file(mut config: Config, matches: &ArgMatches) -> Result<Config, Str
             return Err(fail(format!(
                 "open {}: {}",
                 path.display(),
-                crate::util::io_reason(&e)
+                berth_proto::os_error::go_text(&e)
             )))
         }
     };

@@ -184,22 +184,6 @@ pub fn dir_size(path: &std::path::Path) -> u64 {
     walk(path, &mut std::collections::HashSet::new())
 }
 
-/// An I/O error as Go prints it ("no such file or directory"): Docker's
-/// messages embed these, and clients match on them.
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => {
-            let desc = nix::errno::Errno::from_raw(n).desc();
-            let mut c = desc.chars();
-            match c.next() {
-                Some(first) => first.to_lowercase().chain(c).collect(),
-                None => e.to_string(),
-            }
-        }
-        None => e.to_string(),
-    }
-}
-
 /// The messages of a channel as a stream (what request bodies and gRPC
 /// client streams take), ending when every sender is gone.
 pub fn channel_stream<T: Send + 'static>(

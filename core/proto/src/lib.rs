@@ -18,6 +18,7 @@ pub mod json_log;
 pub mod local_log;
 pub mod locate;
 pub mod notify;
+pub mod os_error;
 pub mod priority;
 pub mod shim;
 pub mod timefmt;

@@ -26,6 +26,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::time::{Duration, Instant};
 
+use berth_proto::os_error::go_text;
 use berth_proto::shim::{SyslogTls, LOGGING_FAILED};
 
 use crate::lines::{Cut, Lines};
@@ -501,7 +502,7 @@ impl Shipper {
 fn dial(address: &str, tls: Option<&SyslogTls>) -> Result<Conn, String> {
     let conn = dial_blocking(address, tls)?;
     conn.set_nonblocking()
-        .map_err(|e| format!("dial {address}: {}", go_reason(&e)))?;
+        .map_err(|e| format!("dial {address}: {}", go_text(&e)))?;
     Ok(conn)
 }
 
@@ -512,7 +513,7 @@ fn dial_blocking(address: &str, tls: Option<&SyslogTls>) -> Result<Conn, String>
     let (proto, rest) = address
         .split_once("://")
         .ok_or_else(|| format!("bad syslog address {address}"))?;
-    let failed = |e: std::io::Error| format!("dial {proto} {rest}: connect: {}", go_reason(&e));
+    let failed = |e: std::io::Error| format!("dial {proto} {rest}: connect: {}", go_text(&e));
     match proto {
         "udp" => {
             let to = rest
@@ -528,7 +529,7 @@ fn dial_blocking(address: &str, tls: Option<&SyslogTls>) -> Result<Conn, String>
         "tcp" => TcpStream::connect(rest).map(Conn::Tcp).map_err(failed),
         "tcp+tls" => {
             let sock = TcpStream::connect(rest)
-                .map_err(|e| format!("dial tcp {rest}: connect: {}", go_reason(&e)))?;
+                .map_err(|e| format!("dial tcp {rest}: connect: {}", go_text(&e)))?;
             let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
             let settings = tls.cloned().unwrap_or_default();
             Tls::connect(sock, host, &settings).map(|t| Conn::Tls(Box::new(t)))
@@ -565,19 +566,6 @@ fn dial_local() -> Result<Conn, String> {
         }
     }
     Err("Unix syslog delivery error".into())
-}
-
-/// Go prints a system error as the C library's text, first letter small.
-fn go_reason(e: &std::io::Error) -> String {
-    let text = match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
 }
 
 #[cfg(test)]

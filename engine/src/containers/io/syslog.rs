@@ -109,7 +109,10 @@ fn address(given: &str) -> Result<String> {
     match proto {
         "unix" | "unixgram" => {
             std::fs::metadata(rest).map_err(|e| {
-                Error::InvalidArgument(format!("stat {rest}: {}", crate::util::io_reason(&e)))
+                Error::InvalidArgument(format!(
+                    "stat {rest}: {}",
+                    berth_proto::os_error::go_text(&e)
+                ))
             })?;
             Ok(given.to_string())
         }

@@ -122,7 +122,7 @@ pub fn custom(hc: &HostConfig) -> Result<Vec<Device>> {
         let gather = |e: std::io::Error| {
             Error::InvalidArgument(format!(
                 "error gathering device information while adding custom device {host:?}: {}",
-                crate::util::io_reason(&e)
+                berth_proto::os_error::go_text(&e)
             ))
         };
         // Follow a symlink given by the user (/dev/disk/by-id/...), as Docker does.
