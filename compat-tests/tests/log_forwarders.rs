@@ -229,8 +229,12 @@ fn fluentd_records_read_as_dockerds() {
             "fwd",
             "--label",
             "tier=web",
+            "--label",
+            "zone=b",
             "-e",
             "REGION=north",
+            "-e",
+            "REGION_CODE=n1",
             "--log-driver",
             "fluentd",
             "--log-opt",
@@ -238,7 +242,11 @@ fn fluentd_records_read_as_dockerds() {
             "--log-opt",
             "labels=tier",
             "--log-opt",
+            "labels-regex=^zo",
+            "--log-opt",
             "env=REGION",
+            "--log-opt",
+            "env-regex=^REGION_C",
             "--log-opt",
             &format!("tag={engine}.{{{{.Name}}}}"),
             "busybox",
@@ -279,7 +287,9 @@ fn fluentd_records_read_as_dockerds() {
     assert!(bodies.contains(&("stdout", "2", "true")), "{bodies:?}");
     assert!(seen[0].iter().all(|r| r.fields["container_name"] == "/fwd"
         && r.fields["tier"] == "web"
-        && r.fields["REGION"] == "north"));
+        && r.fields["zone"] == "b"
+        && r.fields["REGION"] == "north"
+        && r.fields["REGION_CODE"] == "n1"));
     let logs = b.docker(&["logs", "fwd"]).ok();
     assert!(logs.stdout.starts_with("hello\n\nxxx") && logs.stdout.ends_with("x\npart"));
     assert_eq!(logs.stderr, "oops\n");

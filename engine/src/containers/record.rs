@@ -167,32 +167,56 @@ impl Container {
             .unwrap_or_default()
     }
 
-    /// The attributes the `labels` and `env` log options name, with their
-    /// values (sorted by key): what `docker logs --details` shows and the
-    /// journald driver adds to each entry.
+    /// The attributes the `labels` and `env` log options name, and those
+    /// whose names `labels-regex` and `env-regex` match, with their values
+    /// (sorted by key, each once): what `docker logs --details` shows and
+    /// the shipping drivers add to each message. The expressions were
+    /// checked at create ([`crate::containers::io::log_opts::check`]).
     pub fn log_attributes(&self) -> Vec<(String, String)> {
         let opts = self.log_options();
-        let names = |key: &str| -> Vec<String> {
+        let named = |key: &str| -> Vec<String> {
             opts.get(key)
+                .filter(|s| !s.is_empty())
                 .map(|s| s.split(',').map(str::to_string).collect())
                 .unwrap_or_default()
         };
-        let mut attrs: Vec<(String, String)> = Vec::new();
+        let pattern = |key: &str| {
+            opts.get(key)
+                .filter(|s| !s.is_empty())
+                .and_then(|p| regex::Regex::new(p).ok())
+        };
+        let mut attrs: std::collections::BTreeMap<String, String> = Default::default();
         let labels = self.config.labels.clone().unwrap_or_default();
-        for key in names("labels") {
+        for key in named("labels") {
             if let Some(v) = labels.get(&key) {
-                attrs.push((key, v.clone()));
+                attrs.insert(key, v.clone());
             }
         }
-        let env = self.config.env.clone().unwrap_or_default();
-        for key in names("env") {
-            let prefix = format!("{key}=");
-            if let Some(v) = env.iter().find_map(|e| e.strip_prefix(&prefix)) {
-                attrs.push((key, v.to_string()));
+        if let Some(re) = pattern("labels-regex") {
+            for (k, v) in labels.iter().filter(|(k, _)| re.is_match(k)) {
+                attrs.insert(k.clone(), v.clone());
             }
         }
-        attrs.sort();
-        attrs
+        let env: Vec<(String, String)> = self
+            .config
+            .env
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for key in named("env") {
+            if let Some((_, v)) = env.iter().find(|(k, _)| *k == key) {
+                attrs.insert(key, v.clone());
+            }
+        }
+        if let Some(re) = pattern("env-regex") {
+            for (k, v) in env.iter().filter(|(k, _)| re.is_match(k)) {
+                attrs.insert(k.clone(), v.clone());
+            }
+        }
+        attrs.into_iter().collect()
     }
 
     /// Where the shim writes the log: json-file's `<id>-json.log`, the

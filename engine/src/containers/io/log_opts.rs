@@ -174,9 +174,18 @@ fn check_mode(opts: &HashMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-/// Checks the options of the json-file, local or none driver.
+/// Checks the options of a driver.
 pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<()> {
     check_mode(opts)?;
+    // dockerd finds a bad expression when the container starts, and the
+    // start fails; it is as wrong at create, where it is said at once.
+    for key in ["labels-regex", "env-regex"] {
+        if let Some(p) = opts.get(key).filter(|p| !p.is_empty()) {
+            regex::Regex::new(p).map_err(|e| {
+                Error::InvalidArgument(format!("error parsing regexp in {key} {p:?}: {e}"))
+            })?;
+        }
+    }
     let own = |k: &&String| !GENERIC.contains(&k.as_str());
     if driver == "none" {
         return match opts.keys().find(own) {
@@ -406,6 +415,14 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "unknown log opt 'max-size' for syslog log driver"
+        );
+        assert!(check("json-file", &opts(&[("labels-regex", "^com\\.")])).is_ok());
+        let bad = check("fluentd", &opts(&[("env-regex", "(")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.starts_with("error parsing regexp in env-regex \"(\""),
+            "{bad}"
         );
         assert!(daemon_default("local", &["max-size".into()]).is_err());
         assert!(check("local", &opts(&[("max-file", "2"), ("compress", "false")])).is_ok());
