@@ -517,6 +517,15 @@ impl Networks {
                     ),
                 ]);
             }
+            // A start that finds the record as it would write it (every
+            // restart and takeover) writes nothing: a write transaction and
+            // its sync, while the berthd being replaced serves, for nothing.
+            let stored = all.iter().find(|n| n.name == name);
+            if stored
+                .is_some_and(|s| serde_json::to_value(s).ok() == serde_json::to_value(&rec).ok())
+            {
+                continue;
+            }
             if !self.store.insert_network(&rec.id, &rec.name, &rec).await? {
                 self.store.update_network(&rec.id, &rec).await?;
             }
