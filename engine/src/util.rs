@@ -6,6 +6,15 @@ pub fn random_id() -> String {
     hex::encode(bytes)
 }
 
+/// Key-value pairs as the map options come in (tests' shorthand).
+#[cfg(test)]
+pub fn string_map(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Now as RFC 3339 with nanoseconds, UTC.
 pub fn now_rfc3339() -> String {
     berth_proto::timefmt::now()

@@ -51,7 +51,7 @@ impl Form {
     fn message(&mut self, stream: u8, line: &[u8], partial: bool) -> Option<Vec<u8>> {
         let now = std::time::SystemTime::now();
         match self {
-            Form::Syslog(f) => f.message(stream, line),
+            Form::Syslog(f) => f.message(stream, line, now),
             Form::Journald(f) => Some(f.message(stream, line, partial)),
             Form::Fluentd(f, _) => Some(f.message(stream, line, partial, now)),
             Form::Gelf(f, _) => f.message(stream, line, now),

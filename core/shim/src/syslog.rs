@@ -50,7 +50,7 @@ impl Form {
     /// the RFC 5424 forms go with RFC 5425's octet counting (the length,
     /// a space, the message), as dockerd frames them; everything else is
     /// ended by its newline alone.
-    pub fn message(&self, stream: u8, line: &[u8]) -> Option<Vec<u8>> {
+    pub fn message(&self, stream: u8, line: &[u8], now: SystemTime) -> Option<Vec<u8>> {
         if line.is_empty() {
             return None;
         }
@@ -60,7 +60,7 @@ impl Form {
             &mut msg,
             &self.target,
             self.target.facility * 8 + severity,
-            now(),
+            instant(now),
             &self.hostname,
             self.pid,
             line,
@@ -84,10 +84,9 @@ struct Instant {
     offset: i64,
 }
 
-fn now() -> Instant {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+/// `at` with the local zone's offset then.
+fn instant(at: SystemTime) -> Instant {
+    let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     Instant {
         secs,

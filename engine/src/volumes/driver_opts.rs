@@ -175,12 +175,7 @@ fn redact_password(data: &str) -> String {
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::util::string_map as opts;
 
     #[test]
     fn options_are_checked_like_dockers_local_driver() {

@@ -268,12 +268,7 @@ fn go_duration(s: &str) -> std::result::Result<Duration, String> {
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::util::string_map as opts;
 
     #[test]
     fn addresses_as_dockerd_reads_them() {

@@ -156,11 +156,9 @@ mod tests {
     use super::*;
 
     fn err(pairs: &[(&str, &str)]) -> String {
-        let opts = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        check(&opts).unwrap_err().to_string()
+        check(&crate::util::string_map(pairs))
+            .unwrap_err()
+            .to_string()
     }
 
     /// Each as dockerd 20.10 answered it.

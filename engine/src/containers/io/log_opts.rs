@@ -303,12 +303,7 @@ mod tests {
 
     #[test]
     fn buffer_modes_are_every_drivers_options() {
-        let opts = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
+        let opts = crate::util::string_map;
         for driver in ["json-file", "local", "none"] {
             assert!(check(
                 driver,

@@ -151,12 +151,7 @@ fn facility(given: &str) -> Result<u8> {
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::util::string_map as opts;
 
     /// dockerd 20.10's answers for the same options.
     #[test]
