@@ -19,7 +19,11 @@ type Ran = Arc<(Mutex<Vec<(String, i64)>>, Condvar)>;
 
 /// Clients looping while an upgrade happens: one lists containers (berthd
 /// alone answers), one runs short containers through the API (create,
-/// start, wait, delete: each needs the core, and each container exits).
+/// start, wait, delete: each needs the core, and each container exits),
+/// and, when asked, one runs `docker run --rm` of a container that exits
+/// with 3: its wait (condition `removed`) may be served by the old berthd
+/// while the new one applies the exit and removes the container, and must
+/// still give the code (the previous release does not promise that).
 struct Load {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -28,7 +32,8 @@ struct Load {
 }
 
 impl Load {
-    fn start(socket: &Path) -> Load {
+    fn start(b: &Berth, run_rm: bool) -> Load {
+        let socket = &b.socket;
         let stop = Arc::new(AtomicBool::new(false));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let ran: Ran = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
@@ -65,9 +70,35 @@ impl Load {
                 }
             })
         };
+        let removed = run_rm.then(|| {
+            let (stop, failures) = (stop.clone(), failures.clone());
+            let (socket, root) = (b.socket.clone(), b.root.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let run = berth_compat_tests::docker_on(
+                        &socket,
+                        &root,
+                        &["run", "--rm", "busybox", "sh", "-c", "exit 3"],
+                    )
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .expect("run docker");
+                    if run.status.code() != Some(3) {
+                        failures.lock().unwrap().push(format!(
+                            "run --rm: exit {:?}, {}",
+                            run.status.code(),
+                            String::from_utf8_lossy(&run.stderr)
+                        ));
+                    }
+                }
+            })
+        });
         Load {
             stop,
-            threads: vec![lister, runner],
+            threads: [Some(lister), Some(runner), removed]
+                .into_iter()
+                .flatten()
+                .collect(),
             failures,
             ran,
         }
@@ -270,7 +301,7 @@ fn the_previous_release_is_upgraded_in_place_refusing_nothing() {
     let old_cores = cores(&b);
     assert_eq!(old_cores.len(), 1, "{old_cores:?}");
 
-    let load = Load::start(&b.socket);
+    let load = Load::start(&b, false);
     load.wait_for_runs(5);
     let run = b.upgrade(&bin_dir(), &[]);
     eprintln!("{}", run.stdout);
@@ -299,8 +330,13 @@ fn the_previous_release_is_upgraded_in_place_refusing_nothing() {
             .out(),
         "after"
     );
+    // This build replaced by itself, under load with `run --rm` as well.
+    let load = Load::start(&b, true);
+    load.wait_for_runs(5);
     let again = b.upgrade(&bin_dir(), &[]);
     assert_eq!(again.code, 0, "{again:?}");
+    load.wait_for_runs(5);
+    load.stop();
     b.docker(&["kill", "ticker"]).ok();
     b.inspect_until("ticker", "{{.State.ExitCode}}", "137");
     b.finish();
@@ -312,7 +348,7 @@ fn a_core_takeover_alone_reports_every_exit_once() {
     b.load_busybox();
     let since = unix_now().to_string();
     let old_cores = cores(&b);
-    let load = Load::start(&b.socket);
+    let load = Load::start(&b, true);
     load.wait_for_runs(5);
     let berthd = b.berthd_pid();
     let run = b.upgrade(&bin_dir(), &["--core-only"]);

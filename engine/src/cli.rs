@@ -152,8 +152,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             warn!(error = %e, %socket, "notifying readiness");
         }
     }
-    let handover =
-        listener::serve_handover(listener::handover_path(&config.exec_root), raw_listener);
+    let handovers = match listener::Handovers::bind(&listener::handover_path(&config.exec_root)) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warn!(error = %e, "no handover socket: this berthd cannot be taken over");
+            None
+        }
+    };
 
     tokio::spawn(crate::reload::on_hangup(engine.clone()));
     let app = api::app(engine.clone());
@@ -169,32 +174,54 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let taken_over_in_stop = taken_over.clone();
     let containers_in_stop = engine.containers.clone();
     let stop = async move {
-        let why = tokio::select! {
-            _ = shutdown_signal() => Stop::Signal,
-            r = handover => {
-                match r {
-                    // Kept open until this process exits: its end of file
-                    // tells the successor that we are gone.
-                    Ok(conn) => drop(SUCCESSOR_LINK.set(conn)),
-                    Err(e) => warn!(error = %e, "handover socket failed"),
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let why = loop {
+            let successor = async {
+                match &handovers {
+                    Some(h) => h.next().await,
+                    None => std::future::pending().await,
                 }
-                taken_over_in_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                containers_in_stop
-                    .another_berthd
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                // Waits still open here end with what the successor applies.
-                if let Ok(before) = containers_in_stop.snapshot().await {
-                    tokio::spawn(containers::monitor::announce_other_berthds_changes(
-                        containers_in_stop.clone(),
-                        before,
-                    ));
+            };
+            tokio::select! {
+                _ = &mut signal => break Stop::Signal,
+                asked = successor => {
+                    taken_over_in_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    containers_in_stop
+                        .another_berthd
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    // Waits still open here end with what the successor
+                    // changes. The view they start from is taken before the
+                    // successor has the socket: a removal it made before our
+                    // first look would otherwise never be announced here.
+                    if let Ok(before) = containers_in_stop.snapshot().await {
+                        tokio::spawn(containers::monitor::announce_other_berthds_changes(
+                            containers_in_stop.clone(),
+                            before,
+                        ));
+                    }
+                    match asked.hand(raw_listener).await {
+                        // Kept open until this process exits: its end of
+                        // file tells the successor that we are gone.
+                        Ok(conn) => drop(SUCCESSOR_LINK.set(conn)),
+                        Err(e) => {
+                            // The successor did not get the socket (it went
+                            // away): we are still the one serving.
+                            warn!(error = %e, "handing the API socket over failed; serving on");
+                            taken_over_in_stop.store(false, std::sync::atomic::Ordering::Relaxed);
+                            containers_in_stop
+                                .another_berthd
+                                .store(false, std::sync::atomic::Ordering::SeqCst);
+                            continue;
+                        }
+                    }
+                    // The successor accepts from now on; what we accepted
+                    // has this long to get its request read before idle
+                    // connections are closed (see listener::Switchable).
+                    let _ = stop_accepting.send(true);
+                    tokio::time::sleep(TAKEOVER_GRACE).await;
+                    break Stop::Takeover;
                 }
-                // The successor accepts from now on; what we accepted has
-                // this long to get its request read before idle
-                // connections are closed (see listener::Switchable).
-                let _ = stop_accepting.send(true);
-                tokio::time::sleep(TAKEOVER_GRACE).await;
-                Stop::Takeover
             }
         };
         let _ = why_tx.send(why);

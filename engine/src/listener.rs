@@ -127,29 +127,65 @@ pub async fn predecessor_exited(conn: UnixStream) {
     .await;
 }
 
-/// Serves takeover requests: sends `listener` to the asker, then resolves
-/// so that the caller stops accepting and drains. The connection comes
-/// back: the caller keeps it open until it exits, which tells the
-/// successor when this process is gone.
-pub async fn serve_handover(path: PathBuf, listener: RawFd) -> anyhow::Result<UnixStream> {
-    let _ = std::fs::remove_file(&path);
-    let l = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let l = tokio::net::UnixListener::from_std({
+/// The handover socket in the exec-root, where a new berthd asks for the
+/// API listener (`berthd --takeover`).
+pub struct Handovers(tokio::net::UnixListener);
+
+/// A berthd that asked for the listener and has not been given it yet.
+/// Until [`Asked::hand`], it cannot accept a connection: what this
+/// process must settle before the overlap begins (see cli.rs) is settled
+/// between the two.
+pub struct Asked(UnixStream);
+
+impl Handovers {
+    pub fn bind(path: &Path) -> anyhow::Result<Handovers> {
+        let _ = std::fs::remove_file(path);
+        let l = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         l.set_nonblocking(true)?;
-        l
-    })?;
-    loop {
-        let (conn, _) = l.accept().await?;
+        Ok(Handovers(tokio::net::UnixListener::from_std(l)?))
+    }
+
+    /// The next takeover request (`takeover\n`); anything else is answered
+    /// with an error and the wait goes on.
+    pub async fn next(&self) -> Asked {
+        loop {
+            match self.one().await {
+                Ok(Some(asked)) => return asked,
+                Ok(None) => {}
+                Err(e) => {
+                    // Out of descriptors, or an asker that went away.
+                    tracing::warn!(error = %e, "reading a takeover request");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn one(&self) -> anyhow::Result<Option<Asked>> {
+        let (conn, _) = self.0.accept().await?;
         let conn = conn.into_std()?;
         conn.set_nonblocking(false)?;
-        let handed = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<UnixStream>> {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Asked>> {
             let mut line = String::new();
             BufReader::new(&conn).read_line(&mut line)?;
             if line.trim() != "takeover" {
                 (&conn).write_all(b"error unknown request\n")?;
                 return Ok(None);
             }
+            Ok(Some(Asked(conn)))
+        })
+        .await?
+    }
+}
+
+impl Asked {
+    /// Sends `listener` to the successor, which accepts from then on. The
+    /// connection comes back: the caller keeps it open until it exits,
+    /// which tells the successor when this process is gone.
+    pub async fn hand(self, listener: RawFd) -> anyhow::Result<UnixStream> {
+        let conn = self.0;
+        let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<UnixStream> {
             let reply = format!("ok {}\n", std::process::id());
             let fds = [listener];
             sendmsg::<()>(
@@ -159,13 +195,11 @@ pub async fn serve_handover(path: PathBuf, listener: RawFd) -> anyhow::Result<Un
                 MsgFlags::empty(),
                 None,
             )?;
-            Ok(Some(conn))
+            Ok(conn)
         })
         .await??;
-        if let Some(conn) = handed {
-            info!("handed the API socket to a new berthd; draining");
-            return Ok(conn);
-        }
+        info!("handed the API socket to a new berthd; draining");
+        Ok(conn)
     }
 }
 
@@ -215,5 +249,78 @@ impl axum::serve::Listener for Switchable {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.inner.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory for one test (removed by the test at its end).
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("berth-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// The old berthd settles its view of the store between the request
+    /// and the hand-over (cli.rs); the successor must not be able to
+    /// serve before that.
+    #[tokio::test]
+    async fn the_successor_gets_the_socket_only_when_handed() {
+        let dir = scratch("handover");
+        let api = UnixListener::bind(dir.join("api.sock")).unwrap();
+        let path = dir.join("handover.sock");
+        let handovers = Handovers::bind(&path).unwrap();
+        let (got_tx, got_rx) = std::sync::mpsc::channel();
+        let successor = std::thread::spawn(move || {
+            let taken = take_over(&path);
+            got_tx.send(()).unwrap();
+            taken
+        });
+        let asked = handovers.next().await;
+        // The request is read and nothing was sent back: the successor is
+        // still inside take_over.
+        assert!(got_rx.try_recv().is_err());
+        let _link = asked.hand(api.as_raw_fd()).await.unwrap();
+        let (listener, _conn) = tokio::task::spawn_blocking(move || successor.join().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        got_rx.recv().unwrap();
+        // The same kernel socket: a client of the API path reaches it.
+        let client = UnixStream::connect(dir.join("api.sock")).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        assert_eq!(
+            served.peer_addr().unwrap().as_pathname(),
+            client.local_addr().unwrap().as_pathname()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_request_other_than_takeover_is_refused_and_the_wait_goes_on() {
+        let dir = scratch("handover-refused");
+        let path = dir.join("handover.sock");
+        let handovers = Handovers::bind(&path).unwrap();
+        let asker = path.clone();
+        let answer = std::thread::spawn(move || {
+            let conn = UnixStream::connect(&asker).unwrap();
+            (&conn).write_all(b"hello\n").unwrap();
+            let mut line = String::new();
+            BufReader::new(&conn).read_line(&mut line).unwrap();
+            line
+        });
+        let waiting = tokio::spawn(async move {
+            handovers.next().await;
+        });
+        let line = tokio::task::spawn_blocking(move || answer.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(line, "error unknown request\n");
+        assert!(!waiting.is_finished());
+        waiting.abort();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

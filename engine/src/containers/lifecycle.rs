@@ -624,11 +624,22 @@ impl Containers {
                             );
                         }
                     }
-                    Ok(Change::Removed(x)) if x == id => {
-                        return (
-                            last.state.exit_code as i64,
-                            none_if_empty(&last.state.error),
-                        )
+                    Ok(Change::Removed { id: x, exit_code }) if x == id => {
+                        match exit_code {
+                            Some(code) => return (code, none_if_empty(&last.state.error)),
+                            // Removed by the other berthd of a takeover, as
+                            // its store shows, and this wait never saw the
+                            // exit: the core's exit event, which reaches
+                            // this berthd too, brings the code (see
+                            // monitor::exited).
+                            None if last.is_running() => {}
+                            None => {
+                                return (
+                                    last.state.exit_code as i64,
+                                    none_if_empty(&last.state.error),
+                                )
+                            }
+                        }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match this
@@ -723,7 +734,10 @@ impl Containers {
         self.forget_lock(&c.id);
         info!(container_id = %c.id, "container removed");
         self.event(c, "destroy", &[]);
-        self.notify(Change::Removed(c.id.clone()));
+        self.notify(Change::Removed {
+            id: c.id.clone(),
+            exit_code: Some(c.state.exit_code as i64),
+        });
         Ok(())
     }
 

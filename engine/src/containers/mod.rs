@@ -42,13 +42,21 @@ use record::{Container, State};
 pub enum Change {
     Started(String),
     Exited(String),
-    Removed(String),
+    /// Gone from the store. `exit_code` is how it ended when the notifier
+    /// knows and the waiter may not: during a takeover's overlap the other
+    /// berthd may apply an exit and the removal that follows (`--rm`)
+    /// before this one reads the row. `None`: not known here (a removal
+    /// seen in the store only); the waiter's own view then stands.
+    Removed {
+        id: String,
+        exit_code: Option<i64>,
+    },
 }
 
 impl Change {
     pub fn id(&self) -> &str {
         match self {
-            Change::Started(id) | Change::Exited(id) | Change::Removed(id) => id,
+            Change::Started(id) | Change::Exited(id) | Change::Removed { id, .. } => id,
         }
     }
 }

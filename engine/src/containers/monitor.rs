@@ -356,6 +356,13 @@ async fn exited(
     let lock = containers.lock_of(id);
     let guard = lock.lock().await;
     let Ok(mut c) = containers.lookup(id).await else {
+        // Gone already: during a takeover's overlap the other berthd may
+        // have applied this exit and then removed the container (`--rm`,
+        // `rm -f`). Waiters here hear how it ended.
+        containers.notify(crate::containers::Change::Removed {
+            id: id.to_string(),
+            exit_code: Some(code as i64),
+        });
         return Ok(());
     };
     let current = c.is_running() && (pid == 0 || c.state.pid == 0 || c.state.pid == pid);
@@ -511,16 +518,18 @@ async fn remove_stale_networks(containers: &Containers) -> Result<()> {
 const OTHER_BERTHD_POLL: Duration = Duration::from_millis(20);
 
 /// While another berthd serves the same containers (the overlap of a
-/// takeover: the new one accepts, the old one finishes its requests), an
-/// exit or removal that the other one applies reaches this one's waiters
-/// (`docker wait`, attached runs, `--rm`) through the store only: both
-/// follow the core, but whichever applies an exit first is the only one
-/// to notify, and a `wait` here may have looked at the row just before.
-/// So the store is watched while the overlap lasts (a query of one
+/// takeover: the new one accepts, the old one finishes its requests), what
+/// the other one changes reaches this one's waiters (`docker wait`,
+/// attached runs, `--rm`) through the store only. Exits come from the core
+/// to both, and [`exited`] notifies even when the other applied it first;
+/// but a removal the other one makes (`docker rm`, `--rm`), and an exit
+/// applied there between a waiter's look and our event, are seen only
+/// here. So the store is watched while the overlap lasts (a query of one
 /// counter when nothing changed), and what changed since `before` is
-/// announced here. `before` is taken by the caller before the overlap
-/// begins (before the new berthd serves, or as the old one hands over):
-/// a change between it and this task's first look would be missed.
+/// announced. `before` is taken by the caller before the other berthd can
+/// serve (the new one: before it takes the socket; the old one: before it
+/// hands the socket over): a change between it and this task's first look
+/// would be missed.
 pub async fn announce_other_berthds_changes(
     containers: Arc<Containers>,
     mut before: Arc<crate::containers::memory::Snapshot>,
@@ -547,7 +556,16 @@ pub async fn announce_other_berthds_changes(
         }
         let present: BTreeSet<&str> = now.containers().map(|c| c.id.as_str()).collect();
         for id in old.keys().filter(|id| !present.contains(*id)) {
-            containers.notify(crate::containers::Change::Removed(id.to_string()));
+            // How it ended is not in the store any more; a waiter that saw
+            // it running hears the code from the core's exit event.
+            let exit_code = old
+                .get(id)
+                .filter(|o| !o.is_running())
+                .map(|o| o.state.exit_code as i64);
+            containers.notify(crate::containers::Change::Removed {
+                id: id.to_string(),
+                exit_code,
+            });
         }
         before = now;
     }

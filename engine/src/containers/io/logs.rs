@@ -94,7 +94,7 @@ impl Containers {
             loop {
                 let stopped = rt.block_on(async {
                     tokio::select! {
-                        ch = changes.recv() => matches!(ch, Ok(crate::containers::Change::Exited(ref x)) | Ok(crate::containers::Change::Removed(ref x)) if *x == id),
+                        ch = changes.recv() => matches!(ch, Ok(ref c @ (crate::containers::Change::Exited(_) | crate::containers::Change::Removed { .. })) if c.id() == id),
                         _ = tokio::time::sleep(Duration::from_millis(100)) => false,
                     }
                 });
