@@ -85,6 +85,19 @@ if ! "$plugin" version 2>/dev/null | grep -q " $buildx_version "; then
   install -m 0755 "$tools/buildx" "$plugin"
 fi
 
+# crictl, the Kubernetes CRI's own client, built from the Go module proxy
+# into target/tools: the CRI tests drive berthd's CRI socket and
+# containerd's with it.
+crictl_version=v1.37.0
+if ! "$PWD/target/tools/crictl" --version 2>/dev/null | grep -q "${crictl_version#v}"; then
+  command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+  echo "building crictl $crictl_version from the Go module proxy"
+  mkdir -p "$PWD/target/tools"
+  GOBIN=$PWD/target/tools go install \
+    -ldflags "-X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@$crictl_version"
+fi
+
 # Log receivers the fluentd and gelf drivers' tests send to, into
 # target/tools: the OpenTelemetry Collector with its fluent forward
 # receiver, built from the Go module proxy by the collector's builder

@@ -6,6 +6,7 @@
 //! Binaries come from `BERTH_BIN_DIR`, else target/release, else
 //! target/debug (build them first: `cargo build --release`).
 
+pub mod containerd;
 pub mod dockerd;
 pub mod http;
 pub mod images;

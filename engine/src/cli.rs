@@ -114,8 +114,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (std_listener, source, predecessor) =
-        listener::acquire(&socket, &config.exec_root, config.takeover)?;
+    let listener::Acquired {
+        api: std_listener,
+        source,
+        predecessor,
+        cri: inherited_cri,
+    } = listener::acquire(&socket, &config.exec_root, config.takeover)?;
     if let Some(conn) = predecessor {
         if let Some(before) = before_overlap {
             tokio::spawn(containers::monitor::announce_other_berthds_changes(
@@ -163,6 +167,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(crate::reload::on_hangup(engine.clone()));
     let app = api::app(engine.clone());
     crate::tcp::serve(tcp_endpoints, api::service(engine.clone()));
+    // The listeners a successor berthd is handed: the API's, then the CRI's.
+    let mut handed = vec![raw_listener];
+    let cri_socket = config.cri_socket_path();
+    let mut serving_cri = false;
+    if let Some(l) = cri_socket
+        .as_deref()
+        .and_then(|p| crate::cri::listener(p, inherited_cri))
+    {
+        handed.push(l.as_raw_fd());
+        crate::cri::serve(l, engine.clone())?;
+        serving_cri = true;
+    }
     if let Some(listener) = metrics {
         crate::metrics::serve(listener, engine.clone());
     }
@@ -200,7 +216,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                             before,
                         ));
                     }
-                    match asked.hand(raw_listener).await {
+                    match asked.hand(handed.clone()).await {
                         // Kept open until this process exits: its end of
                         // file tells the successor that we are gone.
                         Ok(conn) => drop(SUCCESSOR_LINK.set(conn)),
@@ -256,6 +272,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         // berthd leaves the host without them (a successor keeps its own).
         engine.networks.drop_keepers(true).await;
         engine.networks.sweep_if_unused().await;
+    }
+    if let (false, true, Some(p)) = (
+        taken_over.load(std::sync::atomic::Ordering::Relaxed),
+        serving_cri,
+        &cri_socket,
+    ) {
+        // A successor serves the same socket: only a berthd that stops
+        // for good takes it away.
+        let _ = std::fs::remove_file(p);
     }
     if let Some(p) = &config.pidfile {
         // A successor may have written its own pid there already.

@@ -152,6 +152,11 @@ pub struct Config {
     /// plain HTTP, like dockerd's --metrics-addr; none by default.
     #[arg(long)]
     pub metrics_addr: Option<String>,
+    /// The Kubernetes CRI (runtime.v1) on this unix socket. By default
+    /// `cri.sock` beside the API's unix socket (`/run/berth/cri.sock` for
+    /// the default `/run/berth/docker.sock`); an empty value serves none.
+    #[arg(long)]
+    pub cri_socket: Option<String>,
     /// dockerd's daemon.json, for the settings berthd has (default
     /// /etc/berth/daemon.json; a missing default file is fine). A setting
     /// may be given as a flag or in the file, not both.
@@ -168,6 +173,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where the CRI is served, if anywhere (see `cri_socket`).
+    pub fn cri_socket_path(&self) -> Option<PathBuf> {
+        match &self.cri_socket {
+            Some(p) if p.is_empty() => None,
+            Some(p) => Some(PathBuf::from(p)),
+            None => Some(self.socket_path().ok()?.with_file_name("cri.sock")),
+        }
+    }
+
     /// The unix socket: the one -H names, or the default. berthd always
     /// has one (even with only tcp:// hosts given, unlike dockerd): the
     /// takeover on upgrade and the handover of connections go through it.
@@ -227,5 +241,25 @@ mod tests {
         );
         assert!(parse_unix("tcp://0.0.0.0:2375").is_err());
         assert!(parse_unix("unix://relative").is_err());
+    }
+
+    #[test]
+    fn the_cri_socket_sits_beside_the_api_socket_unless_told() {
+        let config = |args: &[&str]| {
+            Config::try_parse_from([&["berthd"], args].concat()).expect("flags parse")
+        };
+        assert_eq!(
+            config(&[]).cri_socket_path(),
+            Some(PathBuf::from("/run/berth/cri.sock"))
+        );
+        assert_eq!(
+            config(&["-H", "unix:///tmp/b/docker.sock"]).cri_socket_path(),
+            Some(PathBuf::from("/tmp/b/cri.sock"))
+        );
+        assert_eq!(
+            config(&["--cri-socket", "/run/k/cri.sock"]).cri_socket_path(),
+            Some(PathBuf::from("/run/k/cri.sock"))
+        );
+        assert_eq!(config(&["--cri-socket", ""]).cri_socket_path(), None);
     }
 }

@@ -468,6 +468,14 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "cri-socket",
+        arg: "cri_socket",
+        set: |c, v| {
+            c.cri_socket = Some(string("cri-socket", v)?);
+            Ok(())
+        },
+    },
+    Setting {
         key: "log-driver",
         arg: "log_driver",
         set: |c, v| {

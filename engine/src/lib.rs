@@ -16,6 +16,7 @@ pub mod config_file;
 pub mod confined;
 pub mod containers;
 pub mod core_client;
+pub mod cri;
 pub mod engine;
 pub mod error;
 pub mod events;

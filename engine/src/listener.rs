@@ -30,26 +30,49 @@ pub fn handover_path(exec_root: &Path) -> PathBuf {
     exec_root.join("berthd-handover.sock")
 }
 
+/// What [`acquire`] found.
+pub struct Acquired {
+    /// The API listener.
+    pub api: UnixListener,
+    pub source: Source,
+    /// After a takeover, the handover connection, which the old berthd
+    /// keeps open until it has drained and exited (end of file then).
+    pub predecessor: Option<UnixStream>,
+    /// After a takeover, the CRI listener of the old berthd, when it had
+    /// one (a release before the CRI hands the API listener only).
+    pub cri: Option<UnixListener>,
+}
+
 /// The API listener: from systemd, from a running berthd, or bound anew.
-/// After a takeover, also the handover connection, which the old berthd
-/// keeps open until it has drained and exited (end of file then).
-pub fn acquire(
-    socket: &Path,
-    exec_root: &Path,
-    takeover: bool,
-) -> anyhow::Result<(UnixListener, Source, Option<UnixStream>)> {
-    if let Some(l) = from_systemd()? {
-        return Ok((l, Source::Systemd, None));
+pub fn acquire(socket: &Path, exec_root: &Path, takeover: bool) -> anyhow::Result<Acquired> {
+    if let Some(api) = from_systemd()? {
+        return Ok(Acquired {
+            api,
+            source: Source::Systemd,
+            predecessor: None,
+            cri: None,
+        });
     }
     if takeover {
-        let (l, predecessor) = take_over(&handover_path(exec_root))?;
-        return Ok((l, Source::Takeover, Some(predecessor)));
+        let (mut listeners, predecessor) = take_over(&handover_path(exec_root))?;
+        let api = listeners.remove(0);
+        return Ok(Acquired {
+            api,
+            source: Source::Takeover,
+            predecessor: Some(predecessor),
+            cri: listeners.into_iter().next(),
+        });
     }
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(socket);
-    Ok((UnixListener::bind(socket)?, Source::Bound, None))
+    Ok(Acquired {
+        api: UnixListener::bind(socket)?,
+        source: Source::Bound,
+        predecessor: None,
+        cri: None,
+    })
 }
 
 /// `LISTEN_FDS`/`LISTEN_PID` (sd_listen_fds): the first passed descriptor.
@@ -81,8 +104,9 @@ fn from_systemd() -> anyhow::Result<Option<UnixListener>> {
     Ok(Some(l))
 }
 
-/// Asks the running berthd for its listener.
-fn take_over(handover: &Path) -> anyhow::Result<(UnixListener, UnixStream)> {
+/// Asks the running berthd for its listeners: the API's first, then the
+/// CRI's if it serves one.
+fn take_over(handover: &Path) -> anyhow::Result<(Vec<UnixListener>, UnixStream)> {
     let conn = UnixStream::connect(handover).map_err(|e| {
         anyhow::anyhow!(
             "--takeover: no running berthd answers at {}: {e}",
@@ -92,29 +116,33 @@ fn take_over(handover: &Path) -> anyhow::Result<(UnixListener, UnixStream)> {
     (&conn).write_all(b"takeover\n")?;
     let mut buf = [0u8; 256];
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut cmsg = nix::cmsg_space!([RawFd; 2]);
     let msg = recvmsg::<()>(
         conn.as_raw_fd(),
         &mut iov,
         Some(&mut cmsg),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
-    let mut fd = None;
+    let mut fds = Vec::new();
     for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            fd = fds.first().copied();
+        if let ControlMessageOwned::ScmRights(received) = c {
+            // SAFETY: the kernel just installed these descriptors for us.
+            fds.extend(
+                received
+                    .into_iter()
+                    .map(|fd| unsafe { UnixListener::from_raw_fd(fd) }),
+            );
         }
     }
     let text = String::from_utf8_lossy(msg.iovs().next().unwrap_or_default()).into_owned();
-    let fd = fd.ok_or_else(|| {
-        anyhow::anyhow!(
+    if fds.is_empty() {
+        anyhow::bail!(
             "--takeover: the running berthd sent no socket ({})",
             text.trim()
-        )
-    })?;
-    info!(answer = %text.trim(), "took over the API socket");
-    // SAFETY: the kernel just installed this descriptor for us.
-    Ok((unsafe { UnixListener::from_raw_fd(fd) }, conn))
+        );
+    }
+    info!(answer = %text.trim(), sockets = fds.len(), "took over the API socket");
+    Ok((fds, conn))
 }
 
 /// Resolves once the berthd we took over from has exited (its end of the
@@ -180,14 +208,14 @@ impl Handovers {
 }
 
 impl Asked {
-    /// Sends `listener` to the successor, which accepts from then on. The
-    /// connection comes back: the caller keeps it open until it exits,
-    /// which tells the successor when this process is gone.
-    pub async fn hand(self, listener: RawFd) -> anyhow::Result<UnixStream> {
+    /// Sends `listeners` (the API's first) to the successor, which accepts
+    /// from then on. The connection comes back: the caller keeps it open
+    /// until it exits, which tells the successor when this process is gone.
+    pub async fn hand(self, listeners: Vec<RawFd>) -> anyhow::Result<UnixStream> {
         let conn = self.0;
         let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<UnixStream> {
             let reply = format!("ok {}\n", std::process::id());
-            let fds = [listener];
+            let fds = listeners;
             sendmsg::<()>(
                 conn.as_raw_fd(),
                 &[IoSlice::new(reply.as_bytes())],
@@ -283,11 +311,21 @@ mod tests {
         // The request is read and nothing was sent back: the successor is
         // still inside take_over.
         assert!(got_rx.try_recv().is_err());
-        let _link = asked.hand(api.as_raw_fd()).await.unwrap();
-        let (listener, _conn) = tokio::task::spawn_blocking(move || successor.join().unwrap())
+        let cri = UnixListener::bind(dir.join("cri.sock")).unwrap();
+        let _link = asked
+            .hand(vec![api.as_raw_fd(), cri.as_raw_fd()])
+            .await
+            .unwrap();
+        let (listeners, _conn) = tokio::task::spawn_blocking(move || successor.join().unwrap())
             .await
             .unwrap()
             .unwrap();
+        assert_eq!(listeners.len(), 2);
+        let listener = &listeners[0];
+        assert_eq!(
+            listeners[1].local_addr().unwrap().as_pathname(),
+            Some(dir.join("cri.sock").as_path())
+        );
         got_rx.recv().unwrap();
         // The same kernel socket: a client of the API path reaches it.
         let client = UnixStream::connect(dir.join("api.sock")).unwrap();

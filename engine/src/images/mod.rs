@@ -53,6 +53,13 @@ pub struct ImageView {
     pub container_config: Option<ContainerConfig>,
 }
 
+/// An image and the names it has (see [`Images::named`]).
+pub struct NamedImage {
+    pub row: ImageRow,
+    pub tags: Vec<String>,
+    pub digests: Vec<String>,
+}
+
 pub struct Images {
     store: Store,
     snapshots: PathBuf,
@@ -232,6 +239,11 @@ impl Images {
         self.events.emit("image", action, name, attrs);
     }
 
+    /// Where image layers are unpacked (the CRI's image filesystem).
+    pub fn snapshots_dir(&self) -> &Path {
+        &self.snapshots
+    }
+
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp
     }
@@ -328,6 +340,32 @@ impl Images {
             map.entry(id).or_default().push(familiar(&name));
         }
         Ok(map)
+    }
+
+    /// Every image with its tags and repo digests, fully qualified
+    /// (`docker.io/library/busybox:latest`), as the CRI names images.
+    /// Build steps (unnamed images) are left out.
+    pub async fn named(&self) -> Result<Vec<NamedImage>> {
+        let mut tags = self.tag_map().await?;
+        let mut digests: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, id) in self.store.repo_digests().await? {
+            digests.entry(id).or_default().push(name);
+        }
+        Ok(self
+            .store
+            .images()
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                let tags = tags.remove(&row.id).unwrap_or_default();
+                let digests = digests.remove(&row.id).unwrap_or_default();
+                (!tags.is_empty() || !digests.is_empty()).then_some(NamedImage {
+                    row,
+                    tags,
+                    digests,
+                })
+            })
+            .collect())
     }
 
     pub async fn list(&self, filters: &ImageFilter, all: bool) -> Result<Vec<ImageSummary>> {

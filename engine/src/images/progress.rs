@@ -272,6 +272,23 @@ impl Progress {
         })
     }
 
+    /// Waits for the operation's end; its error message, if it failed
+    /// (for callers without a progress stream, like the CRI's PullImage).
+    pub async fn finished(&self) -> Result<(), String> {
+        let mut rx = self.count.subscribe();
+        while !rx.borrow_and_update().1 {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+        let failed = self
+            .lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["error"].as_str().map(str::to_string));
+        failed.map_or(Ok(()), Err)
+    }
+
     /// The messages so far (for tests and for callers that wait to the end).
     pub fn lines(&self) -> Vec<String> {
         self.messages
