@@ -236,18 +236,19 @@ fn logs_grow(b: &Berth, name: &str, than: usize) {
 }
 
 /// Starts `n` containers that print a line every second, four at a time,
-/// through the API; their ids.
+/// through the API; their ids. Named by the test: the previous release
+/// could give two creates at once the same generated name (fixed since).
 fn start_fleet(socket: &Path, n: usize) -> Vec<String> {
     let body = br#"{"Image":"busybox","Labels":{"fleet":"1"},"Cmd":["sh","-c","while :; do echo tick; sleep 1; done"]}"#;
     let per = n.div_ceil(4);
     let starters: Vec<_> = (0..4)
-        .map(|_| {
+        .map(|t| {
             let socket = socket.to_path_buf();
             std::thread::spawn(move || {
                 (0..per)
-                    .map(|_| {
-                        let r = http::request(&socket, "POST", "/containers/create", Some(body))
-                            .unwrap();
+                    .map(|i| {
+                        let path = format!("/containers/create?name=fleet-{t}-{i}");
+                        let r = http::request(&socket, "POST", &path, Some(body)).unwrap();
                         assert_eq!(r.status, 201, "{}", r.text());
                         let id = r.json()["Id"].as_str().unwrap().to_string();
                         let path = format!("/containers/{id}/start");

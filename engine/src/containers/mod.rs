@@ -107,6 +107,8 @@ pub struct Containers {
     /// the middle of would look like a network left behind (see
     /// `monitor::remove_leftovers`).
     pub(crate) another_berthd: std::sync::atomic::AtomicBool,
+    /// Generated names that creates in progress hold.
+    name_picks: names::Picks,
 }
 
 impl Containers {
@@ -132,6 +134,7 @@ impl Containers {
             defaults: defaults::Defaults::default(),
             memory: memory::Memory::default(),
             another_berthd: Default::default(),
+            name_picks: Default::default(),
         }
     }
 
@@ -392,9 +395,13 @@ impl Containers {
                 id[..12].to_string()
             });
         }
-        let name = match name.filter(|n| !n.is_empty()) {
-            Some(n) => names::validate(n)?,
-            None => self.free_generated_name().await?,
+        // A generated name stays held (`_pick`) until the row is stored.
+        let (name, _pick) = match name.filter(|n| !n.is_empty()) {
+            Some(n) => (names::validate(n)?, None),
+            None => {
+                let pick = self.free_generated_name().await?;
+                (pick.name.clone(), Some(pick))
+            }
         };
         self.plan_links(&name, &mut host_config, &mut endpoints)
             .await?;
@@ -522,14 +529,20 @@ impl Containers {
             .unwrap_or_else(|p| p.into_inner()) = runtime.to_string();
     }
 
-    async fn free_generated_name(&self) -> Result<String> {
+    /// A generated name no container has and no other create holds.
+    async fn free_generated_name(&self) -> Result<names::Pick<'_>> {
         for attempt in 0..10 {
-            let n = names::generate(attempt);
-            if self.store.container_id_by_name(&n).await?.is_none() {
-                return Ok(n);
+            let Some(pick) = self.name_picks.take(names::generate(attempt)) else {
+                continue;
+            };
+            if self.store.container_id_by_name(&pick.name).await?.is_none() {
+                return Ok(pick);
             }
         }
-        Ok(format!("berth_{}", &crate::util::random_id()[..12]))
+        let fallback = format!("berth_{}", &crate::util::random_id()[..12]);
+        self.name_picks
+            .take(fallback)
+            .ok_or_else(|| Error::Internal("no free container name".into()))
     }
 
     /// `docker info`'s (containers, running, paused, stopped), counted from

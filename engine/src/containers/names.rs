@@ -70,9 +70,58 @@ pub fn generate(attempt: u32) -> String {
     }
 }
 
+/// Generated names handed to creates that have not stored them yet. The
+/// store's "is it free" alone cannot see what another create picked a
+/// moment ago: with creates at once (`docker run -d` in parallel) two
+/// would take the same name and the second fail with a conflict over a
+/// name nobody asked for.
+#[derive(Default)]
+pub struct Picks(std::sync::Mutex<std::collections::HashSet<String>>);
+
+/// A generated name held for one create, released when dropped (stored by
+/// then, or given up).
+pub struct Pick<'a> {
+    picks: &'a Picks,
+    pub name: String,
+}
+
+impl Picks {
+    /// Holds `name` unless another create holds it.
+    pub fn take(&self, name: String) -> Option<Pick<'_>> {
+        let fresh = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone());
+        // Made only when fresh: a Pick made and dropped here would give up
+        // the holder's name (and lock again while locked).
+        fresh.then(|| Pick { picks: self, name })
+    }
+}
+
+impl Drop for Pick<'_> {
+    fn drop(&mut self) {
+        self.picks
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_picked_name_is_not_picked_again_until_given_up() {
+        let picks = Picks::default();
+        let first = picks.take("eager_turing".into()).expect("free");
+        assert!(picks.take("eager_turing".into()).is_none());
+        assert!(picks.take("eager_curie".into()).is_some());
+        drop(first);
+        assert!(picks.take("eager_turing".into()).is_some());
+    }
 
     #[test]
     fn names_follow_docker_rules() {
