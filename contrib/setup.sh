@@ -27,8 +27,9 @@ cd "$(dirname "$0")/.."
 # receiver the syslog log driver's tests send to, on its own ports, and
 # rsyslog-openssl for its tcp+tls input); systemd
 # (its journald, which the journald driver's tests start in a journal
-# namespace of their own, and journalctl).
-packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose docker.io git prometheus rsyslog rsyslog-openssl systemd)
+# namespace of their own, and journalctl); containernetworking-plugins (the
+# CNI plugins, in /usr/lib/cni, that network the CRI's pods).
+packages=(runc crun busybox-static util-linux file curl ca-certificates hyperfine docker-registry tini openssl netavark aardvark-dns iptables iproute2 docker-compose docker.io git prometheus rsyslog rsyslog-openssl systemd containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -15,9 +15,22 @@ pub struct Containerd {
     child: Child,
 }
 
+/// How a test's containerd runs pods: the image of its pause containers
+/// (a registry's, since public ones cannot be reached here) and the CNI
+/// configuration directory.
+pub struct PodSetup<'a> {
+    pub sandbox_image: &'a str,
+    pub cni_conf_dir: &'a Path,
+}
+
 impl Containerd {
     /// `insecure`: registries (host:port) it may reach over plain HTTP.
     pub fn start(insecure: &[&str]) -> Containerd {
+        Containerd::start_with(insecure, None)
+    }
+
+    /// Runs pods as `pods` says (none without: its CNI directory is empty).
+    pub fn start_with(insecure: &[&str], pods: Option<PodSetup>) -> Containerd {
         let dir = std::env::temp_dir().join(format!(
             "berth-containerd-{}-{}",
             std::process::id(),
@@ -26,13 +39,26 @@ impl Containerd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("cni")).unwrap();
         let socket = dir.join("containerd.sock");
+        let cni = pods
+            .as_ref()
+            .map_or(dir.join("cni"), |p| p.cni_conf_dir.to_path_buf());
         let mut config = format!(
-            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  conf_dir = \"{cni}\"\n",
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  conf_dir = \"{cni}\"\n  bin_dir = \"{bin}\"\n",
             root = dir.join("root").display(),
             state = dir.join("state").display(),
             sock = socket.display(),
-            cni = dir.join("cni").display(),
+            cni = cni.display(),
+            bin = crate::cni::PLUGINS,
         );
+        if let Some(p) = &pods {
+            // Plugin settings belong before the mirror tables below. This
+            // machine may not lower oom_score_adj (the pause container's
+            // -998): containerd's own option keeps it at its own value.
+            config.push_str(&format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{}\"\n  restrict_oom_score_adj = true\n",
+                p.sandbox_image
+            ));
+        }
         for host in insecure {
             config.push_str(&format!(
                 "[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"{host}\"]\n  endpoint = [\"http://{host}\"]\n"
@@ -71,6 +97,12 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+            crate::keep_log(&self.dir, &log, "containerd's log");
+        }
+        // Its pods' pause containers would outlive it (in their shims).
+        let _ = crictl(&self.socket, &["rmp", "--all", "--force"]);
         // SIGTERM: containerd stops its plugins and removes its sockets.
         // SAFETY: a plain kill(2) of our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };

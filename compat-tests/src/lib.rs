@@ -6,6 +6,7 @@
 //! Binaries come from `BERTH_BIN_DIR`, else target/release, else
 //! target/debug (build them first: `cargo build --release`).
 
+pub mod cni;
 pub mod containerd;
 pub mod dockerd;
 pub mod http;
@@ -216,6 +217,13 @@ impl Run {
 
     pub fn out(&self) -> &str {
         self.stdout.trim_end()
+    }
+}
+
+/// What any other command printed, for tests that run one themselves.
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run::from(out)
     }
 }
 

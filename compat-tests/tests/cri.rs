@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use berth_compat_tests::cni::PodNetwork;
 use berth_compat_tests::containerd::{crictl, Containerd};
 use berth_compat_tests::registry::Registry;
 use berth_compat_tests::{Berth, Run};
@@ -50,7 +51,9 @@ fn conditions(info: &Value) -> BTreeMap<String, (bool, String)> {
 
 #[test]
 fn crictl_finds_a_runtime_that_answers_as_containerd_does() {
-    let b = Berth::start();
+    // Both without a CNI configuration (an empty directory each).
+    let empty = PodNetwork::new("none");
+    let b = Berth::start_with(&["--cni-conf-dir", empty.dir.to_str().unwrap()]);
     let ctd = Containerd::start(&[]);
     let ours = fields(crictl(&cri_socket(&b), &["version"]));
     let theirs = fields(ctd.crictl(&["version"]));
@@ -70,9 +73,12 @@ fn crictl_finds_a_runtime_that_answers_as_containerd_does() {
     assert!(!ours["NetworkReady"].0);
 
     // What is not served yet says so (not an empty answer).
-    let pods = crictl(&cri_socket(&b), &["pods"]);
-    assert_ne!(pods.code, 0);
-    assert!(pods.stderr.contains("Unimplemented"), "{pods:?}");
+    let containers = crictl(&cri_socket(&b), &["ps"]);
+    assert_ne!(containers.code, 0);
+    assert!(
+        containers.stderr.contains("Unimplemented"),
+        "{containers:?}"
+    );
     b.finish();
 }
 

@@ -157,6 +157,14 @@ pub struct Config {
     /// the default `/run/berth/docker.sock`); an empty value serves none.
     #[arg(long)]
     pub cri_socket: Option<String>,
+    /// Where the CRI's pods find their network configuration (CNI), as
+    /// containerd's `conf_dir`: the first loadable file is the network.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+    /// Where the CNI plugins are (a `:`-separated list): kubelets' usual
+    /// place, then Debian's (containernetworking-plugins).
+    #[arg(long, default_value = "/opt/cni/bin:/usr/lib/cni")]
+    pub cni_bin_dir: String,
     /// dockerd's daemon.json, for the settings berthd has (default
     /// /etc/berth/daemon.json; a missing default file is fine). A setting
     /// may be given as a flag or in the file, not both.

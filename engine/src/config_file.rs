@@ -476,6 +476,22 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "cni-conf-dir",
+        arg: "cni_conf_dir",
+        set: |c, v| {
+            c.cni_conf_dir = string("cni-conf-dir", v)?.into();
+            Ok(())
+        },
+    },
+    Setting {
+        key: "cni-bin-dir",
+        arg: "cni_bin_dir",
+        set: |c, v| {
+            c.cni_bin_dir = string("cni-bin-dir", v)?;
+            Ok(())
+        },
+    },
+    Setting {
         key: "log-driver",
         arg: "log_driver",
         set: |c, v| {

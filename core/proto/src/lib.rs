@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod attach;
+pub mod cri_log;
 pub mod json_log;
 pub mod local_log;
 pub mod locate;
@@ -37,8 +38,10 @@ pub mod timefmt;
 /// would write json-file where the engine reads `local`. 6 adds sending
 /// each line to syslog or journald (`CreateTaskRequest::syslog`,
 /// `journald`), which an older core would drop. 7 adds the same for
-/// fluentd and GELF receivers (`CreateTaskRequest::fluentd`, `gelf`).
-pub const VERSION: u32 = 7;
+/// fluentd and GELF receivers (`CreateTaskRequest::fluentd`, `gelf`). 8
+/// adds the CRI's log format (`log_format` "cri"), which an older core
+/// would refuse.
+pub const VERSION: u32 = 8;
 /// The oldest protocol version this build still serves (core) or accepts (engine).
 pub const MIN_VERSION: u32 = 1;
 
@@ -99,8 +102,9 @@ pub struct CreateTaskRequest {
     pub log_max_size: u64,
     #[serde(default)]
     pub log_max_files: u32,
-    /// Since version 5: how the log is written: "local" (see [`local_log`])
-    /// or, when empty, Docker's json-file.
+    /// Since version 5: how the log is written: "local" (see [`local_log`]),
+    /// since version 8 "cri" (see [`cri_log`]), or, when empty, Docker's
+    /// json-file.
     #[serde(default)]
     pub log_format: String,
     /// Keep a pipe to the process's stdin open for attach clients.

@@ -50,6 +50,8 @@ pub enum LogFormat {
     JsonFile,
     /// Docker's `local` driver: length-prefixed protobuf records.
     Local,
+    /// The CRI's: a text line an entry (see [`crate::cri_log`]).
+    Cri,
 }
 
 impl LogFormat {
@@ -57,6 +59,7 @@ impl LogFormat {
         match self {
             LogFormat::JsonFile => "json-file",
             LogFormat::Local => "local",
+            LogFormat::Cri => "cri",
         }
     }
 
@@ -65,6 +68,7 @@ impl LogFormat {
         match s {
             "" | "json-file" => Ok(LogFormat::JsonFile),
             "local" => Ok(LogFormat::Local),
+            "cri" => Ok(LogFormat::Cri),
             other => Err(format!("unknown log format {other}")),
         }
     }

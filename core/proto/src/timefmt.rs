@@ -20,6 +20,22 @@ pub fn format(secs: i64, nanos: u32) -> String {
     )
 }
 
+/// Go's `time.RFC3339Nano`, which the CRI's log lines use: like
+/// [`format`] but the fraction loses its trailing zeros, and goes
+/// altogether when it is zero ("2026-11-22T05:30:56.1234Z").
+pub fn format_trimmed(secs: i64, nanos: u32) -> String {
+    let mut s = format(secs, nanos);
+    s.pop(); // the Z
+    while s.ends_with('0') {
+        s.pop();
+    }
+    if s.ends_with('.') {
+        s.pop();
+    }
+    s.push('Z');
+    s
+}
+
 /// A calendar date and time of day (of whatever zone `secs` was shifted to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Civil {
@@ -72,6 +88,19 @@ mod tests {
         assert_eq!(
             format(1_795_325_456, 123_456_789),
             "2026-11-22T05:30:56.123456789Z"
+        );
+    }
+
+    #[test]
+    fn the_trimmed_form_is_gos_rfc3339nano() {
+        assert_eq!(format_trimmed(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            format_trimmed(1_795_325_456, 123_400_000),
+            "2026-11-22T05:30:56.1234Z"
+        );
+        assert_eq!(
+            format_trimmed(1_795_325_450, 5),
+            "2026-11-22T05:30:50.000000005Z"
         );
     }
 }

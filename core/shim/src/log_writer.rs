@@ -1,7 +1,9 @@
 //! The container's log in Docker's json-file format: one JSON object a line,
 //! `{"log":"hello\n","stream":"stdout","time":"2026-11-22T05:30:56.123456789Z"}`,
-//! or in Berth's `local` format (`berth_proto::local_log`: a binary record
-//! per read, holding whole lines, written as it came with one writev).
+//! in Berth's `local` format (`berth_proto::local_log`: a binary record
+//! per read, holding whole lines, written as it came with one writev), or
+//! in the CRI's (`berth_proto::cri_log`: `<time> stdout F hello`), cut
+//! into entries as json-file is.
 //!
 //! Like Docker, output is cut into entries at newlines; a line longer than
 //! [`MAX_PARTIAL`] is written in pieces without a trailing newline, and what
@@ -15,9 +17,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use berth_proto::json_log::{self, append_entry};
-use berth_proto::{local_log, timefmt};
+use berth_proto::{cri_log, local_log, timefmt};
 
-/// The file format: the shim's `--log-format` (json-file or local).
+/// The file format: the shim's `--log-format` (json-file, local or cri).
 pub use berth_proto::shim::LogFormat as Format;
 
 use crate::lines::{Cut, Lines, MAX_PARTIAL};
@@ -106,14 +108,15 @@ impl LogWriter {
         if self.format == Format::Local {
             return self.write_local(stream, data);
         }
-        self.time = timefmt::now();
+        self.time = self.now();
         // Lines end at '\n', which is never inside a UTF-8 sequence: when
-        // the whole read is valid, so is every line of it.
-        let valid = std::str::from_utf8(data).is_ok();
+        // the whole read is valid, so is every line of it. (The CRI's form
+        // writes the bytes as they are: no need to know.)
+        let valid = self.format == Format::Cri || std::str::from_utf8(data).is_ok();
         self.out.reserve(data.len() + data.len() / 2 + 128);
         let mut lines = std::mem::take(&mut self.lines);
-        lines.cut(stream, data, |Cut { text, fresh, .. }| {
-            self.add(stream, text, valid && fresh)
+        lines.cut(stream, data, |Cut { text, fresh, ended }| {
+            self.add(stream, text, valid && fresh, ended)
         });
         self.lines = lines;
         self.write_out();
@@ -221,17 +224,35 @@ impl LogWriter {
         }
         let piece = self.lines.take_rest(stream);
         if !piece.is_empty() {
-            self.time = timefmt::now();
-            self.add(stream, &piece, false);
+            self.time = self.now();
+            // The last of a stream ends its line (as containerd marks it).
+            self.add(stream, &piece, false, true);
             self.write_out();
         }
     }
 
+    /// The time of entries written now, in the format's form.
+    fn now(&self) -> String {
+        if self.format == Format::Cri {
+            let d = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            timefmt::format_trimmed(d.as_secs() as i64, d.subsec_nanos())
+        } else {
+            timefmt::now()
+        }
+    }
+
     /// Adds an entry; with rotation, a file is rotated before the entry
-    /// that would take it over the size limit, as Docker does.
-    fn add(&mut self, stream: u8, text: &[u8], valid: bool) {
+    /// that would take it over the size limit, as Docker does. `ended`:
+    /// the entry ends a line (the CRI's form says so).
+    fn add(&mut self, stream: u8, text: &[u8], valid: bool, ended: bool) {
         let before = self.out.len();
-        append_entry(&mut self.out, stream, text, &self.time, valid);
+        if self.format == Format::Cri {
+            cri_log::append_entry(&mut self.out, stream, text, &self.time, ended);
+        } else {
+            append_entry(&mut self.out, stream, text, &self.time, valid);
+        }
         if self.max_size > 0
             && self.size + self.out.len() as u64 > self.max_size
             && self.size + before as u64 > 0
@@ -340,6 +361,48 @@ mod tests {
     }
 
     /// Reads a `local` file back into (stream, partial, payload) records.
+    #[test]
+    fn the_cri_form_marks_pieces_partial_and_keeps_bytes_as_they_are() {
+        let dir = std::env::temp_dir().join(format!("berth-shim-cri-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("0.log");
+        let mut w = LogWriter::open(&path, 0, 1, Format::Cri).unwrap();
+        w.write(1, b"one\ntw");
+        w.write(1, b"o\n");
+        w.write(2, b"\xff raw\n");
+        let mut long = vec![b'x'; MAX_PARTIAL + 3];
+        long.push(b'\n');
+        w.write(1, &long);
+        w.write(1, b"no newline");
+        w.flush();
+        let raw = std::fs::read(&path).unwrap();
+        let entries: Vec<_> = raw
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| berth_proto::cri_log::parse(l).expect("a CRI line"))
+            .collect();
+        let seen: Vec<(u8, bool, &[u8])> = entries
+            .iter()
+            .map(|e| (e.stream, e.partial, e.text))
+            .collect();
+        let piece = vec![b'x'; MAX_PARTIAL];
+        assert_eq!(
+            seen,
+            [
+                (1, false, &b"one"[..]),
+                (1, false, b"two"),
+                (2, false, b"\xff raw"),
+                (1, true, &piece[..]),
+                (1, false, b"xxx"),
+                (1, false, b"no newline"),
+            ]
+        );
+        // Go's RFC3339Nano: no trailing zeros in the fraction.
+        let time = entries[0].time;
+        assert!(time.ends_with('Z') && !time.ends_with("0Z"), "{time}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn records(path: &Path) -> Vec<(u8, bool, Vec<u8>)> {
         let data = std::fs::read(path).unwrap();
         let mut out = Vec::new();

@@ -11,10 +11,13 @@
 //! `k8s.io` namespace, out of `docker ps`'s sight, as containerd keeps
 //! them. The listener is handed to a successor berthd with the API's.
 //!
-//! Served so far: the runtime's identity and status and the image
-//! service; the rest answers UNIMPLEMENTED (generated default stubs).
+//! Served so far: the runtime's identity and status, pod sandboxes
+//! (`pods`, networked through CNI: `cni`) and the image service; the rest
+//! answers UNIMPLEMENTED (generated default stubs).
 
+mod cni;
 mod images;
+mod pods;
 mod runtime;
 
 use std::os::unix::fs::PermissionsExt;
@@ -70,6 +73,7 @@ pub fn serve(listener: UnixListener, engine: Arc<Engine>) -> std::io::Result<()>
     listener.set_nonblocking(true)?;
     let listener = tokio::net::UnixListener::from_std(listener)?;
     info!(socket = ?listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf)), "serving the CRI");
+    let pods = Arc::new(pods::Pods::new(engine.clone()));
     tokio::spawn(async move {
         loop {
             let conn = match listener.accept().await {
@@ -81,9 +85,10 @@ pub fn serve(listener: UnixListener, engine: Arc<Engine>) -> std::io::Result<()>
                 }
             };
             let routes = tonic::service::Routes::new(
-                proto::runtime_service_server::RuntimeServiceServer::new(runtime::Runtime(
-                    engine.clone(),
-                )),
+                proto::runtime_service_server::RuntimeServiceServer::new(runtime::Runtime {
+                    engine: engine.clone(),
+                    pods: pods.clone(),
+                }),
             )
             .add_service(proto::image_service_server::ImageServiceServer::new(
                 images::ImageService(engine.clone()),

@@ -2,7 +2,8 @@
 //! bind-mounting it onto a file under `<exec-root>/netns/`, as `ip netns
 //! add` does under /run/netns. The container joins it by path, so its
 //! network (and what netavark set up in it) belongs to the container, not
-//! to the berthd that made it.
+//! to the berthd that made it. A pod's IPC and UTS namespaces are kept the
+//! same way (`keep`).
 
 use std::path::Path;
 
@@ -13,17 +14,56 @@ use crate::error::{Error, Result};
 
 /// Creates a new network namespace kept at `path` (which must not exist).
 pub fn create(path: &Path) -> Result<()> {
+    keep(path, Kind::Net, None)
+}
+
+/// The namespaces a file can keep for processes that join later (a
+/// pod's, which no process holds: see `cri::pods`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Net,
+    Ipc,
+    Uts,
+}
+
+impl Kind {
+    fn flag(self) -> CloneFlags {
+        match self {
+            Kind::Net => CloneFlags::CLONE_NEWNET,
+            Kind::Ipc => CloneFlags::CLONE_NEWIPC,
+            Kind::Uts => CloneFlags::CLONE_NEWUTS,
+        }
+    }
+
+    /// Its name under /proc/<pid>/ns/.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Kind::Net => "net",
+            Kind::Ipc => "ipc",
+            Kind::Uts => "uts",
+        }
+    }
+}
+
+/// Creates a new namespace of `kind` kept at `path` (which must not
+/// exist); a UTS namespace gets `hostname` before anyone can join it.
+pub fn keep(path: &Path, kind: Kind, hostname: Option<&str>) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::File::create(path)?;
     let target = path.to_path_buf();
-    // unshare(CLONE_NEWNET) moves only the calling thread, so a throwaway
-    // thread does it: the engine's own threads stay in the host namespace.
+    let hostname = hostname.map(str::to_string);
+    // unshare() of these kinds moves only the calling thread, so a
+    // throwaway thread does it: the engine's own threads stay in the
+    // host's namespaces.
     let made = std::thread::spawn(move || -> std::result::Result<(), String> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare: {e}"))?;
+        unshare(kind.flag()).map_err(|e| format!("unshare: {e}"))?;
+        if let Some(name) = hostname {
+            nix::unistd::sethostname(&name).map_err(|e| format!("sethostname: {e}"))?;
+        }
         mount(
-            Some("/proc/thread-self/ns/net"),
+            Some(format!("/proc/thread-self/ns/{}", kind.proc_name()).as_str()),
             &target,
             None::<&str>,
             MsFlags::MS_BIND,
@@ -32,11 +72,12 @@ pub fn create(path: &Path) -> Result<()> {
         .map_err(|e| format!("bind mount: {e}"))
     })
     .join()
-    .map_err(|_| Error::Internal("network namespace thread panicked".into()))?;
+    .map_err(|_| Error::Internal("namespace thread panicked".into()))?;
     if let Err(e) = made {
         let _ = std::fs::remove_file(path);
         return Err(Error::Internal(format!(
-            "creating network namespace {}: {e}",
+            "creating {} namespace {}: {e}",
+            kind.proc_name(),
             path.display()
         )));
     }

@@ -829,6 +829,61 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Stores a new pod under its reserved name; `false` (nothing stored)
+    /// when a pod has that name.
+    pub async fn insert_pod<T: Serialize>(&self, id: &str, name: &str, doc: &T) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO pods (id, name, doc) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(Json(doc))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn update_pod<T: Serialize>(&self, id: &str, doc: &T) -> Result<()> {
+        sqlx::query("UPDATE pods SET doc = ? WHERE id = ?")
+            .bind(Json(doc))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn pod<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>> {
+        Ok(sqlx::query("SELECT doc FROM pods WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .and_then(|r| document(&r, 0)))
+    }
+
+    /// The id of the pod with that reserved name.
+    pub async fn pod_id_by_name(&self, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query("SELECT id FROM pods WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    pub async fn pods<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        let rows = sqlx::query("SELECT doc FROM pods ORDER BY rowid")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().filter_map(|r| document(r, 0)).collect())
+    }
+
+    pub async fn delete_pod(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM pods WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 /// A JSON document column; `None` when it does not decode.

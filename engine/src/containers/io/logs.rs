@@ -266,6 +266,9 @@ fn read_from(format: Format, path: &Path, offset: u64, skip: usize, out: &mut Se
     match format {
         Format::JsonFile => read_json_from(path, offset, out),
         Format::Local => read_local_from(path, offset, skip, out),
+        // No Docker container logs in the CRI's form (kubelets read those
+        // files themselves).
+        Format::Cri => offset,
     }
 }
 
@@ -363,6 +366,7 @@ fn plan(format: Format, path: &Path, opts: &LogOptions) -> Vec<(PathBuf, u64, us
         let (start, skip, found) = match format {
             Format::JsonFile => tail_start(&f, left, opts).map(|(s, n)| (s, 0, n)),
             Format::Local => tail_start_local(&f, left, opts),
+            Format::Cri => None,
         }
         .unwrap_or((0, 0, 0));
         out.push((f, start, skip));
