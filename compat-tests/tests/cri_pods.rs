@@ -220,12 +220,11 @@ fn comparable(mut status: Value) -> Value {
     status
 }
 
-#[test]
-fn pods_answer_as_containerds_do() {
-    let (b, _ours) = berth_with_pod_network();
+/// Debian's containerd beside `b`, running pods on a network of its own.
+/// It needs a pause image: busybox sleeping, built on Berth and served by
+/// a registry on loopback.
+fn containerd_beside(b: &Berth) -> (Containerd, PodNetwork, Registry) {
     b.load_busybox();
-    // containerd needs a pause image: busybox sleeping, from a registry
-    // on loopback.
     let reg = Registry::start();
     let pause = format!("{}/cri/pause:1", reg.addr);
     b.docker_stdin(
@@ -234,15 +233,22 @@ fn pods_answer_as_containerds_do() {
     )
     .ok();
     b.docker(&["push", &pause]).ok();
-    let mut theirs_net = PodNetwork::new("c");
-    theirs_net.configure(246, b.net.n);
+    let mut net = PodNetwork::new("c");
+    net.configure(246, b.net.n);
     let ctd = Containerd::start_with(
         &[&reg.addr],
         Some(PodSetup {
             sandbox_image: &pause,
-            cni_conf_dir: &theirs_net.dir,
+            cni_conf_dir: &net.dir,
         }),
     );
+    (ctd, net, reg)
+}
+
+#[test]
+fn pods_answer_as_containerds_do() {
+    let (b, _ours) = berth_with_pod_network();
+    let (ctd, _theirs, _reg) = containerd_beside(&b);
     let sock = cri_socket(&b);
     let config = pod_config(&b.root, "web", "uid-1");
     let config = config.to_str().unwrap();
@@ -337,5 +343,86 @@ fn a_pod_whose_namespaces_went_with_a_reboot_is_not_ready_and_can_be_removed() {
     assert!(net.leased().is_empty(), "{:?}", net.leased());
     let pods = json(crictl(&sock, &["pods", "-o", "json"]));
     assert_eq!(pods["items"].as_array().map(Vec::len), Some(0), "{pods}");
+    b.finish();
+}
+
+/// A sysctl as seen inside a pod's network and IPC namespaces: ours by
+/// the kept files, containerd's through its pause process.
+fn sysctl_in(sock: &Path, id: &str, key: &str) -> String {
+    let info = json(crictl(sock, &["inspectp", "-o", "json", id]))["info"].clone();
+    let file = format!("/proc/sys/{}", key.replace('.', "/"));
+    let mut nsenter = Command::new("nsenter");
+    match info["pid"].as_u64() {
+        Some(pid) => nsenter.args(["-t", &pid.to_string(), "--net", "--ipc"]),
+        None => nsenter
+            .arg(format!(
+                "--net={}",
+                info["namespaces"]["network"].as_str().unwrap()
+            ))
+            .arg(format!(
+                "--ipc={}",
+                info["namespaces"]["ipc"].as_str().unwrap()
+            )),
+    };
+    let run: Run = nsenter.args(["cat", &file]).output().unwrap().into();
+    run.ok().stdout.trim().to_string()
+}
+
+#[test]
+fn pod_sysctls_are_set_in_its_namespaces_as_containerd_sets_them() {
+    let (b, _ours) = berth_with_pod_network();
+    let (ctd, _theirs, _reg) = containerd_beside(&b);
+    let sock = cri_socket(&b);
+    let write = |name: &str, extra: &str| {
+        let path = b.root.join(format!("{name}.json"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"metadata":{{"name":"{name}","namespace":"default","uid":"u-{name}"}},"linux":{{{extra}}}}}"#
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let sysctls = [
+        ("net.ipv4.ip_unprivileged_port_start", "80"),
+        ("kernel.shmmni", "2048"),
+    ];
+    let wanted: Vec<String> = sysctls
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+        .collect();
+    let config = write("tuned", &format!(r#""sysctls":{{{}}}"#, wanted.join(",")));
+    let ours = runp(&sock, &config);
+    let theirs = runp(&ctd.socket, &config);
+    for (key, value) in sysctls {
+        assert_eq!(sysctl_in(&sock, &ours, key), value, "{key}");
+        assert_eq!(sysctl_in(&ctd.socket, &theirs, key), value, "{key}");
+    }
+    // The node's own values stay as they were.
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    assert_ne!(host.trim(), "80");
+
+    // Refused alike: a sysctl of no namespace the pod owns, and one of the
+    // network namespace for a pod on the node's network.
+    let node = write("node", r#""sysctls":{"vm.swappiness":"10"}"#);
+    let host_net = write(
+        "hostnet",
+        r#""sysctls":{"net.ipv4.ip_forward":"1"},"security_context":{"namespace_options":{"network":2}}"#,
+    );
+    for config in [node, host_net] {
+        let (ours, theirs) = (
+            crictl(&sock, &["runp", config.to_str().unwrap()]),
+            ctd.crictl(&["runp", config.to_str().unwrap()]),
+        );
+        assert_ne!(theirs.code, 0, "{theirs:?}");
+        assert_ne!(ours.code, 0, "{ours:?}");
+        assert!(ours.stderr.contains("sysctl"), "{ours:?}");
+    }
+    // Nothing of the refused pods is left.
+    let pods = json(crictl(&sock, &["pods", "-o", "json"]));
+    assert_eq!(pods["items"].as_array().map(Vec::len), Some(1), "{pods}");
+    crictl(&sock, &["rmp", "--force", &ours]).ok();
+    drop(ctd);
     b.finish();
 }

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::cni::{self, Attachment, Cni, NetworkList};
 use super::proto;
 use crate::containers::names::Picks;
+use crate::containers::oci::security::{sysctl_namespace, SysctlNamespace};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::networks::netns::{self, Kind};
@@ -50,6 +51,9 @@ pub struct Pod {
     pub ips: Vec<String>,
     pub port_mappings: Vec<PortMapping>,
     pub dns: Dns,
+    /// Set in its namespaces when it was made.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -256,6 +260,7 @@ impl Pods {
                     options: d.options,
                 })
                 .unwrap_or_default(),
+            sysctls: linux.sysctls.into_iter().collect(),
         };
         let name = pod.reserved_name();
         // Held from here until stored: a second run of the same pod at
@@ -287,14 +292,20 @@ impl Pods {
             netns::keep(&path, Kind::Ipc, None)?;
             pod.ipc = Some(path);
         }
-        if pod.host_network() {
+        if !pod.host_network() {
             // A pod on the node's network has the node's name too.
+            let path = dir.join("uts");
+            let hostname = Some(pod.hostname.as_str()).filter(|h| !h.is_empty());
+            netns::keep(&path, Kind::Uts, hostname)?;
+            pod.uts = Some(path);
+            netns::create(&dir.join("net"))?;
+            pod.net = Some(dir.join("net"));
+        }
+        // Before any plugin runs, as a pause container's would be.
+        self.set_sysctls(pod)?;
+        if pod.host_network() {
             return Ok(());
         }
-        let path = dir.join("uts");
-        let hostname = Some(pod.hostname.as_str()).filter(|h| !h.is_empty());
-        netns::keep(&path, Kind::Uts, hostname)?;
-        pod.uts = Some(path);
 
         let Some(list) = self.cni.network() else {
             return Err(Error::Internal(
@@ -302,8 +313,6 @@ impl Pods {
             ));
         };
         let path = dir.join("net");
-        netns::create(&path)?;
-        pod.net = Some(path.clone());
         let (args, caps) = (pod_args(pod), pod.capabilities());
         let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let at = pod.attachment(&path, &args, &caps);
@@ -326,6 +335,29 @@ impl Pods {
         })?;
         pod.ips = cni::addresses(&result, IFNAME);
         pod.network = Some(Attached { list, result });
+        Ok(())
+    }
+
+    /// The pod's sysctls, each in the namespace it belongs to, which must
+    /// be the pod's own (runc's rule for a pause container).
+    fn set_sysctls(&self, pod: &Pod) -> Result<()> {
+        for (key, value) in &pod.sysctls {
+            let (kind, path, what) = match sysctl_namespace(key) {
+                Some(SysctlNamespace::Net) => (Kind::Net, &pod.net, "network"),
+                Some(SysctlNamespace::Ipc) => (Kind::Ipc, &pod.ipc, "IPC"),
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "sysctl {key:?} is not in a separate kernel namespace"
+                    )))
+                }
+            };
+            let Some(path) = path else {
+                return Err(Error::InvalidArgument(format!(
+                    "sysctl {key:?} not allowed in host {what} namespace"
+                )));
+            };
+            netns::set_sysctl(path, kind, key, value)?;
+        }
         Ok(())
     }
 
@@ -504,6 +536,7 @@ mod tests {
             ips: vec![],
             port_mappings: vec![],
             dns: Dns::default(),
+            sysctls: BTreeMap::new(),
         }
     }
 

@@ -250,6 +250,7 @@ fn verbose_info(pod: &Pod) -> String {
         "cniNetwork": pod.network.as_ref().map(|n| &n.list.name),
         "portMappings": pod.port_mappings,
         "dns": pod.dns,
+        "sysctls": pod.sysctls,
     })
     .to_string()
 }

@@ -27,7 +27,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn flag(self) -> CloneFlags {
+    pub fn flag(self) -> CloneFlags {
         match self {
             Kind::Net => CloneFlags::CLONE_NEWNET,
             Kind::Ipc => CloneFlags::CLONE_NEWIPC,
@@ -82,6 +82,30 @@ pub fn keep(path: &Path, kind: Kind, hostname: Option<&str>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Sets the sysctl `key` (dotted, as `net.ipv4.ip_forward`) to `value`
+/// in the namespace of `kind` kept at `path`: /proc/sys answers for the
+/// namespaces of the thread that opens it, so a throw-away thread joins
+/// the namespace and writes there.
+pub fn set_sysctl(path: &Path, kind: Kind, key: &str, value: &str) -> Result<()> {
+    // The key names a file below /proc/sys, and nothing else.
+    if key
+        .split('.')
+        .any(|part| part.is_empty() || part.contains('/'))
+    {
+        return Err(Error::InvalidArgument(format!("invalid sysctl {key:?}")));
+    }
+    let file = std::path::PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    let ns = std::fs::File::open(path)?;
+    let written = value.to_string();
+    let done = std::thread::spawn(move || -> std::io::Result<()> {
+        nix::sched::setns(&ns, kind.flag())?;
+        std::fs::write(&file, written)
+    })
+    .join()
+    .map_err(|_| Error::Internal("sysctl thread panicked".into()))?;
+    done.map_err(|e| Error::InvalidArgument(format!("setting sysctl {key:?} to {value:?}: {e}")))
 }
 
 /// Releases the namespace kept at `path` (it goes once no process is in

@@ -229,9 +229,16 @@ pub fn security_opts(hc: &HostConfig) -> Result<SecurityOpts> {
     Ok(out)
 }
 
-/// Sysctls a container may set: those of the IPC and network namespaces
-/// it owns (Docker's list). Others would change the host.
-pub fn check_sysctls(hc: &HostConfig) -> Result<()> {
+/// The namespace a sysctl belongs to, among those a container (or a pod)
+/// may own and so set: IPC and network (Docker's list). Others would
+/// change the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysctlNamespace {
+    Ipc,
+    Net,
+}
+
+pub fn sysctl_namespace(key: &str) -> Option<SysctlNamespace> {
     const IPC: &[&str] = &[
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -242,23 +249,36 @@ pub fn check_sysctls(hc: &HostConfig) -> Result<()> {
         "kernel.shmmni",
         "kernel.shm_rmid_forced",
     ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(SysctlNamespace::Ipc)
+    } else if key.starts_with("net.") {
+        Some(SysctlNamespace::Net)
+    } else {
+        None
+    }
+}
+
+/// Sysctls a container may set: those of the IPC and network namespaces
+/// it owns.
+pub fn check_sysctls(hc: &HostConfig) -> Result<()> {
     for key in hc.sysctls.iter().flat_map(|m| m.keys()) {
-        let ipc = IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.");
-        let net = key.starts_with("net.");
-        if !ipc && !net {
-            return Err(Error::InvalidArgument(format!(
-                "sysctl '{key}' is not allowed"
-            )));
-        }
-        if ipc && hc.ipc_mode.as_deref() == Some("host") {
-            return Err(Error::InvalidArgument(format!(
-                "sysctl '{key}' is not allowed in host IPC mode"
-            )));
-        }
-        if net && hc.network_mode.as_deref() == Some("host") {
-            return Err(Error::InvalidArgument(format!(
-                "sysctl '{key}' is not allowed in host network mode"
-            )));
+        match sysctl_namespace(key) {
+            None => {
+                return Err(Error::InvalidArgument(format!(
+                    "sysctl '{key}' is not allowed"
+                )))
+            }
+            Some(SysctlNamespace::Ipc) if hc.ipc_mode.as_deref() == Some("host") => {
+                return Err(Error::InvalidArgument(format!(
+                    "sysctl '{key}' is not allowed in host IPC mode"
+                )))
+            }
+            Some(SysctlNamespace::Net) if hc.network_mode.as_deref() == Some("host") => {
+                return Err(Error::InvalidArgument(format!(
+                    "sysctl '{key}' is not allowed in host network mode"
+                )))
+            }
+            Some(_) => {}
         }
     }
     Ok(())
