@@ -118,9 +118,20 @@ fn exits_while_both_daemons_are_down_are_recorded() {
         "busybox",
         "sh",
         "-c",
-        "trap 'echo late; exit 9' TERM; while true; do sleep 0.1; done",
+        "trap 'echo late; exit 9' TERM; echo ready; while true; do sleep 0.1; done",
     ])
     .ok();
+    // sh is its namespace's init, which ignores a SIGTERM it has no trap
+    // for yet: wait until it says the trap is set.
+    let mut follow = b
+        .docker_cmd(&["logs", "-f", "alone"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let _ = follow.kill();
+    let _ = follow.wait();
     let pid = b.pid_of("alone");
     b.kill_berthd();
     let core = core_pid(&b);
@@ -130,7 +141,7 @@ fn exits_while_both_daemons_are_down_are_recorded() {
     assert!(wait_exit(pid));
     b.spawn_berthd();
     assert_eq!(b.docker(&["wait", "alone"]).ok().out(), "9");
-    assert_eq!(b.docker(&["logs", "alone"]).ok().stdout, "late\n");
+    assert_eq!(b.docker(&["logs", "alone"]).ok().stdout, "ready\nlate\n");
     b.finish();
 }
 
